@@ -1,0 +1,5 @@
+"""Composition root entry: ``python -m callcenter``."""
+
+from callcenter.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Composition root: builds the controller from config and owns every task in one TaskGroup."""

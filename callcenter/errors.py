@@ -1,0 +1,184 @@
+"""Pure: the one error tree of the product.
+
+Every error the product raises on purpose derives from ``CallcenterError``. Lower-level errors
+(OSError, asyncpg's, yaml's) are translated once, at the boundary where they happen, with
+``raise ... from exc``. Dispatch on the class and on ``code`` (stable, part of the API), never on
+the message text::
+
+    CallcenterError
+    ├── ConfigError                    bad YAML, dialplan model or template (file, line, key)
+    │   └── ValidationError            several located problems, all reported in one run
+    ├── ProtocolError                  a peer broke a wire protocol
+    │   ├── AMIProtocolError           bad AMI framing, oversized message, EOF mid-message
+    │   └── AGIProtocolError           bad FastAGI header block or reply, EOF mid-reply
+    ├── UnsafeValueError               a value bound for Asterisk carries CR/LF or other unsafe text
+    ├── AsteriskError                  Asterisk reachable but the operation did not succeed
+    │   ├── AMIConnectionError         cannot connect / login refused / connection lost
+    │   │   └── AMILoginError          the credentials were refused
+    │   ├── AMIActionError             Response: Error to an action (action, action_id, message)
+    │   ├── ActionLostError            a non-idempotent action's fate is unknown after a reconnect;
+    │   │                              it is never re-sent, the caller decides
+    │   ├── AMITimeoutError            no response in time (also a TimeoutError)
+    │   └── AGIError                   a FastAGI command failed or the channel hung up
+    │       └── AGIHangupError         the channel is gone (HANGUP notice or result=-1)
+    ├── StoreError                     the database side
+    │   ├── PostgresNotFoundError      no PostgreSQL server binaries on this machine
+    │   ├── ClusterError               the private cluster would not start/stop
+    │   └── MigrationError             a migration failed (version, file); nothing of it remains
+    └── DomainError                    a request the call center refuses (stable ``code``)
+"""
+
+from __future__ import annotations
+
+
+class CallcenterError(Exception):
+    """Root of every error the product raises on purpose."""
+
+    code: str = "callcenter_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(CallcenterError):
+    """A configuration problem located by file, line and key (any of which may be unknown)."""
+
+    code = "config_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.key = key
+        where = ":".join(str(p) for p in (file, line) if p is not None)
+        prefix = where
+        if key:
+            prefix = f"{where}: {key}" if where else key
+        super().__init__(f"{prefix}: {message}" if prefix else message, code=code)
+        self.reason = message
+
+
+class ValidationError(ConfigError):
+    """Several located configuration problems, all found in one pass."""
+
+    code = "validation_error"
+
+    def __init__(self, problems: list[ConfigError]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(str(p) for p in self.problems)
+        super().__init__(f"{len(self.problems)} problem(s):\n{lines}")
+
+
+class ProtocolError(CallcenterError):
+    """The remote peer broke the wire protocol."""
+
+    code = "protocol_error"
+
+
+class AMIProtocolError(ProtocolError):
+    code = "ami_protocol_error"
+
+
+class AGIProtocolError(ProtocolError):
+    code = "agi_protocol_error"
+
+
+class UnsafeValueError(CallcenterError):
+    """A value bound for Asterisk (AMI header, AGI argument, dialplan text) is unsafe."""
+
+    code = "unsafe_value"
+
+    def __init__(self, message: str, *, field: str | None = None, value: str | None = None) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(message)
+
+
+class AsteriskError(CallcenterError):
+    code = "asterisk_error"
+
+
+class AMIConnectionError(AsteriskError):
+    code = "ami_connection_error"
+
+
+class AMILoginError(AMIConnectionError):
+    code = "ami_login_error"
+
+
+class AMIActionError(AsteriskError):
+    """Asterisk answered ``Response: Error`` to an action."""
+
+    code = "ami_action_error"
+
+    def __init__(self, message: str, *, action: str, action_id: str | None = None) -> None:
+        self.action = action
+        self.action_id = action_id
+        super().__init__(f"{action} failed: {message}")
+        self.reason = message
+
+
+class ActionLostError(AsteriskError):
+    """A non-idempotent action was in flight when the link dropped; it is never re-sent."""
+
+    code = "ami_action_lost"
+
+    def __init__(self, *, action: str, action_id: str) -> None:
+        self.action = action
+        self.action_id = action_id
+        super().__init__(
+            f"{action} (ActionID {action_id}) was in flight when the AMI link dropped; "
+            "it was not re-sent and its outcome is unknown"
+        )
+
+
+class AMITimeoutError(AsteriskError, TimeoutError):
+    code = "ami_timeout"
+
+
+class AGIError(AsteriskError):
+    code = "agi_error"
+
+
+class AGIHangupError(AGIError):
+    code = "agi_hangup"
+
+
+class StoreError(CallcenterError):
+    code = "store_error"
+
+
+class PostgresNotFoundError(StoreError):
+    code = "postgres_not_found"
+
+
+class ClusterError(StoreError):
+    code = "cluster_error"
+
+
+class MigrationError(StoreError):
+    code = "migration_error"
+
+    def __init__(self, message: str, *, version: int | None = None, file: str | None = None) -> None:
+        self.version = version
+        self.file = file
+        super().__init__(message)
+
+
+class DomainError(CallcenterError):
+    """A request the call center refuses; ``code`` is stable and part of the API."""
+
+    code = "domain_error"
