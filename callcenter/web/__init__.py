@@ -1,0 +1,1 @@
+"""Shell: the HTTP API, the live wallboard (server-sent events) and Prometheus ``/metrics``."""
