@@ -31,6 +31,7 @@ dead (every later ``feed`` raises again). Bytes are decoded as UTF-8, undecodabl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -71,20 +72,46 @@ class Greeting:
 class Message:
     """One AMI message: its headers in wire order (names may repeat).
 
-    ``kind`` is ``"response"``, ``"event"`` or ``"action"`` (from the first of the ``Response``,
-    ``Event`` or ``Action`` headers, ``None`` if none); ``name`` is that header's value (the event
-    name, the action name, or ``Success``/``Error``/``Follows``/``Goodbye`` for a response).
-    Equality and hashing are by headers only.
+    ``kind`` is ``"response"``, ``"event"`` or ``"action"`` (from the first header when it is one
+    of ``Response``, ``Event``, ``Action``, as Asterisk writes them, else from the first of those
+    anywhere; ``None`` if none); ``name`` is that header's value (the event name, the action name,
+    or ``Success``/``Error``/``Follows``/``Goodbye`` for a response). Equality and hashing are by
+    headers only.
+
+    Messages made by :class:`AMIParser` are validated eagerly (every line has a colon) but split
+    into header pairs lazily, on first use of ``headers``/``get``/...: ``kind``, ``name`` and
+    ``action_id`` are read straight from the text, so an event nobody looks at costs almost nothing.
     """
 
-    __slots__ = ("_index", "headers")
+    __slots__ = ("_headers", "_index", "_kind", "_raw")
 
-    headers: Headers
+    _headers: Headers | None
     _index: dict[str, str] | None
+    _kind: tuple[str | None, str | None] | None
+    _raw: str | None
 
     def __init__(self, headers: Iterable[tuple[str, str]]) -> None:
-        self.headers = headers if type(headers) is tuple else tuple(headers)
+        self._headers = headers if type(headers) is tuple else tuple(headers)
         self._index = None
+        self._kind = None
+        self._raw = None
+
+    @classmethod
+    def _from_block(cls, raw: str) -> Message:
+        """A message from one validated block of header lines joined by LF (no blank line)."""
+        message = cls.__new__(cls)
+        message._raw = raw
+        message._headers = None
+        message._index = None
+        message._kind = None
+        return message
+
+    @property
+    def headers(self) -> Headers:
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = tuple(_HEADER.findall(self._raw or ""))
+        return headers
 
     # ------------------------------------------------------------ lookup
     def _lookup(self) -> dict[str, str]:
@@ -115,24 +142,41 @@ class Message:
         return [v for n, v in self.headers if n.lower() == key]
 
     # ------------------------------------------------------------ classification
-    @property
-    def kind(self) -> str | None:
-        if self.headers:
-            first = self.headers[0][0].lower()
-            if first in _KINDS:
-                return _KINDS[first]
+    def _classify(self) -> tuple[str | None, str | None]:
+        cached = self._kind
+        if cached is not None:
+            return cached
+        raw = self._raw
+        if raw is not None:
+            first = raw[: raw.find("\n")] if "\n" in raw else raw
+            name, _, value = first.partition(":")
+            kind = _KINDS.get(name.lower())
+            if kind is not None:
+                result: tuple[str | None, str | None] = (kind, value[1:] if value[:1] == " " else value)
+                self._kind = result
+                return result
+        elif self._headers:
+            name, value = self._headers[0]
+            kind = _KINDS.get(name.lower())
+            if kind is not None:
+                self._kind = (kind, value)
+                return self._kind
         index = self._lookup()
+        result = (None, None)
         for key in ("response", "event", "action"):
             if key in index:
-                return _KINDS[key]
-        return None
+                result = (_KINDS[key], index[key])
+                break
+        self._kind = result
+        return result
+
+    @property
+    def kind(self) -> str | None:
+        return self._classify()[0]
 
     @property
     def name(self) -> str | None:
-        kind = self.kind
-        if kind is None:
-            return None
-        return self._lookup()[kind]
+        return self._classify()[1]
 
     @property
     def is_response(self) -> bool:
@@ -148,6 +192,19 @@ class Message:
 
     @property
     def action_id(self) -> str | None:
+        """The first ``ActionID`` header (read from the text without splitting the message)."""
+        raw = self._raw
+        if raw is not None and self._index is None:
+            if raw[:9].lower() == "actionid:":
+                start = 9
+            else:
+                found = raw.lower().find("\nactionid:")
+                if found < 0:
+                    return None
+                start = found + 10
+            stop = raw.find("\n", start)
+            value = raw[start:] if stop < 0 else raw[start:stop]
+            return value[1:] if value[:1] == " " else value
         return self._lookup().get("actionid")
 
     def to_dict(self) -> dict[str, str]:
@@ -174,6 +231,10 @@ class Message:
 
 
 _KINDS: Final = {"response": "response", "event": "event", "action": "action"}
+# One header line: the name up to the first colon, one optional space, the value to the line end.
+_HEADER: Final = re.compile(r"([^:\n]*): ?([^\n]*)\n?")
+# A non-empty line without a colon, searched in "\n" + text + "\n" (blank lines separate messages).
+_BAD_LINE: Final = re.compile(r"\n([^:\n]+)\n")
 
 
 class AMIParser:
@@ -258,22 +319,15 @@ class AMIParser:
             raise self._fail(f"message longer than {maximum} bytes")
         self._buf = rest
         text = buf[:end].decode("utf-8", "replace")
-        for block in text.split("\n\n"):
-            if not block:
-                continue  # several blank lines in a row
-            if block[0] == "\n":
-                block = block.lstrip("\n")
-            if len(block) + 2 > maximum:
-                raise self._fail(f"message longer than {maximum} bytes")
-            headers = []
-            for line in block.split("\n"):
-                name, sep, value = line.partition(":")
-                if not sep:
-                    raise self._fail(f"header line without a colon: {line[:80]!r}")
-                if value and value[0] == " ":
-                    value = value[1:]
-                headers.append((name, value))
-            out.append(Message(tuple(headers)))
+        bad = _BAD_LINE.search(f"\n{text}\n")
+        if bad is not None:
+            raise self._fail(f"header line without a colon: {bad.group(1)[:80]!r}")
+        blocks = text.split("\n\n")
+        if "\n\n\n" in text:  # several blank lines in a row: Asterisk sends none
+            blocks = [b.lstrip("\n") for b in blocks if b.strip("\n")]
+        if len(text) + 2 > maximum and max(map(len, blocks)) + 2 > maximum:
+            raise self._fail(f"message longer than {maximum} bytes")
+        out.extend(map(Message._from_block, blocks))
         return out
 
 
