@@ -24,7 +24,11 @@ the message text::
     ├── StoreError                     the database side
     │   ├── PostgresNotFoundError      no PostgreSQL server binaries on this machine
     │   ├── ClusterError               the private cluster would not start/stop
-    │   └── MigrationError             a migration failed (version, file); nothing of it remains
+    │   ├── MigrationError             a migration failed (version, file); nothing of it remains
+    │   ├── SpoolError                 the call-log spool on disk cannot be used (path)
+    │   │   ├── SpoolFullError         the spool reached its size limit (limit_bytes)
+    │   │   └── SpoolCorruptError      a spool record fails its checksum (path, offset); skipped
+    │   └── CallLogTimeoutError        flush/close did not finish in time (also a TimeoutError)
     └── DomainError                    a request the call center refuses (stable ``code``)
 """
 
@@ -176,6 +180,42 @@ class MigrationError(StoreError):
         self.version = version
         self.file = file
         super().__init__(message)
+
+
+class SpoolError(StoreError):
+    """The call-log spool directory or a spool file cannot be used."""
+
+    code = "spool_error"
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class SpoolFullError(SpoolError):
+    """The spool reached its size limit; the batch was not made durable."""
+
+    code = "spool_full"
+
+    def __init__(self, message: str, *, path: str | None = None, limit_bytes: int = 0) -> None:
+        self.limit_bytes = limit_bytes
+        super().__init__(message, path=path)
+
+
+class SpoolCorruptError(SpoolError):
+    """A spool record fails its checksum or framing; it is reported and skipped."""
+
+    code = "spool_corrupt"
+
+    def __init__(self, message: str, *, path: str | None = None, offset: int = 0) -> None:
+        self.offset = offset
+        super().__init__(message, path=path)
+
+
+class CallLogTimeoutError(StoreError, TimeoutError):
+    """The call-log writer did not get everything into PostgreSQL in the time given."""
+
+    code = "call_log_timeout"
 
 
 class DomainError(CallcenterError):
