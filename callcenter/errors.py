@@ -30,6 +30,10 @@ the message text::
     │   │   └── SpoolCorruptError      a spool record fails its checksum (path, offset); skipped
     │   └── CallLogTimeoutError        flush/close did not finish in time (also a TimeoutError)
     └── DomainError                    a request the call center refuses (stable ``code``)
+        ├── AgentStateError            an agent state change refused (agent_id, state, event, code)
+        ├── RoutingError               a routing request refused: unknown call/agent/queue (code)
+        ├── InvalidPhoneNumberError    a number that is not a valid E.164 number (raw, reason)
+        └── CampaignError              a campaign operation refused (campaign, code)
 """
 
 from __future__ import annotations
@@ -222,3 +226,44 @@ class DomainError(CallcenterError):
     """A request the call center refuses; ``code`` is stable and part of the API."""
 
     code = "domain_error"
+
+
+class InvalidPhoneNumberError(DomainError):
+    """A phone number that cannot be normalised to a valid E.164 number."""
+
+    code = "invalid_phone_number"
+
+    def __init__(self, message: str, *, raw: str, reason: str) -> None:
+        self.raw = raw
+        self.reason = reason
+        super().__init__(message)
+
+
+class CampaignError(DomainError):
+    """A campaign operation the dialer refuses (unknown campaign, bad state change, bad settings)."""
+
+    code = "campaign_error"
+
+    def __init__(self, message: str, *, campaign: str | None = None, code: str | None = None) -> None:
+        self.campaign = campaign
+        super().__init__(message, code=code)
+
+
+class AgentStateError(DomainError):
+    """The agent state machine refuses this event in this state (``code`` says why)."""
+
+    code = "agent_state"
+
+    def __init__(
+        self, message: str, *, agent_id: str, state: str, event: str, code: str | None = None
+    ) -> None:
+        self.agent_id = agent_id
+        self.state = state
+        self.event = event
+        super().__init__(message, code=code)
+
+
+class RoutingError(DomainError):
+    """A routing request refused: unknown call, agent or queue, or a duplicate (``code``)."""
+
+    code = "routing_error"

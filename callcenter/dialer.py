@@ -1,0 +1,855 @@
+"""Pure: the outbound dialer's brain: campaign state, pacing, abandonment accounting, retries, windows.
+
+Nothing here does I/O or reads a clock: every method takes ``now`` (UNIX seconds). The shell
+(``callcenter.dialer_service``) records attempts in PostgreSQL, sends the Originates and feeds the
+outcomes back in.
+
+The pieces, each usable alone:
+
+- ``CallingWindow`` / ``window_open`` / ``next_open``: a contact is called only while the window
+  (e.g. 09:00-20:00, Monday-Saturday) is open in *every* zone the contact may be in
+  (``callcenter.phone.zones_for``), in local wall time, DST included (``zoneinfo``).
+- ``AbandonmentLedger``: live-answered calls and abandons (a person answered and no agent was
+  connected within 2 s of the greeting) over a rolling window (30 days by default), per campaign.
+- ``HandleTimes`` and ``AnswerStats``: what was measured: handle times (talk + wrap-up) and, per
+  attempt, how long until it resolved and whether a person answered.
+- ``pace(...)``: how many new calls to place now, with the reason (``PacingDecision``):
+
+  * preview: never by itself; an agent asks for a contact (``Dialer.preview_next``) and dials it;
+  * progressive: one line per free agent (lines in flight count): nobody is ever abandoned;
+  * predictive: the free agents at the moment answers come back are estimated as the idle agents
+    plus, for each busy agent, the probability that its call (measured handle times, given how
+    long it has lasted) ends within the horizon (measured dial-to-person time + the 2 s grace);
+    the people who will answer are estimated from the lines in flight (each weighted by the
+    measured chance that a line still unresolved after that long reaches a person) plus the new
+    lines at the measured answer rate. The dialer places the most new lines for which the expected
+    share of answered people without an agent, E[max(0, H - A)] / E[H] (H binomial, A = idle +
+    Poisson), stays under the instantaneous target. The target is the campaign limit less a
+    margin (3 % - 1/3 = 2 %), scaled by a gain that a feedback loop on the observed abandonment
+    rate moves down when abandons run above target and back up when they run below.
+  * fallback: predictive runs as progressive while the measurements are too few (warm-up) and
+    whenever the rolling-window abandonment rate reaches the guard (the limit less half the margin),
+    until it is back under the target.
+
+- ``Dialer``: one campaign's contacts (a due-time heap), DNC check before every dial, max attempts,
+  retry delay per outcome, pause/resume/stop, preview reservations, pacing state; it returns the
+  ``Attempt`` objects the shell must record and then originate.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+import math
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from functools import lru_cache
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from callcenter.campaigns import Contact, DncList
+from callcenter.errors import CampaignError
+
+DAY: Final = 86_400.0
+CONNECT_GRACE: Final = 2.0
+"""Seconds after the greeting within which an agent must be on the line, else the call is abandoned."""
+
+
+class Mode(StrEnum):
+    PREVIEW = "preview"
+    PROGRESSIVE = "progressive"
+    PREDICTIVE = "predictive"
+
+
+class Outcome(StrEnum):
+    """How an attempt ended. ``FINAL_OUTCOMES`` end the contact; the others are retried."""
+
+    CONNECTED = "connected"  # a person answered and was connected to an agent
+    ABANDONED = "abandoned"  # a person answered, no agent within 2 s: identification message played
+    MACHINE = "machine"  # AMD said machine; hung up, retried later
+    MACHINE_MESSAGE = "machine_message"  # AMD said machine; the campaign's message was left
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    FAILED = "failed"  # congestion, unallocated number, channel unavailable, Originate refused
+    UNKNOWN = "unknown"  # the attempt's fate was lost (controller restarted mid-call)
+
+
+FINAL_OUTCOMES: Final = frozenset({Outcome.CONNECTED, Outcome.MACHINE_MESSAGE})
+LIVE_OUTCOMES: Final = frozenset({Outcome.CONNECTED, Outcome.ABANDONED})
+
+
+class ContactStatus(StrEnum):
+    PENDING = "pending"  # waiting for its due time (and window)
+    DIALING = "dialing"  # an attempt is in flight
+    PREVIEWING = "previewing"  # reserved by an agent in preview mode
+    DONE = "done"  # reached (connected, or the machine message left)
+    EXHAUSTED = "exhausted"  # max attempts made without reaching anyone
+    DNC = "dnc"  # on the do-not-call list when its turn came
+    NO_WINDOW = "no_window"  # its zones never share an open window
+
+
+class CampaignState(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+
+DEFAULT_RETRY_DELAYS: Final[Mapping[Outcome, float]] = {
+    Outcome.BUSY: 600.0,
+    Outcome.NO_ANSWER: 3600.0,
+    Outcome.MACHINE: 7200.0,
+    Outcome.FAILED: 1800.0,
+    # Ofcom asks for no repeat call without a guaranteed agent for 72 h after an abandon.
+    Outcome.ABANDONED: 72 * 3600.0,
+    Outcome.UNKNOWN: 3600.0,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# calling windows
+
+
+@dataclass(frozen=True, slots=True)
+class CallingWindow:
+    """Local wall-clock hours ``[start, end)`` on the given weekdays (Monday = 0)."""
+
+    start: time = time(9, 0)
+    end: time = time(20, 0)
+    days: frozenset[int] = frozenset(range(7))
+
+    def __post_init__(self) -> None:
+        if not self.start < self.end:
+            raise CampaignError(f"calling window start {self.start} must be before end {self.end}")
+        if not self.days or not self.days <= frozenset(range(7)):
+            raise CampaignError(f"calling window days must be a non-empty subset of 0-6, got {self.days}")
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _open_in(window: CallingWindow, zone: str, now: float) -> bool:
+    local = datetime.fromtimestamp(now, _zone(zone))
+    return local.weekday() in window.days and window.start <= local.time() < window.end
+
+
+def window_open(window: CallingWindow, zones: Sequence[str], now: float) -> bool:
+    """True if ``now`` falls inside ``window`` in every one of ``zones``."""
+    return all(_open_in(window, zone, now) for zone in zones)
+
+
+def next_open(window: CallingWindow, zones: Sequence[str], now: float) -> float | None:
+    """The first instant >= ``now`` at which the window is open in all ``zones``, None if never.
+
+    The intersection of the zones' windows opens at the start of one of them, so the candidates are
+    each zone's local window starts over the next eight days (a start that falls in a DST gap is
+    read with the offset before the change, i.e. it lands just after the gap)."""
+    if window_open(window, zones, now):
+        return now
+    candidates: set[float] = set()
+    for zone in zones:
+        tz = _zone(zone)
+        today: date = datetime.fromtimestamp(now, tz).date()
+        for offset in range(9):
+            day = today + timedelta(days=offset)
+            if day.weekday() not in window.days:
+                continue
+            start = datetime.combine(day, window.start, tzinfo=tz).timestamp()
+            if start > now:
+                candidates.add(start)
+    for candidate in sorted(candidates):
+        if window_open(window, zones, candidate):
+            return candidate
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# measurements
+
+
+class AbandonmentLedger:
+    """Live answers and abandons over a rolling window (seconds); ``rate`` = abandoned / live."""
+
+    def __init__(self, window: float = 30 * DAY) -> None:
+        if window <= 0:
+            raise CampaignError(f"abandonment window must be > 0 s, got {window}")
+        self.window = window
+        self._events: deque[tuple[float, bool]] = deque()
+        self._live = 0
+        self._abandoned = 0
+
+    def record(self, now: float, *, abandoned: bool) -> None:
+        """One live-answered call at ``now``; ``abandoned`` if no agent reached it in time."""
+        self._events.append((now, abandoned))
+        self._live += 1
+        self._abandoned += int(abandoned)
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.window
+        while self._events and self._events[0][0] <= horizon:
+            _, was_abandoned = self._events.popleft()
+            self._live -= 1
+            self._abandoned -= int(was_abandoned)
+
+    def counts(self, now: float) -> tuple[int, int]:
+        """(live answered, abandoned) within the window ending at ``now``."""
+        self._expire(now)
+        return self._live, self._abandoned
+
+    def rate(self, now: float) -> float:
+        live, abandoned = self.counts(now)
+        return abandoned / live if live else 0.0
+
+
+class HandleTimes:
+    """Recent handle times (talk + wrap-up, seconds) and ``P(done within t | lasted e)``."""
+
+    def __init__(self, *, prior_mean: float = 180.0, keep: int = 400, min_samples: int = 20) -> None:
+        self.prior_mean = prior_mean
+        self.min_samples = min_samples
+        self._recent: deque[float] = deque(maxlen=keep)
+        self._sorted: list[float] = []
+
+    def add(self, seconds: float) -> None:
+        if seconds < 0 or math.isnan(seconds):
+            return
+        if len(self._recent) == self._recent.maxlen:
+            old = self._recent[0]
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
+        self._recent.append(seconds)
+        bisect.insort(self._sorted, seconds)
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+    def mean(self) -> float:
+        if len(self._sorted) < self.min_samples:
+            return self.prior_mean
+        return sum(self._sorted) / len(self._sorted)
+
+    def p_done_within(self, elapsed: float, horizon: float) -> float:
+        """Probability a call that has lasted ``elapsed`` s ends within the next ``horizon`` s."""
+        samples = self._sorted
+        n = len(samples)
+        if n >= self.min_samples:
+            survivors = n - bisect.bisect_right(samples, elapsed)
+            if survivors > 0:
+                ending = bisect.bisect_right(samples, elapsed + horizon) - bisect.bisect_right(
+                    samples, elapsed
+                )
+                return ending / survivors
+        return 1.0 - math.exp(-horizon / max(self.mean(), 1.0))
+
+
+class AnswerStats:
+    """Per resolved attempt: seconds from dial to resolution and whether a person answered.
+
+    Resolution is the moment a person is detected (AMD HUMAN) or the attempt's non-live end."""
+
+    def __init__(
+        self,
+        *,
+        prior_rate: float = 0.3,
+        prior_weight: float = 20.0,
+        keep: int = 1000,
+        prior_time: float = 15.0,
+    ) -> None:
+        self.prior_rate = prior_rate
+        self.prior_weight = prior_weight
+        self.prior_time = prior_time
+        self._recent: deque[tuple[float, bool]] = deque(maxlen=keep)
+        self._all: list[float] = []
+        self._human: list[float] = []
+
+    def add(self, seconds: float, *, human: bool) -> None:
+        if seconds < 0 or math.isnan(seconds):
+            return
+        if len(self._recent) == self._recent.maxlen:
+            old, old_human = self._recent[0]
+            del self._all[bisect.bisect_left(self._all, old)]
+            if old_human:
+                del self._human[bisect.bisect_left(self._human, old)]
+        self._recent.append((seconds, human))
+        bisect.insort(self._all, seconds)
+        if human:
+            bisect.insort(self._human, seconds)
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def answer_rate(self) -> float:
+        """Share of attempts reaching a person, smoothed by a prior worth ``prior_weight`` attempts."""
+        return (len(self._human) + self.prior_rate * self.prior_weight) / (len(self._all) + self.prior_weight)
+
+    def time_to_person(self) -> float:
+        """Mean seconds from dial to a detected person."""
+        if len(self._human) < 5:
+            return self.prior_time
+        return sum(self._human) / len(self._human)
+
+    def p_person_given_unresolved(self, elapsed: float) -> float:
+        """Chance that a line still unresolved after ``elapsed`` s ends with a person."""
+        alive = len(self._all) - bisect.bisect_right(self._all, elapsed)
+        if alive < 5:
+            return self.answer_rate() if elapsed <= self.time_to_person() else 0.0
+        humans = len(self._human) - bisect.bisect_right(self._human, elapsed)
+        return humans / alive
+
+
+# ---------------------------------------------------------------------------------------------
+# pacing
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoad:
+    """The agents serving a campaign right now.
+
+    ``idle``: ready and not on a call; ``busy_elapsed``: for each agent on a call or in wrap-up,
+    seconds since that call was connected (its handle time so far)."""
+
+    logged_in: int
+    idle: int
+    busy_elapsed: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PacingSettings:
+    abandon_limit: float = 0.03
+    margin: float = 1 / 3
+    """Share of the limit kept in reserve: the pacing aims at ``limit * (1 - margin)``."""
+    max_lines_per_agent: float = 3.0
+    warmup_attempts: int = 100
+    """Resolved attempts needed before predictive pacing trusts its measurements."""
+    gain_step: float = 0.03
+    gain_min: float = 0.05
+    gain_max: float = 4.0
+    ema_weight: float = 0.01
+
+    @property
+    def target(self) -> float:
+        return self.abandon_limit * (1.0 - self.margin)
+
+    @property
+    def guard(self) -> float:
+        return self.abandon_limit * (1.0 - self.margin / 2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class PacingDecision:
+    """How many new lines to dial now, and why (shown by ``campaign status`` and the API)."""
+
+    lines: int
+    mode: Mode
+    """The mode that decided (predictive falls back to progressive)."""
+    reason: str
+    answer_rate: float = 0.0
+    expected_free: float = 0.0
+    expected_people: float = 0.0
+    expected_abandon_rate: float = 0.0
+    target: float = 0.0
+
+    def explain(self) -> str:
+        return (
+            f"{self.mode.value}: dial {self.lines} ({self.reason}; answer rate {self.answer_rate:.1%}, "
+            f"agents free soon {self.expected_free:.1f}, people expected {self.expected_people:.1f}, "
+            f"predicted abandonment {self.expected_abandon_rate:.2%} vs target {self.target:.2%})"
+        )
+
+
+def _binomial_tail_excess(n: int, p: float) -> list[float]:
+    """``T[m] = E[max(0, H - m)]`` for ``H ~ Binomial(n, p)``, m = 0..n (T[n] = 0)."""
+    if n <= 0:
+        return [0.0]
+    p = min(max(p, 0.0), 1.0)
+    pmf = [0.0] * (n + 1)
+    if p >= 1.0:
+        pmf[n] = 1.0
+    else:
+        pmf[0] = (1.0 - p) ** n
+        odds = p / (1.0 - p)
+        for k in range(n):
+            pmf[k + 1] = pmf[k] * (n - k) / (k + 1) * odds
+    excess = [0.0] * (n + 1)
+    survival = 0.0
+    for m in range(n - 1, -1, -1):
+        survival += pmf[m + 1]
+        excess[m] = excess[m + 1] + survival
+    return excess
+
+
+def expected_abandons(lines: int, p: float, idle: int, soon_free: float) -> float:
+    """``E[max(0, H - idle - B)]``: people answering beyond the agents there to take them.
+
+    ``H ~ Binomial(lines, p)`` people answer; ``B ~ Poisson(soon_free)`` busy agents come free in time.
+    (A binomial with the mean chance overstates the spread of a mixed-chance sum, so this errs high.)"""
+    if lines <= idle:
+        return 0.0
+    excess = _binomial_tail_excess(lines, p)
+    total = 0.0
+    pb = math.exp(-soon_free)
+    b = 0
+    while idle + b < lines:
+        total += pb * excess[idle + b]
+        b += 1
+        pb *= soon_free / b
+    return total
+
+
+def progressive_lines(agents: AgentLoad, in_flight: int) -> int:
+    """One line per idle agent, lines already in flight counted."""
+    return max(0, agents.idle - in_flight)
+
+
+def pace(
+    mode: Mode,
+    agents: AgentLoad,
+    in_flight_elapsed: Sequence[float],
+    answers: AnswerStats,
+    handle_times: HandleTimes,
+    settings: PacingSettings,
+    *,
+    gain: float = 1.0,
+    fallback: bool = False,
+) -> PacingDecision:
+    """How many new calls to place now (see the module docstring for the model)."""
+    in_flight = len(in_flight_elapsed)
+    if mode is Mode.PREVIEW:
+        return PacingDecision(0, Mode.PREVIEW, "preview: agents choose and dial")
+    progressive = progressive_lines(agents, in_flight)
+    if mode is Mode.PROGRESSIVE:
+        return PacingDecision(progressive, Mode.PROGRESSIVE, "one line per free agent")
+    if len(answers) < settings.warmup_attempts:
+        return PacingDecision(
+            progressive,
+            Mode.PROGRESSIVE,
+            f"warming up: {len(answers)}/{settings.warmup_attempts} attempts measured",
+            answer_rate=answers.answer_rate(),
+        )
+    if fallback:
+        return PacingDecision(
+            progressive,
+            Mode.PROGRESSIVE,
+            "abandonment at the guard: progressive until back under target",
+            answer_rate=answers.answer_rate(),
+        )
+    p = answers.answer_rate()
+    horizon = answers.time_to_person() + CONNECT_GRACE
+    soon_free = sum(handle_times.p_done_within(e, horizon) for e in agents.busy_elapsed)
+    in_flight_people = sum(answers.p_person_given_unresolved(e) for e in in_flight_elapsed)
+    target = settings.target * gain
+    cap = max(0, math.ceil(settings.max_lines_per_agent * agents.logged_in) - in_flight)
+    lines = min(progressive, cap)
+    best_rate = 0.0
+    while lines < cap:
+        trial = lines + 1
+        people = in_flight_people + trial * p
+        total_lines = in_flight + trial
+        if people <= 0:
+            break
+        rate = expected_abandons(total_lines, people / total_lines, agents.idle, soon_free) / people
+        if rate > target:
+            break
+        lines, best_rate = trial, rate
+    people = in_flight_people + lines * p
+    return PacingDecision(
+        lines,
+        Mode.PREDICTIVE,
+        "most lines keeping predicted abandonment under target" if lines < cap else "at the line cap",
+        answer_rate=p,
+        expected_free=agents.idle + soon_free,
+        expected_people=people,
+        expected_abandon_rate=best_rate,
+        target=target,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the campaign
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignSettings:
+    name: str
+    mode: Mode = Mode.PROGRESSIVE
+    window: CallingWindow = field(default_factory=CallingWindow)
+    max_attempts: int = 3
+    retry_delays: Mapping[Outcome, float] = field(default_factory=lambda: dict(DEFAULT_RETRY_DELAYS))
+    abandon_window: float = 30 * DAY
+    pacing: PacingSettings = field(default_factory=PacingSettings)
+    expected_answer_rate: float = 0.3
+    expected_handle_time: float = 180.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise CampaignError("max_attempts must be >= 1", campaign=self.name)
+        if not 0 < self.pacing.abandon_limit < 1:
+            raise CampaignError("abandonment limit must be a fraction in (0, 1)", campaign=self.name)
+
+    def retry_delay(self, outcome: Outcome) -> float:
+        return self.retry_delays.get(outcome, DEFAULT_RETRY_DELAYS.get(outcome, 3600.0))
+
+
+@dataclass(slots=True)
+class ContactState:
+    contact: Contact
+    attempts: int = 0
+    status: ContactStatus = ContactStatus.PENDING
+    next_at: float = 0.0
+    last_outcome: Outcome | None = None
+    holder: str | None = None
+    """The agent holding it in preview."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One call to place: the shell records it (``attempt_id``) BEFORE it sends the Originate."""
+
+    attempt_id: str
+    campaign: str
+    contact: Contact
+    number: int
+    """1 for the first attempt on this contact, 2 for the second ..."""
+    started_at: float
+    agent_id: str | None = None
+    """Preview: the agent who chose to dial."""
+
+
+@dataclass(slots=True)
+class _Live:
+    attempt: Attempt
+    person_at: float | None = None
+
+
+class Dialer:
+    """One campaign: contacts, pacing and outcomes. Pure; every method takes ``now``.
+
+    The shell's loop: ``plan(agents, now)`` -> record each returned ``Attempt`` -> Originate it ->
+    feed back ``on_person`` (AMD HUMAN), then ``on_connected`` / ``on_abandoned``, or
+    ``on_outcome`` for every non-live end; ``on_handle_time`` when an agent's call and wrap-up end.
+    """
+
+    def __init__(
+        self,
+        settings: CampaignSettings,
+        *,
+        dnc: DncList | None = None,
+        new_id: Callable[[], str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.dnc = dnc or DncList()
+        self.state = CampaignState.RUNNING
+        self.ledger = AbandonmentLedger(settings.abandon_window)
+        self.answers = AnswerStats(prior_rate=settings.expected_answer_rate)
+        self.handle_times = HandleTimes(prior_mean=settings.expected_handle_time)
+        self.gain = 1.0
+        self.abandon_ema = settings.pacing.target
+        self.fallback = False
+        self.last_decision: PacingDecision | None = None
+        self.outcomes: dict[Outcome, int] = {o: 0 for o in Outcome}
+        self._contacts: dict[str, ContactState] = {}
+        self._heap: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
+        self._live: dict[str, _Live] = {}
+        counter = itertools.count(1)
+        self._new_id = new_id or (lambda: f"{settings.name}-{next(counter)}")
+
+    # ------------------------------------------------------------------ contacts
+    def add_contacts(self, contacts: Iterable[Contact], *, now: float = 0.0) -> int:
+        """Add new contacts (keys already present are ignored); returns how many were added."""
+        added = 0
+        for contact in contacts:
+            if contact.key in self._contacts:
+                continue
+            self._contacts[contact.key] = ContactState(contact, next_at=now)
+            self._push(contact.key, now)
+            added += 1
+        return added
+
+    def restore_contact(
+        self,
+        contact: Contact,
+        *,
+        attempts: int,
+        status: ContactStatus,
+        next_at: float,
+        last_outcome: Outcome | None = None,
+        now: float,
+    ) -> None:
+        """Put back a contact as the database last saw it (after a restart).
+
+        A contact found ``dialing`` had an attempt in flight when the controller stopped: that
+        attempt counts, its fate is unknown, and the contact waits the ``unknown`` retry delay
+        (never dialled again at once: the first call may still be ringing)."""
+        if status is ContactStatus.DIALING:
+            last_outcome = Outcome.UNKNOWN
+            next_at = max(next_at, now + self.settings.retry_delay(Outcome.UNKNOWN))
+            status = ContactStatus.PENDING
+        elif status is ContactStatus.PREVIEWING:
+            status = ContactStatus.PENDING
+        if status is ContactStatus.PENDING and attempts >= self.settings.max_attempts:
+            status = ContactStatus.EXHAUSTED
+        state = ContactState(
+            contact, attempts=attempts, status=status, next_at=next_at, last_outcome=last_outcome
+        )
+        self._contacts[contact.key] = state
+        if status is ContactStatus.PENDING:
+            self._push(contact.key, next_at)
+
+    def contact(self, key: str) -> ContactState:
+        try:
+            return self._contacts[key]
+        except KeyError:
+            raise CampaignError(
+                f"no contact {key!r}", campaign=self.settings.name, code="no_contact"
+            ) from None
+
+    def contacts(self) -> Iterable[ContactState]:
+        return self._contacts.values()
+
+    def update_dnc(self, dnc: DncList) -> None:
+        self.dnc = dnc
+
+    def _push(self, key: str, at: float) -> None:
+        heapq.heappush(self._heap, (at, next(self._seq), key))
+
+    def _due(self, now: float) -> ContactState | None:
+        """Pop the next contact that may be dialled now (DNC and window checked), or None."""
+        while self._heap and self._heap[0][0] <= now:
+            at, _, key = heapq.heappop(self._heap)
+            state = self._contacts[key]
+            if state.status is not ContactStatus.PENDING or state.next_at != at:
+                continue  # stale heap entry
+            if state.contact.phone in self.dnc:
+                state.status = ContactStatus.DNC
+                continue
+            if state.attempts >= self.settings.max_attempts:
+                state.status = ContactStatus.EXHAUSTED
+                continue
+            opens = next_open(self.settings.window, state.contact.zones, now)
+            if opens is None:
+                state.status = ContactStatus.NO_WINDOW
+                continue
+            if opens > now:
+                state.next_at = opens
+                self._push(key, opens)
+                continue
+            return state
+        return None
+
+    def next_due_at(self) -> float | None:
+        """When the earliest pending contact falls due (window not checked), None if none pending."""
+        while self._heap:
+            at, _, key = self._heap[0]
+            state = self._contacts[key]
+            if state.status is ContactStatus.PENDING and state.next_at == at:
+                return at
+            heapq.heappop(self._heap)
+        return None
+
+    def _start(self, state: ContactState, now: float, agent_id: str | None = None) -> Attempt:
+        if state.attempts >= self.settings.max_attempts:  # guarded by _due; kept as an invariant
+            raise CampaignError(
+                f"contact {state.contact.key!r} already had {state.attempts} attempts",
+                campaign=self.settings.name,
+                code="max_attempts",
+            )
+        if state.contact.phone in self.dnc:
+            raise CampaignError(
+                f"contact {state.contact.key!r} is on the do-not-call list",
+                campaign=self.settings.name,
+                code="dnc",
+            )
+        state.attempts += 1
+        state.status = ContactStatus.DIALING
+        state.holder = None
+        attempt = Attempt(self._new_id(), self.settings.name, state.contact, state.attempts, now, agent_id)
+        self._live[attempt.attempt_id] = _Live(attempt)
+        return attempt
+
+    # ------------------------------------------------------------------ control
+    def pause(self) -> None:
+        if self.state is CampaignState.STOPPED:
+            raise CampaignError("campaign is stopped", campaign=self.settings.name, code="campaign_stopped")
+        self.state = CampaignState.PAUSED
+
+    def resume(self) -> None:
+        if self.state is CampaignState.STOPPED:
+            raise CampaignError("campaign is stopped", campaign=self.settings.name, code="campaign_stopped")
+        self.state = CampaignState.RUNNING
+
+    def stop(self) -> None:
+        self.state = CampaignState.STOPPED
+
+    # ------------------------------------------------------------------ pacing
+    def in_flight(self) -> list[Attempt]:
+        """Attempts dialled and not yet resolved (no person detected, no end)."""
+        return [live.attempt for live in self._live.values() if live.person_at is None]
+
+    def plan(self, agents: AgentLoad, now: float) -> tuple[PacingDecision, list[Attempt]]:
+        """Decide the pace and take the contacts to dial now. The shell must record each returned
+        attempt before it sends the Originate (the attempt count is already spent)."""
+        if self.state is not CampaignState.RUNNING:
+            decision = PacingDecision(0, self.settings.mode, f"campaign {self.state.value}")
+            self.last_decision = decision
+            return decision, []
+        elapsed = [now - live.attempt.started_at for live in self._live.values() if live.person_at is None]
+        if not self.fallback:
+            live, abandoned = self.ledger.counts(now)
+            if live and abandoned / live >= self.settings.pacing.guard:
+                self.fallback = True
+        decision = pace(
+            self.settings.mode,
+            agents,
+            elapsed,
+            self.answers,
+            self.handle_times,
+            self.settings.pacing,
+            gain=self.gain,
+            fallback=self.fallback,
+        )
+        self.last_decision = decision
+        attempts: list[Attempt] = []
+        for _ in range(decision.lines):
+            state = self._due(now)
+            if state is None:
+                break
+            attempts.append(self._start(state, now))
+        return decision, attempts
+
+    # ------------------------------------------------------------------ preview
+    def preview_next(self, agent_id: str, now: float) -> ContactState | None:
+        """Reserve the next contact for ``agent_id`` to look at (preview mode)."""
+        if self.state is not CampaignState.RUNNING:
+            return None
+        state = self._due(now)
+        if state is None:
+            return None
+        state.status = ContactStatus.PREVIEWING
+        state.holder = agent_id
+        return state
+
+    def preview_dial(self, key: str, agent_id: str, now: float) -> Attempt:
+        state = self.contact(key)
+        if state.status is not ContactStatus.PREVIEWING or state.holder != agent_id:
+            raise CampaignError(
+                f"contact {key!r} is not held by agent {agent_id!r}",
+                campaign=self.settings.name,
+                code="not_held",
+            )
+        return self._start(state, now, agent_id)
+
+    def preview_skip(self, key: str, agent_id: str, now: float, *, delay: float = 0.0) -> None:
+        state = self.contact(key)
+        if state.status is not ContactStatus.PREVIEWING or state.holder != agent_id:
+            raise CampaignError(
+                f"contact {key!r} is not held by agent {agent_id!r}",
+                campaign=self.settings.name,
+                code="not_held",
+            )
+        state.status = ContactStatus.PENDING
+        state.holder = None
+        state.next_at = now + delay
+        self._push(key, state.next_at)
+
+    # ------------------------------------------------------------------ outcomes
+    def _live_attempt(self, attempt_id: str) -> _Live:
+        try:
+            return self._live[attempt_id]
+        except KeyError:
+            raise CampaignError(
+                f"no attempt {attempt_id!r} in flight", campaign=self.settings.name, code="no_attempt"
+            ) from None
+
+    def on_person(self, attempt_id: str, now: float) -> Attempt:
+        """AMD heard a person: the 2 s to connect an agent start now."""
+        live = self._live_attempt(attempt_id)
+        if live.person_at is None:
+            live.person_at = now
+            self.answers.add(now - live.attempt.started_at, human=True)
+        return live.attempt
+
+    def on_connected(self, attempt_id: str, now: float) -> ContactState:
+        return self._end(attempt_id, Outcome.CONNECTED, now)
+
+    def on_abandoned(self, attempt_id: str, now: float) -> ContactState:
+        return self._end(attempt_id, Outcome.ABANDONED, now)
+
+    def on_outcome(self, attempt_id: str, outcome: Outcome, now: float) -> ContactState:
+        """Any end of an attempt (live ones too: CONNECTED / ABANDONED)."""
+        return self._end(attempt_id, outcome, now)
+
+    def on_handle_time(self, seconds: float) -> None:
+        """An agent finished a campaign call: talk + wrap-up lasted ``seconds``."""
+        self.handle_times.add(seconds)
+
+    def _end(self, attempt_id: str, outcome: Outcome, now: float) -> ContactState:
+        live = self._live.pop(attempt_id, None)
+        if live is None:
+            raise CampaignError(
+                f"no attempt {attempt_id!r} in flight", campaign=self.settings.name, code="no_attempt"
+            )
+        attempt = live.attempt
+        if outcome in LIVE_OUTCOMES:
+            if live.person_at is None:
+                live.person_at = now
+                self.answers.add(now - attempt.started_at, human=True)
+            self._record_live(now, abandoned=outcome is Outcome.ABANDONED)
+        elif live.person_at is None and outcome is not Outcome.UNKNOWN:
+            self.answers.add(now - attempt.started_at, human=False)
+        self.outcomes[outcome] += 1
+        state = self._contacts[attempt.contact.key]
+        state.last_outcome = outcome
+        if outcome in FINAL_OUTCOMES:
+            state.status = ContactStatus.DONE
+        elif state.attempts >= self.settings.max_attempts:
+            state.status = ContactStatus.EXHAUSTED
+        else:
+            state.status = ContactStatus.PENDING
+            state.next_at = now + self.settings.retry_delay(outcome)
+            self._push(attempt.contact.key, state.next_at)
+        return state
+
+    def _record_live(self, now: float, *, abandoned: bool) -> None:
+        pacing = self.settings.pacing
+        self.ledger.record(now, abandoned=abandoned)
+        self.abandon_ema += pacing.ema_weight * (float(abandoned) - self.abandon_ema)
+        error = (pacing.target - self.abandon_ema) / pacing.target
+        self.gain = min(pacing.gain_max, max(pacing.gain_min, self.gain * math.exp(pacing.gain_step * error)))
+        if self.fallback:
+            live, dropped = self.ledger.counts(now)
+            if live and dropped / live <= pacing.target:
+                self.fallback = False
+
+    # ------------------------------------------------------------------ status
+    @property
+    def finished(self) -> bool:
+        """No contact left to dial and nothing in flight."""
+        return not self._live and all(
+            s.status not in (ContactStatus.PENDING, ContactStatus.DIALING, ContactStatus.PREVIEWING)
+            for s in self._contacts.values()
+        )
+
+    def summary(self, now: float) -> dict[str, object]:
+        live, abandoned = self.ledger.counts(now)
+        by_status: dict[str, int] = {s.value: 0 for s in ContactStatus}
+        for state in self._contacts.values():
+            by_status[state.status.value] += 1
+        return {
+            "campaign": self.settings.name,
+            "state": self.state.value,
+            "mode": self.settings.mode.value,
+            "contacts": by_status,
+            "outcomes": {o.value: n for o, n in self.outcomes.items()},
+            "in_flight": len(self.in_flight()),
+            "live_in_window": live,
+            "abandoned_in_window": abandoned,
+            "abandonment_rate": abandoned / live if live else 0.0,
+            "gain": self.gain,
+            "fallback": self.fallback,
+            "pacing": self.last_decision.explain() if self.last_decision else None,
+        }
