@@ -264,6 +264,7 @@ class CallLogWriter:
             self._first_at = self.clock.monotonic()
         self._queue.append((spec, row))
         self.stats.submitted += 1
+        self.stats.queued += 1
         if len(self._queue) == 1 or len(self._queue) >= self.batch_max_rows:
             self._kick.set()
 
@@ -545,10 +546,14 @@ class CallLogWriter:
 
     async def _write(self, groups: list[Group]) -> None:
         c = await self._get_conn()
-        async with asyncio.timeout(self.write_timeout):
-            async with c.conn.transaction():
-                for g in groups:
-                    await self._write_group(c, g)
+        try:
+            async with asyncio.timeout(self.write_timeout):
+                async with c.conn.transaction():
+                    for g in groups:
+                        await self._write_group(c, g)
+        except Exception:
+            c.stages.clear()  # a staging table created in the failed transaction is gone
+            raise
 
     async def _write_group(self, c: _Conn, g: Group) -> None:
         sql = self._sql_for(g.spec)
@@ -579,6 +584,7 @@ class CallLogWriter:
                         async with asyncio.timeout(self.write_timeout), c.conn.transaction():
                             await self._write_group(c, Group(g.spec, [row]))
                     except Exception as exc:  # classified below
+                        c.stages.clear()
                         if _is_transient(exc):
                             raise
                         rejected.append((g.spec, row, f"{type(exc).__name__}: {exc}"))
