@@ -1,0 +1,777 @@
+"""Pure: the typed model of one call center, as ops describe it in ``dialplans/*.yaml``.
+
+Everything here is a frozen dataclass (immutable, comparable, safe to share between tasks). The
+loader (``callcenter.config.load``) builds a ``Config`` from YAML and reports every mistake with
+file, line and key; ``callcenter.config.validate`` checks the cross-references. Code that *uses*
+the configuration (IVR, ACD, supervisor, dialer, renderer) reads only this module's types.
+
+Conventions:
+
+* Ids are short safe words (``[a-z][a-z0-9_-]*`` for named things; digits for agent ids and
+  extensions). Mappings keyed by id keep the YAML's order (dicts are ordered) and are exposed as
+  ``Mapping`` so nobody mutates them.
+* Durations are seconds (``int`` or ``float``), levels are ints, times of day are
+  ``datetime.time`` in the center's local time, dates are ``datetime.date``.
+* Secrets (PINs, passwords) are ``Secret``: the value is resolved from ``${ENV_VAR}`` at load time
+  and hidden from ``repr``.
+* IVR flows are graphs of nodes; every transition is a **node id in the same flow**. Inline
+  actions written in YAML (``"1": {queue: sales}``) are turned by the loader into nodes of their
+  own with derived ids (``main.1``), so the interpreter only ever follows node ids. Entering
+  another flow is a ``GotoFlowNode``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def frozen_map(items: Mapping[K, V] | None = None) -> Mapping[K, V]:
+    """A read-only view of a copy of ``items`` (keeps insertion order)."""
+    return MappingProxyType(dict(items or {}))
+
+
+# =============================================================================== small values
+@dataclass(frozen=True)
+class Where:
+    """A place in the configuration sources: file (relative to the config dir) and 1-based line."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret value. ``env`` names the environment variable it came from (``${ENV}``), if any."""
+
+    value: str = field(repr=False)
+    env: str | None = None
+
+    def __str__(self) -> str:
+        return "***"
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """``start <= t < end`` in local time; ``end == 00:00`` means midnight at the end of the day."""
+
+    start: dt.time
+    end: dt.time
+
+    def contains(self, t: dt.time) -> bool:
+        if self.end == dt.time(0, 0):
+            return t >= self.start
+        return self.start <= t < self.end
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.weekday()
+
+
+@dataclass(frozen=True)
+class Holiday:
+    """A date with special hours: ``hours`` empty means closed all day."""
+
+    date: dt.date
+    name: str
+    hours: tuple[TimeRange, ...] = ()
+
+
+class ScheduleStatus(enum.StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    HOLIDAY = "holiday"  # a named closure (or outside a holiday's special hours)
+
+
+@dataclass(frozen=True)
+class Center:
+    """The center itself: name, time zone, opening hours, holidays and languages."""
+
+    name: str
+    timezone: str  # an IANA name, checked to exist by the loader
+    hours: Mapping[int, tuple[TimeRange, ...]]  # weekday (0 = Monday) -> open ranges; absent = closed
+    holidays: tuple[Holiday, ...] = ()
+    languages: tuple[str, ...] = ("en",)  # the first is the default
+    country: str = "US"  # default region for phone-number normalisation (ISO 3166 alpha-2)
+
+    @property
+    def default_language(self) -> str:
+        return self.languages[0]
+
+    def holiday_on(self, day: dt.date) -> Holiday | None:
+        for h in self.holidays:
+            if h.date == day:
+                return h
+        return None
+
+    def status_at(self, local: dt.datetime) -> ScheduleStatus:
+        """Open, closed or holiday at ``local`` (a wall-clock time in ``timezone``; the caller
+        converts, DST included). Pure: never reads the clock."""
+        t = local.time().replace(tzinfo=None)
+        holiday = self.holiday_on(local.date())
+        if holiday is not None:
+            if any(r.contains(t) for r in holiday.hours):
+                return ScheduleStatus.OPEN
+            return ScheduleStatus.HOLIDAY
+        if any(r.contains(t) for r in self.hours.get(local.weekday(), ())):
+            return ScheduleStatus.OPEN
+        return ScheduleStatus.CLOSED
+
+
+# =============================================================================== Asterisk links
+@dataclass(frozen=True)
+class AMISettings:
+    """How the controller reaches Asterisk's manager interface (and the user rendered for it)."""
+
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "callcenter"
+    secret: Secret = Secret("")
+    connect_timeout: float = 5.0
+    action_timeout: float = 10.0
+    ping_interval: float = 5.0
+
+
+@dataclass(frozen=True)
+class AGISettings:
+    """Where Asterisk reaches the controller's FastAGI server (``agi://host:port/<script>``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 4573
+    bind: str = "127.0.0.1"  # the address the controller listens on
+
+
+@dataclass(frozen=True)
+class AsteriskSettings:
+    ami: AMISettings = AMISettings()
+    agi: AGISettings = AGISettings()
+    sounds_dir: str = "/var/lib/asterisk/sounds/callcenter"  # where prompts are installed
+    moh_dir: str = "/var/lib/asterisk/moh"
+    spool_dir: str = "/var/spool/asterisk"
+
+
+# =============================================================================== trunks, numbers
+class Transport(enum.StrEnum):
+    UDP = "udp"
+    TCP = "tcp"
+    TLS = "tls"
+
+
+@dataclass(frozen=True)
+class TrunkAuth:
+    username: str
+    password: Secret
+
+
+@dataclass(frozen=True)
+class Trunk:
+    """A SIP carrier: outbound registration/auth and inbound identification by IP."""
+
+    id: str
+    host: str
+    port: int = 5060
+    transport: Transport = Transport.UDP
+    auth: TrunkAuth | None = None
+    match: tuple[str, ...] = ()  # IPs / CIDRs identifying the carrier's inbound INVITEs
+    codecs: tuple[str, ...] = ("ulaw", "alaw")
+    trust_caller_id: bool = True  # take the carrier's P-Asserted-Identity / Remote-Party-ID
+    caller_id: str | None = None  # outbound caller id number (E.164) when a campaign sets none
+    outbound: bool = True  # may carry the dialer's calls
+
+
+@dataclass(frozen=True)
+class Number:
+    """A DID / toll-free number (E.164) answered by an IVR flow."""
+
+    number: str  # E.164, e.g. +18005550100
+    flow: str
+    trunk: str | None = None
+    label: str = ""
+    toll_free: bool = False
+    language: str | None = None  # start the flow in this language (else the center's default)
+
+    @property
+    def dialed(self) -> str:
+        """The number as Asterisk sees it in ``${EXTEN}`` (digits, no ``+``)."""
+        return self.number.lstrip("+")
+
+
+# =============================================================================== IVR flows
+class Validation(enum.StrEnum):
+    """What collected digits must look like."""
+
+    DIGITS = "digits"  # only the length bounds
+    LUHN = "luhn"  # account / card numbers with a Luhn check digit
+    ACCOUNT = "account"  # an account number: digits, no leading zero
+
+
+@dataclass(frozen=True, kw_only=True)
+class Node:
+    """Base of every IVR node. ``id`` is unique in its flow."""
+
+    id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromptNode(Node):
+    """Play ``prompts`` in order (not interruptible unless ``interruptible``), then go ``next``."""
+
+    prompts: tuple[str, ...]
+    next: str
+    interruptible: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class MenuNode(Node):
+    """Play ``prompt`` and wait for one digit.
+
+    A digit in ``choices`` goes to that node. ``repeat_key`` replays the prompt (not counted).
+    No digit within ``timeout`` plays ``timeout_prompt``, another digit plays ``invalid_prompt``;
+    either counts one attempt; after ``max_attempts`` failed attempts the call goes ``fallback``.
+    """
+
+    prompt: str
+    choices: Mapping[str, str]  # DTMF digit (0-9 * #) -> node id
+    timeout: float = 5.0
+    max_attempts: int = 3
+    invalid_prompt: str | None = None
+    timeout_prompt: str | None = None
+    repeat_key: str | None = None
+    fallback: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollectNode(Node):
+    """Play ``prompt`` and collect ``min_digits``..``max_digits`` digits ended by ``terminator``
+    (or by reaching ``max_digits``, or by ``timeout`` between digits). Valid input is stored as
+    call data under ``variable`` and the call goes ``next``; invalid input plays
+    ``invalid_prompt`` and retries; after ``max_attempts`` the call goes ``fallback``."""
+
+    prompt: str
+    variable: str
+    min_digits: int = 1
+    max_digits: int = 16
+    terminator: str | None = "#"
+    timeout: float = 5.0
+    validation: Validation = Validation.DIGITS
+    max_attempts: int = 3
+    invalid_prompt: str | None = None
+    next: str
+    fallback: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class HoursNode(Node):
+    """Branch on the center's schedule (``Center.status_at``): ``open``, ``closed`` and
+    ``holiday`` (the latter defaults to ``closed`` when not given)."""
+
+    open: str
+    closed: str
+    holiday: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LanguageNode(Node):
+    """Play ``prompt``; a digit in ``choices`` sets the call's language; no or a wrong digit
+    keeps the current one after ``max_attempts``. Then go ``next``."""
+
+    prompt: str
+    choices: Mapping[str, str]  # digit -> language code (one of Center.languages)
+    timeout: float = 5.0
+    max_attempts: int = 2
+    next: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetNode(Node):
+    """Set routing attributes of the call, then go ``next``.
+
+    ``skills`` are added to the call's requirements (skill -> minimum level), ``priority``
+    replaces the call's priority, ``data`` is merged into the call's data, ``language`` switches
+    the language."""
+
+    skills: Mapping[str, int] = field(default_factory=lambda: frozen_map({}))
+    priority: int | None = None
+    data: Mapping[str, str] = field(default_factory=lambda: frozen_map({}))
+    language: str | None = None
+    next: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LookupNode(Node):
+    """Look the caller up in the customers table (by E.164 number) within ``timeout``; the
+    customer's tier may raise the priority (``tier_priority``: tier -> priority). Then go
+    ``found`` or ``not_found`` (a timeout or failure counts as not found)."""
+
+    timeout: float = 0.3
+    tier_priority: Mapping[str, int] = field(default_factory=lambda: frozen_map({}))
+    found: str
+    not_found: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class GotoFlowNode(Node):
+    """Continue in another flow, at its start node."""
+
+    flow: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueNode(Node):
+    """Terminal: hand the call to the ACD in ``queue`` (with the skills, priority, language and
+    data gathered so far, plus the queue's own requirements). ``prompt`` plays first."""
+
+    queue: str
+    prompt: str | None = None
+    priority: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class VoicemailNode(Node):
+    """Terminal: play ``prompt`` then leave a message in ``mailbox``."""
+
+    mailbox: str
+    prompt: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallbackNode(Node):
+    """Terminal: register a callback request in ``queue`` for the caller's number (or digits
+    collected into ``number_variable``), play ``prompt`` (a confirmation), then hang up."""
+
+    queue: str
+    prompt: str | None = None
+    number_variable: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HangupNode(Node):
+    """Terminal: play ``prompt`` (if any) and hang up."""
+
+    prompt: str | None = None
+
+
+IVRNode = (
+    PromptNode
+    | MenuNode
+    | CollectNode
+    | HoursNode
+    | LanguageNode
+    | SetNode
+    | LookupNode
+    | GotoFlowNode
+    | QueueNode
+    | VoicemailNode
+    | CallbackNode
+    | HangupNode
+)
+
+TERMINAL_NODES = (GotoFlowNode, QueueNode, VoicemailNode, CallbackNode, HangupNode)
+INPUT_NODES = (MenuNode, CollectNode, LanguageNode)  # nodes that wait for the caller
+
+
+def node_targets(node: IVRNode) -> tuple[str, ...]:
+    """The node ids ``node`` may go to next (same flow), in a stable order."""
+    match node:
+        case PromptNode() | SetNode():
+            return (node.next,)
+        case MenuNode():
+            return (*node.choices.values(), node.fallback)
+        case CollectNode():
+            return (node.next, node.fallback)
+        case HoursNode():
+            return tuple(t for t in (node.open, node.closed, node.holiday) if t is not None)
+        case LanguageNode():
+            return (node.next,)
+        case LookupNode():
+            return (node.found, node.not_found)
+        case _:
+            return ()
+
+
+def node_prompts(node: IVRNode) -> tuple[str, ...]:
+    """Every prompt id ``node`` may play."""
+    match node:
+        case PromptNode():
+            return node.prompts
+        case MenuNode():
+            return tuple(p for p in (node.prompt, node.invalid_prompt, node.timeout_prompt) if p)
+        case CollectNode():
+            return tuple(p for p in (node.prompt, node.invalid_prompt) if p)
+        case LanguageNode():
+            return (node.prompt,)
+        case QueueNode() | VoicemailNode() | CallbackNode() | HangupNode():
+            return (node.prompt,) if node.prompt else ()
+        case _:
+            return ()
+
+
+@dataclass(frozen=True)
+class Flow:
+    """An IVR flow: nodes by id (YAML order) and the node the call starts at."""
+
+    id: str
+    start: str
+    nodes: Mapping[str, IVRNode]
+    description: str = ""
+
+    def node(self, node_id: str) -> IVRNode:
+        return self.nodes[node_id]
+
+
+# =============================================================================== prompts
+@dataclass(frozen=True)
+class Prompt:
+    """A recorded prompt: text per language (``ivr_prompts/prompts.yaml``)."""
+
+    id: str
+    texts: Mapping[str, str]  # language -> text
+
+
+@dataclass(frozen=True)
+class PromptCatalog:
+    """Every prompt, and which (prompt, language) pairs have audio on disk
+    (``ivr_prompts/<lang>/<id>.wav``)."""
+
+    prompts: Mapping[str, Prompt] = field(default_factory=lambda: frozen_map({}))
+    audio: frozenset[tuple[str, str]] = frozenset()
+
+    def has_audio(self, prompt_id: str, language: str) -> bool:
+        return (prompt_id, language) in self.audio
+
+
+def prompt_sound(prompt_id: str, language: str) -> str:
+    """The sound name to give Playback / STREAM FILE (relative to ``AsteriskSettings.sounds_dir``,
+    no extension): ``<language>/<prompt id>``."""
+    return f"{language}/{prompt_id}"
+
+
+# =============================================================================== ACD
+class Strategy(enum.StrEnum):
+    """How the ACD picks among eligible available agents."""
+
+    LONGEST_IDLE = "longest_idle"
+    LEAST_CALLS = "least_calls"
+    BEST_SKILL = "best_skill"
+    ROUND_ROBIN = "round_robin"
+    RING_ALL = "ring_all"
+
+
+class RecordingPolicy(enum.StrEnum):
+    NEVER = "never"
+    ON_DEMAND = "on_demand"  # started by the agent (feature code / API)
+    ALWAYS = "always"
+
+
+class RonaAction(enum.StrEnum):
+    """What happens to an agent after ``rona_count`` consecutive ring-no-answers."""
+
+    NOT_READY = "not_ready"
+    PAUSE = "pause"  # paused with reason ``Queue.rona_pause_reason``
+    LOGOUT = "logout"
+
+
+class OverflowKind(enum.StrEnum):
+    QUEUE = "queue"
+    VOICEMAIL = "voicemail"
+    FLOW = "flow"
+    HANGUP = "hangup"
+
+
+@dataclass(frozen=True)
+class Overflow:
+    """Where a call goes when it has waited ``Queue.max_wait``: another queue (keeping its place
+    by arrival time), a mailbox, an IVR flow, or a hang-up with a message (``target`` = prompt)."""
+
+    kind: OverflowKind
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """After ``after_seconds`` of waiting: lower every required level to ``min_level`` and/or
+    add ``add_skill`` (at ``add_skill_level``) as an alternative the call accepts."""
+
+    after_seconds: float
+    min_level: int | None = None
+    add_skill: str | None = None
+    add_skill_level: int = 1
+
+
+@dataclass(frozen=True)
+class Queue:
+    id: str
+    name: str
+    skills: Mapping[str, int]  # required skill -> minimum proficiency (1-10)
+    priority: int = 0  # base priority of its calls (higher first)
+    sl_percent: float = 80.0  # service-level target: sl_percent % answered within sl_seconds
+    sl_seconds: float = 20.0
+    max_wait: float | None = None  # then overflow
+    overflow: Overflow | None = None
+    announce_period: float | None = 60.0  # position / EWT announcement period (None: never)
+    announce_position: bool = True
+    announce_wait: bool = True
+    music_class: str = "default"
+    wrapup: float = 10.0
+    recording: RecordingPolicy = RecordingPolicy.NEVER
+    callback_offer_after: float | None = None  # offer a callback when EWT exceeds this
+    strategy: Strategy = Strategy.LONGEST_IDLE
+    ring_timeout: float = 15.0  # RONA timeout for the agent leg
+    rona_count: int = 1  # consecutive RONAs before rona_action
+    rona_action: RonaAction = RonaAction.NOT_READY
+    rona_pause_reason: str | None = None
+    relaxation: tuple[Relaxation, ...] = ()
+    mailbox: str | None = None  # the queue's voicemail box
+    caller_id: str | None = None  # shown on the agent's phone instead of the caller's
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: str  # digits, typed at login
+    name: str
+    endpoint: str  # PJSIP endpoint name
+    extension: str  # internal extension (digits)
+    skills: Mapping[str, int]  # skill -> proficiency 1-10
+    pin: Secret
+    mailbox: str | None = None
+
+
+@dataclass(frozen=True)
+class Supervisor:
+    id: str  # digits
+    name: str
+    endpoint: str
+    pin: Secret
+    queues: tuple[str, ...]  # the queues whose agents they may monitor
+    extension: str | None = None
+
+
+@dataclass(frozen=True)
+class PauseReason:
+    """A pause reason code: ``code`` is its id, ``digits`` what agents type after the pause
+    feature code, ``paid`` whether it counts as productive time in reports."""
+
+    code: str
+    name: str
+    digits: str
+    paid: bool = False
+    max_minutes: int | None = None
+
+
+@dataclass(frozen=True)
+class PCIRule:
+    """Recording pause for card data: the agent pauses (feature code / API); the recording
+    resumes by the agent or at the latest after ``auto_resume`` seconds."""
+
+    enabled: bool = True
+    auto_resume: float | None = 180.0
+
+
+class RecordingFormat(enum.StrEnum):
+    WAV = "wav"
+    WAV49 = "wav49"
+    GSM = "gsm"
+
+
+@dataclass(frozen=True)
+class Recording:
+    directory: str = "/var/spool/asterisk/monitor/callcenter"
+    format: RecordingFormat = RecordingFormat.WAV
+    retention_days: int = 90
+    stereo: bool = False  # caller and agent on separate channels
+    pci: PCIRule = PCIRule()
+
+
+@dataclass(frozen=True)
+class FeatureCodes:
+    """What agents and supervisors dial. Agent and supervisor codes are followed by digits where
+    noted: pause + reason digits, listen/whisper/barge/ask + agent id."""
+
+    agent_login: str = "*11"
+    agent_logout: str = "*12"
+    agent_pause: str = "*13"  # optionally followed by a reason's digits
+    agent_unpause: str = "*14"
+    pci_pause: str = "*15"
+    pci_resume: str = "*16"
+    record_start: str = "*17"  # on-demand recording
+    supervisor_listen: str = "*81"
+    supervisor_whisper: str = "*82"
+    supervisor_barge: str = "*83"
+    supervisor_ask: str = "*80"  # followed by the agent id, then asks the mode
+
+    def items(self) -> tuple[tuple[str, str], ...]:
+        """(feature name, code) pairs, in declaration order."""
+        return tuple((name, str(getattr(self, name))) for name in self.__dataclass_fields__)
+
+
+# ChanSpy options per monitoring mode (q: quiet, E: end when the spied channel hangs up,
+# d: DTMF 4/5/6 switch modes, w: whisper, B: barge).
+SPY_OPTIONS: Mapping[str, str] = frozen_map({"listen": "qEd", "whisper": "qEwd", "barge": "qEBd"})
+
+
+@dataclass(frozen=True)
+class MusicClass:
+    """A music-on-hold class: files in ``directory`` (absolute, or relative to
+    ``AsteriskSettings.moh_dir``)."""
+
+    name: str
+    directory: str
+    sort: str = "random"  # random | alpha
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    id: str  # digits, the voicemail box number
+    name: str
+    email: str | None = None
+    pin: Secret | None = None
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """The static path when the controller is unreachable (``AGISTATUS`` FAILURE/NOTFOUND):
+    ``prompt``, then ring ``endpoints`` (default: every agent's) for ``ring_seconds``, then
+    ``mailbox``."""
+
+    prompt: str
+    ring_seconds: int = 30
+    endpoints: tuple[str, ...] = ()
+    mailbox: str | None = None
+
+
+# =============================================================================== outbound
+class DialMode(enum.StrEnum):
+    PREVIEW = "preview"
+    PROGRESSIVE = "progressive"
+    PREDICTIVE = "predictive"
+
+
+class AMDAction(enum.StrEnum):
+    MESSAGE = "message"  # leave ``Campaign.amd_message``
+    HANGUP = "hangup"  # hang up and retry later
+
+
+@dataclass(frozen=True)
+class CallingWindow:
+    """Calls allowed ``start <= local time < end`` on ``days`` (weekday numbers, 0 = Monday),
+    in the contact's local time."""
+
+    start: dt.time = dt.time(9, 0)
+    end: dt.time = dt.time(21, 0)
+    days: frozenset[int] = frozenset(range(7))
+
+    def allows(self, local: dt.datetime) -> bool:
+        t = local.time().replace(tzinfo=None)
+        return local.weekday() in self.days and self.start <= t < self.end
+
+
+@dataclass(frozen=True)
+class RetryDelays:
+    """Seconds before another attempt, by the previous attempt's outcome."""
+
+    busy: float = 600.0
+    no_answer: float = 3600.0
+    machine: float = 14400.0
+    failed: float = 1800.0
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: str
+    name: str
+    queue: str
+    mode: DialMode
+    caller_id: str  # E.164
+    contacts: str  # CSV path, relative to the config dir
+    skills: Mapping[str, int] = field(default_factory=lambda: frozen_map({}))
+    trunk: str | None = None
+    window: CallingWindow = CallingWindow()
+    timezone: str = "UTC"  # when the number does not tell the contact's zone
+    max_attempts: int = 3
+    retry: RetryDelays = RetryDelays()
+    dnc: str | None = None  # do-not-call list file (one number a line), relative path
+    amd: bool = True
+    amd_action: AMDAction = AMDAction.HANGUP
+    amd_message: str | None = None  # prompt id
+    abandon_limit: float = 0.03  # fraction of live-answered calls
+    abandon_window_days: int = 30
+    connect_within: float = 2.0  # an agent must be on within this of the greeting
+    identification_prompt: str = ""  # played on an abandoned call
+    max_ratio: float = 3.0  # predictive: at most this many lines per free agent
+    ring_timeout: float = 25.0
+    enabled: bool = True
+
+
+# =============================================================================== the whole
+@dataclass(frozen=True)
+class Config:
+    """One call center. Build it with ``callcenter.config.load.load_config(dir)``."""
+
+    center: Center
+    asterisk: AsteriskSettings = AsteriskSettings()
+    trunks: Mapping[str, Trunk] = field(default_factory=lambda: frozen_map({}))
+    numbers: tuple[Number, ...] = ()
+    flows: Mapping[str, Flow] = field(default_factory=lambda: frozen_map({}))
+    skills: tuple[str, ...] = ()
+    queues: Mapping[str, Queue] = field(default_factory=lambda: frozen_map({}))
+    agents: Mapping[str, Agent] = field(default_factory=lambda: frozen_map({}))
+    supervisors: Mapping[str, Supervisor] = field(default_factory=lambda: frozen_map({}))
+    pause_reasons: Mapping[str, PauseReason] = field(default_factory=lambda: frozen_map({}))
+    recording: Recording = Recording()
+    feature_codes: FeatureCodes = FeatureCodes()
+    music: Mapping[str, MusicClass] = field(default_factory=lambda: frozen_map({}))
+    mailboxes: Mapping[str, Mailbox] = field(default_factory=lambda: frozen_map({}))
+    fallback: Fallback | None = None
+    campaigns: Mapping[str, Campaign] = field(default_factory=lambda: frozen_map({}))
+    prompts: PromptCatalog = PromptCatalog()
+
+    def flow_for_number(self, dialed: str) -> Flow | None:
+        """The flow for a dialed number as Asterisk gives it (``agi_dnid``/``${EXTEN}``, with or
+        without ``+``)."""
+        digits = dialed.lstrip("+")
+        for n in self.numbers:
+            if n.dialed == digits:
+                return self.flows.get(n.flow)
+        return None
+
+    def number(self, dialed: str) -> Number | None:
+        digits = dialed.lstrip("+")
+        for n in self.numbers:
+            if n.dialed == digits:
+                return n
+        return None
+
+    def agent_by_endpoint(self, endpoint: str) -> Agent | None:
+        for a in self.agents.values():
+            if a.endpoint == endpoint:
+                return a
+        return None
+
+    def supervisor_by_endpoint(self, endpoint: str) -> Supervisor | None:
+        for s in self.supervisors.values():
+            if s.endpoint == endpoint:
+                return s
+        return None
+
+    def agent_serves(self, agent: Agent, queue: Queue) -> bool:
+        """True when ``agent`` has every skill ``queue`` requires (at any level: relaxation may
+        lower the minimum). Used for supervisors' scope and for static ring groups."""
+        return all(skill in agent.skills for skill in queue.skills)
+
+    def queues_of(self, agent: Agent) -> tuple[str, ...]:
+        return tuple(q.id for q in self.queues.values() if self.agent_serves(agent, q))
+
+    def pause_reason_by_digits(self, digits: str) -> PauseReason | None:
+        for r in self.pause_reasons.values():
+            if r.digits == digits:
+                return r
+        return None
