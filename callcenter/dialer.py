@@ -292,6 +292,24 @@ class AnswerStats:
             return self.prior_time
         return sum(self._human) / len(self._human)
 
+    def p_person_within(self, elapsed: float, horizon: float) -> float:
+        """Chance that a line unresolved after ``elapsed`` s reaches a person in the next ``horizon`` s."""
+        alive = len(self._all) - bisect.bisect_right(self._all, elapsed)
+        if alive < 5:
+            return (
+                self.p_person_given_unresolved(elapsed) if elapsed + horizon >= self.time_to_person() else 0.0
+            )
+        humans = bisect.bisect_right(self._human, elapsed + horizon) - bisect.bisect_right(
+            self._human, elapsed
+        )
+        return humans / alive
+
+    def p_person_by(self, horizon: float) -> float:
+        """Chance that a line dialled now reaches a person within ``horizon`` s."""
+        if len(self._human) < 5:
+            return self.answer_rate() if horizon >= self.time_to_person() else 0.0
+        return self.answer_rate() * bisect.bisect_right(self._human, horizon) / len(self._human)
+
     def p_person_given_unresolved(self, elapsed: float) -> float:
         """Chance that a line still unresolved after ``elapsed`` s ends with a person."""
         alive = len(self._all) - bisect.bisect_right(self._all, elapsed)
@@ -326,7 +344,10 @@ class PacingSettings:
     warmup_attempts: int = 100
     """Resolved attempts needed before predictive pacing trusts its measurements."""
     gain_step: float = 0.03
-    gain_min: float = 0.05
+    gain_initial: float = 0.25
+    """The model leaves out how people who answer early miss agents who free late, so it predicts
+    fewer abandons than happen; the feedback starts from a discounted target and finds the gain."""
+    gain_min: float = 0.01
     gain_max: float = 4.0
     ema_weight: float = 0.01
 
@@ -438,8 +459,15 @@ def pace(
             answer_rate=answers.answer_rate(),
         )
     p = answers.answer_rate()
-    horizon = answers.time_to_person() + CONNECT_GRACE
-    soon_free = sum(handle_times.p_done_within(e, horizon) for e in agents.busy_elapsed)
+    ttp = answers.time_to_person()
+    # Checkpoints over the next answers: by each, the people expected to have answered must fit the
+    # agents idle or freed by then plus the grace (cumulative arrivals against cumulative capacity).
+    checkpoints = []
+    for tau in (0.25 * ttp, 0.5 * ttp, 0.75 * ttp, ttp, 1.5 * ttp):
+        soon = sum(handle_times.p_done_within(e, tau + CONNECT_GRACE) for e in agents.busy_elapsed)
+        flight = sum(answers.p_person_within(e, tau) for e in in_flight_elapsed)
+        checkpoints.append((soon, flight, answers.p_person_by(tau)))
+    soon_free = checkpoints[3][0]
     in_flight_people = sum(answers.p_person_given_unresolved(e) for e in in_flight_elapsed)
     target = settings.target * gain
     cap = max(0, math.ceil(settings.max_lines_per_agent * agents.logged_in) - in_flight)
@@ -451,7 +479,12 @@ def pace(
         total_lines = in_flight + trial
         if people <= 0:
             break
-        rate = expected_abandons(total_lines, people / total_lines, agents.idle, soon_free) / people
+        worst = 0.0
+        for soon, flight, new_share in checkpoints:
+            by_then = flight + trial * new_share
+            if by_then > 0:
+                worst = max(worst, expected_abandons(total_lines, by_then / total_lines, agents.idle, soon))
+        rate = worst / people
         if rate > target:
             break
         lines, best_rate = trial, rate
@@ -546,7 +579,7 @@ class Dialer:
         self.ledger = AbandonmentLedger(settings.abandon_window)
         self.answers = AnswerStats(prior_rate=settings.expected_answer_rate)
         self.handle_times = HandleTimes(prior_mean=settings.expected_handle_time)
-        self.gain = 1.0
+        self.gain = settings.pacing.gain_initial
         self.abandon_ema = settings.pacing.target
         self.fallback = False
         self.last_decision: PacingDecision | None = None
@@ -817,13 +850,16 @@ class Dialer:
     def _record_live(self, now: float, *, abandoned: bool) -> None:
         pacing = self.settings.pacing
         self.ledger.record(now, abandoned=abandoned)
-        self.abandon_ema += pacing.ema_weight * (float(abandoned) - self.abandon_ema)
-        error = (pacing.target - self.abandon_ema) / pacing.target
-        self.gain = min(pacing.gain_max, max(pacing.gain_min, self.gain * math.exp(pacing.gain_step * error)))
-        if self.fallback:
+        if self.settings.mode is not Mode.PREDICTIVE:
+            return
+        if self.fallback:  # progressive answers say nothing of the predictive pace: the gain waits
             live, dropped = self.ledger.counts(now)
             if live and dropped / live <= pacing.target:
                 self.fallback = False
+            return
+        self.abandon_ema += pacing.ema_weight * (float(abandoned) - self.abandon_ema)
+        error = (pacing.target - self.abandon_ema) / pacing.target
+        self.gain = min(pacing.gain_max, max(pacing.gain_min, self.gain * math.exp(pacing.gain_step * error)))
 
     # ------------------------------------------------------------------ status
     @property
