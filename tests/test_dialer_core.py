@@ -356,7 +356,10 @@ def test_abandon_feedback_and_fallback() -> None:
         else:
             gain_before = dialer.gain
             dialer.on_abandoned(a.attempt_id, now + 2)
-            assert dialer.gain < gain_before
+            if i == 30:  # the first abandon lowers the gain; in fallback the gain is frozen
+                assert dialer.gain < gain_before
+            else:
+                assert dialer.fallback and dialer.gain == gain_before
         now += 10
     decision, (a,) = dialer.plan(AgentLoad(1, 1), now)
     assert dialer.fallback and decision.mode is Mode.PROGRESSIVE
