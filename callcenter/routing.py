@@ -270,12 +270,17 @@ class _Call:
 
 
 class _Bucket:
-    __slots__ = ("criteria", "heap", "live")
+    __slots__ = ("bid", "criteria", "index_skills", "heap", "live", "compat")
 
-    def __init__(self, criteria: Criteria) -> None:
+    def __init__(self, bid: int, criteria: Criteria) -> None:
+        self.bid = bid
         self.criteria = criteria
+        # An agent that can serve an alternative has its first skill: the bucket is listed
+        # under the first skill of each alternative, and an agent looks only under its skills.
+        self.index_skills = tuple(dict.fromkeys(req[0][0] for req in criteria if req))
         self.heap: list[tuple[int, float, int, int, _Call]] = []
         self.live = 0
+        self.compat = bytearray()  # per agent ordinal: 0 unknown, 1 can serve, 2 cannot
 
 
 class _QueueState:
@@ -629,17 +634,19 @@ class Router:
     def _init_indexes(self) -> None:
         self._skills: dict[str, _SkillIndex] = {}
         self._buckets: dict[Criteria, _Bucket] = {}
-        self._nonempty: dict[Criteria, _Bucket] = {}
+        self._nonempty: dict[str, dict[int, _Bucket]] = {}  # skill -> non-empty buckets
         self._deadlines: list[tuple[float, int, int, _Call]] = []
 
     def _bucket_add(self, c: _Call, key: tuple[int, float, int]) -> None:
         b = self._buckets.get(c.criteria)
         if b is None:
-            b = self._buckets[c.criteria] = _Bucket(c.criteria)
+            b = self._buckets[c.criteria] = _Bucket(len(self._buckets), c.criteria)
         heapq.heappush(b.heap, (key[0], key[1], key[2], c.version, c))
         b.live += 1
         c.bucket = b
-        self._nonempty[c.criteria] = b
+        if b.live == 1:
+            for skill in b.index_skills:
+                self._nonempty.setdefault(skill, {})[b.bid] = b
 
     def _bucket_remove(self, c: _Call) -> None:
         b = c.bucket
@@ -650,7 +657,8 @@ class Router:
         if b.live <= 0:
             b.live = 0
             b.heap.clear()
-            self._nonempty.pop(b.criteria, None)
+            for skill in b.index_skills:
+                self._nonempty[skill].pop(b.bid, None)
         elif len(b.heap) > 4 * b.live + 64:
             b.heap = [e for e in b.heap if e[4].bucket is b and e[4].version == e[3]]
             heapq.heapify(b.heap)
@@ -688,19 +696,42 @@ class Router:
         return a is not None and a.available and a.version == e[3]
 
     def _best_call_for(self, a: _Agent) -> _Call | None:
-        """The best waiting call ``a`` can serve: one look at each non-empty bucket's head."""
+        """The best waiting call ``a`` can serve: one look at each non-empty bucket's head
+        (whether ``a`` can serve a bucket is remembered per bucket and agent)."""
         best: _Call | None = None
         best_key: tuple[int, float, int] | None = None
         skills = a.skills
-        for crit, b in self._nonempty.items():
-            if not meets_any(skills, crit):
+        o = a.ordinal
+        nonempty = self._nonempty
+        for b in (b for skill in skills if skill in nonempty for b in nonempty[skill].values()):
+            h = b.heap
+            e = h[0]
+            if e[4].bucket is not b or e[4].version != e[3]:
+                while h and (h[0][4].bucket is not b or h[0][4].version != h[0][3]):
+                    heapq.heappop(h)
+                if not h:
+                    continue
+                e = h[0]
+            k = (e[0], e[1], e[2])
+            if best_key is not None and k >= best_key:
                 continue
-            head = self._bucket_head(b, a.agent_id)
-            if head is None:
+            cc = b.compat
+            if o >= len(cc):
+                cc.extend(bytes(o + 1 - len(cc)))
+            v = cc[o]
+            if v == 0:
+                v = cc[o] = 1 if meets_any(skills, b.criteria) else 2
+            if v == 2:
                 continue
-            k = (head[0], head[1], head[2])
-            if best_key is None or k < best_key:
-                best_key, best = k, head[4]
+            if a.agent_id in e[4].excluded:
+                found = self._bucket_head(b, a.agent_id)
+                if found is None:
+                    continue
+                e = found
+                k = (e[0], e[1], e[2])
+                if best_key is not None and k >= best_key:
+                    continue
+            best_key, best = k, e[4]
         return best
 
     def _bucket_head(self, b: _Bucket, agent_id: str) -> tuple[int, float, int, int, _Call] | None:
@@ -973,6 +1004,10 @@ class ScanRouter:
         h = self._handle[queue]
         aht = sum(h) / len(h) if h else p.default_handle_time
         return pos * aht / staffed
+
+    def next_deadline(self) -> float | None:
+        due = [c.deadline for c in self._calls.values() if c.waiting and c.deadline is not None]
+        return min(due) if due else None
 
     def tick(self, now: float) -> list[Decision]:
         out: list[Decision] = []
