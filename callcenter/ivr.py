@@ -179,8 +179,9 @@ class ExitKind(StrEnum):
 class Exit:
     """How the IVR part of the call ended and what it hands on.
 
-    ``QUEUE``: ``queue``, ``skills`` (skill -> minimum level, the queue's own included),
-    ``priority``, ``language``, ``data`` (caller data for the agent) and ``customer_tier``.
+    ``QUEUE``: ``queue``, ``skills`` (skill -> minimum level gathered by the IVR; the ACD adds
+    the queue's own), ``priority`` (the call's own; the ACD adds the queue's), ``language``,
+    ``data`` (caller data for the agent) and ``customer_tier``.
     ``VOICEMAIL``: ``mailbox``. ``CALLBACK``: ``queue`` and ``number`` to call back.
     ``HANGUP``: ``reason`` (``message``, ``loop``, ``too_many_inputs``).
     ``ABANDONED``: ``node`` where the caller left."""
@@ -640,15 +641,10 @@ class Interpreter:
         match node:
             case QueueNode():
                 queue = self.config.queues[node.queue]
-                skills = dict(queue.skills)
-                for skill, level in state.skills:
-                    skills[skill] = max(level, skills.get(skill, 0))
-                if node.priority is not None:
-                    priority = node.priority
-                elif state.priority is not None:
-                    priority = max(state.priority, queue.priority)
-                else:
-                    priority = queue.priority
+                # The call's own requirements: the ACD adds the queue's skills (higher level wins)
+                # and the queue's priority (routing.QueuePolicy) itself.
+                skills = dict(state.skills)
+                priority = node.priority if node.priority is not None else (state.priority or 0)
                 exit_ = Exit(
                     ExitKind.QUEUE,
                     queue=queue.id,

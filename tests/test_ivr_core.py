@@ -61,8 +61,8 @@ def test_menu_choice_goes_to_queue_with_gathered_skills_priority_and_data(ivr: I
     ex = run.exit
     assert ex.kind is ExitKind.QUEUE
     assert ex.queue == "sales"
-    assert ex.skills == {"sales": 5}  # the node's 5 beats the queue's 3
-    assert ex.priority == 50  # VIP tier raised it above the queue's 5
+    assert ex.skills == {"sales": 5}  # the IVR's own requirement (the ACD adds the queue's)
+    assert ex.priority == 50  # the VIP tier's priority
     assert ex.language == "en"
     assert ex.data == {
         "customer_name": "Ada",
@@ -99,10 +99,10 @@ def test_every_step_is_logged_with_node_input_and_outcome(ivr: Interpreter) -> N
 def test_queue_priority_defaults_and_overrides(ivr: Interpreter) -> None:
     assert drive(ivr, ["1", "0"]).exit.priority == 0  # general queue, nothing set
     billing = drive(ivr, ["1", "2", "", "", "", "1"])  # no account: fallback to the menu, then 1
-    assert billing.exit.queue == "billing" and billing.exit.priority == 10
+    assert billing.exit.queue == "billing" and billing.exit.priority == 0  # the ACD adds the queue's 10
     dispute = drive(ivr, ["1", "2", "", "", "", "2"])  # set priority 30
     assert dispute.exit.priority == 30 and dispute.exit.data["intent"] == "dispute"
-    assert dispute.exit.skills == {"billing": 4}
+    assert dispute.exit.skills == {}
 
 
 # ----------------------------------------------------------------------------- menus
@@ -311,14 +311,14 @@ def test_repeated_hour_at_fall_back_is_handled() -> None:
 def test_lookup_timeout_or_error_goes_not_found_and_the_call_goes_on(ivr: Interpreter) -> None:
     for outcome in (LookupOutcome.TIMEOUT, LookupOutcome.ERROR, LookupOutcome.NOT_FOUND):
         run = drive(ivr, ["1", "1"], lookup=LookupDone(outcome))
-        assert run.exit.priority == 5 and "customer_tier" not in run.exit.data
+        assert run.exit.priority == 0 and "customer_tier" not in run.exit.data
         ev = run.node_events("lookup")[0].detail
         assert ev is not None and ev["outcome"] == str(outcome)
 
 
 def test_lookup_tier_without_boost_keeps_priority(ivr: Interpreter) -> None:
     run = drive(ivr, ["1", "1"], lookup=LookupDone(LookupOutcome.FOUND, tier="bronze"))
-    assert run.exit.priority == 5 and run.exit.customer_tier == "bronze"
+    assert run.exit.priority == 0 and run.exit.customer_tier == "bronze"
 
 
 def test_lookup_skipped_when_the_number_is_not_e164(ivr: Interpreter) -> None:
