@@ -20,7 +20,8 @@ the message text::
     │   │                              it is never re-sent, the caller decides
     │   ├── AMITimeoutError            no response in time (also a TimeoutError)
     │   └── AGIError                   a FastAGI command failed or the channel hung up
-    │       └── AGIHangupError         the channel is gone (HANGUP notice or result=-1)
+    │       ├── AGIHangupError         the channel is gone (HANGUP notice or result=-1)
+    │       └── AGICommandError        Asterisk refused a command: 510/511/520 (status, command)
     ├── StoreError                     the database side
     │   ├── PostgresNotFoundError      no PostgreSQL server binaries on this machine
     │   ├── ClusterError               the private cluster would not start/stop
@@ -163,6 +164,19 @@ class AGIError(AsteriskError):
 
 class AGIHangupError(AGIError):
     code = "agi_hangup"
+
+
+class AGICommandError(AGIError):
+    """Asterisk answered a FastAGI command with a non-200 status (510 unknown, 511 dead channel,
+    520 usage)."""
+
+    code = "agi_command_error"
+
+    def __init__(self, message: str, *, command: str, status: int) -> None:
+        self.command = command
+        self.status = status
+        super().__init__(f"{command}: {status} {message}")
+        self.reason = message
 
 
 class StoreError(CallcenterError):
