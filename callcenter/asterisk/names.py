@@ -48,6 +48,10 @@ VAR_AMD_MESSAGE: Final = "CC_AMD_MESSAGE"
 VAR_RECORDING_FILE: Final = "CC_RECORDING"
 VAR_TRANSFER_TARGET: Final = "CC_TRANSFER_TARGET"
 VAR_AGISTATUS: Final = "AGISTATUS"  # set by Asterisk: SUCCESS, FAILURE, NOTFOUND, HANGUP
+VAR_MAILBOX: Final = "CC_MAILBOX"  # set by the IVR: after the AGI, the call goes to cc-voicemail
+VAR_AMD: Final = "CC_AMD"  # dialer legs: "0" skips answering-machine detection
+VAR_AMDSTATUS: Final = "AMDSTATUS"  # set by AMD(): HUMAN, MACHINE, NOTSURE, HANGUP
+VAR_DIALSTATUS: Final = "DIALSTATUS"  # set by Dial()
 
 # ---------------------------------------------------------------- AMI actions
 ACTION_LOGIN: Final = "Login"
@@ -67,6 +71,7 @@ ACTION_STOP_MIXMONITOR: Final = "StopMixMonitor"
 ACTION_CORE_SHOW_CHANNELS: Final = "CoreShowChannels"
 ACTION_STATUS: Final = "Status"
 ACTION_COMMAND: Final = "Command"
+ACTION_RELOAD: Final = "Reload"  # with Module: reloads one module's configuration
 
 # Actions that change the world: never re-sent after a reconnect (their fate is unknown).
 NON_IDEMPOTENT_ACTIONS: Final = frozenset(

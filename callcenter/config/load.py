@@ -1430,11 +1430,19 @@ def read_agent(r: Reader, node: yaml.Node, path: Path_) -> m.Agent | None:
     skills = _skill_levels(r, mr, "skills", path)
     pin = mr.get("pin", r.pin, expected="a PIN or ${ENV_VAR}")
     box = mr.get("mailbox", lambda n, p: r.text(n, p, pattern=DIGITS_RE, expected="a mailbox number"), None)
+    sip = mr.get("sip_password", r.secret, expected="the phone's SIP password or ${ENV_VAR}")
     mr.finish()
     if aid is None or name is None or ep is None or ext is None or pin is None:
         return None
     return m.Agent(
-        id=aid, name=name, endpoint=ep, extension=ext, skills=m.frozen_map(skills or {}), pin=pin, mailbox=box
+        id=aid,
+        name=name,
+        endpoint=ep,
+        extension=ext,
+        skills=m.frozen_map(skills or {}),
+        pin=pin,
+        mailbox=box,
+        sip_password=sip,
     )
 
 
@@ -1447,6 +1455,7 @@ def read_supervisor(r: Reader, node: yaml.Node, path: Path_) -> m.Supervisor | N
     ep = mr.get("endpoint", lambda n, p: r.text(n, p, pattern=ENDPOINT_RE, expected="a PJSIP endpoint name"))
     ext = mr.get("extension", lambda n, p: r.text(n, p, pattern=EXTEN_RE, expected="an extension"), None)
     pin = mr.get("pin", r.pin, expected="a PIN or ${ENV_VAR}")
+    sip = mr.get("sip_password", r.secret, expected="the phone's SIP password or ${ENV_VAR}")
     queues = _list(r, mr, "queues", path, r.ident)
     if queues is None and "queues" not in mr.entries:
         r.problems.add(
@@ -1457,7 +1466,9 @@ def read_supervisor(r: Reader, node: yaml.Node, path: Path_) -> m.Supervisor | N
     mr.finish()
     if sid is None or name is None or ep is None or pin is None or queues is None:
         return None
-    return m.Supervisor(id=sid, name=name, endpoint=ep, pin=pin, queues=tuple(queues), extension=ext)
+    return m.Supervisor(
+        id=sid, name=name, endpoint=ep, pin=pin, queues=tuple(queues), extension=ext, sip_password=sip
+    )
 
 
 def read_pause_reason(r: Reader, code: str, node: yaml.Node, path: Path_) -> m.PauseReason | None:

@@ -543,6 +543,7 @@ class Agent:
     skills: Mapping[str, int]  # skill -> proficiency 1-10
     pin: Secret
     mailbox: str | None = None
+    sip_password: Secret | None = None  # the phone's SIP registration password (pjsip.conf)
 
 
 @dataclass(frozen=True)
@@ -553,6 +554,7 @@ class Supervisor:
     pin: Secret
     queues: tuple[str, ...]  # the queues whose agents they may monitor
     extension: str | None = None
+    sip_password: Secret | None = None
 
 
 @dataclass(frozen=True)
