@@ -1,0 +1,389 @@
+"""Shell: every report query of the call log, in one place (KPI definitions: ``callcenter.kpi``).
+
+The SQL text is fixed; everything a user gives (dates, queue and agent names, time zone, targets)
+travels as bind parameters. Each report runs with the session time zone set to the center's
+(``tz``), so days and intervals are local and DST-correct: interval buckets are aligned on local
+midnight of the report's start (``date_bin``), days are local days (``date_trunc``).
+
+- ``queue_report``: per interval (15/30/60 minutes or day) and queue, the counts of ``kpi.Counts``
+  from ``calls`` (by ``queued_at``), callbacks completed, and the center's occupancy from
+  ``agent_states``; rows are ``kpi.derive``'d.
+- ``agent_report``: per interval and agent, from ``calls`` (by ``answered_at``), offers and RONAs
+  from ``call_events``, state time from ``agent_states``.
+- ``interval_history``: offered calls and AHT per interval of the day, averaged over the same
+  weekday of the last N weeks (the input of ``callcenter staffing --from-log``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from callcenter.calllog import BUSY_STATES, IDLE_STATES
+from callcenter.kpi import Counts, KpiSettings, derive
+
+INTERVALS = {"15": 15 * 60, "30": 30 * 60, "60": 60 * 60, "day": 24 * 3600}
+
+_BUCKET_MINUTES = "date_bin($3::interval, {col}, date_trunc('day', $1::timestamptz))"
+_BUCKET_DAY = "date_trunc('day', {col}) + ($3::interval * 0)"
+
+
+def _bucket(interval: str, col: str) -> str:
+    if interval not in INTERVALS:
+        raise ValueError(f"interval must be one of {', '.join(INTERVALS)}, not {interval!r}")
+    return (_BUCKET_DAY if interval == "day" else _BUCKET_MINUTES).format(col=col)
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    start: dt.datetime
+    end: dt.datetime
+    interval: str = "60"
+    queues: Sequence[str] | None = None
+    agents: Sequence[str] | None = None
+    tz: str = "UTC"
+    settings: KpiSettings = field(default_factory=KpiSettings)
+
+    @property
+    def step(self) -> dt.timedelta:
+        return dt.timedelta(seconds=INTERVALS[self.interval])
+
+
+_QUEUE_SQL = """
+WITH tg AS (
+    SELECT * FROM unnest($4::text[], $5::float8[]) AS t(queue, target)
+), c AS (
+    SELECT {bucket} AS bucket,
+           c.queue, c.disposition, c.answered_at, c.transfers, c.overflow_queue,
+           date_part('epoch', c.answered_at - c.queued_at) AS wait_ans,
+           date_part('epoch', coalesce(c.answered_at, c.ended_at) - c.queued_at) AS wait_any,
+           coalesce(c.talk_seconds,
+                    date_part('epoch', c.ended_at - c.answered_at) - coalesce(c.hold_seconds, 0)) AS talk,
+           c.hold_seconds, c.wrapup_seconds,
+           coalesce(tg.target, $6) AS target,
+           CASE WHEN c.answered_at IS NOT NULL AND c.caller_number IS NOT NULL THEN
+               NOT EXISTS (SELECT 1 FROM calls n
+                           WHERE n.caller_number = c.caller_number
+                             AND n.started_at > c.started_at
+                             AND n.started_at <= c.started_at + $10 * interval '1 day')
+           END AS resolved
+    FROM calls c LEFT JOIN tg ON tg.queue = c.queue
+    WHERE c.queued_at >= $1 AND c.queued_at < $2 AND c.queue IS NOT NULL AND c.callback_of IS NULL
+      AND ($7::text[] IS NULL OR c.queue = ANY($7::text[]))
+      AND ($8::text[] IS NULL OR c.agent_id = ANY($8::text[]))
+)
+SELECT bucket, queue,
+       count(*) AS offered,
+       count(answered_at) AS answered,
+       count(*) FILTER (WHERE wait_ans <= target) AS answered_within,
+       count(*) FILTER (WHERE disposition = 'abandoned_queue') AS abandoned_all,
+       count(*) FILTER (WHERE disposition = 'abandoned_queue' AND wait_any < $9) AS short_abandoned,
+       count(*) FILTER (WHERE disposition = 'abandoned_queue' AND wait_any <= target) AS abandoned_within,
+       coalesce(sum(wait_ans), 0) AS wait_answered_sum,
+       max(wait_any) AS longest_wait,
+       coalesce(sum(talk) FILTER (WHERE answered_at IS NOT NULL), 0) AS talk_sum,
+       coalesce(sum(hold_seconds) FILTER (WHERE answered_at IS NOT NULL), 0) AS hold_sum,
+       coalesce(sum(wrapup_seconds) FILTER (WHERE answered_at IS NOT NULL), 0) AS wrapup_sum,
+       coalesce(sum(transfers), 0) AS transfers,
+       count(*) FILTER (WHERE disposition = 'callback_requested') AS callbacks_requested,
+       count(*) FILTER (WHERE overflow_queue IS NOT NULL OR disposition = 'overflowed') AS overflowed,
+       count(resolved) AS fcr_eligible,
+       count(*) FILTER (WHERE resolved) AS fcr_resolved
+FROM c
+GROUP BY bucket, queue
+"""
+
+_CALLBACKS_SQL = """
+SELECT {bucket} AS bucket, c.queue, count(*) AS n
+FROM calls c
+WHERE c.callback_of IS NOT NULL AND c.disposition = 'callback_completed'
+  AND coalesce(c.queued_at, c.started_at) >= $1 AND coalesce(c.queued_at, c.started_at) < $2
+  AND ($4::text[] IS NULL OR c.queue = ANY($4::text[]))
+  AND ($5::text[] IS NULL OR c.agent_id = ANY($5::text[]))
+GROUP BY 1, 2
+"""
+
+# Agent state time split over the buckets it overlaps. A state in effect at the window's start
+# began at most ``$5`` before it (the look-back); an open last state lasts until ``$6`` (now).
+_STATE_SQL = """
+WITH s AS (
+    SELECT agent_id, state, at AS t0,
+           lead(at) OVER (PARTITION BY agent_id ORDER BY at, seq) AS t1
+    FROM agent_states
+    WHERE at < $2::timestamptz AND at >= $1::timestamptz - $5::interval
+      AND ($4::text[] IS NULL OR agent_id = ANY($4::text[]))
+), clipped AS (
+    SELECT agent_id, state, greatest(t0, $1::timestamptz) AS t0,
+           least(coalesce(t1, $6::timestamptz), $2::timestamptz, $6::timestamptz) AS t1
+    FROM s
+    WHERE state = ANY($7::text[]) OR state = ANY($8::text[])
+), parts AS (
+    SELECT k.agent_id, k.state, b.bucket,
+           date_part('epoch', least(k.t1, b.bucket + $3::interval) - greatest(k.t0, b.bucket)) AS secs
+    FROM clipped k
+    CROSS JOIN LATERAL generate_series({bucket_t0}, k.t1, $3::interval) AS b(bucket)
+    WHERE k.t1 > k.t0
+)
+SELECT bucket, agent_id,
+       coalesce(sum(secs) FILTER (WHERE state = ANY($7::text[])), 0) AS busy,
+       coalesce(sum(secs) FILTER (WHERE state = ANY($8::text[])), 0) AS idle
+FROM parts
+WHERE secs > 0
+GROUP BY bucket, agent_id
+"""
+
+_AGENT_SQL = """
+WITH tg AS (
+    SELECT * FROM unnest($4::text[], $5::float8[]) AS t(queue, target)
+)
+SELECT {bucket} AS bucket, c.agent_id,
+       count(*) AS answered,
+       count(*) FILTER (WHERE date_part('epoch', c.answered_at - c.queued_at) <= coalesce(tg.target, $6))
+           AS answered_within,
+       coalesce(sum(date_part('epoch', c.answered_at - c.queued_at)), 0) AS wait_answered_sum,
+       coalesce(sum(coalesce(c.talk_seconds,
+                date_part('epoch', c.ended_at - c.answered_at) - coalesce(c.hold_seconds, 0))), 0)
+           AS talk_sum,
+       coalesce(sum(c.hold_seconds), 0) AS hold_sum,
+       coalesce(sum(c.wrapup_seconds), 0) AS wrapup_sum,
+       coalesce(sum(c.transfers), 0) AS transfers
+FROM calls c LEFT JOIN tg ON tg.queue = c.queue
+WHERE c.answered_at >= $1 AND c.answered_at < $2 AND c.agent_id IS NOT NULL
+  AND ($7::text[] IS NULL OR c.queue = ANY($7::text[]))
+  AND ($8::text[] IS NULL OR c.agent_id = ANY($8::text[]))
+GROUP BY 1, 2
+"""
+
+_OFFERS_SQL = """
+SELECT {bucket} AS bucket, e.agent_id,
+       count(*) FILTER (WHERE e.kind = 'offer') AS offers,
+       count(*) FILTER (WHERE e.kind = 'rona') AS ronas
+FROM call_events e
+WHERE e.at >= $1 AND e.at < $2 AND e.kind IN ('offer', 'rona') AND e.agent_id IS NOT NULL
+  AND ($4::text[] IS NULL OR e.queue = ANY($4::text[]))
+  AND ($5::text[] IS NULL OR e.agent_id = ANY($5::text[]))
+GROUP BY 1, 2
+"""
+
+_HISTORY_SQL = """
+SELECT floor(date_part('epoch', c.queued_at - date_trunc('day', c.queued_at)) / $3)::int AS slot,
+       count(*) AS offered,
+       count(c.answered_at) AS answered,
+       coalesce(sum(coalesce(c.talk_seconds,
+                date_part('epoch', c.ended_at - c.answered_at) - coalesce(c.hold_seconds, 0))
+                + coalesce(c.hold_seconds, 0) + coalesce(c.wrapup_seconds, 0))
+                FILTER (WHERE c.answered_at IS NOT NULL), 0) AS handle_sum
+FROM calls c
+WHERE c.queued_at >= $1 AND c.queued_at < $2 AND c.queue IS NOT NULL AND c.callback_of IS NULL
+  AND extract(isodow FROM c.queued_at) = $4
+  AND ($5::text[] IS NULL OR c.queue = ANY($5::text[]))
+GROUP BY 1
+ORDER BY 1
+"""
+
+
+async def _set_tz(conn: Any, tz: str) -> None:
+    await conn.execute("SELECT set_config('TimeZone', $1, false)", tz)
+
+
+def _arr(values: Sequence[str] | None) -> list[str] | None:
+    return None if values is None else list(values)
+
+
+def _targets(settings: KpiSettings) -> tuple[list[str], list[float]]:
+    names = sorted(settings.queue_targets)
+    return names, [float(settings.queue_targets[n]) for n in names]
+
+
+def _counts(record: Any, **extra: Any) -> Counts:
+    keys = set(record.keys())
+    values: dict[str, Any] = {}
+    for f in fields(Counts):
+        if f.name in extra:
+            values[f.name] = extra[f.name]
+        elif f.name in keys:
+            v = record[f.name]
+            is_float = isinstance(f.default, float) or f.default is None
+            values[f.name] = None if v is None else (float(v) if is_float else int(v))
+    return Counts(**values)
+
+
+def _iso(bucket: dt.datetime) -> str:
+    return bucket.isoformat()
+
+
+async def state_time(
+    conn: Any, q: ReportQuery, *, now: dt.datetime
+) -> dict[tuple[dt.datetime, str], tuple[float, float]]:
+    """(bucket, agent) -> (busy seconds, idle seconds). Expects the session time zone set."""
+    bucket_t0 = _bucket(q.interval, "k.t0")
+    rows = await conn.fetch(
+        _STATE_SQL.format(bucket_t0=bucket_t0),
+        q.start,
+        q.end,
+        q.step,
+        _arr(q.agents),
+        dt.timedelta(hours=24),
+        now,
+        list(BUSY_STATES),
+        list(IDLE_STATES),
+    )
+    return {(r["bucket"], r["agent_id"]): (float(r["busy"]), float(r["idle"])) for r in rows}
+
+
+async def queue_report(conn: Any, q: ReportQuery, *, now: dt.datetime) -> list[dict[str, Any]]:
+    """Per interval and queue: every KPI of ``callcenter.kpi`` (rows ordered by interval, queue)."""
+    s = q.settings
+    await _set_tz(conn, q.tz)
+    names, targets = _targets(s)
+    rows = await conn.fetch(
+        _QUEUE_SQL.format(bucket=_bucket(q.interval, "c.queued_at")),
+        q.start,
+        q.end,
+        q.step,
+        names,
+        targets,
+        float(s.sl_target_seconds),
+        _arr(q.queues),
+        _arr(q.agents),
+        float(s.short_abandon_seconds),
+        float(s.fcr_days),
+    )
+    callbacks = {
+        (r["bucket"], r["queue"]): int(r["n"])
+        for r in await conn.fetch(
+            _CALLBACKS_SQL.format(bucket=_bucket(q.interval, "coalesce(c.queued_at, c.started_at)")),
+            q.start,
+            q.end,
+            q.step,
+            _arr(q.queues),
+            _arr(q.agents),
+        )
+    }
+    occupancy: dict[dt.datetime, tuple[float, float]] = {}
+    for (bucket, _agent), (busy, idle) in (await state_time(conn, q, now=now)).items():
+        b, i = occupancy.get(bucket, (0.0, 0.0))
+        occupancy[bucket] = (b + busy, i + idle)
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[dt.datetime, str]] = set()
+    for r in rows:
+        key = (r["bucket"], r["queue"])
+        seen.add(key)
+        busy, idle = occupancy.get(r["bucket"], (0.0, 0.0))
+        counts = _counts(r, callbacks_completed=callbacks.get(key, 0), busy_seconds=busy, idle_seconds=idle)
+        out.append({"interval": _iso(r["bucket"]), "queue": r["queue"], **derive(counts, s)})
+    for (bucket, queue), n in callbacks.items():
+        if (bucket, queue) not in seen and queue is not None:
+            busy, idle = occupancy.get(bucket, (0.0, 0.0))
+            counts = Counts(callbacks_completed=n, busy_seconds=busy, idle_seconds=idle)
+            out.append({"interval": _iso(bucket), "queue": queue, **derive(counts, s)})
+    out.sort(key=lambda d: (d["interval"], d["queue"]))
+    return out
+
+
+async def agent_report(conn: Any, q: ReportQuery, *, now: dt.datetime) -> list[dict[str, Any]]:
+    """Per interval and agent: answered, offers, RONAs, handle times, transfers, occupancy."""
+    s = q.settings
+    await _set_tz(conn, q.tz)
+    names, targets = _targets(s)
+    calls = {
+        (r["bucket"], r["agent_id"]): r
+        for r in await conn.fetch(
+            _AGENT_SQL.format(bucket=_bucket(q.interval, "c.answered_at")),
+            q.start,
+            q.end,
+            q.step,
+            names,
+            targets,
+            float(s.sl_target_seconds),
+            _arr(q.queues),
+            _arr(q.agents),
+        )
+    }
+    offers = {
+        (r["bucket"], r["agent_id"]): (int(r["offers"]), int(r["ronas"]))
+        for r in await conn.fetch(
+            _OFFERS_SQL.format(bucket=_bucket(q.interval, "e.at")),
+            q.start,
+            q.end,
+            q.step,
+            _arr(q.queues),
+            _arr(q.agents),
+        )
+    }
+    states = await state_time(conn, q, now=now)
+    keys = set(calls) | set(offers) | set(states)
+    out: list[dict[str, Any]] = []
+    for key in sorted(keys):
+        r = calls.get(key)
+        busy, idle = states.get(key, (0.0, 0.0))
+        n_offers, ronas = offers.get(key, (0, 0))
+        counts = (
+            _counts(r, busy_seconds=busy, idle_seconds=idle)
+            if r is not None
+            else Counts(busy_seconds=busy, idle_seconds=idle)
+        )
+        d = derive(counts, s)
+        out.append(
+            {
+                "interval": _iso(key[0]),
+                "agent": key[1],
+                "offers": n_offers,
+                "ronas": ronas,
+                "answered": d["answered"],
+                "asa_seconds": d["asa_seconds"],
+                "aht_seconds": d["aht_seconds"],
+                "avg_talk_seconds": d["avg_talk_seconds"],
+                "avg_hold_seconds": d["avg_hold_seconds"],
+                "avg_wrapup_seconds": d["avg_wrapup_seconds"],
+                "transfers": d["transfers"],
+                "busy_seconds": busy,
+                "idle_seconds": idle,
+                "occupancy": d["occupancy"],
+            }
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class HistorySlot:
+    start: dt.time  # local time of day the interval starts
+    calls: float  # offered calls, averaged over the weeks
+    aht_seconds: float | None  # handle time of the answered calls of those weeks
+
+
+async def interval_history(
+    conn: Any,
+    *,
+    day: dt.date,
+    weeks: int,
+    interval_seconds: int,
+    queues: Sequence[str] | None = None,
+    tz: str = "UTC",
+) -> list[HistorySlot]:
+    """Per interval of the day: the same weekday as ``day`` over the ``weeks`` weeks before it."""
+    if weeks < 1:
+        raise ValueError("weeks must be >= 1")
+    if interval_seconds <= 0 or 86400 % interval_seconds:
+        raise ValueError("the interval must divide the day")
+    await _set_tz(conn, tz)
+    first = day - dt.timedelta(weeks=weeks)
+    # Local midnights of the first day and of ``day`` (the server does the time-zone arithmetic).
+    start, end = await conn.fetchrow(
+        "SELECT $1::date::timestamp::timestamptz AS a, $2::date::timestamp::timestamptz AS b", first, day
+    )
+    rows = await conn.fetch(_HISTORY_SQL, start, end, float(interval_seconds), day.isoweekday(), _arr(queues))
+    out = []
+    for r in rows:
+        secs = int(r["slot"]) * interval_seconds
+        answered = int(r["answered"])
+        out.append(
+            HistorySlot(
+                start=dt.time(secs // 3600, (secs % 3600) // 60),
+                calls=int(r["offered"]) / weeks,
+                aht_seconds=(float(r["handle_sum"]) / answered) if answered else None,
+            )
+        )
+    return out
