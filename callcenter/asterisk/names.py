@@ -52,6 +52,8 @@ VAR_MAILBOX: Final = "CC_MAILBOX"  # set by the IVR: after the AGI, the call goe
 VAR_AMD: Final = "CC_AMD"  # dialer legs: "0" skips answering-machine detection
 VAR_AMDSTATUS: Final = "AMDSTATUS"  # set by AMD(): HUMAN, MACHINE, NOTSURE, HANGUP
 VAR_DIALSTATUS: Final = "DIALSTATUS"  # set by Dial()
+VAR_POSITION: Final = "CC_POSITION"  # cc-announce: the caller's place in line (1 = next)
+VAR_EWT: Final = "CC_EWT"  # cc-announce: expected wait in whole seconds ("" when unknown)
 
 # ---------------------------------------------------------------- AMI actions
 ACTION_LOGIN: Final = "Login"
@@ -71,6 +73,7 @@ ACTION_STOP_MIXMONITOR: Final = "StopMixMonitor"
 ACTION_CORE_SHOW_CHANNELS: Final = "CoreShowChannels"
 ACTION_STATUS: Final = "Status"
 ACTION_COMMAND: Final = "Command"
+ACTION_ATXFER: Final = "Atxfer"  # attended transfer started on an agent's channel
 ACTION_RELOAD: Final = "Reload"  # with Module: reloads one module's configuration
 
 # Actions that change the world: never re-sent after a reconnect (their fate is unknown).
@@ -86,6 +89,7 @@ NON_IDEMPOTENT_ACTIONS: Final = frozenset(
         ACTION_PLAYDTMF,
         ACTION_SETVAR,
         ACTION_COMMAND,
+        ACTION_ATXFER,
     }
 )
 
