@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pathlib
 
 import pytest
 from hypothesis import given, settings
@@ -101,3 +102,41 @@ def test_more_agents_never_hurt(a: float, extra: int) -> None:
     n = math.floor(a) + extra
     assert erlang_c(n + 1, a) <= erlang_c(n, a) + 1e-12
     assert service_level(n + 1, a, 180, 20) >= service_level(n, a, 180, 20) - 1e-12
+
+
+def test_staffing_command_single_interval(capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
+    import json
+
+    from callcenter.cli import main
+
+    argv = ["staffing", "--calls", "100", "--interval", "1800", "--aht", "180", "--target", "80/20"]
+    assert main([*argv, "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["agents"] == 14 and d["probability_wait"] == pytest.approx(0.1741, abs=1e-4)
+    assert d["service_level"] == pytest.approx(0.8884, abs=1e-4)
+    assert d["asa_seconds"] == pytest.approx(7.84, abs=0.01) and d["occupancy"] == pytest.approx(
+        0.7143, abs=1e-4
+    )
+    assert main([*argv, "--shrinkage", "0.3", "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["agents"], d["agents_on_phones"]) == (20, 14)
+    assert main([*argv, "--format", "table"]) == 0
+    assert "88.8%" in capsys.readouterr().out
+    assert main([*argv, "--target", "80"]) == 2
+    assert main([*argv, "--shrinkage", "1.5"]) == 2
+
+
+def test_staffing_command_forecast_csv(capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path) -> None:
+    import json
+
+    from callcenter.cli import main
+
+    good = tmp_path / "forecast.csv"
+    good.write_text("start,calls,aht\n08:00,40,200\n08:30,100\n09:00,0,170\n")
+    assert main(["staffing", "--forecast", str(good), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["start"], r["agents"]) for r in rows] == [("08:00", 7), ("08:30", 14), ("09:00", 0)]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("start,calls\n08:00,12\n08:30,many\n")
+    assert main(["staffing", "--forecast", str(bad)]) == 2
+    assert "bad.csv:3" in capsys.readouterr().err

@@ -301,3 +301,61 @@ async def test_interval_history_averages_the_same_weekday(db_dsn: str, tmp_path:
             await interval_history(conn, day=target, weeks=0, interval_seconds=1800)
     finally:
         await conn.close()
+
+
+# ----------------------------------------------------------------------------------------- the CLI
+async def _populate(dsn: str, spool: Path) -> None:
+    w = CallLogWriter(dsn, spool_dir=spool, clock=RealClock(), batch_delay=0.01)
+    task = asyncio.create_task(w.run())
+    for rec in HAND_MADE:
+        w.submit(rec)
+    await w.flush(timeout=20)
+    await w.close(timeout=10)
+    await asyncio.wait_for(task, 10)
+
+
+def test_report_command_formats(
+    db_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import csv
+    import io
+    import json
+
+    from callcenter.cli import main
+
+    asyncio.run(_populate(db_dsn, tmp_path / "spool"))
+    monkeypatch.setenv("DATABASE_URL", db_dsn)
+    window = ["--from", "2023-11-14T09:00:00+00:00", "--to", "2023-11-14T11:00:00+00:00"]
+    assert main(["report", *window, "--format", "json", "--queue", "sales"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["queue"], r["offered"], r["answered"]) for r in rows] == [("sales", 6, 3), ("sales", 1, 1)]
+    assert (
+        main(["report", *window, "--format", "csv", "--interval", "day", "--queue-target", "sales=30"]) == 0
+    )
+    parsed = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["queue"], r["offered"]) for r in parsed] == [("sales", "7"), ("support", "1")]
+    assert float(parsed[0]["service_level"]) == pytest.approx(3 / 7)  # s1, s2 (25 s), s7 within 30 s
+    assert main(["report", *window, "--by", "agent", "--interval", "30"]) == 0
+    table = capsys.readouterr().out
+    assert "1001" in table and "1002" in table and "occupancy" in table
+    assert main(["report", "--from", "2023-11-14", "--to", "2023-11-13"]) == 2
+    assert main(["report", "--tz", "Mars/Olympus"]) == 2
+    assert main(["report", "--from", "yesterday"]) == 2
+
+
+def test_staffing_from_the_log(
+    db_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from callcenter.cli import main
+
+    asyncio.run(_populate(db_dsn, tmp_path / "spool"))
+    monkeypatch.setenv("DATABASE_URL", db_dsn)
+    args = ["staffing", "--from-log", "--date", "2023-11-21", "--weeks", "1", "--interval", "3600"]
+    assert main([*args, "--queue", "sales", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    # 09:00: 6 sales calls offered (AHT 460/3 s); 10:00: 1 call (AHT 90 s).
+    assert [(r["start"], r["calls"]) for r in rows] == [("09:00", 6.0), ("10:00", 1.0)]
+    assert rows[0]["aht_seconds"] == pytest.approx(460 / 3)
+    assert all(r["agents"] >= 1 and r["service_level"] >= 0.8 for r in rows)
