@@ -1742,7 +1742,8 @@ _MAP_READERS: Final[dict[str, Callable[[Reader, str, yaml.Node, Path_], Any]]] =
     "campaigns": read_campaign,
     "pause_reasons": read_pause_reason,
 }
-_MAP_KEY_RE: Final = {"mailboxes": DIGITS_RE}
+# Campaign ids become dialplan extension names, where Asterisk ignores "-": no dashes there.
+_MAP_KEY_RE: Final = {"mailboxes": DIGITS_RE, "campaigns": re.compile(r"[a-z][a-z0-9_]{0,63}")}
 
 
 @dataclass

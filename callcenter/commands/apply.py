@@ -1,0 +1,56 @@
+"""Composition root: ``callcenter apply [DIR] --out /etc/asterisk``: validate, render, write, and
+reload Asterisk over AMI; on any reload failure the previous files are restored and reloaded.
+
+The AMI user and address come from the YAML's ``asterisk.ami`` section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from callcenter.asterisk.ami_client import AMIClient
+from callcenter.commands.render import output_dir
+from callcenter.commands.validate import add_config_args, load_or_report
+from callcenter.config.model import Config
+from callcenter.config.render import DEFAULT_TEMPLATES, AMIReloader, ApplyResult, apply
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("apply", help="render dialplans/ into Asterisk's config dir and reload it (rollback)")
+    add_config_args(p)
+    p.add_argument("--out", type=Path, default=None, help="Asterisk's config dir (default: RUN_DIR/asterisk)")
+    p.add_argument("--templates", type=Path, default=DEFAULT_TEMPLATES, help="templates (asterisk-conf)")
+    p.set_defaults(func=cmd_apply)
+
+
+async def _apply(config: Config, args: argparse.Namespace) -> ApplyResult:
+    ami = config.asterisk.ami
+    client = AMIClient(
+        host=ami.host,
+        port=ami.port,
+        username=ami.username,
+        secret=ami.secret.value,
+        connect_timeout=ami.connect_timeout,
+        action_timeout=ami.action_timeout,
+        ping_interval=0,
+        reconnect=False,
+    )
+    async with client:
+        return await apply(
+            config,
+            output_dir(args),
+            AMIReloader(client, timeout=ami.action_timeout),
+            templates=args.templates,
+        )
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    config = load_or_report(args)
+    if config is None:
+        return 2
+    result = asyncio.run(_apply(config, args))
+    out = output_dir(args)
+    print(f"apply: {len(result.files)} files written to {out}; reloaded {', '.join(result.reloaded)}")
+    return 0

@@ -1,0 +1,38 @@
+"""Composition root: ``callcenter render [DIR] --out OUT``: validate, then write Asterisk's config.
+
+Nothing is written unless the YAML is valid. Files holding secrets are written mode 0600; the
+previous set is kept in ``OUT/.previous``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from callcenter.commands.validate import add_config_args, load_or_report
+from callcenter.config.render import DEFAULT_TEMPLATES, render, write_files
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("render", help="validate dialplans/ and render Asterisk's configuration")
+    add_config_args(p)
+    p.add_argument("--out", type=Path, default=None, help="output directory (default: RUN_DIR/asterisk)")
+    p.add_argument("--templates", type=Path, default=DEFAULT_TEMPLATES, help="templates (asterisk-conf)")
+    p.set_defaults(func=cmd_render)
+
+
+def output_dir(args: argparse.Namespace) -> Path:
+    return args.out if args.out is not None else Path(args.run_dir) / "asterisk"
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    config = load_or_report(args)
+    if config is None:
+        return 2
+    out = output_dir(args)
+    files = render(config, templates=args.templates)
+    backup = write_files(files, out)
+    for f in files:
+        print(f"render: {out / f.name} ({len(f.text.encode())} bytes{', mode 0600' if f.secret else ''})")
+    print(f"render: {len(files)} files written; the previous set is in {backup}")
+    return 0
