@@ -1,0 +1,485 @@
+"""Shell: the FastAGI ``ivr`` route. Runs :mod:`callcenter.ivr` live on a caller's channel.
+
+Asterisk's inbound dialplan answers a DID and runs ``AGI(agi://<controller>/ivr)``. The route
+gives the call an id (``CC_CALL_ID``), starts the flow of the dialed number and carries the
+interpreter's effects out with AGI commands:
+
+===============  ===========================================================================
+effect           AGI
+===============  ===========================================================================
+Play             ``STREAM FILE <sound> ""`` per sound (``"0123456789*#"`` as escape digits when
+                 interruptible; a key stops the rest)
+Read             ``GET DATA <sound> <timeout ms> <max digits>`` when ``#`` (or nothing) ends the
+                 input and at most one sound plays; otherwise ``STREAM FILE`` with every key as
+                 an escape digit and ``WAIT FOR DIGIT <timeout ms>`` per further digit
+SetVariable      ``SET VARIABLE <name> <value>`` (control characters in values become ``?``)
+Lookup           the customer directory, bounded by the node's timeout (a timeout or failure is
+                 the outcome ``timeout`` / ``error``; the call goes on)
+Log              ``writer.submit(record)``
+Finish queue     channel variables (CC_SKILLS, CC_PRIORITY, CC_LANGUAGE, CC_CUSTOMER),
+                 ``await distributor.enqueue(InboundCall)``, then CC_QUEUE; the AGI ends and
+                 the rendered dialplan sends a call with CC_QUEUE set to ``cc-hold``
+Finish voicemail ``SET VARIABLE CC_MAILBOX <box>``; the dialplan goes to ``cc-voicemail,<box>,1``
+Finish callback  ``await distributor.request_callback(CallbackRequest)``; the dialplan hangs up
+Finish hangup    nothing more: the dialplan hangs up after the AGI
+===============  ===========================================================================
+
+A hang-up at any step (Asterisk's ``HANGUP`` notice, ``result=-1``, a dead channel, the socket
+closed) is fed to the interpreter as ``HungUp``: the step is logged, the call is recorded as
+abandoned in the IVR, and nothing escapes the route. Any other failure (a protocol error, a
+command timing out, the ACD refusing the call) is logged as a ``note`` event and the channel,
+if still there, is sent to the static fallback context with ``EXEC Goto cc-fallback,s,1``
+(CC_QUEUE stays unset): the call always goes somewhere defined.
+
+Wiring (composition root)::
+
+    service = IvrService(config, writer=writer, distributor=acd, customers=directory, clock=clock)
+    agi_server.add_route(names.AGI_IVR, service.handle)      # async def handle(session) -> None
+    service.reload(new_config)                               # new calls use the new flows
+
+The route needs from the session only ``env`` (the ``agi_*`` block) and
+``await command(name, *args, timeout=...) -> AGIReply`` that raises ``AGIHangupError`` when the
+channel is gone (:class:`AGISessionLike`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from callcenter import ivr as core
+from callcenter.asterisk import names
+from callcenter.asterisk.agi import AGIReply
+from callcenter.calllog import CallEvent, CallRecord, Disposition, EventKind, LegRecord, LogRecord
+from callcenter.clock import Clock
+from callcenter.config.model import Config
+from callcenter.errors import AGIHangupError, CallcenterError, InvalidPhoneNumberError
+from callcenter.phone import normalize
+
+log = logging.getLogger("callcenter.ivr")
+
+ALL_DTMF = "0123456789*#"
+
+
+# ============================================================================ seams
+class AGISessionLike(Protocol):
+    """What the route needs from one FastAGI connection."""
+
+    @property
+    def env(self) -> Mapping[str, str]: ...
+
+    async def command(self, command: str, *args: str | int, timeout: float) -> AGIReply:
+        """Send one command, return its reply; ``AGIHangupError`` when the channel is gone."""
+        ...
+
+
+class RecordSink(Protocol):
+    """The call-log writer (``callcenter.store.writer.CallLogWriter``)."""
+
+    def submit(self, record: LogRecord) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """A caller found by number: ``tier`` drives priority, ``data`` travels to the agent."""
+
+    tier: str | None
+    data: Mapping[str, str] = field(default_factory=dict)
+
+
+class CustomerDirectory(Protocol):
+    """Caller lookup by E.164 number (``callcenter.store.customers``); ``None`` when unknown."""
+
+    async def lookup(self, phone_e164: str) -> Customer | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InboundCall:
+    """The hand-off to the ACD when the IVR sends a call to a queue.
+
+    ``skills`` and ``priority`` are the call's own (the IVR's); the ACD adds its queue's."""
+
+    call_id: str
+    channel: str  # the caller's channel name (for Bridge / Redirect)
+    uniqueid: str
+    caller: str  # E.164 when it could be normalised, else as the channel gave it
+    dialed: str
+    queue: str
+    skills: Mapping[str, int]
+    priority: int
+    language: str
+    data: Mapping[str, str]
+    customer_tier: str | None
+    arrived_at: float  # when the IVR started
+    queued_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRequest:
+    """A caller asked to be called back at ``number`` by an agent of ``queue``."""
+
+    call_id: str
+    queue: str
+    number: str
+    priority: int
+    language: str
+    data: Mapping[str, str]
+    requested_at: float
+
+
+class CallDistributor(Protocol):
+    """The ACD's entry points used by the IVR."""
+
+    async def enqueue(self, call: InboundCall) -> None: ...
+
+    async def request_callback(self, request: CallbackRequest) -> None: ...
+
+
+# ============================================================================ the service
+@dataclass(frozen=True)
+class IvrSettings:
+    command_timeout: float = 10.0  # an AGI command that plays nothing
+    prompt_allowance: float = 300.0  # added to the bound of a command that plays audio
+    handoff_timeout: float = 5.0  # the ACD's enqueue / callback request
+    fallback: tuple[str, str, str] = (names.CTX_FALLBACK, "s", "1")
+
+
+@dataclass
+class IvrStats:
+    started: int = 0
+    active: int = 0
+    finished: dict[str, int] = field(default_factory=dict)  # exit kind -> count
+    failed: int = 0  # sessions that went to the fallback after an error
+    commands: int = 0
+
+
+class _Hangup(Exception):
+    """Internal: the channel went away."""
+
+
+class IvrService:
+    """The ``ivr`` FastAGI route. One instance serves every call (no per-call state outside the
+    coroutine). ``latency_hook`` (optional) receives the controller-side time in seconds between an
+    AGI reply arriving and the next command being sent (what the controller adds per command)."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        writer: RecordSink,
+        distributor: CallDistributor,
+        customers: CustomerDirectory | None,
+        clock: Clock,
+        settings: IvrSettings | None = None,
+        new_call_id: Callable[[], str] | None = None,
+        latency_hook: Callable[[float], None] | None = None,
+    ) -> None:
+        self.interpreter = core.Interpreter(config)
+        self.writer = writer
+        self.distributor = distributor
+        self.customers = customers
+        self.clock = clock
+        self.settings = settings or IvrSettings()
+        self.new_call_id = new_call_id or (lambda: uuid.uuid4().hex)
+        self.latency_hook = latency_hook
+        self.stats = IvrStats()
+
+    def reload(self, config: Config) -> None:
+        """Use ``config`` for calls that start from now on (calls in progress keep theirs)."""
+        self.interpreter = core.Interpreter(config)
+
+    async def handle(self, session: AGISessionLike) -> None:
+        """The route handler: run the IVR for the call on ``session``. Never raises for anything
+        the call or Asterisk does (hang-ups, errors); ``CancelledError`` propagates."""
+        run = _CallRun(self, session)
+        self.stats.started += 1
+        self.stats.active += 1
+        try:
+            await run.execute()
+        finally:
+            self.stats.active -= 1
+
+
+def _dialed(env: Mapping[str, str]) -> str:
+    for key in ("agi_arg_1", "agi_extension", "agi_dnid"):
+        value = env.get(key, "").strip()
+        if value and value != "unknown" and value != "s":
+            return value
+    return ""
+
+
+def _key(code: int) -> str:
+    """The key Asterisk reports as a character code (anything odd becomes ``?``: invalid input)."""
+    return chr(code) if 32 < code < 127 else "?"
+
+
+def _safe(value: str) -> str:
+    """A value fit for a channel variable: no control characters, bounded."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in value[:512])
+    return text
+
+
+class _CallRun:
+    """One call's IVR, carried out on one session."""
+
+    def __init__(self, service: IvrService, session: AGISessionLike) -> None:
+        self.svc = service
+        self.ivr = service.interpreter
+        self.session = session
+        self.settings = service.settings
+        self.env = session.env
+        self.channel = self.env.get("agi_channel", "")
+        self.uniqueid = self.env.get("agi_uniqueid", "")
+        self.call_id = service.new_call_id()
+        self.state: core.IvrState | None = None
+        self.t_reply: float | None = None  # perf counter when the last reply arrived
+        self.handed_off = False  # the ACD has the call
+
+    # ------------------------------------------------------------------ AGI plumbing
+    async def cmd(self, command: str, *args: str | int, plays: bool = False, extra: float = 0.0) -> AGIReply:
+        if self.t_reply is not None and self.svc.latency_hook is not None:
+            self.svc.latency_hook(time.perf_counter() - self.t_reply)
+        bound = self.settings.command_timeout + extra + (self.settings.prompt_allowance if plays else 0.0)
+        self.svc.stats.commands += 1
+        try:
+            reply = await self.session.command(command, *args, timeout=bound)
+        except AGIHangupError as exc:
+            raise _Hangup from exc
+        finally:
+            self.t_reply = time.perf_counter()
+        if reply.hungup:
+            raise _Hangup
+        return reply
+
+    def submit(self, record: LogRecord) -> None:
+        self.svc.writer.submit(record)
+
+    def now(self) -> float:
+        return self.svc.clock.now()
+
+    # ------------------------------------------------------------------ the run
+    async def execute(self) -> None:
+        now = self.now()
+        caller = self.env.get("agi_callerid", "").strip()
+        if caller in ("", "unknown"):
+            caller = "anonymous"
+        try:
+            e164: str | None = normalize(caller, self.ivr.center.country)
+        except InvalidPhoneNumberError:
+            e164 = None
+        info = core.CallInfo(self.call_id, caller, _dialed(self.env), e164)
+        self.submit(
+            LegRecord(
+                call_id=self.call_id,
+                leg_id=self.uniqueid or self.call_id,
+                at=now,
+                kind="caller",
+                channel=self.channel,
+                started_at=now,
+                answered_at=now,
+            )
+        )
+        state, effects = self.ivr.start(info, now)
+        self.state = state
+        try:
+            await self.cmd("SET VARIABLE", names.VAR_CALL_ID, self.call_id)
+            while True:
+                answer = await self.carry_out(effects)
+                if answer is None:
+                    return
+                state, effects = self.ivr.feed(state, answer, self.now())
+                self.state = state
+        except _Hangup:
+            self.on_hangup()
+        except (CallcenterError, TimeoutError, OSError) as exc:
+            await self.on_failure(exc)
+
+    async def carry_out(self, effects: list[core.Effect]) -> core.Input | None:
+        """Carry out one batch; return the answer to its last effect (``None`` after Finish)."""
+        answer: core.Input | None = None
+        for effect in effects:
+            match effect:
+                case core.Log():
+                    self.submit(effect.record)
+                case core.SetVariable():
+                    await self.cmd("SET VARIABLE", effect.name, _safe(effect.value))
+                case core.Play():
+                    answer = await self.play(effect)
+                case core.Read():
+                    answer = core.Digits(await self.read(effect))
+                case core.Lookup():
+                    answer = await self.lookup(effect)
+                case core.Finish():
+                    await self.finish(effect.exit)
+                    return None
+        return answer
+
+    def on_hangup(self) -> None:
+        state = self.state
+        if state is None:
+            return
+        if state.done:
+            exit_ = state.exit
+            if exit_ is not None and exit_.kind is core.ExitKind.QUEUE and not self.handed_off:
+                # gone between the end of the flow and the hand-off: an IVR abandon after all
+                now = self.now()
+                self.submit(
+                    CallRecord(
+                        call_id=self.call_id,
+                        at=now,
+                        disposition=Disposition.ABANDONED_IVR,
+                        ended_at=now,
+                        hangup_by="caller",
+                    )
+                )
+            return
+        state, effects = self.ivr.feed(state, core.HungUp(), self.now())
+        self.state = state
+        for effect in effects:
+            if isinstance(effect, core.Log):
+                self.submit(effect.record)
+        self._count(core.ExitKind.ABANDONED)
+
+    async def on_failure(self, exc: BaseException) -> None:
+        log.warning("ivr call %s on %s failed: %r", self.call_id, self.channel, exc)
+        self.svc.stats.failed += 1
+        self.submit(
+            CallEvent(
+                call_id=self.call_id,
+                at=self.now(),
+                kind=EventKind.NOTE,
+                node=self.state.node if self.state else None,
+                detail={"error": type(exc).__name__, "code": getattr(exc, "code", None), "to": "fallback"},
+            )
+        )
+        ctx, exten, prio = self.settings.fallback
+        try:
+            await self.cmd("EXEC", "Goto", f"{ctx},{exten},{prio}")
+        except (_Hangup, CallcenterError, TimeoutError, OSError) as again:
+            log.info("ivr call %s: fallback not reachable (%r)", self.call_id, again)
+
+    def _count(self, kind: core.ExitKind) -> None:
+        finished = self.svc.stats.finished
+        finished[kind.value] = finished.get(kind.value, 0) + 1
+
+    # ------------------------------------------------------------------ effects
+    async def play(self, effect: core.Play) -> core.Played:
+        escape = ALL_DTMF if effect.interruptible else ""
+        for sound in effect.sounds:
+            reply = await self.cmd("STREAM FILE", sound, escape, plays=True)
+            code = reply.result_int or 0
+            if code > 0:
+                return core.Played(_key(code))
+        return core.Played()
+
+    async def read(self, effect: core.Read) -> str:
+        timeout_ms = max(1, int(effect.timeout * 1000))
+        per_digit = effect.timeout + 1.0
+        use_get_data = not effect.hash_is_input and effect.terminator in ("#", None)
+        digits: list[str] = []
+        *leading, last = effect.sounds or ("",)
+        for sound in leading:
+            reply = await self.cmd("STREAM FILE", sound, ALL_DTMF, plays=True)
+            if (reply.result_int or 0) > 0:
+                digits.append(_key(reply.result_int or 0))
+                break
+        if not digits and use_get_data:
+            reply = await self.cmd(
+                "GET DATA", last or "silence/1", timeout_ms, effect.max_digits,
+                plays=True, extra=per_digit * effect.max_digits,
+            )  # fmt: skip
+            return reply.result or ""
+        if not digits and last:
+            reply = await self.cmd("STREAM FILE", last, ALL_DTMF, plays=True)
+            if (reply.result_int or 0) > 0:
+                digits.append(_key(reply.result_int or 0))
+        while len(digits) < effect.max_digits and not (
+            effect.terminator and digits[-1:] == [effect.terminator]
+        ):
+            reply = await self.cmd("WAIT FOR DIGIT", timeout_ms, extra=per_digit)
+            code = reply.result_int or 0
+            if code <= 0:
+                break
+            digits.append(_key(code))
+        return "".join(digits)
+
+    async def lookup(self, effect: core.Lookup) -> core.LookupDone:
+        directory = self.svc.customers
+        if directory is None:
+            return core.LookupDone(core.LookupOutcome.ERROR)
+        try:
+            async with asyncio.timeout(effect.timeout):
+                customer = await directory.lookup(effect.number)
+        except TimeoutError:
+            return core.LookupDone(core.LookupOutcome.TIMEOUT)
+        except (CallcenterError, OSError) as exc:
+            log.info("caller lookup failed for call %s: %r", self.call_id, exc)
+            return core.LookupDone(core.LookupOutcome.ERROR)
+        if customer is None:
+            return core.LookupDone(core.LookupOutcome.NOT_FOUND)
+        return core.LookupDone(core.LookupOutcome.FOUND, tier=customer.tier, data=dict(customer.data))
+
+    async def finish(self, exit_: core.Exit) -> None:
+        state = self.state
+        if state is None:  # pragma: no cover - start() always sets it
+            raise RuntimeError("finish before start")
+        now = self.now()
+        match exit_.kind:
+            case core.ExitKind.QUEUE:
+                queue = exit_.queue or ""
+                # channel variables show up in AMI VarSet events: card-like digits stay masked
+                shown = {k: core.mask(v) if k in state.secret_keys else v for k, v in exit_.data.items()}
+                for name, value in (
+                    (names.VAR_SKILLS, ",".join(f"{s}:{lvl}" for s, lvl in exit_.skills.items())),
+                    (names.VAR_PRIORITY, str(exit_.priority)),
+                    (names.VAR_LANGUAGE, exit_.language),
+                    (names.VAR_CUSTOMER, json.dumps(shown, separators=(",", ":"), sort_keys=True)),
+                ):
+                    await self.cmd("SET VARIABLE", name, _safe(value))
+                call = InboundCall(
+                    call_id=self.call_id,
+                    channel=self.channel,
+                    uniqueid=self.uniqueid,
+                    caller=state.call.caller_e164 or state.call.caller,
+                    dialed=state.call.dialed,
+                    queue=queue,
+                    skills=dict(exit_.skills),
+                    priority=exit_.priority,
+                    language=exit_.language,
+                    data=dict(exit_.data),
+                    customer_tier=exit_.customer_tier,
+                    arrived_at=state.started_at,
+                    queued_at=now,
+                )
+                async with asyncio.timeout(self.settings.handoff_timeout):
+                    await self.svc.distributor.enqueue(call)
+                self.handed_off = True
+                self._count(exit_.kind)
+                # last: with CC_QUEUE set, the dialplan sends the caller to hold after the AGI
+                await self.cmd("SET VARIABLE", names.VAR_QUEUE, _safe(queue))
+            case core.ExitKind.VOICEMAIL:
+                self._count(exit_.kind)
+                await self.cmd("SET VARIABLE", names.VAR_MAILBOX, exit_.mailbox or "")
+            case core.ExitKind.CALLBACK:
+                request = CallbackRequest(
+                    call_id=self.call_id,
+                    queue=exit_.queue or "",
+                    number=exit_.number or state.call.caller,
+                    priority=exit_.priority,
+                    language=exit_.language,
+                    data=dict(exit_.data),
+                    requested_at=now,
+                )
+                async with asyncio.timeout(self.settings.handoff_timeout):
+                    await self.svc.distributor.request_callback(request)
+                self._count(exit_.kind)  # the dialplan hangs up after the AGI
+            case core.ExitKind.HANGUP:
+                self._count(exit_.kind)
+            case core.ExitKind.ABANDONED:
+                self._count(exit_.kind)
