@@ -51,7 +51,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from callcenter import ivr as core
 from callcenter.asterisk import names
@@ -85,18 +85,42 @@ class RecordSink(Protocol):
     def submit(self, record: LogRecord) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Customer:
-    """A caller found by number: ``tier`` drives priority, ``data`` travels to the agent."""
+class CustomerLike(Protocol):
+    """A caller found by number (``callcenter.store.customers.Customer``)."""
 
-    tier: str | None
-    data: Mapping[str, str] = field(default_factory=dict)
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def tier(self) -> str | None: ...
+    @property
+    def account(self) -> str | None: ...
+    @property
+    def data(self) -> Mapping[str, Any]: ...
+
+
+class LookupResultLike(Protocol):
+    """``outcome``: found / not_found / timeout / error / invalid."""
+
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def customer(self) -> CustomerLike | None: ...
 
 
 class CustomerDirectory(Protocol):
-    """Caller lookup by E.164 number (``callcenter.store.customers``); ``None`` when unknown."""
+    """Caller lookup by E.164 number (``callcenter.store.customers.CustomerDirectory``): never
+    raises for a database problem, answers within its own timeout."""
 
-    async def lookup(self, phone_e164: str) -> Customer | None: ...
+    async def lookup(self, phone_e164: str) -> LookupResultLike: ...
+
+
+_OUTCOMES: Mapping[str, core.LookupOutcome] = {
+    "found": core.LookupOutcome.FOUND,
+    "not_found": core.LookupOutcome.NOT_FOUND,
+    "timeout": core.LookupOutcome.TIMEOUT,
+    "error": core.LookupOutcome.ERROR,
+    "invalid": core.LookupOutcome.INVALID_NUMBER,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,16 +438,28 @@ class _CallRun:
         if directory is None:
             return core.LookupDone(core.LookupOutcome.ERROR)
         try:
-            async with asyncio.timeout(effect.timeout):
-                customer = await directory.lookup(effect.number)
+            async with asyncio.timeout(effect.timeout):  # the node's budget bounds any directory
+                result = await directory.lookup(effect.number)
         except TimeoutError:
             return core.LookupDone(core.LookupOutcome.TIMEOUT)
         except (CallcenterError, OSError) as exc:
             log.info("caller lookup failed for call %s: %r", self.call_id, exc)
             return core.LookupDone(core.LookupOutcome.ERROR)
-        if customer is None:
-            return core.LookupDone(core.LookupOutcome.NOT_FOUND)
-        return core.LookupDone(core.LookupOutcome.FOUND, tier=customer.tier, data=dict(customer.data))
+        outcome = _OUTCOMES.get(result.outcome, core.LookupOutcome.ERROR)
+        customer = result.customer
+        if outcome is not core.LookupOutcome.FOUND or customer is None:
+            return core.LookupDone(
+                outcome if outcome is not core.LookupOutcome.FOUND else core.LookupOutcome.ERROR
+            )
+        data: dict[str, str] = {}
+        if customer.name:
+            data["name"] = customer.name
+        if customer.account:
+            data["account"] = customer.account
+        for key, value in customer.data.items():
+            if isinstance(value, str | int | float | bool):
+                data.setdefault(str(key), str(value))
+        return core.LookupDone(core.LookupOutcome.FOUND, tier=customer.tier, data=data)
 
     async def finish(self, exit_: core.Exit) -> None:
         state = self.state

@@ -19,7 +19,8 @@ from callcenter.calllog import CallEvent, CallRecord, Disposition, LegRecord, Lo
 from callcenter.clock import FakeClock
 from callcenter.config import model as m
 from callcenter.errors import DomainError
-from callcenter.ivr_agi import CallbackRequest, Customer, InboundCall, IvrService
+from callcenter.ivr_agi import CallbackRequest, InboundCall, IvrService
+from callcenter.store.customers import Customer, LookupResult
 from tests.test_ivr_helpers import CLOSED_NOW, DID, OPEN_NOW, config
 
 SOUNDS = m.AsteriskSettings().sounds_dir
@@ -79,12 +80,13 @@ class Directory:
     stall: bool = False
     broken: bool = False
 
-    async def lookup(self, phone_e164: str) -> Customer | None:
+    async def lookup(self, phone_e164: str) -> LookupResult:
         if self.stall:
             await asyncio.Event().wait()  # never answers: the IVR's timeout must cut it
         if self.broken:
-            raise OSError("connection refused")
-        return self.customers.get(phone_e164)
+            return LookupResult("error")
+        found = self.customers.get(phone_e164)
+        return LookupResult("found", found) if found else LookupResult("not_found")
 
 
 # ----------------------------------------------------------------------------- scripted Asterisk
@@ -213,7 +215,9 @@ async def rig(now: float = OPEN_NOW, cfg: m.Config | None = None) -> AsyncIterat
 # ----------------------------------------------------------------------------- tests
 async def test_valid_keys_reach_the_acd_with_everything_gathered() -> None:
     async with rig() as r:
-        r.directory.customers["+12125550100"] = Customer("vip", {"name": "Ada", "account": "A-1"})
+        r.directory.customers["+12125550100"] = Customer(
+            "+12125550100", "Ada", "vip", "A-1", {"segment": "residential", "nested": {"x": 1}}
+        )
         caller = await r.call(Caller(["1", "1"]))
     assert len(r.acd.calls) == 1
     call = r.acd.calls[0]
@@ -222,6 +226,8 @@ async def test_valid_keys_reach_the_acd_with_everything_gathered() -> None:
     assert call.channel == "PJSIP/carrier-1795420631.0" and call.uniqueid == "1795420631.0"
     assert call.caller == "+12125550100" and call.dialed == DID
     assert call.data["customer_name"] == "Ada" and call.customer_tier == "vip"
+    assert call.data["customer_account"] == "A-1" and call.data["customer_segment"] == "residential"
+    assert "customer_nested" not in call.data
     v = caller.variables
     assert v[names.VAR_CALL_ID] == "call-1" and v[names.VAR_QUEUE] == "sales"
     assert v[names.VAR_PRIORITY] == "50" and v[names.VAR_SKILLS] == "sales:5"
