@@ -135,12 +135,13 @@ class Play:
 class Read:
     """Play ``sounds`` (interruptible) then collect up to ``max_digits`` DTMF digits, ``timeout``
     seconds for the first and between digits, ended early by ``terminator`` (not returned). Answer
-    with :class:`Digits` (``""`` when nothing came)."""
+    with :class:`Digits` (``""`` when nothing came). The terminator may or may not be included."""
 
     sounds: tuple[str, ...]
     max_digits: int
     timeout: float
     terminator: str | None = None
+    hash_is_input: bool = False  # "#" is a menu key here, not an end of input
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,7 +466,7 @@ class Interpreter:
                 return self._finish(state, self._hangup_exit(state, "loop", Disposition.FAILED), now, effects)
             match node:
                 case MenuNode() | LanguageNode():
-                    effects.append(Read(self._sounds(state, node.prompt), 1, node.timeout))
+                    effects.append(self._choice_read(state, node, node.prompt))
                     return replace(state, waiting=Waiting.READ), effects
                 case CollectNode():
                     effects.append(self._collect_read(state, node, node.prompt))
@@ -510,6 +511,9 @@ class Interpreter:
                         return replace(state, waiting=Waiting.PLAY), effects
                     return self._terminal(state, node, now, effects)
 
+    def _choice_read(self, state: IvrState, node: MenuNode | LanguageNode, *prompts: str | None) -> Read:
+        return Read(self._sounds(state, *prompts), 1, node.timeout, None, "#" in node.choices)
+
     def _collect_read(self, state: IvrState, node: CollectNode, *prompts: str | None) -> Read:
         return Read(self._sounds(state, *prompts), node.max_digits, node.timeout, node.terminator)
 
@@ -549,7 +553,7 @@ class Interpreter:
             case MenuNode():
                 if is_dtmf and digits and digits == node.repeat_key:
                     self._log_node(effects, state, node, now, "repeat", input=digits)
-                    effects.append(Read(self._sounds(state, node.prompt), 1, node.timeout))
+                    effects.append(self._choice_read(state, node, node.prompt))
                     return state, effects
                 if is_dtmf and digits in node.choices:
                     target = node.choices[digits]
@@ -563,7 +567,7 @@ class Interpreter:
                     return self._enter(state, node.fallback, now, effects)
                 self._log_node(effects, state, node, now, outcome, input=raw)
                 extra = node.timeout_prompt if timed_out else node.invalid_prompt
-                effects.append(Read(self._sounds(state, extra, node.prompt), 1, node.timeout))
+                effects.append(self._choice_read(state, node, extra, node.prompt))
                 return state, effects
             case LanguageNode():
                 if is_dtmf and digits in node.choices:
@@ -577,7 +581,7 @@ class Interpreter:
                     self._log_node(effects, state, node, now, outcome, input=raw, next=node.next)
                     return self._enter(state, node.next, now, effects)
                 self._log_node(effects, state, node, now, outcome, input=raw)
-                effects.append(Read(self._sounds(state, node.prompt), 1, node.timeout))
+                effects.append(self._choice_read(state, node, node.prompt))
                 return state, effects
             case CollectNode():
                 if is_dtmf and node.terminator and digits.endswith(node.terminator):
