@@ -16,8 +16,10 @@ turns them into ``timestamptz`` on the way into PostgreSQL.
 Merged tables hold exactly one row per key that is updated as the call progresses: each record
 carries ``at`` (the emitter's time, stored as ``revision``); a column left ``None`` means "not known
 by this record" and never erases what is stored; for a column both sides know, the record with the
-later ``at`` wins. So the *final* disposition wins, partial updates compose in any order, and
-replaying a record (after a crash) changes nothing. ``seq`` of events and agent states, when left
+later ``at`` wins (the row keeps the latest ``at`` it has seen). So the *final* disposition wins in
+any arrival order, replaying records (after a crash) changes nothing, and records that arrive in the
+order they were made (the writer keeps that order, replays included) give every column its latest
+known value. (A late record older than the row's newest only fills columns still unknown.) ``seq`` of events and agent states, when left
 ``None``, is assigned by the writer at ``submit`` time from ``SeqSource`` (microseconds of ``now``,
 strictly increasing), before the record reaches the spool: a replay carries the same key.
 
