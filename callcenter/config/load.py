@@ -1247,12 +1247,16 @@ def read_flow(r: Reader, fid: str, node: yaml.Node, path: Path_) -> m.Flow | Non
                 if not ID_RE.fullmatch(nid):
                     r.bad(key_node, np_, f"expected a node id (a-z 0-9 _ -), found {nid!r}")
                     continue
+                if nid in fb.nodes:
+                    r.bad(key_node, np_, f"node id {nid!r} is used twice")
+                    continue
                 built = fb.node(value_node, np_, nid)
-                if built is not None:
-                    if nid in fb.nodes:
-                        r.bad(key_node, np_, f"node id {nid!r} is used twice")
-                        continue
-                    fb.nodes[nid] = built
+                # A node that could not be read (already reported) stands in as a hang-up, so
+                # that references to it do not cause follow-on errors.
+                if built is None:
+                    for derived in [k for k in fb.nodes if k.startswith(f"{nid}.")]:
+                        del fb.nodes[derived]
+                fb.nodes[nid] = built if built is not None else m.HangupNode(id=nid)
     mr.finish()
     if start is None:
         return None
@@ -1275,14 +1279,18 @@ def _skill_levels(r: Reader, mr: MapReader, key: str, path: Path_) -> dict[str, 
     if sm is None:
         return None
     out: dict[str, int] = {}
+    ok = True
     for skill, kn, vn in sm.items():
         if not ID_RE.fullmatch(skill):
             r.bad(kn, (*path, key, skill), f"expected a skill id, found {skill!r}")
+            ok = False
             continue
         level = r.integer(vn, (*path, key, skill), 1, 10)
-        if level is not None:
+        if level is None:
+            ok = False
+        else:
             out[skill] = level
-    return out
+    return out if ok else None  # None: already reported (no follow-on errors)
 
 
 def read_queue(r: Reader, qid: str, node: yaml.Node, path: Path_) -> m.Queue | None:
@@ -1862,7 +1870,7 @@ def load(
         center=center,
         asterisk=singles.get("asterisk") or m.AsteriskSettings(),
         trunks=m.frozen_map({k: v for k, v in maps["trunks"].items() if v is not None}),
-        numbers=tuple(v for v, _ in lists["numbers"] if v is not None),
+        numbers=_numbers(lists["numbers"], problems),
         flows=m.frozen_map({k: v for k, v in maps["flows"].items() if v is not None}),
         skills=tuple(v for v, _ in lists["skills"] if v is not None),
         queues=m.frozen_map({k: v for k, v in maps["queues"].items() if v is not None}),
@@ -1878,7 +1886,8 @@ def load(
         prompts=prompts,
     )
     _check_skill_list(lists["skills"], problems)
-    for problem in check(config, check_prompts=check_prompts):
+    broken = frozenset((sec, k) for sec in MAP_SECTIONS for k, v in maps[sec].items() if v is None)
+    for problem in check(config, check_prompts=check_prompts, broken=broken):
         problems.add(problem.message, problem.path)
     if check_files:
         for camp in config.campaigns.values():
@@ -1942,6 +1951,24 @@ def _check_skill_list(items: list[tuple[str | None, m.Where]], problems: Problem
                 f"skill {skill!r} is listed twice (first at {seen[skill]})", ("skills", skill), where
             )
         seen.setdefault(skill, where)
+
+
+def _numbers(items: list[tuple[m.Number | None, m.Where]], problems: Problems) -> tuple[m.Number, ...]:
+    out: list[m.Number] = []
+    first: dict[str, m.Where] = {}
+    for num, where in items:
+        if num is None:
+            continue
+        if num.dialed in first:
+            problems.add(
+                f"duplicate number {num.number} (first at {first[num.dialed]}; a DID maps to one flow)",
+                ("numbers", num.number),
+                where,
+            )
+            continue
+        first[num.dialed] = where
+        out.append(num)
+    return tuple(out)
 
 
 def _by_id(items: list[tuple[Any, m.Where]], section: str, problems: Problems) -> Mapping[str, Any]:

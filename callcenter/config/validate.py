@@ -9,7 +9,7 @@ unreachable flow nodes; flow loops that never wait for the caller.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from callcenter.config import model as m
@@ -32,13 +32,20 @@ def node_path(flow_id: str, node_id: str, *rest: str) -> tuple[str, ...]:
     return ("flows", flow_id, "nodes", *node_id.split("."), *rest)
 
 
-def check(config: m.Config, *, check_prompts: bool = True) -> list[Problem]:
-    return list(_check(config, check_prompts))
+def check(
+    config: m.Config, *, check_prompts: bool = True, broken: frozenset[tuple[str, str]] = frozenset()
+) -> list[Problem]:
+    """Every cross-reference problem. ``broken`` names (section, id) entries that exist in the
+    YAML but could not be read (already reported): references to them are not errors again."""
+    return list(_check(config, check_prompts, broken))
 
 
-def _check(c: m.Config, check_prompts: bool) -> Iterator[Problem]:
+def _check(c: m.Config, check_prompts: bool, broken: frozenset[tuple[str, str]]) -> Iterator[Problem]:
     skills = set(c.skills)
     languages = set(c.center.languages)
+
+    def missing(section: str, item: str | None, table: Mapping[str, object]) -> bool:
+        return item is not None and item not in table and (section, item) not in broken
 
     def prompt(pid: str | None, path: tuple[str, ...]) -> Iterator[Problem]:
         if pid is None or not check_prompts:
@@ -62,23 +69,19 @@ def _check(c: m.Config, check_prompts: bool) -> Iterator[Problem]:
                 yield Problem(f"unknown skill {s!r} (not in the skills list)", (*path, s))
 
     def mailbox(box: str | None, path: tuple[str, ...]) -> Iterator[Problem]:
-        if box is not None and box not in c.mailboxes:
+        if missing("mailboxes", box, c.mailboxes):
             yield Problem(f"unknown mailbox {box!r}", path)
 
     def queue_ref(q: str, path: tuple[str, ...]) -> Iterator[Problem]:
-        if q not in c.queues:
+        if missing("queues", q, c.queues):
             yield Problem(f"unknown queue {q!r}", path)
 
     # ---------------------------------------------------------------- numbers
-    seen_did: set[str] = set()
-    for n in c.numbers:
+    for n in c.numbers:  # (duplicates are found by the loader, which knows where each was)
         p = ("numbers", n.number)
-        if n.dialed in seen_did:
-            yield Problem(f"duplicate number {n.number} (a DID maps to one flow)", p)
-        seen_did.add(n.dialed)
-        if n.flow not in c.flows:
+        if missing("flows", n.flow, c.flows):
             yield Problem(f"unknown flow {n.flow!r}", (*p, "flow"))
-        if n.trunk is not None and n.trunk not in c.trunks:
+        if missing("trunks", n.trunk, c.trunks):
             yield Problem(f"unknown trunk {n.trunk!r}", (*p, "trunk"))
         if n.language is not None and n.language not in languages:
             yield Problem(
@@ -87,7 +90,7 @@ def _check(c: m.Config, check_prompts: bool) -> Iterator[Problem]:
 
     # ---------------------------------------------------------------- flows
     for flow in c.flows.values():
-        yield from _check_flow(c, flow, prompt, skill_refs, mailbox, queue_ref, languages)
+        yield from _check_flow(c, flow, prompt, skill_refs, mailbox, queue_ref, languages, missing)
     yield from _check_loops(c)
 
     # ---------------------------------------------------------------- queues
@@ -96,13 +99,13 @@ def _check(c: m.Config, check_prompts: bool) -> Iterator[Problem]:
         yield from skill_refs(q.skills, (*p, "skills"))
         if not q.skills:
             yield Problem("expected at least one required skill", (*p, "skills"))
-        if q.music_class != "default" and q.music_class not in c.music:
+        if q.music_class != "default" and missing("music", q.music_class, c.music):
             yield Problem(f"unknown music class {q.music_class!r}", (*p, "music_class"))
         yield from mailbox(q.mailbox, (*p, "mailbox"))
         if q.rona_action == m.RonaAction.PAUSE:
             if q.rona_pause_reason is None:
                 yield Problem("rona_action is pause but no rona_pause_reason is given", (*p, "rona_action"))
-            elif q.rona_pause_reason not in c.pause_reasons:
+            elif missing("pause_reasons", q.rona_pause_reason, c.pause_reasons):
                 yield Problem(f"unknown pause reason {q.rona_pause_reason!r}", (*p, "rona_pause_reason"))
         for i, step in enumerate(q.relaxation):
             if step.add_skill is not None and step.add_skill not in skills:
@@ -119,7 +122,7 @@ def _check(c: m.Config, check_prompts: bool) -> Iterator[Problem]:
                     yield Problem("a queue cannot overflow to itself", op)
                 else:
                     yield from queue_ref(t, op)
-            elif q.overflow.kind == m.OverflowKind.FLOW and t not in c.flows:
+            elif q.overflow.kind == m.OverflowKind.FLOW and missing("flows", t, c.flows):
                 yield Problem(f"unknown flow {t!r}", op)
             elif q.overflow.kind == m.OverflowKind.VOICEMAIL:
                 yield from mailbox(t, op)
@@ -201,7 +204,7 @@ def _check(c: m.Config, check_prompts: bool) -> Iterator[Problem]:
         p = ("campaigns", camp.id)
         yield from queue_ref(camp.queue, (*p, "queue"))
         yield from skill_refs(camp.skills, (*p, "skills"))
-        if camp.trunk is not None and camp.trunk not in c.trunks:
+        if missing("trunks", camp.trunk, c.trunks):
             yield Problem(f"unknown trunk {camp.trunk!r}", (*p, "trunk"))
         yield from prompt(camp.amd_message, (*p, "amd_message"))
         yield from prompt(camp.identification_prompt, (*p, "identification_prompt"))
@@ -215,6 +218,7 @@ def _check_flow(
     mailbox: _RefCheck,
     queue_ref: _QueueCheck,
     languages: set[str],
+    missing: Callable[[str, str | None, Mapping[str, object]], bool],
 ) -> Iterator[Problem]:
     fp = ("flows", flow.id)
     if flow.start not in flow.nodes:
@@ -228,7 +232,7 @@ def _check_flow(
                 yield Problem(f"unknown node {target!r} (no such node in flow {flow.id!r})", np_)
         match node:
             case m.GotoFlowNode():
-                if node.flow not in c.flows:
+                if missing("flows", node.flow, c.flows):
                     yield Problem(f"unknown flow {node.flow!r}", (*np_, "flow"))
             case m.QueueNode():
                 yield from queue_ref(node.queue, (*np_, "queue"))
