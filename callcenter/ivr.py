@@ -36,6 +36,7 @@ the center's timezone at ``now`` (``zoneinfo``, so DST changes are handled by th
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -76,6 +77,7 @@ MAX_LOGGED_INPUT: Final = 32
 """Characters of caller input kept in a log entry."""
 
 DTMF: Final = frozenset("0123456789*#")
+_CALLBACK_NUMBER: Final = re.compile(r"\+?[0-9]{3,20}")
 
 # ============================================================================ inputs
 
@@ -674,8 +676,16 @@ class Interpreter:
                 )
                 self._log_node(effects, state, node, now, "voicemail", mailbox=node.mailbox)
             case CallbackNode():
-                number = data.get(node.number_variable) if node.number_variable else None
-                number = number or state.call.caller_e164 or state.call.caller
+                candidates = (
+                    data.get(node.number_variable) if node.number_variable else None,
+                    state.call.caller_e164,
+                    state.call.caller,
+                )
+                number = next((n for n in candidates if n and _CALLBACK_NUMBER.fullmatch(n)), None)
+                if number is None:  # nobody to call back (anonymous caller, nothing collected)
+                    self._log_node(effects, state, node, now, "no_callback_number")
+                    exit_ = self._hangup_exit(state, "no_callback_number", Disposition.FAILED)
+                    return self._finish(state, exit_, now, effects)
                 exit_ = Exit(
                     ExitKind.CALLBACK,
                     queue=node.queue,

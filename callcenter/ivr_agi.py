@@ -16,11 +16,13 @@ SetVariable      ``SET VARIABLE <name> <value>`` (control characters in values b
 Lookup           the customer directory, bounded by the node's timeout (a timeout or failure is
                  the outcome ``timeout`` / ``error``; the call goes on)
 Log              ``writer.submit(record)``
-Finish queue     channel variables (CC_SKILLS, CC_PRIORITY, CC_LANGUAGE, CC_CUSTOMER),
-                 ``await distributor.enqueue(InboundCall)``, then CC_QUEUE; the AGI ends and
-                 the rendered dialplan sends a call with CC_QUEUE set to ``cc-hold``
+Finish queue     channel variables (CC_SKILLS, CC_PRIORITY, CC_LANGUAGE), ``await
+                 acd.enqueue(QueuedCall(..., redirect_to_hold=False))`` (the ACD sets CC_CUSTOMER),
+                 then CC_QUEUE; the AGI ends and the rendered dialplan sends a call with CC_QUEUE
+                 set to ``cc-hold``
 Finish voicemail ``SET VARIABLE CC_MAILBOX <box>``; the dialplan goes to ``cc-voicemail,<box>,1``
-Finish callback  ``await distributor.request_callback(CallbackRequest)``; the dialplan hangs up
+Finish callback  ``acd.enqueue(...)`` then ``acd.accept_callback(call_id, number)`` (the call keeps
+                 its place), then ``HANGUP``
 Finish hangup    nothing more: the dialplan hangs up after the AGI
 ===============  ===========================================================================
 
@@ -45,7 +47,6 @@ channel is gone (:class:`AGISessionLike`).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -54,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from callcenter import ivr as core
+from callcenter.acd import QueuedCall
 from callcenter.asterisk import names
 from callcenter.asterisk.agi import AGIReply
 from callcenter.calllog import CallEvent, CallRecord, Disposition, EventKind, LegRecord, LogRecord
@@ -123,46 +125,12 @@ _OUTCOMES: Mapping[str, core.LookupOutcome] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class InboundCall:
-    """The hand-off to the ACD when the IVR sends a call to a queue.
-
-    ``skills`` and ``priority`` are the call's own (the IVR's); the ACD adds its queue's."""
-
-    call_id: str
-    channel: str  # the caller's channel name (for Bridge / Redirect)
-    uniqueid: str
-    caller: str  # E.164 when it could be normalised, else as the channel gave it
-    dialed: str
-    queue: str
-    skills: Mapping[str, int]
-    priority: int
-    language: str
-    data: Mapping[str, str]
-    customer_tier: str | None
-    arrived_at: float  # when the IVR started
-    queued_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class CallbackRequest:
-    """A caller asked to be called back at ``number`` by an agent of ``queue``."""
-
-    call_id: str
-    queue: str
-    number: str
-    priority: int
-    language: str
-    data: Mapping[str, str]
-    requested_at: float
-
-
 class CallDistributor(Protocol):
-    """The ACD's entry points used by the IVR."""
+    """The ACD's entry points the IVR uses (``callcenter.acd.ACD``)."""
 
-    async def enqueue(self, call: InboundCall) -> None: ...
+    async def enqueue(self, call: QueuedCall) -> None: ...
 
-    async def request_callback(self, request: CallbackRequest) -> None: ...
+    async def accept_callback(self, call_id: str, number: str) -> None: ...
 
 
 # ============================================================================ the service
@@ -461,41 +429,39 @@ class _CallRun:
                 data.setdefault(str(key), str(value))
         return core.LookupDone(core.LookupOutcome.FOUND, tier=customer.tier, data=data)
 
+    async def hand_off(self, state: core.IvrState, exit_: core.Exit, queue: str) -> None:
+        # card-like digits stay masked outside the IVR (channel variables show up in AMI events)
+        data = {k: core.mask(v) if k in state.secret_keys else v for k, v in exit_.data.items()}
+        call = QueuedCall(
+            call_id=self.call_id,
+            channel=self.channel,
+            queue=queue,
+            skills=dict(exit_.skills),
+            priority=exit_.priority,
+            language=exit_.language,
+            caller_number=state.call.caller_e164 or state.call.caller,
+            data=data,
+            uniqueid=self.uniqueid or None,
+            redirect_to_hold=False,  # the dialplan goes to cc-hold when the AGI ends
+        )
+        async with asyncio.timeout(self.settings.handoff_timeout):
+            await self.svc.distributor.enqueue(call)
+        self.handed_off = True
+
     async def finish(self, exit_: core.Exit) -> None:
         state = self.state
         if state is None:  # pragma: no cover - start() always sets it
             raise RuntimeError("finish before start")
-        now = self.now()
         match exit_.kind:
             case core.ExitKind.QUEUE:
                 queue = exit_.queue or ""
-                # channel variables show up in AMI VarSet events: card-like digits stay masked
-                shown = {k: core.mask(v) if k in state.secret_keys else v for k, v in exit_.data.items()}
                 for name, value in (
                     (names.VAR_SKILLS, ",".join(f"{s}:{lvl}" for s, lvl in exit_.skills.items())),
                     (names.VAR_PRIORITY, str(exit_.priority)),
                     (names.VAR_LANGUAGE, exit_.language),
-                    (names.VAR_CUSTOMER, json.dumps(shown, separators=(",", ":"), sort_keys=True)),
                 ):
                     await self.cmd("SET VARIABLE", name, _safe(value))
-                call = InboundCall(
-                    call_id=self.call_id,
-                    channel=self.channel,
-                    uniqueid=self.uniqueid,
-                    caller=state.call.caller_e164 or state.call.caller,
-                    dialed=state.call.dialed,
-                    queue=queue,
-                    skills=dict(exit_.skills),
-                    priority=exit_.priority,
-                    language=exit_.language,
-                    data=dict(exit_.data),
-                    customer_tier=exit_.customer_tier,
-                    arrived_at=state.started_at,
-                    queued_at=now,
-                )
-                async with asyncio.timeout(self.settings.handoff_timeout):
-                    await self.svc.distributor.enqueue(call)
-                self.handed_off = True
+                await self.hand_off(state, exit_, queue)
                 self._count(exit_.kind)
                 # last: with CC_QUEUE set, the dialplan sends the caller to hold after the AGI
                 await self.cmd("SET VARIABLE", names.VAR_QUEUE, _safe(queue))
@@ -503,18 +469,12 @@ class _CallRun:
                 self._count(exit_.kind)
                 await self.cmd("SET VARIABLE", names.VAR_MAILBOX, exit_.mailbox or "")
             case core.ExitKind.CALLBACK:
-                request = CallbackRequest(
-                    call_id=self.call_id,
-                    queue=exit_.queue or "",
-                    number=exit_.number or state.call.caller,
-                    priority=exit_.priority,
-                    language=exit_.language,
-                    data=dict(exit_.data),
-                    requested_at=now,
-                )
+                # the call keeps a place in the queue; the caller hangs up and is called back
+                await self.hand_off(state, exit_, exit_.queue or "")
                 async with asyncio.timeout(self.settings.handoff_timeout):
-                    await self.svc.distributor.request_callback(request)
-                self._count(exit_.kind)  # the dialplan hangs up after the AGI
+                    await self.svc.distributor.accept_callback(self.call_id, exit_.number or "")
+                self._count(exit_.kind)
+                await self.cmd("HANGUP")
             case core.ExitKind.HANGUP:
                 self._count(exit_.kind)
             case core.ExitKind.ABANDONED:

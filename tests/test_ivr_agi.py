@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from callcenter.acd import QueuedCall
 from callcenter.asterisk import names
 from callcenter.asterisk.agi import HANGUP_LINE, AGIReply, CommandReader, encode_env, encode_reply
 from callcenter.asterisk.agi_server import FastAGIServer
@@ -19,7 +20,8 @@ from callcenter.calllog import CallEvent, CallRecord, Disposition, LegRecord, Lo
 from callcenter.clock import FakeClock
 from callcenter.config import model as m
 from callcenter.errors import DomainError
-from callcenter.ivr_agi import CallbackRequest, InboundCall, IvrService
+from callcenter.ivr import mask
+from callcenter.ivr_agi import IvrService
 from callcenter.store.customers import Customer, LookupResult
 from tests.test_ivr_helpers import CLOSED_NOW, DID, OPEN_NOW, config
 
@@ -61,17 +63,17 @@ class Sink:
 
 @dataclass
 class Acd:
-    calls: list[InboundCall] = field(default_factory=list)
-    callbacks: list[CallbackRequest] = field(default_factory=list)
+    calls: list[QueuedCall] = field(default_factory=list)
+    callbacks: list[tuple[str, str]] = field(default_factory=list)
     fail: bool = False
 
-    async def enqueue(self, call: InboundCall) -> None:
+    async def enqueue(self, call: QueuedCall) -> None:
         if self.fail:
             raise DomainError("queue closed", code="queue_closed")
         self.calls.append(call)
 
-    async def request_callback(self, request: CallbackRequest) -> None:
-        self.callbacks.append(request)
+    async def accept_callback(self, call_id: str, number: str) -> None:
+        self.callbacks.append((call_id, number))
 
 
 @dataclass
@@ -224,14 +226,13 @@ async def test_valid_keys_reach_the_acd_with_everything_gathered() -> None:
     assert (call.call_id, call.queue, call.priority, call.language) == ("call-1", "sales", 50, "en")
     assert call.skills == {"sales": 5}
     assert call.channel == "PJSIP/carrier-1795420631.0" and call.uniqueid == "1795420631.0"
-    assert call.caller == "+12125550100" and call.dialed == DID
-    assert call.data["customer_name"] == "Ada" and call.customer_tier == "vip"
+    assert call.caller_number == "+12125550100" and not call.redirect_to_hold
+    assert call.data["customer_name"] == "Ada" and call.data["customer_tier"] == "vip"
     assert call.data["customer_account"] == "A-1" and call.data["customer_segment"] == "residential"
     assert "customer_nested" not in call.data
     v = caller.variables
     assert v[names.VAR_CALL_ID] == "call-1" and v[names.VAR_QUEUE] == "sales"
     assert v[names.VAR_PRIORITY] == "50" and v[names.VAR_SKILLS] == "sales:5"
-    assert '"customer_name":"Ada"' in v[names.VAR_CUSTOMER]
     assert list(v)[-1] == names.VAR_QUEUE  # set last: the dialplan goes to hold on it
     assert caller.played() == [
         f"{SOUNDS}/en/welcome",
@@ -310,7 +311,7 @@ async def test_lookup_timeout_and_failure_let_the_call_go_on() -> None:
 async def test_unparseable_caller_number_skips_the_lookup() -> None:
     async with rig() as r:
         await r.call(Caller(["1", "1"]), environment=env(caller="anonymous"))
-    assert r.acd.calls[0].caller == "anonymous"
+    assert r.acd.calls[0].caller_number == "anonymous"
     out = [e.detail["outcome"] for e in r.sink.events() if e.kind == "lookup" and e.detail]
     assert out == ["invalid_number"]
 
@@ -326,17 +327,19 @@ async def test_voicemail_sets_the_mailbox_for_the_dialplan() -> None:
 
 async def test_callback_request_goes_to_the_acd() -> None:
     async with rig() as r:
-        await r.call(Caller(["1", "4"]))
-    assert r.acd.callbacks[0].number == "+12125550100" and r.acd.callbacks[0].queue == "general"
+        caller = await r.call(Caller(["1", "4"]))
+    assert r.acd.callbacks == [("call-1", "+12125550100")]
+    assert r.acd.calls[0].queue == "general" and not r.acd.calls[0].redirect_to_hold
     assert r.sink.calls()[-1].disposition is Disposition.CALLBACK_REQUESTED
+    assert caller.commands[-1] == ["HANGUP"] and names.VAR_QUEUE not in caller.variables
 
 
 async def test_collected_card_digits_stay_masked_on_the_channel_and_in_the_log() -> None:
     good = next(f"{n:08d}" for n in range(10000000, 99999999) if _luhn(f"{n:08d}"))
     async with rig() as r:
         caller = await r.call(Caller(["1", "2", good, "1"]))
-    assert r.acd.calls[0].data["account"] == good  # the agent gets it in memory
-    assert good not in caller.variables[names.VAR_CUSTOMER]
+    assert r.acd.calls[0].data["account"] == mask(good)  # masked for the agent and on the channel
+    assert all(good not in v for v in caller.variables.values())
     assert all(good not in repr(rec) for rec in r.sink.records)
 
 
@@ -405,7 +408,7 @@ async def test_500_concurrent_ivr_calls() -> None:
     assert r.service.stats.started == 500
     assert sum(r.service.stats.finished.values()) == 500
     assert len({c.call_id for c in r.acd.calls}) == len(r.acd.calls)
-    assert len(r.acd.calls) == 375 and len(r.acd.callbacks) == 125
+    assert len(r.acd.calls) == 500 and len(r.acd.callbacks) == 125
     assert {c.queue for c in r.acd.calls} == {"general", "sales", "support"}
     assert {c.language for c in r.acd.calls if c.queue == "support"} == {"es"}
 

@@ -362,8 +362,11 @@ def test_callback_to_a_collected_number() -> None:
     info = CallInfo("c9", "x", "18005550199", None)
     run = drive(Interpreter(cfg), ["2125550199#"], info=info)
     assert run.exit.number == "2125550199"
-    run = drive(Interpreter(cfg), [""] * 3, info=info)
-    assert run.exit.number == "x"
+    run = drive(Interpreter(cfg), [""] * 3, info=info)  # nothing collected, anonymous caller
+    assert run.exit.kind is ExitKind.HANGUP and run.exit.reason == "no_callback_number"
+    assert run.exit.disposition is Disposition.FAILED
+    run = drive(Interpreter(cfg), [""] * 3, info=CallInfo("c9", "5551230001", "18005550199", None))
+    assert run.exit.number == "5551230001"
 
 
 def test_unknown_number_ends_at_once(ivr: Interpreter) -> None:
