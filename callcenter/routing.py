@@ -54,6 +54,7 @@ from typing import Literal
 from callcenter.errors import RoutingError
 
 Strategy = Literal["longest_idle", "least_calls", "best_skill", "round_robin", "ring_all"]
+STRATEGIES: tuple[str, ...] = ("longest_idle", "least_calls", "best_skill", "round_robin", "ring_all")
 Requirement = tuple[tuple[str, int], ...]  # (skill, min level), primary skill first
 Criteria = tuple[Requirement, ...]  # alternatives: an agent meeting any one qualifies
 

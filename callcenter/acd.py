@@ -1,0 +1,1380 @@
+"""Shell: the ACD service. Carries the router's decisions out on the PBX over AMI.
+
+The life of a queued call::
+
+    IVR --await acd.enqueue(QueuedCall)--> Setvar CC_CALL_ID/CC_QUEUE/CC_MOH, Redirect -> cc-hold
+    router Offer -> agent Reserve -> Originate (ChannelId chosen here, Timeout = queue ring_timeout)
+        Channel PJSIP/<endpoint> -> cc-agent-leg,s,1 with CC_CALLER, CC_CALL_ID, CC_AGENT_ID
+    OriginateResponse Success -> agent on call; the leg Bridge()s the caller; BridgeEnter x2 ->
+        recording per queue policy
+    OriginateResponse Failure (no answer, busy, unreachable) = RONA -> the agent per the queue's
+        RONA rule (not_ready / pause / logout after rona_count misses); the call goes back to its
+        place and is offered to the next agent (never the same one again)
+    caller Hangup while waiting -> abandoned; while its agent rings -> Hangup of the agent leg,
+        the agent is available again; while bridged -> the call ends, the agent wraps up (ONE
+        wrap-up, the queue's seconds), then becomes available (or a pause asked meanwhile)
+    every announce_period: Setvar CC_POSITION/CC_EWT, Redirect -> cc-announce (back to hold after)
+    max wait: overflow to another queue (place kept) or voicemail / hang-up per the queue
+    transfers: blind to a queue (keeps the call's data, back to hold, the agent wraps up), blind to
+        a number (Redirect -> cc-transfer), attended (Atxfer on the agent's leg)
+
+Wiring (the composition root)::
+
+    acd = ACD(config, ami_client, writer, clock, recorder=Recorder.from_config(...), store=PgACDStore(dsn))
+    tg.create_task(acd.run())           # subscribes to AMI, rebuilds after a restart, runs timers
+    await acd.enqueue(QueuedCall(call_id, channel, queue, skills, priority, language, ...))
+    await acd.login("1001"); await acd.pause("1001", "lunch"); await acd.resume("1001")
+    register_routes(http_router, acd)   # /api/agents/... for the CLI (callcenter agent ...)
+
+Everything mutates in the event loop's single thread; AMI callbacks only enqueue. Every AMI action
+is bounded by ``action_timeout``. Restart: ``rebuild()`` (run by ``run()``) reads ``Status`` with
+the CC_* variables and the database's last agent states: callers holding go back in line at their
+first arrival, bridged calls stay bridged with their agent on call, half-offered legs are hung up
+and their calls re-offered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import hmac
+import itertools
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from callcenter import agents as ag
+from callcenter import routing as rt
+from callcenter.asterisk import names
+from callcenter.asterisk.ami import Message
+from callcenter.calllog import (
+    AgentStateChange,
+    CallEvent,
+    CallRecord,
+    Direction,
+    Disposition,
+    EventKind,
+    LegRecord,
+    LogRecord,
+)
+from callcenter.clock import Clock
+from callcenter.config import model as cm
+from callcenter.errors import (
+    AgentStateError,
+    AsteriskError,
+    DomainError,
+    RoutingError,
+    UnsafeValueError,
+)
+from callcenter.recording import Recorder
+
+log = logging.getLogger(__name__)
+
+SAFE_NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+PIN_FAILURES = 5
+
+
+# ------------------------------------------------------------------------------------ seams
+class AMI(Protocol):
+    """What the ACD needs of ``callcenter.asterisk.ami_client.AMIClient``."""
+
+    async def send_action(
+        self,
+        action: str,
+        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
+        *,
+        timeout: float | None = None,
+    ) -> Message: ...
+
+    async def send_action_list(
+        self,
+        action: str,
+        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
+        *,
+        timeout: float | None = None,
+    ) -> list[Message]: ...
+
+    def subscribe(self, event: str, callback: Callable[[Message], object]) -> Callable[[], None]: ...
+
+
+class RecordSink(Protocol):
+    """``callcenter.store.writer.CallLogWriter`` (``submit`` never blocks)."""
+
+    def submit(self, record: LogRecord) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCall:
+    call_id: str
+    queue: str
+    queued_at: float
+    priority: int = 0
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """What the database remembers after a restart."""
+
+    agents: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)  # id -> (state, reason)
+    calls: Mapping[str, StoredCall] = field(default_factory=dict)  # open calls that were queued
+
+
+class ACDStore(Protocol):
+    async def load(self, *, timeout: float) -> StoredState: ...
+
+
+# ------------------------------------------------------------------------------------ hand-off
+@dataclass(frozen=True, slots=True)
+class QueuedCall:
+    """What the IVR hands to ``ACD.enqueue``.
+
+    ``call_id``: the controller's id (safe characters; recordings are named by it). ``channel``: the
+    caller's channel name (``PJSIP/carrier-00000001``), ``uniqueid`` its Uniqueid if known.
+    ``queue``: a queue id from config. ``skills``: the call's own skill -> minimum level (the
+    queue's are added, the higher level wins). ``priority``: the call's own (the queue's is added).
+    ``data``: caller data for the agent's screen-pop (set as CC_CUSTOMER, JSON).
+    ``redirect_to_hold``: send the caller to ``cc-hold`` (False when the dialplan already does)."""
+
+    call_id: str
+    channel: str
+    queue: str
+    skills: Mapping[str, int] = field(default_factory=dict)
+    priority: int = 0
+    language: str | None = None
+    caller_number: str | None = None
+    data: Mapping[str, str] = field(default_factory=dict)
+    uniqueid: str | None = None
+    redirect_to_hold: bool = True
+
+
+@dataclass
+class _Leg:
+    leg_id: str  # the Uniqueid we chose (ChannelId)
+    call_id: str
+    agent_id: str
+    queue: str
+    channel: str | None = None  # learnt from Newchannel
+    answered: bool = False
+    settled: bool = False  # the agent machine knows how this leg ended
+    cancelled: bool = False
+    answered_at: float | None = None
+    gone: bool = False  # its Hangup was seen
+
+
+@dataclass
+class _Call:
+    info: QueuedCall
+    queue: str
+    state: str = "waiting"  # waiting, offered, connected, transferred, ended
+    queued_at: float = 0.0
+    agent_id: str | None = None
+    leg_id: str | None = None
+    answered_at: float | None = None
+    next_announce: float | None = None
+    bridged_channels: set[str] = field(default_factory=set)
+    callback_number: str | None = None
+
+
+def policy_from_config(q: cm.Queue) -> rt.QueuePolicy:
+    """The router's view of a configured queue."""
+    overflow = q.overflow.target if q.overflow and q.overflow.kind is cm.OverflowKind.QUEUE else None
+    strategy = str(q.strategy)
+    return rt.QueuePolicy(
+        q.id,
+        dict(q.skills),
+        strategy=strategy if strategy in rt.STRATEGIES else "longest_idle",  # type: ignore[arg-type]
+        priority=q.priority,
+        relaxation=tuple(
+            rt.RelaxStep(r.after_seconds, r.min_level, r.add_skill, r.add_skill_level) for r in q.relaxation
+        ),
+        max_wait=q.max_wait,
+        overflow_queue=overflow,
+        callback_threshold=q.callback_offer_after,
+    )
+
+
+def _check(value: str, what: str, pattern: re.Pattern[str] = SAFE_ID) -> str:
+    if not pattern.match(value):
+        raise UnsafeValueError(f"{what} has characters the ACD does not send to Asterisk", field=what)
+    return value
+
+
+class ACD:
+    """The ACD service. Construct it, ``await run()`` in the root TaskGroup, call the API."""
+
+    def __init__(
+        self,
+        config: cm.Config,
+        ami: AMI,
+        sink: RecordSink,
+        clock: Clock,
+        *,
+        recorder: Recorder | None = None,
+        store: ACDStore | None = None,
+        action_timeout: float = 5.0,
+        agent_channel: str = "PJSIP/{endpoint}",
+        ring_guard: float = 10.0,
+        lockout_seconds: float = 900.0,
+        on_callback_offer: Callable[[str, float], Awaitable[None]] | None = None,
+    ) -> None:
+        self.config = config
+        self.ami = ami
+        self.sink = sink
+        self.clock = clock
+        self.recorder = recorder
+        self.store = store
+        self.action_timeout = action_timeout
+        self.agent_channel = agent_channel
+        self.ring_guard = ring_guard
+        self.lockout_seconds = lockout_seconds
+        self.on_callback_offer = on_callback_offer
+        self.router = rt.Router(policy_from_config(q) for q in config.queues.values())
+        self.agents: dict[str, ag.AgentState] = {a: ag.AgentState(a) for a in config.agents}
+        self._calls: dict[str, _Call] = {}
+        self._legs: dict[str, _Leg] = {}
+        self._by_channel: dict[str, str] = {}  # caller channel name / uniqueid -> call id
+        self._leg_by_channel: dict[str, str] = {}  # agent leg channel name -> leg id
+        self._timers: list[tuple[float, int, str, str]] = []  # (at, seq, kind, key)
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._pin_failures: dict[str, list[float]] = {}
+        self.ready = asyncio.Event()  # set once run() has subscribed and rebuilt
+        self.stats = {"offers": 0, "answered": 0, "rona": 0, "abandoned": 0, "transfers": 0}
+
+    # ================================================================== lifecycle
+    async def run(self) -> None:
+        """Subscribe to AMI, rebuild state (restart), then process events and timers until
+        cancelled."""
+        for name in ("OriginateResponse", "Newchannel", "Hangup", "BridgeEnter", "BridgeLeave"):
+            self._unsubscribe.append(self.ami.subscribe(name, self._inbox.put_nowait))
+        try:
+            await self.rebuild()
+            self.ready.set()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._event_loop(), name="acd-events")
+                tg.create_task(self._timer_loop(), name="acd-timers")
+        finally:
+            for unsub in self._unsubscribe:
+                unsub()
+            self._unsubscribe.clear()
+            for t in list(self._tasks):
+                t.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.recorder is not None:
+                await self.recorder.close()
+
+    async def idle(self) -> None:
+        """Wait until every event received so far is handled and no action task is running."""
+        while True:
+            await self._inbox.join()
+            tasks = [t for t in self._tasks if not t.done()]
+            if not tasks:
+                if self._inbox.empty():
+                    return
+                continue
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except (AsteriskError, DomainError, OSError):
+                log.warning("ACD task %s failed", name, exc_info=True)
+
+        task = asyncio.create_task(guarded(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _timer(self, at: float, kind: str, key: str) -> None:
+        heapq.heappush(self._timers, (at, next(self._seq), kind, key))
+        self._wake.set()
+
+    async def _timer_loop(self) -> None:
+        while True:
+            now = self.clock.now()
+            while self._timers and self._timers[0][0] <= now:
+                _, _, kind, key = heapq.heappop(self._timers)
+                self._on_timer(kind, key, now)
+            rd = self.router.next_deadline()
+            if rd is not None and rd <= now:
+                self._apply(self.router.tick(now), now)
+                continue
+            deadlines = [d for d in (rd, self._timers[0][0] if self._timers else None) if d is not None]
+            self._wake.clear()
+            if not deadlines:
+                await self._wake.wait()
+                continue
+            sleeper = asyncio.ensure_future(self.clock.sleep(max(0.0, min(deadlines) - now)))
+            waker = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for f in (sleeper, waker):
+                    if not f.done():
+                        f.cancel()
+                await asyncio.gather(sleeper, waker, return_exceptions=True)
+
+    async def _event_loop(self) -> None:
+        while True:
+            msg = await self._inbox.get()
+            try:
+                self._on_event(msg)
+            except (DomainError, AsteriskError):
+                log.warning("ACD could not handle %s", msg.name, exc_info=True)
+            finally:
+                self._inbox.task_done()
+
+    # ================================================================== agents API
+    def verify_pin(self, agent_id: str, pin: str) -> None:
+        """Check an agent's PIN (feature-code login); 5 failures lock the id for a while."""
+        now = self.clock.now()
+        agent = self._agent_config(agent_id)
+        fails = [t for t in self._pin_failures.get(agent_id, []) if now - t < self.lockout_seconds]
+        if len(fails) >= PIN_FAILURES:
+            raise DomainError(
+                f"agent {agent_id} is locked after {PIN_FAILURES} wrong PINs", code="locked_out"
+            )
+        if not hmac.compare_digest(pin.encode(), agent.pin.value.encode()):
+            fails.append(now)
+            self._pin_failures[agent_id] = fails
+            raise DomainError("wrong PIN", code="bad_pin")
+        self._pin_failures.pop(agent_id, None)
+
+    async def login(
+        self, agent_id: str, *, paused_reason: str | None = None, pin: str | None = None
+    ) -> ag.AgentState:
+        if pin is not None:
+            self.verify_pin(agent_id, pin)
+        if paused_reason is not None:
+            self._check_pause_reason(paused_reason)
+        self._agent_config(agent_id)
+        return self._agent_event(agent_id, ag.Login(paused_reason=paused_reason), self.clock.now())
+
+    async def logout(self, agent_id: str, reason: str = "logout") -> ag.AgentState:
+        return self._agent_event(agent_id, ag.Logout(reason), self.clock.now())
+
+    async def pause(self, agent_id: str, reason: str) -> ag.AgentState:
+        self._check_pause_reason(reason)
+        return self._agent_event(agent_id, ag.Pause(reason), self.clock.now())
+
+    async def resume(self, agent_id: str) -> ag.AgentState:
+        return self._agent_event(agent_id, ag.Resume(), self.clock.now())
+
+    def agent_state(self, agent_id: str) -> ag.AgentState:
+        self._agent_config(agent_id)
+        return self.agents[agent_id]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Agents and waiting calls, for the API / wallboard."""
+        return {
+            "agents": {
+                a: {"status": s.status.value, "reason": s.reason, "since": s.since, "call_id": s.call_id}
+                for a, s in sorted(self.agents.items())
+            },
+            "calls": {
+                c: {"queue": x.queue, "state": x.state, "agent_id": x.agent_id, "queued_at": x.queued_at}
+                for c, x in sorted(self._calls.items())
+            },
+            "waiting": {q: self.router.waiting_count(q) for q in self.router.queue_names()},
+        }
+
+    def call_state(self, call_id: str) -> str | None:
+        c = self._calls.get(call_id)
+        return None if c is None else c.state
+
+    def _agent_config(self, agent_id: str) -> cm.Agent:
+        agent = self.config.agents.get(agent_id)
+        if agent is None:
+            raise DomainError(f"no agent {agent_id!r}", code="unknown_agent")
+        return agent
+
+    def _check_pause_reason(self, reason: str) -> None:
+        known = self.config.pause_reasons
+        if known and reason not in known and reason not in self._rona_reasons():
+            raise DomainError(f"unknown pause reason {reason!r}", code="unknown_pause_reason")
+
+    def _rona_reasons(self) -> set[str]:
+        return {q.rona_pause_reason for q in self.config.queues.values() if q.rona_pause_reason}
+
+    # ================================================================== calls API
+    async def enqueue(self, call: QueuedCall) -> None:
+        """Take a call from the IVR: it holds in music and waits for an agent.
+
+        Raises ``DomainError`` (``unknown_queue``, ``duplicate_call``) or ``UnsafeValueError``."""
+        _check(call.call_id, "call_id")
+        queue = self.config.queues.get(call.queue)
+        if queue is None:
+            raise DomainError(f"no queue {call.queue!r}", code="unknown_queue")
+        if call.call_id in self._calls:
+            raise DomainError(f"call {call.call_id} is already in the ACD", code="duplicate_call")
+        now = self.clock.now()
+        c = _Call(call, call.queue, queued_at=now)
+        self._calls[call.call_id] = c
+        self._by_channel[call.channel] = call.call_id
+        if call.uniqueid:
+            self._by_channel[call.uniqueid] = call.call_id
+        self.sink.submit(
+            CallRecord(
+                call.call_id,
+                now,
+                direction=Direction.INBOUND,
+                queue=call.queue,
+                queued_at=now,
+                caller_number=call.caller_number,
+                language=call.language,
+                priority=call.priority + queue.priority,
+            )
+        )
+        self.sink.submit(CallEvent(call.call_id, now, EventKind.QUEUE_ENTER, queue=call.queue))
+        await self._prepare_hold(c, queue)
+        if c.state != "waiting":  # hung up while we were talking to Asterisk
+            return
+        self._schedule_announce(c, queue, now)
+        req = rt.CallRequest(call.call_id, call.queue, dict(call.skills), call.priority)
+        self._apply(self.router.enqueue(req, now), now)
+
+    async def _prepare_hold(self, c: _Call, queue: cm.Queue) -> None:
+        info = c.info
+        variables = {
+            names.VAR_CALL_ID: info.call_id,
+            names.VAR_QUEUE: c.queue,
+            names.VAR_MOH_CLASS: queue.music_class,
+        }
+        if info.data:
+            variables[names.VAR_CUSTOMER] = json.dumps(dict(info.data), separators=(",", ":"))
+        try:
+            for var, value in variables.items():
+                await self.ami.send_action(
+                    names.ACTION_SETVAR,
+                    {"Channel": info.channel, "Variable": var, "Value": value},
+                    timeout=self.action_timeout,
+                )
+            if info.redirect_to_hold:
+                await self.ami.send_action(
+                    names.ACTION_REDIRECT,
+                    {"Channel": info.channel, "Context": names.CTX_HOLD, "Exten": "s", "Priority": "1"},
+                    timeout=self.action_timeout,
+                )
+        except AsteriskError:
+            log.warning("call %s: could not put %s on hold", info.call_id, info.channel, exc_info=True)
+
+    async def accept_callback(self, call_id: str, number: str) -> None:
+        """The caller chose to be called back: it keeps its place; when its turn comes the agent
+        is rung first, then ``number`` is dialled from the agent's leg."""
+        _check(number, "callback number", SAFE_NUMBER)
+        c = self._get_call(call_id)
+        c.callback_number = number
+        self.router.accept_callback(call_id)
+        now = self.clock.now()
+        self.sink.submit(
+            CallEvent(call_id, now, EventKind.CALLBACK_REQUEST, queue=c.queue, detail={"number": number})
+        )
+        self.sink.submit(CallRecord(call_id, now, disposition=Disposition.CALLBACK_REQUESTED))
+
+    async def transfer_to_queue(self, call_id: str, queue_id: str, *, priority: int | None = None) -> None:
+        """Blind transfer by the agent to a queue: the caller returns to hold (its data kept),
+        the agent's leg ends and the agent wraps up; the call waits in ``queue_id``."""
+        c = self._get_call(call_id)
+        queue = self.config.queues.get(queue_id)
+        if queue is None:
+            raise DomainError(f"no queue {queue_id!r}", code="unknown_queue")
+        if c.state != "connected":
+            raise DomainError(f"call {call_id} is not connected to an agent", code="not_connected")
+        now = self.clock.now()
+        self._detach_agent(c, now, reason="transfer")
+        c.state = "waiting"
+        c.queue = queue_id
+        c.queued_at = now
+        self.stats["transfers"] += 1
+        self.sink.submit(
+            CallEvent(
+                call_id, now, EventKind.TRANSFER, queue=queue_id, detail={"kind": "blind", "target": queue_id}
+            )
+        )
+        self.sink.submit(CallRecord(call_id, now, overflow_queue=queue_id, transfers=1))
+        await self._prepare_hold(c, queue)
+        self._schedule_announce(c, queue, now)
+        prio = c.info.priority if priority is None else priority
+        req = rt.CallRequest(call_id, queue_id, dict(c.info.skills), prio)
+        self._apply(self.router.enqueue(req, now, arrived_at=now), now)
+
+    async def transfer_to_number(self, call_id: str, number: str) -> None:
+        """Blind transfer to an outside number (cc-transfer,<number>,1)."""
+        _check(number, "transfer number", SAFE_NUMBER)
+        c = self._get_call(call_id)
+        if c.state != "connected":
+            raise DomainError(f"call {call_id} is not connected to an agent", code="not_connected")
+        now = self.clock.now()
+        self._detach_agent(c, now, reason="transfer")
+        c.state = "transferred"
+        self.stats["transfers"] += 1
+        self.sink.submit(
+            CallEvent(call_id, now, EventKind.TRANSFER, detail={"kind": "blind", "target": number})
+        )
+        self.sink.submit(CallRecord(call_id, now, disposition=Disposition.TRANSFERRED, transfers=1))
+        await self.ami.send_action(
+            names.ACTION_SETVAR,
+            {"Channel": c.info.channel, "Variable": names.VAR_TRANSFER_TARGET, "Value": number},
+            timeout=self.action_timeout,
+        )
+        await self.ami.send_action(
+            names.ACTION_REDIRECT,
+            {"Channel": c.info.channel, "Context": names.CTX_TRANSFER, "Exten": "s", "Priority": "1"},
+            timeout=self.action_timeout,
+        )
+
+    async def attended_transfer(self, call_id: str, target: str) -> None:
+        """Attended transfer: Asterisk's Atxfer on the agent's leg (the agent talks to ``target``
+        first; hanging up completes it). The agent wraps up once, when its leg ends."""
+        _check(target, "transfer target", SAFE_NUMBER)
+        c = self._get_call(call_id)
+        leg = self._legs.get(c.leg_id or "")
+        if c.state != "connected" or leg is None or leg.channel is None:
+            raise DomainError(f"call {call_id} is not connected to an agent", code="not_connected")
+        now = self.clock.now()
+        self.stats["transfers"] += 1
+        self.sink.submit(
+            CallEvent(call_id, now, EventKind.TRANSFER, detail={"kind": "attended", "target": target})
+        )
+        await self.ami.send_action(  # inherited by the channel Atxfer creates
+            names.ACTION_SETVAR,
+            {"Channel": leg.channel, "Variable": f"__{names.VAR_TRANSFER_TARGET}", "Value": target},
+            timeout=self.action_timeout,
+        )
+        await self.ami.send_action(
+            names.ACTION_ATXFER,
+            {"Channel": leg.channel, "Exten": "s", "Context": names.CTX_TRANSFER},
+            timeout=self.action_timeout,
+        )
+
+    async def pci_pause(self, call_id: str, *, by: str) -> bool:
+        return self.recorder is not None and await self.recorder.pci_pause(call_id, by=by)
+
+    async def pci_resume(self, call_id: str, *, by: str) -> bool:
+        return self.recorder is not None and await self.recorder.pci_resume(call_id, by=by)
+
+    async def record(self, call_id: str) -> bool:
+        """On-demand recording of a connected call."""
+        c = self._get_call(call_id)
+        if self.recorder is None or c.state != "connected":
+            return False
+        return await self.recorder.start(call_id, c.info.channel, queue=c.queue, agent_id=c.agent_id)
+
+    def call_of_agent(self, agent_id: str) -> str | None:
+        return self.agents[agent_id].call_id if agent_id in self.agents else None
+
+    def _get_call(self, call_id: str) -> _Call:
+        c = self._calls.get(call_id)
+        if c is None:
+            raise DomainError(f"no call {call_id!r} in the ACD", code="unknown_call")
+        return c
+
+    # ================================================================== the agent machine
+    def _agent_event(self, agent_id: str, event: ag.Event, now: float) -> ag.AgentState:
+        if agent_id not in self.agents:
+            raise DomainError(f"no agent {agent_id!r}", code="unknown_agent")
+        old = self.agents[agent_id]
+        new, effects = ag.transition(old, event, now)
+        self.agents[agent_id] = new
+        for eff in effects:
+            if isinstance(eff, ag.StateChanged):
+                call = self._calls.get(eff.call_id or "")
+                queue = call.queue if call is not None else None
+                self.sink.submit(
+                    AgentStateChange(
+                        agent_id, now, eff.new.value, eff.reason, queue=queue, call_id=eff.call_id
+                    )
+                )
+            elif isinstance(eff, ag.ScheduleWrapUpEnd):
+                self._timer(eff.at, "wrapup", agent_id)
+            elif isinstance(eff, ag.WithdrawOffer):
+                self._withdraw(eff.call_id, agent_id, now)
+            elif isinstance(eff, ag.Deferred):
+                log.info("agent %s: %s deferred (%s)", agent_id, eff.request, eff.reason)
+        self._sync_router(agent_id, old, new, now)
+        return new
+
+    def _sync_router(self, agent_id: str, old: ag.AgentState, new: ag.AgentState, now: float) -> None:
+        if new.status is old.status:
+            return
+        if old.status is ag.Status.LOGGED_OUT:
+            with contextlib.suppress(RoutingError):
+                self.router.add_agent(agent_id, dict(self.config.agents[agent_id].skills))
+        if new.status is ag.Status.LOGGED_OUT:
+            with contextlib.suppress(RoutingError):
+                self.router.remove_agent(agent_id)
+            return
+        if new.status is ag.Status.AVAILABLE:
+            self._apply(self.router.agent_available(agent_id, now), now)
+        elif old.status is ag.Status.AVAILABLE:
+            self.router.agent_unavailable(agent_id)
+
+    # ================================================================== decisions
+    def _apply(self, decisions: list[rt.Decision], now: float) -> None:
+        for d in decisions:
+            if isinstance(d, rt.Offer):
+                self._offer(d, now)
+            elif isinstance(d, rt.Relaxed):
+                self.sink.submit(
+                    CallEvent(
+                        d.call_id, now, EventKind.NOTE, queue=d.queue, detail={"relaxed_stage": d.stage}
+                    )
+                )
+            elif isinstance(d, rt.Overflowed):
+                c = self._calls.get(d.call_id)
+                if c is not None:
+                    c.queue = d.to_queue
+                self.sink.submit(
+                    CallEvent(
+                        d.call_id, now, EventKind.OVERFLOW, queue=d.from_queue, detail={"to": d.to_queue}
+                    )
+                )
+                self.sink.submit(CallRecord(d.call_id, now, overflow_queue=d.to_queue))
+            elif isinstance(d, rt.Expired):
+                self._expired(d, now)
+            elif isinstance(d, rt.OfferCallback):
+                self.sink.submit(
+                    CallEvent(
+                        d.call_id,
+                        now,
+                        EventKind.NOTE,
+                        queue=d.queue,
+                        detail={"callback_offer_ewt": round(d.ewt)},
+                    )
+                )
+                if self.on_callback_offer is not None:
+                    self._spawn(self.on_callback_offer(d.call_id, d.ewt), f"callback-offer-{d.call_id}")
+
+    def _offer(self, d: rt.Offer, now: float) -> None:
+        c = self._calls.get(d.call_id)
+        if c is None:  # pragma: no cover - the router only knows calls we gave it
+            self.router.agent_unavailable(d.agent_id)
+            return
+        self._agent_event(d.agent_id, ag.Reserve(d.call_id), now)
+        leg_id = f"ccleg-{uuid.uuid4().hex}"
+        leg = _Leg(leg_id, d.call_id, d.agent_id, c.queue)
+        self._legs[leg_id] = leg
+        c.state, c.agent_id, c.leg_id = "offered", d.agent_id, leg_id
+        self.stats["offers"] += 1
+        self.sink.submit(CallEvent(d.call_id, now, EventKind.OFFER, queue=c.queue, agent_id=d.agent_id))
+        self.sink.submit(LegRecord(d.call_id, leg_id, now, kind="agent", agent_id=d.agent_id, started_at=now))
+        self._spawn(self._originate(c, leg), f"originate-{leg_id}")
+
+    async def _originate(self, c: _Call, leg: _Leg) -> None:
+        if leg.settled or leg.cancelled:
+            return
+        agent = self.config.agents[leg.agent_id]
+        queue = self.config.queues[leg.queue]
+        variables = [
+            f"{names.VAR_CALLER_CHANNEL}={c.info.channel}",
+            f"{names.VAR_CALL_ID}={c.info.call_id}",
+            f"{names.VAR_AGENT_ID}={agent.id}",
+            f"{names.VAR_QUEUE}={leg.queue}",
+        ]
+        headers: list[tuple[str, object]] = [
+            ("Channel", self.agent_channel.format(endpoint=agent.endpoint, agent=agent.id)),
+            ("Timeout", str(int(queue.ring_timeout * 1000))),
+            ("ChannelId", leg.leg_id),
+            ("OtherChannelId", f"{leg.leg_id}-2"),
+            ("CallerID", f"{queue.name} <{c.info.caller_number or ''}>"),
+            ("Async", "true"),
+        ]
+        if c.callback_number:  # the agent first, then cc-transfer dials the customer
+            headers += [("Context", names.CTX_TRANSFER), ("Exten", "s"), ("Priority", "1")]
+            variables.append(f"{names.VAR_TRANSFER_TARGET}={c.callback_number}")
+        else:
+            headers += [("Context", names.CTX_AGENT_LEG), ("Exten", "s"), ("Priority", "1")]
+            if self.recorder is not None and str(queue.recording) == "always":
+                # cc-agent-leg runs MixMonitor(${CC_RECORDING},b) on the agent's leg at answer.
+                variables.append(f"{names.VAR_RECORDING_FILE}={self.recorder.plan(c.info.call_id)}")
+        headers += [("Variable", v) for v in variables]
+        self._agent_event(leg.agent_id, ag.Ring(leg.call_id), self.clock.now())
+        self._timer(self.clock.now() + queue.ring_timeout + self.ring_guard, "ring_guard", leg.leg_id)
+        try:
+            await self.ami.send_action(names.ACTION_ORIGINATE, headers, timeout=self.action_timeout)
+        except AsteriskError as exc:
+            log.warning("Originate for agent %s failed: %s", agent.id, exc)
+            self._leg_failed(leg, "failed", self.clock.now())
+
+    def _withdraw(self, call_id: str, agent_id: str, now: float) -> None:
+        """The agent logged out while being offered the call: drop the leg, re-offer the call."""
+        c = self._calls.get(call_id)
+        if c is None or c.leg_id is None:
+            return
+        leg = self._legs.get(c.leg_id)
+        if leg is not None:
+            leg.settled = leg.cancelled = True
+            self._hangup_leg(leg)
+        c.state, c.agent_id, c.leg_id = "waiting", None, None
+        self._apply(self.router.requeue(call_id, now, exclude_agent=agent_id), now)
+
+    def _expired(self, d: rt.Expired, now: float) -> None:
+        c = self._calls.get(d.call_id)
+        queue = self.config.queues.get(d.queue)
+        if c is None or queue is None:
+            return
+        c.state = "ended"
+        kind = queue.overflow.kind if queue.overflow else None
+        self.sink.submit(
+            CallEvent(d.call_id, now, EventKind.QUEUE_EXIT, queue=d.queue, detail={"reason": "timeout"})
+        )
+        channel = c.info.channel
+        if kind is cm.OverflowKind.VOICEMAIL or (kind is None and queue.mailbox):
+            box = (queue.overflow.target if queue.overflow else None) or queue.mailbox or ""
+            self.sink.submit(CallRecord(d.call_id, now, disposition=Disposition.VOICEMAIL))
+
+            async def to_voicemail() -> None:
+                await self.ami.send_action(
+                    names.ACTION_SETVAR,
+                    {"Channel": channel, "Variable": names.VAR_MAILBOX, "Value": box},
+                    timeout=self.action_timeout,
+                )
+                await self.ami.send_action(
+                    names.ACTION_REDIRECT,
+                    {"Channel": channel, "Context": names.CTX_VOICEMAIL, "Exten": "s", "Priority": "1"},
+                    timeout=self.action_timeout,
+                )
+
+            self._spawn(to_voicemail(), f"voicemail-{d.call_id}")
+        else:
+            self.sink.submit(CallRecord(d.call_id, now, disposition=Disposition.OVERFLOWED))
+            self._spawn(
+                self.ami.send_action(
+                    names.ACTION_HANGUP, {"Channel": channel, "Cause": "16"}, timeout=self.action_timeout
+                ),
+                f"expire-{d.call_id}",
+            )
+        self._forget(c)
+
+    # ================================================================== AMI events
+    def _on_event(self, msg: Message) -> None:
+        name = msg.name
+        now = self.clock.now()
+        if name == "OriginateResponse":
+            leg = self._legs.get(msg.get("Uniqueid") or "")
+            if leg is not None:
+                if msg.get("Response") == "Success":
+                    self._leg_answered(leg, now)
+                else:
+                    self._leg_failed(leg, _rona_cause(msg.get("Reason")), now)
+        elif name == "Newchannel":
+            leg = self._legs.get(msg.get("Uniqueid") or "")
+            if leg is not None:
+                leg.channel = msg.get("Channel")
+                if leg.channel:
+                    self._leg_by_channel[leg.channel] = leg.leg_id
+                if leg.cancelled:
+                    self._hangup_leg(leg)
+        elif name == "Hangup":
+            uid, chan = msg.get("Uniqueid") or "", msg.get("Channel") or ""
+            leg = self._legs.get(uid) or self._legs.get(self._leg_by_channel.get(chan, ""))
+            if leg is not None:
+                self._leg_hangup(leg, now, _int(msg.get("Cause")))
+                return
+            call_id = self._by_channel.get(chan) or self._by_channel.get(uid)
+            if call_id is not None:
+                self._caller_hangup(call_id, now, _int(msg.get("Cause")))
+        elif name == "BridgeEnter":
+            chan = msg.get("Channel") or ""
+            call_id = self._by_channel.get(chan)
+            leg_id = self._leg_by_channel.get(chan)
+            if leg_id is not None and leg_id in self._legs:
+                call_id = self._legs[leg_id].call_id
+            c = self._calls.get(call_id or "")
+            if c is not None:
+                c.bridged_channels.add(chan)
+                if len(c.bridged_channels) >= 2 and c.state == "connected":
+                    self._bridge_formed(c)
+
+    def _leg_answered(self, leg: _Leg, now: float) -> None:
+        if leg.settled or leg.cancelled:
+            return
+        c = self._calls.get(leg.call_id)
+        if c is None or c.leg_id != leg.leg_id:
+            self._hangup_leg(leg)
+            return
+        leg.answered, leg.answered_at = True, now
+        self._agent_event(leg.agent_id, ag.Answer(leg.call_id), now)
+        self.router.remove_call(leg.call_id)
+        c.state, c.answered_at = "connected", now
+        self.stats["answered"] += 1
+        self.sink.submit(CallEvent(leg.call_id, now, EventKind.ANSWER, queue=c.queue, agent_id=leg.agent_id))
+        self.sink.submit(
+            CallEvent(leg.call_id, now, EventKind.QUEUE_EXIT, queue=c.queue, detail={"reason": "answered"})
+        )
+        self.sink.submit(LegRecord(leg.call_id, leg.leg_id, now, channel=leg.channel, answered_at=now))
+        self.sink.submit(
+            CallRecord(
+                leg.call_id,
+                now,
+                agent_id=leg.agent_id,
+                answered_at=now,
+                disposition=Disposition.CALLBACK_COMPLETED if c.callback_number else Disposition.ANSWERED,
+            )
+        )
+        if len(c.bridged_channels) >= 2:
+            self._bridge_formed(c)
+
+    def _bridge_formed(self, c: _Call) -> None:
+        queue = self.config.queues[c.queue]
+        if self.recorder is None or self.recorder.active(c.info.call_id):
+            return
+        rec = self.recorder
+        leg = self._legs.get(c.leg_id or "")
+        self._spawn(
+            rec.bridge_formed(
+                c.info.call_id,
+                leg.channel if leg is not None and leg.channel else c.info.channel,
+                queue=c.queue,
+                agent_id=c.agent_id,
+                policy=str(queue.recording),
+            ),
+            f"record-{c.info.call_id}",
+        )
+
+    def _leg_failed(self, leg: _Leg, cause: str, now: float) -> None:
+        """RONA: the agent did not answer (or could not be reached)."""
+        if leg.settled or leg.cancelled:
+            return
+        leg.settled = True
+        queue = self.config.queues[leg.queue]
+        action = str(queue.rona_action)
+        self.stats["rona"] += 1
+        self.sink.submit(
+            CallEvent(
+                leg.call_id,
+                now,
+                EventKind.RONA,
+                queue=leg.queue,
+                agent_id=leg.agent_id,
+                detail={"cause": cause},
+            )
+        )
+        self.sink.submit(LegRecord(leg.call_id, leg.leg_id, now, ended_at=now))
+        with contextlib.suppress(AgentStateError):
+            self._agent_event(
+                leg.agent_id,
+                ag.NoAnswer(
+                    leg.call_id,
+                    cause=cause,
+                    max_missed=queue.rona_count,
+                    action=action if action in ("not_ready", "pause", "logout") else "not_ready",  # type: ignore[arg-type]
+                    pause_reason=queue.rona_pause_reason,
+                ),
+                now,
+            )
+        c = self._calls.get(leg.call_id)
+        if c is not None and c.leg_id == leg.leg_id and c.state == "offered":
+            c.state, c.agent_id, c.leg_id = "waiting", None, None
+            self._apply(self.router.requeue(leg.call_id, now, exclude_agent=leg.agent_id), now)
+        self._hangup_leg(leg)
+
+    def _leg_hangup(self, leg: _Leg, now: float, cause: int | None) -> None:
+        leg.gone = True
+        self._legs.pop(leg.leg_id, None)
+        if leg.channel:
+            self._leg_by_channel.pop(leg.channel, None)
+        self.sink.submit(LegRecord(leg.call_id, leg.leg_id, now, ended_at=now, hangup_cause=cause))
+        if leg.settled:
+            return
+        if not leg.answered:  # rang out, busy, unreachable: the cause says which
+            self._leg_failed(leg, _HANGUP_RONA.get(cause or 0, "hangup"), now)
+            return
+        leg.settled = True
+        c = self._calls.get(leg.call_id)
+        queue = self.config.queues[leg.queue]
+        talk = now - (leg.answered_at or now)
+        with contextlib.suppress(AgentStateError):
+            self._agent_event(leg.agent_id, ag.CallEnded(leg.call_id, wrap_up_seconds=queue.wrapup), now)
+        self.router.record_handled(leg.queue, None, talk + queue.wrapup)
+        if c is not None and c.leg_id == leg.leg_id and c.state == "connected":
+            c.state = "ended"
+            self.sink.submit(
+                CallRecord(
+                    leg.call_id,
+                    now,
+                    ended_at=now,
+                    talk_seconds=round(talk, 3),
+                    wrapup_seconds=queue.wrapup,
+                    hangup_by="agent",
+                )
+            )
+            if self.recorder is not None:
+                self.recorder.call_ended(leg.call_id)
+            if c.callback_number:  # no caller channel of ours to wait for
+                self._forget(c)
+
+    def _caller_hangup(self, call_id: str, now: float, cause: int | None) -> None:
+        c = self._calls.get(call_id)
+        if c is None:
+            return
+        if c.state == "offered" and c.leg_id is not None:
+            leg = self._legs.get(c.leg_id)
+            if leg is not None and not leg.settled:
+                leg.settled = leg.cancelled = True
+                self._hangup_leg(leg)
+                with contextlib.suppress(AgentStateError):
+                    self._agent_event(leg.agent_id, ag.CancelOffer(call_id), now)
+            if c.callback_number:
+                c.state, c.agent_id, c.leg_id = "waiting", None, None
+                self._apply(self.router.requeue(call_id, now), now)
+        if c.callback_number and c.state == "waiting":
+            # The caller left on purpose: its place is kept; the agent is rung first, then the
+            # number is dialled from the agent's leg.
+            self._forget_channel(c)
+            self.sink.submit(
+                CallEvent(call_id, now, EventKind.NOTE, queue=c.queue, detail={"callback_waiting": True})
+            )
+            return
+        if c.state in ("waiting", "offered"):
+            self.stats["abandoned"] += 1
+            self.sink.submit(
+                CallEvent(call_id, now, EventKind.QUEUE_EXIT, queue=c.queue, detail={"reason": "abandoned"})
+            )
+            self.sink.submit(
+                CallRecord(
+                    call_id,
+                    now,
+                    disposition=Disposition.ABANDONED_QUEUE,
+                    ended_at=now,
+                    hangup_cause=cause,
+                    hangup_by="caller",
+                )
+            )
+        elif c.state == "connected":
+            talk = now - (c.answered_at or now)
+            self.sink.submit(
+                CallRecord(
+                    call_id,
+                    now,
+                    ended_at=now,
+                    talk_seconds=round(talk, 3),
+                    hangup_cause=cause,
+                    hangup_by="caller",
+                )
+            )
+            if self.recorder is not None:
+                self.recorder.call_ended(call_id)
+        else:  # transferred out, expired, ended by the agent
+            self.sink.submit(CallRecord(call_id, now, ended_at=now, hangup_cause=cause))
+            if self.recorder is not None:
+                self.recorder.call_ended(call_id)
+        c.state = "ended"
+        self._forget(c)
+
+    def _detach_agent(self, c: _Call, now: float, reason: str) -> None:
+        """The agent leaves the call (transfer): its leg will hang up; the agent wraps up then."""
+        leg = self._legs.get(c.leg_id or "")
+        if leg is not None and c.answered_at is not None:
+            talk = now - c.answered_at
+            self.sink.submit(CallRecord(c.info.call_id, now, talk_seconds=round(talk, 3)))
+        c.agent_id, c.leg_id, c.answered_at = None, None, None
+        c.bridged_channels.clear()
+        if self.recorder is not None:
+            self.recorder.call_ended(c.info.call_id)
+
+    def _hangup_leg(self, leg: _Leg) -> None:
+        if leg.channel is None or leg.gone:
+            return  # Newchannel will tell us its name; we hang it up then if cancelled
+        self._spawn(
+            self.ami.send_action(
+                names.ACTION_HANGUP, {"Channel": leg.channel, "Cause": "16"}, timeout=self.action_timeout
+            ),
+            f"hangup-{leg.leg_id}",
+        )
+
+    def _forget_channel(self, c: _Call) -> None:
+        self._by_channel.pop(c.info.channel, None)
+        if c.info.uniqueid:
+            self._by_channel.pop(c.info.uniqueid, None)
+
+    def _forget(self, c: _Call) -> None:
+        self._forget_channel(c)
+        self._calls.pop(c.info.call_id, None)
+        self.router.remove_call(c.info.call_id)
+
+    # ================================================================== timers
+    def _on_timer(self, kind: str, key: str, now: float) -> None:
+        if kind == "wrapup":
+            if key in self.agents and self.agents[key].status is ag.Status.WRAP_UP:
+                self._agent_event(key, ag.WrapUpEnd(), now)
+        elif kind == "ring_guard":
+            leg = self._legs.get(key)
+            if leg is not None and not leg.answered and not leg.settled:
+                self._leg_failed(leg, "timeout", now)
+        elif kind == "announce":
+            c = self._calls.get(key)
+            if (
+                c is not None
+                and c.state == "waiting"
+                and c.next_announce is not None
+                and c.next_announce <= now
+            ):
+                queue = self.config.queues[c.queue]
+                self._schedule_announce(c, queue, now)
+                self._spawn(self._announce(c), f"announce-{key}")
+
+    def _schedule_announce(self, c: _Call, queue: cm.Queue, now: float) -> None:
+        if queue.announce_period and (queue.announce_position or queue.announce_wait):
+            c.next_announce = now + queue.announce_period
+            self._timer(c.next_announce, "announce", c.info.call_id)
+        else:
+            c.next_announce = None
+
+    async def _announce(self, c: _Call) -> None:
+        if not self.router.is_waiting(c.info.call_id):
+            return
+        ann = self.router.announcement(c.info.call_id)
+        if ann.offer_callback:
+            self.sink.submit(
+                CallEvent(
+                    c.info.call_id,
+                    self.clock.now(),
+                    EventKind.NOTE,
+                    queue=c.queue,
+                    detail={"callback_offer_ewt": round(ann.ewt or -1)},
+                )
+            )
+            if self.on_callback_offer is not None:
+                await self.on_callback_offer(c.info.call_id, ann.ewt if ann.ewt is not None else float("inf"))
+        ch = c.info.channel
+        for var, value in (
+            (
+                names.VAR_PROMPT,
+                announcement_prompt(
+                    ann, c.info.language or self.config.center.languages[0], self.config.queues[c.queue]
+                ),
+            ),
+            (names.VAR_POSITION, str(ann.position)),
+            (names.VAR_EWT, "" if ann.ewt is None else str(int(ann.ewt))),
+        ):
+            await self.ami.send_action(
+                names.ACTION_SETVAR,
+                {"Channel": ch, "Variable": var, "Value": value},
+                timeout=self.action_timeout,
+            )
+        if c.state == "waiting":
+            await self.ami.send_action(
+                names.ACTION_REDIRECT,
+                {"Channel": ch, "Context": names.CTX_ANNOUNCE, "Exten": "s", "Priority": "1"},
+                timeout=self.action_timeout,
+            )
+
+    # ================================================================== restart
+    async def rebuild(self) -> None:
+        """Rebuild the picture after a controller restart: PBX channels (Status with the CC_*
+        variables) + the database (agents' last states, calls' first arrival)."""
+        now = self.clock.now()
+        stored = StoredState()
+        if self.store is not None:
+            try:
+                stored = await self.store.load(timeout=self.action_timeout * 2)
+            except (OSError, AsteriskError, TimeoutError):
+                log.warning("ACD rebuild: database not readable; agents start logged out", exc_info=True)
+        try:
+            items = await self.ami.send_action_list(
+                names.ACTION_STATUS,
+                {
+                    "Variables": ",".join(
+                        (names.VAR_CALL_ID, names.VAR_AGENT_ID, names.VAR_QUEUE, names.VAR_CALLER_CHANNEL)
+                    )
+                },
+                timeout=self.action_timeout * 2,
+            )
+        except AsteriskError:
+            log.warning("ACD rebuild: Status failed; starting empty", exc_info=True)
+            items = []
+        callers: dict[str, Message] = {}
+        legs: dict[str, Message] = {}
+        for m in items:
+            if m.name != "Status":
+                continue
+            var = _variables(m)
+            call_id, agent_id = var.get(names.VAR_CALL_ID), var.get(names.VAR_AGENT_ID)
+            if not call_id or not SAFE_ID.match(call_id):
+                continue
+            if agent_id:
+                legs[call_id] = m
+            else:
+                callers[call_id] = m
+        # Agents first (logged in per the database; on a call if the PBX says so).
+        on_call: dict[str, tuple[str, Message]] = {}
+        for call_id, m in legs.items():
+            agent_id = _variables(m).get(names.VAR_AGENT_ID, "")
+            if agent_id in self.agents and (m.get("BridgeID") or m.get("BridgeId")) and call_id in callers:
+                on_call[agent_id] = (call_id, m)
+            elif m.get("Channel"):
+                self._spawn(
+                    self.ami.send_action(
+                        names.ACTION_HANGUP,
+                        {"Channel": m.get("Channel"), "Cause": "16"},
+                        timeout=self.action_timeout,
+                    ),
+                    f"rebuild-hangup-{call_id}",
+                )
+        for agent_id, (state, reason) in stored.agents.items():
+            if agent_id not in self.agents or state == ag.Status.LOGGED_OUT.value:
+                continue
+            paused = (
+                reason
+                if state == ag.Status.PAUSED.value
+                else ("restart" if state == ag.Status.NOT_READY.value else None)
+            )
+            if agent_id in on_call:
+                self._restore_on_call(agent_id, on_call[agent_id], callers, now)
+                continue
+            with contextlib.suppress(AgentStateError, DomainError):
+                if state == ag.Status.NOT_READY.value:
+                    self._agent_event(agent_id, ag.Login(), now)
+                    self._agent_event(agent_id, ag.Pause(reason or "not_ready"), now)
+                else:
+                    self._agent_event(agent_id, ag.Login(paused_reason=paused, reason="restart"), now)
+        for agent_id, pair in on_call.items():
+            if self.agents[agent_id].status is ag.Status.LOGGED_OUT:
+                self._restore_on_call(agent_id, pair, callers, now)
+        # Callers still holding go back in line at their first arrival.
+        for call_id, m in callers.items():
+            if call_id in self._calls:
+                continue
+            var = _variables(m)
+            queue_id = var.get(names.VAR_QUEUE) or (
+                stored.calls[call_id].queue if call_id in stored.calls else ""
+            )
+            if queue_id not in self.config.queues:
+                continue
+            sc = stored.calls.get(call_id)
+            seconds = _int(m.get("Seconds")) or 0
+            arrived = sc.queued_at if sc else now - seconds
+            info = QueuedCall(
+                call_id,
+                m.get("Channel") or "",
+                queue_id,
+                priority=sc.priority if sc else 0,
+                uniqueid=m.get("Uniqueid"),
+                redirect_to_hold=False,
+            )
+            c = _Call(info, queue_id, queued_at=arrived)
+            self._calls[call_id] = c
+            self._by_channel[info.channel] = call_id
+            if info.uniqueid:
+                self._by_channel[info.uniqueid] = call_id
+            self._schedule_announce(c, self.config.queues[queue_id], now)
+            req = rt.CallRequest(call_id, queue_id, {}, info.priority)
+            self._apply(self.router.enqueue(req, now, arrived_at=arrived), now)
+
+    def _restore_on_call(
+        self, agent_id: str, pair: tuple[str, Message], callers: Mapping[str, Message], now: float
+    ) -> None:
+        call_id, m = pair
+        caller = callers.get(call_id)
+        if caller is None:
+            return
+        var = _variables(m)
+        queue_id = var.get(names.VAR_QUEUE) or ""
+        if queue_id not in self.config.queues:
+            queue_id = next(iter(self.config.queues))
+        info = QueuedCall(
+            call_id,
+            caller.get("Channel") or "",
+            queue_id,
+            uniqueid=caller.get("Uniqueid"),
+            redirect_to_hold=False,
+        )
+        c = _Call(info, queue_id, state="connected", agent_id=agent_id, answered_at=now, queued_at=now)
+        leg_id = m.get("Uniqueid") or f"ccleg-{uuid.uuid4().hex}"
+        leg = _Leg(
+            leg_id, call_id, agent_id, queue_id, channel=m.get("Channel"), answered=True, answered_at=now
+        )
+        c.leg_id = leg_id
+        self._calls[call_id] = c
+        self._legs[leg_id] = leg
+        self._by_channel[info.channel] = call_id
+        if info.uniqueid:
+            self._by_channel[info.uniqueid] = call_id
+        if leg.channel:
+            self._leg_by_channel[leg.channel] = leg_id
+        # Straight to on_call (never through available: no offer may reach it in between).
+        old = self.agents[agent_id]
+        if old.status is ag.Status.AVAILABLE:
+            self.router.agent_unavailable(agent_id)
+        elif old.status is ag.Status.LOGGED_OUT:
+            with contextlib.suppress(RoutingError):
+                self.router.add_agent(agent_id, dict(self.config.agents[agent_id].skills))
+        self.agents[agent_id] = ag.AgentState(agent_id, ag.Status.ON_CALL, "restart", now, call_id=call_id)
+        self.sink.submit(
+            AgentStateChange(
+                agent_id, now, ag.Status.ON_CALL.value, "restart", queue=queue_id, call_id=call_id
+            )
+        )
+
+
+# Hangup cause of an agent leg that was never answered -> the RONA cause logged.
+_HANGUP_RONA = {17: "busy", 18: "rona", 19: "rona", 21: "rejected", 3: "unavailable", 34: "congestion"}
+
+
+def announcement_prompt(ann: rt.Announcement, language: str, queue: cm.Queue) -> str:
+    """What ``cc-announce`` plays (``Playback`` sound names joined by ``&``): "your position is
+    <n>", "your expected wait is about <m> minutes", per the queue's announce options."""
+    parts: list[str] = []
+    if queue.announce_position:
+        parts += [cm.prompt_sound("queue-position", language), f"digits/{min(ann.position, 99)}"]
+    if queue.announce_wait and ann.ewt is not None:
+        minutes = max(1, min(99, round(ann.ewt / 60)))
+        parts += [
+            cm.prompt_sound("queue-wait", language),
+            f"digits/{minutes}",
+            cm.prompt_sound("minutes", language),
+        ]
+    return "&".join(parts) or cm.prompt_sound("please-hold", language)
+
+
+def _rona_cause(reason: str | None) -> str:
+    code = _int(reason)
+    return (
+        {0: "unavailable", 1: "hangup", 3: "rona", 5: "busy", 8: "congestion"}.get(code or 0, "rona")
+        if code is not None
+        else "rona"
+    )
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
+
+
+def _variables(m: Message) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for raw in m.get_all("Variable"):
+        name, sep, value = raw.partition("=")
+        if sep:
+            out[name.strip()] = value
+    # Some Asterisk versions put each variable as its own header (``CC_CALL_ID: x``).
+    for name in (names.VAR_CALL_ID, names.VAR_AGENT_ID, names.VAR_QUEUE, names.VAR_CALLER_CHANNEL):
+        if name not in out and m.get(name):
+            out[name] = m.get(name) or ""
+    return out
+
+
+# ------------------------------------------------------------------------------------ the store
+class PgACDStore:
+    """``ACDStore`` on the call log (asyncpg): agents' last states, open queued calls."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    async def load(self, *, timeout: float) -> StoredState:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.dsn, timeout=timeout)
+        try:
+            agent_rows = await conn.fetch(
+                "SELECT DISTINCT ON (agent_id) agent_id, state, reason FROM agent_states"
+                " ORDER BY agent_id, seq DESC",
+                timeout=timeout,
+            )
+            call_rows = await conn.fetch(
+                "SELECT call_id, COALESCE(overflow_queue, queue) AS queue,"
+                " extract(epoch FROM queued_at) AS q, COALESCE(priority, 0) AS priority, language FROM calls"
+                " WHERE ended_at IS NULL AND queued_at IS NOT NULL AND queue IS NOT NULL",
+                timeout=timeout,
+            )
+        finally:
+            await conn.close(timeout=timeout)
+        return StoredState(
+            agents={r["agent_id"]: (r["state"], r["reason"]) for r in agent_rows},
+            calls={
+                r["call_id"]: StoredCall(
+                    r["call_id"], r["queue"], float(r["q"]), int(r["priority"]), r["language"]
+                )
+                for r in call_rows
+            },
+        )
+
+
+# ------------------------------------------------------------------------------------ HTTP API
+def register_routes(router: Any, acd: ACD) -> None:
+    """Mount the agent API on a ``callcenter.web.http.Router``::
+
+    POST /api/agents/{agent_id}/login   {"paused_reason": "...", "pin": "..."}  (both optional)
+    POST /api/agents/{agent_id}/logout
+    POST /api/agents/{agent_id}/pause   {"reason": "lunch"}
+    POST /api/agents/{agent_id}/resume
+    GET  /api/agents                    every agent's state
+    POST /api/calls/{call_id}/pci_pause | pci_resume | record
+    POST /api/calls/{call_id}/transfer  {"queue": "billing"} or {"number": "..."} [+ "attended": true]
+    """
+    from callcenter.web.http import json_response
+
+    def state_json(s: ag.AgentState) -> dict[str, Any]:
+        return {
+            "agent_id": s.agent_id,
+            "status": s.status.value,
+            "reason": s.reason,
+            "since": s.since,
+            "call_id": s.call_id,
+        }
+
+    async def login(req: Any) -> Any:
+        body = req.json()
+        s = await acd.login(
+            req.params["agent_id"], paused_reason=body.get("paused_reason"), pin=body.get("pin")
+        )
+        return json_response(state_json(s))
+
+    async def logout(req: Any) -> Any:
+        return json_response(state_json(await acd.logout(req.params["agent_id"])))
+
+    async def pause(req: Any) -> Any:
+        reason = str(req.json().get("reason") or "")
+        return json_response(state_json(await acd.pause(req.params["agent_id"], reason)))
+
+    async def resume(req: Any) -> Any:
+        return json_response(state_json(await acd.resume(req.params["agent_id"])))
+
+    async def list_agents(req: Any) -> Any:
+        return json_response(acd.snapshot())
+
+    async def pci_pause(req: Any) -> Any:
+        return json_response({"paused": await acd.pci_pause(req.params["call_id"], by="api")})
+
+    async def pci_resume(req: Any) -> Any:
+        return json_response({"resumed": await acd.pci_resume(req.params["call_id"], by="api")})
+
+    async def record(req: Any) -> Any:
+        return json_response({"recording": await acd.record(req.params["call_id"])})
+
+    async def transfer(req: Any) -> Any:
+        body = req.json()
+        call_id = req.params["call_id"]
+        if body.get("queue"):
+            await acd.transfer_to_queue(call_id, str(body["queue"]))
+        elif body.get("attended"):
+            await acd.attended_transfer(call_id, str(body.get("number") or ""))
+        else:
+            await acd.transfer_to_number(call_id, str(body.get("number") or ""))
+        return json_response({"ok": True})
+
+    router.add("POST", "/api/agents/{agent_id}/login", login)
+    router.add("POST", "/api/agents/{agent_id}/logout", logout)
+    router.add("POST", "/api/agents/{agent_id}/pause", pause)
+    router.add("POST", "/api/agents/{agent_id}/resume", resume)
+    router.add("GET", "/api/agents", list_agents)
+    router.add("POST", "/api/calls/{call_id}/pci_pause", pci_pause)
+    router.add("POST", "/api/calls/{call_id}/pci_resume", pci_resume)
+    router.add("POST", "/api/calls/{call_id}/record", record)
+    router.add("POST", "/api/calls/{call_id}/transfer", transfer)
