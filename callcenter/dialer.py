@@ -588,6 +588,7 @@ class Dialer:
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
         self._live: dict[str, _Live] = {}
+        self._settled: list[ContactState] = []
         counter = itertools.count(1)
         self._new_id = new_id or (lambda: f"{settings.name}-{next(counter)}")
 
@@ -644,6 +645,12 @@ class Dialer:
     def contacts(self) -> Iterable[ContactState]:
         return self._contacts.values()
 
+    def take_settled(self) -> list[ContactState]:
+        """Contacts closed while choosing whom to dial (DNC, exhausted, no window) since the last
+        call: the shell stores their status."""
+        settled, self._settled = self._settled, []
+        return settled
+
     def update_dnc(self, dnc: DncList) -> None:
         self.dnc = dnc
 
@@ -659,13 +666,16 @@ class Dialer:
                 continue  # stale heap entry
             if state.contact.phone in self.dnc:
                 state.status = ContactStatus.DNC
+                self._settled.append(state)
                 continue
             if state.attempts >= self.settings.max_attempts:
                 state.status = ContactStatus.EXHAUSTED
+                self._settled.append(state)
                 continue
             opens = next_open(self.settings.window, state.contact.zones, now)
             if opens is None:
                 state.status = ContactStatus.NO_WINDOW
+                self._settled.append(state)
                 continue
             if opens > now:
                 state.next_at = opens
@@ -815,6 +825,34 @@ class Dialer:
     def on_outcome(self, attempt_id: str, outcome: Outcome, now: float) -> ContactState:
         """Any end of an attempt (live ones too: CONNECTED / ABANDONED)."""
         return self._end(attempt_id, outcome, now)
+
+    def abort_attempt(self, attempt_id: str, now: float, *, retry_in: float = 60.0) -> ContactState:
+        """The attempt was never placed (not recorded, or refused before anything was sent): it does
+        not count; the contact is due again in ``retry_in`` seconds."""
+        live = self._live.pop(attempt_id, None)
+        if live is None:
+            raise CampaignError(
+                f"no attempt {attempt_id!r} in flight", campaign=self.settings.name, code="no_attempt"
+            )
+        state = self._contacts[live.attempt.contact.key]
+        state.attempts = max(0, state.attempts - 1)
+        state.status = ContactStatus.PENDING
+        state.next_at = now + retry_in
+        self._push(state.contact.key, state.next_at)
+        return state
+
+    def mark_dnc(self, key: str) -> None:
+        """The contact's number is on a do-not-call list (found by the database check)."""
+        state = self.contact(key)
+        state.status = ContactStatus.DNC
+
+    def record_live(self, now: float, *, abandoned: bool) -> None:
+        """A live answer on an attempt this dialer no longer tracks (its fate was lost in a restart
+        or a dropped AMI link): it still counts in the abandonment ledger."""
+        self._record_live(now, abandoned=abandoned)
+
+    def is_live(self, attempt_id: str) -> bool:
+        return attempt_id in self._live
 
     def on_handle_time(self, seconds: float) -> None:
         """An agent finished a campaign call: talk + wrap-up lasted ``seconds``."""

@@ -1,0 +1,1144 @@
+"""Shell: runs outbound campaigns on the PBX: records attempts, Originates, follows outcomes.
+
+One ``DialerService`` drives every campaign of the center. Its loop, every ``tick`` seconds:
+ask the pure ``Dialer`` of each running campaign how many lines to place (``AgentPool.load`` says
+how many agents are free or busy), then for each attempt:
+
+1. record it in PostgreSQL (``CampaignStore.record_attempt``) in one transaction that also spends
+   the contact's attempt, and refuses when the campaign is not running, the contact's attempt
+   count moved, the maximum is reached or the number is on a do-not-call list. Only once that is
+   committed:
+2. send an async ``Originate`` of ``PJSIP/<E.164>@<trunk>`` into ``cc-outbound`` with a ``ChannelId``
+   derived from the attempt id and the channel variables ``CC_CAMPAIGN``, ``CC_ATTEMPT_ID``,
+   ``CC_AMD`` and ``CC_AMD_MESSAGE``. A refused Originate is outcome ``failed``; one whose fate was
+   lost (AMI link dropped or timed out after it was written) is ``unknown`` and never re-sent.
+
+So a controller that dies between 1 and 2, or during the call, finds the attempt in the database
+at restart: the attempt counts, its outcome is ``unknown`` and the contact waits its retry delay;
+a contact is never dialled twice by a restart.
+
+Outcomes come from three places:
+
+- ``OriginateResponse`` (matched by ``Uniqueid`` = our ChannelId): ``Failure`` with ``Reason`` 3/1
+  -> no answer, 5 -> busy, 0/8/other -> failed. ``Success``: the callee answered; the dialplan
+  runs ``AMD()``.
+- the FastAGI route ``outbound`` (``outbound_agi``), run by ``cc-outbound`` after AMD: a person
+  (``HUMAN`` or ``NOTSURE``, or AMD off) -> ``on_person``: ``AgentPool.connect`` has
+  ``connect_within`` (2 s) to put an agent on the line, else the call is abandoned: the
+  identification prompt is played and the call hung up. ``MACHINE`` -> the campaign's message is
+  played (``machine_message``) or the call is hung up (``machine``, retried).
+- ``Hangup`` of an answered channel that never reached the AGI: AMD said machine and the
+  dialplan dealt with it -> ``machine_message`` if the campaign leaves a message, else ``machine``.
+
+The expected ``cc-outbound`` (rendered from ``asterisk-conf/``): ``s,1`` ``GotoIf`` on
+``${CC_AMD}`` = 0 to the AGI, else ``AMD()``; ``${AMDSTATUS}`` = ``MACHINE`` -> ``Playback`` of
+``${CC_AMD_MESSAGE}`` when set, then ``Hangup``; otherwise ``AGI(agi://<controller>/outbound)``,
+then ``Hangup``.
+
+Pause / resume / stop: ``pause(id)`` etc. here (the API) or ``callcenter campaign pause ID``
+(the CLI writes ``campaigns.state``; the service polls it every ``state_poll`` seconds, and the
+attempt transaction itself refuses a campaign that is not running).
+
+Seams: ``ami`` (anything with ``send_action`` and ``subscribe``, e.g. ``AMIClient``), ``agents``
+(``AgentPool``: the ACD's side), ``store`` (``CampaignStore`` over an asyncpg pool), ``clock``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import asyncpg
+
+from callcenter.asterisk import names
+from callcenter.asterisk.ami import Message
+from callcenter.campaigns import Contact, DncList, ImportResult, RowProblem, parse_contacts, parse_dnc
+from callcenter.clock import Clock, RealClock
+from callcenter.dialer import (
+    DAY,
+    AgentLoad,
+    Attempt,
+    CallingWindow,
+    CampaignSettings,
+    CampaignState,
+    ContactStatus,
+    Dialer,
+    Mode,
+    Outcome,
+    PacingSettings,
+)
+from callcenter.errors import (
+    ActionLostError,
+    AGIError,
+    AMIActionError,
+    AMIConnectionError,
+    AMITimeoutError,
+    CampaignError,
+    StoreError,
+    UnsafeValueError,
+)
+
+log = logging.getLogger(__name__)
+
+EventCallback = Callable[[Message], object]
+
+
+# ------------------------------------------------------------------------------------ seams
+class AMI(Protocol):
+    async def send_action(
+        self,
+        action: str,
+        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
+        *,
+        timeout: float | None = None,
+    ) -> Message: ...
+
+    def subscribe(self, event: str, callback: EventCallback) -> Callable[[], None]: ...
+
+
+class AgentPool(Protocol):
+    """The ACD's side of outbound: who can take a campaign's calls, and connecting one."""
+
+    def load(self, campaign: str) -> AgentLoad:
+        """Agents serving ``campaign`` now: logged in, idle, and how long each busy one has been busy."""
+
+    async def connect(self, campaign: str, *, channel: str, attempt: Attempt, timeout: float) -> str | None:
+        """Put an agent on ``channel`` (a person who just answered) within ``timeout`` seconds and
+        return the agent's id; None if no agent could be connected in time (the call is then
+        abandoned and the identification message played)."""
+
+
+class AGISessionLike(Protocol):
+    env: dict[str, str]
+
+    async def get_variable(self, name: str, *, allow_dead: bool = False) -> str | None: ...
+
+    async def stream_file(
+        self, name: str, escape_digits: str = "", *, timeout: float | None = None
+    ) -> Any: ...
+
+    async def exec(self, application: str, *args: str, timeout: float | None = None) -> int: ...
+
+    async def hangup(self, channel: str | None = None) -> None: ...
+
+
+# ------------------------------------------------------------------------------------ runtime
+@dataclass(frozen=True)
+class CampaignRuntime:
+    """A campaign as the service runs it: the pure settings plus the telephony around them."""
+
+    settings: CampaignSettings
+    caller_id: str = ""
+    trunk: str = "dialer"
+    queue: str = ""
+    timezone: str = "UTC"
+    default_region: str | None = None
+    amd: bool = True
+    amd_message: str | None = None
+    """Prompt left on a machine (amd_action = message); None hangs up and retries."""
+    identification_prompt: str = ""
+    ring_timeout: float = 25.0
+    connect_within: float = 2.0
+    dial_template: str = "PJSIP/{number}@{trunk}"
+    name: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.settings.name
+
+
+def runtime_from_config(campaign: Any, *, default_region: str | None = None) -> CampaignRuntime:
+    """Build a ``CampaignRuntime`` from ``callcenter.config.model.Campaign`` (duck-typed)."""
+    retry = campaign.retry
+    delays = {
+        Outcome.BUSY: float(retry.busy),
+        Outcome.NO_ANSWER: float(retry.no_answer),
+        Outcome.MACHINE: float(retry.machine),
+        Outcome.FAILED: float(retry.failed),
+    }
+    window = CallingWindow(campaign.window.start, campaign.window.end, frozenset(campaign.window.days))
+    settings = CampaignSettings(
+        name=campaign.id,
+        mode=Mode(str(campaign.mode)),
+        window=window,
+        max_attempts=int(campaign.max_attempts),
+        retry_delays={**CampaignSettings(name=campaign.id).retry_delays, **delays},
+        abandon_window=float(campaign.abandon_window_days) * DAY,
+        pacing=PacingSettings(
+            abandon_limit=float(campaign.abandon_limit), max_lines_per_agent=float(campaign.max_ratio)
+        ),
+    )
+    leaves_message = str(campaign.amd_action) == "message" and bool(campaign.amd_message)
+    return CampaignRuntime(
+        settings=settings,
+        caller_id=campaign.caller_id,
+        trunk=campaign.trunk or "dialer",
+        queue=campaign.queue,
+        timezone=campaign.timezone,
+        default_region=default_region,
+        amd=bool(campaign.amd),
+        amd_message=campaign.amd_message if leaves_message else None,
+        identification_prompt=campaign.identification_prompt,
+        ring_timeout=float(campaign.ring_timeout),
+        connect_within=float(campaign.connect_within),
+        name=campaign.name,
+    )
+
+
+# ------------------------------------------------------------------------------------ store
+def _ts(value: float | None) -> Any:
+    import datetime as dt
+
+    return None if value is None else dt.datetime.fromtimestamp(value, dt.UTC)
+
+
+def _unix(value: Any) -> float | None:
+    return None if value is None else float(value.timestamp())
+
+
+@dataclass(frozen=True)
+class StoredContact:
+    contact: Contact
+    status: ContactStatus
+    attempts: int
+    next_at: float | None
+    last_outcome: Outcome | None
+
+
+@dataclass(frozen=True)
+class CampaignSnapshot:
+    state: CampaignState
+    contacts: list[StoredContact]
+    lost_attempts: list[str]
+    """Contact keys whose attempt was in flight when the last controller stopped (now ``unknown``)."""
+    live_history: list[tuple[float, bool]]
+    resolved_history: list[tuple[float, bool]]
+    dnc: DncList
+
+
+class CampaignStore:
+    """Campaign tables (migration 0003) over an asyncpg pool; every call bounded by ``timeout``."""
+
+    def __init__(self, pool: Any, *, timeout: float = 5.0) -> None:
+        self.pool = pool
+        self.timeout = timeout
+
+    @classmethod
+    async def connect(
+        cls, dsn: str, *, timeout: float = 5.0, min_size: int = 1, max_size: int = 4
+    ) -> CampaignStore:
+        try:
+            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, timeout=timeout)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StoreError(f"cannot reach the campaign database: {exc}") from exc
+        return cls(pool, timeout=timeout)
+
+    async def close(self) -> None:
+        await asyncio.wait_for(self.pool.close(), self.timeout)
+
+    async def _run(self, fn: Callable[[Any], Awaitable[Any]]) -> Any:
+        try:
+            async with self.pool.acquire(timeout=self.timeout) as conn:
+                return await fn(conn)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            raise StoreError(f"campaign store: {exc!r}") from exc
+
+    async def upsert_campaign(self, runtime: CampaignRuntime, *, state: CampaignState | None = None) -> None:
+        s = runtime.settings
+        blob = json.dumps(
+            {
+                "caller_id": runtime.caller_id,
+                "trunk": runtime.trunk,
+                "queue": runtime.queue,
+                "window": [s.window.start.isoformat(), s.window.end.isoformat(), sorted(s.window.days)],
+                "abandon_limit": s.pacing.abandon_limit,
+                "abandon_window": s.abandon_window,
+            }
+        )
+
+        async def go(conn: Any) -> None:
+            await conn.execute(
+                """INSERT INTO campaigns (campaign_id, name, mode, state, max_attempts, timezone, settings)
+                   VALUES ($1, $2, $3, COALESCE($4, 'running'), $5, $6, $7::jsonb)
+                   ON CONFLICT (campaign_id) DO UPDATE SET name = EXCLUDED.name, mode = EXCLUDED.mode,
+                     max_attempts = EXCLUDED.max_attempts, timezone = EXCLUDED.timezone,
+                     settings = EXCLUDED.settings, state = COALESCE($4, campaigns.state),
+                     updated_at = now()""",
+                s.name,
+                runtime.name or s.name,
+                s.mode.value,
+                state.value if state else None,
+                s.max_attempts,
+                runtime.timezone,
+                blob,
+                timeout=self.timeout,
+            )
+
+        await self._run(go)
+
+    async def ensure_campaign(self, campaign_id: str, *, timezone: str = "UTC") -> None:
+        """Create a bare campaign row if none exists (CLI import before the service ever ran)."""
+
+        async def go(conn: Any) -> None:
+            await conn.execute(
+                "INSERT INTO campaigns (campaign_id, timezone) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                campaign_id,
+                timezone,
+                timeout=self.timeout,
+            )
+
+        await self._run(go)
+
+    async def import_contacts(self, campaign_id: str, contacts: Iterable[Contact]) -> int:
+        """Insert contacts (a key or number already in the campaign is skipped); returns how many."""
+        rows = [
+            (campaign_id, c.key, c.phone, c.name, list(c.zones), json.dumps(dict(c.data)), c.line)
+            for c in contacts
+        ]
+
+        async def go(conn: Any) -> int:
+            async with conn.transaction():
+                before = await conn.fetchval(
+                    "SELECT count(*) FROM campaign_contacts WHERE campaign_id = $1",
+                    campaign_id,
+                    timeout=self.timeout,
+                )
+                await conn.executemany(
+                    """INSERT INTO campaign_contacts
+                         (campaign_id, contact_key, phone, name, zones, data, source_line)
+                       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT DO NOTHING""",
+                    rows,
+                    timeout=max(self.timeout, len(rows) / 2000),
+                )
+                after = await conn.fetchval(
+                    "SELECT count(*) FROM campaign_contacts WHERE campaign_id = $1",
+                    campaign_id,
+                    timeout=self.timeout,
+                )
+            return int(after) - int(before)
+
+        return int(await self._run(go))
+
+    async def add_dnc(self, numbers: Iterable[str], *, campaign_id: str = "", source: str = "") -> None:
+        rows = [(campaign_id, n, source) for n in numbers]
+
+        async def go(conn: Any) -> None:
+            await conn.executemany(
+                "INSERT INTO dnc (campaign_id, phone, source) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                rows,
+                timeout=self.timeout,
+            )
+
+        await self._run(go)
+
+    async def dnc(self, campaign_id: str) -> DncList:
+        async def go(conn: Any) -> DncList:
+            rows = await conn.fetch(
+                "SELECT phone FROM dnc WHERE campaign_id IN ('', $1)", campaign_id, timeout=self.timeout
+            )
+            return DncList(frozenset(r["phone"] for r in rows))
+
+        result: DncList = await self._run(go)
+        return result
+
+    async def states(self, campaign_ids: list[str]) -> dict[str, CampaignState]:
+        async def go(conn: Any) -> dict[str, CampaignState]:
+            rows = await conn.fetch(
+                "SELECT campaign_id, state FROM campaigns WHERE campaign_id = ANY($1::text[])",
+                campaign_ids,
+                timeout=self.timeout,
+            )
+            return {r["campaign_id"]: CampaignState(r["state"]) for r in rows}
+
+        result: dict[str, CampaignState] = await self._run(go)
+        return result
+
+    async def set_state(self, campaign_id: str, state: CampaignState) -> CampaignState:
+        """Change a campaign's state; a stopped campaign stays stopped. Returns the state now stored."""
+
+        async def go(conn: Any) -> CampaignState | None:
+            row = await conn.fetchrow(
+                """UPDATE campaigns SET state = $2, updated_at = now()
+                   WHERE campaign_id = $1 AND (state <> 'stopped' OR $2 = 'stopped') RETURNING state""",
+                campaign_id,
+                state.value,
+                timeout=self.timeout,
+            )
+            if row is None:
+                current = await conn.fetchval(
+                    "SELECT state FROM campaigns WHERE campaign_id = $1", campaign_id, timeout=self.timeout
+                )
+                if current is None:
+                    raise CampaignError(
+                        f"no campaign {campaign_id!r}", campaign=campaign_id, code="no_campaign"
+                    )
+                raise CampaignError(
+                    f"campaign {campaign_id!r} is stopped", campaign=campaign_id, code="campaign_stopped"
+                )
+            return CampaignState(row["state"])
+
+        result: CampaignState = await self._run(go)
+        return result
+
+    async def load(self, campaign_id: str, *, now: float, window: float) -> CampaignSnapshot:
+        """Everything a (re)starting dialer needs. Attempts left open by a previous controller are
+        closed as ``unknown`` here (their contacts come back ``dialing``)."""
+
+        async def go(conn: Any) -> CampaignSnapshot:
+            async with conn.transaction():
+                state = await conn.fetchval(
+                    "SELECT state FROM campaigns WHERE campaign_id = $1", campaign_id, timeout=self.timeout
+                )
+                if state is None:
+                    raise CampaignError(
+                        f"no campaign {campaign_id!r}", campaign=campaign_id, code="no_campaign"
+                    )
+                lost = await conn.fetch(
+                    """UPDATE campaign_attempts
+                       SET outcome = 'unknown', ended_at = $2, reason = 'controller restarted'
+                       WHERE campaign_id = $1 AND outcome IS NULL RETURNING contact_key""",
+                    campaign_id,
+                    _ts(now),
+                    timeout=self.timeout,
+                )
+                rows = await conn.fetch(
+                    """SELECT contact_key, phone, name, zones, data, source_line, status, attempts, next_at,
+                              last_outcome
+                       FROM campaign_contacts WHERE campaign_id = $1
+                       ORDER BY source_line NULLS LAST, contact_key""",
+                    campaign_id,
+                    timeout=max(self.timeout, 30.0),
+                )
+                live = await conn.fetch(
+                    """SELECT person_at, outcome = 'abandoned' AS abandoned FROM campaign_attempts
+                       WHERE campaign_id = $1 AND person_at > $2 AND outcome IN ('connected', 'abandoned')
+                       ORDER BY person_at""",
+                    campaign_id,
+                    _ts(now - window),
+                    timeout=self.timeout,
+                )
+                resolved = await conn.fetch(
+                    """SELECT EXTRACT(EPOCH FROM COALESCE(person_at, ended_at) - started_at) AS seconds,
+                              person_at IS NOT NULL AS human
+                       FROM campaign_attempts
+                       WHERE campaign_id = $1 AND outcome IS NOT NULL AND outcome <> 'unknown'
+                       ORDER BY started_at DESC LIMIT 1000""",
+                    campaign_id,
+                    timeout=self.timeout,
+                )
+                dnc_rows = await conn.fetch(
+                    "SELECT phone FROM dnc WHERE campaign_id IN ('', $1)", campaign_id, timeout=self.timeout
+                )
+            contacts = [
+                StoredContact(
+                    Contact(
+                        key=r["contact_key"],
+                        phone=r["phone"],
+                        zones=tuple(r["zones"]),
+                        name=r["name"],
+                        data=json.loads(r["data"]) if isinstance(r["data"], str) else dict(r["data"] or {}),
+                        line=r["source_line"] or 0,
+                    ),
+                    ContactStatus(r["status"]),
+                    int(r["attempts"]),
+                    _unix(r["next_at"]),
+                    Outcome(r["last_outcome"]) if r["last_outcome"] else None,
+                )
+                for r in rows
+            ]
+            return CampaignSnapshot(
+                CampaignState(state),
+                contacts,
+                [r["contact_key"] for r in lost],
+                [(float(r["person_at"].timestamp()), bool(r["abandoned"])) for r in live],
+                [
+                    (float(r["seconds"]), bool(r["human"]))
+                    for r in reversed(resolved)
+                    if r["seconds"] is not None
+                ],
+                DncList(frozenset(r["phone"] for r in dnc_rows)),
+            )
+
+        result: CampaignSnapshot = await self._run(go)
+        return result
+
+    async def record_attempt(self, attempt: Attempt, *, channel_id: str) -> None:
+        """Spend the contact's attempt and insert the attempt row, in one transaction, BEFORE the
+        Originate. Refused (``CampaignError``, code ``attempt_refused`` or ``dnc``) when the campaign
+        is not running, the count moved, the maximum is reached or the number is on a DNC list."""
+
+        async def go(conn: Any) -> str | None:
+            async with conn.transaction():
+                phone = await conn.fetchval(
+                    """UPDATE campaign_contacts c SET attempts = $3, status = 'dialing', next_at = NULL
+                       FROM campaigns k
+                       WHERE c.campaign_id = $1 AND c.contact_key = $2 AND k.campaign_id = c.campaign_id
+                         AND c.attempts = $3 - 1 AND $3 <= k.max_attempts AND k.state = 'running'
+                         AND c.status IN ('pending', 'previewing')
+                         AND NOT EXISTS (SELECT 1 FROM dnc d WHERE d.phone = c.phone
+                                         AND d.campaign_id IN ('', c.campaign_id))
+                       RETURNING c.phone""",
+                    attempt.campaign,
+                    attempt.contact.key,
+                    attempt.number,
+                    timeout=self.timeout,
+                )
+                if phone is None:
+                    return "refused"
+                await conn.execute(
+                    """INSERT INTO campaign_attempts (attempt_id, campaign_id, contact_key, phone, attempt_no,
+                                                      agent_id, channel_id, started_at)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                    attempt.attempt_id,
+                    attempt.campaign,
+                    attempt.contact.key,
+                    phone,
+                    attempt.number,
+                    attempt.agent_id,
+                    channel_id,
+                    _ts(attempt.started_at),
+                    timeout=self.timeout,
+                )
+            return None
+
+        async def why(conn: Any) -> bool:
+            on_dnc = await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM dnc WHERE phone = $2 AND campaign_id IN ('', $1))",
+                attempt.campaign,
+                attempt.contact.phone,
+                timeout=self.timeout,
+            )
+            if on_dnc:
+                await conn.execute(
+                    "UPDATE campaign_contacts SET status = 'dnc' WHERE campaign_id = $1 AND contact_key = $2",
+                    attempt.campaign,
+                    attempt.contact.key,
+                    timeout=self.timeout,
+                )
+            return bool(on_dnc)
+
+        if await self._run(go) is None:
+            return
+        on_dnc = await self._run(why)
+        raise CampaignError(
+            f"attempt {attempt.number} on {attempt.contact.key!r} refused",
+            campaign=attempt.campaign,
+            code="dnc" if on_dnc else "attempt_refused",
+        )
+
+    async def record_person(self, attempt_id: str, at: float) -> None:
+        async def go(conn: Any) -> None:
+            await conn.execute(
+                "UPDATE campaign_attempts SET person_at = $2 WHERE attempt_id = $1 AND person_at IS NULL",
+                attempt_id,
+                _ts(at),
+                timeout=self.timeout,
+            )
+
+        await self._run(go)
+
+    async def record_outcome(
+        self,
+        attempt_id: str,
+        *,
+        campaign_id: str,
+        contact_key: str,
+        outcome: Outcome,
+        at: float,
+        status: ContactStatus,
+        next_at: float | None,
+        attempts: int,
+        agent_id: str | None = None,
+        reason: str | None = None,
+        person_at: float | None = None,
+    ) -> None:
+        async def go(conn: Any) -> None:
+            async with conn.transaction():
+                await conn.execute(
+                    """UPDATE campaign_attempts SET outcome = $2, ended_at = $3,
+                              agent_id = COALESCE($4, agent_id), reason = COALESCE($5, reason),
+                              person_at = COALESCE(person_at, $6),
+                              connected_at = CASE WHEN $2 = 'connected' THEN $3 ELSE connected_at END
+                       WHERE attempt_id = $1""",
+                    attempt_id,
+                    outcome.value,
+                    _ts(at),
+                    agent_id,
+                    reason,
+                    _ts(person_at),
+                    timeout=self.timeout,
+                )
+                await conn.execute(
+                    """UPDATE campaign_contacts SET status = $3, next_at = $4, last_outcome = $5,
+                              attempts = GREATEST(attempts, $6)
+                       WHERE campaign_id = $1 AND contact_key = $2""",
+                    campaign_id,
+                    contact_key,
+                    status.value,
+                    _ts(next_at),
+                    outcome.value,
+                    attempts,
+                    timeout=self.timeout,
+                )
+
+        await self._run(go)
+
+    async def unrecord_attempt(self, attempt: Attempt, *, next_at: float) -> None:
+        """Undo ``record_attempt`` for an Originate that was certainly never sent."""
+
+        async def go(conn: Any) -> None:
+            async with conn.transaction():
+                await conn.execute(
+                    "DELETE FROM campaign_attempts WHERE attempt_id = $1 AND outcome IS NULL",
+                    attempt.attempt_id,
+                    timeout=self.timeout,
+                )
+                await conn.execute(
+                    """UPDATE campaign_contacts SET attempts = attempts - 1, status = 'pending', next_at = $4
+                       WHERE campaign_id = $1 AND contact_key = $2 AND attempts = $3""",
+                    attempt.campaign,
+                    attempt.contact.key,
+                    attempt.number,
+                    _ts(next_at),
+                    timeout=self.timeout,
+                )
+
+        await self._run(go)
+
+    async def release_contact(
+        self, campaign_id: str, contact_key: str, *, status: ContactStatus, next_at: float
+    ) -> None:
+        """Put a contact back after a restart or a refused attempt (no attempt spent here)."""
+
+        async def go(conn: Any) -> None:
+            await conn.execute(
+                """UPDATE campaign_contacts SET status = $3, next_at = $4
+                   WHERE campaign_id = $1 AND contact_key = $2""",
+                campaign_id,
+                contact_key,
+                status.value,
+                _ts(next_at),
+                timeout=self.timeout,
+            )
+
+        await self._run(go)
+
+    async def status(self, campaign_id: str, *, now: float) -> dict[str, Any]:
+        """What ``callcenter campaign status`` shows."""
+
+        async def go(conn: Any) -> dict[str, Any]:
+            row = await conn.fetchrow(
+                """SELECT campaign_id, name, mode, state, max_attempts, settings
+                   FROM campaigns WHERE campaign_id = $1""",
+                campaign_id,
+                timeout=self.timeout,
+            )
+            if row is None:
+                raise CampaignError(f"no campaign {campaign_id!r}", campaign=campaign_id, code="no_campaign")
+            settings = (
+                json.loads(row["settings"]) if isinstance(row["settings"], str) else dict(row["settings"])
+            )
+            window = float(settings.get("abandon_window", 30 * DAY))
+            statuses = await conn.fetch(
+                "SELECT status, count(*) AS n FROM campaign_contacts WHERE campaign_id = $1 GROUP BY status",
+                campaign_id,
+                timeout=self.timeout,
+            )
+            outcomes = await conn.fetch(
+                """SELECT COALESCE(outcome, 'in_flight') AS outcome, count(*) AS n FROM campaign_attempts
+                   WHERE campaign_id = $1 GROUP BY 1""",
+                campaign_id,
+                timeout=self.timeout,
+            )
+            live = await conn.fetchrow(
+                """SELECT count(*) AS live, count(*) FILTER (WHERE outcome = 'abandoned') AS abandoned
+                   FROM campaign_attempts WHERE campaign_id = $1 AND person_at > $2
+                   AND outcome IN ('connected', 'abandoned')""",
+                campaign_id,
+                _ts(now - window),
+                timeout=self.timeout,
+            )
+            return {
+                "campaign": row["campaign_id"],
+                "name": row["name"],
+                "mode": row["mode"],
+                "state": row["state"],
+                "max_attempts": row["max_attempts"],
+                "contacts": {r["status"]: int(r["n"]) for r in statuses},
+                "attempts": {r["outcome"]: int(r["n"]) for r in outcomes},
+                "live_answered": int(live["live"]),
+                "abandoned": int(live["abandoned"]),
+                "abandonment_rate": (int(live["abandoned"]) / int(live["live"])) if live["live"] else 0.0,
+                "abandon_window_days": window / DAY,
+            }
+
+        result: dict[str, Any] = await self._run(go)
+        return result
+
+
+# ------------------------------------------------------------------------------------ import
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CampaignError(f"cannot read {path}: {exc}", code="unreadable_file") from exc
+
+
+async def import_file(
+    store: CampaignStore,
+    campaign_id: str,
+    csv_path: Path,
+    *,
+    default_region: str | None,
+    default_zone: str,
+    dnc_path: Path | None = None,
+) -> tuple[ImportResult, int]:
+    """Import a contact CSV (and a DNC file into the campaign's own list); returns the parse
+    result (problems by line) and how many contacts were new."""
+    dnc = DncList()
+    dnc_problems: tuple[RowProblem, ...] = ()
+    if dnc_path is not None:
+        dnc, dnc_problems = parse_dnc(read_text(dnc_path), default_region=default_region)
+    await store.ensure_campaign(campaign_id, timezone=default_zone)
+    if dnc.numbers:
+        await store.add_dnc(dnc.numbers, campaign_id=campaign_id, source=str(dnc_path))
+    full_dnc = await store.dnc(campaign_id)
+    result = parse_contacts(
+        read_text(csv_path), default_region=default_region, default_zone=default_zone, dnc=full_dnc
+    )
+    added = await store.import_contacts(campaign_id, result.contacts)
+    if dnc_problems:
+        result = ImportResult(result.contacts, result.problems + dnc_problems, result.on_dnc)
+    return result, added
+
+
+# ------------------------------------------------------------------------------------ service
+_REASON_OUTCOME = {1: Outcome.NO_ANSWER, 3: Outcome.NO_ANSWER, 5: Outcome.BUSY}
+
+
+@dataclass
+class _Call:
+    campaign: _Campaign
+    attempt: Attempt
+    channel_id: str
+    answered: bool = False
+    person: bool = False
+    done: bool = False
+
+
+@dataclass
+class _Campaign:
+    runtime: CampaignRuntime
+    dialer: Dialer
+    calls: dict[str, _Call] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PersonVerdict:
+    """What the ``outbound`` AGI does with a person: ``agent_id`` set: connected (keep the channel
+    for the agent's Bridge); else play ``prompt`` (the identification message) and hang up."""
+
+    agent_id: str | None
+    prompt: str = ""
+
+
+class DialerService:
+    """Runs every campaign. ``await add_campaign(runtime)`` for each, then ``await run()`` (a task
+    owned by the composition root; cancel it to stop); ``outbound_agi`` is the FastAGI route
+    ``names.AGI_OUTBOUND``; ``record_handle_time`` is called by the ACD when an agent's campaign
+    call and wrap-up end."""
+
+    def __init__(
+        self,
+        *,
+        ami: AMI,
+        store: CampaignStore,
+        agents: AgentPool,
+        clock: Clock | None = None,
+        tick: float = 1.0,
+        state_poll: float = 5.0,
+        action_timeout: float = 5.0,
+        lost_after: float = 60.0,
+    ) -> None:
+        self.ami = ami
+        self.store = store
+        self.agents = agents
+        self.clock: Clock = clock or RealClock()
+        self.tick = tick
+        self.state_poll = state_poll
+        self.action_timeout = action_timeout
+        self.lost_after = lost_after
+        self._campaigns: dict[str, _Campaign] = {}
+        self._by_channel: dict[str, _Call] = {}
+        self._by_attempt: dict[str, _Call] = {}
+        self._writes: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._last_poll = float("-inf")
+        self.dialled = 0
+        self.store_failures = 0
+
+    # ------------------------------------------------------------------ setup
+    async def add_campaign(self, runtime: CampaignRuntime) -> Dialer:
+        """Register a campaign: its row, its contacts and history from the database."""
+        now = self.clock.now()
+        await self.store.upsert_campaign(runtime)
+        snapshot = await self.store.load(runtime.id, now=now, window=runtime.settings.abandon_window)
+        dialer = Dialer(runtime.settings, dnc=snapshot.dnc, new_id=lambda: uuid.uuid4().hex)
+        lost = set(snapshot.lost_attempts)
+        for stored in snapshot.contacts:
+            status = stored.status
+            if stored.contact.key in lost:
+                status = ContactStatus.DIALING
+            dialer.restore_contact(
+                stored.contact,
+                attempts=stored.attempts,
+                status=status,
+                next_at=stored.next_at if stored.next_at is not None else now,
+                last_outcome=stored.last_outcome,
+                now=now,
+            )
+            if status in (ContactStatus.DIALING, ContactStatus.PREVIEWING):
+                restored = dialer.contact(stored.contact.key)
+                await self.store.release_contact(
+                    runtime.id, stored.contact.key, status=restored.status, next_at=restored.next_at
+                )
+        for at, abandoned in snapshot.live_history:
+            dialer.ledger.record(at, abandoned=abandoned)
+        for seconds, human in snapshot.resolved_history:
+            dialer.answers.add(seconds, human=human)
+        {
+            CampaignState.RUNNING: lambda: None,
+            CampaignState.PAUSED: dialer.pause,
+            CampaignState.STOPPED: dialer.stop,
+        }[snapshot.state]()
+        self._campaigns[runtime.id] = _Campaign(runtime, dialer)
+        return dialer
+
+    def dialer(self, campaign_id: str) -> Dialer:
+        return self._campaign(campaign_id).dialer
+
+    def _campaign(self, campaign_id: str) -> _Campaign:
+        try:
+            return self._campaigns[campaign_id]
+        except KeyError:
+            raise CampaignError(
+                f"no campaign {campaign_id!r}", campaign=campaign_id, code="no_campaign"
+            ) from None
+
+    # ------------------------------------------------------------------ control (API)
+    async def pause(self, campaign_id: str) -> None:
+        camp = self._campaign(campaign_id)
+        camp.dialer.pause()
+        await self.store.set_state(campaign_id, CampaignState.PAUSED)
+
+    async def resume(self, campaign_id: str) -> None:
+        camp = self._campaign(campaign_id)
+        camp.dialer.resume()
+        await self.store.set_state(campaign_id, CampaignState.RUNNING)
+
+    async def stop(self, campaign_id: str) -> None:
+        camp = self._campaign(campaign_id)
+        camp.dialer.stop()
+        await self.store.set_state(campaign_id, CampaignState.STOPPED)
+
+    def status(self, campaign_id: str) -> dict[str, object]:
+        return self._campaign(campaign_id).dialer.summary(self.clock.now())
+
+    def record_handle_time(self, campaign_id: str, seconds: float) -> None:
+        self._campaign(campaign_id).dialer.on_handle_time(seconds)
+
+    # ------------------------------------------------------------------ the loop
+    def start(self) -> None:
+        """Follow the AMI events the outcomes come from (``run`` does it; idempotent)."""
+        if not self._unsubscribe:
+            self._unsubscribe = [
+                self.ami.subscribe("OriginateResponse", self._on_originate_response),
+                self.ami.subscribe("Hangup", self._on_hangup),
+            ]
+
+    async def run(self) -> None:
+        """Follow the AMI events, then pace every campaign each ``tick`` until cancelled."""
+        self.start()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._write_loop())
+                while True:
+                    await self.step()
+                    await self.clock.sleep(self.tick)
+        finally:
+            for unsubscribe in self._unsubscribe:
+                unsubscribe()
+            self._unsubscribe = []
+
+    async def step(self) -> None:
+        """One pacing round over every campaign (``run`` calls it each tick; tests call it too)."""
+        now = self.clock.now()
+        if now - self._last_poll >= self.state_poll:
+            self._last_poll = now
+            await self._poll_states()
+        self._watchdog(now)
+        if not getattr(self.ami, "connected", True):
+            return  # no AMI link: nothing could be dialled, so nothing is planned
+        for camp in list(self._campaigns.values()):
+            load = self.agents.load(camp.runtime.id)
+            _, attempts = camp.dialer.plan(load, now)
+            for state in camp.dialer.take_settled():
+                self._writes.put_nowait(
+                    functools.partial(
+                        self.store.release_contact,
+                        camp.runtime.id,
+                        state.contact.key,
+                        status=state.status,
+                        next_at=state.next_at,
+                    )
+                )
+            for attempt in attempts:
+                await self._dial(camp, attempt)
+
+    def _watchdog(self, now: float) -> None:
+        """An attempt whose OriginateResponse never came (events lost with the link) stops
+        counting as in flight after the ring timeout plus ``lost_after`` seconds."""
+        for camp in self._campaigns.values():
+            limit = camp.runtime.ring_timeout + self.lost_after
+            for call in list(camp.calls.values()):
+                if not call.answered and now - call.attempt.started_at > limit:
+                    self._finish(call, Outcome.UNKNOWN, reason="no OriginateResponse")
+
+    async def _poll_states(self) -> None:
+        if not self._campaigns:
+            return
+        try:
+            states = await self.store.states(list(self._campaigns))
+            for campaign_id, camp in self._campaigns.items():
+                camp.dialer.update_dnc(await self.store.dnc(campaign_id))
+        except StoreError as exc:
+            log.warning("dialer: cannot read campaign states: %s", exc)
+            return
+        for campaign_id, state in states.items():
+            dialer = self._campaigns[campaign_id].dialer
+            if state is dialer.state:
+                continue
+            if state is CampaignState.STOPPED:
+                dialer.stop()
+            elif state is CampaignState.PAUSED and dialer.state is CampaignState.RUNNING:
+                dialer.pause()
+            elif state is CampaignState.RUNNING and dialer.state is CampaignState.PAUSED:
+                dialer.resume()
+
+    async def _dial(self, camp: _Campaign, attempt: Attempt) -> None:
+        runtime = camp.runtime
+        now = self.clock.now()
+        channel_id = f"cc-dial-{attempt.attempt_id}"
+        try:
+            await self.store.record_attempt(attempt, channel_id=channel_id)
+        except CampaignError as exc:
+            camp.dialer.abort_attempt(attempt.attempt_id, now, retry_in=60.0)
+            if exc.code == "dnc":
+                camp.dialer.mark_dnc(attempt.contact.key)
+            else:
+                await self._poll_states()
+            log.info("dialer: %s: %s", runtime.id, exc)
+            return
+        except StoreError as exc:
+            # Nothing recorded, so nothing may be sent.
+            self.store_failures += 1
+            camp.dialer.abort_attempt(attempt.attempt_id, now, retry_in=60.0)
+            log.warning("dialer: %s: attempt not recorded, not dialled: %s", runtime.id, exc)
+            return
+        call = _Call(camp, attempt, channel_id)
+        camp.calls[attempt.attempt_id] = call
+        self._by_channel[channel_id] = call
+        self._by_attempt[attempt.attempt_id] = call
+        variables = [
+            f"{names.VAR_CAMPAIGN}={runtime.id}",
+            f"{names.VAR_ATTEMPT_ID}={attempt.attempt_id}",
+            f"{names.VAR_AMD}={'1' if runtime.amd else '0'}",
+        ]
+        if runtime.amd_message:
+            variables.append(f"{names.VAR_AMD_MESSAGE}={runtime.amd_message}")
+        headers: list[tuple[str, object]] = [
+            ("Channel", runtime.dial_template.format(number=attempt.contact.phone, trunk=runtime.trunk)),
+            ("Context", names.CTX_OUTBOUND),
+            ("Exten", "s"),
+            ("Priority", 1),
+            ("Timeout", int(runtime.ring_timeout * 1000)),
+            ("CallerID", runtime.caller_id),
+            ("Async", "true"),
+            ("ChannelId", channel_id),
+        ]
+        headers += [("Variable", v) for v in variables]
+        self.dialled += 1
+        try:
+            await self.ami.send_action(names.ACTION_ORIGINATE, headers, timeout=self.action_timeout)
+        except (AMIActionError, UnsafeValueError) as exc:
+            self._finish(call, Outcome.FAILED, reason=f"originate refused: {exc}")
+        except (ActionLostError, AMITimeoutError) as exc:
+            # Written, answer lost: it may be ringing. Never re-sent; the contact waits.
+            self._finish(call, Outcome.UNKNOWN, reason=f"originate fate unknown: {exc}")
+        except AMIConnectionError as exc:
+            # Never written: nothing was dialled, so the attempt is given back.
+            await self._unsend(call, exc)
+
+    async def _unsend(self, call: _Call, exc: Exception) -> None:
+        call.done = True
+        camp = call.campaign
+        attempt = call.attempt
+        camp.calls.pop(attempt.attempt_id, None)
+        self._by_channel.pop(call.channel_id, None)
+        self._by_attempt.pop(attempt.attempt_id, None)
+        now = self.clock.now()
+        state = camp.dialer.abort_attempt(attempt.attempt_id, now, retry_in=60.0)
+        log.warning("dialer: %s: Originate not sent (%s); attempt given back", camp.runtime.id, exc)
+        try:
+            await self.store.unrecord_attempt(attempt, next_at=state.next_at)
+        except StoreError as store_exc:
+            # The row stays: at restart it reads 'unknown' and counts; that errs on the safe side.
+            self.store_failures += 1
+            log.warning("dialer: could not give the attempt back in the database: %s", store_exc)
+
+    # ------------------------------------------------------------------ outcomes
+    def _finish(
+        self,
+        call: _Call,
+        outcome: Outcome,
+        *,
+        reason: str | None = None,
+        agent_id: str | None = None,
+    ) -> None:
+        if call.done:
+            return
+        call.done = True
+        camp = call.campaign
+        now = self.clock.now()
+        attempt = call.attempt
+        camp.calls.pop(attempt.attempt_id, None)
+        self._by_channel.pop(call.channel_id, None)
+        self._by_attempt.pop(attempt.attempt_id, None)
+        dialer = camp.dialer
+        if dialer.is_live(attempt.attempt_id):
+            state = dialer.on_outcome(attempt.attempt_id, outcome, now)
+            status, next_at, attempts = state.status, state.next_at, state.attempts
+        else:  # pragma: no cover - defensive: the dialer already closed it
+            return
+        person_at = now if outcome in (Outcome.CONNECTED, Outcome.ABANDONED) else None
+        self._writes.put_nowait(
+            lambda: self.store.record_outcome(
+                attempt.attempt_id,
+                campaign_id=camp.runtime.id,
+                contact_key=attempt.contact.key,
+                outcome=outcome,
+                at=now,
+                status=status,
+                next_at=next_at if status is ContactStatus.PENDING else None,
+                attempts=attempts,
+                agent_id=agent_id,
+                reason=reason,
+                person_at=person_at,
+            )
+        )
+
+    async def _write_loop(self) -> None:
+        while True:
+            write = await self._writes.get()
+            try:
+                await write()
+            except (StoreError, CampaignError) as exc:
+                self.store_failures += 1
+                log.warning("dialer: outcome not stored (the attempt reads 'unknown' at restart): %s", exc)
+
+    async def drain(self, *, timeout: float = 5.0) -> None:
+        """Write every queued outcome now (tests; shutdown)."""
+        async with asyncio.timeout(timeout):
+            while not self._writes.empty():
+                write = self._writes.get_nowait()
+                await write()
+
+    def _on_originate_response(self, message: Message) -> None:
+        call = self._by_channel.get(message.get("Uniqueid") or "")
+        if call is None or call.done:
+            return
+        if (message.get("Response") or "").lower() == "success":
+            call.answered = True
+            return
+        try:
+            code = int(message.get("Reason") or "0")
+        except ValueError:
+            code = 0
+        self._finish(call, _REASON_OUTCOME.get(code, Outcome.FAILED), reason=f"originate reason {code}")
+
+    def _on_hangup(self, message: Message) -> None:
+        call = self._by_channel.get(message.get("Uniqueid") or "")
+        if call is None or call.done or call.person or not call.answered:
+            return
+        # Answered, never reached the AGI: AMD heard a machine and the dialplan dealt with it.
+        leaves_message = call.campaign.runtime.amd_message is not None
+        self._finish(
+            call,
+            Outcome.MACHINE_MESSAGE if leaves_message else Outcome.MACHINE,
+            reason=f"amd machine, hangup cause {message.get('Cause')}",
+        )
+
+    # ------------------------------------------------------------------ the person
+    async def on_person(self, attempt_id: str, channel: str, *, campaign_id: str = "") -> PersonVerdict:
+        """A person answered attempt ``attempt_id`` on ``channel``: connect an agent within
+        ``connect_within`` seconds, else abandon (the verdict carries the identification prompt)."""
+        call = self._by_attempt.get(attempt_id)
+        if call is None:
+            # Not tracked any more (lost in a restart or with the AMI link): it counts as an
+            # abandoned live answer; identify and hang up.
+            log.warning("dialer: a person answered attempt %r that is no longer tracked", attempt_id)
+            lost = self._campaigns.get(campaign_id)
+            if lost is None:
+                return PersonVerdict(None, "")
+            lost.dialer.record_live(self.clock.now(), abandoned=True)
+            return PersonVerdict(None, lost.runtime.identification_prompt)
+        camp = call.campaign
+        call.answered = call.person = True
+        now = self.clock.now()
+        camp.dialer.on_person(attempt_id, now)
+        self._writes.put_nowait(lambda: self.store.record_person(attempt_id, now))
+        agent_id: str | None
+        try:
+            agent_id = await self.agents.connect(
+                camp.runtime.id, channel=channel, attempt=call.attempt, timeout=camp.runtime.connect_within
+            )
+        except (TimeoutError, CampaignError, AGIError, AMIActionError, AMIConnectionError) as exc:
+            log.warning("dialer: connecting an agent failed: %s", exc)
+            agent_id = None
+        if agent_id is not None:
+            self._finish(call, Outcome.CONNECTED, agent_id=agent_id)
+            return PersonVerdict(agent_id)
+        self._finish(call, Outcome.ABANDONED, reason=f"no agent within {camp.runtime.connect_within:g} s")
+        return PersonVerdict(None, camp.runtime.identification_prompt)
+
+    async def outbound_agi(self, session: AGISessionLike) -> None:
+        """The FastAGI route ``outbound`` (``cc-outbound`` after ``AMD()``)."""
+        attempt_id = await session.get_variable(names.VAR_ATTEMPT_ID) or ""
+        campaign_id = await session.get_variable(names.VAR_CAMPAIGN) or ""
+        amd_status = (await session.get_variable(names.VAR_AMDSTATUS) or "").upper()
+        channel = session.env.get("agi_channel", "")
+        call = self._by_attempt.get(attempt_id)
+        if amd_status == "MACHINE" and call is not None:
+            message = call.campaign.runtime.amd_message
+            self._finish(call, Outcome.MACHINE_MESSAGE if message else Outcome.MACHINE, reason="amd machine")
+            if message:
+                await session.stream_file(message)
+            await session.hangup()
+            return
+        verdict = await self.on_person(attempt_id, channel, campaign_id=campaign_id)
+        if verdict.agent_id is not None:
+            # The agent leg Bridge()s this channel away from the AGI; hold it until then.
+            with contextlib.suppress(AGIError):
+                await session.exec("Wait", "3600", timeout=3700.0)
+            return
+        if verdict.prompt:
+            await session.stream_file(verdict.prompt)
+        await session.hangup()
