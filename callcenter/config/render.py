@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -199,11 +200,11 @@ def render(config: m.Config, *, templates: Path = DEFAULT_TEMPLATES) -> list[Ren
 
 
 # ============================================================================ writing
-def _write_one(out: Path, f: RenderedFile) -> None:
+def _write_one(out: Path, f: RenderedFile, mode: int | None = None) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{f.name}.", suffix=".tmp", dir=out)
     done = False
     try:
-        os.fchmod(fd, f.mode)
+        os.fchmod(fd, f.mode if mode is None else mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(f.text)
             fh.flush()
@@ -217,12 +218,13 @@ def _write_one(out: Path, f: RenderedFile) -> None:
 
 def _snapshot(out: Path, names_: Iterable[str]) -> Path:
     """Copy the current files named ``names_`` (those that exist) to ``out/.previous``."""
+    wanted = sorted(set(names_))
     staging = Path(tempfile.mkdtemp(prefix=".previous-", dir=out))
-    for name in sorted(set(names_)):
+    for name in wanted:
         src = out / name
         if src.is_file():
             shutil.copy2(src, staging / name)
-    (staging / ".complete").write_text("\n".join(sorted(set(names_))) + "\n", encoding="utf-8")
+    (staging / ".complete").write_text("\n".join(wanted) + "\n", encoding="utf-8")
     backup = out / BACKUP_DIR
     old = out / f"{BACKUP_DIR}.old"
     if old.exists():
@@ -257,9 +259,9 @@ def restore_previous(out: Path) -> list[str]:
     done = []
     for name in listing.read_text(encoding="utf-8").split():
         saved = backup / name
-        if saved.is_file():
-            secret = name in SECRET_FILES
-            _write_one(out, RenderedFile(name, saved.read_text(encoding="utf-8"), secret=secret))
+        if saved.is_file():  # put back with the mode it had
+            mode = stat.S_IMODE(saved.stat().st_mode)
+            _write_one(out, RenderedFile(name, saved.read_text(encoding="utf-8")), mode)
         else:
             (out / name).unlink(missing_ok=True)
         done.append(name)
