@@ -223,23 +223,33 @@ class AGIParser:
                 raise self._fail("connection closed in the middle of a 520 usage reply")
             return out
         buf = self._buf + data if self._buf else data
-        start = 0
-        while True:
-            nl = buf.find(b"\n", start)
-            if nl < 0:
-                break
-            raw = buf[start:nl]
-            start = nl + 1
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-            if len(raw) > self._max_line:
-                raise self._fail(f"AGI line longer than {self._max_line} bytes")
-            line = raw.decode("utf-8", "replace")
-            if not self._env_done:
-                self._env_line(line, len(raw) + 1, out)
+        end = buf.rfind(b"\n")
+        if end >= 0:
+            complete = buf[:end]
+            if complete.isascii():  # the usual case: one decode and one split for the lot
+                if len(complete) > self._max_line and max(map(len, complete.split(b"\n"))) > self._max_line:
+                    raise self._fail(f"AGI line longer than {self._max_line} bytes")
+                for line in complete.decode("ascii").split("\n"):
+                    size = len(line) + 1
+                    if line[-1:] == "\r":
+                        line = line[:-1]
+                    if self._env_done:
+                        self._reply_line(line, out)
+                    else:
+                        self._env_line(line, size, out)
             else:
-                self._reply_line(line, out)
-        rest = buf[start:]
+                for raw in complete.split(b"\n"):
+                    if len(raw) > self._max_line:
+                        raise self._fail(f"AGI line longer than {self._max_line} bytes")
+                    size = len(raw) + 1
+                    if raw[-1:] == b"\r":
+                        raw = raw[:-1]
+                    line = raw.decode("utf-8", "replace")
+                    if self._env_done:
+                        self._reply_line(line, out)
+                    else:
+                        self._env_line(line, size, out)
+        rest = buf[end + 1 :]
         if len(rest) > self._max_line:
             raise self._fail(f"AGI line longer than {self._max_line} bytes")
         if not self._env_done and self._env_size + len(rest) > self._max_env:
