@@ -42,6 +42,7 @@ import hmac
 import itertools
 import json
 import logging
+import math
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -244,6 +245,7 @@ class ACD:
         self._timers: list[tuple[float, int, str, str]] = []  # (at, seq, kind, key)
         self._seq = itertools.count()
         self._wake = asyncio.Event()
+        self._parked = asyncio.Event()  # the timer loop waits for its next deadline
         self._inbox: asyncio.Queue[Message] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe: list[Callable[[], None]] = []
@@ -275,15 +277,21 @@ class ACD:
                 await self.recorder.close()
 
     async def idle(self) -> None:
-        """Wait until every event received so far is handled and no action task is running."""
+        """Return once every event received so far is handled, no action task runs and the timer
+        loop waits for a deadline still ahead (tests use it with a FakeClock)."""
         while True:
             await self._inbox.join()
             tasks = [t for t in self._tasks if not t.done()]
-            if not tasks:
-                if self._inbox.empty():
-                    return
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
                 continue
-            await asyncio.gather(*tasks, return_exceptions=True)
+            now = self.clock.now()
+            rd = self.router.next_deadline()
+            due = bool(self._timers and self._timers[0][0] <= now) or (rd is not None and rd <= now)
+            if due or not self._parked.is_set() or not self._inbox.empty():
+                await asyncio.sleep(0)  # let the timer loop / event loop take their turn
+                continue
+            return
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
         async def guarded() -> None:
@@ -313,13 +321,17 @@ class ACD:
             deadlines = [d for d in (rd, self._timers[0][0] if self._timers else None) if d is not None]
             self._wake.clear()
             if not deadlines:
+                self._parked.set()
                 await self._wake.wait()
+                self._parked.clear()
                 continue
             sleeper = asyncio.ensure_future(self.clock.sleep(max(0.0, min(deadlines) - now)))
             waker = asyncio.ensure_future(self._wake.wait())
             try:
+                self._parked.set()
                 await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                self._parked.clear()
                 for f in (sleeper, waker):
                     if not f.done():
                         f.cancel()
@@ -650,7 +662,7 @@ class ACD:
                         now,
                         EventKind.NOTE,
                         queue=d.queue,
-                        detail={"callback_offer_ewt": round(d.ewt)},
+                        detail={"callback_offer_ewt": None if math.isinf(d.ewt) else round(d.ewt)},
                     )
                 )
                 if self.on_callback_offer is not None:

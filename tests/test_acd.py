@@ -1,0 +1,496 @@
+"""The ACD service against a scripted PBX at the AMI seam (events as the real traces show them).
+
+The fake answers actions like Asterisk (``Success``), refuses CR/LF like the codec, and lets a
+test emit the events a real Asterisk 22 sends (OriginateResponse, Newchannel, BridgeEnter,
+Hangup). Time is a FakeClock: wrap-up, ring guards, relaxation and announcements move only when
+the test advances it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callcenter import agents as ag
+from callcenter.acd import ACD, QueuedCall, StoredCall, StoredState
+from callcenter.asterisk import names
+from callcenter.asterisk.ami import Message, encode_action
+from callcenter.calllog import AgentStateChange, CallEvent, CallRecord, Disposition, RecordingRecord
+from callcenter.clock import FakeClock
+from callcenter.config.load import load_config
+from callcenter.config.model import Config
+from callcenter.errors import AMIActionError, DomainError, UnsafeValueError
+from callcenter.recording import Recorder
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return load_config(REPO / "dialplans")
+
+
+class FakeAMI:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[tuple[str, str]]]] = []
+        self.subs: dict[str, list[Callable[[Message], object]]] = {}
+        self.status: list[Message] = []
+        self.refuse: set[str] = set()
+        self.n = 0
+
+    async def send_action(
+        self,
+        action: str,
+        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
+        *,
+        timeout: float | None = None,
+    ) -> Message:
+        assert timeout is not None and timeout > 0, "every action is bounded"
+        pairs = [(str(k), str(v)) for k, v in (headers.items() if isinstance(headers, Mapping) else headers)]
+        encode_action(action, pairs)  # UnsafeValueError on CR/LF, as the real client
+        self.sent.append((action, pairs))
+        await asyncio.sleep(0)
+        if action in self.refuse:
+            raise AMIActionError("No such channel", action=action)
+        return Message([("Response", "Success"), ("Message", "ok")])
+
+    async def send_action_list(
+        self,
+        action: str,
+        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
+        *,
+        timeout: float | None = None,
+    ) -> list[Message]:
+        assert timeout is not None
+        self.sent.append((action, [(str(k), str(v)) for k, v in dict(headers).items()]))
+        return [*self.status, Message([("Event", "StatusComplete"), ("Items", str(len(self.status)))])]
+
+    def subscribe(self, event: str, callback: Callable[[Message], object]) -> Callable[[], None]:
+        self.subs.setdefault(event, []).append(callback)
+        return lambda: self.subs[event].remove(callback)
+
+    def emit(self, name: str, **headers: str) -> None:
+        msg = Message([("Event", name), *headers.items()])
+        for cb in list(self.subs.get(name, [])):
+            cb(msg)
+
+    def actions(self, name: str) -> list[dict[str, str]]:
+        out = []
+        for action, pairs in self.sent:
+            if action == name:
+                d: dict[str, str] = {}
+                for k, v in pairs:
+                    d[k] = d[k] + "|" + v if k in d else v
+                out.append(d)
+        return out
+
+    def last_originate(self) -> dict[str, str]:
+        return self.actions("Originate")[-1]
+
+
+@dataclass
+class Sink:
+    records: list[Any] = field(default_factory=list)
+
+    def submit(self, record: Any) -> None:
+        self.records.append(record)
+
+    def of(self, kind: type) -> list[Any]:
+        return [r for r in self.records if isinstance(r, kind)]
+
+    def agent_states(self, agent_id: str) -> list[str]:
+        return [r.state for r in self.of(AgentStateChange) if r.agent_id == agent_id]
+
+    def events(self, call_id: str) -> list[str]:
+        return [str(r.kind) for r in self.of(CallEvent) if r.call_id == call_id]
+
+    def disposition(self, call_id: str) -> Disposition | None:
+        ds = [r.disposition for r in self.of(CallRecord) if r.call_id == call_id and r.disposition]
+        return ds[-1] if ds else None
+
+
+@dataclass
+class Rig:
+    acd: ACD
+    ami: FakeAMI
+    sink: Sink
+    clock: FakeClock
+    tmp: Path
+    chan_seq: int = 0
+
+    async def settle(self) -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+            await self.acd.idle()
+
+    async def advance(self, seconds: float) -> None:
+        await self.settle()
+        self.clock.advance(seconds)
+        await self.settle()
+
+    async def call(self, call_id: str, queue: str, **kw: Any) -> str:
+        self.chan_seq += 1
+        channel = f"PJSIP/carrier-{self.chan_seq:08x}"
+        await self.acd.enqueue(QueuedCall(call_id, channel, queue, caller_number="+15551230000", **kw))
+        await self.settle()
+        return channel
+
+    async def agent_rings(self) -> tuple[str, str]:
+        """The last Originate's leg: Newchannel (its name), returns (leg id, channel)."""
+        o = self.ami.last_originate()
+        leg = o["ChannelId"]
+        agent = o["Channel"].split("/", 1)[1]
+        self.chan_seq += 1
+        channel = f"PJSIP/{agent}-{self.chan_seq:08x}"
+        self.ami.emit("Newchannel", Channel=channel, Uniqueid=leg, ChannelState="0")
+        await self.settle()
+        return leg, channel
+
+    async def answer(self, caller: str) -> tuple[str, str]:
+        leg, channel = await self.agent_rings()
+        self.ami.emit("OriginateResponse", Response="Success", Channel=channel, Uniqueid=leg, Reason="4")
+        self.ami.emit("BridgeEnter", BridgeUniqueid="b1", Channel=channel, Uniqueid=leg)
+        self.ami.emit("BridgeEnter", BridgeUniqueid="b1", Channel=caller, Uniqueid="caller")
+        await self.settle()
+        return leg, channel
+
+    async def no_answer(self, reason: str = "3") -> tuple[str, str]:
+        leg, channel = await self.agent_rings()
+        self.ami.emit("OriginateResponse", Response="Failure", Channel=channel, Uniqueid=leg, Reason=reason)
+        self.ami.emit("Hangup", Channel=channel, Uniqueid=leg, Cause="19")
+        await self.settle()
+        return leg, channel
+
+    async def hangup(self, channel: str, uniqueid: str = "", cause: str = "16") -> None:
+        self.ami.emit("Hangup", Channel=channel, Uniqueid=uniqueid, Cause=cause)
+        await self.settle()
+
+
+@pytest.fixture
+async def rig(config: Config, tmp_path: Path) -> AsyncIterator[Rig]:
+    async with make_rig(config, tmp_path) as r:
+        yield r
+
+
+class make_rig:
+    def __init__(self, config: Config, tmp: Path, store: Any = None, ami: FakeAMI | None = None) -> None:
+        self.ami = ami or FakeAMI()
+        self.sink = Sink()
+        self.clock = FakeClock(start=1_800_000_000.0)
+        recorder = Recorder(self.ami, self.sink, self.clock, directory=tmp / "rec", pci_auto_resume=180.0)
+        self.acd = ACD(config, self.ami, self.sink, self.clock, recorder=recorder, store=store)
+        self.tmp = tmp
+
+    async def __aenter__(self) -> Rig:
+        self.task = asyncio.create_task(self.acd.run())
+        await asyncio.wait_for(self.acd.ready.wait(), 5)
+        return Rig(self.acd, self.ami, self.sink, self.clock, self.tmp)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self.task
+
+
+# ------------------------------------------------------------------------------------ the life of a call
+async def test_answered_call_rings_bridges_records_wraps_up(rig: Rig) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-1", "sales", data={"account": "42"})
+    setvars = {a["Variable"]: a["Value"] for a in rig.ami.actions("Setvar") if a["Channel"] == caller}
+    assert setvars[names.VAR_CALL_ID] == "call-1" and setvars[names.VAR_QUEUE] == "sales"
+    assert setvars[names.VAR_CUSTOMER] == '{"account":"42"}'
+    assert rig.ami.actions("Redirect")[0]["Context"] == names.CTX_HOLD
+    o = rig.ami.last_originate()
+    assert o["Channel"] == "PJSIP/agent1001" and o["Context"] == names.CTX_AGENT_LEG
+    assert o["Timeout"] == "15000" and o["ChannelId"].startswith("ccleg-")
+    assert f"{names.VAR_CALLER_CHANNEL}={caller}" in o["Variable"]
+    assert f"{names.VAR_RECORDING_FILE}=" in o["Variable"]  # sales records always
+    assert rig.acd.agent_state("1001").status is ag.Status.RINGING
+
+    leg, agent_chan = await rig.answer(caller)
+    assert rig.acd.agent_state("1001").status is ag.Status.ON_CALL
+    assert rig.acd.call_state("call-1") == "connected"
+    (rec,) = rig.sink.of(RecordingRecord)
+    assert rec.path.endswith("/call-1-1.wav") and rec.path.startswith("2027/")
+
+    rig.clock.advance(60)
+    await rig.hangup(caller, cause="16")
+    await rig.hangup(agent_chan, leg)
+    assert rig.acd.agent_state("1001").status is ag.Status.WRAP_UP
+    assert rig.sink.disposition("call-1") is Disposition.ANSWERED
+    ended = [r for r in rig.sink.of(RecordingRecord) if r.duration_seconds is not None]
+    assert ended and ended[0].duration_seconds == 60.0
+    await rig.advance(15)  # the sales queue's wrap-up
+    assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+    assert rig.sink.agent_states("1001") == [
+        "available", "reserved", "ringing", "on_call", "wrap_up", "available"
+    ]  # fmt: skip
+    assert rig.sink.events("call-1")[:3] == ["queue_enter", "offer", "answer"]
+
+
+async def test_rona_reoffers_to_the_next_agent_and_applies_the_queue_rule(rig: Rig) -> None:
+    await rig.acd.login("1002")  # billing 4
+    await rig.acd.login("1004")  # billing 7: best for nothing here, longest idle picks 1002
+    await rig.call("call-2", "billing")
+    assert rig.ami.last_originate()["Channel"] == "PJSIP/agent1002"
+    await rig.no_answer()
+    # billing: rona_count 1, action not_ready
+    st = rig.acd.agent_state("1002")
+    assert (st.status, st.reason) == (ag.Status.NOT_READY, "rona")
+    assert rig.ami.last_originate()["Channel"] == "PJSIP/agent1004"
+    assert "rona" in rig.sink.events("call-2")
+    await rig.acd.resume("1002")
+    assert rig.acd.agent_state("1002").status is ag.Status.AVAILABLE
+
+
+async def test_rona_count_two_keeps_the_agent_but_never_reoffers_it_the_same_call(rig: Rig) -> None:
+    await rig.acd.login("1001")  # sales: rona_count 2, action pause(missed)
+    await rig.call("call-3", "sales")
+    await rig.no_answer(reason="5")  # busy
+    assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+    assert len(rig.ami.actions("Originate")) == 1, "not the same call again"
+    await rig.call("call-4", "sales")
+    await rig.no_answer()
+    st = rig.acd.agent_state("1001")
+    assert (st.status, st.reason) == (ag.Status.PAUSED, "missed")
+
+
+async def test_caller_abandons_while_the_agent_rings(rig: Rig) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-5", "sales")
+    leg, agent_chan = await rig.agent_rings()
+    await rig.hangup(caller, cause="16")
+    hangups = rig.ami.actions("Hangup")
+    assert hangups and hangups[-1]["Channel"] == agent_chan
+    assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+    assert rig.sink.disposition("call-5") is Disposition.ABANDONED_QUEUE
+    # The late OriginateResponse of the cancelled leg changes nothing.
+    rig.ami.emit("OriginateResponse", Response="Failure", Uniqueid=leg, Reason="1")
+    await rig.hangup(agent_chan, leg)
+    assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+    assert rig.acd.router.is_available("1001")
+
+
+async def test_abandon_while_waiting(rig: Rig) -> None:
+    caller = await rig.call("call-6", "support")
+    assert rig.acd.router.waiting_count("support") == 1
+    await rig.hangup(caller)
+    assert rig.acd.router.waiting_count() == 0
+    assert rig.sink.disposition("call-6") is Disposition.ABANDONED_QUEUE
+    assert rig.acd.call_state("call-6") is None
+
+
+async def test_login_paused_is_never_offered_then_resume_takes_the_call(rig: Rig) -> None:
+    await rig.acd.login("1001", paused_reason="training")
+    await rig.call("call-7", "sales")
+    assert rig.ami.actions("Originate") == []
+    with pytest.raises(DomainError) as err:
+        await rig.acd.pause("1001", "nap")
+    assert err.value.code == "unknown_pause_reason"
+    await rig.acd.resume("1001")
+    await rig.settle()
+    assert rig.ami.last_originate()["Channel"] == "PJSIP/agent1001"
+
+
+async def test_pause_asked_on_a_call_applies_after_the_one_wrap_up(rig: Rig) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-8", "sales")
+    leg, agent_chan = await rig.answer(caller)
+    await rig.acd.pause("1001", "lunch")
+    assert rig.acd.agent_state("1001").status is ag.Status.ON_CALL
+    await rig.hangup(caller)
+    await rig.hangup(agent_chan, leg)
+    await rig.advance(15)
+    st = rig.acd.agent_state("1001")
+    assert (st.status, st.reason) == (ag.Status.PAUSED, "lunch")
+
+
+async def test_blind_transfer_to_a_queue_keeps_the_data_and_wraps_the_agent_up(rig: Rig) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-9", "sales", data={"account": "7"})
+    leg, agent_chan = await rig.answer(caller)
+    await rig.acd.transfer_to_queue("call-9", "billing")
+    redirect = rig.ami.actions("Redirect")[-1]
+    assert (redirect["Channel"], redirect["Context"]) == (caller, names.CTX_HOLD)
+    await rig.hangup(agent_chan, leg)  # its Bridge() ended
+    assert rig.acd.agent_state("1001").status is ag.Status.WRAP_UP
+    assert rig.acd.call_state("call-9") == "waiting"
+    await rig.acd.login("1004")  # billing 7
+    await rig.settle()
+    o = rig.ami.last_originate()
+    assert o["Channel"] == "PJSIP/agent1004" and f"{names.VAR_CALLER_CHANNEL}={caller}" in o["Variable"]
+    assert "transfer" in rig.sink.events("call-9")
+    customer = [a["Value"] for a in rig.ami.actions("Setvar") if a["Variable"] == names.VAR_CUSTOMER]
+    assert customer == ['{"account":"7"}', '{"account":"7"}']
+
+
+async def test_blind_transfer_to_a_number_and_unsafe_values(rig: Rig) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-10", "sales")
+    await rig.answer(caller)
+    with pytest.raises(UnsafeValueError):
+        await rig.acd.transfer_to_number("call-10", "123\r\nAction: Hangup")
+    await rig.acd.transfer_to_number("call-10", "+15559870000")
+    sv = rig.ami.actions("Setvar")[-1]
+    assert (sv["Variable"], sv["Value"]) == (names.VAR_TRANSFER_TARGET, "+15559870000")
+    r = rig.ami.actions("Redirect")[-1]
+    assert (r["Context"], r["Exten"]) == (names.CTX_TRANSFER, "s")
+    assert rig.sink.disposition("call-10") is Disposition.TRANSFERRED
+    with pytest.raises(UnsafeValueError):
+        await rig.acd.enqueue(QueuedCall("../../etc/passwd", "PJSIP/x", "sales"))
+
+
+async def test_attended_transfer_uses_atxfer_on_the_agent_leg(rig: Rig) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-11", "sales")
+    leg, agent_chan = await rig.answer(caller)
+    await rig.acd.attended_transfer("call-11", "2002")
+    a = rig.ami.actions(names.ACTION_ATXFER)[-1]
+    assert (a["Channel"], a["Context"]) == (agent_chan, names.CTX_TRANSFER)
+    await rig.hangup(agent_chan, leg)
+    assert rig.acd.agent_state("1001").status is ag.Status.WRAP_UP  # one wrap-up, not reset
+
+
+async def test_pci_pause_mutes_logs_and_resumes_by_itself(rig: Rig) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-12", "sales")
+    leg, agent_chan = await rig.answer(caller)
+    await rig.settle()
+    assert await rig.acd.pci_pause("call-12", by="1001")
+    mute = rig.ami.actions(names.ACTION_MIXMONITOR_MUTE)[-1]
+    assert (mute["Channel"], mute["State"]) == (agent_chan, "1")
+    assert not await rig.acd.pci_pause("call-12", by="1001")  # already paused
+    await rig.advance(180)
+    assert rig.ami.actions(names.ACTION_MIXMONITOR_MUTE)[-1]["State"] == "0"
+    ev = [r for r in rig.sink.of(CallEvent) if r.call_id == "call-12" and str(r.kind).startswith("pci")]
+    assert [(str(e.kind), (e.detail or {}).get("by")) for e in ev] == [
+        ("pci_pause", "1001"),
+        ("pci_resume", "auto"),
+    ]
+    await rig.hangup(caller)
+    done = [r for r in rig.sink.of(RecordingRecord) if r.pci_paused_seconds is not None]
+    assert done[0].pci_paused_seconds == 180.0
+
+
+async def test_announcements_and_max_wait_to_voicemail(rig: Rig) -> None:
+    caller = await rig.call("call-13", "billing")  # announce every 60 s, max wait 900 -> voicemail 8200
+    await rig.advance(60)
+    prompts = [a["Value"] for a in rig.ami.actions("Setvar") if a["Variable"] == names.VAR_PROMPT]
+    assert prompts == ["en/queue-position&digits/1"]  # nobody staffed: no wait estimate
+    assert rig.ami.actions("Redirect")[-1]["Context"] == names.CTX_ANNOUNCE
+    for _ in range(14):
+        await rig.advance(60)
+    await rig.advance(1)
+    mb = [a for a in rig.ami.actions("Setvar") if a["Variable"] == names.VAR_MAILBOX]
+    assert mb and mb[-1]["Value"] == "8200"
+    r = rig.ami.actions("Redirect")[-1]
+    assert (r["Channel"], r["Context"]) == (caller, names.CTX_VOICEMAIL)
+    assert rig.sink.disposition("call-13") is Disposition.VOICEMAIL
+
+
+async def test_callback_keeps_the_place_and_rings_the_agent_first(rig: Rig) -> None:
+    caller = await rig.call("call-14", "support")
+    await rig.acd.accept_callback("call-14", "+15550001111")
+    await rig.hangup(caller)
+    assert rig.acd.router.is_waiting("call-14")
+    await rig.acd.login("1003")  # support 8
+    await rig.settle()
+    o = rig.ami.last_originate()
+    assert o["Context"] == names.CTX_TRANSFER and f"{names.VAR_TRANSFER_TARGET}=+15550001111" in o["Variable"]
+    leg, chan = await rig.agent_rings()
+    rig.ami.emit("OriginateResponse", Response="Success", Uniqueid=leg, Reason="4")
+    await rig.settle()
+    await rig.hangup(chan, leg)
+    assert rig.sink.disposition("call-14") is Disposition.CALLBACK_COMPLETED
+    assert rig.acd.call_state("call-14") is None
+
+
+async def test_pin_lockout(rig: Rig) -> None:
+    for _ in range(5):
+        with pytest.raises(DomainError) as err:
+            await rig.acd.login("1001", pin="0000")
+        assert err.value.code == "bad_pin"
+    pin = rig.acd.config.agents["1001"].pin.value
+    with pytest.raises(DomainError) as err:
+        await rig.acd.login("1001", pin=pin)
+    assert err.value.code == "locked_out"
+    rig.clock.advance(901)
+    await rig.acd.login("1001", pin=pin)
+    assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+
+
+async def test_originate_refused_counts_as_rona(rig: Rig) -> None:
+    rig.ami.refuse.add("Originate")
+    await rig.acd.login("1002")
+    await rig.call("call-15", "billing")
+    assert rig.acd.agent_state("1002").status is ag.Status.NOT_READY
+    assert rig.acd.router.is_waiting("call-15")
+
+
+# ------------------------------------------------------------------------------------ restart
+class MemoryStore:
+    def __init__(self, state: StoredState) -> None:
+        self.state = state
+
+    async def load(self, *, timeout: float) -> StoredState:
+        return self.state
+
+
+def status(
+    channel: str, uniqueid: str, *, bridged: bool = False, seconds: int = 0, **variables: str
+) -> Message:
+    headers = [("Event", "Status"), ("Channel", channel), ("Uniqueid", uniqueid), ("Seconds", str(seconds))]
+    if bridged:
+        headers.append(("BridgeID", "bridge-1"))
+    headers += [("Variable", f"{k}={v}") for k, v in variables.items()]
+    return Message(headers)
+
+
+async def test_restart_rebuilds_holding_and_bridged_calls(config: Config, tmp_path: Path) -> None:
+    ami = FakeAMI()
+    t0 = 1_800_000_000.0
+    ami.status = [
+        status("PJSIP/carrier-1", "u1", seconds=40, CC_CALL_ID="held-1", CC_QUEUE="support"),
+        status("PJSIP/carrier-2", "u2", bridged=True, CC_CALL_ID="talk-1", CC_QUEUE="sales"),
+        status(
+            "PJSIP/agent1001-9",
+            "ccleg-x",
+            bridged=True,
+            CC_CALL_ID="talk-1",
+            CC_AGENT_ID="1001",
+            CC_QUEUE="sales",
+        ),
+        status("PJSIP/agent1002-9", "ccleg-y", CC_CALL_ID="ring-1", CC_AGENT_ID="1002", CC_QUEUE="billing"),
+    ]
+    store = MemoryStore(
+        StoredState(
+            agents={
+                "1001": ("on_call", "answered"),
+                "1002": ("ringing", "ringing"),
+                "1003": ("paused", "lunch"),
+            },
+            calls={"held-1": StoredCall("held-1", "support", t0 - 100)},
+        )
+    )
+    async with make_rig(config, tmp_path, store=store, ami=ami) as rig:
+        assert rig.acd.agent_state("1001").status is ag.Status.ON_CALL
+        assert rig.acd.agent_state("1001").call_id == "talk-1"
+        assert rig.acd.agent_state("1003").reason == "lunch"
+        assert rig.acd.call_state("held-1") == "waiting"
+        assert rig.acd.call_state("talk-1") == "connected"
+        # The half-offered leg was hung up; 1002 (billing) is available again.
+        await rig.settle()
+        assert any(a["Channel"] == "PJSIP/agent1002-9" for a in ami.actions("Hangup"))
+        assert rig.acd.agent_state("1002").status is ag.Status.AVAILABLE
+        # The bridged call ends normally: the agent wraps up.
+        await rig.hangup("PJSIP/agent1001-9", "ccleg-x")
+        assert rig.acd.agent_state("1001").status is ag.Status.WRAP_UP
+        # The held caller keeps its first arrival: it is first in line in support.
+        await rig.acd.resume("1003")
+        await rig.settle()
+        o = ami.last_originate()
+        assert o["Channel"] == "PJSIP/agent1003" and f"{names.VAR_CALL_ID}=held-1" in o["Variable"]
