@@ -151,8 +151,11 @@ class IvrStats:
     commands: int = 0
 
 
-class _Hangup(Exception):
-    """Internal: the channel went away."""
+class ChannelGone(Exception):
+    """The caller's channel went away while a command ran (raised by :class:`AgiChannel`)."""
+
+
+_Hangup = ChannelGone
 
 
 class IvrService:
@@ -217,37 +220,137 @@ def _safe(value: str) -> str:
     return text
 
 
-class _CallRun:
-    """One call's IVR, carried out on one session."""
+class AgiChannel:
+    """Carries IVR effects out on one FastAGI session: ``cmd`` (bounded, a hang-up raises
+    :class:`ChannelGone`), ``play`` and ``read``, and :meth:`run_flow` for a whole flow. Used by the
+    ``ivr`` route and by the supervisors' ``spy`` route (PIN and mode menus)."""
 
-    def __init__(self, service: IvrService, session: AGISessionLike) -> None:
-        self.svc = service
-        self.ivr = service.interpreter
+    def __init__(
+        self,
+        session: AGISessionLike,
+        settings: IvrSettings,
+        *,
+        latency_hook: Callable[[float], None] | None = None,
+        stats: IvrStats | None = None,
+    ) -> None:
         self.session = session
-        self.settings = service.settings
+        self.settings = settings
         self.env = session.env
         self.channel = self.env.get("agi_channel", "")
         self.uniqueid = self.env.get("agi_uniqueid", "")
-        self.call_id = service.new_call_id()
-        self.state: core.IvrState | None = None
+        self.latency_hook = latency_hook
+        self.io_stats = stats
         self.t_reply: float | None = None  # perf counter when the last reply arrived
-        self.handed_off = False  # the ACD has the call
 
-    # ------------------------------------------------------------------ AGI plumbing
     async def cmd(self, command: str, *args: str | int, plays: bool = False, extra: float = 0.0) -> AGIReply:
-        if self.t_reply is not None and self.svc.latency_hook is not None:
-            self.svc.latency_hook(time.perf_counter() - self.t_reply)
+        if self.t_reply is not None and self.latency_hook is not None:
+            self.latency_hook(time.perf_counter() - self.t_reply)
         bound = self.settings.command_timeout + extra + (self.settings.prompt_allowance if plays else 0.0)
-        self.svc.stats.commands += 1
+        if self.io_stats is not None:
+            self.io_stats.commands += 1
         try:
             reply = await self.session.command(command, *args, timeout=bound)
         except AGIHangupError as exc:
-            raise _Hangup from exc
+            raise ChannelGone from exc
         finally:
             self.t_reply = time.perf_counter()
         if reply.hungup:
-            raise _Hangup
+            raise ChannelGone
         return reply
+
+    async def run_flow(
+        self,
+        interpreter: core.Interpreter,
+        state: core.IvrState,
+        effects: list[core.Effect],
+        clock: Clock,
+        *,
+        submit: Callable[[LogRecord], None] | None = None,
+    ) -> core.IvrState:
+        """Carry a flow out from ``(state, effects)`` until it finishes; return the final state
+        (its ``exit`` says how it ended; nothing of the exit is carried out here). Lookups answer
+        ``error``. A hang-up is fed to the interpreter and ends the flow (exit ``abandoned``)."""
+        try:
+            while True:
+                answer: core.Input | None = None
+                for effect in effects:
+                    match effect:
+                        case core.Log():
+                            if submit is not None:
+                                submit(effect.record)
+                        case core.SetVariable():
+                            await self.cmd("SET VARIABLE", effect.name, _safe(effect.value))
+                        case core.Play():
+                            answer = await self.play(effect)
+                        case core.Read():
+                            answer = core.Digits(await self.read(effect))
+                        case core.Lookup():
+                            answer = core.LookupDone(core.LookupOutcome.ERROR)
+                        case core.Finish():
+                            return state
+                if answer is None:  # pragma: no cover - every batch ends with an answer or Finish
+                    return state
+                state, effects = interpreter.feed(state, answer, clock.now())
+        except ChannelGone:
+            state, effects = interpreter.feed(state, core.HungUp(), clock.now())
+            if submit is not None:
+                for effect in effects:
+                    if isinstance(effect, core.Log):
+                        submit(effect.record)
+            return state
+
+    # ------------------------------------------------------------------ effects
+    async def play(self, effect: core.Play) -> core.Played:
+        escape = ALL_DTMF if effect.interruptible else ""
+        for sound in effect.sounds:
+            reply = await self.cmd("STREAM FILE", sound, escape, plays=True)
+            code = reply.result_int or 0
+            if code > 0:
+                return core.Played(_key(code))
+        return core.Played()
+
+    async def read(self, effect: core.Read) -> str:
+        timeout_ms = max(1, int(effect.timeout * 1000))
+        per_digit = effect.timeout + 1.0
+        use_get_data = not effect.hash_is_input and effect.terminator in ("#", None)
+        digits: list[str] = []
+        *leading, last = effect.sounds or ("",)
+        for sound in leading:
+            reply = await self.cmd("STREAM FILE", sound, ALL_DTMF, plays=True)
+            if (reply.result_int or 0) > 0:
+                digits.append(_key(reply.result_int or 0))
+                break
+        if not digits and use_get_data:
+            reply = await self.cmd(
+                "GET DATA", last or "silence/1", timeout_ms, effect.max_digits,
+                plays=True, extra=per_digit * effect.max_digits,
+            )  # fmt: skip
+            return reply.result or ""
+        if not digits and last:
+            reply = await self.cmd("STREAM FILE", last, ALL_DTMF, plays=True)
+            if (reply.result_int or 0) > 0:
+                digits.append(_key(reply.result_int or 0))
+        while len(digits) < effect.max_digits and not (
+            effect.terminator and digits[-1:] == [effect.terminator]
+        ):
+            reply = await self.cmd("WAIT FOR DIGIT", timeout_ms, extra=per_digit)
+            code = reply.result_int or 0
+            if code <= 0:
+                break
+            digits.append(_key(code))
+        return "".join(digits)
+
+
+class _CallRun(AgiChannel):
+    """One call's IVR, carried out on one session."""
+
+    def __init__(self, service: IvrService, session: AGISessionLike) -> None:
+        super().__init__(session, service.settings, latency_hook=service.latency_hook, stats=service.stats)
+        self.svc = service
+        self.ivr = service.interpreter
+        self.call_id = service.new_call_id()
+        self.state: core.IvrState | None = None
+        self.handed_off = False  # the ACD has the call
 
     def submit(self, record: LogRecord) -> None:
         self.svc.writer.submit(record)
@@ -361,46 +464,6 @@ class _CallRun:
         finished[kind.value] = finished.get(kind.value, 0) + 1
 
     # ------------------------------------------------------------------ effects
-    async def play(self, effect: core.Play) -> core.Played:
-        escape = ALL_DTMF if effect.interruptible else ""
-        for sound in effect.sounds:
-            reply = await self.cmd("STREAM FILE", sound, escape, plays=True)
-            code = reply.result_int or 0
-            if code > 0:
-                return core.Played(_key(code))
-        return core.Played()
-
-    async def read(self, effect: core.Read) -> str:
-        timeout_ms = max(1, int(effect.timeout * 1000))
-        per_digit = effect.timeout + 1.0
-        use_get_data = not effect.hash_is_input and effect.terminator in ("#", None)
-        digits: list[str] = []
-        *leading, last = effect.sounds or ("",)
-        for sound in leading:
-            reply = await self.cmd("STREAM FILE", sound, ALL_DTMF, plays=True)
-            if (reply.result_int or 0) > 0:
-                digits.append(_key(reply.result_int or 0))
-                break
-        if not digits and use_get_data:
-            reply = await self.cmd(
-                "GET DATA", last or "silence/1", timeout_ms, effect.max_digits,
-                plays=True, extra=per_digit * effect.max_digits,
-            )  # fmt: skip
-            return reply.result or ""
-        if not digits and last:
-            reply = await self.cmd("STREAM FILE", last, ALL_DTMF, plays=True)
-            if (reply.result_int or 0) > 0:
-                digits.append(_key(reply.result_int or 0))
-        while len(digits) < effect.max_digits and not (
-            effect.terminator and digits[-1:] == [effect.terminator]
-        ):
-            reply = await self.cmd("WAIT FOR DIGIT", timeout_ms, extra=per_digit)
-            code = reply.result_int or 0
-            if code <= 0:
-                break
-            digits.append(_key(code))
-        return "".join(digits)
-
     async def lookup(self, effect: core.Lookup) -> core.LookupDone:
         directory = self.svc.customers
         if directory is None:
