@@ -1298,7 +1298,7 @@ def read_queue(r: Reader, qid: str, node: yaml.Node, path: Path_) -> m.Queue | N
     if mr is None:
         return None
     d = m.Queue(id=qid, name=qid, skills=m.frozen_map({}))
-    name = mr.get("name", r.note, qid)
+    name = mr.get("name", r.text, qid)  # the agent's phone shows it as the caller id name
     skills = _skill_levels(r, mr, "skills", path)
     if skills is None and "skills" not in mr.entries:
         r.problems.add(
