@@ -1,0 +1,282 @@
+"""Fidelity: each real Asterisk 22 capture, replayed against the simulated PBX over TCP, gives the
+same responses and, per channel, the same events (names, states, dialplan positions, causes,
+reasons, variables; ids and timestamps aside). Tests marked ``asterisk`` replay the same captures
+against a real Asterisk (``ASTERISK_BIN``) and diff the simulator against it too."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from callcenter.clock import ScaledClock
+from callcenter.sim import SimulatedPBX
+from callcenter.sim.replay import (
+    AGIScript,
+    AMIPeer,
+    Headers,
+    capture_messages,
+    compare,
+    load_agi_capture,
+    load_capture,
+    reduce,
+    replay,
+)
+
+CREDS = ("cc", "ccsecret")
+
+
+def dialplan(traces: Path, name: str) -> str:
+    text = (traces / name).read_text()
+    return text
+
+
+def inbound_dialplan(traces: Path) -> str:
+    # The first capture batch ran with ``NoOp(inbound)``; the file was edited to
+    # ``NoOp(inbound ${EXTEN})`` for the later SIP capture (which shows it expanded).
+    return dialplan(traces, "extensions.conf.used").replace("NoOp(inbound ${EXTEN})", "NoOp(inbound)")
+
+
+async def run_sim_replay(
+    traces: Path,
+    capture: str,
+    plan: str,
+    tmp_path: Path,
+    *,
+    speed: float = 10.0,
+    agi_port: int | None = None,
+    on_send=None,
+) -> tuple[list[Headers], SimulatedPBX]:
+    sim = SimulatedPBX(
+        dialplan_text=plan,
+        clock=ScaledClock(speed),
+        ami_user=CREDS[0],
+        ami_secret=CREDS[1],
+        recordings_dir=tmp_path,
+        agi_port=agi_port,
+    )
+    await sim.start()
+    try:
+        got = await replay(load_capture(traces / capture), "127.0.0.1", sim.ami_port, on_send=on_send)
+    finally:
+        await sim.close()
+    return got, sim
+
+
+def assert_same(expected: list[Headers], got: list[Headers]) -> None:
+    problems = compare(expected, got)
+    assert not problems, "\n\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("capture", "plan"),
+    [
+        ("hold-rona-bridge-abandon.ami.txt", "extensions.conf.used"),
+        ("originate-nonexistent.ami.txt", "extensions.conf.used"),
+        ("dial-outcomes.ami.txt", "extensions.chanspy.conf.used"),
+        ("supervisor-chanspy.ami.txt", "extensions.chanspy.conf.used"),
+    ],
+)
+async def test_capture_replays_identically(traces_dir: Path, tmp_path: Path, capture: str, plan: str) -> None:
+    got, sim = await run_sim_replay(traces_dir, capture, dialplan(traces_dir, plan), tmp_path)
+    assert_same(capture_messages(load_capture(traces_dir / capture)), got)
+    assert sim.pbx.faults == []
+
+
+def _inbound_hooks(script: AGIScript):  # type: ignore[no-untyped-def]
+    async def on_send(headers: Headers) -> None:
+        aid = dict(headers).get("ActionID")
+        wanted = {"dtmf-1": "GET DATA beep", "dtmf-2": "WAIT FOR DIGIT", "getvar-1": "EXEC MusicOnHold"}.get(
+            aid or ""
+        )
+        if wanted:
+            assert await script.wait_sent(wanted, timeout=10), f"the AGI script never reached {wanted}"
+
+    return on_send
+
+
+async def test_inbound_agi_bridge_replays_identically(traces_dir: Path, tmp_path: Path) -> None:
+    commands, expected_lines = load_agi_capture(traces_dir / "inbound-agi-bridge.agi.txt")
+    script = AGIScript(commands)
+    await script.start()
+    try:
+        got, sim = await run_sim_replay(
+            traces_dir,
+            "inbound-agi-bridge.ami.txt",
+            inbound_dialplan(traces_dir),
+            tmp_path,
+            speed=2.0,
+            agi_port=script.port,
+            on_send=_inbound_hooks(script),
+        )
+    finally:
+        await script.close()
+    assert_same(capture_messages(load_capture(traces_dir / "inbound-agi-bridge.ami.txt")), got)
+    # The FastAGI side, line for line: env keys, replies, the 520 usage block, the HANGUP notice.
+    assert script.received == expected_lines
+    assert script.env["agi_network_script"] == "ivr"
+    assert script.env["agi_channel"] == "Local/100@from-pstn-00000000;2"
+    assert list(script.env) == [
+        line.split("'")[1].split(":")[0]
+        for line in (traces_dir / "inbound-agi-bridge.agi.txt").read_text().splitlines()
+        if "<<< b'agi_" in line
+    ]
+    # MixMonitor wrote a real WAV (the path in the capture is outside the recordings dir: by name).
+    assert (tmp_path / "rec-test.wav").is_file()
+    assert sim.pbx.faults == []
+
+
+async def test_sip_inbound_dtmf_matches_the_capture(traces_dir: Path, tmp_path: Path) -> None:
+    """The SIPp call, driven through the engine as the simulated caller would: DTMF 1 2 # during
+    GET DATA, then BYE during MusicOnHold; AMI events and AGI replies as the capture."""
+    commands, expected_lines = load_agi_capture(traces_dir / "sip-inbound-dtmf.agi.txt")
+    script = AGIScript(commands, timeout=10)
+    await script.start()
+    sim = SimulatedPBX(
+        dialplan_text=dialplan(traces_dir, "extensions.conf.used"),
+        clock=ScaledClock(4.0),
+        ami_user=CREDS[0],
+        ami_secret=CREDS[1],
+        recordings_dir=tmp_path,
+        agi_port=script.port,
+    )
+    await sim.start()
+    peer = AMIPeer()
+    try:
+        await peer.connect("127.0.0.1", sim.ami_port)
+        peer.send([("Action", "Login"), ("Username", CREDS[0]), ("Secret", CREDS[1]), ("ActionID", "login")])
+        assert await peer.wait_for(lambda h: dict(h).get("ActionID") == "login", timeout=5)
+        chan = sim.pbx.inbound_call(
+            "18005550100",
+            caller_num="5551230004",
+            caller_name="Dave",
+            context="from-pstn",
+            headers={"User-Agent": "SIPp"},
+        )
+        assert await script.wait_sent("GET DATA", timeout=10)
+        assert await peer.wait_for(lambda h: dict(h).get("Command", "").startswith("GET DATA"), timeout=5)
+        for digit in "12#":
+            sim.pbx.send_dtmf(chan, digit, 280)
+        assert await script.wait_sent("EXEC MusicOnHold", timeout=10)
+        assert await peer.wait_for(lambda h: dict(h).get("Event") == "MusicOnHoldStart", timeout=5)
+        sim.pbx.remote_hangup(chan)
+        assert await peer.wait_for(lambda h: dict(h).get("Event") == "Hangup", timeout=10)
+        peer.send([("Action", "Logoff"), ("ActionID", "bye")])
+        assert await peer.wait_for(lambda h: dict(h).get("Response") == "Goodbye", timeout=5)
+    finally:
+        await peer.close()
+        await sim.close()
+        await script.close()
+    expected = capture_messages(load_capture(traces_dir / "sip-inbound-dtmf.ami.txt"))
+    # RTP statistics (RTCPSent, RTPAUDIOQOS*) have no meaning without media: left out.
+    expected = [h for h in expected if not any(k == "Variable" and v.startswith("RTPAUDIOQOS") for k, v in h)]
+    assert_same(expected, peer.messages)
+    # GET DATA -> 12; MOH cut by the BYE -> -1; then the HANGUP notice and the late answers.
+    assert script.received[: len(expected_lines)] == expected_lines[: len(script.received)]
+    assert "200 result=12\n" in script.received
+    assert "HANGUP\n" in script.received
+
+
+def test_reduction_ignores_ids_and_noise(traces_dir: Path) -> None:
+    msgs = capture_messages(load_capture(traces_dir / "hold-rona-bridge-abandon.ami.txt"))
+    renamed = [tuple((k, v.replace("callerA", "zz")) for k, v in h) for h in msgs]
+    assert compare(msgs, renamed) == []
+    dropped = [h for h in msgs if dict(h).get("Event") != "MusicOnHoldStop"]
+    assert compare(msgs, dropped) != []
+    r = reduce(msgs)
+    assert r.originates["agent-noanswer"] == ("Failure", "Reason=3", "Channel=Local/2002@agents-noanswer")
+    assert r.responses["setvar-bad"] == ("Error", "Message=No such channel")
+
+
+# ------------------------------------------------------------------------------ real Asterisk
+ASTERISK_BIN = os.environ.get("ASTERISK_BIN")
+needs_asterisk = pytest.mark.skipif(not ASTERISK_BIN, reason="ASTERISK_BIN is not set")
+
+
+@pytest.fixture
+def asterisk_factory(tmp_path: Path) -> Iterator[object]:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(extensions: str) -> int:
+        root = Path(tempfile.mkdtemp(prefix="ast-", dir=tmp_path))
+        etc = root / "etc"
+        for d in ("etc", "run", "log", "lib", "spool"):
+            (root / d).mkdir()
+        port = 15038
+        (etc / "asterisk.conf").write_text(
+            f"[directories]\nastetcdir => {etc}\nastrundir => {root / 'run'}\nastlogdir => {root / 'log'}\n"
+            f"astvarlibdir => {root / 'lib'}\nastspooldir => {root / 'spool'}\nastdatadir => {root / 'lib'}\n"
+            "[options]\nnofork = yes\n"
+        )
+        (etc / "modules.conf").write_text("[modules]\nautoload = yes\n")
+        (etc / "manager.conf").write_text(
+            f"[general]\nenabled = yes\nport = {port}\nbindaddr = 127.0.0.1\n\n"
+            f"[{CREDS[0]}]\nsecret = {CREDS[1]}\nread = all\nwrite = all\n"
+        )
+        (etc / "musiconhold.conf").write_text("[default]\nmode = files\ndirectory = moh\n")
+        (etc / "pjsip.conf").write_text(
+            "[transport-udp]\ntype=transport\nprotocol=udp\nbind=127.0.0.1:15060\n"
+            "[agent2001]\ntype=endpoint\ncontext=agents\ndisallow=all\nallow=ulaw\naors=agent2001\n"
+            "[agent2001]\ntype=aor\nmax_contacts=1\n"
+            "[agent2002]\ntype=endpoint\ncontext=agents\ndisallow=all\nallow=ulaw\naors=agent2002\n"
+            "[agent2002]\ntype=aor\nmax_contacts=1\n"
+        )
+        (etc / "extensions.conf").write_text(extensions)
+        binary = ASTERISK_BIN or "asterisk"
+        procs.append(
+            subprocess.Popen([binary, "-f", "-C", str(etc / "asterisk.conf")], stdout=subprocess.DEVNULL)
+        )
+        return port
+
+    yield start
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+async def _wait_port(port: int) -> None:
+    for _ in range(100):
+        try:
+            async with asyncio.timeout(1):
+                _, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.1)  # waiting for a subprocess to listen: no event to wait on
+    pytest.fail(f"Asterisk did not open AMI on {port}")
+
+
+@pytest.mark.asterisk
+@needs_asterisk
+@pytest.mark.parametrize(
+    ("capture", "plan"),
+    [
+        ("hold-rona-bridge-abandon.ami.txt", "extensions.conf.used"),
+        ("originate-nonexistent.ami.txt", "extensions.conf.used"),
+        ("dial-outcomes.ami.txt", "extensions.chanspy.conf.used"),
+        ("supervisor-chanspy.ami.txt", "extensions.chanspy.conf.used"),
+    ],
+)
+@pytest.mark.timeout(180)
+async def test_real_asterisk_agrees_with_the_simulator(
+    traces_dir: Path, tmp_path: Path, asterisk_factory, capture: str, plan: str
+) -> None:
+    port = asterisk_factory(dialplan(traces_dir, plan))  # type: ignore[operator]
+    await _wait_port(port)
+    real = await replay(load_capture(traces_dir / capture), "127.0.0.1", port, step_timeout=30)
+    simulated, _ = await run_sim_replay(traces_dir, capture, dialplan(traces_dir, plan), tmp_path)
+    assert_same(capture_messages(load_capture(traces_dir / capture)), real)
+    assert_same(real, simulated)
+
+
+# Local/ channels of Asterisk need no SIP; the dial-outcomes capture also needs PJSIP endpoints
+# with no contact (agent2001, agent2002), which the fixture's pjsip.conf declares.
