@@ -15,7 +15,18 @@ from collections.abc import Sequence
 from callcenter import __version__
 from callcenter.errors import CallcenterError
 
-COMMANDS = ("db", "report", "staffing", "validate", "render", "apply", "campaign", "sim", "agent", "recordings")
+COMMANDS = (
+    "db",
+    "report",
+    "staffing",
+    "validate",
+    "render",
+    "apply",
+    "campaign",
+    "sim",
+    "agent",
+    "recordings",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
