@@ -11,7 +11,8 @@ Secrets may be written ``${ENV_VAR}`` or ``${ENV_VAR:-default}``; they are resol
 
 Sections (top-level keys), which may be spread over several files:
 
-* once, in one file: ``center``, ``asterisk``, ``recording``, ``feature_codes``, ``fallback``;
+* once, in one file: ``center``, ``asterisk``, ``recording``, ``feature_codes``, ``fallback``,
+  ``security``;
 * maps keyed by id, merged across files: ``trunks``, ``flows``, ``queues``, ``music``,
   ``mailboxes``, ``campaigns``, ``pause_reasons``;
 * lists, concatenated: ``numbers``, ``skills``, ``agents``, ``supervisors``.
@@ -1546,6 +1547,17 @@ def read_feature_codes(r: Reader, node: yaml.Node, path: Path_) -> m.FeatureCode
     return m.FeatureCodes(**values)
 
 
+def read_security(r: Reader, node: yaml.Node, path: Path_) -> m.Security | None:
+    mr = r.mapping(node, path, "security {pin_attempts:, lockout_seconds:}")
+    if mr is None:
+        return None
+    d = m.Security()
+    attempts = mr.get("pin_attempts", lambda n, p: r.integer(n, p, 1, 100), d.pin_attempts)
+    lockout = mr.get("lockout_seconds", lambda n, p: r.number(n, p, 1, 86400), d.lockout_seconds)
+    mr.finish()
+    return m.Security(_opt(attempts, d.pin_attempts), _opt(lockout, d.lockout_seconds))
+
+
 def read_music(r: Reader, mid: str, node: yaml.Node, path: Path_) -> m.MusicClass | None:
     mr = r.mapping(node, path, "a music class {directory:, sort:}")
     if mr is None:
@@ -1736,7 +1748,7 @@ def load_prompts(prompts_dir: Path | None, problems: Problems, env: Mapping[str,
 
 
 # ============================================================================ the directory
-SINGLE_SECTIONS: Final = ("center", "asterisk", "recording", "feature_codes", "fallback")
+SINGLE_SECTIONS: Final = ("center", "asterisk", "recording", "feature_codes", "fallback", "security")
 MAP_SECTIONS: Final = ("trunks", "flows", "queues", "music", "mailboxes", "campaigns", "pause_reasons")
 LIST_SECTIONS: Final = ("numbers", "skills", "agents", "supervisors")
 ALL_SECTIONS: Final = SINGLE_SECTIONS + MAP_SECTIONS + LIST_SECTIONS
@@ -1879,6 +1891,7 @@ def load(
         pause_reasons=m.frozen_map({k: v for k, v in maps["pause_reasons"].items() if v is not None}),
         recording=singles.get("recording") or m.Recording(),
         feature_codes=singles.get("feature_codes") or m.FeatureCodes(),
+        security=singles.get("security") or m.Security(),
         music=m.frozen_map({k: v for k, v in maps["music"].items() if v is not None}),
         mailboxes=m.frozen_map({k: v for k, v in maps["mailboxes"].items() if v is not None}),
         fallback=singles.get("fallback"),
@@ -1912,6 +1925,8 @@ def _read_single(r: Reader, section: str, node: yaml.Node, path: Path_) -> Any:
         return read_recording(r, node, path)
     if section == "feature_codes":
         return read_feature_codes(r, node, path)
+    if section == "security":
+        return read_security(r, node, path)
     return read_fallback(r, node, path)
 
 

@@ -615,6 +615,15 @@ class FeatureCodes:
         return tuple((name, str(getattr(self, name))) for name in self.__dataclass_fields__)
 
 
+@dataclass(frozen=True)
+class Security:
+    """PIN checks for agent login and supervisor monitoring: after ``pin_attempts`` wrong PINs
+    within ``lockout_seconds`` the id is locked for ``lockout_seconds``."""
+
+    pin_attempts: int = 5
+    lockout_seconds: float = 900.0
+
+
 # ChanSpy options per monitoring mode (q: quiet, E: end when the spied channel hangs up,
 # d: DTMF 4/5/6 switch modes, w: whisper, B: barge).
 SPY_OPTIONS: Mapping[str, str] = frozen_map({"listen": "qEd", "whisper": "qEwd", "barge": "qEBd"})
@@ -730,6 +739,7 @@ class Config:
     pause_reasons: Mapping[str, PauseReason] = field(default_factory=lambda: frozen_map({}))
     recording: Recording = Recording()
     feature_codes: FeatureCodes = FeatureCodes()
+    security: Security = Security()
     music: Mapping[str, MusicClass] = field(default_factory=lambda: frozen_map({}))
     mailboxes: Mapping[str, Mailbox] = field(default_factory=lambda: frozen_map({}))
     fallback: Fallback | None = None
