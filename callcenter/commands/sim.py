@@ -103,6 +103,7 @@ async def run_sim(args: argparse.Namespace) -> int:
         ami_user=args.ami_user,
         ami_secret=args.ami_secret,
         recordings_dir=args.recordings,
+        sounds_dirs=[d for d in (Path("ivr_prompts"),) if d.is_dir()],
     )
     sim.scenario = load_scenario(args.scenario, config, sim.dialplan)
     await sim.start()

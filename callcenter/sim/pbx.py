@@ -781,7 +781,10 @@ class PBX:
             number, _, name = resource.partition("@")
         else:
             name = resource
-        return name, self.endpoints.get(name), number
+        endpoint = self.endpoints.get(name)
+        if endpoint is None and number:
+            endpoint = self.endpoints.get("*")  # the default trunk takes any number@trunk
+        return name, endpoint, number
 
     def notify(self, chan: Channel, what: str, detail: str = "") -> None:
         """Tell the simulated person or phone on ``chan`` what happens to it."""

@@ -322,6 +322,7 @@ class Population:
             self.pbx.endpoints[agent.endpoint] = phone
         self.trunk = Trunk(self, scenario.outbound)
         self.pbx.endpoints.setdefault(scenario.outbound.trunk, self.trunk)
+        self.pbx.endpoints.setdefault("*", self.trunk)
 
     def start(self) -> None:
         self.started_at = self.pbx.clock.monotonic()

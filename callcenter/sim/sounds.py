@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import wave
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Final
 
 log = logging.getLogger(__name__)
@@ -63,16 +63,24 @@ class SoundLibrary:
         if name in self._cache:
             return self._cache[name]
         found: float | None = self._extra.get(name)
-        if found is None and ".." not in name and not name.startswith("/"):
+        # An absolute path (``/var/lib/asterisk/sounds/callcenter/en/menu``) is looked up by its
+        # last two parts (``en/menu``), then its base name, in the simulator's sound directories.
+        parts = PurePosixPath(name).parts
+        candidates = [name] if not name.startswith("/") else ["/".join(parts[-2:]), parts[-1]]
+        for cand in candidates:
+            if found is not None or ".." in cand or cand.startswith("/"):
+                break
             for base in self.dirs:
-                for candidate in (base / f"{name}.wav", base / name):
+                for candidate in (base / f"{cand}.wav", base / cand):
                     if candidate.is_file():
                         found = wav_seconds(candidate)
                         break
                 if found is not None:
                     break
-        if found is None:
-            found = CORE_SOUNDS.get(name)
+            if found is None:
+                found = CORE_SOUNDS.get(cand)
+        if found is None and name.startswith("digits/") and name[7:].isdigit():
+            found = 0.4 + 0.15 * len(name[7:])
         self._cache[name] = found
         return found
 
