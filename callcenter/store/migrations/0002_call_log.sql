@@ -32,15 +32,45 @@ CREATE TABLE calls (
     campaign_id     text,
     callback_of     text,
     data            jsonb,
-    revision        double precision NOT NULL
+    revision        double precision NOT NULL,
+    -- When the same caller called next (kept by the triggers below): first-contact resolution
+    -- within N days is then a comparison, not a search, whatever N the report asks for.
+    next_call_at    timestamptz
 );
 -- Reports: per interval / queue / agent over a time range; FCR: the same caller again.
 CREATE INDEX calls_started_at ON calls (started_at);
-CREATE INDEX calls_queue_queued_at ON calls (queue, queued_at) WHERE queue IS NOT NULL;
-CREATE INDEX calls_agent_answered_at ON calls (agent_id, answered_at) WHERE agent_id IS NOT NULL;
+CREATE INDEX calls_queued_at ON calls (queued_at);
+CREATE INDEX calls_answered_at ON calls (answered_at) WHERE answered_at IS NOT NULL;
 CREATE INDEX calls_caller_started_at ON calls (caller_number, started_at) WHERE caller_number IS NOT NULL;
 -- Calls still open (no disposition): what a restarted controller reconciles.
 CREATE INDEX calls_open ON calls (started_at) WHERE disposition IS NULL;
+-- Callback calls, counted apart from the offered calls.
+CREATE INDEX calls_callbacks ON calls (started_at) WHERE callback_of IS NOT NULL;
+
+-- A call's arrival tells the same caller's previous call when it was called again, and learns of a
+-- later call already logged (rows may arrive out of order after a spool replay).
+CREATE FUNCTION calls_link_next_call() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.caller_number IS NULL OR NEW.started_at IS NULL THEN
+        RETURN NULL;
+    END IF;
+    UPDATE calls SET next_call_at = NEW.started_at
+     WHERE caller_number = NEW.caller_number
+       AND started_at < NEW.started_at
+       AND (next_call_at IS NULL OR next_call_at > NEW.started_at);
+    UPDATE calls SET next_call_at = (
+               SELECT min(n.started_at) FROM calls n
+                WHERE n.caller_number = NEW.caller_number AND n.started_at > NEW.started_at)
+     WHERE call_id = NEW.call_id;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER calls_next_call_insert AFTER INSERT ON calls
+    FOR EACH ROW EXECUTE FUNCTION calls_link_next_call();
+CREATE TRIGGER calls_next_call_update AFTER UPDATE OF caller_number, started_at ON calls
+    FOR EACH ROW
+    WHEN (OLD.caller_number IS DISTINCT FROM NEW.caller_number OR OLD.started_at IS DISTINCT FROM NEW.started_at)
+    EXECUTE FUNCTION calls_link_next_call();
 
 CREATE TABLE call_legs (
     call_id       text NOT NULL,
