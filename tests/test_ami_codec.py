@@ -270,3 +270,30 @@ def test_arbitrary_bytes_raise_only_the_protocol_error(data: bytes, greeting: bo
                 _ = (item.headers, item.kind, item.name, item.action_id)
     except AMIProtocolError:
         pass
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(headers_st, min_size=1, max_size=5), st.integers(min_value=1, max_value=50), st.booleans())
+def test_bare_lf_framing_parses_the_same(
+    messages: list[list[tuple[str, str]]], step: int, mixed: bool
+) -> None:
+    """Asterisk accepts a bare LF as a line end; the general path must agree with the fast one."""
+    wires = [encode(h) for h in messages]
+    lf = [w.replace(b"\r\n", b"\n") if (i % 2 == 0 or not mixed) else w for i, w in enumerate(wires)]
+    expected = [Message(h) for h in messages]
+    assert parse_all(b"".join(lf), step=step, greeting=False) == expected
+    assert parse_all(b"".join(wires), greeting=False) == expected
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"no colon\r\nEvent: X\r\n\r\n",
+        b"Event: X\r\nno colon\r\n\r\n",
+        b"Event: X\r\n\r\nEvent: Y\r\nbad\r\n\r\nEvent: Z\r\n\r\n",
+        b"Event: X\nno colon\n\n",
+    ],
+)
+def test_a_line_without_colon_is_refused_on_both_paths(wire: bytes) -> None:
+    with pytest.raises(AMIProtocolError, match="without a colon"):
+        AMIParser(greeting=False).feed(wire)

@@ -78,39 +78,34 @@ class Message:
     or ``Success``/``Error``/``Follows``/``Goodbye`` for a response). Equality and hashing are by
     headers only.
 
-    Messages made by :class:`AMIParser` are validated eagerly (every line has a colon) but split
-    into header pairs lazily, on first use of ``headers``/``get``/...: ``kind``, ``name`` and
-    ``action_id`` are read straight from the text, so an event nobody looks at costs almost nothing.
+    Messages made by :class:`AMIParser` are validated eagerly (every line has a colon) and
+    classified eagerly (``kind``, ``name``) but split into header pairs lazily, on first use of
+    ``headers``/``get``/...; ``action_id`` is read straight from the text. So an event nobody
+    looks at costs little: the reader must keep up with Asterisk.
     """
 
-    __slots__ = ("_headers", "_index", "_kind", "_raw")
+    __slots__ = ("_crlf", "_headers", "_index", "_raw", "kind", "name")
 
+    kind: str | None
+    name: str | None
     _headers: Headers | None
     _index: dict[str, str] | None
-    _kind: tuple[str | None, str | None] | None
     _raw: str | None
+    _crlf: bool
 
     def __init__(self, headers: Iterable[tuple[str, str]]) -> None:
         self._headers = headers if type(headers) is tuple else tuple(headers)
         self._index = None
-        self._kind = None
         self._raw = None
-
-    @classmethod
-    def _from_block(cls, raw: str) -> Message:
-        """A message from one validated block of header lines joined by LF (no blank line)."""
-        message = cls.__new__(cls)
-        message._raw = raw
-        message._headers = None
-        message._index = None
-        message._kind = None
-        return message
+        self._crlf = False
+        self.kind, self.name = _classify(self._headers)
 
     @property
     def headers(self) -> Headers:
         headers = self._headers
         if headers is None:
-            headers = self._headers = tuple(_HEADER.findall(self._raw or ""))
+            pattern = _HEADER_CRLF if self._crlf else _HEADER
+            headers = self._headers = tuple(pattern.findall(self._raw or ""))
         return headers
 
     # ------------------------------------------------------------ lookup
@@ -142,42 +137,6 @@ class Message:
         return [v for n, v in self.headers if n.lower() == key]
 
     # ------------------------------------------------------------ classification
-    def _classify(self) -> tuple[str | None, str | None]:
-        cached = self._kind
-        if cached is not None:
-            return cached
-        raw = self._raw
-        if raw is not None:
-            first = raw[: raw.find("\n")] if "\n" in raw else raw
-            name, _, value = first.partition(":")
-            kind = _KINDS.get(name.lower())
-            if kind is not None:
-                result: tuple[str | None, str | None] = (kind, value[1:] if value[:1] == " " else value)
-                self._kind = result
-                return result
-        elif self._headers:
-            name, value = self._headers[0]
-            kind = _KINDS.get(name.lower())
-            if kind is not None:
-                self._kind = (kind, value)
-                return self._kind
-        index = self._lookup()
-        result = (None, None)
-        for key in ("response", "event", "action"):
-            if key in index:
-                result = (_KINDS[key], index[key])
-                break
-        self._kind = result
-        return result
-
-    @property
-    def kind(self) -> str | None:
-        return self._classify()[0]
-
-    @property
-    def name(self) -> str | None:
-        return self._classify()[1]
-
     @property
     def is_response(self) -> bool:
         return self.kind == "response"
@@ -203,7 +162,10 @@ class Message:
                     return None
                 start = found + 10
             stop = raw.find("\n", start)
-            value = raw[start:] if stop < 0 else raw[start:stop]
+            if stop < 0:
+                value = raw[start:]
+            else:
+                value = raw[start : stop - 1] if self._crlf else raw[start:stop]
             return value[1:] if value[:1] == " " else value
         return self._lookup().get("actionid")
 
@@ -233,8 +195,61 @@ class Message:
 _KINDS: Final = {"response": "response", "event": "event", "action": "action"}
 # One header line: the name up to the first colon, one optional space, the value to the line end.
 _HEADER: Final = re.compile(r"([^:\n]*): ?([^\n]*)\n?")
+_HEADER_CRLF: Final = re.compile(r"([^:\r\n]*): ?([^\r\n]*)(?:\r\n)?")  # text with CRLF only
 # A non-empty line without a colon, searched in "\n" + text + "\n" (blank lines separate messages).
 _BAD_LINE: Final = re.compile(r"\n([^:\n]+)\n")
+_BAD_LINE_CRLF: Final = re.compile(r"\n([^:\r\n]+)\r\n")
+# Every byte but ":" and LF: deleting them leaves ":...:\n" per line with a colon.
+_NOT_COLON_OR_LF: Final = bytes(b for b in range(256) if b not in (10, 58))
+
+
+def _classify(headers: Headers) -> tuple[str | None, str | None]:
+    if headers:
+        name, value = headers[0]
+        kind = _KINDS.get(name.lower())
+        if kind is not None:
+            return kind, value
+    first: dict[str, str] = {}
+    for name, value in headers:
+        first.setdefault(name.lower(), value)
+    for key in ("response", "event", "action"):
+        if key in first:
+            return _KINDS[key], first[key]
+    return None, None
+
+
+def _from_crlf(raw: str) -> Message:
+    """A message from one validated block of CRLF-separated header lines, as the parser makes it."""
+    message = _new_message(Message)
+    message._raw = raw
+    message._crlf = True
+    message._headers = None
+    message._index = None
+    if raw[:7] == "Event: ":
+        end = raw.find("\r\n")
+        message.kind = "event"
+        message.name = raw[7:end] if end >= 0 else raw[7:]
+    elif raw[:10] == "Response: ":
+        end = raw.find("\r\n")
+        message.kind = "response"
+        message.name = raw[10:end] if end >= 0 else raw[10:]
+    else:
+        message.kind, message.name = _classify(message.headers)
+    return message
+
+
+def _from_lf(raw: str) -> Message:
+    """The same for LF-separated lines (the general path)."""
+    message = _new_message(Message)
+    message._raw = raw
+    message._crlf = False
+    message._headers = None
+    message._index = None
+    message.kind, message.name = _classify(message.headers)
+    return message
+
+
+_new_message = object.__new__
 
 
 class AMIParser:
@@ -244,16 +259,18 @@ class AMIParser:
     applies to the greeting line and to every message, terminator included.
     """
 
-    __slots__ = ("_buf", "_cr", "_dead", "_eof", "_max", "_want_greeting")
+    __slots__ = ("_buf", "_cr", "_dead", "_eof", "_max", "_raw", "_want_greeting")
 
     def __init__(self, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, greeting: bool = True) -> None:
         if max_message_size < 16:
             raise ValueError("max_message_size must be at least 16 bytes")
         self._max = max_message_size
         self._want_greeting = greeting
-        # Bytes of an unfinished message, with every CRLF already turned into LF (a CR left in
-        # it is data). ``_cr``: the last byte fed was a CR whose LF may come in the next chunk.
+        # Bytes of an unfinished message. ``_raw``: they are as received, CRLF only (the fast
+        # path); else every CRLF in them was already turned into LF (a CR left is data) and
+        # ``_cr`` says the last byte fed was a CR whose LF may come in the next chunk.
         self._buf = b""
+        self._raw = True
         self._cr = False
         self._dead: AMIProtocolError | None = None
         self._eof = False
@@ -275,14 +292,73 @@ class AMIParser:
         if self._eof:
             raise AMIProtocolError("data fed after EOF")
         out: list[Greeting | Message] = []
+        maximum = self._max
         if not data:
             self._eof = True
-            if self._buf.strip(b"\n") or self._cr:
+            if self._buf.strip(b"\r\n") or self._cr:
                 what = "greeting" if self._want_greeting else "message"
                 raise self._fail(f"connection closed in the middle of a {what} ({self.buffered} bytes)")
             self._buf = b""
             return out
-        # CRLF and a bare LF both end a line; a CR not before an LF is data (as in Asterisk).
+        if self._want_greeting:
+            buf = self._buf + data
+            nl = buf.find(b"\n")
+            if nl < 0 or nl >= maximum:
+                if len(buf) > maximum:
+                    raise self._fail(f"greeting line longer than {maximum} bytes")
+                self._buf = buf
+                return out
+            line = buf[:nl]
+            if line[-1:] == b"\r":
+                line = line[:-1]
+            out.append(Greeting(line.decode("utf-8", "replace")))
+            self._want_greeting = False
+            self._buf = b""
+            data = buf[nl + 1 :]
+            if not data:
+                return out
+        if self._raw:
+            buf = self._buf + data if self._buf else data
+            # The fast path: Asterisk's own CRLF-only framing, no stray CR or LF, no blank lines
+            # beyond the one after each message. Anything else goes the general way below.
+            lf = buf.count(b"\n")
+            if lf == buf.count(b"\r") and lf == buf.count(b"\r\n") and buf[:2] != b"\r\n":
+                end = buf.rfind(b"\r\n\r\n")
+                if end < 0:
+                    if len(buf) > maximum:
+                        raise self._fail(f"message longer than {maximum} bytes")
+                    self._buf = buf
+                    return out
+                complete = buf[:end]
+                if complete[-2:] != b"\r\n" and b"\r\n\r\n\r\n" not in complete:
+                    rest = buf[end + 4 :]
+                    if len(rest) > maximum:
+                        raise self._fail(f"message longer than {maximum} bytes")
+                    blocks = complete.decode("utf-8", "replace").split("\r\n\r\n")
+                    # Every line has a colon: keeping only ":" and LF leaves ":\n" per such line.
+                    marks = complete.translate(None, _NOT_COLON_OR_LF)
+                    lines_ended = lf - 2 - rest.count(b"\n")  # LFs in ``complete``
+                    if marks.count(b":\n") != lines_ended - (len(blocks) - 1) or marks[-1:] != b":":
+                        self._bad_line(complete)
+                    if len(complete) + 4 > maximum and max(map(len, blocks)) + 4 > maximum:
+                        raise self._fail(f"message longer than {maximum} bytes")
+                    self._buf = rest
+                    out.extend(map(_from_crlf, blocks))
+                    return out
+            data = buf
+            self._buf = b""
+            self._raw = False
+        return self._feed_general(data, out)
+
+    def _bad_line(self, complete: bytes) -> None:
+        text = complete.decode("utf-8", "replace")
+        bad = _BAD_LINE_CRLF.search(f"\n{text}\r\n")
+        line = bad.group(1) if bad is not None else text
+        raise self._fail(f"header line without a colon: {line[:80]!r}")
+
+    def _feed_general(self, data: bytes, out: list[Greeting | Message]) -> list[Greeting | Message]:
+        """Any framing Asterisk accepts: CRLF or a bare LF ends a line, a lone CR is data."""
+        maximum = self._max
         if self._cr:
             self._cr = False
             if data[0] != 10:  # not b"\n": the pending CR was data
@@ -293,17 +369,6 @@ class AMIParser:
                 self._cr = True
                 data = data[:-1]
         buf = self._buf + data if self._buf else data
-        maximum = self._max
-        if self._want_greeting:
-            nl = buf.find(b"\n")
-            if nl < 0 or nl >= maximum:
-                if len(buf) + self._cr > maximum:
-                    raise self._fail(f"greeting line longer than {maximum} bytes")
-                self._buf = buf
-                return out
-            out.append(Greeting(buf[:nl].decode("utf-8", "replace")))
-            self._want_greeting = False
-            buf = buf[nl + 1 :]
         if buf[:1] == b"\n":
             buf = buf.lstrip(b"\n")  # blank lines between messages: Asterisk sends none
         end = buf.rfind(b"\n\n")
@@ -311,6 +376,7 @@ class AMIParser:
             if len(buf) + self._cr > maximum:
                 raise self._fail(f"message longer than {maximum} bytes")
             self._buf = buf
+            self._back_to_raw()
             return out
         rest = buf[end + 2 :]
         if rest[:1] == b"\n":
@@ -327,8 +393,16 @@ class AMIParser:
             blocks = [b.lstrip("\n") for b in blocks if b.strip("\n")]
         if len(text) + 2 > maximum and max(map(len, blocks)) + 2 > maximum:
             raise self._fail(f"message longer than {maximum} bytes")
-        out.extend(map(Message._from_block, blocks))
+        out.extend(map(_from_lf, blocks))
+        self._back_to_raw()
         return out
+
+    def _back_to_raw(self) -> None:
+        """Return to the fast path once the buffer holds no CR: its LFs then stand for line ends
+        whatever they were on the wire, so they can be written back as CRLF."""
+        if not self._cr and b"\r" not in self._buf:
+            self._buf = self._buf.replace(b"\n", b"\r\n")
+            self._raw = True
 
 
 # ---------------------------------------------------------------- encoding
