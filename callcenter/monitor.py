@@ -1,0 +1,580 @@
+"""Shell: supervisors listen, whisper and barge through the monitor feature codes (issue 10).
+
+A supervisor dials a code from ``dialplans/`` followed by an agent id (``*81`` listen, ``*82``
+whisper, ``*83`` barge, ``*80`` asks the mode; e.g. ``*811001``). The rendered dialplan runs the
+FastAGI ``spy`` script with the mode as its first argument, then, if the controller set
+``CC_SPY_TARGET``, goes to ``cc-spy``: ``ChanSpy(${CC_SPY_TARGET},${CC_SPY_OPTIONS})``, then hangs up.
+
+The ``spy`` route (:meth:`MonitorService.handle`) validates, then acts:
+
+1. the calling endpoint (``PJSIP/<endpoint>-xxxxxxxx``) must be a configured supervisor, else the
+   prompt ``spy-not-allowed`` (outcome ``unauthorised``);
+2. a supervisor locked out by too many wrong PINs hears ``locked-out`` (outcome ``locked_out``);
+3. the agent id (from the dialled digits, or asked with ``enter-agent-id``) must be an agent
+   (``unknown_agent``);
+4. the PIN is asked over the IVR engine (a collect node run by :class:`callcenter.ivr.Interpreter`
+   through :class:`callcenter.ivr_agi.AgiChannel`), up to ``pin_attempts`` tries per call, each
+   wrong one counted; ``max_pin_failures`` (5) in a row lock that supervisor's monitoring for
+   ``lockout_seconds`` (outcomes ``bad_pin``, ``locked_out``; the lockout is logged);
+5. the agent must take calls of one of the supervisor's queues (``out_of_scope``);
+6. ``*80``: the mode is asked with ``spy-mode-menu`` (4 listen, 5 whisper, 6 barge);
+7. an idle agent: ``spy-agent-idle`` plays; with ``wait_for_call`` the spy waits for the agent's
+   next call (ChanSpy on the agent's channel prefix waits until one exists; outcome ``waiting``),
+   else the attempt ends (``agent_idle``);
+8. ``CC_SPY_OPTIONS`` (``model.SPY_OPTIONS``: ``q`` quiet, ``E`` end with the agent's call, ``d``
+   DTMF 4/5/6 switch modes, ``w`` whisper, ``B`` barge) and last ``CC_SPY_TARGET``
+   (``PJSIP/<agent endpoint>-``: the prefix of the agent's channels only).
+
+Every attempt and session is a ``MonitorSession`` record (supervisor, agent, call, mode, outcome,
+start, end). With the AMI attached (:meth:`attach`), the service follows each session:
+``ChanSpyStart`` (start, the agent's call id from the ACD, a ``monitor_start`` event on the call),
+``DTMFEnd`` 4/5/6 received on the supervisor's channel (Asterisk emits no event for ChanSpy's own
+mode switch; the key is the signal: a ``monitor_mode`` event and the session's mode),
+``ChanSpyStop`` / the supervisor's ``Hangup`` (``monitor_end``, outcome ``ended``). Two
+supervisors on one agent are two independent sessions.
+
+Monitoring starts no recording (ChanSpy records nothing; the recording policy is the ACD's).
+
+PCI pause: Asterisk cannot mute what a ChanSpy hears (``MixMonitorMute`` mutes only MixMonitor's
+audiohook; ChanSpy has its own and no action reaches it). So :meth:`pci_changed` takes the
+supervisors of that call out of ChanSpy while the recording is paused (AMI ``Redirect`` of their
+channel to ``cc-hold``: they hear music) and puts them back (``Setvar CC_SPY_OPTIONS`` with the
+current mode, ``Redirect`` to ``cc-spy``) on resume. The composition root calls it where PCI
+pause/resume happen.
+
+Wiring::
+
+    monitor = MonitorService(config, writer=writer, acd=acd, ami=ami_client, clock=clock)
+    detach = monitor.attach()                             # AMI subscriptions
+    agi_server.add_route(names.AGI_SPY, monitor.handle)   # async def handle(session) -> None
+    await monitor.pci_changed(call_id, paused=True)       # from the PCI pause/resume path
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import logging
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+from callcenter import ivr as core
+from callcenter.asterisk import names
+from callcenter.asterisk.ami import Message
+from callcenter.calllog import CallEvent, EventKind, MonitorSession
+from callcenter.clock import Clock
+from callcenter.config import model as m
+from callcenter.errors import AsteriskError, CallcenterError
+from callcenter.ivr_agi import AgiChannel, AGISessionLike, ChannelGone, IvrSettings, RecordSink
+
+log = logging.getLogger("callcenter.monitor")
+
+MODES: Final = ("listen", "whisper", "barge")
+MODE_KEYS: Final[Mapping[str, str]] = {"4": "listen", "5": "whisper", "6": "barge"}
+_CHANNEL = re.compile(r"^(?:PJSIP|SIP)/([A-Za-z0-9_.+-]+?)-[0-9a-fA-F]{8}$")
+_AGENT_ID = re.compile(r"^[0-9]{1,16}$")
+
+# ids of the engine's internal flows (not in dialplans/)
+PIN_FLOW: Final = "__spy_pin"
+AGENT_FLOW: Final = "__spy_agent"
+MODE_FLOW: Final = "__spy_mode"
+
+
+# ============================================================================ pure helpers
+def endpoint_of(channel: str) -> str | None:
+    """``PJSIP/super9001-0000000a`` -> ``super9001`` (``None`` for anything else)."""
+    match = _CHANNEL.match(channel)
+    return match.group(1) if match else None
+
+
+def agent_from_extension(extension: str, code: str) -> str | None:
+    """The agent id dialled after ``code`` (``*811001`` with ``*81`` -> ``1001``), ``""`` when only
+    the code was dialled, ``None`` when the extension is not that code's."""
+    if not extension.startswith(code):
+        return None
+    rest = extension[len(code) :]
+    return rest if rest == "" or _AGENT_ID.match(rest) else None
+
+
+def in_scope(config: m.Config, supervisor: m.Supervisor, agent: m.Agent) -> bool:
+    """The agent takes calls of at least one queue the supervisor may monitor."""
+    allowed = set(supervisor.queues)
+    return any(q in allowed for q in config.queues_of(agent))
+
+
+def spy_target(agent: m.Agent) -> str:
+    """ChanSpy's channel prefix for the agent's phone: ``PJSIP/<endpoint>-`` (the dash keeps
+    ``agent100`` from matching ``agent1001``'s channels)."""
+    return f"PJSIP/{agent.endpoint}-"
+
+
+@dataclass
+class PinGuard:
+    """Wrong-PIN counting and lockout per supervisor (pure: ``now`` is passed in)."""
+
+    max_failures: int = 5
+    lockout_seconds: float = 900.0
+    failures: dict[str, int] = field(default_factory=dict)
+    locked_until: dict[str, float] = field(default_factory=dict)
+
+    def locked(self, supervisor_id: str, now: float) -> float | None:
+        """Until when the supervisor is locked out, or ``None``."""
+        until = self.locked_until.get(supervisor_id)
+        if until is None:
+            return None
+        if now >= until:
+            del self.locked_until[supervisor_id]
+            self.failures.pop(supervisor_id, None)
+            return None
+        return until
+
+    def failure(self, supervisor_id: str, now: float) -> bool:
+        """Count a wrong PIN; ``True`` when this one locks the supervisor out."""
+        count = self.failures.get(supervisor_id, 0) + 1
+        self.failures[supervisor_id] = count
+        if count >= self.max_failures:
+            self.locked_until[supervisor_id] = now + self.lockout_seconds
+            return True
+        return False
+
+    def success(self, supervisor_id: str) -> None:
+        self.failures.pop(supervisor_id, None)
+
+
+def _hangup(nid: str) -> m.HangupNode:
+    return m.HangupNode(id=nid)
+
+
+def engine_config(config: m.Config, *, pin_timeout: float, max_pin_digits: int = 16) -> m.Config:
+    """``config`` plus the three small flows the spy route runs on the IVR engine."""
+    pin = m.Flow(
+        id=PIN_FLOW,
+        start="pin",
+        nodes=m.frozen_map(
+            {
+                "pin": m.CollectNode(
+                    id="pin",
+                    prompt="enter-pin",
+                    variable="pin",
+                    min_digits=1,
+                    max_digits=max_pin_digits,
+                    terminator="#",
+                    timeout=pin_timeout,
+                    max_attempts=1,
+                    next="done",
+                    fallback="none",
+                ),  # fmt: skip
+                "done": _hangup("done"),
+                "none": _hangup("none"),
+            }
+        ),
+    )
+    agent = m.Flow(
+        id=AGENT_FLOW,
+        start="agent",
+        nodes=m.frozen_map(
+            {
+                "agent": m.CollectNode(
+                    id="agent",
+                    prompt="enter-agent-id",
+                    variable="agent",
+                    min_digits=1,
+                    max_digits=16,
+                    terminator="#",
+                    timeout=pin_timeout,
+                    max_attempts=2,
+                    next="done",
+                    fallback="none",
+                ),  # fmt: skip
+                "done": _hangup("done"),
+                "none": _hangup("none"),
+            }
+        ),
+    )
+    mode = m.Flow(
+        id=MODE_FLOW,
+        start="mode",
+        nodes=m.frozen_map(
+            {
+                "mode": m.MenuNode(
+                    id="mode",
+                    prompt="spy-mode-menu",
+                    choices=m.frozen_map(MODE_KEYS),
+                    timeout=pin_timeout,
+                    max_attempts=2,
+                    invalid_prompt="invalid-option",
+                    fallback="none",
+                ),  # fmt: skip
+                **{name: _hangup(name) for name in (*MODES, "none")},
+            }
+        ),
+    )
+    flows = {**config.flows, PIN_FLOW: pin, AGENT_FLOW: agent, MODE_FLOW: mode}
+    return dataclasses.replace(config, flows=m.frozen_map(flows))
+
+
+# ============================================================================ seams
+class AgentCalls(Protocol):
+    """What the monitor asks the ACD (``callcenter.acd.ACD``)."""
+
+    def call_of_agent(self, agent_id: str) -> str | None: ...
+
+
+class AMILink(Protocol):
+    """The AMI client (``callcenter.asterisk.ami_client.AMIClient``)."""
+
+    def subscribe(self, event: str, callback: Callable[[Message], object]) -> Callable[[], None]: ...
+
+    async def send_action(
+        self,
+        action: str,
+        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
+        *,
+        timeout: float | None = None,
+    ) -> Message: ...
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    max_pin_failures: int = 5
+    lockout_seconds: float = 900.0
+    pin_attempts: int = 3  # per call
+    pin_timeout: float = 6.0
+    wait_for_call: bool = True  # an idle agent: wait for the next call (else hang up)
+    action_timeout: float = 5.0
+
+
+@dataclass
+class SpySession:
+    """One supervisor's monitoring of one agent (the spy channel's life)."""
+
+    session_id: str
+    supervisor_id: str
+    agent_id: str
+    channel: str  # the supervisor's channel (the spyer)
+    mode: str
+    created_at: float
+    call_id: str | None = None
+    started_at: float | None = None
+    spying: bool = False
+    pci_hold: bool = False
+    modes: list[str] = field(default_factory=list)
+
+
+# ============================================================================ the service
+class MonitorService:
+    """The ``spy`` FastAGI route and the follow-up of monitoring sessions over AMI."""
+
+    def __init__(
+        self,
+        config: m.Config,
+        *,
+        writer: RecordSink,
+        clock: Clock,
+        acd: AgentCalls | None = None,
+        ami: AMILink | None = None,
+        settings: MonitorSettings | None = None,
+        ivr_settings: IvrSettings | None = None,
+        new_session_id: Callable[[], str] | None = None,
+    ) -> None:
+        self.settings = settings or MonitorSettings()
+        self.ivr_settings = ivr_settings or IvrSettings()
+        self.writer = writer
+        self.clock = clock
+        self.acd = acd
+        self.ami = ami
+        self.new_session_id = new_session_id or (lambda: "spy-" + uuid.uuid4().hex)
+        self.guard = PinGuard(self.settings.max_pin_failures, self.settings.lockout_seconds)
+        self.sessions: dict[str, SpySession] = {}  # by supervisor channel
+        self._unsubscribe: list[Callable[[], None]] = []
+        self.reload(config)
+
+    def reload(self, config: m.Config) -> None:
+        self.config = config
+        self.engine = core.Interpreter(engine_config(config, pin_timeout=self.settings.pin_timeout))
+
+    # ------------------------------------------------------------------ logging
+    def _record(
+        self,
+        s: SpySession,
+        *,
+        outcome: str | None = None,
+        started_at: float | None = None,
+        ended_at: float | None = None,
+    ) -> None:
+        self.writer.submit(
+            MonitorSession(
+                session_id=s.session_id,
+                at=self.clock.now(),
+                supervisor_id=s.supervisor_id,
+                agent_id=s.agent_id,
+                call_id=s.call_id,
+                mode=s.mode,
+                outcome=outcome,
+                started_at=started_at,
+                ended_at=ended_at,
+            )
+        )
+
+    def _call_event(self, s: SpySession, kind: EventKind, **detail: str | None) -> None:
+        if s.call_id is None:
+            return
+        self.writer.submit(
+            CallEvent(
+                call_id=s.call_id,
+                at=self.clock.now(),
+                kind=kind,
+                agent_id=s.agent_id,
+                detail={
+                    "supervisor_id": s.supervisor_id,
+                    "session_id": s.session_id,
+                    "mode": s.mode,
+                    **detail,
+                },
+            )
+        )
+
+    # ------------------------------------------------------------------ the spy route
+    async def handle(self, session: AGISessionLike) -> None:
+        """The ``spy`` route: validate, then set CC_SPY_OPTIONS / CC_SPY_TARGET (see the module
+        docstring). Never raises for what the caller or Asterisk does."""
+        io = AgiChannel(session, self.ivr_settings)
+        attempt = _Attempt(self, io)
+        try:
+            await attempt.run()
+        except ChannelGone:
+            attempt.log("ended", note="supervisor hung up")
+        except (CallcenterError, TimeoutError, OSError) as exc:
+            log.warning("spy attempt on %s failed: %r", io.channel, exc)
+            attempt.log("failed", note=type(exc).__name__)
+
+    # ------------------------------------------------------------------ AMI follow-up
+    def attach(self) -> Callable[[], None]:
+        """Subscribe to the AMI events that follow the sessions; returns the detach function."""
+        if self.ami is None:
+            return lambda: None
+        for event, callback in (
+            ("ChanSpyStart", self._on_spy_start),
+            ("ChanSpyStop", self._on_spy_stop),
+            ("DTMFEnd", self._on_dtmf),
+            ("Hangup", self._on_hangup),
+        ):
+            self._unsubscribe.append(self.ami.subscribe(event, callback))
+
+        def detach() -> None:
+            for unsubscribe in self._unsubscribe:
+                unsubscribe()
+            self._unsubscribe.clear()
+
+        return detach
+
+    def _on_spy_start(self, msg: Message) -> None:
+        s = self.sessions.get(msg.get("SpyerChannel") or "")
+        if s is None:
+            return
+        now = self.clock.now()
+        if s.pci_hold:
+            s.pci_hold = False
+        if self.acd is not None:
+            s.call_id = self.acd.call_of_agent(s.agent_id) or s.call_id
+        first = s.started_at is None
+        s.spying = True
+        if first:
+            s.started_at = now
+            self._record(s, outcome="ok", started_at=now)
+            self._call_event(s, EventKind.MONITOR_START, spyee=msg.get("SpyeeChannel"))
+
+    def _on_dtmf(self, msg: Message) -> None:
+        s = self.sessions.get(msg.get("Channel") or "")
+        if s is None or not s.spying or (msg.get("Direction") or "Received") != "Received":
+            return
+        mode = MODE_KEYS.get(msg.get("Digit") or "")
+        if mode is None or mode == s.mode:
+            return
+        s.mode = mode
+        s.modes.append(mode)
+        self._record(s)
+        self._call_event(s, EventKind.MONITOR_MODE)
+
+    def _on_spy_stop(self, msg: Message) -> None:
+        s = self.sessions.get(msg.get("SpyerChannel") or "")
+        if s is None:
+            return
+        s.spying = False
+        if s.pci_hold:  # we took it out of ChanSpy ourselves; it comes back on resume
+            return
+        self._end(s)
+
+    def _on_hangup(self, msg: Message) -> None:
+        s = self.sessions.get(msg.get("Channel") or "")
+        if s is not None:
+            self._end(s)
+
+    def _end(self, s: SpySession) -> None:
+        if self.sessions.pop(s.channel, None) is None:
+            return
+        self._record(s, outcome="ended", ended_at=self.clock.now())
+        if s.started_at is not None:
+            self._call_event(s, EventKind.MONITOR_END, modes=",".join(s.modes))
+
+    # ------------------------------------------------------------------ PCI pause
+    async def pci_changed(self, call_id: str, *, paused: bool) -> None:
+        """Silence (``paused``) or restore what the supervisors of ``call_id`` hear."""
+        if self.ami is None:
+            return
+        for s in [s for s in self.sessions.values() if s.call_id == call_id]:
+            try:
+                if paused and s.spying and not s.pci_hold:
+                    s.pci_hold = True
+                    await self._redirect(s, names.CTX_HOLD)
+                    self._call_event(s, EventKind.PCI_PAUSE, note="supervisor taken off the call")
+                elif not paused and s.pci_hold:
+                    await self.ami.send_action(
+                        names.ACTION_SETVAR,
+                        {
+                            "Channel": s.channel,
+                            "Variable": names.VAR_SPY_OPTIONS,
+                            "Value": m.SPY_OPTIONS[s.mode],
+                        },
+                        timeout=self.settings.action_timeout,
+                    )
+                    await self._redirect(s, names.CTX_SPY)
+                    self._call_event(s, EventKind.PCI_RESUME, note="supervisor back on the call")
+            except AsteriskError as exc:
+                log.warning(
+                    "spy session %s: PCI %s failed: %r", s.session_id, "pause" if paused else "resume", exc
+                )
+
+    async def _redirect(self, s: SpySession, context: str) -> None:
+        if self.ami is None:  # pragma: no cover - checked by the caller
+            return
+        await self.ami.send_action(
+            names.ACTION_REDIRECT,
+            {"Channel": s.channel, "Context": context, "Exten": "s", "Priority": "1"},
+            timeout=self.settings.action_timeout,
+        )
+
+
+class _Attempt:
+    """One call to a monitor code, from the first check to CC_SPY_TARGET."""
+
+    def __init__(self, service: MonitorService, io: AgiChannel) -> None:
+        self.svc = service
+        self.io = io
+        self.session_id = service.new_session_id()
+        self.supervisor: m.Supervisor | None = None
+        self.agent_id: str | None = None
+        self.mode: str | None = None
+        self.logged = False
+
+    def log(self, outcome: str, *, note: str | None = None) -> None:
+        if self.logged:
+            return
+        self.logged = True
+        now = self.svc.clock.now()
+        sup = self.supervisor.id if self.supervisor else None
+        log.info(
+            "spy attempt %s: supervisor=%s channel=%s agent=%s mode=%s outcome=%s (%s)",
+            self.session_id, sup, self.io.channel, self.agent_id, self.mode, outcome, note or "-",
+        )  # fmt: skip
+        self.svc.writer.submit(
+            MonitorSession(
+                session_id=self.session_id,
+                at=now,
+                supervisor_id=sup,
+                agent_id=self.agent_id,
+                mode=self.mode,
+                outcome=outcome,
+                started_at=now,
+                ended_at=now,
+            )
+        )
+
+    async def say(self, prompt: str) -> None:
+        await self.io.play(
+            core.Play((self.svc.engine.sound(prompt, self.svc.engine.center.default_language),))
+        )
+
+    async def run_engine(self, flow: str) -> core.Exit:
+        engine = self.svc.engine
+        call = core.CallInfo(self.session_id, self.io.env.get("agi_callerid", ""), "", None)
+        state, effects = engine.start(call, self.svc.clock.now(), flow=flow)
+        state = await self.io.run_flow(engine, state, effects, self.svc.clock)
+        if state.exit is None or state.exit.kind is core.ExitKind.ABANDONED:
+            raise ChannelGone
+        return state.exit
+
+    async def run(self) -> None:
+        svc, cfg = self.svc, self.svc.config
+        now = svc.clock.now()
+        endpoint = endpoint_of(self.io.channel)
+        self.supervisor = cfg.supervisor_by_endpoint(endpoint) if endpoint else None
+        mode = self.io.env.get("agi_arg_1", "").strip()
+        self.mode = mode if mode in MODES else None
+        if self.supervisor is None:
+            await self.say("spy-not-allowed")
+            return self.log("unauthorised", note=f"endpoint {endpoint!r} is not a supervisor")
+        sup = self.supervisor
+        if svc.guard.locked(sup.id, now) is not None:
+            await self.say("locked-out")
+            return self.log("locked_out")
+        # the agent: from the dialled digits, or asked
+        code = getattr(cfg.feature_codes, f"supervisor_{mode}", None) if mode in (*MODES, "ask") else None
+        extension = self.io.env.get("agi_extension", "")
+        agent_id = agent_from_extension(extension, code) if isinstance(code, str) else None
+        if agent_id == "":
+            exit_ = await self.run_engine(AGENT_FLOW)
+            agent_id = exit_.data.get("agent") if exit_.node == "done" else None
+        self.agent_id = agent_id
+        agent = cfg.agents.get(agent_id) if agent_id else None
+        if agent is None:
+            await self.say("spy-not-allowed")
+            return self.log("unknown_agent", note=f"dialled {extension!r}")
+        # the PIN, over the IVR engine
+        expected = sup.pin.value.encode()
+        for _ in range(svc.settings.pin_attempts):
+            exit_ = await self.run_engine(PIN_FLOW)
+            typed = exit_.data.get("pin", "") if exit_.node == "done" else ""
+            if typed and hmac.compare_digest(typed.encode(), expected):
+                svc.guard.success(sup.id)
+                break
+            if svc.guard.failure(sup.id, svc.clock.now()):
+                log.warning("supervisor %s locked out of monitoring after wrong PINs", sup.id)
+                await self.say("locked-out")
+                return self.log("locked_out", note="too many wrong PINs")
+            await self.say("pin-invalid")
+        else:
+            return self.log("bad_pin")
+        if not in_scope(cfg, sup, agent):
+            await self.say("spy-not-allowed")
+            return self.log("out_of_scope", note=f"agent {agent.id} serves {list(cfg.queues_of(agent))}")
+        if mode == "ask":
+            exit_ = await self.run_engine(MODE_FLOW)
+            if exit_.node not in MODES:
+                return self.log("no_mode")
+            self.mode = exit_.node
+        if self.mode is None:
+            return self.log("unknown_mode", note=f"AGI argument {mode!r}")
+        call_id = svc.acd.call_of_agent(agent.id) if svc.acd is not None else None
+        if call_id is None and svc.acd is not None:
+            await self.say("spy-agent-idle")
+            if not svc.settings.wait_for_call:
+                return self.log("agent_idle")
+        await self.io.cmd("SET VARIABLE", names.VAR_SPY_OPTIONS, m.SPY_OPTIONS[self.mode])
+        spy = SpySession(
+            session_id=self.session_id,
+            supervisor_id=sup.id,
+            agent_id=agent.id,
+            channel=self.io.channel,
+            mode=self.mode,
+            created_at=svc.clock.now(),
+            call_id=call_id,
+            modes=[self.mode],
+        )
+        svc.sessions[spy.channel] = spy
+        self.logged = True
+        svc._record(spy, outcome="waiting" if call_id is None else "ok", started_at=spy.created_at)
+        await self.io.cmd("SET VARIABLE", names.VAR_SPY_TARGET, spy_target(agent))  # last: the dialplan spies

@@ -1,0 +1,366 @@
+"""Supervisors' monitoring: the ``spy`` FastAGI route over real loopback sockets (scripted
+Asterisk side), the PIN over the IVR engine, scope, lockout, modes, and the AMI follow-up of
+sessions (fake AMI link at the seam)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import pytest
+
+from callcenter.asterisk import names
+from callcenter.asterisk.agi_server import FastAGIServer
+from callcenter.asterisk.ami import Message
+from callcenter.calllog import CallEvent, MonitorSession
+from callcenter.clock import FakeClock
+from callcenter.config import model as m
+from callcenter.monitor import (
+    MonitorService,
+    MonitorSettings,
+    PinGuard,
+    agent_from_extension,
+    endpoint_of,
+    spy_target,
+)
+from tests.test_ivr_agi import Caller, Sink, place_call
+from tests.test_ivr_helpers import OPEN_NOW, config
+
+SOUNDS = m.AsteriskSettings().sounds_dir
+
+
+def snd(p: str) -> str:
+    return f"{SOUNDS}/en/{p}"
+
+
+def center_config() -> m.Config:
+    base = config()
+    agents = {
+        "1001": m.Agent("1001", "Alice", "agent1001", "2001", m.frozen_map({"sales": 9}), m.Secret("1")),
+        "1003": m.Agent("1003", "Carla", "agent1003", "2003", m.frozen_map({"support": 8}), m.Secret("3")),
+    }
+    supervisors = {
+        "9001": m.Supervisor("9001", "Grace", "super9001", m.Secret("246810"), ("sales",)),
+        "9002": m.Supervisor("9002", "Hugo", "super9002", m.Secret("1357"), ("sales", "support")),
+    }
+    return dataclasses.replace(base, agents=m.frozen_map(agents), supervisors=m.frozen_map(supervisors))
+
+
+def spy_env(endpoint: str, mode: str, dialled: str, n: int = 1) -> dict[str, str]:
+    return {
+        "agi_network": "yes",
+        "agi_network_script": "spy",
+        "agi_request": f"agi://127.0.0.1:4573/spy,{mode}",
+        "agi_channel": f"PJSIP/{endpoint}-{n:08x}",
+        "agi_uniqueid": f"1795420700.{n}",
+        "agi_callerid": "2901",
+        "agi_context": "cc-features",
+        "agi_extension": dialled,
+        "agi_priority": "1",
+        "agi_arg_1": mode,
+    }
+
+
+@dataclass
+class AgentsOnCalls:
+    calls: dict[str, str] = field(default_factory=dict)
+
+    def call_of_agent(self, agent_id: str) -> str | None:
+        return self.calls.get(agent_id)
+
+
+@dataclass
+class FakeAMI:
+    """The AMI link at the seam: tests deliver events; actions are recorded."""
+
+    callbacks: dict[str, list[Callable[[Message], object]]] = field(default_factory=dict)
+    actions: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def subscribe(self, event: str, callback: Callable[[Message], object]) -> Callable[[], None]:
+        self.callbacks.setdefault(event, []).append(callback)
+        return lambda: self.callbacks[event].remove(callback)
+
+    async def send_action(
+        self,
+        action: str,
+        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
+        *,
+        timeout: float | None = None,
+    ) -> Message:
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        self.actions.append((action, {k: str(v) for k, v in items}))
+        return Message((("Response", "Success"),))
+
+    def emit(self, event: str, **headers: str) -> None:
+        msg = Message((("Event", event), *headers.items()))
+        for cb in list(self.callbacks.get(event, [])):
+            cb(msg)
+
+
+@dataclass
+class Rig:
+    service: MonitorService
+    server: FastAGIServer
+    sink: Sink
+    acd: AgentsOnCalls
+    ami: FakeAMI
+    clock: FakeClock
+
+    async def dial(self, endpoint: str, mode: str, dialled: str, keys: list[str], n: int = 1) -> Caller:
+        return await place_call(
+            self.server.port, Caller(keys), environment=spy_env(endpoint, mode, dialled, n)
+        )
+
+    def sessions(self) -> list[MonitorSession]:
+        return [r for r in self.sink.records if isinstance(r, MonitorSession)]
+
+    def outcomes(self) -> list[str | None]:
+        return [r.outcome for r in self.sessions() if r.outcome is not None]
+
+    def call_events(self) -> list[CallEvent]:
+        return [r for r in self.sink.records if isinstance(r, CallEvent)]
+
+
+@contextlib.asynccontextmanager
+async def rig(settings: MonitorSettings | None = None) -> AsyncIterator[Rig]:
+    sink, acd, ami, clock = (
+        Sink(),
+        AgentsOnCalls({"1001": "call-A", "1003": "call-C"}),
+        FakeAMI(),
+        FakeClock(OPEN_NOW),
+    )
+    ids = iter(f"spy-{i}" for i in range(1, 1000))
+    service = MonitorService(
+        center_config(),
+        writer=sink,
+        clock=clock,
+        acd=acd,
+        ami=ami,
+        settings=settings,
+        new_session_id=lambda: next(ids),
+    )
+    detach = service.attach()
+    server = FastAGIServer({names.AGI_SPY: service.handle}, host="127.0.0.1", port=0)
+    async with server:
+        yield Rig(service, server, sink, acd, ami, clock)
+    detach()
+    assert server.failed == 0
+
+
+# ----------------------------------------------------------------------------- pure helpers
+def test_helpers() -> None:
+    assert endpoint_of("PJSIP/super9001-0000000a") == "super9001"
+    assert endpoint_of("Local/3001@supervisors-00000001;1") is None
+    assert endpoint_of("PJSIP/super9001") is None
+    assert agent_from_extension("*811001", "*81") == "1001"
+    assert agent_from_extension("*81", "*81") == ""
+    assert agent_from_extension("*82100", "*81") is None
+    assert agent_from_extension("*81abc", "*81") is None
+    agent = center_config().agents["1001"]
+    assert spy_target(agent) == "PJSIP/agent1001-"
+    guard = PinGuard(max_failures=3, lockout_seconds=60)
+    assert not guard.failure("s", 0) and not guard.failure("s", 1)
+    assert guard.failure("s", 2) and guard.locked("s", 3) == 62
+    assert guard.locked("s", 62) is None and guard.failures == {}
+    guard.failure("s", 100)
+    guard.success("s")
+    assert guard.failures == {}
+
+
+# ----------------------------------------------------------------------------- the route
+@pytest.mark.parametrize(
+    ("mode", "code", "options"),
+    [("listen", "*81", "qEd"), ("whisper", "*82", "qEwd"), ("barge", "*83", "qEBd")],
+)
+async def test_each_mode_sets_the_chanspy_target_and_options(mode: str, code: str, options: str) -> None:
+    async with rig() as r:
+        caller = await r.dial("super9001", mode, f"{code}1001", ["246810"])
+    assert caller.variables[names.VAR_SPY_OPTIONS] == options
+    assert caller.variables[names.VAR_SPY_TARGET] == "PJSIP/agent1001-"
+    assert list(caller.variables)[-1] == names.VAR_SPY_TARGET  # set last: the dialplan spies on it
+    assert caller.played() == [snd("enter-pin")]
+    assert r.outcomes() == ["ok"]
+    rec = r.sessions()[0]
+    assert (rec.supervisor_id, rec.agent_id, rec.call_id, rec.mode) == ("9001", "1001", "call-A", mode)
+    assert "PJSIP/super9001-00000001" in r.service.sessions
+
+
+async def test_not_a_supervisor_is_refused_with_a_prompt_and_logged() -> None:
+    async with rig() as r:
+        caller = await r.dial("agent1003", "listen", "*811001", [])
+    assert caller.played() == [snd("spy-not-allowed")]
+    assert names.VAR_SPY_TARGET not in caller.variables
+    assert r.outcomes() == ["unauthorised"]
+
+
+async def test_agent_outside_the_supervisors_queues_is_refused() -> None:
+    async with rig() as r:
+        caller = await r.dial("super9001", "listen", "*811003", ["246810"])  # 1003 serves support only
+    assert caller.played()[-1] == snd("spy-not-allowed")
+    assert names.VAR_SPY_TARGET not in caller.variables
+    assert r.outcomes() == ["out_of_scope"]
+    async with rig() as r:
+        caller = await r.dial("super9002", "listen", "*811003", ["1357"])  # Hugo may
+    assert caller.variables[names.VAR_SPY_TARGET] == "PJSIP/agent1003-"
+
+
+async def test_unknown_agent_is_refused() -> None:
+    async with rig() as r:
+        caller = await r.dial("super9001", "listen", "*817777", [])
+    assert caller.played() == [snd("spy-not-allowed")] and r.outcomes() == ["unknown_agent"]
+
+
+async def test_wrong_pins_then_lockout_then_unlocked_after_the_lockout_time() -> None:
+    async with rig(MonitorSettings(lockout_seconds=600)) as r:
+        first = await r.dial("super9001", "listen", "*811001", ["1", "2", "3"])
+        assert first.played() == [snd("enter-pin"), snd("pin-invalid")] * 3
+        assert r.outcomes() == ["bad_pin"]
+        second = await r.dial("super9001", "listen", "*811001", ["4", "5"], n=2)  # failures 4 and 5
+        assert second.played()[-1] == snd("locked-out")
+        assert r.outcomes() == ["bad_pin", "locked_out"]
+        # locked: even the right PIN is not asked for
+        third = await r.dial("super9001", "listen", "*811001", ["246810"], n=3)
+        assert third.played() == [snd("locked-out")] and names.VAR_SPY_TARGET not in third.variables
+        # another supervisor is not affected
+        other = await r.dial("super9002", "listen", "*811001", ["1357"], n=4)
+        assert names.VAR_SPY_TARGET in other.variables
+        r.clock.advance(600)
+        fourth = await r.dial("super9001", "listen", "*811001", ["246810"], n=5)
+        assert fourth.variables[names.VAR_SPY_TARGET] == "PJSIP/agent1001-"
+    assert r.outcomes() == ["bad_pin", "locked_out", "locked_out", "ok", "ok"]
+
+
+async def test_a_right_pin_resets_the_failure_count() -> None:
+    async with rig() as r:
+        await r.dial("super9001", "listen", "*811001", ["0", "0", "246810"])
+        assert r.service.guard.failures == {}
+        assert r.outcomes() == ["ok"]
+
+
+async def test_no_pin_at_all_counts_as_wrong() -> None:
+    async with rig() as r:
+        caller = await r.dial("super9001", "listen", "*811001", ["", "", ""])
+    assert r.outcomes() == ["bad_pin"] and names.VAR_SPY_TARGET not in caller.variables
+
+
+async def test_ask_mode_menu() -> None:
+    async with rig() as r:
+        caller = await r.dial("super9001", "ask", "*801001", ["246810", "5"])
+        bad = await r.dial("super9001", "ask", "*801001", ["246810", "9", "7"], n=2)
+    assert caller.variables[names.VAR_SPY_OPTIONS] == "qEwd"
+    assert snd("spy-mode-menu") in caller.played()
+    assert names.VAR_SPY_TARGET not in bad.variables
+    assert r.outcomes() == ["ok", "no_mode"]
+
+
+async def test_agent_id_asked_when_only_the_code_was_dialled() -> None:
+    async with rig() as r:
+        caller = await r.dial("super9001", "listen", "*81", ["1001", "246810"])
+    assert caller.played()[:2] == [snd("enter-agent-id"), snd("enter-pin")]
+    assert caller.variables[names.VAR_SPY_TARGET] == "PJSIP/agent1001-"
+
+
+async def test_idle_agent_waits_for_the_next_call_or_ends() -> None:
+    async with rig() as r:
+        r.acd.calls.clear()
+        caller = await r.dial("super9001", "listen", "*811001", ["246810"])
+    assert caller.played()[-1] == snd("spy-agent-idle")
+    assert caller.variables[names.VAR_SPY_TARGET] == "PJSIP/agent1001-"  # ChanSpy waits on the prefix
+    assert r.outcomes() == ["waiting"]
+    async with rig(MonitorSettings(wait_for_call=False)) as r:
+        r.acd.calls.clear()
+        caller = await r.dial("super9001", "listen", "*811001", ["246810"])
+    assert names.VAR_SPY_TARGET not in caller.variables and r.outcomes() == ["agent_idle"]
+
+
+async def test_hanging_up_during_the_pin_is_logged() -> None:
+    async with rig() as r:
+        await place_call(
+            r.server.port, Caller(["1"], hang_up_at=1), environment=spy_env("super9001", "listen", "*811001")
+        )
+    assert r.outcomes() == ["ended"]
+    assert r.service.sessions == {}
+
+
+# ----------------------------------------------------------------------------- AMI follow-up
+async def test_session_start_mode_switches_and_end_are_logged() -> None:
+    async with rig() as r:
+        await r.dial("super9001", "listen", "*811001", ["246810"])
+        spyer = "PJSIP/super9001-00000001"
+        r.ami.emit("ChanSpyStart", SpyerChannel=spyer, SpyeeChannel="PJSIP/agent1001-0000000b")
+        for digit in ("5", "6", "6", "4", "9"):
+            r.ami.emit("DTMFEnd", Channel=spyer, Digit=digit, Direction="Received")
+        r.ami.emit("DTMFEnd", Channel=spyer, Digit="5", Direction="Sent")  # not the supervisor's key
+        r.ami.emit("ChanSpyStop", SpyerChannel=spyer, SpyeeChannel="PJSIP/agent1001-0000000b")
+        r.ami.emit("Hangup", Channel=spyer)
+    kinds = [(e.kind, e.detail["mode"] if e.detail else None) for e in r.call_events()]
+    assert kinds == [
+        ("monitor_start", "listen"),
+        ("monitor_mode", "whisper"),
+        ("monitor_mode", "barge"),
+        ("monitor_mode", "listen"),
+        ("monitor_end", "listen"),
+    ]
+    assert all(e.call_id == "call-A" and e.agent_id == "1001" for e in r.call_events())
+    end = r.call_events()[-1].detail
+    assert end is not None and end["modes"] == "listen,whisper,barge,listen"
+    assert r.outcomes()[-1] == "ended" and r.service.sessions == {}
+
+
+async def test_two_supervisors_on_one_agent_are_two_sessions() -> None:
+    async with rig() as r:
+        await r.dial("super9001", "listen", "*811001", ["246810"], n=1)
+        await r.dial("super9002", "barge", "*831001", ["1357"], n=2)
+        a, b = "PJSIP/super9001-00000001", "PJSIP/super9002-00000002"
+        for spyer in (a, b):
+            r.ami.emit("ChanSpyStart", SpyerChannel=spyer, SpyeeChannel="PJSIP/agent1001-0000000b")
+        r.ami.emit("DTMFEnd", Channel=a, Digit="5", Direction="Received")
+        # the agent's call ends: ChanSpy (option E) stops both
+        for spyer in (a, b):
+            r.ami.emit("ChanSpyStop", SpyerChannel=spyer, SpyeeChannel="PJSIP/agent1001-0000000b")
+    events = r.call_events()
+    by_session: dict[str, list[str]] = {}
+    for e in events:
+        assert e.detail is not None
+        by_session.setdefault(str(e.detail["session_id"]), []).append(str(e.kind))
+    assert by_session == {
+        "spy-1": ["monitor_start", "monitor_mode", "monitor_end"],
+        "spy-2": ["monitor_start", "monitor_end"],
+    }
+    assert r.service.sessions == {}
+
+
+async def test_waiting_session_takes_the_call_id_when_the_spy_starts() -> None:
+    async with rig() as r:
+        r.acd.calls.clear()
+        await r.dial("super9001", "listen", "*811001", ["246810"])
+        r.acd.calls["1001"] = "call-NEW"
+        r.ami.emit(
+            "ChanSpyStart", SpyerChannel="PJSIP/super9001-00000001", SpyeeChannel="PJSIP/agent1001-0000000c"
+        )
+    assert r.call_events()[0].call_id == "call-NEW"
+    assert r.sessions()[-1].call_id == "call-NEW" and r.sessions()[-1].outcome == "ok"
+
+
+async def test_pci_pause_takes_the_supervisor_off_and_back_in_the_current_mode() -> None:
+    async with rig() as r:
+        await r.dial("super9001", "listen", "*811001", ["246810"])
+        spyer = "PJSIP/super9001-00000001"
+        r.ami.emit("ChanSpyStart", SpyerChannel=spyer, SpyeeChannel="PJSIP/agent1001-0000000b")
+        r.ami.emit("DTMFEnd", Channel=spyer, Digit="5", Direction="Received")
+        await r.service.pci_changed("call-A", paused=True)
+        r.ami.emit("ChanSpyStop", SpyerChannel=spyer)  # the redirect ends ChanSpy: not the session
+        assert spyer in r.service.sessions
+        await r.service.pci_changed("call-A", paused=True)  # twice: nothing more
+        await r.service.pci_changed("call-OTHER", paused=False)  # another call: nothing
+        await r.service.pci_changed("call-A", paused=False)
+        r.ami.emit("ChanSpyStart", SpyerChannel=spyer, SpyeeChannel="PJSIP/agent1001-0000000b")
+    assert r.ami.actions == [
+        ("Redirect", {"Channel": spyer, "Context": "cc-hold", "Exten": "s", "Priority": "1"}),
+        ("Setvar", {"Channel": spyer, "Variable": "CC_SPY_OPTIONS", "Value": "qEwd"}),
+        ("Redirect", {"Channel": spyer, "Context": "cc-spy", "Exten": "s", "Priority": "1"}),
+    ]
+    kinds = [e.kind for e in r.call_events()]
+    assert kinds == ["monitor_start", "monitor_mode", "pci_pause", "pci_resume"]
