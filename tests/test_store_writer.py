@@ -465,3 +465,35 @@ async def test_controller_killed_mid_batch_then_restarted_loses_and_duplicates_n
     await stop(w, task)
     assert w.stats.replayed >= 7
     await check_exactly_once(db_dsn, 100)
+
+
+async def test_a_slow_postgres_is_treated_like_a_down_one(db_dsn: str, spool_dir: Path) -> None:
+    lock = await asyncpg.connect(db_dsn, timeout=10)
+    tx = lock.transaction()
+    await tx.start()
+    await lock.execute("LOCK TABLE calls IN ACCESS EXCLUSIVE MODE")  # every write now hangs
+    w = CallLogWriter(
+        db_dsn,
+        spool_dir=spool_dir,
+        clock=RealClock(),
+        batch_delay=0.01,
+        write_timeout=0.3,
+        retry_delay=0.05,
+        max_retry_delay=0.1,
+    )
+    task = await start(w)
+    try:
+        for i in range(20):
+            for rec in call_stream(i, T0 + i):
+                w.submit(rec)
+            if i % 5 == 4:
+                await w.wait_for(lambda s: s.queued == 0, timeout=10)
+        await w.wait_for(lambda s: s.last_error is not None and "Timeout" in s.last_error, timeout=10)
+        await w.wait_for(lambda s: s.pending_batches >= 2, timeout=10)
+        assert w.stats.written == 0 and w.stats.dropped == 0
+    finally:
+        await tx.rollback()
+        await lock.close()
+    await w.flush(timeout=30)
+    await stop(w, task)
+    await check_exactly_once(db_dsn, 20)
