@@ -185,7 +185,7 @@ def main() -> None:
         (conf / "extensions.conf").write_text(DIALPLAN)
         (conf / "manager.conf").write_text(MANAGER)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        proc = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+        proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
