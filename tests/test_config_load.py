@@ -596,3 +596,12 @@ def test_example_copy_with_one_mistake_reports_file_and_line(tmp_path: Path) -> 
     assert [str(p) for p in info.value.problems] == [
         f"acd.yaml:{line}: queues.sales.overflow.queue: unknown queue 'genral'"
     ]
+
+
+def test_calling_window_and_time_ranges_until_midnight() -> None:
+    w = m.CallingWindow(dt.time(18, 0), dt.time(0, 0), frozenset({0}))
+    assert w.allows(dt.datetime(2026, 11, 23, 23, 59))  # a Monday
+    assert not w.allows(dt.datetime(2026, 11, 23, 17, 59))
+    assert not w.allows(dt.datetime(2026, 11, 24, 20, 0))  # Tuesday is not in days
+    day = m.TimeRange(dt.time(8, 0), dt.time(0, 0))
+    assert day.contains(dt.time(23, 59)) and not day.contains(dt.time(7, 59))

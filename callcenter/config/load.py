@@ -716,7 +716,6 @@ def read_asterisk(r: Reader, node: yaml.Node, path: Path_) -> m.AsteriskSettings
     if anode is not None:
         am = r.mapping(anode, (*path, "ami"))
         if am is not None:
-            p = (*path, "ami")
             host = am.get("host", lambda n, q: r.text(n, q, pattern=HOST_RE, expected="a host"), ami.host)
             port = am.get("port", lambda n, q: r.integer(n, q, 1, 65535), ami.port)
             user = am.get(
@@ -727,7 +726,6 @@ def read_asterisk(r: Reader, node: yaml.Node, path: Path_) -> m.AsteriskSettings
             at = am.get("action_timeout", lambda n, q: r.number(n, q, 0.1, 300), ami.action_timeout)
             pi = am.get("ping_interval", lambda n, q: r.number(n, q, 0.5, 300), ami.ping_interval)
             am.finish()
-            del p
             ami = m.AMISettings(
                 host=_opt(host, ami.host),
                 port=_opt(port, ami.port),

@@ -674,15 +674,17 @@ class AMDAction(enum.StrEnum):
 @dataclass(frozen=True)
 class CallingWindow:
     """Calls allowed ``start <= local time < end`` on ``days`` (weekday numbers, 0 = Monday),
-    in the contact's local time."""
+    in the contact's local time (``end`` 00:00: until midnight)."""
 
     start: dt.time = dt.time(9, 0)
     end: dt.time = dt.time(21, 0)
     days: frozenset[int] = frozenset(range(7))
 
     def allows(self, local: dt.datetime) -> bool:
+        """``local`` is the contact's wall-clock time; ``end`` 00:00 means midnight."""
         t = local.time().replace(tzinfo=None)
-        return local.weekday() in self.days and self.start <= t < self.end
+        before_end = self.end == dt.time(0, 0) or t < self.end
+        return local.weekday() in self.days and self.start <= t and before_end
 
 
 @dataclass(frozen=True)
