@@ -19,9 +19,11 @@ by this record" and never erases what is stored; for a column both sides know, t
 later ``at`` wins (the row keeps the latest ``at`` it has seen). So the *final* disposition wins in
 any arrival order, replaying records (after a crash) changes nothing, and records that arrive in the
 order they were made (the writer keeps that order, replays included) give every column its latest
-known value. (A late record older than the row's newest only fills columns still unknown.) ``seq`` of events and agent states, when left
-``None``, is assigned by the writer at ``submit`` time from ``SeqSource`` (microseconds of ``now``,
-strictly increasing), before the record reaches the spool: a replay carries the same key.
+known value. (A late record older than the row's newest only fills columns still unknown.)
+
+``seq`` of events and agent states, when left ``None``, is assigned by the writer at ``submit`` time
+from ``SeqSource`` (microseconds of ``now``, strictly increasing), before the record reaches the
+spool: a replay carries the same key.
 
 Campaign attempts belong to the dialer (migration 0003, issue 11): its module declares its own
 record class with a ``TABLE`` (a ``TableSpec``) and a ``row()`` method, and submits it through the
