@@ -48,6 +48,7 @@ VAR_AMD_MESSAGE: Final = "CC_AMD_MESSAGE"
 VAR_RECORDING_FILE: Final = "CC_RECORDING"
 VAR_TRANSFER_TARGET: Final = "CC_TRANSFER_TARGET"
 VAR_AGISTATUS: Final = "AGISTATUS"  # set by Asterisk: SUCCESS, FAILURE, NOTFOUND, HANGUP
+VAR_FALLBACK_LOGGED: Final = "CC_FALLBACK_LOGGED"  # set by fallback_agi once the call is spooled
 VAR_MAILBOX: Final = "CC_MAILBOX"  # set by the IVR: after the AGI, the call goes to cc-voicemail
 VAR_AMD: Final = "CC_AMD"  # dialer legs: "0" skips answering-machine detection
 VAR_AMDSTATUS: Final = "AMDSTATUS"  # set by AMD(): HUMAN, MACHINE, NOTSURE, HANGUP
