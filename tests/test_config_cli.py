@@ -119,3 +119,19 @@ def test_prompts_changed_text_without_tools_is_a_clear_error(
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     assert prompts.main([str(d)]) == 2
     assert "espeak-ng is not installed" in capsys.readouterr().err
+
+
+def test_render_diff_is_a_dry_run_that_hides_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "asterisk"
+    assert main(["render", str(REPO / "dialplans"), "--out", str(out), "--diff"]) == 1
+    text = capsys.readouterr().out
+    assert not out.exists()
+    assert "+++ rendered/extensions.conf" in text
+    assert "*** pjsip.conf: new (it holds secrets: not shown)" in text
+    assert "nw-1001-phone" not in text and "change-me-ami" not in text
+    assert main(["render", str(REPO / "dialplans"), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["render", str(REPO / "dialplans"), "--out", str(out), "--diff"]) == 0
+    assert capsys.readouterr().out.endswith("no change against " + str(out) + " (nothing written)\n")

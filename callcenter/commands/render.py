@@ -1,16 +1,17 @@
 """Composition root: ``callcenter render [DIR] --out OUT``: validate, then write Asterisk's config.
 
 Nothing is written unless the YAML is valid. Files holding secrets are written mode 0600; the
-previous set is kept in ``OUT/.previous``.
+previous set is kept in ``OUT/.previous``. ``--diff`` is a dry run: what would change, no writes.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from callcenter.commands.validate import add_config_args, load_or_report
-from callcenter.config.render import DEFAULT_TEMPLATES, render, write_files
+from callcenter.config.render import DEFAULT_TEMPLATES, diff_files, render, write_files
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,6 +19,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_config_args(p)
     p.add_argument("--out", type=Path, default=None, help="output directory (default: RUN_DIR/asterisk)")
     p.add_argument("--templates", type=Path, default=DEFAULT_TEMPLATES, help="templates (asterisk-conf)")
+    p.add_argument(
+        "--diff",
+        action="store_true",
+        help="dry run: show what would change in OUT (secrets never shown), write nothing; exit 1 if any",
+    )
     p.set_defaults(func=cmd_render)
 
 
@@ -31,6 +37,11 @@ def cmd_render(args: argparse.Namespace) -> int:
         return 2
     out = output_dir(args)
     files = render(config, templates=args.templates)
+    if args.diff:
+        lines = diff_files(files, out)
+        sys.stdout.writelines(lines)
+        print(f"render: {'changes' if lines else 'no change'} against {out} (nothing written)")
+        return 1 if lines else 0
     backup = write_files(files, out)
     for f in files:
         print(f"render: {out / f.name} ({len(f.text.encode())} bytes{', mode 0600' if f.secret else ''})")

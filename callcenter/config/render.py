@@ -16,6 +16,7 @@ write it atomically, and apply it to a running Asterisk with rollback.
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 import stat
@@ -247,6 +248,33 @@ def write_files(files: Sequence[RenderedFile], out: Path) -> Path:
     except OSError as exc:
         raise ConfigError(f"cannot write the configuration: {exc.strerror or exc}", file=str(out)) from exc
     return backup
+
+
+def diff_files(files: Sequence[RenderedFile], out: Path) -> list[str]:
+    """A dry run: unified diff lines between what is in ``out`` and ``files``. Files holding
+    secrets are only said to change, never shown."""
+    lines: list[str] = []
+    for f in files:
+        current_path = out / f.name
+        try:
+            current = current_path.read_text(encoding="utf-8") if current_path.is_file() else None
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror or exc}", file=str(current_path)) from exc
+        if current == f.text:
+            continue
+        if f.secret:
+            state = "new" if current is None else "changed"
+            lines.append(f"*** {f.name}: {state} (it holds secrets: not shown)\n")
+            continue
+        lines.extend(
+            difflib.unified_diff(
+                (current or "").splitlines(keepends=True),
+                f.text.splitlines(keepends=True),
+                fromfile=f"{out.name}/{f.name}" if current is not None else "/dev/null",
+                tofile=f"rendered/{f.name}",
+            )
+        )
+    return lines
 
 
 def restore_previous(out: Path) -> list[str]:
