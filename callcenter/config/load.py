@@ -21,6 +21,7 @@ Sections (top-level keys), which may be spread over several files:
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import enum
 import os
 import re
@@ -33,6 +34,7 @@ from typing import Any, Final, TypeVar
 import yaml
 
 from callcenter.config import model as m
+from callcenter.config.validate import check
 from callcenter.errors import ConfigError, ValidationError
 
 MAX_FILE_BYTES: Final = 1_000_000  # a center's YAML is a few KB; 1 MB is generous
@@ -515,8 +517,6 @@ class MapReader:
 
 
 def _closest(word: str, options: list[str]) -> str | None:
-    import difflib
-
     found = difflib.get_close_matches(word, options, n=1, cutoff=0.75)
     return found[0] if found else None
 
@@ -1796,8 +1796,6 @@ def load(
 
     ``prompts_dir`` defaults to ``ivr_prompts/`` beside ``directory``; ``None`` skips prompts
     (and the prompt checks). ``env`` defaults to ``os.environ`` (for ``${ENV_VAR}`` secrets)."""
-    from callcenter.config.validate import check  # pure cross-reference checks
-
     env = os.environ if env is None else env
     locations = Locations()
     problems = Problems(locations)
