@@ -1,34 +1,43 @@
 """Bench: progressive vs predictive pacing over a simulated 8-hour day (50 agents, 20,000 contacts).
 
 Driver: a seeded discrete-event model of agents and called parties driving the dialer's pure core
-(``callcenter.dialer.Dialer``) in simulated time. Running the full simulated PBX over AMI for two
-8-hour days does not fit the few minutes a benchmark may take, and the pacing decisions, the
-outcome accounting, the windows and the retries are all in the pure core this drives. The model:
+(``callcenter.dialer.Dialer``) in simulated time. The simulated PBX (``callcenter.sim``) does not
+run outbound targets yet, and two 8-hour days through it over AMI would not fit the few minutes a
+benchmark may take; the pacing, the outcome accounting, the windows and the retries are all in the
+pure core this drives. Two profiles of people:
 
-- each attempt's outcome: a person with probability ``answer_rate`` (0.30), else a machine (0.15),
-  busy (0.10), failed (0.08) or no answer (the rest);
-- times from dial: a person answers after a gamma(4, 2.5 s) ring (mean 10 s) and AMD hears the
-  greeting end 2.5 s later; a machine answers after the same ring and AMD decides 4 s later
-  (the campaign hangs up and retries); busy 3 s; failed 1.5 s; no answer at the 30 s timeout;
-- a person is connected to an idle agent (longest idle first) at once, or to the first agent
-  freed within the 2 s grace, else abandoned (the identification message is played);
-- talk time lognormal (mean 150 s, sd 80 s), wrap-up uniform 5-15 s, the measured handle time
-  is fed back to the dialer;
-- contacts in New York (45 %), Chicago (30 %), Denver (8 %) and Los Angeles (17 %); the day runs
-  10:00-18:00 Eastern on a Tuesday, window 09:00-20:00 local, so western contacts open later;
-- retries: busy 10 min, no answer 1 h, machine 2 h, failed 30 min, abandoned 72 h; 3 attempts max.
+``simulator`` (the headline): the simulator's own distributions (``callcenter.sim.people``:
+``OutboundProfile`` and ``AgentProfile``), its outcome mix scaled to a 30 % answer rate: person
+0.30, machine 0.233, busy 0.156, no answer 0.311; ring uniform 3-12 s; AMD hears a person 1.5 s
+after the answer and a machine after its greeting (uniform 2.5-6 s); busy after 2 s; no answer at
+the 25 s ring timeout; talk lognormal (mean 120 s, sigma 0.7); agents' wrap-up uniform 5-30 s.
+With 17.5 s of wrap-up per 120 s of talk, occupancy (talk / logged-in) cannot pass 87 %.
+
+``short-wrap``: person 0.30, machine 0.15, busy 0.10, failed 0.08, no answer the rest; ring
+gamma(4, 2.5 s), AMD +2.5 s for a person, +4 s for a machine; busy 3 s, failed 1.5 s, no answer
+30 s; talk lognormal (mean 150 s, sd 80 s); wrap-up uniform 5-15 s (occupancy ceiling 94 %).
+
+Both: a person is connected to an idle agent (longest idle first) at once, or to the first agent
+freed within the 2 s grace, else abandoned (identification message); each agent's handle time is
+fed back to the dialer. Contacts in New York (45 %), Chicago (30 %), Denver (8 %), Los Angeles
+(17 %); the day runs 10:00-18:00 Eastern on a Tuesday, window 09:00-20:00 local, so western
+contacts open later. Retries: busy 10 min, no answer 1 h, machine 2 h, failed 30 min, abandoned
+72 h; 3 attempts at most.
 
 Metrics: occupancy = talk time / logged-in time; connects per agent hour; abandonment = abandoned /
-live-answered. ``value`` is predictive connects per agent hour, ``baseline`` progressive's.
+live-answered. ``value`` is predictive connects per agent hour, ``baseline`` progressive's
+(simulator profile).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import random
 import sys
 import time as walltime
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any
@@ -67,6 +76,63 @@ RETRY = {
 _RESOLVE, _AGENT_FREE, _GRACE_END, _TICK = range(4)
 
 
+@dataclass(frozen=True)
+class Profile:
+    """Who answers, how fast, and how long agents talk and wrap up (see the module docstring)."""
+
+    name: str
+    machine: float
+    busy: float
+    failed: float
+    ring: Callable[[random.Random], float]
+    person_amd: float
+    machine_amd: Callable[[random.Random], float]
+    busy_after: float
+    failed_after: float
+    no_answer_after: float
+    talk: Callable[[random.Random], float]
+    wrap: Callable[[random.Random], float]
+
+
+def _lognormal(mean: float, sigma: float) -> Callable[[random.Random], float]:
+    mu = math.log(mean) - sigma * sigma / 2
+    return lambda rng: rng.lognormvariate(mu, sigma)
+
+
+_SD_SIGMA = math.sqrt(math.log(1 + (80.0 / 150.0) ** 2))  # lognormal with mean 150 s and sd 80 s
+
+PROFILES = {
+    "simulator": Profile(
+        name="simulator",
+        machine=0.70 * 0.15 / 0.45,
+        busy=0.70 * 0.10 / 0.45,
+        failed=0.0,
+        ring=lambda rng: rng.uniform(3.0, 12.0),
+        person_amd=1.5,
+        machine_amd=lambda rng: rng.uniform(2.5, 6.0),
+        busy_after=2.0,
+        failed_after=1.5,
+        no_answer_after=25.0,
+        talk=_lognormal(120.0, 0.7),
+        wrap=lambda rng: rng.uniform(5.0, 30.0),
+    ),
+    "short-wrap": Profile(
+        name="short-wrap",
+        machine=0.15,
+        busy=0.10,
+        failed=0.08,
+        ring=lambda rng: rng.gammavariate(4.0, 2.5),
+        person_amd=2.5,
+        machine_amd=lambda rng: 4.0,
+        busy_after=3.0,
+        failed_after=1.5,
+        no_answer_after=30.0,
+        talk=_lognormal(150.0, _SD_SIGMA),
+        wrap=lambda rng: rng.uniform(5.0, 15.0),
+    ),
+}
+
+
 @dataclass(slots=True)
 class _Agent:
     ident: int
@@ -84,6 +150,8 @@ class _Result:
     outcomes: dict[str, int] = field(default_factory=dict)
     fallback_decisions: int = 0
     decisions: int = 0
+    hourly_connected: list[int] = field(default_factory=list)
+    hourly_abandoned: list[int] = field(default_factory=list)
 
 
 def make_contacts(n: int, rng: random.Random) -> list[Contact]:
@@ -105,6 +173,7 @@ def simulate(
     answer_rate: float = 0.30,
     tick: float = 1.0,
     pacing: PacingSettings | None = None,
+    profile: str = "simulator",
 ) -> dict[str, Any]:
     """Run one simulated day of one campaign in ``mode``; returns the metrics."""
     rng = random.Random(seed)
@@ -131,7 +200,10 @@ def simulate(
     events: list[tuple[float, int, int, Any]] = []
     seq = itertools.count()
     result = _Result(mode.value)
-    p_machine, p_busy, p_failed = 0.15, 0.10, 0.08
+    result.hourly_connected = [0] * math.ceil(hours)
+    result.hourly_abandoned = [0] * math.ceil(hours)
+    people = PROFILES[profile]
+    p_machine, p_busy, p_failed = people.machine, people.busy, people.failed
 
     def push(at: float, kind: int, payload: Any) -> None:
         heapq.heappush(events, (at, next(seq), kind, payload))
@@ -139,36 +211,29 @@ def simulate(
     def place(attempt: Attempt, now: float) -> None:
         result.attempts += 1
         u = rng.random()
-        ring = rng.gammavariate(4.0, 2.5)
+        ring = people.ring(rng)
         if u < answer_rate:
-            outcome, delay = Outcome.CONNECTED, ring + 2.5  # CONNECTED here means "a person"
+            outcome, delay = Outcome.CONNECTED, ring + people.person_amd  # CONNECTED: "a person"
         elif u < answer_rate + p_machine:
-            outcome, delay = Outcome.MACHINE, ring + 4.0
+            outcome, delay = Outcome.MACHINE, ring + people.machine_amd(rng)
         elif u < answer_rate + p_machine + p_busy:
-            outcome, delay = Outcome.BUSY, 3.0
+            outcome, delay = Outcome.BUSY, people.busy_after
         elif u < answer_rate + p_machine + p_busy + p_failed:
-            outcome, delay = Outcome.FAILED, 1.5
+            outcome, delay = Outcome.FAILED, people.failed_after
         else:
-            outcome, delay = Outcome.NO_ANSWER, 30.0
+            outcome, delay = Outcome.NO_ANSWER, people.no_answer_after
         outcome_of[attempt.attempt_id] = outcome
         push(now + delay, _RESOLVE, attempt.attempt_id)
-
-    def talk_time() -> float:
-        # lognormal with mean 150 s and sd 80 s
-        import math
-
-        mean, sd = 150.0, 80.0
-        sigma2 = math.log(1 + (sd / mean) ** 2)
-        return rng.lognormvariate(math.log(mean) - sigma2 / 2, math.sqrt(sigma2))
 
     def connect(attempt_id: str, now: float) -> None:
         _, ident = heapq.heappop(idle)
         agent = staff[ident]
         agent.busy_since = now
-        talk = talk_time()
-        wrap = rng.uniform(5.0, 15.0)
+        talk = people.talk(rng)
+        wrap = people.wrap(rng)
         result.talk += max(0.0, min(now + talk, end) - now)
         result.connected += 1
+        result.hourly_connected[int((now - start) // 3600)] += 1
         dialer.on_connected(attempt_id, now)
         push(now + talk + wrap, _AGENT_FREE, (ident, talk + wrap))
 
@@ -208,6 +273,7 @@ def simulate(
                 waiting.remove(attempt_id)
                 dialer.on_abandoned(attempt_id, now)
                 result.abandoned += 1
+                result.hourly_abandoned[int((now - start) // 3600)] += 1
         else:
             push(now + tick, _TICK, None)
         # decide once per instant, after every event at this instant
@@ -225,6 +291,7 @@ def simulate(
     result.outcomes["abandoned"] = result.abandoned
     return {
         "mode": mode.value,
+        "profile": profile,
         "connects_per_agent_hour": result.connected / agent_hours,
         "occupancy": result.talk / (agent_hours * 3600.0),
         "abandonment_rate": result.abandoned / live if live else 0.0,
@@ -235,32 +302,58 @@ def simulate(
         "dials_per_connect": result.attempts / result.connected if result.connected else None,
         "fallback_share": result.fallback_decisions / result.decisions if result.decisions else 0.0,
         "final_gain": round(dialer.gain, 3),
+        "hourly_connected": result.hourly_connected,
+        "hourly_abandoned": result.hourly_abandoned,
         "pacing": dialer.last_decision.explain() if dialer.last_decision else None,
     }
 
 
+def _round(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items() if k != "pacing"}
+
+
 def main() -> None:
     t0 = walltime.perf_counter()
-    progressive = simulate(Mode.PROGRESSIVE)
-    t1 = walltime.perf_counter()
-    predictive = simulate(Mode.PREDICTIVE)
-    t2 = walltime.perf_counter()
-    print(f"progressive {t1 - t0:.1f} s, predictive {t2 - t1:.1f} s (wall)", file=sys.stderr)
+    runs = {}
+    for profile in PROFILES:
+        for mode in (Mode.PROGRESSIVE, Mode.PREDICTIVE):
+            started = walltime.perf_counter()
+            runs[profile, mode] = simulate(mode, profile=profile)
+            print(
+                f"{profile} {mode.value}: {walltime.perf_counter() - started:.1f} s (wall)", file=sys.stderr
+            )
+    progressive = runs["simulator", Mode.PROGRESSIVE]
+    predictive = runs["simulator", Mode.PREDICTIVE]
+    short_pro = runs["short-wrap", Mode.PROGRESSIVE]
+    short_pre = runs["short-wrap", Mode.PREDICTIVE]
     emit(
         "dialer",
         predictive["connects_per_agent_hour"],
         "connects/agent-hour",
         progressive["connects_per_agent_hour"],
-        driver="discrete-event model (seeded) driving callcenter.dialer.Dialer; not the AMI simulator",
+        driver="seeded discrete-event model of agents and called parties driving callcenter.dialer.Dialer "
+        "(the simulated PBX has no outbound targets yet); simulator's distributions",
         agents=50,
         contacts=20_000,
         answer_rate=0.30,
         simulated_hours=8,
         abandonment_rate=round(predictive["abandonment_rate"], 4),
         occupancy=round(predictive["occupancy"], 4),
-        progressive={k: (round(v, 4) if isinstance(v, float) else v) for k, v in progressive.items()},
-        predictive={k: (round(v, 4) if isinstance(v, float) else v) for k, v in predictive.items()},
-        wall_seconds=round(t2 - t0, 1),
+        progressive_occupancy=round(progressive["occupancy"], 4),
+        occupancy_ceiling=round(120.0 / (120.0 + 17.5), 4),
+        short_wrap={
+            "ratio": round(short_pre["connects_per_agent_hour"] / short_pro["connects_per_agent_hour"], 3),
+            "predictive_connects_per_agent_hour": round(short_pre["connects_per_agent_hour"], 3),
+            "progressive_connects_per_agent_hour": round(short_pro["connects_per_agent_hour"], 3),
+            "abandonment_rate": round(short_pre["abandonment_rate"], 4),
+            "occupancy": round(short_pre["occupancy"], 4),
+            "progressive_occupancy": round(short_pro["occupancy"], 4),
+            "occupancy_ceiling": round(150.0 / 160.0, 4),
+        },
+        progressive=_round(progressive),
+        predictive=_round(predictive),
+        pacing_at_end=predictive["pacing"],
+        wall_seconds=round(walltime.perf_counter() - t0, 1),
     )
 
 

@@ -227,6 +227,10 @@ class HandleTimes:
     def __len__(self) -> int:
         return len(self._sorted)
 
+    def samples(self) -> list[float]:
+        """The recent handle times, sorted (do not modify)."""
+        return self._sorted
+
     def mean(self) -> float:
         if len(self._sorted) < self.min_samples:
             return self.prior_mean
@@ -281,6 +285,10 @@ class AnswerStats:
 
     def __len__(self) -> int:
         return len(self._all)
+
+    def samples(self) -> tuple[list[float], list[float]]:
+        """(all resolution times, those that reached a person), each sorted (do not modify)."""
+        return self._all, self._human
 
     def answer_rate(self) -> float:
         """Share of attempts reaching a person, smoothed by a prior worth ``prior_weight`` attempts."""
@@ -350,6 +358,9 @@ class PacingSettings:
     gain_min: float = 0.01
     gain_max: float = 4.0
     ema_weight: float = 0.01
+    checkpoints: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5)
+    """Where the predictive model compares arrivals with capacity, as multiples of the mean
+    dial-to-person time."""
 
     @property
     def target(self) -> float:
@@ -463,11 +474,11 @@ def pace(
     # Checkpoints over the next answers: by each, the people expected to have answered must fit the
     # agents idle or freed by then plus the grace (cumulative arrivals against cumulative capacity).
     checkpoints = []
-    for tau in (0.25 * ttp, 0.5 * ttp, 0.75 * ttp, ttp, 1.5 * ttp):
+    for tau in (f * ttp for f in settings.checkpoints):
         soon = sum(handle_times.p_done_within(e, tau + CONNECT_GRACE) for e in agents.busy_elapsed)
         flight = sum(answers.p_person_within(e, tau) for e in in_flight_elapsed)
         checkpoints.append((soon, flight, answers.p_person_by(tau)))
-    soon_free = checkpoints[3][0]
+    soon_free = max(c[0] for c in checkpoints)
     in_flight_people = sum(answers.p_person_given_unresolved(e) for e in in_flight_elapsed)
     target = settings.target * gain
     cap = max(0, math.ceil(settings.max_lines_per_agent * agents.logged_in) - in_flight)
