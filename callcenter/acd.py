@@ -449,14 +449,14 @@ class ACD:
             )
         )
         self.sink.submit(CallEvent(call.call_id, now, EventKind.QUEUE_ENTER, queue=call.queue))
-        await self._prepare_hold(c, queue)
+        await self._prepare_hold(c, queue, redirect=call.redirect_to_hold)
         if c.state != "waiting":  # hung up while we were talking to Asterisk
             return
         self._schedule_announce(c, queue, now)
         req = rt.CallRequest(call.call_id, call.queue, dict(call.skills), call.priority)
         self._apply(self.router.enqueue(req, now), now)
 
-    async def _prepare_hold(self, c: _Call, queue: cm.Queue) -> None:
+    async def _prepare_hold(self, c: _Call, queue: cm.Queue, *, redirect: bool) -> None:
         info = c.info
         variables = {
             names.VAR_CALL_ID: info.call_id,
@@ -472,7 +472,7 @@ class ACD:
                     {"Channel": info.channel, "Variable": var, "Value": value},
                     timeout=self.action_timeout,
                 )
-            if info.redirect_to_hold:
+            if redirect:
                 await self.ami.send_action(
                     names.ACTION_REDIRECT,
                     {"Channel": info.channel, "Context": names.CTX_HOLD, "Exten": "s", "Priority": "1"},
@@ -515,7 +515,7 @@ class ACD:
             )
         )
         self.sink.submit(CallRecord(call_id, now, overflow_queue=queue_id, transfers=1))
-        await self._prepare_hold(c, queue)
+        await self._prepare_hold(c, queue, redirect=True)
         self._schedule_announce(c, queue, now)
         prio = c.info.priority if priority is None else priority
         req = rt.CallRequest(call_id, queue_id, dict(c.info.skills), prio)
@@ -839,21 +839,25 @@ class ACD:
             self._bridge_formed(c)
 
     def _bridge_formed(self, c: _Call) -> None:
+        """Caller and agent are bridged: index the recording the dialplan started (planned at
+        Originate), or start one if the queue records always and none was planned."""
         queue = self.config.queues[c.queue]
-        if self.recorder is None or self.recorder.active(c.info.call_id):
-            return
         rec = self.recorder
+        if rec is None or rec.active(c.info.call_id):
+            return
         leg = self._legs.get(c.leg_id or "")
-        self._spawn(
-            rec.bridge_formed(
-                c.info.call_id,
-                leg.channel if leg is not None and leg.channel else c.info.channel,
-                queue=c.queue,
-                agent_id=c.agent_id,
-                policy=str(queue.recording),
-            ),
-            f"record-{c.info.call_id}",
-        )
+        channel = leg.channel if leg is not None and leg.channel else c.info.channel
+        if rec.adopt_planned(c.info.call_id, channel, queue=c.queue, agent_id=c.agent_id):
+            return
+        if str(queue.recording) != "always":
+            return
+        leg_id = c.leg_id
+
+        async def start() -> None:
+            if c.state == "connected" and c.leg_id == leg_id:  # not transferred or ended meanwhile
+                await rec.start(c.info.call_id, channel, queue=c.queue, agent_id=c.agent_id)
+
+        self._spawn(start(), f"record-{c.info.call_id}")
 
     def _leg_failed(self, leg: _Leg, cause: str, now: float) -> None:
         """RONA: the agent did not answer (or could not be reached)."""
@@ -1112,6 +1116,8 @@ class ACD:
         for m in items:
             if m.name != "Status":
                 continue
+            if names.VAR_CALL_ID not in _variables(m):
+                m = await self._with_variables(m)
             var = _variables(m)
             call_id, agent_id = var.get(names.VAR_CALL_ID), var.get(names.VAR_AGENT_ID)
             if not call_id or not SAFE_ID.match(call_id):
@@ -1184,6 +1190,27 @@ class ACD:
             self._schedule_announce(c, self.config.queues[queue_id], now)
             req = rt.CallRequest(call_id, queue_id, {}, info.priority)
             self._apply(self.router.enqueue(req, now, arrived_at=arrived), now)
+
+    async def _with_variables(self, m: Message) -> Message:
+        """A Status entry without ``Variable:`` lines (a PBX that ignores ``Variables``): read the
+        CC_* variables with Getvar, one channel at a time."""
+        channel = m.get("Channel")
+        if not channel:
+            return m
+        extra: list[tuple[str, str]] = []
+        for var in (names.VAR_CALL_ID, names.VAR_AGENT_ID, names.VAR_QUEUE):
+            try:
+                reply = await self.ami.send_action(
+                    names.ACTION_GETVAR, {"Channel": channel, "Variable": var}, timeout=self.action_timeout
+                )
+            except AsteriskError:
+                return m  # gone meanwhile
+            value = reply.get("Value") or ""
+            if value:
+                extra.append(("Variable", f"{var}={value}"))
+            elif var == names.VAR_CALL_ID:
+                return m  # not one of ours
+        return Message([*m.headers, *extra])
 
     def _restore_on_call(
         self, agent_id: str, pair: tuple[str, Message], callers: Mapping[str, Message], now: float

@@ -143,17 +143,23 @@ class Recorder:
     ) -> bool:
         """The caller and an agent are bridged. A planned recording (started by the dialplan on
         ``channel``, the agent's leg) is indexed now; else record if the policy says ``always``."""
-        planned = self._planned.pop(call_id, None)
-        if planned is not None and call_id not in self._active:
-            rel, n, _at = planned
-            now = self.clock.now()
-            rec = _Recording(f"{call_id}-{n}", call_id, channel, queue, agent_id, rel, now)
-            self._active[call_id] = rec
-            self._index_start(rec, now)
+        if self.adopt_planned(call_id, channel, queue=queue, agent_id=agent_id):
             return True
         if policy != "always":
             return False
         return await self.start(call_id, channel, queue=queue, agent_id=agent_id)
+
+    def adopt_planned(self, call_id: str, channel: str, *, queue: str | None, agent_id: str | None) -> bool:
+        """Index the recording planned for ``call_id`` (running on ``channel``) now; False if none."""
+        planned = self._planned.pop(call_id, None)
+        if planned is None or call_id in self._active:
+            return False
+        rel, n, _at = planned
+        now = self.clock.now()
+        rec = _Recording(f"{call_id}-{n}", call_id, channel, queue, agent_id, rel, now)
+        self._active[call_id] = rec
+        self._index_start(rec, now)
+        return True
 
     def _index_start(self, rec: _Recording, now: float) -> None:
         self.sink.submit(
