@@ -202,10 +202,10 @@ async def test_patience_runs_out_on_hold(rendered: Path, tmp_path: Path) -> None
     )
     await sim.start()
     try:
-        for _ in range(200):
-            if sim.population.stats.abandoned == 2 and not sim.pbx.channels:
-                break
-            await sim.clock.sleep(5.0)
+        async with asyncio.timeout(30):
+            while not (sim.population.stats.abandoned == 2 and not sim.population.active):
+                sim.population.changed.clear()
+                await sim.population.changed.wait()
     finally:
         await sim.close()
         await ivr.close()

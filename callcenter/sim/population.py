@@ -316,6 +316,7 @@ class Population:
         self.phones: dict[str, AgentPhone] = {}
         self.started_at = 0.0
         self._serial = 0
+        self.changed = asyncio.Event()  # set whenever a caller's call ends (tests wait on it)
         for agent in scenario.agents:
             phone = AgentPhone(self, agent, person_rng(self.seed, f"agent:{agent.endpoint}"))
             self.phones[agent.endpoint] = phone
@@ -372,3 +373,4 @@ class Population:
 
     def finished(self, caller: Caller) -> None:
         self.active.discard(caller)
+        self.changed.set()
