@@ -3,17 +3,21 @@
 The controller side (this process): the real ``FastAGIServer`` with the ``ivr`` route
 (``IvrService``: the pure interpreter, effects over AGI, call-log records to a counting sink, the
 ACD hand-off to an instant fake). The Asterisk side runs in a separate process (its own core) and
-keeps ``CONCURRENCY`` calls in flight, each a FastAGI session speaking the real wire protocol:
-prompts end at once and the caller presses 1, 2, 3 at the three menus, so the numbers measure the
-controller, not audio. Every session: SET VARIABLE (call id), three GET DATA, the IVR's channel
-variables, the hand-off, SET VARIABLE CC_QUEUE.
+keeps ``CONCURRENCY`` calls in flight. Every session: SET VARIABLE (call id), three GET DATA
+answered 1, 2, 3, the IVR's channel variables, the hand-off, SET VARIABLE CC_QUEUE.
 
-- ``value``: completed IVR sessions per second (closed loop, ``SECONDS`` of steady state).
+- ``value``: completed IVR sessions per second (closed loop, ``SECONDS`` after a warm-up) with the
+  simulated PBX as the Asterisk side: the rendered-dialplan subset (Answer, AGI, Hangup), its
+  FastAGI client, simulated callers pressing keys at each prompt (``ScaledClock`` x1000, so
+  prompts last milliseconds and the run measures the controller and the simulator, not audio).
 - ``p99_ms``: p99 of the controller's turnaround per AGI command as the Asterisk side sees it
-  (reply written -> next command read, with 500 sessions in flight: socket, event-loop queueing and
-  processing); ``p99_processing_ms``: the part spent inside the route between a reply arriving and
-  the next command leaving (interpreter step, logging, hand-off).
-- ``baseline``: the same flow, same interpreter, served by panoramisk's stock
+  (reply written -> next command read: sockets, event-loop queueing and processing) with 500 calls
+  in flight paced like real calls (each menu's prompt and keys take 0.5-1.5 s), timed by a lean
+  scripted FastAGI client (the simulator does not time commands); ``p99_processing_ms``: the part
+  spent inside the route between a reply arriving and the next command leaving (interpreter step,
+  logging, hand-off), from the route's latency hook. ``saturated_*``: the same client answering
+  every command at once (a closed loop: then turnaround = calls in flight / throughput).
+- ``baseline``: the same flow, same interpreter, same drivers, served by panoramisk's stock
   ``fast_agi.Application`` (its ``Request.send_command`` adapted to the route's session API).
 
 ``CALLCENTER_BENCH_SECONDS`` / ``CALLCENTER_BENCH_CONCURRENCY`` shorten or lower a run.
@@ -25,11 +29,15 @@ import asyncio
 import datetime as dt
 import json
 import os
+import random
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from bench.common import emit
@@ -46,6 +54,7 @@ from callcenter.ivr_agi import IvrService
 SECONDS = float(os.environ.get("CALLCENTER_BENCH_SECONDS", "8"))
 CONCURRENCY = int(os.environ.get("CALLCENTER_BENCH_CONCURRENCY", "500"))
 DID = "18005550100"
+REPO = Path(__file__).resolve().parent.parent
 
 
 # ------------------------------------------------------------------ the flow: three menu levels
@@ -136,10 +145,22 @@ def _env(n: int) -> bytes:
     )
 
 
-async def _caller_loop(port: int, deadline: float, seq: list[int], turnarounds: list[float]) -> int:
+async def _caller_loop(
+    port: int,
+    t_measure: float,
+    deadline: float,
+    seq: list[int],
+    turnarounds: list[float],
+    rng: random.Random | None,
+) -> int:
+    """One call slot, closed loop until ``deadline``; counts what happens after ``t_measure``.
+    ``rng``: paced, the slot starts at a random moment and each GET DATA (prompt + the caller's
+    keys) takes 0.5-1.5 s as with real audio; ``None``: every reply at once (a flood)."""
     done = 0
     ok_set = encode_reply(AGIReply.ok(1))
     ok_stream = encode_reply(AGIReply.ok(0, endpos=8000))
+    if rng is not None:
+        await asyncio.sleep(rng.uniform(0.0, 1.5))
     while time.perf_counter() < deadline:
         seq[0] += 1
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -155,11 +176,13 @@ async def _caller_loop(port: int, deadline: float, seq: list[int], turnarounds: 
                 if not data:
                     break
                 for words in commands.feed(data):
-                    if sent_at is not None:
+                    if sent_at is not None and now >= t_measure:
                         turnarounds.append(now - sent_at)
                     if words[:2] == ["GET", "DATA"]:
                         level += 1
                         reply = encode_reply(AGIReply.ok(str(level)))
+                        if rng is not None:
+                            await asyncio.sleep(rng.uniform(0.5, 1.5))
                     elif words[:2] == ["SET", "VARIABLE"]:
                         reply = ok_set
                         if words[2] == names.VAR_QUEUE:
@@ -172,23 +195,21 @@ async def _caller_loop(port: int, deadline: float, seq: list[int], turnarounds: 
                     sent_at = time.perf_counter()
         finally:
             writer.close()
-        if finished:
+        if finished and time.perf_counter() >= t_measure:
             done += 1
     return done
 
 
-async def _drive(port: int, concurrency: int, seconds: float, warmup: float) -> dict[str, Any]:
+async def _drive(port: int, concurrency: int, seconds: float, warmup: float, paced: bool) -> dict[str, Any]:
     seq = [0]
-    warm: list[float] = []
-    await asyncio.gather(
-        *(_caller_loop(port, time.perf_counter() + warmup, seq, warm) for _ in range(concurrency))
-    )
+    rngs = [random.Random(i) if paced else None for i in range(concurrency)]
     turnarounds: list[float] = []
-    t0 = time.perf_counter()
+    start = time.perf_counter()
+    t_measure, deadline = start + warmup, start + warmup + seconds
     counts = await asyncio.gather(
-        *(_caller_loop(port, t0 + seconds, seq, turnarounds) for _ in range(concurrency))
+        *(_caller_loop(port, t_measure, deadline, seq, turnarounds, rngs[i]) for i in range(concurrency))
     )
-    elapsed = time.perf_counter() - t0
+    elapsed = time.perf_counter() - t_measure
     turnarounds.sort()
     return {
         "sessions": sum(counts),
@@ -199,15 +220,105 @@ async def _drive(port: int, concurrency: int, seconds: float, warmup: float) -> 
     }
 
 
-def driver_main(argv: list[str]) -> None:
+# ------------------------------------------------------------------ the simulated PBX as the driver
+SIM_DIALPLAN = f"""
+[{names.CTX_INBOUND}]
+exten => {DID},1,Answer()
+ same => n,AGI(agi://127.0.0.1:4573/{names.AGI_IVR})
+ same => n,Hangup()
+"""
+
+
+class _SimCaller:
+    """A simulated person: presses 1, 2, 3 as each menu prompt starts; when the call ends, the
+    next call of this slot starts (closed loop)."""
+
+    def __init__(self, slot: _SimSlots) -> None:
+        self.slot = slot
+        self.level = 0
+
+    def on_event(self, pbx: Any, chan: Any, what: str, detail: str) -> None:
+        if what == "prompt":
+            self.level += 1
+            asyncio.get_running_loop().call_soon(pbx.send_dtmf, chan, str(min(self.level, 3)), 80)
+        elif what == "hangup":
+            self.slot.ended()
+
+
+class _SimSlots:
+    def __init__(self, sim: Any, deadline: float, t_count: float) -> None:
+        self.sim = sim
+        self.deadline = deadline
+        self.t_count = t_count
+        self.completed = 0
+        self.running = 0
+        self.idle = asyncio.Event()
+        self.seq = 0
+
+    def start_one(self) -> None:
+        self.seq += 1
+        self.running += 1
+        number = f"+1212555{self.seq % 10000:04d}"
+        self.sim.pbx.inbound_call(DID, caller_num=number, context=names.CTX_INBOUND, owner=_SimCaller(self))
+
+    def ended(self) -> None:
+        self.running -= 1
+        now = time.perf_counter()
+        if now >= self.t_count:
+            self.completed += 1
+        if now < self.deadline:
+            asyncio.get_running_loop().call_soon(self.start_one)
+        elif self.running == 0:
+            self.idle.set()
+
+
+async def _drive_sim(
+    port: int, concurrency: int, seconds: float, warmup: float, rec_dir: str
+) -> dict[str, Any]:
+    from callcenter.clock import ScaledClock
+    from callcenter.sim import SimulatedPBX
+
+    sim = SimulatedPBX(
+        dialplan_text=SIM_DIALPLAN,
+        clock=ScaledClock(1000),  # prompts last milliseconds: the run measures the controller
+        agi_host="127.0.0.1",
+        agi_port=port,
+        sounds_dirs=[REPO / "ivr_prompts"],
+        recordings_dir=rec_dir,
+        check_dialplan=False,
+    )
+    async with sim:
+        t0 = time.perf_counter()
+        slots = _SimSlots(sim, t0 + warmup + seconds, t0 + warmup)
+        for _ in range(concurrency):
+            slots.start_one()
+        async with asyncio.timeout(warmup + seconds + 120):
+            await slots.idle.wait()
+        elapsed = time.perf_counter() - slots.t_count
+    return {"sessions": slots.completed, "elapsed": elapsed, "p50_ms": None, "p99_ms": None, "commands": None}
+
+
+def sim_driver_main(argv: list[str]) -> None:
     port, concurrency, seconds = int(argv[0]), int(argv[1]), float(argv[2])
-    result = asyncio.run(_drive(port, concurrency, seconds, warmup=min(2.0, seconds / 4)))
+    rec_dir = tempfile.mkdtemp(prefix="cc-bench-ivr-")
+    try:
+        result = asyncio.run(_drive_sim(port, concurrency, seconds, min(2.0, seconds / 4), rec_dir))
+    finally:
+        shutil.rmtree(rec_dir, ignore_errors=True)
     print(json.dumps(result), flush=True)
 
 
-async def _run_driver(port: int) -> dict[str, Any]:
+def driver_main(argv: list[str]) -> None:
+    port, concurrency, seconds = int(argv[0]), int(argv[1]), float(argv[2])
+    paced = len(argv) > 3 and argv[3] == "paced"
+    result = asyncio.run(_drive(port, concurrency, seconds, min(2.0, seconds / 4), paced))
+    print(json.dumps(result), flush=True)
+
+
+async def _run_driver(port: int, kind: str = "--driver") -> dict[str, Any]:
+    driver, _, mode = kind.partition(":")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.ivr_throughput", "--driver", str(port), str(CONCURRENCY), str(SECONDS),
+        sys.executable, "-m", "bench.ivr_throughput", driver, str(port), str(CONCURRENCY), str(SECONDS), mode,
         stdout=subprocess.PIPE,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(proc.communicate(), SECONDS * 4 + 60)
@@ -231,14 +342,14 @@ def _service(latencies: list[float] | None) -> tuple[IvrService, CountingSink, I
     return service, sink, acd
 
 
-async def run_ours() -> dict[str, Any]:
+async def run_ours(kind: str = "--driver") -> dict[str, Any]:
     latencies: list[float] = []
     service, sink, acd = _service(latencies)
     server = FastAGIServer(
         {names.AGI_IVR: service.handle}, host="127.0.0.1", port=0, max_sessions=CONCURRENCY * 2, backlog=4096
     )
     async with server:
-        result = await _run_driver(server.port)
+        result = await _run_driver(server.port, kind)
     latencies.sort()
     result["p99_processing_ms"] = 1000 * latencies[int(len(latencies) * 0.99)] if latencies else None
     result["mean_processing_ms"] = 1000 * statistics.fmean(latencies) if latencies else None
@@ -248,7 +359,7 @@ async def run_ours() -> dict[str, Any]:
     return result
 
 
-async def run_panoramisk() -> dict[str, Any] | None:
+async def run_panoramisk(kind: str) -> dict[str, Any] | None:
     try:
         from panoramisk import fast_agi
     except ImportError:
@@ -263,7 +374,7 @@ async def run_panoramisk() -> dict[str, Any] | None:
     server = await asyncio.start_server(app.handler, "127.0.0.1", 0, backlog=4096)
     port = server.sockets[0].getsockname()[1]
     try:
-        result = await _run_driver(port)
+        result = await _run_driver(port, kind)
     finally:
         server.close()
         await server.wait_closed()
@@ -272,14 +383,30 @@ async def run_panoramisk() -> dict[str, Any] | None:
     return result
 
 
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _rate(result: dict[str, Any] | None) -> float | None:
+    if not result or "sessions" not in result or not result["elapsed"]:
+        return None
+    return float(result["sessions"]) / float(result["elapsed"])
+
+
 def main() -> None:
-    ours = asyncio.run(run_ours())
+    sim = asyncio.run(run_ours("--sim-driver"))  # value: sessions/s driven by the simulated PBX
+    paced = asyncio.run(run_ours("--driver:paced"))  # per-command turnaround, 500 calls with audio pacing
+    flood = asyncio.run(run_ours("--driver:flood"))  # per-command turnaround when saturated
     try:
-        base = asyncio.run(run_panoramisk())
+        base = asyncio.run(run_panoramisk("--sim-driver"))
     except Exception as exc:  # the baseline is best effort: report why it did not run
         base = {"error": repr(exc)}
-    value = ours["sessions"] / ours["elapsed"]
-    baseline = base["sessions"] / base["elapsed"] if base and "sessions" in base else None
+    try:
+        base_paced = asyncio.run(run_panoramisk("--driver:paced"))
+    except Exception as exc:
+        base_paced = {"error": repr(exc)}
+    value = _rate(sim) or 0.0
+    baseline = _rate(base)
     emit(
         "ivr_throughput",
         value,
@@ -287,24 +414,29 @@ def main() -> None:
         baseline,
         concurrency=CONCURRENCY,
         seconds=SECONDS,
-        p99_ms=None if ours["p99_ms"] is None else round(ours["p99_ms"], 3),
-        p50_ms=None if ours["p50_ms"] is None else round(ours["p50_ms"], 3),
-        p99_processing_ms=None if ours["p99_processing_ms"] is None else round(ours["p99_processing_ms"], 3),
-        mean_processing_ms=None
-        if ours["mean_processing_ms"] is None
-        else round(ours["mean_processing_ms"], 4),
-        commands=ours["commands"],
-        failed=ours["failed"],
-        baseline_p99_ms=None if not base or base.get("p99_ms") is None else round(base["p99_ms"], 3),
-        baseline_note="panoramisk 1.4 fast_agi.Application serving the same IvrService route"
+        p99_ms=_ms(paced.get("p99_ms")),
+        p50_ms=_ms(paced.get("p50_ms")),
+        p99_processing_ms=_ms(paced.get("p99_processing_ms")),
+        mean_processing_ms=_ms(paced.get("mean_processing_ms")),
+        commands_measured=paced.get("commands"),
+        saturated_p99_ms=_ms(flood.get("p99_ms")),
+        saturated_sessions_per_s=_ms(_rate(flood)),
+        failed=sum(int(r.get("failed", 0)) for r in (sim, paced, flood)),
+        baseline_p99_ms=_ms(base_paced.get("p99_ms")) if base_paced else None,
+        baseline_note="panoramisk 1.4 fast_agi.Application serving the same IvrService route, same drivers"
         if baseline
         else f"panoramisk baseline did not run: {base}",
-        driver="scripted FastAGI client in a separate process (the simulator's Asterisk side, minus media)",
+        driver="value: the simulated PBX (callcenter.sim, ScaledClock x1000, people pressing 1/2/3) in a "
+        "separate process, closed loop; p99_ms: a scripted FastAGI client in a separate process timing each "
+        "command, 500 calls in flight, each menu (prompt + keys) 0.5-1.5 s as with audio; saturated_*: the "
+        "same client answering at once (closed loop: turnaround = calls in flight / throughput)",
     )
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--driver":
         driver_main(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--sim-driver":
+        sim_driver_main(sys.argv[2:])
     else:
         main()
