@@ -28,8 +28,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
+DEMO_ARGS := $(if $(MINUTES),--minutes $(MINUTES)) $(if $(SPEED),--speed $(SPEED)) $(if $(SEED),--seed $(SEED))
+
 demo: $(STAMP)
-	$(BIN)/callcenter --run-dir $(RUN_DIR) db migrate
+	$(BIN)/callcenter --run-dir $(RUN_DIR) demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(MAKE) --no-print-directory lint

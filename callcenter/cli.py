@@ -26,6 +26,8 @@ COMMANDS = (
     "sim",
     "agent",
     "recordings",
+    "run",
+    "demo",
 )
 
 

@@ -117,20 +117,19 @@ WHERE c.callback_of IS NOT NULL AND c.disposition = 'callback_completed'
 GROUP BY 1, 2
 """
 
-# Agent state time split over the buckets it overlaps. A state in effect at the window's start
-# began at most ``$5`` before it (the look-back); an open last state lasts until ``$6`` (now).
+# Agent state time split over the buckets it overlaps. ``ended_at`` (kept by a trigger) is when the
+# agent's next state began; a state still open lasts until ``$6`` (now). States that began more than
+# ``$5`` before the window are not looked at (a bound for the index scan).
 _STATE_SQL = """
-WITH s AS (
-    SELECT agent_id, state, at AS t0,
-           lead(at) OVER (PARTITION BY agent_id ORDER BY at, seq) AS t1
+WITH clipped AS (
+    SELECT agent_id, state,
+           greatest(at, $1::timestamptz) AS t0,
+           least(coalesce(ended_at, $6::timestamptz), $2::timestamptz, $6::timestamptz) AS t1
     FROM agent_states
     WHERE at < $2::timestamptz AND at >= $1::timestamptz - $5::interval
+      AND (ended_at IS NULL OR ended_at > $1::timestamptz)
+      AND (state = ANY($7::text[]) OR state = ANY($8::text[]))
       AND ($4::text[] IS NULL OR agent_id = ANY($4::text[]))
-), clipped AS (
-    SELECT agent_id, state, greatest(t0, $1::timestamptz) AS t0,
-           least(coalesce(t1, $6::timestamptz), $2::timestamptz, $6::timestamptz) AS t1
-    FROM s
-    WHERE state = ANY($7::text[]) OR state = ANY($8::text[])
 ), parts AS (
     SELECT k.agent_id, k.state, b.bucket,
            date_part('epoch', least(k.t1, b.bucket + $3::interval) - greatest(k.t0, b.bucket)) AS secs

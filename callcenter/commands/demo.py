@@ -1,0 +1,458 @@
+"""Composition root: ``callcenter demo`` — the whole center on one command, against the simulator.
+
+The private PostgreSQL starts (or ``DATABASE_URL``), the schema is migrated, ``dialplans/`` is
+validated and rendered into ``RUN_DIR/asterisk``, the simulated PBX starts on loopback with simulated
+callers and agents, and the controller connects to it over AMI and FastAGI exactly as it would to
+Asterisk. Calls flow through the IVR, the queues, the agents, recording, a supervisor listening in,
+and the outbound campaign, while a live view shows the center. At the end: the report of the run
+(the same as ``callcenter report``), the staffing advice, an HTML report with plots under
+``RUN_DIR/reports/``, and a check that every simulated call has exactly one row in the call log.
+
+``--minutes M`` simulated minutes of the center's day at ``--speed S`` (M=60, S=60: one wall
+minute); ``--seed N`` makes the run repeatable. Ctrl-C stops everything cleanly at any moment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from callcenter.app import Controller, Links, login_all, standard_extensions
+from callcenter.clock import Clock, ScaledClock
+from callcenter.commands.report import write as write_table
+from callcenter.commands.run import migrate_dsn
+from callcenter.commands.validate import load_or_report, summary
+from callcenter.config import model as cm
+from callcenter.config.render import render, write_files
+from callcenter.demo_view import LiveView
+from callcenter.erlang import agents_needed
+from callcenter.kpi import KpiSettings
+from callcenter.report_html import ReportData, Table, render_report
+from callcenter.sim import SimulatedPBX
+from callcenter.sim.people import AgentProfile, Scenario, builtin_scenario
+from callcenter.store.database import database
+from callcenter.store.reports import ReportQuery, queue_report
+
+log = logging.getLogger("callcenter.demo")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="run the whole center against the simulated PBX, then report")
+    p.add_argument("--config", type=Path, default=Path("dialplans"), help="the center's YAML")
+    p.add_argument("--prompts", type=Path, default=None, help="prompts directory (ivr_prompts)")
+    p.add_argument("--minutes", type=float, default=60.0, help="simulated minutes of calls (60)")
+    p.add_argument("--speed", type=float, default=30.0, help="simulated seconds per wall second (30)")
+    p.add_argument("--seed", type=int, default=7, help="random seed (7)")
+    p.add_argument("--scenario", default="busy-hour", help="simulated people: busy-hour, smoke")
+    p.add_argument("--plain", action="store_true", help="plain periodic lines, not the live view")
+    p.add_argument("--http", default="127.0.0.1:0", help="wallboard/API address (port 0: any)")
+    p.set_defaults(func=cmd_demo)
+
+
+def demo_scenario(name: str, config: cm.Config, minutes: float) -> Scenario:
+    """The built-in scenario for this center's DIDs and agents, arrivals for ``minutes``."""
+    dids = [n.dialed for n in config.numbers]
+    agents = [a.endpoint for a in config.agents.values()]
+    base = builtin_scenario(name, dids=dids, agents=agents)
+    profiles = tuple(
+        AgentProfile(endpoint=a.endpoint, no_answer_probability=0.04) for a in config.agents.values()
+    )
+    return Scenario(
+        base.name,
+        callers=base.callers,
+        agents=profiles,
+        outbound=base.outbound,
+        duration=minutes * 60.0,
+    )
+
+
+async def start_sim(
+    conf_dir: Path,
+    run_dir: Path,
+    *,
+    clock: Clock,
+    seed: int,
+    config: cm.Config,
+    scenario_name: str,
+    minutes: float = 60.0,
+    sounds_dirs: tuple[Path, ...] = (),
+) -> SimulatedPBX:
+    """The simulated PBX on loopback (AMI on a free port); people start with ``start_people``."""
+    sim = SimulatedPBX(
+        conf_dir,
+        clock=clock,
+        seed=seed,
+        ami_port=0,
+        agi_host="127.0.0.1",
+        recordings_dir=run_dir / "recordings",
+        sounds_dirs=list(sounds_dirs),
+    )
+    await sim.start()
+    sim.demo_scenario = demo_scenario(scenario_name, config, minutes)  # type: ignore[attr-defined]
+    return sim
+
+
+def start_people(sim: SimulatedPBX, agi_port: int) -> Any:
+    """Point the simulator's FastAGI client at the controller, then let the people in."""
+    from callcenter.sim.population import Population
+
+    sim.agi.port = agi_port
+    sim.scenario = sim.demo_scenario  # type: ignore[attr-defined]
+    sim.population = Population(sim, sim.scenario)
+    sim.population.start()
+    return sim.population
+
+
+def demo_start(config: cm.Config, *, now: float, latest: float | None) -> float:
+    """When the demo's simulated day begins: 10:00 local time on the first open day that starts
+    after everything already in the call log (so runs never overlap) and not before today."""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(config.center.timezone)
+    floor = max(now, (latest or 0.0) + 3600.0)
+    day = dt.datetime.fromtimestamp(now, tz).date()
+    for _ in range(3660):
+        start = dt.datetime.combine(day, dt.time(10, 0), tzinfo=tz)
+        if start.timestamp() >= floor and config.center.status_at(start) == cm.ScheduleStatus.OPEN:
+            return start.timestamp()
+        day += dt.timedelta(days=1)
+    return floor
+
+
+def for_demo(config: cm.Config, run_dir: Path) -> cm.Config:
+    """The example center with its recordings kept under the run directory."""
+    import dataclasses
+
+    recording = dataclasses.replace(config.recording, directory=str(run_dir / "recordings"))
+    return dataclasses.replace(config, recording=recording)
+
+
+def _http(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host or "127.0.0.1", int(port or 0)
+
+
+async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
+    run_dir = Path(args.run_dir)
+    await migrate_dsn(dsn)
+    print("demo: database migrated", flush=True)
+    config = for_demo(config, run_dir)
+    conn = await asyncpg.connect(dsn, timeout=30)
+    try:
+        latest = await conn.fetchval(
+            "SELECT date_part('epoch', max(greatest(started_at, ended_at))) FROM calls"
+        )
+    finally:
+        await conn.close()
+    conf_dir = run_dir / "asterisk"
+    files = render(config)
+    write_files(files, conf_dir)
+    print(f"demo: rendered {len(files)} Asterisk files into {conf_dir}", flush=True)
+
+    import time
+
+    clock = ScaledClock(
+        args.speed, start=demo_start(config, now=time.time(), latest=float(latest) if latest else None)
+    )
+    t0 = clock.now()
+    local = dt.datetime.fromtimestamp(t0, dt.UTC).astimezone(ZoneInfo(config.center.timezone))
+    print(f"demo: the simulated day starts {local:%A %Y-%m-%d %H:%M %Z}", flush=True)
+    sim = await start_sim(
+        conf_dir,
+        run_dir,
+        clock=clock,
+        seed=args.seed,
+        config=config,
+        scenario_name=args.scenario,
+        minutes=args.minutes,
+        sounds_dirs=args.sounds_dirs,
+    )
+    http_host, http_port = _http(args.http)
+    links = Links.from_config(
+        config,
+        ami_host="127.0.0.1",
+        ami_port=sim.ami_port,
+        agi_bind="127.0.0.1",
+        agi_port=0,
+        http_host=http_host,
+        http_port=http_port,
+    )
+    controller = Controller(
+        config,
+        dsn=dsn,
+        run_dir=run_dir,
+        clock=clock,
+        links=links,
+        extensions=standard_extensions(),
+        counter_refresh=2.0 * args.speed,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    ctl_task = asyncio.create_task(controller.run(stop), name="controller")
+    duration = args.minutes * 60.0
+    view_task: asyncio.Task[None] | None = None
+    interrupted = False
+    try:
+        ready = asyncio.ensure_future(controller.ready.wait())
+        await asyncio.wait({ctl_task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if not controller.ready.is_set():
+            ready.cancel()
+            await ctl_task
+            raise SystemExit("demo: the controller stopped before it was ready")
+        assert controller.agi is not None  # noqa: S101 - set before ready
+        await login_all(controller)
+        population = start_people(sim, controller.agi.port)
+        where = f"http://{http_host}:{controller.http.port}/" if controller.http else "off"
+        print(
+            f"demo: controller ready; {len(config.agents)} agents logged in; wallboard {where}; "
+            f"{args.minutes:g} simulated minutes at x{args.speed:g}, seed {args.seed}",
+            flush=True,
+        )
+        view = LiveView(
+            lambda: controller.snapshot(duration=duration),
+            title=f"callcenter demo ({config.center.name})",
+            force_plain=True if args.plain else None,
+            plain_interval=5.0 * args.speed,
+            interval=0.5 * args.speed,
+            clock=clock,
+        )
+        view_task = asyncio.create_task(view.run(), name="live-view")
+        run_for = asyncio.ensure_future(clock.sleep(duration))
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({run_for, stopped, ctl_task}, return_when=asyncio.FIRST_COMPLETED)
+        interrupted = stop.is_set()
+        # Arrivals have stopped: let the callers still in the system finish (bounded).
+        drain_until = clock.monotonic() + 20 * 60.0
+        while population.active and not stop.is_set() and clock.monotonic() < drain_until:
+            await clock.sleep(5.0)
+        run_for.cancel()
+        stopped.cancel()
+        interrupted = interrupted or stop.is_set()
+    finally:
+        if view_task is not None:
+            view_task.cancel()
+            await asyncio.gather(view_task, return_exceptions=True)
+        stop.set()
+        await ctl_task
+        await sim.close()
+    t1 = clock.now()
+    print("demo: controller stopped, call log flushed", flush=True)
+    if interrupted:
+        print("demo: interrupted; the report covers what ran", flush=True)
+    await _report(config, dsn, run_dir, t0, t1, sim, args)
+    return 130 if interrupted else 0
+
+
+async def _report(
+    config: cm.Config,
+    dsn: str,
+    run_dir: Path,
+    t0: float,
+    t1: float,
+    sim: SimulatedPBX,
+    args: argparse.Namespace,
+) -> None:
+    tz = config.center.timezone
+    start = dt.datetime.fromtimestamp(t0, dt.UTC)
+    end = dt.datetime.fromtimestamp(t1 + 1, dt.UTC)
+    targets = {qid: q.sl_seconds for qid, q in config.queues.items()}
+    settings = KpiSettings(queue_targets=targets)
+    conn = await asyncpg.connect(dsn, timeout=30)
+    try:
+        day = await queue_report(conn, ReportQuery(start, end, "day", tz=tz, settings=settings), now=end)
+        per15 = await queue_report(conn, ReportQuery(start, end, "15", tz=tz, settings=settings), now=end)
+        n_calls = await conn.fetchval(
+            "SELECT count(*) FROM calls WHERE started_at >= $1 AND started_at <= $2", start, end
+        )
+        dupes = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT call_id FROM calls GROUP BY call_id HAVING count(*) > 1) d"
+        )
+        no_disp = await conn.fetchval(
+            "SELECT count(*) FROM calls WHERE started_at >= $1 AND disposition IS NULL", start
+        )
+        waits = [
+            float(r["w"])
+            for r in await conn.fetch(
+                "SELECT date_part('epoch', coalesce(answered_at, ended_at) - queued_at) AS w FROM calls "
+                "WHERE queued_at >= $1 AND queued_at <= $2 AND coalesce(answered_at, ended_at) IS NOT NULL",
+                start,
+                end,
+            )
+        ]
+        states = await conn.fetch(
+            "SELECT agent_id, state, at FROM agent_states WHERE at >= $1 AND at <= $2 ORDER BY at",
+            start,
+            end,
+        )
+    finally:
+        await conn.close()
+    keep = (
+        "queue",
+        "offered",
+        "answered",
+        "abandoned",
+        "short_abandoned",
+        "service_level",
+        "asa_seconds",
+        "aht_seconds",
+        "longest_wait_seconds",
+        "occupancy",
+        "fcr",
+        "overflowed",
+    )
+    write_table([{k: r[k] for k in keep if k in r} for r in day], "table", title="Queues, the whole run")
+    offered_sim = sim.population.stats.offered if sim.population is not None else 0
+    if sim.population is not None:
+        log.info("simulated people: %s", sim.population.stats)
+    for fault in sim.pbx.faults:
+        print(f"simulator fault: {fault}", flush=True)
+    print(
+        f"call log: {n_calls} calls recorded; the simulator placed {offered_sim} inbound calls; "
+        f"duplicate rows {dupes}; calls without a disposition {no_disp}",
+        flush=True,
+    )
+    # Staffing advice for the busiest 15 minutes of the run.
+    advice: list[list[object]] = []
+    for qid, q in config.queues.items():
+        rows = [r for r in per15 if r.get("queue") == qid and r.get("offered")]
+        if not rows:
+            continue
+        busiest = max(rows, key=lambda r: int(r["offered"]))
+        aht = float(busiest.get("aht_seconds") or 180.0)
+        need = agents_needed(
+            float(busiest["offered"]),
+            900.0,
+            aht,
+            target_level=q.sl_percent / 100,
+            target_seconds=q.sl_seconds,
+        )
+        advice.append(
+            [
+                qid,
+                busiest["interval"],
+                busiest["offered"],
+                f"{aht:.0f}",
+                need.agents,
+                f"{need.service_level * 100:.0f}%",
+                f"{need.asa_seconds:.0f}",
+            ]
+        )
+    if advice:
+        from rich.console import Console
+        from rich.table import Table as RichTable
+
+        t = RichTable(title="Staffing advice (Erlang C, busiest 15 minutes per queue)")
+        for col in ("queue", "interval", "calls", "AHT s", "agents", "SL", "ASA s"):
+            t.add_column(col)
+        for row in advice:
+            t.add_row(*[str(c) for c in row])
+        Console(width=120).print(t)
+    path = _html(config, run_dir, per15, day, waits, states, advice, t0, args)
+    print(f"demo: HTML report written to {path}", flush=True)
+
+
+def _html(
+    config: cm.Config,
+    run_dir: Path,
+    per15: list[dict[str, Any]],
+    day: list[dict[str, Any]],
+    waits: list[float],
+    states: list[Any],
+    advice: list[list[object]],
+    t0: float,
+    args: argparse.Namespace,
+) -> Path:
+    labels = sorted({str(r["interval"]) for r in per15})
+    short = [lbl[11:16] if len(lbl) >= 16 else lbl for lbl in labels]
+
+    def total(key: str, label: str) -> float:
+        return float(sum(int(r.get(key) or 0) for r in per15 if str(r["interval"]) == label))
+
+    offered = [total("offered", lbl) for lbl in labels]
+    answered = [total("answered", lbl) for lbl in labels]
+    abandoned = [total("abandoned", lbl) for lbl in labels]
+    sl: list[float | None] = []
+    for lbl in labels:
+        rows = [r for r in per15 if str(r["interval"]) == lbl and r.get("service_level") is not None]
+        weight = sum(int(r.get("offered") or 0) for r in rows)
+        sl.append(
+            sum(float(r["service_level"]) * int(r.get("offered") or 0) for r in rows) / weight
+            if weight
+            else None
+        )
+    # Agent states over time: the state of each agent at each 5-minute tick.
+    ticks: list[str] = []
+    series: dict[str, list[float]] = {}
+    if states:
+        first = states[0]["at"]
+        last = states[-1]["at"]
+        current: dict[str, str] = {}
+        i = 0
+        t = first
+        while t <= last:
+            while i < len(states) and states[i]["at"] <= t:
+                current[states[i]["agent_id"]] = states[i]["state"]
+                i += 1
+            ticks.append(t.strftime("%H:%M"))
+            counts: dict[str, int] = {}
+            for s in current.values():
+                counts[s] = counts.get(s, 0) + 1
+            for s in set(series) | set(counts):
+                series.setdefault(s, [0.0] * (len(ticks) - 1)).append(float(counts.get(s, 0)))
+            t += dt.timedelta(minutes=5)
+    columns = list(day[0]) if day else []
+    data = ReportData(
+        title=f"callcenter demo: {config.center.name}",
+        subtitle=f"{args.minutes:g} simulated minutes at x{args.speed:g}, seed {args.seed}",
+        interval_labels=short,
+        offered=offered,
+        answered=answered,
+        abandoned=abandoned,
+        service_level=sl,
+        service_level_target=min((q.sl_percent / 100 for q in config.queues.values()), default=0.8),
+        wait_times=waits,
+        agent_state_times=ticks,
+        agent_states=series,
+        tables=[
+            Table("Queues, the whole run", columns, [[r[c] for c in columns] for r in day]),
+            Table(
+                "Staffing advice (Erlang C)",
+                ["queue", "interval", "calls", "AHT s", "agents", "SL", "ASA s"],
+                advice,
+            ),
+        ],
+        notes=["Service level: answered within the queue's target over offered (abandons count)."],
+    )
+    out = run_dir / "reports"
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.fromtimestamp(t0, dt.UTC).strftime("%Y%m%dT%H%M%S")
+    path = out / f"demo-{stamp}.html"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(render_report(data), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    args.directory = args.config
+    args.run_dir = str(Path(args.run_dir).absolute())
+    prompts = args.prompts or Path("ivr_prompts")
+    args.sounds_dirs = (prompts,) if prompts.is_dir() else ()
+    config = load_or_report(args)
+    if config is None:
+        return 2
+    print(f"demo: {args.directory} is valid ({summary(config)})", flush=True)
+    with database(Path(args.run_dir), echo=True) as dsn:
+        return asyncio.run(_demo(args, config, dsn))

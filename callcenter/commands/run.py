@@ -1,0 +1,107 @@
+"""Composition root: ``callcenter run --config DIR [--sim]``, the production entry point.
+
+The controller against a real Asterisk (AMI host, port, user and secret from the config's
+``asterisk.ami`` or ``CALLCENTER_AMI_HOST/PORT/USER/SECRET``) and a real PostgreSQL
+(``DATABASE_URL``; the private cluster when unset). ``--sim`` starts the simulated PBX in the same
+process instead of connecting to Asterisk. Ctrl-C or SIGTERM stops everything cleanly and flushes
+the call log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import asyncpg
+
+from callcenter.app import Controller, Links, login_all, standard_extensions
+from callcenter.clock import RealClock
+from callcenter.commands.validate import load_or_report
+from callcenter.config import model as cm
+from callcenter.config.render import render, write_files
+from callcenter.store.database import database
+from callcenter.store.migrate import migrate
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run the controller (real Asterisk, or --sim)")
+    p.add_argument("--config", type=Path, default=Path("dialplans"), help="the center's YAML (dialplans)")
+    p.add_argument("--prompts", type=Path, default=None, help="prompts directory (ivr_prompts)")
+    p.add_argument("--sim", action="store_true", help="run against the simulated PBX in this process")
+    p.add_argument("--scenario", default="smoke", help="with --sim: the simulated people (smoke)")
+    p.add_argument("--http", default="127.0.0.1:8080", help="HTTP API / wallboard / metrics address")
+    p.add_argument("--agi-port", type=int, default=None, help="FastAGI port (default: from config)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    p.set_defaults(func=cmd_run)
+
+
+def _http(text: str) -> tuple[str | None, int]:
+    if text in ("", "off", "none"):
+        return None, 0
+    host, _, port = text.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+async def migrate_dsn(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn, timeout=30)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+
+
+async def _run(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
+    await migrate_dsn(dsn)
+    run_dir = Path(args.run_dir)
+    clock = RealClock()
+    http_host, http_port = _http(args.http)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    sim = None
+    links = Links.from_config(config, http_host=http_host, http_port=http_port, agi_port=args.agi_port)
+    if http_host is None:
+        links = Links(**{**links.__dict__, "http_host": None})
+    if args.sim:
+        from callcenter.commands.demo import start_people, start_sim
+
+        out = run_dir / "asterisk"
+        write_files(render(config), out)
+        sim = await start_sim(out, run_dir, clock=clock, seed=1, config=config, scenario_name=args.scenario)
+        links = Links(**{**links.__dict__, "ami_host": "127.0.0.1", "ami_port": sim.ami_port})
+    controller = Controller(
+        config, dsn=dsn, run_dir=run_dir, clock=clock, links=links, extensions=standard_extensions()
+    )
+    task = asyncio.create_task(controller.run(stop))
+    try:
+        await asyncio.wait(
+            {task, asyncio.ensure_future(controller.ready.wait())}, return_when="FIRST_COMPLETED"
+        )
+        if controller.ready.is_set():
+            if sim is not None and controller.agi is not None:
+                await login_all(controller)
+                start_people(sim, controller.agi.port)
+            where = f"http://{links.http_host}:{controller.http.port}/" if controller.http else "off"
+            print(f"run: controller ready (wallboard {where}); Ctrl-C stops", flush=True)
+        await task
+    finally:
+        if not task.done():
+            stop.set()
+            await task
+        if sim is not None:
+            await sim.close()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    args.directory = args.config
+    config = load_or_report(args)
+    if config is None:
+        return 2
+    with database(Path(args.run_dir), echo=True) as dsn:
+        return asyncio.run(_run(args, config, dsn))
