@@ -141,8 +141,8 @@ def test_all_problems_reported_in_one_run_sorted_by_file_and_line(tmp_path: Path
         """,
     )
     assert got == [
-        "extra.yaml:2: queues.q1.skills.nosuch: unknown skill 'nosuch' (not in the skills list)",
-        "extra.yaml:2: queues.q1.music_class: unknown music class 'nope'",
+        "extra.yaml:2: queues.q1.skills.nosuch: unknown skill 'nosuch' (expected one of: sales, general)",
+        "extra.yaml:2: queues.q1.music_class: unknown music class 'nope' (expected one of: default)",
         "extra.yaml:3: queues.q2.skills.sales: expected a whole number 1..10, found 11",
     ]
 
@@ -158,7 +158,9 @@ def test_unknown_queue(tmp_path: Path) -> None:
               q: {type: queue, queue: nosuch}
         """,
     )
-    assert got == ["extra.yaml:5: flows.second.nodes.q.queue: unknown queue 'nosuch'"]
+    assert got == [
+        "extra.yaml:5: flows.second.nodes.q.queue: unknown queue 'nosuch' (expected one of: sales)"
+    ]
 
 
 def test_unknown_flow_in_number_and_goto(tmp_path: Path) -> None:
@@ -175,8 +177,8 @@ def test_unknown_flow_in_number_and_goto(tmp_path: Path) -> None:
         """,
     )
     assert got == [
-        "extra.yaml:2: numbers.+15550002000.flow: unknown flow 'nowhere'",
-        "extra.yaml:7: flows.second.nodes.go.flow: unknown flow 'elsewhere'",
+        "extra.yaml:2: numbers.+15550002000.flow: unknown flow 'nowhere' (expected one of: main, second)",
+        "extra.yaml:7: flows.second.nodes.go.flow: unknown flow 'elsewhere' (expected one of: main, second)",
     ]
 
 
@@ -211,7 +213,8 @@ def test_unknown_skill_in_agent(tmp_path: Path) -> None:
         """,
     )
     assert got == [
-        "extra.yaml:8: agents.1002.skills.juggling: unknown skill 'juggling' (not in the skills list)"
+        "extra.yaml:8: agents.1002.skills.juggling: unknown skill 'juggling' "
+        "(expected one of: sales, general)"
     ]
 
 
@@ -242,9 +245,9 @@ def test_unknown_music_class_and_mailbox_and_trunk(tmp_path: Path) -> None:
         """,
     )
     assert got == [
-        "extra.yaml:2: queues.q1.music_class: unknown music class 'jazz'",
-        "extra.yaml:2: queues.q1.mailbox: unknown mailbox '9999'",
-        "extra.yaml:4: numbers.+15550002000.trunk: unknown trunk 'nope'",
+        "extra.yaml:2: queues.q1.music_class: unknown music class 'jazz' (expected one of: default)",
+        "extra.yaml:2: queues.q1.mailbox: unknown mailbox '9999' (none is defined)",
+        "extra.yaml:4: numbers.+15550002000.trunk: unknown trunk 'nope' (none is defined)",
     ]
 
 
@@ -594,7 +597,8 @@ def test_example_copy_with_one_mistake_reports_file_and_line(tmp_path: Path) -> 
     with pytest.raises(ValidationError) as info:
         load(d, env={})
     assert [str(p) for p in info.value.problems] == [
-        f"acd.yaml:{line}: queues.sales.overflow.queue: unknown queue 'genral'"
+        f"acd.yaml:{line}: queues.sales.overflow.queue: unknown queue 'genral' "
+        "(expected one of: sales, billing, support, support-es, general)"
     ]
 
 

@@ -9,6 +9,7 @@ unreachable flow nodes; flow loops that never wait for the caller.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -51,7 +52,10 @@ def _check(c: m.Config, check_prompts: bool, broken: frozenset[tuple[str, str]])
         if pid is None or not check_prompts:
             return
         if pid not in c.prompts.prompts:
-            yield Problem(f"unknown prompt {pid!r} (not in ivr_prompts/prompts.yaml)", path)
+            yield Problem(
+                f"unknown prompt {pid!r} (not in ivr_prompts/prompts.yaml{_hint(pid, c.prompts.prompts)})",
+                path,
+            )
             return
         for lang in c.center.languages:
             if lang not in c.prompts.prompts[pid].texts:
@@ -66,26 +70,26 @@ def _check(c: m.Config, check_prompts: bool, broken: frozenset[tuple[str, str]])
     def skill_refs(levels: Iterable[str], path: tuple[str, ...]) -> Iterator[Problem]:
         for s in levels:
             if s not in skills:
-                yield Problem(f"unknown skill {s!r} (not in the skills list)", (*path, s))
+                yield Problem(f"unknown skill {s!r} ({_expected(c.skills)})", (*path, s))
 
     def mailbox(box: str | None, path: tuple[str, ...]) -> Iterator[Problem]:
         if missing("mailboxes", box, c.mailboxes):
-            yield Problem(f"unknown mailbox {box!r}", path)
+            yield Problem(f"unknown mailbox {box!r} ({_expected(c.mailboxes)})", path)
 
     def queue_ref(q: str, path: tuple[str, ...]) -> Iterator[Problem]:
         if missing("queues", q, c.queues):
-            yield Problem(f"unknown queue {q!r}", path)
+            yield Problem(f"unknown queue {q!r} ({_expected(c.queues)})", path)
 
     # ---------------------------------------------------------------- numbers
     for n in c.numbers:  # (duplicates are found by the loader, which knows where each was)
         p = ("numbers", n.number)
         if missing("flows", n.flow, c.flows):
-            yield Problem(f"unknown flow {n.flow!r}", (*p, "flow"))
+            yield Problem(f"unknown flow {n.flow!r} ({_expected(c.flows)})", (*p, "flow"))
         if missing("trunks", n.trunk, c.trunks):
-            yield Problem(f"unknown trunk {n.trunk!r}", (*p, "trunk"))
+            yield Problem(f"unknown trunk {n.trunk!r} ({_expected(c.trunks)})", (*p, "trunk"))
         if n.language is not None and n.language not in languages:
             yield Problem(
-                f"unknown language {n.language!r} (center languages: {_join(languages)})", (*p, "language")
+                f"unknown language {n.language!r} ({_expected(c.center.languages)})", (*p, "language")
             )
 
     # ---------------------------------------------------------------- flows
@@ -100,16 +104,25 @@ def _check(c: m.Config, check_prompts: bool, broken: frozenset[tuple[str, str]])
         if not q.skills:
             yield Problem("expected at least one required skill", (*p, "skills"))
         if q.music_class != "default" and missing("music", q.music_class, c.music):
-            yield Problem(f"unknown music class {q.music_class!r}", (*p, "music_class"))
+            yield Problem(
+                f"unknown music class {q.music_class!r} ({_expected(['default', *c.music])})",
+                (*p, "music_class"),
+            )
         yield from mailbox(q.mailbox, (*p, "mailbox"))
         if q.rona_action == m.RonaAction.PAUSE:
             if q.rona_pause_reason is None:
                 yield Problem("rona_action is pause but no rona_pause_reason is given", (*p, "rona_action"))
             elif missing("pause_reasons", q.rona_pause_reason, c.pause_reasons):
-                yield Problem(f"unknown pause reason {q.rona_pause_reason!r}", (*p, "rona_pause_reason"))
+                yield Problem(
+                    f"unknown pause reason {q.rona_pause_reason!r} ({_expected(c.pause_reasons)})",
+                    (*p, "rona_pause_reason"),
+                )
         for i, step in enumerate(q.relaxation):
             if step.add_skill is not None and step.add_skill not in skills:
-                yield Problem(f"unknown skill {step.add_skill!r}", (*p, "relaxation", str(i), "add_skill"))
+                yield Problem(
+                    f"unknown skill {step.add_skill!r} ({_expected(c.skills)})",
+                    (*p, "relaxation", str(i), "add_skill"),
+                )
         if q.overflow is not None:
             op = (*p, "overflow", q.overflow.kind.value)
             t = q.overflow.target
@@ -123,7 +136,7 @@ def _check(c: m.Config, check_prompts: bool, broken: frozenset[tuple[str, str]])
                 else:
                     yield from queue_ref(t, op)
             elif q.overflow.kind == m.OverflowKind.FLOW and missing("flows", t, c.flows):
-                yield Problem(f"unknown flow {t!r}", op)
+                yield Problem(f"unknown flow {t!r} ({_expected(c.flows)})", op)
             elif q.overflow.kind == m.OverflowKind.VOICEMAIL:
                 yield from mailbox(t, op)
             elif q.overflow.kind == m.OverflowKind.HANGUP:
@@ -205,7 +218,7 @@ def _check(c: m.Config, check_prompts: bool, broken: frozenset[tuple[str, str]])
         yield from queue_ref(camp.queue, (*p, "queue"))
         yield from skill_refs(camp.skills, (*p, "skills"))
         if missing("trunks", camp.trunk, c.trunks):
-            yield Problem(f"unknown trunk {camp.trunk!r}", (*p, "trunk"))
+            yield Problem(f"unknown trunk {camp.trunk!r} ({_expected(c.trunks)})", (*p, "trunk"))
         yield from prompt(camp.amd_message, (*p, "amd_message"))
         yield from prompt(camp.identification_prompt, (*p, "identification_prompt"))
 
@@ -222,18 +235,24 @@ def _check_flow(
 ) -> Iterator[Problem]:
     fp = ("flows", flow.id)
     if flow.start not in flow.nodes:
-        yield Problem(f"unknown node {flow.start!r} (no such node in flow {flow.id!r})", (*fp, "start"))
+        yield Problem(
+            f"unknown node {flow.start!r} (no such node in flow {flow.id!r}{_hint(flow.start, flow.nodes)})",
+            (*fp, "start"),
+        )
     for node in flow.nodes.values():
         np_ = node_path(flow.id, node.id)
         for pid in m.node_prompts(node):
             yield from prompt(pid, np_)
         for target in m.node_targets(node):
             if target not in flow.nodes:
-                yield Problem(f"unknown node {target!r} (no such node in flow {flow.id!r})", np_)
+                yield Problem(
+                    f"unknown node {target!r} (no such node in flow {flow.id!r}{_hint(target, flow.nodes)})",
+                    np_,
+                )
         match node:
             case m.GotoFlowNode():
                 if missing("flows", node.flow, c.flows):
-                    yield Problem(f"unknown flow {node.flow!r}", (*np_, "flow"))
+                    yield Problem(f"unknown flow {node.flow!r} ({_expected(c.flows)})", (*np_, "flow"))
             case m.QueueNode():
                 yield from queue_ref(node.queue, (*np_, "queue"))
             case m.CallbackNode():
@@ -244,13 +263,16 @@ def _check_flow(
                 for digit, lang in node.choices.items():
                     if lang not in languages:
                         yield Problem(
-                            f"unknown language {lang!r} (center languages: {_join(languages)})",
+                            f"unknown language {lang!r} ({_expected(c.center.languages)})",
                             (*np_, "choices", digit),
                         )
             case m.SetNode():
                 yield from skill_refs(node.skills, (*np_, "skills"))
                 if node.language is not None and node.language not in languages:
-                    yield Problem(f"unknown language {node.language!r}", (*np_, "language"))
+                    yield Problem(
+                        f"unknown language {node.language!r} ({_expected(c.center.languages)})",
+                        (*np_, "language"),
+                    )
             case _:
                 pass
     # reachability from the start node
@@ -345,5 +367,15 @@ def _who(path: tuple[str, ...]) -> str:
     return f"{path[0][:-1]} {path[1]}"
 
 
-def _join(values: Iterable[str]) -> str:
-    return ", ".join(sorted(values))
+def _expected(options: Iterable[str]) -> str:
+    """``expected one of: a, b, c`` (at most 10 shown), or that there are none."""
+    opts = list(options)
+    if not opts:
+        return "none is defined"
+    shown = ", ".join(opts[:10]) + (f", ... ({len(opts)} in all)" if len(opts) > 10 else "")
+    return f"expected one of: {shown}"
+
+
+def _hint(word: str, options: Iterable[str]) -> str:
+    found = difflib.get_close_matches(word, list(options), n=1, cutoff=0.75)
+    return f"; did you mean {found[0]!r}?" if found else ""
