@@ -494,3 +494,86 @@ async def test_restart_rebuilds_holding_and_bridged_calls(config: Config, tmp_pa
         await rig.settle()
         o = ami.last_originate()
         assert o["Channel"] == "PJSIP/agent1003" and f"{names.VAR_CALL_ID}=held-1" in o["Variable"]
+
+
+# ------------------------------------------------------------------------------------ feature codes
+class FakeSession:
+    """A FastAGI session: replies GET DATA from ``digits`` in turn, records every command."""
+
+    def __init__(self, env: dict[str, str], digits: list[str] | None = None) -> None:
+        self.env = env
+        self.digits = list(digits or [])
+        self.commands: list[tuple[str, tuple[str | int, ...]]] = []
+
+    async def command(self, command: str, *args: str | int, timeout: float) -> Any:
+        from callcenter.asterisk.agi import AGIReply
+
+        assert timeout > 0
+        self.commands.append((command, args))
+        if command == "GET DATA":
+            return AGIReply.ok(self.digits.pop(0) if self.digits else "")
+        return AGIReply.ok(0)
+
+    def played(self) -> list[str]:
+        return [str(a[0]).rsplit("/", 1)[-1] for c, a in self.commands if c == "STREAM FILE"]
+
+
+def pin_of(rig: Rig, agent_id: str) -> str:
+    return rig.acd.config.agents[agent_id].pin.value
+
+
+def phone(agent_endpoint: str, feature: str, dialled: str) -> dict[str, str]:
+    return {"agi_channel": f"PJSIP/{agent_endpoint}-0000002a", "agi_arg_1": feature, "agi_extension": dialled}
+
+
+async def test_feature_codes_login_pause_unpause_logout(rig: Rig) -> None:
+    from callcenter.acd import AgentFeatures
+
+    features = AgentFeatures(rig.acd)
+    pin = rig.acd.config.agents["1001"].pin.value
+    s = FakeSession(phone("agent1001", "agent_login", "*11"), ["9999", pin])
+    await features.handle(s)
+    assert s.played() == ["pin-invalid", "agent-logged-in"]
+    assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+    lunch = rig.acd.config.pause_reasons["lunch"]
+    s = FakeSession(phone("agent1001", "agent_pause", "*13" + lunch.digits))
+    await features.handle(s)
+    st = rig.acd.agent_state("1001")
+    assert (st.status, st.reason, s.played()) == (ag.Status.PAUSED, "lunch", ["agent-paused"])
+    await features.handle(FakeSession(phone("agent1001", "agent_unpause", "*14")))
+    assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+    await features.handle(FakeSession(phone("agent1001", "agent_logout", "*12")))
+    assert rig.acd.agent_state("1001").status is ag.Status.LOGGED_OUT
+
+
+async def test_feature_login_from_another_phone_asks_the_id_and_locks_out(rig: Rig) -> None:
+    from callcenter.acd import AgentFeatures
+
+    features = AgentFeatures(rig.acd)
+    env = {"agi_channel": "PJSIP/lobby-00000001", "agi_arg_1": "agent_login", "agi_extension": "*11"}
+    s = FakeSession(env, ["1002", "1", "2", "3"])
+    await features.handle(s)
+    assert s.played() == ["pin-invalid"] * 3
+    s = FakeSession(env, ["1002", "4", "5", pin_of(rig, "1002")])
+    await features.handle(s)
+    assert s.played() == ["pin-invalid", "pin-invalid", "locked-out"]  # 5 wrong: even the right PIN waits
+    assert rig.acd.agent_state("1002").status is ag.Status.LOGGED_OUT
+    s = FakeSession(env, ["7777"])
+    await features.handle(s)
+    assert s.played() == ["invalid-option"]
+
+
+async def test_feature_pci_on_the_agents_call(rig: Rig) -> None:
+    from callcenter.acd import AgentFeatures
+
+    features = AgentFeatures(rig.acd)
+    await rig.acd.login("1001")
+    caller = await rig.call("call-f", "sales")
+    await rig.answer(caller)
+    s = FakeSession(phone("agent1001", "pci_pause", "*15"))
+    await features.handle(s)
+    assert s.played() == ["pci-paused"]
+    s = FakeSession(phone("agent1001", "pci_resume", "*16"))
+    await features.handle(s)
+    assert s.played() == ["pci-resumed"]
+    assert [a["State"] for a in rig.ami.actions(names.ACTION_MIXMONITOR_MUTE)] == ["1", "0"]
