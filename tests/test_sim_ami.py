@@ -43,6 +43,10 @@ exten => _X.,1,Answer()
  same => n,Wait(3600)
 [bad]
 exten => s,1,NoOp(${NOSUCH(x)})
+[xfer]
+exten => s,1,NoOp(transfer to ${XT})
+ same => n,Answer()
+ same => n,Wait(3600)
 [hours]
 exten => s,1,GotoIfTime(00:00-23:59,*,*,*?open,1:closed,1)
 exten => open,1,Set(WHERE=open)
@@ -300,6 +304,41 @@ async def test_agent_phones_answer_rona_reject_unregistered(ami: AMIPeer) -> Non
         ("Data", "1"),
     )
     assert (sync["Response"], sync["Message"]) == ("Error", "Originate failed")
+
+
+async def test_attended_transfer_completes_when_the_agent_hangs_up(ami: AMIPeer, sim: SimulatedPBX) -> None:
+    caller = await hold_caller(ami, "x")
+    await act(
+        ami,
+        "leg",
+        ("Action", "Originate"),
+        ("Channel", "PJSIP/agent1"),
+        ("Context", "leg"),
+        ("Exten", "s"),
+        ("Variable", f"CALLER={caller}"),
+        ("Async", "true"),
+        ("ChannelId", "xleg"),
+    )
+    await event(ami, "BridgeEnter", Uniqueid="xleg")
+    await act(ami, "v", ("Action", "Setvar"), ("Channel", "xleg"), ("Variable", "__XT"), ("Value", "2002"))
+    bad = await act(
+        ami, "bad", ("Action", "Atxfer"), ("Channel", "xleg"), ("Context", "nope"), ("Exten", "s")
+    )
+    assert bad["Message"] == "Extension does not exist."
+    ok = await act(ami, "t", ("Action", "Atxfer"), ("Channel", "xleg"), ("Context", "xfer"), ("Exten", "s"))
+    assert ok["Message"] == "Atxfer successfully queued"
+    assert (await event(ami, "MusicOnHoldStart", Uniqueid="x-2"))["Channel"] == caller
+    noop = await event(ami, "Newexten", Context="xfer", Application="NoOp")
+    assert noop["AppData"] == "transfer to 2002"  # __XT was inherited by the new channel
+    await event(ami, "DialEnd", DialStatus="ANSWER", Uniqueid="xleg")
+    await act(ami, "h", ("Action", "Hangup"), ("Channel", "xleg"))
+    done = await event(ami, "AttendedTransfer")
+    assert done["Result"] == "Success" and done["TransferTargetChannel"].startswith("Local/s@xfer-")
+    await event(ami, "MusicOnHoldStop", Uniqueid="x-2")
+    enter = await event(ami, "BridgeEnter", Channel=done["TransferTargetChannel"])
+    assert enter["BridgeNumChannels"] == "2"
+    assert (await event(ami, "Hangup", Uniqueid="xleg"))["Cause"] == "16"
+    assert sim.pbx.find_channel(caller) is not None  # the caller now talks to the target
 
 
 async def test_dial_to_phones_sets_dialstatus(ami: AMIPeer, sim: SimulatedPBX) -> None:

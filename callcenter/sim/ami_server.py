@@ -284,6 +284,7 @@ class AMIServer:
             "status": act_status,
             "command": act_command,
             "reload": act_reload,
+            "atxfer": act_atxfer,
         }
         pbx.listeners.append(self._on_event)
 
@@ -733,6 +734,31 @@ async def act_command(session: AMISession, msg: Message) -> None:
     session.respond(
         msg, "Success", ("Message", "Command output follows"), *[("Output", line) for line in output or [""]]
     )
+
+
+async def act_atxfer(session: AMISession, msg: Message) -> None:
+    pbx = session.server.pbx
+    ident = (msg.get("Channel") or "").strip()
+    if not ident:
+        session.error(msg, "No channel specified")
+        return
+    chan = pbx.find_channel(ident)
+    if chan is None:
+        session.error(msg, "Channel specified does not exist")
+        return
+    exten = (msg.get("Exten") or "").strip()
+    context = (msg.get("Context") or chan.context).strip()
+    if not exten:
+        session.error(msg, "No extension specified")
+        return
+    if not pbx.dialplan.exists(context, exten, 1):
+        session.error(msg, "Extension does not exist.")
+        return
+    if chan.bridge is None:
+        session.error(msg, "Channel is not in a bridge")
+        return
+    session.respond(msg, "Success", ("Message", "Atxfer successfully queued"))
+    pbx.spawn(pbx.attended_transfer(chan, context, exten), name=f"atxfer {chan.name}")
 
 
 async def act_reload(session: AMISession, msg: Message) -> None:

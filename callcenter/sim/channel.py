@@ -58,6 +58,9 @@ class Bridge:
     uniqueid: str
     members: list[Channel] = field(default_factory=list)
     destroyed: bool = False
+    # An attended transfer in progress: called when a member leaves; True if it dealt with it.
+    on_leave: Any = None
+    held: bool = False  # kept open with one member (a transferee on hold during an Atxfer)
 
     def headers(self) -> list[tuple[str, str]]:
         return [

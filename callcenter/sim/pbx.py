@@ -611,6 +611,9 @@ class PBX:
         )
         one.peer, two.peer = two, one
         one.half, two.half = 1, 2
+        if linked is not None:
+            self.inherit(linked, one)
+            self.inherit(linked, two)
         self.chan_event("Newchannel", one)
         self.chan_event("Newchannel", two)
         return one, two
@@ -805,7 +808,140 @@ class PBX:
             state=state,
         )
         chan.endpoint = endpoint
+        if linked is not None:
+            self.inherit(linked, chan)
         return chan
+
+    # ------------------------------------------------------------------ attended transfer (Atxfer)
+    async def attended_transfer(
+        self, transferer: Channel, context: str, exten: str, timeout: float = 15.0
+    ) -> None:
+        """``transferer`` (bridged with the transferee) calls ``exten@context``; the transferee
+        holds with music. The transferer hanging up completes the transfer (also before the
+        target answers); the target failing or hanging up first returns the transferer."""
+        orig = transferer.bridge
+        if orig is None:
+            return
+        transferee = next((m for m in orig.members if m is not transferer), None)
+        if transferee is None:
+            return
+        orig.held = True
+        self.move_out(orig, transferer)
+        self.moh_start(transferee, "default")
+        one, two = self.new_local_pair(f"Local/{exten}@{context}", linked=transferer)
+        self.chan_event(
+            "Newexten",
+            one,
+            [("Extension", one.exten), ("Application", "AppDial"), ("AppData", "(Outgoing Line)")],
+            DIALPLAN,
+        )
+        self.local_bridge_event(one, two)
+        self.emit(
+            "DialBegin",
+            CALL,
+            [
+                ("Privilege", CALL),
+                *transferer.snapshot(),
+                *one.snapshot("Dest"),
+                ("DialString", f"{exten}@{context}"),
+            ],
+        )
+        outcome: asyncio.Future[DialResult] = asyncio.get_running_loop().create_future()
+        one.dial_outcome = outcome
+        self.start_dialplan(two, context, exten, 1)
+        second = self.new_bridge()
+        transferer.bridge = second  # the transferer waits in its own bridge while the target rings
+        second.members.append(transferer)
+
+        def back_to_caller() -> None:
+            if transferer in second.members:
+                self.move_out(second, transferer)
+            if transferee.gone or orig.destroyed:
+                orig.held = False
+                if not transferer.gone:
+                    self.request_hangup(transferer)
+                return
+            self.moh_stop(transferee)
+            orig.held = False
+            if not transferer.gone and not transferer.soft:
+                self.enter_bridge(orig, transferer)
+
+        def complete() -> None:
+            orig.held = False
+            if transferee.gone or orig.destroyed:
+                if not one.gone:
+                    self.request_hangup(one)
+                return
+            self.moh_stop(transferee)
+            self.enter_bridge(orig, one)
+            self.varset(transferee, "BRIDGEPEER", one.name)
+            self.varset(one, "BRIDGEPEER", transferee.name)
+            self.emit(
+                "AttendedTransfer",
+                CALL,
+                [("Privilege", CALL), ("Result", "Success"), *transferer.snapshot("OrigTransferer"),
+                 *orig.headers(), *one.snapshot("TransferTarget"), ("DestType", "Bridge"),
+                 ("DestBridgeUniqueid", orig.uniqueid), ("IsExternal", "No")],
+            )  # fmt: skip
+
+        def on_leave(leaver: Channel) -> bool:
+            if leaver is transferer:
+                self.move_out(second, transferer)
+                if one in second.members:
+                    self.move_out(second, one)
+                    complete()
+                else:
+                    second.on_leave = None
+                return True
+            if leaver is one:
+                second.on_leave = None
+                self.move_out(second, one)
+                back_to_caller()
+                return True
+            return False
+
+        second.on_leave = on_leave
+        result = await self._await_outcome(outcome, timeout)
+        one.dial_outcome = None
+        if result.status != "ANSWER" or one.gone:
+            self.emit(
+                "DialEnd",
+                CALL,
+                [
+                    ("Privilege", CALL),
+                    *transferer.snapshot(),
+                    *one.snapshot("Dest"),
+                    ("DialStatus", "NOANSWER" if result.status == "TIMEOUT" else result.status),
+                ],
+            )
+            second.on_leave = None
+            if not one.gone:
+                self.hangup(one)
+            if transferer.gone or transferer.soft:
+                if transferer in second.members:
+                    self.move_out(second, transferer)
+                orig.held = False
+                if not transferee.gone:
+                    self.request_hangup(transferee)
+            else:
+                back_to_caller()
+            return
+        self.emit(
+            "DialEnd",
+            CALL,
+            [("Privilege", CALL), *transferer.snapshot(), *one.snapshot("Dest"), ("DialStatus", "ANSWER")],
+        )
+        one.pulled = True
+        self.spawn(self.run(one), name=one.name)
+        if transferer.gone or transferer.soft:
+            second.on_leave = None
+            if transferer in second.members:
+                self.move_out(second, transferer)
+            complete()
+            return
+        self.enter_bridge(second, one)
+        self.varset(transferer, "BRIDGEPEER", one.name)
+        self.varset(one, "BRIDGEPEER", transferer.name)
 
     async def _originate_sip(self, req: OriginateRequest) -> tuple[bool, int]:
         name, endpoint, number = self.endpoint_for(req.channel)
@@ -1035,6 +1171,8 @@ class PBX:
         """``leaver`` leaves; a basic two-party bridge then dissolves and kicks the others out."""
         if bridge.destroyed or leaver not in bridge.members:
             return
+        if bridge.on_leave is not None and bridge.on_leave(leaver):
+            return
         others = [m for m in bridge.members if m is not leaver]
         for m in (leaver, *others):
             if "BRIDGEPEER" in m.variables:
@@ -1042,12 +1180,22 @@ class PBX:
         bridge.members.remove(leaver)
         leaver.bridge = None
         self.emit("BridgeLeave", CALL, [("Privilege", CALL), *bridge.headers(), *leaver.snapshot()])
-        if len(bridge.members) <= 1:
+        if len(bridge.members) <= 1 and not (bridge.held and bridge.members):
             for m in list(bridge.members):
                 bridge.members.remove(m)
                 m.bridge = None
                 self.emit("BridgeLeave", CALL, [("Privilege", CALL), *bridge.headers(), *m.snapshot()])
                 self.wake(m)
+            bridge.destroyed = True
+            self.emit("BridgeDestroy", CALL, [("Privilege", CALL), *bridge.headers()])
+
+    def move_out(self, bridge: Bridge, chan: Channel) -> None:
+        """``chan`` leaves ``bridge`` without dissolving it (a transfer moves it elsewhere)."""
+        if chan in bridge.members:
+            bridge.members.remove(chan)
+            chan.bridge = None
+            self.emit("BridgeLeave", CALL, [("Privilege", CALL), *bridge.headers(), *chan.snapshot()])
+        if not bridge.members and not bridge.destroyed:
             bridge.destroyed = True
             self.emit("BridgeDestroy", CALL, [("Privilege", CALL), *bridge.headers()])
 
@@ -1087,7 +1235,20 @@ class PBX:
     def substitute(self, chan: Channel, text: str) -> str:
         return substitute(text, _Env(self, chan))
 
+    @staticmethod
+    def inherit(src: Channel, dst: Channel) -> None:
+        """Copy ``_VAR`` (one level) and ``__VAR`` (every level) variables to a new channel."""
+        for name, level in src.extra.get("inherit", {}).items():
+            if name in src.variables:
+                dst.variables[name] = src.variables[name]
+                if level > 1:
+                    dst.extra.setdefault("inherit", {})[name] = level
+
     def set_variable(self, chan: Channel, name: str, value: str) -> None:
+        if name.startswith("_"):
+            level = 2 if name.startswith("__") else 1
+            name = name.lstrip("_")
+            chan.extra.setdefault("inherit", {})[name] = level
         if name.startswith("CALLERID(") and name.endswith(")"):
             what = name[len("CALLERID(") : -1]
             if what in ("num", "number"):
