@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 Headers = list[tuple[str, str]]
 
 READ_CHUNK: Final = 1 << 16
+_EVENT_NAME: Final = re.compile(r"\^?Event: ?([A-Za-z0-9_]+)\$?")
 AUTH_TIMEOUT: Final = 30.0
 GOODBYE: Final = "Thanks for all the fish."
 
@@ -57,18 +58,30 @@ class EventFilter:
 
     allow: list[re.Pattern[str]] = field(default_factory=list)
     deny: list[re.Pattern[str]] = field(default_factory=list)
+    # The usual filters name an event (``!Event: Newexten``): checked by name, without regexes.
+    allow_names: set[str] = field(default_factory=set)
+    deny_names: set[str] = field(default_factory=set)
 
     def add(self, spec: str) -> None:
         spec = spec.strip()
-        if spec.startswith("!"):
-            self.deny.append(re.compile(spec[1:]))
-        else:
-            self.allow.append(re.compile(spec))
+        negate = spec.startswith("!")
+        body = spec[1:] if negate else spec
+        plain = _EVENT_NAME.fullmatch(body)
+        if plain is not None:
+            (self.deny_names if negate else self.allow_names).add(plain.group(1))
+            return
+        (self.deny if negate else self.allow).append(re.compile(body))
 
     def passes(self, name: str, headers: Headers) -> bool:
+        if name in self.deny_names:
+            return False
         if not self.allow and not self.deny:
+            return not self.allow_names or name in self.allow_names
+        if name in self.allow_names and not self.deny:
             return True
         lines = [f"Event: {name}", *(f"{k}: {v}" for k, v in headers)]
+        if self.allow_names and name not in self.allow_names and not self.allow:
+            return False
         if self.allow and not any(p.search(line) for p in self.allow for line in lines):
             return False
         return not any(p.search(line) for p in self.deny for line in lines)
@@ -81,7 +94,12 @@ class AMISession:
         self.writer = writer
         self.authed = False
         self.events_on = True
-        self.filter = EventFilter([*server.filter.allow], [*server.filter.deny])
+        self.filter = EventFilter(
+            [*server.filter.allow],
+            [*server.filter.deny],
+            set(server.filter.allow_names),
+            set(server.filter.deny_names),
+        )
         self.closing = False
         self.username = ""
 

@@ -24,7 +24,7 @@ CORE_SOUNDS: Final = {
     "silence/1": 1.0,
     "silence/2": 2.0,
     "silence/3": 3.0,
-    "vm-intro": 3.2,
+    "vm-intro": 5.654,
     "vm-goodbye": 0.9,
     "auth-thankyou": 1.0,
     "pls-hold-while-try": 2.4,
@@ -44,17 +44,25 @@ CORE_SOUNDS: Final = {
     "digits/7": 0.5,
     "digits/8": 0.5,
     "digits/9": 0.5,
-    "hello-world": 1.3,
+    "hello-world": 1.404,
     "tt-monkeys": 9.8,
     "ss-noservice": 3.7,
 }
 
 
+# Where Debian's asterisk-core-sounds packages put the real prompts (used when present).
+SYSTEM_SOUND_DIRS: Final = (Path("/usr/share/asterisk/sounds/en"), Path("/var/lib/asterisk/sounds/en"))
+
+
 class SoundLibrary:
     """Where prompts are and how long each lasts (``None`` when it does not exist)."""
 
-    def __init__(self, dirs: Iterable[Path] = (), *, extra: dict[str, float] | None = None) -> None:
-        self.dirs: Sequence[Path] = [Path(d) for d in dirs]
+    def __init__(
+        self, dirs: Iterable[Path] = (), *, extra: dict[str, float] | None = None, system: bool = True
+    ) -> None:
+        self.dirs: Sequence[Path] = [Path(d) for d in dirs] + (
+            [d for d in SYSTEM_SOUND_DIRS if d.is_dir()] if system else []
+        )
         self._cache: dict[str, float | None] = {}
         self._extra = dict(extra or {})
 
