@@ -42,11 +42,17 @@ channel to ``cc-hold``: they hear music) and puts them back (``Setvar CC_SPY_OPT
 current mode, ``Redirect`` to ``cc-spy``) on resume. The composition root calls it where PCI
 pause/resume happen.
 
+The same actions from the API (:func:`register_routes`): ``start`` rings the supervisor's phone
+(AMI ``Originate`` into ``cc-spy`` with the two variables set, after the same checks: PIN counted
+towards the lockout, scope), ``set_mode`` (``Setvar`` + ``Redirect`` back into ``cc-spy``: ChanSpy
+restarts with the new options), ``stop`` (``Hangup``), ``snapshot`` (sessions in progress).
+
 Wiring::
 
     monitor = MonitorService(config, writer=writer, acd=acd, ami=ami_client, clock=clock)
     detach = monitor.attach()                             # AMI subscriptions
     agi_server.add_route(names.AGI_SPY, monitor.handle)   # async def handle(session) -> None
+    register_routes(http_router, monitor)                 # /api/monitor/...
     await monitor.pci_changed(call_id, paused=True)       # from the PCI pause/resume path
 """
 
@@ -59,7 +65,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from callcenter import ivr as core
 from callcenter.asterisk import names
@@ -67,7 +73,7 @@ from callcenter.asterisk.ami import Message
 from callcenter.calllog import CallEvent, EventKind, MonitorSession
 from callcenter.clock import Clock
 from callcenter.config import model as m
-from callcenter.errors import AsteriskError, CallcenterError
+from callcenter.errors import AsteriskError, CallcenterError, DomainError
 from callcenter.ivr_agi import AgiChannel, AGISessionLike, ChannelGone, IvrSettings, RecordSink
 
 log = logging.getLogger("callcenter.monitor")
@@ -261,7 +267,23 @@ class SpySession:
     started_at: float | None = None
     spying: bool = False
     pci_hold: bool = False
+    restarting: bool = False  # taken out of ChanSpy by us to change the mode (API)
+    uniqueid: str | None = None  # an API session's supervisor leg, before its name is known
     modes: list[str] = field(default_factory=list)
+
+    def view(self) -> dict[str, object]:
+        return {
+            "session_id": self.session_id,
+            "supervisor_id": self.supervisor_id,
+            "agent_id": self.agent_id,
+            "call_id": self.call_id,
+            "mode": self.mode,
+            "modes": list(self.modes),
+            "spying": self.spying,
+            "pci_hold": self.pci_hold,
+            "channel": self.channel,
+            "started_at": self.started_at,
+        }
 
 
 # ============================================================================ the service
@@ -361,6 +383,7 @@ class MonitorService:
             ("ChanSpyStop", self._on_spy_stop),
             ("DTMFEnd", self._on_dtmf),
             ("Hangup", self._on_hangup),
+            ("OriginateResponse", self._on_originate),
         ):
             self._unsubscribe.append(self.ami.subscribe(event, callback))
 
@@ -371,13 +394,24 @@ class MonitorService:
 
         return detach
 
+    def _session_of(self, msg: Message) -> SpySession | None:
+        channel = msg.get("SpyerChannel") or ""
+        s = self.sessions.get(channel)
+        if s is None:  # an API session: known by the Uniqueid we gave its leg
+            uniqueid = msg.get("SpyerUniqueid")
+            s = next((x for x in self.sessions.values() if uniqueid and x.uniqueid == uniqueid), None)
+            if s is not None and channel:
+                self.sessions.pop(s.channel, None)
+                s.channel = channel
+                self.sessions[channel] = s
+        return s
+
     def _on_spy_start(self, msg: Message) -> None:
-        s = self.sessions.get(msg.get("SpyerChannel") or "")
+        s = self._session_of(msg)
         if s is None:
             return
         now = self.clock.now()
-        if s.pci_hold:
-            s.pci_hold = False
+        s.pci_hold = s.restarting = False
         if self.acd is not None:
             s.call_id = self.acd.call_of_agent(s.agent_id) or s.call_id
         first = s.started_at is None
@@ -400,25 +434,160 @@ class MonitorService:
         self._call_event(s, EventKind.MONITOR_MODE)
 
     def _on_spy_stop(self, msg: Message) -> None:
-        s = self.sessions.get(msg.get("SpyerChannel") or "")
+        s = self._session_of(msg)
         if s is None:
             return
         s.spying = False
-        if s.pci_hold:  # we took it out of ChanSpy ourselves; it comes back on resume
+        if s.pci_hold or s.restarting:  # we took it out of ChanSpy ourselves; it comes back
             return
         self._end(s)
 
     def _on_hangup(self, msg: Message) -> None:
         s = self.sessions.get(msg.get("Channel") or "")
+        if s is None:
+            uniqueid = msg.get("Uniqueid")
+            s = next((x for x in self.sessions.values() if uniqueid and x.uniqueid == uniqueid), None)
         if s is not None:
             self._end(s)
 
-    def _end(self, s: SpySession) -> None:
+    def _on_originate(self, msg: Message) -> None:
+        if (msg.get("Response") or "") == "Success":
+            return
+        uniqueid = msg.get("Uniqueid")
+        s = next((x for x in self.sessions.values() if uniqueid and x.uniqueid == uniqueid), None)
+        if s is not None:  # the supervisor's phone did not answer (or is not registered)
+            self._end(s, outcome="no_answer")
+
+    def _end(self, s: SpySession, *, outcome: str = "ended") -> None:
         if self.sessions.pop(s.channel, None) is None:
             return
-        self._record(s, outcome="ended", ended_at=self.clock.now())
+        self._record(s, outcome=outcome, ended_at=self.clock.now())
         if s.started_at is not None:
             self._call_event(s, EventKind.MONITOR_END, modes=",".join(s.modes))
+
+    # ------------------------------------------------------------------ the same actions from the API
+    def snapshot(self) -> list[dict[str, object]]:
+        """The sessions in progress (for the API and the wallboard)."""
+        return [s.view() for s in self.sessions.values()]
+
+    def _check_api(
+        self, supervisor_id: str, agent_id: str, mode: str, pin: str
+    ) -> tuple[m.Supervisor, m.Agent]:
+        """Validate an API request exactly as the feature code does (PIN counted, lockout,
+        scope); refusals are ``DomainError`` with a stable code, and logged."""
+        cfg, now = self.config, self.clock.now()
+        sup = cfg.supervisors.get(supervisor_id)
+        agent = cfg.agents.get(agent_id)
+
+        def refuse(code: str, message: str) -> DomainError:
+            self.writer.submit(
+                MonitorSession(
+                    session_id=self.new_session_id(), at=now, supervisor_id=supervisor_id, agent_id=agent_id,
+                    mode=mode if mode in MODES else None, outcome=code, started_at=now, ended_at=now,
+                )
+            )  # fmt: skip
+            return DomainError(message, code=code)
+
+        if sup is None:
+            raise refuse("unauthorised", f"no supervisor {supervisor_id!r}")
+        if self.guard.locked(sup.id, now) is not None:
+            raise refuse("locked_out", f"supervisor {sup.id} is locked out of monitoring")
+        if not hmac.compare_digest(pin.encode(), sup.pin.value.encode()):
+            if self.guard.failure(sup.id, now):
+                log.warning("supervisor %s locked out of monitoring after wrong PINs (API)", sup.id)
+                raise refuse("locked_out", f"supervisor {sup.id} is now locked out of monitoring")
+            raise refuse("bad_pin", "wrong PIN")
+        self.guard.success(sup.id)
+        if agent is None:
+            raise refuse("unknown_agent", f"no agent {agent_id!r}")
+        if mode not in MODES:
+            raise refuse("bad_mode", f"mode must be one of {', '.join(MODES)}")
+        if not in_scope(cfg, sup, agent):
+            raise refuse("out_of_scope", f"agent {agent.id} is not in supervisor {sup.id}'s queues")
+        return sup, agent
+
+    async def start(
+        self, supervisor_id: str, agent_id: str, mode: str, *, pin: str, ring_timeout: float = 30.0
+    ) -> SpySession:
+        """Ring the supervisor's phone; when answered it spies on the agent in ``mode`` (AMI
+        ``Originate`` into ``cc-spy`` with CC_SPY_TARGET / CC_SPY_OPTIONS set)."""
+        if self.ami is None:
+            raise DomainError("monitoring from the API needs the AMI link", code="no_ami")
+        sup, agent = self._check_api(supervisor_id, agent_id, mode, pin)
+        now = self.clock.now()
+        session_id = self.new_session_id()
+        uniqueid = f"{session_id}-sup"
+        s = SpySession(
+            session_id=session_id,
+            supervisor_id=sup.id,
+            agent_id=agent.id,
+            channel=f"pending:{uniqueid}",
+            mode=mode,
+            created_at=now,
+            call_id=self.acd.call_of_agent(agent.id) if self.acd is not None else None,
+            uniqueid=uniqueid,
+            modes=[mode],
+        )
+        self.sessions[s.channel] = s
+        self._record(s, outcome="ringing", started_at=now)
+        try:
+            await self.ami.send_action(
+                names.ACTION_ORIGINATE,
+                [
+                    ("Channel", f"PJSIP/{sup.endpoint}"),
+                    ("Context", names.CTX_SPY),
+                    ("Exten", "s"),
+                    ("Priority", "1"),
+                    ("ChannelId", uniqueid),
+                    ("Timeout", str(int(ring_timeout * 1000))),
+                    ("CallerID", f"Monitor {agent.id} <{agent.id}>"),
+                    ("Variable", f"{names.VAR_SPY_TARGET}={spy_target(agent)}"),
+                    ("Variable", f"{names.VAR_SPY_OPTIONS}={m.SPY_OPTIONS[mode]}"),
+                    ("Async", "true"),
+                ],
+                timeout=self.settings.action_timeout,
+            )
+        except AsteriskError:
+            self._end(s)
+            raise
+        return s
+
+    async def set_mode(self, session_id: str, mode: str) -> SpySession:
+        """Change a session's mode from the API: ChanSpy restarts with the new options (its own
+        DTMF 4/5/6 switch is the supervisor's keypad)."""
+        s = self._by_id(session_id)
+        if mode not in MODES:
+            raise DomainError(f"mode must be one of {', '.join(MODES)}", code="bad_mode")
+        if self.ami is None or mode == s.mode:
+            return s
+        s.mode = mode
+        s.modes.append(mode)
+        self._record(s)
+        self._call_event(s, EventKind.MONITOR_MODE, note="api")
+        await self.ami.send_action(
+            names.ACTION_SETVAR,
+            {"Channel": s.channel, "Variable": names.VAR_SPY_OPTIONS, "Value": m.SPY_OPTIONS[mode]},
+            timeout=self.settings.action_timeout,
+        )
+        if s.spying and not s.pci_hold:
+            s.restarting = True
+            await self._redirect(s, names.CTX_SPY)
+        return s
+
+    async def stop(self, session_id: str) -> None:
+        """End a session from the API (hang up the supervisor's leg)."""
+        s = self._by_id(session_id)
+        if self.ami is not None:
+            await self.ami.send_action(
+                names.ACTION_HANGUP, {"Channel": s.channel}, timeout=self.settings.action_timeout
+            )
+        self._end(s)
+
+    def _by_id(self, session_id: str) -> SpySession:
+        for s in self.sessions.values():
+            if s.session_id == session_id:
+                return s
+        raise DomainError(f"no monitoring session {session_id!r}", code="unknown_session")
 
     # ------------------------------------------------------------------ PCI pause
     async def pci_changed(self, call_id: str, *, paused: bool) -> None:
@@ -578,3 +747,42 @@ class _Attempt:
         self.logged = True
         svc._record(spy, outcome="waiting" if call_id is None else "ok", started_at=spy.created_at)
         await self.io.cmd("SET VARIABLE", names.VAR_SPY_TARGET, spy_target(agent))  # last: the dialplan spies
+
+
+def register_routes(router: Any, monitor: MonitorService) -> None:
+    """Mount the monitoring API on a ``callcenter.web.http.Router``::
+
+    GET  /api/monitor/sessions                          the sessions in progress
+    POST /api/monitor/sessions    {"supervisor_id", "agent_id", "mode", "pin"}   ring and spy
+    POST /api/monitor/sessions/{session_id}/mode   {"mode": "whisper"}
+    POST /api/monitor/sessions/{session_id}/stop
+
+    Refusals are ``DomainError`` codes: unauthorised, locked_out, bad_pin, unknown_agent,
+    bad_mode, out_of_scope, unknown_session, no_ami."""
+    from callcenter.web.http import json_response
+
+    async def sessions(req: Any) -> Any:
+        return json_response({"sessions": monitor.snapshot()})
+
+    async def start(req: Any) -> Any:
+        body = req.json()
+        s = await monitor.start(
+            str(body.get("supervisor_id", "")),
+            str(body.get("agent_id", "")),
+            str(body.get("mode", "")),
+            pin=str(body.get("pin", "")),
+        )
+        return json_response(s.view(), status=201)
+
+    async def mode(req: Any) -> Any:
+        s = await monitor.set_mode(req.params["session_id"], str(req.json().get("mode", "")))
+        return json_response(s.view())
+
+    async def stop(req: Any) -> Any:
+        await monitor.stop(req.params["session_id"])
+        return json_response({"stopped": req.params["session_id"]})
+
+    router.add("GET", "/api/monitor/sessions", sessions)
+    router.add("POST", "/api/monitor/sessions", start)
+    router.add("POST", "/api/monitor/sessions/{session_id}/mode", mode)
+    router.add("POST", "/api/monitor/sessions/{session_id}/stop", stop)

@@ -77,6 +77,7 @@ class FakeAMI:
 
     callbacks: dict[str, list[Callable[[Message], object]]] = field(default_factory=dict)
     actions: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    raw: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
 
     def subscribe(self, event: str, callback: Callable[[Message], object]) -> Callable[[], None]:
         self.callbacks.setdefault(event, []).append(callback)
@@ -89,8 +90,9 @@ class FakeAMI:
         *,
         timeout: float | None = None,
     ) -> Message:
-        items = headers.items() if isinstance(headers, Mapping) else headers
+        items = list(headers.items() if isinstance(headers, Mapping) else headers)
         self.actions.append((action, {k: str(v) for k, v in items}))
+        self.raw.append((action, [(k, str(v)) for k, v in items]))
         return Message((("Response", "Success"),))
 
     def emit(self, event: str, **headers: str) -> None:
@@ -364,3 +366,105 @@ async def test_pci_pause_takes_the_supervisor_off_and_back_in_the_current_mode()
     ]
     kinds = [e.kind for e in r.call_events()]
     assert kinds == ["monitor_start", "monitor_mode", "pci_pause", "pci_resume"]
+
+
+# ----------------------------------------------------------------------------- the API
+async def test_api_start_rings_the_supervisor_into_chanspy_and_follows_it() -> None:
+    async with rig() as r:
+        s = await r.service.start("9001", "1001", "listen", pin="246810")
+        action, headers = r.ami.actions[0]
+        assert action == "Originate" and headers["Channel"] == "PJSIP/super9001"
+        assert (headers["Context"], headers["Exten"], headers["Priority"]) == ("cc-spy", "s", "1")
+        assert headers["ChannelId"] == "spy-1-sup"
+        # repeated Variable headers reach the action as given
+        originate = [h for h in r.ami.raw if h[0] == "Originate"][0][1]
+        assert ("Variable", "CC_SPY_TARGET=PJSIP/agent1001-") in originate
+        assert ("Variable", "CC_SPY_OPTIONS=qEd") in originate
+        r.ami.emit("OriginateResponse", Response="Success", Uniqueid="spy-1-sup")
+        r.ami.emit(
+            "ChanSpyStart",
+            SpyerChannel="PJSIP/super9001-00000009",
+            SpyerUniqueid="spy-1-sup",
+            SpyeeChannel="PJSIP/agent1001-0000000b",
+        )
+        assert s.channel == "PJSIP/super9001-00000009" and s.spying
+        assert r.service.snapshot()[0]["session_id"] == "spy-1"
+        await r.service.set_mode("spy-1", "barge")
+        assert r.ami.actions[-2:] == [
+            ("Setvar", {"Channel": s.channel, "Variable": "CC_SPY_OPTIONS", "Value": "qEBd"}),
+            ("Redirect", {"Channel": s.channel, "Context": "cc-spy", "Exten": "s", "Priority": "1"}),
+        ]
+        r.ami.emit("ChanSpyStop", SpyerChannel=s.channel)  # the restart: not the end
+        r.ami.emit("ChanSpyStart", SpyerChannel=s.channel, SpyeeChannel="PJSIP/agent1001-0000000b")
+        assert r.service.snapshot()[0]["mode"] == "barge"
+        await r.service.stop("spy-1")
+        assert r.ami.actions[-1] == ("Hangup", {"Channel": s.channel})
+        assert r.service.sessions == {}
+    kinds = [(e.kind, e.detail["mode"] if e.detail else None) for e in r.call_events()]
+    assert kinds == [("monitor_start", "listen"), ("monitor_mode", "barge"), ("monitor_end", "barge")]
+    assert r.outcomes() == ["ringing", "ok", "ended"]
+
+
+async def test_api_supervisor_not_answering_ends_the_session() -> None:
+    async with rig() as r:
+        await r.service.start("9001", "1001", "whisper", pin="246810")
+        r.ami.emit("OriginateResponse", Response="Failure", Uniqueid="spy-1-sup", Reason="3")
+    assert r.outcomes() == ["ringing", "no_answer"] and r.service.sessions == {}
+
+
+@pytest.mark.parametrize(
+    ("sup", "agent", "mode", "pin", "code"),
+    [
+        ("9999", "1001", "listen", "x", "unauthorised"),
+        ("9001", "1001", "listen", "000", "bad_pin"),
+        ("9001", "7777", "listen", "246810", "unknown_agent"),
+        ("9001", "1001", "shout", "246810", "bad_mode"),
+        ("9001", "1003", "listen", "246810", "out_of_scope"),
+    ],
+)
+async def test_api_refusals_have_stable_codes_and_are_logged(
+    sup: str, agent: str, mode: str, pin: str, code: str
+) -> None:
+    from callcenter.errors import DomainError
+
+    async with rig() as r:
+        with pytest.raises(DomainError) as err:
+            await r.service.start(sup, agent, mode, pin=pin)
+    assert err.value.code == code and r.outcomes() == [code] and r.ami.actions == []
+
+
+async def test_api_wrong_pins_count_towards_the_same_lockout() -> None:
+    from callcenter.errors import DomainError
+
+    async with rig() as r:
+        await r.dial("super9001", "listen", "*811001", ["1", "2", "3"])  # 3 wrong by phone
+        codes = []
+        for _ in range(3):
+            with pytest.raises(DomainError) as err:
+                await r.service.start("9001", "1001", "listen", pin="0")
+            codes.append(err.value.code)
+    assert codes == ["bad_pin", "locked_out", "locked_out"]
+
+
+async def test_api_routes() -> None:
+    import json
+
+    from callcenter.monitor import register_routes
+    from callcenter.web.http import Request, Router
+
+    async with rig() as r:
+        router = Router()
+        register_routes(router, r.service)
+        handler, params = router.resolve("POST", "/api/monitor/sessions")
+        body = json.dumps({"supervisor_id": "9002", "agent_id": "1003", "mode": "whisper", "pin": "1357"})
+        resp = await handler(Request("POST", "/api/monitor/sessions", {}, {}, body.encode(), params))
+        assert resp.status == 201 and json.loads(resp.body)["mode"] == "whisper"  # type: ignore[arg-type]
+        handler, params = router.resolve("GET", "/api/monitor/sessions")
+        resp = await handler(Request("GET", "/api/monitor/sessions", {}, {}, b"", params))
+        assert [x["agent_id"] for x in json.loads(resp.body)["sessions"]] == ["1003"]  # type: ignore[arg-type]
+        handler, params = router.resolve("POST", "/api/monitor/sessions/spy-1/mode")
+        resp = await handler(Request("POST", "/x", {}, {}, b'{"mode": "barge"}', params))
+        assert json.loads(resp.body)["mode"] == "barge"  # type: ignore[arg-type]
+        handler, params = router.resolve("POST", "/api/monitor/sessions/spy-1/stop")
+        resp = await handler(Request("POST", "/x", {}, {}, b"", params))
+        assert resp.status == 200 and r.service.sessions == {}
