@@ -73,7 +73,7 @@ RETRY = {
 }
 
 # event kinds
-_RESOLVE, _AGENT_FREE, _GRACE_END, _TICK = range(4)
+_RESOLVE, _AGENT_FREE, _GRACE_END, _TICK, _TALK_END = range(5)
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,7 @@ PROFILES = {
 class _Agent:
     ident: int
     busy_since: float | None = None
+    wrap_since: float | None = None
     idle_since: float = 0.0
 
 
@@ -174,6 +175,7 @@ def simulate(
     tick: float = 1.0,
     pacing: PacingSettings | None = None,
     profile: str = "simulator",
+    wrap_info: bool = True,
 ) -> dict[str, Any]:
     """Run one simulated day of one campaign in ``mode``; returns the metrics."""
     rng = random.Random(seed)
@@ -235,11 +237,18 @@ def simulate(
         result.connected += 1
         result.hourly_connected[int((now - start) // 3600)] += 1
         dialer.on_connected(attempt_id, now)
-        push(now + talk + wrap, _AGENT_FREE, (ident, talk + wrap))
+        push(now + talk, _TALK_END, ident)
+        push(now + talk + wrap, _AGENT_FREE, (ident, talk, wrap))
 
     def load(now: float) -> AgentLoad:
-        busy = tuple(now - a.busy_since for a in staff if a.busy_since is not None)
-        return AgentLoad(logged_in=agents, idle=len(idle), busy_elapsed=busy)
+        if not wrap_info:
+            busy = tuple(now - a.busy_since for a in staff if a.busy_since is not None)
+            return AgentLoad(logged_in=agents, idle=len(idle), busy_elapsed=busy)
+        talking = tuple(
+            now - a.busy_since for a in staff if a.busy_since is not None and a.wrap_since is None
+        )
+        wrapping = tuple(now - a.wrap_since for a in staff if a.wrap_since is not None)
+        return AgentLoad(logged_in=agents, idle=len(idle), busy_elapsed=talking, wrap_elapsed=wrapping)
 
     push(start, _TICK, None)
     now = start
@@ -261,12 +270,18 @@ def simulate(
                 dialer.on_outcome(attempt_id, outcome, now)
                 result.outcomes[outcome.value] = result.outcomes.get(outcome.value, 0) + 1
         elif kind == _AGENT_FREE:
-            ident, handle = payload
-            staff[ident].busy_since = None
+            ident, talk, wrap = payload
+            staff[ident].busy_since = staff[ident].wrap_since = None
             heapq.heappush(idle, (now, ident))
-            dialer.on_handle_time(handle)
+            if wrap_info:
+                dialer.on_call_end(talk, wrap)
+            else:
+                dialer.on_handle_time(talk + wrap)
             if waiting:
                 connect(waiting.pop(0), now)
+        elif kind == _TALK_END:
+            staff[payload].wrap_since = now
+            continue  # nothing the pacing must react to at once; the next tick sees it
         elif kind == _GRACE_END:
             attempt_id = payload
             if attempt_id in waiting:

@@ -236,6 +236,13 @@ class HandleTimes:
             return self.prior_mean
         return sum(self._sorted) / len(self._sorted)
 
+    def quantiles(self, count: int) -> list[float]:
+        """``count`` evenly spread quantiles of the recent samples (the prior mean if too few)."""
+        samples = self._sorted
+        if len(samples) < self.min_samples:
+            return [self.prior_mean] * count
+        return [samples[int((i + 0.5) / count * len(samples))] for i in range(count)]
+
     def p_done_within(self, elapsed: float, horizon: float) -> float:
         """Probability a call that has lasted ``elapsed`` s ends within the next ``horizon`` s."""
         samples = self._sorted
@@ -335,12 +342,15 @@ class AnswerStats:
 class AgentLoad:
     """The agents serving a campaign right now.
 
-    ``idle``: ready and not on a call; ``busy_elapsed``: for each agent on a call or in wrap-up,
-    seconds since that call was connected (its handle time so far)."""
+    ``idle``: ready and not on a call; ``busy_elapsed``: for each agent on a call (or in wrap-up,
+    when ``wrap_elapsed`` is not given), seconds since that call was connected; ``wrap_elapsed``:
+    for each agent in wrap-up, seconds since the wrap-up began (the ACD knows when talk ends, and
+    a wrap-up's end is far easier to foresee than a conversation's)."""
 
     logged_in: int
     idle: int
     busy_elapsed: tuple[float, ...] = ()
+    wrap_elapsed: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,6 +442,26 @@ def expected_abandons(lines: int, p: float, idle: int, soon_free: float) -> floa
     return total
 
 
+def _soon_free(
+    agents: AgentLoad,
+    handle_times: HandleTimes,
+    talk_times: HandleTimes | None,
+    wrap_times: HandleTimes | None,
+    horizon: float,
+) -> float:
+    """Expected busy agents free within ``horizon`` s. With wrap-up known separately, an agent in
+    wrap-up ends by the wrap-up times measured, and a talking agent needs the rest of its talk
+    plus a whole wrap-up (averaged over wrap-up quantiles)."""
+    if not agents.wrap_elapsed or talk_times is None or wrap_times is None or len(talk_times) < 20:
+        return sum(handle_times.p_done_within(e, horizon) for e in agents.busy_elapsed + agents.wrap_elapsed)
+    total = sum(wrap_times.p_done_within(w, horizon) for w in agents.wrap_elapsed)
+    wraps = [w for w in wrap_times.quantiles(5) if w < horizon]
+    if wraps:
+        for e in agents.busy_elapsed:
+            total += sum(talk_times.p_done_within(e, horizon - w) for w in wraps) / 5
+    return total
+
+
 def progressive_lines(agents: AgentLoad, in_flight: int) -> int:
     """One line per idle agent, lines already in flight counted."""
     return max(0, agents.idle - in_flight)
@@ -447,6 +477,8 @@ def pace(
     *,
     gain: float = 1.0,
     fallback: bool = False,
+    talk_times: HandleTimes | None = None,
+    wrap_times: HandleTimes | None = None,
 ) -> PacingDecision:
     """How many new calls to place now (see the module docstring for the model)."""
     in_flight = len(in_flight_elapsed)
@@ -475,7 +507,7 @@ def pace(
     # agents idle or freed by then plus the grace (cumulative arrivals against cumulative capacity).
     checkpoints = []
     for tau in (f * ttp for f in settings.checkpoints):
-        soon = sum(handle_times.p_done_within(e, tau + CONNECT_GRACE) for e in agents.busy_elapsed)
+        soon = _soon_free(agents, handle_times, talk_times, wrap_times, tau + CONNECT_GRACE)
         flight = sum(answers.p_person_within(e, tau) for e in in_flight_elapsed)
         checkpoints.append((soon, flight, answers.p_person_by(tau)))
     soon_free = max(c[0] for c in checkpoints)
@@ -590,6 +622,8 @@ class Dialer:
         self.ledger = AbandonmentLedger(settings.abandon_window)
         self.answers = AnswerStats(prior_rate=settings.expected_answer_rate)
         self.handle_times = HandleTimes(prior_mean=settings.expected_handle_time)
+        self.talk_times = HandleTimes(prior_mean=settings.expected_handle_time)
+        self.wrap_times = HandleTimes(prior_mean=15.0)
         self.gain = settings.pacing.gain_initial
         self.abandon_ema = settings.pacing.target
         self.fallback = False
@@ -765,6 +799,8 @@ class Dialer:
             self.settings.pacing,
             gain=self.gain,
             fallback=self.fallback,
+            talk_times=self.talk_times,
+            wrap_times=self.wrap_times,
         )
         self.last_decision = decision
         attempts: list[Attempt] = []
@@ -864,6 +900,12 @@ class Dialer:
 
     def is_live(self, attempt_id: str) -> bool:
         return attempt_id in self._live
+
+    def on_call_end(self, talk: float, wrap: float) -> None:
+        """An agent finished a campaign call: ``talk`` s of conversation then ``wrap`` s of wrap-up."""
+        self.talk_times.add(talk)
+        self.wrap_times.add(wrap)
+        self.handle_times.add(talk + wrap)
 
     def on_handle_time(self, seconds: float) -> None:
         """An agent finished a campaign call: talk + wrap-up lasted ``seconds``."""

@@ -410,3 +410,19 @@ def test_attempts_never_exceed_max_and_dnc_never_dialled(
     for state in dialer.contacts():
         assert state.attempts <= max_attempts
         assert state.status in (ContactStatus.DONE, ContactStatus.EXHAUSTED, ContactStatus.DNC)
+
+
+def test_wrap_up_agents_are_foreseen_better_than_talking_ones() -> None:
+    dialer = Dialer(settings_for(mode=Mode.PREDICTIVE, pacing=PacingSettings(warmup_attempts=0)))
+    for i in range(100):
+        dialer.on_call_end(60.0 + i * 2.4, 5.0 + (i % 25))  # talk 60..300 s, wrap-up 5..29 s
+    assert len(dialer.handle_times) == 100 and len(dialer.wrap_times) == 100
+    from callcenter.dialer import _soon_free
+
+    horizon = 15.0
+    in_wrap = AgentLoad(10, 0, (), (20.0,) * 10)  # ten agents 20 s into wrap-up: all end within 10 s
+    talking = AgentLoad(10, 0, (100.0,) * 10)  # ten agents 100 s into a call: each needs a wrap-up too
+    soon_wrap = _soon_free(in_wrap, dialer.handle_times, dialer.talk_times, dialer.wrap_times, horizon)
+    soon_talk = _soon_free(talking, dialer.handle_times, dialer.talk_times, dialer.wrap_times, horizon)
+    assert soon_wrap == pytest.approx(10.0)
+    assert soon_talk < 2.0
