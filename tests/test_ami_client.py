@@ -409,3 +409,44 @@ async def test_panoramisk_manager_resends_an_originate_after_reconnect(server: F
         manager.close()
         with contextlib.suppress(Exception):
             future.cancel()
+
+
+async def test_reconnect_backoff_is_capped_on_the_injected_clock(server: FakeAMIServer) -> None:
+    from callcenter.clock import FakeClock
+
+    clock = FakeClock()
+    attempts: list[float] = []
+    attempted = asyncio.Event()
+    refuse = False
+
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        attempts.append(clock.monotonic())
+        attempted.set()
+        if refuse:
+            raise ConnectionRefusedError("Asterisk is restarting")
+        return await asyncio.open_connection("127.0.0.1", server.port)
+
+    client = client_for(server, connect=connect, clock=clock, backoff_initial=0.5, backoff_max=2.0)
+    gapped = asyncio.Event()
+    gaps: list[EventGap] = []
+    client.on_gap(lambda gap: (gaps.append(gap), gapped.set()))
+    await client.connect()
+    try:
+        refuse = True
+        server.drop()
+        for expected in (0.5, 1.0, 2.0, 2.0, 2.0):
+            await clock.wait_for_sleepers(1)
+            attempted.clear()
+            clock.advance(expected - 0.01)
+            await asyncio.sleep(0)  # a too-early attempt would run now: none may
+            assert not attempted.is_set()
+            refuse = len(attempts) < 5
+            clock.advance(0.01)
+            await asyncio.wait_for(attempted.wait(), 5)
+        await asyncio.wait_for(gapped.wait(), 5)
+        assert server.count("Login") == 2
+        assert gaps[0].reason == "link" and gaps[0].until - gaps[0].since == pytest.approx(7.5)
+        steps = [round(b - a, 2) for a, b in zip(attempts[1:], attempts[2:], strict=False)]
+        assert steps == [1.0, 2.0, 2.0, 2.0]
+    finally:
+        await client.close()
