@@ -450,3 +450,29 @@ async def test_reconnect_backoff_is_capped_on_the_injected_clock(server: FakeAMI
         assert steps == [1.0, 2.0, 2.0, 2.0]
     finally:
         await client.close()
+
+
+async def test_own_action_id_matches_an_originate_response_sent_in_the_same_segment(
+    server: FakeAMIServer,
+) -> None:
+    def originate(m: Message) -> Reply:
+        return [
+            [("Response", "Success"), ("Message", "Originate successfully queued")],
+            [("Event", "OriginateResponse"), ("Response", "Failure"), ("Reason", "0")],
+        ]
+
+    server.handlers["Originate"] = originate
+    seen: list[Message] = []
+    async with client_for(server) as client:
+        client.subscribe("OriginateResponse", seen.append)
+        reply = await client.send_action(
+            "Originate", {"Channel": "PJSIP/agent2001"}, action_id="orig-1", timeout=2
+        )
+        assert reply.action_id == "orig-1"
+        await client.send_action("Ping", timeout=2)
+        with pytest.raises(UnsafeValueError):
+            await client.send_action("Ping", action_id="x\r\nAction: Hangup", timeout=2)
+        with pytest.raises(ValueError, match="action_id"):
+            await client.send_action("Ping", {"ActionID": "y"}, timeout=2)
+    assert [m.action_id for m in seen] == ["orig-1"]
+    assert server.count("Hangup") == 0

@@ -9,6 +9,7 @@ API (every network wait is bounded by a timeout)::
     client = AMIClient(host="127.0.0.1", port=5038, username="cc", secret="...")
     async with client:                                   # connect() + login ... close()
         reply = await client.send_action("Getvar", {"Channel": ch, "Variable": "X"}, timeout=5)
+        await client.send_action("Originate", {...}, action_id="orig-42")  # own ActionID: optional
         items = await client.send_action_list("CoreShowChannels", timeout=5)  # events, Complete last
         unsubscribe = client.subscribe("Hangup", callback)   # callback(Message), "*" for all
         client.on_gap(gap_callback)                           # gap_callback(EventGap)
@@ -540,9 +541,14 @@ class AMIClient:
         headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
         *,
         timeout: float | None = None,
+        action_id: str | None = None,
     ) -> Message:
-        """Send ``action`` and return its response. ``Response: Error`` raises ``AMIActionError``."""
-        result = await self._request(action, headers, timeout=timeout)
+        """Send ``action`` and return its response. ``Response: Error`` raises ``AMIActionError``.
+
+        ``action_id``: your own ActionID (unique among pending actions), so that events carrying
+        it (``OriginateResponse``) can be matched by a subscriber set up before sending; by
+        default the client makes one (read it back from the response's ``action_id``)."""
+        result = await self._request(action, headers, timeout=timeout, action_id=action_id)
         if isinstance(result, list):  # pragma: no cover - only list requests collect
             raise TypeError("unexpected event list")
         return result
@@ -570,12 +576,16 @@ class AMIClient:
         timeout: float | None,
         collect: bool = False,
         internal: bool = False,
+        action_id: str | None = None,
     ) -> Message | list[Message]:
         pairs = headers.items() if isinstance(headers, Mapping) else headers
         fields = [(str(name), str(value)) for name, value in pairs]
         if any(name.lower() == "actionid" for name, _ in fields):
-            raise ValueError("the client sets ActionID itself")
-        action_id = self._next_id()
+            raise ValueError("pass ActionID as action_id=, not as a header")
+        if action_id is None:
+            action_id = self._next_id()
+        elif not action_id or action_id in self._pending:
+            raise ValueError(f"ActionID {action_id!r} is empty or already pending")
         wire = encode_action(action, fields, action_id=action_id)  # UnsafeValueError: nothing written
         limit = self.action_timeout if timeout is None else timeout
         pending = _Pending(action, action_id, wire, collect)
