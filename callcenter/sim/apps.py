@@ -621,7 +621,7 @@ async def app_dial(pbx: PBX, chan: Channel, data: str) -> Any:
             continue
         leg.dial_outcome = None
         leg.extra.pop("on_ringing", None)
-        dial_end(leg, status)
+        dial_end(leg, "CANCEL" if answered is not None else status)
         if not leg.gone:
             pbx.hangup(leg)
     if answered is None:

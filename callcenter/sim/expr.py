@@ -11,6 +11,7 @@ strings; true is ``1``, false ``0``.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Protocol
 
@@ -122,12 +123,15 @@ def _tokens(expr: str) -> list[tuple[str, str]]:
 
 def _num(value: str) -> float | None:
     try:
-        return float(value)
+        num = float(value)
     except ValueError:
         return None
+    return num if math.isfinite(num) else None
 
 
 def _fmt(value: float) -> str:
+    if not math.isfinite(value):
+        return "0"
     return str(int(value)) if value == int(value) else repr(value)
 
 

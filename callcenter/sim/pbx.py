@@ -1043,6 +1043,8 @@ class PBX:
             if app is not None:
                 chan.app, chan.appdata = app
                 await self.exec_app(chan, app[0], app[1])
+                if not chan.soft and not chan.hangupcause and chan.async_goto is None:
+                    chan.hangupcause = 16  # the application simply ended: normal clearing
                 if chan.async_goto is not None and not chan.gone:
                     goto, chan.async_goto = chan.async_goto, None
                     chan.soft = False
