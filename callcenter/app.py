@@ -288,7 +288,11 @@ class Controller:
                     customers=customers,
                     clock=self.clock,
                 )
-                routes: dict[str, Callable[[Any], Awaitable[None]]] = {names.AGI_IVR: self.ivr.handle}
+                features = acd_mod.AgentFeatures(self.acd)
+                routes: dict[str, Callable[[Any], Awaitable[None]]] = {
+                    names.AGI_IVR: self.ivr.handle,
+                    names.AGI_FEATURE: features.handle,
+                }
                 for factory in self._extension_factories:
                     ext = await factory(self)
                     if ext is None:
