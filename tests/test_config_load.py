@@ -609,3 +609,113 @@ def test_calling_window_and_time_ranges_until_midnight() -> None:
     assert not w.allows(dt.datetime(2026, 11, 24, 20, 0))  # Tuesday is not in days
     day = m.TimeRange(dt.time(8, 0), dt.time(0, 0))
     assert day.contains(dt.time(23, 59)) and not day.contains(dt.time(7, 59))
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        pytest.param(
+            'numbers:\n  - {number: "+15550002000", flow: main, language: de}\n',
+            "extra.yaml:2: numbers.+15550002000.language: unknown language 'de' (expected one of: en, fr)",
+            id="unknown-language",
+        ),
+        pytest.param(
+            "queues:\n  q1: {skills: {sales: 1}, rona_action: pause, rona_pause_reason: nap}\n",
+            "extra.yaml:2: queues.q1.rona_pause_reason: unknown pause reason 'nap' (none is defined)",
+            id="unknown-pause-reason",
+        ),
+        pytest.param(
+            "queues:\n  q1: {skills: {sales: 1}, rona_action: pause}\n",
+            "extra.yaml:2: queues.q1.rona_action: rona_action is pause but no rona_pause_reason is given",
+            id="pause-without-reason",
+        ),
+        pytest.param(
+            "queues:\n  q1: {skills: {sales: 1}, max_wait: 60, overflow: {queue: q1}}\n",
+            "extra.yaml:2: queues.q1.overflow.queue: a queue cannot overflow to itself",
+            id="overflow-to-itself",
+        ),
+        pytest.param(
+            "queues:\n  q1: {skills: {sales: 1}, overflow: {voicemail: '1'}}\n"
+            "mailboxes:\n  '1': {name: Box}\n",
+            "extra.yaml:2: queues.q1.overflow: overflow is given but max_wait is not "
+            "(when would it overflow?)",
+            id="overflow-without-max-wait",
+        ),
+        pytest.param(
+            "queues:\n  q1: {skills: {sales: 1}, max_wait: 60, overflow: {queue: q2}}\n"
+            "  q2: {skills: {sales: 1}, max_wait: 60, overflow: {queue: q1}}\n",
+            "extra.yaml:2: queues.q1.overflow.queue: queue overflow loop: q1 -> q2 -> q1",
+            id="overflow-loop",
+        ),
+        pytest.param(
+            "queues:\n  q1: {skills: {sales: 1}, max_wait: 60, overflow: {queue: sales, voicemail: '1'}}\n",
+            "extra.yaml:2: queues.q1.overflow: expected exactly one of queue, voicemail, flow, hangup; "
+            "found ['queue', 'voicemail']",
+            id="overflow-two-targets",
+        ),
+        pytest.param(
+            "queues:\n  q1:\n    skills: {sales: 1}\n    relaxation:\n"
+            "      - {after_seconds: 60, min_level: 1}\n"
+            "      - {after_seconds: 30, add_skill: general}\n",
+            "extra.yaml:6: queues.q1.relaxation.1.after_seconds: expected steps in increasing after_seconds, "
+            "found 30",
+            id="relaxation-order",
+        ),
+        pytest.param(
+            "queues:\n  q1:\n    skills: {sales: 1}\n    relaxation:\n      - {after_seconds: 60}\n",
+            "extra.yaml:5: queues.q1.relaxation.0: expected min_level or add_skill in a relaxation step, "
+            "found neither",
+            id="relaxation-empty-step",
+        ),
+        pytest.param(
+            "pause_reasons:\n  a: {digits: '1'}\n  b: {digits: '1'}\n",
+            "extra.yaml:3: pause_reasons.b.digits: pause digits '1' are used twice (also by 'a')",
+            id="pause-digits-twice",
+        ),
+        pytest.param(
+            "trunks:\n  t1: {host: sip.example.net}\n",
+            "extra.yaml:2: trunks.t1: a trunk needs auth (username/password) or match (the carrier's IPs), "
+            "found neither",
+            id="trunk-without-auth-or-match",
+        ),
+        pytest.param(
+            "supervisors:\n"
+            '  - {id: "9", name: Sue, endpoint: s9, pin: "1234", sip_password: p, queues: [nope]}\n',
+            "extra.yaml:2: supervisors.9.queues.0: unknown queue 'nope' (expected one of: sales)",
+            id="supervisor-unknown-queue",
+        ),
+        pytest.param(
+            "fallback: {prompt: hello, endpoints: [a1, zz]}\n",
+            "extra.yaml:1: fallback.endpoints.1: unknown endpoint 'zz' (not an agent's or supervisor's)",
+            id="fallback-unknown-endpoint",
+        ),
+        pytest.param(
+            "campaigns:\n  c1: {queue: sales, mode: predictive, caller_id: '+15550001000',\n"
+            "       contacts: base.yaml, amd_action: message, identification_prompt: hello}\n",
+            "extra.yaml:3: campaigns.c1.amd_message: amd_action is message but no amd_message prompt "
+            "is given",
+            id="amd-message-missing",
+        ),
+        pytest.param(
+            "flows:\n  f2:\n    start: c\n    nodes:\n"
+            "      c: {type: collect, prompt: hello, variable: acct,\n"
+            "          min_digits: 9, max_digits: 4, next: {hangup: null}, fallback: {hangup: null}}\n",
+            "extra.yaml:6: flows.f2.nodes.c.min_digits: expected min_digits <= max_digits, found 9 > 4",
+            id="collect-min-over-max",
+        ),
+        pytest.param(
+            "flows:\n  f2:\n    start: l\n    nodes:\n"
+            "      l: {type: language, prompt: hello, choices: {1: en, 2: de}, next: {hangup: null}}\n",
+            "extra.yaml:5: flows.f2.nodes.l.choices.2: unknown language 'de' (expected one of: en, fr)",
+            id="language-choice-unknown",
+        ),
+        pytest.param(
+            "flows:\n  f2:\n    start: x\n    nodes:\n      x: {type: dance, next: y}\n",
+            "extra.yaml:5: flows.f2.nodes.x.type: expected a node type (prompt, menu, collect, hours, "
+            "language, set, lookup, goto_flow, queue, voicemail, callback, hangup), found 'dance'",
+            id="unknown-node-type",
+        ),
+    ],
+)
+def test_more_rules(tmp_path: Path, extra: str, expected: str) -> None:
+    assert problems(tmp_path, extra) == [expected]

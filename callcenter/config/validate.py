@@ -345,6 +345,7 @@ def _check_loops(c: m.Config) -> Iterator[Problem]:
 
 
 def _check_overflow_cycles(c: m.Config) -> Iterator[Problem]:
+    reported: set[frozenset[str]] = set()
     for q in c.queues.values():
         seen = [q.id]
         cur = q
@@ -353,7 +354,8 @@ def _check_overflow_cycles(c: m.Config) -> Iterator[Problem]:
             if t is None or t not in c.queues or t == cur.id:
                 break
             if t in seen:
-                if t == q.id:
+                if t == q.id and frozenset(seen) not in reported:
+                    reported.add(frozenset(seen))
                     yield Problem(
                         f"queue overflow loop: {' -> '.join([*seen, t])}",
                         ("queues", q.id, "overflow", "queue"),
