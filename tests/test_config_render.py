@@ -22,6 +22,7 @@ from callcenter.config.render import (
     ApplyError,
     RenderedFile,
     apply,
+    install_prompts,
     render,
     restore_previous,
     write_files,
@@ -355,3 +356,16 @@ async def test_ami_reloader_sends_reload_actions() -> None:
 
     await AMIReloader(FakeAMI(), timeout=3)("pbx_config.so")
     assert sent == [(names.ACTION_RELOAD, {"Module": "pbx_config.so"}, 3)]
+
+
+def test_install_prompts_copies_changed_wavs_only(tmp_path: Path) -> None:
+    sounds = tmp_path / "sounds"
+    first = install_prompts(REPO / "ivr_prompts", sounds)
+    wavs = sorted((REPO / "ivr_prompts").glob("*/*.wav"))
+    assert first == len(wavs) > 0
+    assert (sounds / "en" / "welcome.wav").read_bytes() == (
+        REPO / "ivr_prompts" / "en" / "welcome.wav"
+    ).read_bytes()
+    assert install_prompts(REPO / "ivr_prompts", sounds) == 0
+    (sounds / "es" / "welcome.wav").write_bytes(b"old")
+    assert install_prompts(REPO / "ivr_prompts", sounds) == 1

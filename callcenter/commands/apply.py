@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 
 from callcenter.asterisk.ami_client import AMIClient
 from callcenter.commands.render import output_dir
 from callcenter.commands.validate import add_config_args, load_or_report
+from callcenter.config.load import default_prompts_dir
 from callcenter.config.model import Config
-from callcenter.config.render import DEFAULT_TEMPLATES, AMIReloader, ApplyResult, apply
+from callcenter.config.render import DEFAULT_TEMPLATES, AMIReloader, ApplyResult, apply, install_prompts
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,6 +24,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_config_args(p)
     p.add_argument("--out", type=Path, default=None, help="Asterisk's config dir (default: RUN_DIR/asterisk)")
     p.add_argument("--templates", type=Path, default=DEFAULT_TEMPLATES, help="templates (asterisk-conf)")
+    p.add_argument(
+        "--install-prompts",
+        action="store_true",
+        help="also copy the prompt WAVs to asterisk.sounds_dir (on the Asterisk machine)",
+    )
     p.set_defaults(func=cmd_apply)
 
 
@@ -50,7 +57,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
     config = load_or_report(args)
     if config is None:
         return 2
-    result = asyncio.run(_apply(config, args))
+    if args.install_prompts:
+        prompts_dir = args.prompts if args.prompts is not None else default_prompts_dir(args.directory)
+        if prompts_dir is None:
+            print("apply: no prompts directory to install from", file=sys.stderr)
+            return 2
+        n = install_prompts(prompts_dir, Path(config.asterisk.sounds_dir))
+        print(f"apply: {n} prompt files installed in {config.asterisk.sounds_dir}")
+        result = asyncio.run(_apply(config, args))
     out = output_dir(args)
     print(f"apply: {len(result.files)} files written to {out}; reloaded {', '.join(result.reloaded)}")
     return 0

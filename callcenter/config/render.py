@@ -296,6 +296,30 @@ def restore_previous(out: Path) -> list[str]:
     return done
 
 
+def install_prompts(prompts_dir: Path, sounds_dir: Path) -> int:
+    """Copy ``prompts_dir/<lang>/<id>.wav`` to ``sounds_dir/<lang>/`` (where Playback finds
+    ``AsteriskSettings.sounds_dir/<lang>/<id>``), each file atomically; unchanged files are
+    skipped. Returns how many were copied."""
+    copied = 0
+    try:
+        for wav in sorted(prompts_dir.glob("*/*.wav")):
+            target_dir = sounds_dir / wav.parent.name
+            target = target_dir / wav.name
+            data = wav.read_bytes()
+            if target.is_file() and target.read_bytes() == data:
+                continue
+            target_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{wav.name}.", suffix=".tmp", dir=target_dir)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+            copied += 1
+    except OSError as exc:
+        raise ConfigError(f"cannot install prompts: {exc.strerror or exc}", file=str(sounds_dir)) from exc
+    return copied
+
+
 # ============================================================================ applying
 class Reloader(Protocol):
     """Reloads one Asterisk module's configuration; raises ``CallcenterError`` on failure."""
