@@ -297,3 +297,22 @@ def test_bare_lf_framing_parses_the_same(
 def test_a_line_without_colon_is_refused_on_both_paths(wire: bytes) -> None:
     with pytest.raises(AMIProtocolError, match="without a colon"):
         AMIParser(greeting=False).feed(wire)
+
+
+@settings(max_examples=200, deadline=None)
+@given(headers_st, st.lists(names_st, max_size=4), st.booleans())
+def test_lookups_on_the_text_agree_with_the_headers(
+    headers: list[tuple[str, str]], others: list[str], lf: bool
+) -> None:
+    """A parsed message answers get/in/[]/action_id from its text; a built one from its headers."""
+    wire = encode(headers)
+    parsed = parse_all(wire.replace(b"\r\n", b"\n") if lf else wire, greeting=False)[0]
+    built = Message(headers)
+    assert isinstance(parsed, Message)
+    for name in [n for n, _ in headers] + others + ["ActionID", "actionid", "x:y", "a\nb"]:
+        for variant in (name, name.upper(), name.lower()):
+            assert parsed.get(variant) == built.get(variant), variant
+            assert (variant in parsed) == (variant in built)
+    assert parsed.action_id == built.action_id
+    assert (parsed.kind, parsed.name) == (built.kind, built.name)
+    assert parsed == built

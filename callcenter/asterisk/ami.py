@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Final
 
 from callcenter.errors import AMIProtocolError, UnsafeValueError
@@ -84,19 +85,21 @@ class Message:
     looks at costs little: the reader must keep up with Asterisk.
     """
 
-    __slots__ = ("_crlf", "_headers", "_index", "_raw", "kind", "name")
+    __slots__ = ("_crlf", "_headers", "_index", "_low", "_raw", "kind", "name")
 
     kind: str | None
     name: str | None
     _headers: Headers | None
     _index: dict[str, str] | None
     _raw: str | None
+    _low: str | None  # _raw lower-cased, once a lookup needed it
     _crlf: bool
 
     def __init__(self, headers: Iterable[tuple[str, str]]) -> None:
         self._headers = headers if type(headers) is tuple else tuple(headers)
         self._index = None
         self._raw = None
+        self._low = None
         self._crlf = False
         self.kind, self.name = _classify(self._headers)
 
@@ -112,24 +115,55 @@ class Message:
     def _lookup(self) -> dict[str, str]:
         index = self._index
         if index is None:
-            index = {}
-            for name, value in self.headers:
-                key = name.lower()
-                if key not in index:
-                    index[key] = value
-            self._index = index
+            # Built back to front so that the first value of a repeated name wins.
+            backwards = self.headers[::-1]
+            keys = map(str.lower, map(_first, backwards))
+            index = self._index = dict(zip(keys, map(_second, backwards), strict=True))
         return index
+
+    def _find(self, key: str) -> str | None:
+        """The first value of the header whose lower-cased name is ``key``; ``None`` if absent.
+
+        A parsed message is searched as text (no split) while it is ASCII, the usual case."""
+        raw = self._raw
+        if raw is None or self._index is not None:
+            return self._lookup().get(key)
+        low = self._low
+        if low is None:
+            if not raw.isascii():  # lower() might change lengths: use the index
+                return self._lookup().get(key)
+            low = self._low = raw.lower()
+        if ":" in key or "\n" in key:
+            return None  # no header name holds these
+        width = len(key)
+        if low[width : width + 1] == ":" and low.startswith(key):
+            start = width + 1
+        else:
+            found = low.find(f"\n{key}:")
+            if found < 0:
+                return None
+            start = found + width + 2
+        stop = raw.find("\n", start)
+        if stop < 0:
+            value = raw[start:]
+        else:
+            value = raw[start : stop - 1] if self._crlf else raw[start:stop]
+        return value[1:] if value[:1] == " " else value
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of header ``name`` (case-insensitive), else ``default``."""
-        return self._lookup().get(name.lower(), default)
+        value = self._find(name.lower())
+        return default if value is None else value
 
     def __getitem__(self, name: str) -> str:
         """The first value of header ``name``; ``KeyError`` if absent."""
-        return self._lookup()[name.lower()]
+        value = self._find(name.lower())
+        if value is None:
+            raise KeyError(name)
+        return value
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._lookup()
+        return isinstance(name, str) and self._find(name.lower()) is not None
 
     def get_all(self, name: str) -> list[str]:
         """Every value of header ``name`` (case-insensitive), in wire order."""
@@ -152,22 +186,7 @@ class Message:
     @property
     def action_id(self) -> str | None:
         """The first ``ActionID`` header (read from the text without splitting the message)."""
-        raw = self._raw
-        if raw is not None and self._index is None:
-            if raw[:9].lower() == "actionid:":
-                start = 9
-            else:
-                found = raw.lower().find("\nactionid:")
-                if found < 0:
-                    return None
-                start = found + 10
-            stop = raw.find("\n", start)
-            if stop < 0:
-                value = raw[start:]
-            else:
-                value = raw[start : stop - 1] if self._crlf else raw[start:stop]
-            return value[1:] if value[:1] == " " else value
-        return self._lookup().get("actionid")
+        return self._find("actionid")
 
     def to_dict(self) -> dict[str, str]:
         """First value per header name, names as first spelled on the wire."""
@@ -225,6 +244,7 @@ def _from_crlf(raw: str) -> Message:
     message._crlf = True
     message._headers = None
     message._index = None
+    message._low = None
     if raw[:7] == "Event: ":
         end = raw.find("\r\n")
         message.kind = "event"
@@ -245,11 +265,14 @@ def _from_lf(raw: str) -> Message:
     message._crlf = False
     message._headers = None
     message._index = None
+    message._low = None
     message.kind, message.name = _classify(message.headers)
     return message
 
 
 _new_message = object.__new__
+_first = itemgetter(0)
+_second = itemgetter(1)
 
 
 class AMIParser:
