@@ -392,7 +392,7 @@ class _CallRun(AgiChannel):
                 self.state = state
         except _Hangup:
             self.on_hangup()
-        except (CallcenterError, TimeoutError, OSError) as exc:
+        except (CallcenterError, TimeoutError, OSError, core.IvrStateError) as exc:
             await self.on_failure(exc)
 
     async def carry_out(self, effects: list[core.Effect]) -> core.Input | None:

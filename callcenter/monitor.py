@@ -369,7 +369,7 @@ class MonitorService:
             await attempt.run()
         except ChannelGone:
             attempt.log("ended", note="supervisor hung up")
-        except (CallcenterError, TimeoutError, OSError) as exc:
+        except (CallcenterError, TimeoutError, OSError, core.IvrStateError) as exc:
             log.warning("spy attempt on %s failed: %r", io.channel, exc)
             attempt.log("failed", note=type(exc).__name__)
 
