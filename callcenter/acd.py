@@ -262,6 +262,9 @@ class ACD:
         cancelled."""
         for name in ("OriginateResponse", "Newchannel", "Hangup", "BridgeEnter", "BridgeLeave"):
             self._unsubscribe.append(self.ami.subscribe(name, self._inbox.put_nowait))
+        on_gap = getattr(self.ami, "on_gap", None)
+        if on_gap is not None:  # the AMI link dropped: events were missed, reconcile with the PBX
+            self._unsubscribe.append(on_gap(lambda gap: self._spawn(self.reconcile(), "acd-reconcile")))
         try:
             await self.rebuild()
             self.ready.set()
@@ -867,6 +870,7 @@ class ACD:
         if leg.settled or leg.cancelled:
             return
         leg.settled = True
+        leg.cancelled = True  # should the channel show up late, it is hung up
         queue = self.config.queues[leg.queue]
         action = str(queue.rona_action)
         self.stats["rona"] += 1
@@ -1032,6 +1036,8 @@ class ACD:
             leg = self._legs.get(key)
             if leg is not None and not leg.answered and not leg.settled:
                 self._leg_failed(leg, "timeout", now)
+            if leg is not None and leg.settled and leg.channel is None:
+                self._legs.pop(key, None)  # never became a channel (unreachable): nothing will end it
         elif kind == "announce":
             c = self._calls.get(key)
             if (
@@ -1089,6 +1095,22 @@ class ACD:
                 {"Channel": ch, "Context": names.CTX_ANNOUNCE, "Exten": "s", "Priority": "1"},
                 timeout=self.action_timeout,
             )
+
+    async def reconcile(self) -> None:
+        """After missed events (an AMI link gap): every call or agent leg whose channel the PBX no
+        longer has is treated as hung up."""
+        items = await self.ami.send_action_list(names.ACTION_STATUS, {}, timeout=self.action_timeout * 2)
+        live = {m.get("Channel") for m in items if m.name == "Status"} | {
+            m.get("Uniqueid") for m in items if m.name == "Status"
+        }
+        live.discard(None)
+        now = self.clock.now()
+        for leg in list(self._legs.values()):
+            if leg.channel is not None and leg.channel not in live and leg.leg_id not in live:
+                self._leg_hangup(leg, now, None)
+        for c in list(self._calls.values()):
+            if c.info.channel not in live and (c.info.uniqueid or "") not in live and not c.callback_number:
+                self._caller_hangup(c.info.call_id, now, None)
 
     # ================================================================== restart
     async def rebuild(self) -> None:

@@ -40,6 +40,7 @@ class FakeAMI:
         self.subs: dict[str, list[Callable[[Message], object]]] = {}
         self.status: list[Message] = []
         self.refuse: set[str] = set()
+        self.gap_callbacks: list[Callable[[Any], object]] = []
         self.n = 0
 
     async def send_action(
@@ -68,6 +69,14 @@ class FakeAMI:
         assert timeout is not None
         self.sent.append((action, [(str(k), str(v)) for k, v in dict(headers).items()]))
         return [*self.status, Message([("Event", "StatusComplete"), ("Items", str(len(self.status)))])]
+
+    def on_gap(self, callback: Callable[[Any], object]) -> Callable[[], None]:
+        self.gap_callbacks.append(callback)
+        return lambda: self.gap_callbacks.remove(callback)
+
+    def gap(self) -> None:
+        for cb in list(self.gap_callbacks):
+            cb(object())
 
     def subscribe(self, event: str, callback: Callable[[Message], object]) -> Callable[[], None]:
         self.subs.setdefault(event, []).append(callback)
@@ -577,3 +586,20 @@ async def test_feature_pci_on_the_agents_call(rig: Rig) -> None:
     await features.handle(s)
     assert s.played() == ["pci-resumed"]
     assert [a["State"] for a in rig.ami.actions(names.ACTION_MIXMONITOR_MUTE)] == ["1", "0"]
+
+
+async def test_a_link_gap_is_reconciled_with_the_pbx(rig: Rig) -> None:
+    await rig.acd.login("1001")
+    talking = await rig.call("call-g1", "sales")
+    leg, agent_chan = await rig.answer(caller=talking)
+    holding = await rig.call("call-g2", "support")
+    kept = await rig.call("call-g3", "support")
+    # The link drops; meanwhile the talking call ended and the first holder hung up.
+    rig.ami.status = [status(kept, "u-kept")]
+    rig.ami.gap()
+    await rig.settle()
+    assert rig.acd.call_state("call-g1") is None and rig.acd.call_state("call-g2") is None
+    assert rig.acd.call_state("call-g3") == "waiting"
+    assert rig.acd.agent_state("1001").status is ag.Status.WRAP_UP
+    assert rig.sink.disposition("call-g2") is Disposition.ABANDONED_QUEUE
+    assert holding != kept
