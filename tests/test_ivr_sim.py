@@ -279,3 +279,16 @@ def _luhn(digits: str) -> bool:
     from callcenter.ivr import luhn_ok
 
     return luhn_ok(digits)
+
+
+async def test_dtmf_flood_at_a_menu(center: m.Config, etc: Path, db_dsn: str, tmp_path: Path) -> None:
+    """100 repeat keys then a choice, all typed at once over the first menu prompt, then 10,000
+    digits typed over the next one: the IVR takes them one read at a time and ends in a queue."""
+    async with stack(center, etc, db_dsn, tmp_path) as s:
+        flood = await s.call(
+            Person({"language-menu": ["1"], "main-menu": ["*" * 100 + "3"], "support-menu": ["1" * 10_000]})
+        )
+    assert flood.held.is_set()
+    assert [(c.queue, c.language) for c in s.acd.calls] == [("support", "en")]
+    rows = path_of(await fetch(db_dsn, EVENTS), "sim-1")
+    assert [o for n, o in rows if n == "main-menu"] == ["repeat"] * 100 + ["choice"]
