@@ -184,6 +184,8 @@ class _Call:
     next_announce: float | None = None
     bridged_channels: set[str] = field(default_factory=set)
     callback_number: str | None = None
+    callback_reached: bool = False
+    callback_attempts: int = 0
 
 
 def policy_from_config(q: cm.Queue) -> rt.QueuePolicy:
@@ -225,6 +227,8 @@ class ACD:
         action_timeout: float = 5.0,
         agent_channel: str = "PJSIP/{endpoint}",
         ring_guard: float = 10.0,
+        callback_retry_delay: float = 300.0,
+        callback_max_attempts: int = 3,
         lockout_seconds: float = 900.0,
         on_callback_offer: Callable[[str, float], Awaitable[None]] | None = None,
     ) -> None:
@@ -237,6 +241,8 @@ class ACD:
         self.action_timeout = action_timeout
         self.agent_channel = agent_channel
         self.ring_guard = ring_guard
+        self.callback_retry_delay = callback_retry_delay
+        self.callback_max_attempts = callback_max_attempts
         self.lockout_seconds = lockout_seconds
         self.on_callback_offer = on_callback_offer
         self.router = rt.Router(policy_from_config(q) for q in config.queues.values())
@@ -260,7 +266,7 @@ class ACD:
     async def run(self) -> None:
         """Subscribe to AMI, rebuild state (restart), then process events and timers until
         cancelled."""
-        for name in ("OriginateResponse", "Newchannel", "Hangup", "BridgeEnter", "BridgeLeave"):
+        for name in ("OriginateResponse", "Newchannel", "Hangup", "BridgeEnter", "BridgeLeave", "DialEnd"):
             self._unsubscribe.append(self.ami.subscribe(name, self._inbox.put_nowait))
         on_gap = getattr(self.ami, "on_gap", None)
         if on_gap is not None:  # the AMI link dropped: events were missed, reconcile with the PBX
@@ -803,6 +809,27 @@ class ACD:
             call_id = self._by_channel.get(chan) or self._by_channel.get(uid)
             if call_id is not None:
                 self._caller_hangup(call_id, now, _int(msg.get("Cause")))
+        elif name == "DialEnd":
+            leg = self._legs.get(self._leg_by_channel.get(msg.get("Channel") or "", ""))
+            c = self._calls.get(leg.call_id) if leg is not None else None
+            if leg is not None and c is not None and c.callback_number and c.leg_id == leg.leg_id:
+                status = msg.get("DialStatus") or ""
+                c.callback_attempts += 1
+                c.callback_reached = status == "ANSWER"
+                self.sink.submit(
+                    CallEvent(
+                        c.info.call_id,
+                        now,
+                        EventKind.CALLBACK_ATTEMPT,
+                        queue=c.queue,
+                        agent_id=c.agent_id,
+                        detail={"status": status, "attempt": c.callback_attempts},
+                    )
+                )
+                if c.callback_reached:
+                    self.sink.submit(
+                        CallRecord(c.info.call_id, now, disposition=Disposition.CALLBACK_COMPLETED)
+                    )
         elif name == "BridgeEnter":
             chan = msg.get("Channel") or ""
             call_id = self._by_channel.get(chan)
@@ -838,7 +865,7 @@ class ACD:
                 now,
                 agent_id=leg.agent_id,
                 answered_at=now,
-                disposition=Disposition.CALLBACK_COMPLETED if c.callback_number else Disposition.ANSWERED,
+                disposition=None if c.callback_number else Disposition.ANSWERED,
             )
         )
         if len(c.bridged_channels) >= 2:
@@ -936,7 +963,18 @@ class ACD:
             if self.recorder is not None:
                 self.recorder.call_ended(leg.call_id)
             if c.callback_number:  # no caller channel of ours to wait for
-                self._forget(c)
+                self._callback_leg_ended(c, now)
+
+    def _callback_leg_ended(self, c: _Call, now: float) -> None:
+        """The agent's leg of a callback ended: done if the customer answered, else tried again
+        after ``callback_retry_delay`` (same place in line), up to ``callback_attempts`` times."""
+        if c.callback_reached or c.callback_attempts >= self.callback_max_attempts:
+            if not c.callback_reached:
+                self.sink.submit(CallRecord(c.info.call_id, now, disposition=Disposition.FAILED))
+            self._forget(c)
+            return
+        c.state, c.agent_id, c.leg_id, c.answered_at = "retry", None, None, None
+        self._timer(now + self.callback_retry_delay, "callback_retry", c.info.call_id)
 
     def _caller_hangup(self, call_id: str, now: float, cause: int | None) -> None:
         c = self._calls.get(call_id)
@@ -1038,6 +1076,16 @@ class ACD:
                 self._leg_failed(leg, "timeout", now)
             if leg is not None and leg.settled and leg.channel is None:
                 self._legs.pop(key, None)  # never became a channel (unreachable): nothing will end it
+        elif kind == "callback_retry":
+            c = self._calls.get(key)
+            if c is not None and c.state == "retry":
+                c.state = "waiting"
+                self.router.remove_call(key)
+                req = rt.CallRequest(key, c.queue, dict(c.info.skills), c.info.priority)
+                decisions = self.router.enqueue(req, now, arrived_at=c.queued_at)
+                if self.router.is_waiting(key):
+                    self.router.accept_callback(key)
+                self._apply(decisions, now)
         elif kind == "announce":
             c = self._calls.get(key)
             if (

@@ -412,10 +412,21 @@ async def test_callback_keeps_the_place_and_rings_the_agent_first(rig: Rig) -> N
     assert o["Context"] == names.CTX_TRANSFER and f"{names.VAR_TRANSFER_TARGET}=+15550001111" in o["Variable"]
     leg, chan = await rig.agent_rings()
     rig.ami.emit("OriginateResponse", Response="Success", Uniqueid=leg, Reason="4")
-    await rig.settle()
+    # The customer does not answer: tried again after the retry delay, same agent or another.
+    rig.ami.emit("DialEnd", Channel=chan, DialStatus="NOANSWER")
+    await rig.hangup(chan, leg)
+    assert rig.acd.call_state("call-14") == "retry"
+    n = len(rig.ami.actions("Originate"))
+    await rig.advance(300)  # retry delay; 1003's wrap-up is long over
+    assert len(rig.ami.actions("Originate")) == n + 1
+    leg, chan = await rig.agent_rings()
+    rig.ami.emit("OriginateResponse", Response="Success", Uniqueid=leg, Reason="4")
+    rig.ami.emit("DialEnd", Channel=chan, DialStatus="ANSWER")
     await rig.hangup(chan, leg)
     assert rig.sink.disposition("call-14") is Disposition.CALLBACK_COMPLETED
     assert rig.acd.call_state("call-14") is None
+    attempts = [e.detail["status"] for e in rig.sink.of(CallEvent) if str(e.kind) == "callback_attempt"]
+    assert attempts == ["NOANSWER", "ANSWER"]
 
 
 async def test_pin_lockout(rig: Rig) -> None:
