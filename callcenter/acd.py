@@ -5,16 +5,23 @@ The life of a queued call::
     IVR --await acd.enqueue(QueuedCall)--> Setvar CC_CALL_ID/CC_QUEUE/CC_MOH, Redirect -> cc-hold
     router Offer -> agent Reserve -> Originate (ChannelId chosen here, Timeout = queue ring_timeout)
         Channel PJSIP/<endpoint> -> cc-agent-leg,s,1 with CC_CALLER, CC_CALL_ID, CC_AGENT_ID
-    OriginateResponse Success -> agent on call; the leg Bridge()s the caller; BridgeEnter x2 ->
-        recording per queue policy
+    OriginateResponse Success -> agent on call; the leg Bridge()s the caller (and, for queues that
+        record always, runs MixMonitor(${CC_RECORDING}) first, a file the Recorder named);
+        BridgeEnter x2 -> the recording is indexed; on_demand by ``record()``
     OriginateResponse Failure (no answer, busy, unreachable) = RONA -> the agent per the queue's
         RONA rule (not_ready / pause / logout after rona_count misses); the call goes back to its
         place and is offered to the next agent (never the same one again)
     caller Hangup while waiting -> abandoned; while its agent rings -> Hangup of the agent leg,
         the agent is available again; while bridged -> the call ends, the agent wraps up (ONE
         wrap-up, the queue's seconds), then becomes available (or a pause asked meanwhile)
-    every announce_period: Setvar CC_POSITION/CC_EWT, Redirect -> cc-announce (back to hold after)
-    max wait: overflow to another queue (place kept) or voicemail / hang-up per the queue
+    every announce_period: Setvar CC_PROMPT (position, EWT in minutes), CC_POSITION, CC_EWT,
+        Redirect -> cc-announce (back to hold after); the callback offer once EWT passes the
+        queue's threshold (``on_callback_offer`` hook, a CallEvent note)
+    max wait: overflow to another queue (place kept) or voicemail (CC_MAILBOX, cc-voicemail) /
+        hang-up per the queue (a "flow" overflow hangs up too: the IVR owns flows)
+    callback (``accept_callback``): the caller leaves, keeps its place; its turn rings the agent
+        into cc-transfer (CC_TRANSFER_TARGET = the number); DialEnd says if the customer answered;
+        else retried after ``callback_retry_delay``, ``callback_max_attempts`` times
     transfers: blind to a queue (keeps the call's data, back to hold, the agent wraps up), blind to
         a number (Redirect -> cc-transfer), attended (Atxfer on the agent's leg)
 
@@ -25,12 +32,14 @@ Wiring (the composition root)::
     await acd.enqueue(QueuedCall(call_id, channel, queue, skills, priority, language, ...))
     await acd.login("1001"); await acd.pause("1001", "lunch"); await acd.resume("1001")
     register_routes(http_router, acd)   # /api/agents/... for the CLI (callcenter agent ...)
+    agi_server.add_route(names.AGI_FEATURE, AgentFeatures(acd).handle)   # agents' feature codes
 
 Everything mutates in the event loop's single thread; AMI callbacks only enqueue. Every AMI action
 is bounded by ``action_timeout``. Restart: ``rebuild()`` (run by ``run()``) reads ``Status`` with
 the CC_* variables and the database's last agent states: callers holding go back in line at their
 first arrival, bridged calls stay bridged with their agent on call, half-offered legs are hung up
-and their calls re-offered.
+and their calls re-offered. An AMI link gap (events missed) triggers ``reconcile()``: calls and legs
+the PBX no longer has are ended.
 """
 
 from __future__ import annotations
