@@ -719,3 +719,9 @@ def test_calling_window_and_time_ranges_until_midnight() -> None:
 )
 def test_more_rules(tmp_path: Path, extra: str, expected: str) -> None:
     assert problems(tmp_path, extra) == [expected]
+
+
+def test_control_characters(tmp_path: Path) -> None:
+    assert _file_problems(tmp_path, b"skills:\n  - a\x01b\n") == [
+        "zz.yaml:2: not YAML text: character U+0001 is not allowed (control characters are refused)"
+    ]

@@ -16,6 +16,7 @@ from callcenter.asterisk import names
 from callcenter.config import model as m
 from callcenter.config.load import load
 from callcenter.config.render import render
+from callcenter.errors import ValidationError
 
 ids = st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True)
 safe_names = st.from_regex(r"[A-Za-z][A-Za-z .'-]{0,20}[A-Za-z]", fullmatch=True)
@@ -137,3 +138,61 @@ def test_random_valid_centers_load_render_and_parse_back(doc: dict[str, Any]) ->
     assert vm == list(doc["mailboxes"])
     manager = {c.name for c in parsed["manager.conf"].categories}
     assert manager == {"general", config.asterisk.ami.username}
+
+
+BASE_CENTER = "center:\n  name: C\n  timezone: UTC\n  hours: {mon: '09:00-17:00'}\n"
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode)))
+def test_arbitrary_file_bytes_give_only_located_config_errors(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "a.yaml").write_text(BASE_CENTER)
+        (d / "b.yaml").write_bytes(data)
+        try:
+            load(d, prompts_dir=None, env={})
+        except ValidationError as exc:
+            assert exc.problems and all(p.file in ("a.yaml", "b.yaml") and p.line for p in exc.problems)
+
+
+yaml_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "queues",
+                "flows",
+                "agents",
+                "numbers",
+                "skills",
+                "campaigns",
+                "music",
+                "feature_codes",
+                "recording",
+                "trunks",
+                "nope",
+            ]
+        ),
+        yaml_values,
+        max_size=4,
+    )
+)
+def test_arbitrary_structures_give_only_located_config_errors(doc: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "a.yaml").write_text(BASE_CENTER)
+        (d / "b.yaml").write_text(yaml.safe_dump(doc))
+        try:
+            load(d, prompts_dir=None, env={})
+        except ValidationError as exc:
+            assert exc.problems and all(p.file in ("a.yaml", "b.yaml") and p.line for p in exc.problems)

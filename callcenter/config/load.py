@@ -186,7 +186,18 @@ def read_yaml(path: Path, rel: str, problems: Problems) -> yaml.MappingNode | No
     if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
         problems.add("empty file: expected a mapping of sections (center:, queues:, ...)", (), here)
         return None
-    loader = _StrictLoader(text)
+    try:
+        loader = _StrictLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        ch = exc.character
+        code = ch if isinstance(ch, int) else ord(ch)
+        problems.add(
+            f"not YAML text: character U+{code:04X} is not allowed (control characters are refused)",
+            (),
+            m.Where(rel, line),
+        )
+        return None
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
