@@ -368,6 +368,18 @@ class ACD:
             finally:
                 self._inbox.task_done()
 
+    def reload(self, config: cm.Config) -> None:
+        """New configuration (``callcenter apply``): queue rules apply at once to the calls already
+        waiting (relaxation, max wait, strategy...); new agents can log in. Logged-in agents keep
+        the skills they logged in with until they log in again; removed queues keep their calls."""
+        now = self.clock.now()
+        self.config = config
+        for agent_id in config.agents:
+            self.agents.setdefault(agent_id, ag.AgentState(agent_id))
+        for q in config.queues.values():
+            self._apply(self.router.set_queue(policy_from_config(q), now), now)
+        self._wake.set()
+
     # ================================================================== agents API
     def verify_pin(self, agent_id: str, pin: str) -> None:
         """Check an agent's PIN (feature-code login); 5 failures lock the id for a while."""

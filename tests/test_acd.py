@@ -614,3 +614,19 @@ async def test_a_link_gap_is_reconciled_with_the_pbx(rig: Rig) -> None:
     assert rig.acd.agent_state("1001").status is ag.Status.WRAP_UP
     assert rig.sink.disposition("call-g2") is Disposition.ABANDONED_QUEUE
     assert holding != kept
+
+
+async def test_reload_applies_new_queue_rules_to_waiting_calls(rig: Rig) -> None:
+    import dataclasses
+
+    from callcenter.config.model import Relaxation
+
+    await rig.acd.login("1006")  # sales 3; the sales queue asks 5 (3 only after 30 s)
+    await rig.call("call-r", "sales")
+    await rig.advance(2)
+    assert rig.ami.actions("Originate") == []
+    cfg = rig.acd.config
+    sales = dataclasses.replace(cfg.queues["sales"], relaxation=(Relaxation(1.0, min_level=3),))
+    rig.acd.reload(dataclasses.replace(cfg, queues={**cfg.queues, "sales": sales}))
+    await rig.settle()
+    assert rig.ami.last_originate()["Channel"] == "PJSIP/agent1006"
