@@ -19,6 +19,7 @@ the message text::
     │   ├── ActionLostError            a non-idempotent action's fate is unknown after a reconnect;
     │   │                              it is never re-sent, the caller decides
     │   ├── AMITimeoutError            no response in time (also a TimeoutError)
+    │   ├── ApplyError                 `callcenter apply`: a reload failed (restored: old files back)
     │   └── AGIError                   a FastAGI command failed or the channel hung up
     │       ├── AGIHangupError         the channel is gone (HANGUP notice or result=-1)
     │       └── AGICommandError        Asterisk refused a command: 510/511/520 (status, command)
@@ -156,6 +157,17 @@ class ActionLostError(AsteriskError):
 
 class AMITimeoutError(AsteriskError, TimeoutError):
     code = "ami_timeout"
+
+
+class ApplyError(AsteriskError):
+    """``callcenter apply`` failed to reload Asterisk; ``restored`` tells whether the previous
+    configuration files were put back."""
+
+    code = "apply_failed"
+
+    def __init__(self, message: str, *, restored: bool) -> None:
+        self.restored = restored
+        super().__init__(message)
 
 
 class AGIError(AsteriskError):

@@ -30,7 +30,7 @@ import jinja2
 
 from callcenter.asterisk import names
 from callcenter.config import model as m
-from callcenter.errors import AsteriskError, CallcenterError, ConfigError, UnsafeValueError
+from callcenter.errors import ApplyError, CallcenterError, ConfigError, UnsafeValueError
 
 DEFAULT_TEMPLATES: Final = Path(__file__).resolve().parents[2] / "asterisk-conf"
 SECRET_FILES: Final = frozenset({"pjsip.conf", "manager.conf", "voicemail.conf"})
@@ -57,14 +57,20 @@ class RenderedFile:
         return 0o600 if self.secret else 0o644
 
 
-class ApplyError(AsteriskError):
-    """``apply`` failed; ``restored`` tells whether the previous files were put back."""
-
-    code = "apply_failed"
-
-    def __init__(self, message: str, *, restored: bool) -> None:
-        self.restored = restored
-        super().__init__(message)
+__all__ = [
+    "RELOAD_MODULES",
+    "AMIReloader",
+    "ApplyError",
+    "ApplyResult",
+    "Reloader",
+    "RenderedFile",
+    "apply",
+    "diff_files",
+    "install_prompts",
+    "render",
+    "restore_previous",
+    "write_files",
+]
 
 
 # ============================================================================ rendering
