@@ -488,3 +488,37 @@ def test_any_caller_behaviour_ends_in_a_defined_exit(
         if e.detail and "input" in e.detail:
             text = str(e.detail["input"])
             assert len(text) < 64 and text.isprintable()
+
+
+# ----------------------------------------------------------------------------- the example center
+_EXAMPLE: list[Interpreter] = []
+
+
+def _example() -> Interpreter:
+    if not _EXAMPLE:
+        from pathlib import Path
+
+        from callcenter.config.load import load_config
+
+        repo = Path(__file__).resolve().parent.parent
+        _EXAMPLE.append(Interpreter(load_config(repo / "dialplans", env={"CC_AMI_SECRET": "x"})))
+    return _EXAMPLE[0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    script=st.lists(
+        st.sampled_from(["", "0", "1", "2", "3", "4", "9", "*", "#", "12345678#", "x"]), max_size=30
+    ),
+    when=st.floats(min_value=utc(2026, 1, 1), max_value=utc(2027, 1, 1)),
+)
+def test_the_example_centers_flows_always_end_in_a_defined_exit(script: list[str], when: float) -> None:
+    ivr = _example()
+    run = drive(ivr, script, now=when, info=CallInfo("ex", "2125550100", "18005550100", "+12125550100"))
+    ex = run.exit
+    if ex.kind is ExitKind.QUEUE:
+        assert ex.queue in ivr.config.queues
+    elif ex.kind is ExitKind.VOICEMAIL:
+        assert ex.mailbox in ivr.config.mailboxes
+    for read in run.reads:
+        assert all(snd.startswith(ivr.sounds_dir + "/") for snd in read.sounds)
