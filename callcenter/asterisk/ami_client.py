@@ -377,8 +377,10 @@ class AMIClient:
                     with contextlib.suppress(asyncio.CancelledError):
                         await pinger
             down_since = self.clock.now()
-            log.warning("AMI link to %s:%s lost: %s", self.host, self.port, reason)
             await self._drop(link, reason)
+            if self._closed:
+                return  # close() is under way: no reconnect
+            log.warning("AMI link to %s:%s lost: %s", self.host, self.port, reason)
             if not self.reconnect:
                 for pending in list(self._pending.values()):
                     if pending.link is not None and not pending.future.done():
