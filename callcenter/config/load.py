@@ -1270,14 +1270,15 @@ def read_flow(r: Reader, fid: str, node: yaml.Node, path: Path_) -> m.Flow | Non
     mr.finish()
     if start is None:
         return None
-    ordered = dict(sorted(fb.nodes.items(), key=lambda kv: _node_order(kv[0], list(fb.nodes))))
+    # Written order, each inline (derived) node right after its parent.
+    position = {nid: i for i, nid in enumerate(fb.nodes)}
+
+    def order(nid: str) -> tuple[int, int]:
+        base = nid.split(".", 1)[0]
+        return (position.get(base, len(position)), 0 if nid == base else position[nid] + 1)
+
+    ordered = dict(sorted(fb.nodes.items(), key=lambda kv: order(kv[0])))
     return m.Flow(id=fid, start=start, nodes=m.frozen_map(ordered), description=_opt(desc, ""))
-
-
-def _node_order(nid: str, order: list[str]) -> tuple[int, int]:
-    # keep the written order; inline (derived) nodes come right after their parent
-    base = nid.split(".", 1)[0]
-    return (order.index(base) if base in order else len(order), 0 if nid == base else order.index(nid) + 1)
 
 
 # ---------------------------------------------------------------------------- ACD & people
