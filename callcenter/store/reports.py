@@ -117,23 +117,28 @@ WHERE c.callback_of IS NOT NULL AND c.disposition = 'callback_completed'
 GROUP BY 1, 2
 """
 
-# Agent state time split over the buckets it overlaps. ``ended_at`` (kept by a trigger) is when the
-# agent's next state began; a state still open lasts until ``$6`` (now). States that began more than
-# ``$5`` before the window are not looked at (a bound for the index scan).
+# Agent state time per bucket: finished states from the 15-minute slots of ``agent_state_time``
+# (kept by triggers as states end; a slot counts when it starts inside the window), plus the states
+# still open (``ended_at`` NULL), which last until ``$6`` (now) and are split here.
 _STATE_SQL = """
-WITH clipped AS (
-    SELECT agent_id, state,
-           greatest(at, $1::timestamptz) AS t0,
-           least(coalesce(ended_at, $6::timestamptz), $2::timestamptz, $6::timestamptz) AS t1
+WITH closed AS (
+    SELECT {bucket_slot} AS bucket, t.agent_id, t.state, t.seconds AS secs
+    FROM agent_state_time t
+    WHERE t.bucket >= $1::timestamptz AND t.bucket < $2::timestamptz
+      AND (t.state = ANY($7::text[]) OR t.state = ANY($8::text[]))
+      AND ($4::text[] IS NULL OR t.agent_id = ANY($4::text[]))
+), open AS (
+    SELECT agent_id, state, greatest(at, $1::timestamptz) AS t0, least($2::timestamptz, $6::timestamptz) AS t1
     FROM agent_states
-    WHERE at < $2::timestamptz AND at >= $1::timestamptz - $5::interval
-      AND (ended_at IS NULL OR ended_at > $1::timestamptz)
+    WHERE ended_at IS NULL AND at < $2::timestamptz AND $5::interval IS NOT NULL
       AND (state = ANY($7::text[]) OR state = ANY($8::text[]))
       AND ($4::text[] IS NULL OR agent_id = ANY($4::text[]))
 ), parts AS (
-    SELECT k.agent_id, k.state, b.bucket,
-           date_part('epoch', least(k.t1, b.bucket + $3::interval) - greatest(k.t0, b.bucket)) AS secs
-    FROM clipped k
+    SELECT bucket, agent_id, state, secs FROM closed
+    UNION ALL
+    SELECT b.bucket, k.agent_id, k.state,
+           date_part('epoch', least(k.t1, b.bucket + $3::interval) - greatest(k.t0, b.bucket))
+    FROM open k
     CROSS JOIN LATERAL generate_series({bucket_t0}, k.t1, $3::interval) AS b(bucket)
     WHERE k.t1 > k.t0
 )
@@ -141,8 +146,36 @@ SELECT bucket, agent_id,
        coalesce(sum(secs) FILTER (WHERE state = ANY($7::text[])), 0) AS busy,
        coalesce(sum(secs) FILTER (WHERE state = ANY($8::text[])), 0) AS idle
 FROM parts
-WHERE secs > 0
 GROUP BY bucket, agent_id
+HAVING sum(secs) > 0.0005
+"""
+
+# The same, for all agents together (the queue report without an agent filter).
+_CENTER_STATE_SQL = """
+WITH closed AS (
+    SELECT {bucket_slot} AS bucket, t.state, t.seconds AS secs
+    FROM center_state_time t
+    WHERE t.bucket >= $1::timestamptz AND t.bucket < $2::timestamptz
+      AND (t.state = ANY($6::text[]) OR t.state = ANY($7::text[]))
+), open AS (
+    SELECT state, greatest(at, $1::timestamptz) AS t0, least($2::timestamptz, $5::timestamptz) AS t1
+    FROM agent_states
+    WHERE ended_at IS NULL AND at < $2::timestamptz AND $4::interval IS NOT NULL
+      AND (state = ANY($6::text[]) OR state = ANY($7::text[]))
+), parts AS (
+    SELECT bucket, state, secs FROM closed
+    UNION ALL
+    SELECT b.bucket, k.state,
+           date_part('epoch', least(k.t1, b.bucket + $3::interval) - greatest(k.t0, b.bucket))
+    FROM open k
+    CROSS JOIN LATERAL generate_series({bucket_t0}, k.t1, $3::interval) AS b(bucket)
+    WHERE k.t1 > k.t0
+)
+SELECT bucket,
+       coalesce(sum(secs) FILTER (WHERE state = ANY($6::text[])), 0) AS busy,
+       coalesce(sum(secs) FILTER (WHERE state = ANY($7::text[])), 0) AS idle
+FROM parts
+GROUP BY bucket
 """
 
 _AGENT_SQL = """
@@ -229,9 +262,8 @@ async def state_time(
     conn: Any, q: ReportQuery, *, now: dt.datetime
 ) -> dict[tuple[dt.datetime, str], tuple[float, float]]:
     """(bucket, agent) -> (busy seconds, idle seconds). Expects the session time zone set."""
-    bucket_t0 = _bucket(q.interval, "k.t0")
     rows = await conn.fetch(
-        _STATE_SQL.format(bucket_t0=bucket_t0),
+        _STATE_SQL.format(bucket_t0=_bucket(q.interval, "k.t0"), bucket_slot=_bucket(q.interval, "t.bucket")),
         q.start,
         q.end,
         q.step,
@@ -274,9 +306,24 @@ async def queue_report(conn: Any, q: ReportQuery, *, now: dt.datetime) -> list[d
         )
     }
     occupancy: dict[dt.datetime, tuple[float, float]] = {}
-    for (bucket, _agent), (busy, idle) in (await state_time(conn, q, now=now)).items():
-        b, i = occupancy.get(bucket, (0.0, 0.0))
-        occupancy[bucket] = (b + busy, i + idle)
+    if q.agents is None:
+        for r in await conn.fetch(
+            _CENTER_STATE_SQL.format(
+                bucket_t0=_bucket(q.interval, "k.t0"), bucket_slot=_bucket(q.interval, "t.bucket")
+            ),
+            q.start,
+            q.end,
+            q.step,
+            dt.timedelta(hours=24),
+            now,
+            list(BUSY_STATES),
+            list(IDLE_STATES),
+        ):
+            occupancy[r["bucket"]] = (float(r["busy"]), float(r["idle"]))
+    else:
+        for (bucket, _agent), (busy, idle) in (await state_time(conn, q, now=now)).items():
+            b, i = occupancy.get(bucket, (0.0, 0.0))
+            occupancy[bucket] = (b + busy, i + idle)
     out: list[dict[str, Any]] = []
     seen: set[tuple[dt.datetime, str]] = set()
     for r in rows:

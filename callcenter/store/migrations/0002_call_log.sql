@@ -50,6 +50,8 @@ CREATE INDEX calls_callbacks ON calls (started_at) WHERE callback_of IS NOT NULL
 -- A call's arrival tells the same caller's previous call when it was called again, and learns of a
 -- later call already logged (rows may arrive out of order after a spool replay).
 CREATE FUNCTION calls_link_next_call() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    later timestamptz;
 BEGIN
     IF NEW.caller_number IS NULL OR NEW.started_at IS NULL THEN
         RETURN NULL;
@@ -58,10 +60,11 @@ BEGIN
      WHERE caller_number = NEW.caller_number
        AND started_at < NEW.started_at
        AND (next_call_at IS NULL OR next_call_at > NEW.started_at);
-    UPDATE calls SET next_call_at = (
-               SELECT min(n.started_at) FROM calls n
-                WHERE n.caller_number = NEW.caller_number AND n.started_at > NEW.started_at)
-     WHERE call_id = NEW.call_id;
+    SELECT min(n.started_at) INTO later FROM calls n
+     WHERE n.caller_number = NEW.caller_number AND n.started_at > NEW.started_at;
+    IF later IS NOT NULL THEN
+        UPDATE calls SET next_call_at = later WHERE call_id = NEW.call_id;
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -109,9 +112,87 @@ CREATE TABLE agent_states (
     reason    text,
     queue     text,
     call_id   text,
+    -- When the agent's next state began (kept by the trigger below; NULL while it lasts).
+    ended_at  timestamptz,
     PRIMARY KEY (agent_id, seq)
 );
 CREATE INDEX agent_states_at ON agent_states (at);
+CREATE INDEX agent_states_agent_at ON agent_states (agent_id, at);
+
+-- A new state ends the agent's previous one, and ends itself at a later state already logged.
+CREATE FUNCTION agent_states_link_end() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    later timestamptz;
+BEGIN
+    UPDATE agent_states SET ended_at = NEW.at
+     WHERE agent_id = NEW.agent_id
+       AND (at < NEW.at OR (at = NEW.at AND seq < NEW.seq))
+       AND (ended_at IS NULL OR ended_at > NEW.at);
+    SELECT min(at) INTO later FROM agent_states
+     WHERE agent_id = NEW.agent_id AND (at > NEW.at OR (at = NEW.at AND seq > NEW.seq));
+    IF later IS NOT NULL THEN
+        UPDATE agent_states SET ended_at = later WHERE agent_id = NEW.agent_id AND seq = NEW.seq;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER agent_states_end AFTER INSERT ON agent_states
+    FOR EACH ROW EXECUTE FUNCTION agent_states_link_end();
+CREATE INDEX agent_states_open ON agent_states (at) WHERE ended_at IS NULL;
+
+-- Time in each state per agent and 15-minute slot (UTC-aligned; every time zone's midnight is on a
+-- 15-minute boundary, so 15/30/60-minute and daily reports sum whole slots). Kept by the trigger
+-- below as states end, so occupancy over a month reads this table, not millions of state rows.
+CREATE TABLE agent_state_time (
+    bucket    timestamptz NOT NULL,
+    agent_id  text NOT NULL,
+    state     text NOT NULL,
+    seconds   double precision NOT NULL,
+    PRIMARY KEY (bucket, agent_id, state)
+);
+
+-- The same for the whole center (all agents together): the queue report's occupancy.
+CREATE TABLE center_state_time (
+    bucket    timestamptz NOT NULL,
+    state     text NOT NULL,
+    seconds   double precision NOT NULL,
+    PRIMARY KEY (bucket, state)
+);
+
+CREATE FUNCTION agent_state_time_add(p_agent text, p_state text, p_t0 timestamptz, p_t1 timestamptz,
+                                     p_sign double precision) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO agent_state_time (bucket, agent_id, state, seconds)
+    SELECT b, p_agent, p_state,
+           p_sign * date_part('epoch', least(p_t1, b + interval '15 minutes') - greatest(p_t0, b))
+    FROM generate_series(date_bin('15 minutes', p_t0, timestamptz '2000-01-01 00:00:00+00'), p_t1,
+                         interval '15 minutes') AS b
+    WHERE p_t1 > p_t0 AND least(p_t1, b + interval '15 minutes') > greatest(p_t0, b)
+    ON CONFLICT (bucket, agent_id, state)
+    DO UPDATE SET seconds = agent_state_time.seconds + EXCLUDED.seconds;
+    INSERT INTO center_state_time (bucket, state, seconds)
+    SELECT b, p_state,
+           p_sign * date_part('epoch', least(p_t1, b + interval '15 minutes') - greatest(p_t0, b))
+    FROM generate_series(date_bin('15 minutes', p_t0, timestamptz '2000-01-01 00:00:00+00'), p_t1,
+                         interval '15 minutes') AS b
+    WHERE p_t1 > p_t0 AND least(p_t1, b + interval '15 minutes') > greatest(p_t0, b)
+    ON CONFLICT (bucket, state)
+    DO UPDATE SET seconds = center_state_time.seconds + EXCLUDED.seconds;
+$$;
+
+CREATE FUNCTION agent_states_account() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.ended_at IS NOT NULL THEN
+        PERFORM agent_state_time_add(OLD.agent_id, OLD.state, OLD.at, OLD.ended_at, -1);
+    END IF;
+    IF NEW.ended_at IS NOT NULL THEN
+        PERFORM agent_state_time_add(NEW.agent_id, NEW.state, NEW.at, NEW.ended_at, 1);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER agent_states_account AFTER UPDATE OF ended_at ON agent_states
+    FOR EACH ROW WHEN (OLD.ended_at IS DISTINCT FROM NEW.ended_at)
+    EXECUTE FUNCTION agent_states_account();
 
 CREATE TABLE recordings (
     recording_id        text PRIMARY KEY,
