@@ -28,6 +28,7 @@ The Asterisk side (the simulated PBX)::
     encode_reply(AGIReply.ok("1", data="5551230001"))  # b"200 result=1 (5551230001)\\n"
     encode_usage_error("Usage text...")               # the 520- multi-line form
     HANGUP_LINE                                       # b"HANGUP\\n"
+    FAILURE_LINE (the script's side: b"failure\\n" ends the AGI with AGISTATUS=FAILURE)
 
 Errors: malformed input, an oversized line or block and EOF in the middle of the environment or
 of a reply raise :class:`~callcenter.errors.AGIProtocolError` (the parser is then dead); a CR, LF
@@ -47,6 +48,7 @@ from callcenter.errors import AGIProtocolError, UnsafeValueError
 __all__ = [
     "DEFAULT_MAX_ENV_SIZE",
     "DEFAULT_MAX_LINE",
+    "FAILURE_LINE",
     "HANGUP_LINE",
     "AGIEnvironment",
     "AGIParser",
@@ -68,6 +70,11 @@ DEFAULT_MAX_LINE: Final = 64 * 1024
 DEFAULT_MAX_REPLY_LINES: Final = 200
 MAX_ARGS: Final = 128  # Asterisk's res_agi MAX_ARGS
 HANGUP_LINE: Final = b"HANGUP\n"
+# A line a script sends to make Asterisk end the AGI with AGISTATUS=FAILURE: res_agi's run_agi
+# treats a line starting with "failure" as its special case (a child that could not exec sends
+# it). The server sends it when it will not or cannot serve a call, so the dialplan's static
+# fallback runs; closing the socket without it would give AGISTATUS=SUCCESS.
+FAILURE_LINE: Final = b"failure\n"
 
 # Reply codes (res_agi.c: AGI_RESULT_SUCCESS 200, invalid command 510, dead channel 511, usage 520).
 CODE_SUCCESS: Final = 200

@@ -17,10 +17,12 @@ API::
     async with server:              # start() ... close()
         await server.serve_forever()  # or keep doing other work; server.port is the bound port
 
-A route is chosen by script name (``agi://host/ivr?x=1`` -> ``"ivr"``, see ``agi.script_name``);
-an unknown script closes the connection (Asterisk sets ``AGISTATUS=FAILURE`` and the dialplan's
-static fallback runs). Past ``max_sessions`` a connection is refused the same way at once, and
-counted in ``refused``. Reading the ``agi_*`` block is bounded by ``read_timeout`` and by the
+A route is chosen by script name (``agi://host/ivr?x=1`` -> ``"ivr"``, see ``agi.script_name``).
+A call the server will not serve ends with ``AGISTATUS=FAILURE`` so that the dialplan's static
+fallback runs: the server sends ``agi.FAILURE_LINE`` (res_agi's own special case) for an unknown
+script, past ``max_sessions`` (at once, without reading the environment; counted in
+``refused``), and after a handler raised (not after a hang-up). Merely closing the socket would
+give ``AGISTATUS=SUCCESS``. Reading the ``agi_*`` block is bounded by ``read_timeout`` and by the
 codec's size cap; a peer that goes away before the blank line ends only its own session. A
 handler's exception is logged and ends only its own session; ``AGIHangupError`` is the normal
 end of a call and is not logged as an error.
@@ -45,6 +47,7 @@ from types import TracebackType
 
 from callcenter.asterisk.agi import (
     DEFAULT_MAX_ENV_SIZE,
+    FAILURE_LINE,
     AGIEnvironment,
     AGIEvent,
     AGIParser,
@@ -326,6 +329,7 @@ class FastAGIServer:
             if self.active >= self.max_sessions:
                 self.refused += 1
                 log.warning("FastAGI: refusing a session, %d already running (max_sessions)", self.active)
+                await self._end_with_failure(reader, writer)
                 return
             self.active += 1
             try:
@@ -361,12 +365,15 @@ class FastAGIServer:
         except (AGIProtocolError, TimeoutError, ConnectionError, OSError) as exc:
             self.bad += 1
             log.warning("FastAGI: dropped a connection before its environment was complete: %r", exc)
+            with contextlib.suppress(OSError):
+                writer.write(FAILURE_LINE)  # best effort: the peer may not be Asterisk at all
             return
         script = env.script
         handler = self.routes.get(script)
         if handler is None:
             self.bad += 1
             log.warning("FastAGI: no route for script %r (request %r)", script, env.env.get("agi_request"))
+            await self._end_with_failure(reader, writer)
             return
         session = AGISession(
             env.env, script, reader, writer, parser, items, command_timeout=self.command_timeout
@@ -380,3 +387,21 @@ class FastAGIServer:
         except Exception:
             self.failed += 1
             log.exception("FastAGI %s: handler failed on channel %s", script, session.channel)
+            if not session.hungup:
+                await self._end_with_failure(reader, writer)  # the call goes to the fallback
+
+    async def _end_with_failure(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Make Asterisk end this AGI with ``AGISTATUS=FAILURE`` (the dialplan's static fallback
+        then runs), and read what it still sends until it closes (bounded), so that our close is
+        a clean FIN and not a reset that could lose the line."""
+        try:
+            writer.write(FAILURE_LINE)
+            async with asyncio.timeout(min(self.read_timeout, self.close_timeout)):
+                received = 0
+                while received <= self.max_env_size:
+                    data = await reader.read(65536)
+                    if not data:
+                        return
+                    received += len(data)
+        except (OSError, TimeoutError):
+            return
