@@ -39,6 +39,7 @@ The pieces, each usable alone:
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import heapq
 import itertools
 import math
@@ -786,6 +787,10 @@ class Dialer:
             self.last_decision = decision
             return decision, []
         elapsed = [now - live.attempt.started_at for live in self._live.values() if live.person_at is None]
+        waiting = len(self._live) - len(elapsed)
+        if waiting:
+            # People answered and being connected hold an idle agent until the ACD reserves one.
+            agents = dataclasses.replace(agents, idle=max(0, agents.idle - waiting))
         if not self.fallback:
             live, abandoned = self.ledger.counts(now)
             if live and abandoned / live >= self.settings.pacing.guard:

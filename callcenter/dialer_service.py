@@ -149,6 +149,9 @@ class CampaignRuntime:
     connect_within: float = 2.0
     dial_template: str = "PJSIP/{number}@{trunk}"
     name: str = ""
+    exten: str = "s"
+    """The ``cc-outbound`` extension: the campaign's own (rendered from config: AMD, message and
+    identification set there) or ``s`` (driven by the CC_AMD / CC_AMD_MESSAGE variables)."""
 
     @property
     def id(self) -> str:
@@ -190,6 +193,7 @@ def runtime_from_config(campaign: Any, *, default_region: str | None = None) -> 
         ring_timeout=float(campaign.ring_timeout),
         connect_within=float(campaign.connect_within),
         name=campaign.name,
+        exten=campaign.id,
     )
 
 
@@ -782,6 +786,7 @@ class DialerService:
         self._writes: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
         self._unsubscribe: list[Callable[[], None]] = []
         self._last_poll = float("-inf")
+        self._writing = False
         self.dialled = 0
         self.store_failures = 0
 
@@ -853,7 +858,12 @@ class DialerService:
         return self._campaign(campaign_id).dialer.summary(self.clock.now())
 
     def record_handle_time(self, campaign_id: str, seconds: float) -> None:
+        """An agent finished a campaign call: talk plus wrap-up lasted ``seconds``."""
         self._campaign(campaign_id).dialer.on_handle_time(seconds)
+
+    def record_call_end(self, campaign_id: str, talk: float, wrap: float) -> None:
+        """An agent finished a campaign call: ``talk`` s of conversation, ``wrap`` s of wrap-up."""
+        self._campaign(campaign_id).dialer.on_call_end(talk, wrap)
 
     # ------------------------------------------------------------------ the loop
     def start(self) -> None:
@@ -887,6 +897,11 @@ class DialerService:
         self._watchdog(now)
         if not getattr(self.ami, "connected", True):
             return  # no AMI link: nothing could be dialled, so nothing is planned
+        take_finished = getattr(self.agents, "take_finished", None)
+        if take_finished is not None:
+            for campaign_id, talk, wrap in take_finished():
+                if campaign_id in self._campaigns:
+                    self.record_call_end(campaign_id, talk, wrap)
         for camp in list(self._campaigns.values()):
             load = self.agents.load(camp.runtime.id)
             _, attempts = camp.dialer.plan(load, now)
@@ -967,7 +982,7 @@ class DialerService:
         headers: list[tuple[str, object]] = [
             ("Channel", runtime.dial_template.format(number=attempt.contact.phone, trunk=runtime.trunk)),
             ("Context", names.CTX_OUTBOUND),
-            ("Exten", "s"),
+            ("Exten", runtime.exten),
             ("Priority", 1),
             ("Timeout", int(runtime.ring_timeout * 1000)),
             ("CallerID", runtime.caller_id),
@@ -1046,20 +1061,36 @@ class DialerService:
         )
 
     async def _write_loop(self) -> None:
-        while True:
-            write = await self._writes.get()
-            try:
-                await write()
-            except (StoreError, CampaignError) as exc:
-                self.store_failures += 1
-                log.warning("dialer: outcome not stored (the attempt reads 'unknown' at restart): %s", exc)
+        self._writing = True
+        try:
+            while True:
+                write = await self._writes.get()
+                try:
+                    await self._write(write)
+                finally:
+                    self._writes.task_done()
+        finally:
+            self._writing = False
+
+    async def _write(self, write: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await write()
+        except (StoreError, CampaignError) as exc:
+            self.store_failures += 1
+            log.warning("dialer: outcome not stored (the attempt reads 'unknown' at restart): %s", exc)
 
     async def drain(self, *, timeout: float = 5.0) -> None:
-        """Write every queued outcome now (tests; shutdown)."""
+        """Return once every queued outcome is written (tests; shutdown)."""
         async with asyncio.timeout(timeout):
+            if self._writing:
+                await self._writes.join()
+                return
             while not self._writes.empty():
                 write = self._writes.get_nowait()
-                await write()
+                try:
+                    await self._write(write)
+                finally:
+                    self._writes.task_done()
 
     def _on_originate_response(self, message: Message) -> None:
         call = self._by_channel.get(message.get("Uniqueid") or "")
@@ -1142,3 +1173,116 @@ class DialerService:
         if verdict.prompt:
             await session.stream_file(verdict.prompt)
         await session.hangup()
+
+
+# ------------------------------------------------------------------------------------ the ACD
+class AcdAgentPool:
+    """``AgentPool`` over ``callcenter.acd.ACD`` (used through its public surface: ``config``,
+    ``agents``, ``enqueue``, ``call_state``, ``clock``).
+
+    ``load``: the logged-in agents whose skills meet the campaign queue's (``queues``: campaign id
+    -> queue id): available ones are idle, reserved / ringing / on a call are busy since their
+    state began, wrap-up ones are in wrap-up. ``connect``: hands the person to the ACD as a queued
+    call (``call_id`` = the attempt id, the channel stays in the ``outbound`` AGI until the agent's
+    leg bridges it) and waits up to ``timeout`` for the ACD to report it connected. Talk and
+    wrap-up times of the calls it connected come back through ``take_finished``."""
+
+    def __init__(
+        self, acd: Any, queues: Mapping[str, str], *, poll: float = 0.05, priority: int = 100
+    ) -> None:
+        self.acd = acd
+        self.queues = dict(queues)
+        self.poll = poll
+        self.priority = priority
+        self._eligible: dict[str, list[str]] = {}
+        self._ours: dict[str, str] = {}  # call id -> campaign id, for calls this pool connected
+        self._talk_started: dict[str, tuple[str, float]] = {}  # agent -> (call id, since)
+        self._wrap_started: dict[str, tuple[str, float, float]] = {}  # agent -> (call id, talk, since)
+        self._finished: list[tuple[str, float, float]] = []
+
+    def _agents_for(self, campaign: str) -> list[str]:
+        cached = self._eligible.get(campaign)
+        if cached is not None:
+            return cached
+        config = self.acd.config
+        queue = config.queues.get(self.queues.get(campaign, ""))
+        needs: Mapping[str, int] = queue.skills if queue is not None else {}
+        eligible = [
+            agent_id
+            for agent_id, agent in config.agents.items()
+            if all(agent.skills.get(skill, 0) >= level for skill, level in needs.items())
+        ]
+        self._eligible[campaign] = eligible
+        return eligible
+
+    def load(self, campaign: str) -> AgentLoad:
+        now = self.acd.clock.now()
+        idle = 0
+        logged_in = 0
+        busy: list[float] = []
+        wrapping: list[float] = []
+        for agent_id in self._agents_for(campaign):
+            state = self.acd.agents.get(agent_id)
+            if state is None:
+                continue
+            status = str(state.status)
+            self._follow(agent_id, status, state.call_id, float(state.since))
+            if status in ("logged_out", "paused", "not_ready"):
+                continue
+            logged_in += 1
+            if status == "available":
+                idle += 1
+            elif status == "wrap_up":
+                wrapping.append(max(0.0, now - float(state.since)))
+            else:
+                busy.append(max(0.0, now - float(state.since)))
+        return AgentLoad(logged_in, idle, tuple(busy), tuple(wrapping))
+
+    def _follow(self, agent_id: str, status: str, call_id: str | None, since: float) -> None:
+        """Notice a campaign call's talk and wrap-up ending (agent states as ``load`` sees them)."""
+        talk = self._talk_started.get(agent_id)
+        wrap = self._wrap_started.get(agent_id)
+        if status == "on_call" and call_id in self._ours and talk is None:
+            self._talk_started[agent_id] = (call_id, since)
+        elif status == "wrap_up" and talk is not None:
+            del self._talk_started[agent_id]
+            self._wrap_started[agent_id] = (talk[0], since - talk[1], since)
+        elif status not in ("on_call", "wrap_up") and wrap is not None:
+            del self._wrap_started[agent_id]
+            campaign = self._ours.pop(wrap[0], None)
+            if campaign is not None:
+                self._finished.append((campaign, wrap[1], max(0.0, since - wrap[2])))
+
+    def take_finished(self) -> list[tuple[str, float, float]]:
+        """(campaign, talk seconds, wrap-up seconds) of campaign calls finished since last asked."""
+        finished, self._finished = self._finished, []
+        return finished
+
+    async def connect(self, campaign: str, *, channel: str, attempt: Attempt, timeout: float) -> str | None:
+        from callcenter.acd import QueuedCall
+
+        queue = self.queues.get(campaign)
+        if queue is None:
+            return None
+        call_id = attempt.attempt_id
+        await self.acd.enqueue(
+            QueuedCall(
+                call_id,
+                channel,
+                queue,
+                priority=self.priority,
+                caller_number=attempt.contact.phone,
+                data=dict(attempt.contact.data),
+                redirect_to_hold=False,
+            )
+        )
+        clock = self.acd.clock
+        deadline = clock.now() + timeout
+        while True:
+            if self.acd.call_state(call_id) == "connected":
+                self._ours[call_id] = campaign
+                agent = self.acd.snapshot()["calls"].get(call_id, {}).get("agent_id")
+                return str(agent) if agent else "unknown"
+            if clock.now() >= deadline:
+                return None
+            await clock.sleep(self.poll)
