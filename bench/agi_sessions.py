@@ -81,7 +81,7 @@ async def _client(port: int, sessions: int, concurrency: int) -> None:
     print(f"{elapsed} {bad}", flush=True)
 
 
-async def _drive(port: int) -> tuple[float, int]:
+async def _drive(port: int) -> tuple[float, int, float]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -92,14 +92,16 @@ async def _drive(port: int) -> tuple[float, int]:
         str(CONCURRENCY),
         stdout=asyncio.subprocess.PIPE,
     )
+    cpu = time.process_time()
     async with asyncio.timeout(600):
         out, _ = await proc.communicate()
+    cpu = time.process_time() - cpu  # the server's own CPU time (the client is another process)
     elapsed, bad = out.decode().split()
-    return float(elapsed), int(bad)
+    return float(elapsed), int(bad), cpu
 
 
 # --------------------------------------------------------------------------- the servers
-async def ours() -> tuple[float, int]:
+async def ours() -> tuple[float, int, float]:
     async def ivr(s: AGISession) -> None:
         await s.answer()
         await s.get_variable("CALLERID(num)")
@@ -116,7 +118,7 @@ async def ours() -> tuple[float, int]:
     return result
 
 
-async def panoramisk_baseline() -> tuple[float, int]:
+async def panoramisk_baseline() -> tuple[float, int, float]:
     from panoramisk.fast_agi import Application
 
     app: Any = Application(loop=asyncio.get_running_loop())
@@ -144,8 +146,8 @@ def main() -> None:
     for _ in range(ROUNDS):
         runs_ours.append(asyncio.run(ours()))
         runs_base.append(asyncio.run(panoramisk_baseline()))
-    ours_s, ours_bad = min(runs_ours)
-    base_s, base_bad = min(runs_base)
+    ours_s, ours_bad, ours_cpu = min(runs_ours)
+    base_s, base_bad, base_cpu = min(runs_base)
     emit(
         "agi_sessions",
         SESSIONS / ours_s,
@@ -158,6 +160,8 @@ def main() -> None:
         ours_incomplete=ours_bad,
         panoramisk_seconds=round(base_s, 3),
         panoramisk_incomplete=base_bad,
+        ours_server_cpu_us_per_session=round(min(r[2] for r in runs_ours) / SESSIONS * 1e6, 1),
+        panoramisk_server_cpu_us_per_session=round(min(r[2] for r in runs_base) / SESSIONS * 1e6, 1),
         rounds=ROUNDS,
         ours_all_seconds=[round(r[0], 3) for r in runs_ours],
         panoramisk_all_seconds=[round(r[0], 3) for r in runs_base],
