@@ -123,9 +123,9 @@ class _Link:
 class EventStream:
     """An ``events()`` iterator: a bounded queue filled by the reader, drained by the consumer."""
 
-    def __init__(self, client: AMIClient, names_: Collection[str] | None, maxsize: int) -> None:
+    def __init__(self, client: AMIClient, event_names: Collection[str] | None, maxsize: int) -> None:
         self._client = client
-        self.names = frozenset(names_) if names_ is not None else None
+        self.names = frozenset(event_names) if event_names is not None else None
         self._queue: deque[Message | EventGap] = deque()
         self._maxsize = maxsize
         self._waiter: asyncio.Future[None] | None = None
@@ -522,11 +522,11 @@ class AMIClient:
 
         return unsubscribe
 
-    def events(self, names_: Iterable[str] | None = None, *, maxsize: int | None = None) -> EventStream:
+    def events(self, event_names: Iterable[str] | None = None, *, maxsize: int | None = None) -> EventStream:
         """An async iterator of events (``Message``) and gap markers (``EventGap``), from now on.
-        ``names_`` filters by event name. It ends when the client closes."""
+        ``event_names`` filters by event name. It ends when the client closes."""
         stream = EventStream(
-            self, None if names_ is None else list(names_), maxsize or self.stream_queue_size
+            self, None if event_names is None else list(event_names), maxsize or self.stream_queue_size
         )
         if self._closed:
             stream.close()
