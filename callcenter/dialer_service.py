@@ -69,6 +69,7 @@ from callcenter.dialer import (
     CallingWindow,
     CampaignSettings,
     CampaignState,
+    ContactState,
     ContactStatus,
     Dialer,
     Mode,
@@ -856,6 +857,22 @@ class DialerService:
 
     def status(self, campaign_id: str) -> dict[str, object]:
         return self._campaign(campaign_id).dialer.summary(self.clock.now())
+
+    # ------------------------------------------------------------------ preview (API)
+    def preview_next(self, campaign_id: str, agent_id: str) -> ContactState | None:
+        """Reserve the next contact for ``agent_id`` to look at (preview campaigns); None if none."""
+        return self._campaign(campaign_id).dialer.preview_next(agent_id, self.clock.now())
+
+    async def preview_dial(self, campaign_id: str, key: str, agent_id: str) -> Attempt:
+        """The agent chose to call the contact it holds: recorded, then originated."""
+        camp = self._campaign(campaign_id)
+        attempt = camp.dialer.preview_dial(key, agent_id, self.clock.now())
+        await self._dial(camp, attempt)
+        return attempt
+
+    def preview_skip(self, campaign_id: str, key: str, agent_id: str, *, delay: float = 0.0) -> None:
+        """The agent passed on the contact it holds; it is due again after ``delay`` seconds."""
+        self._campaign(campaign_id).dialer.preview_skip(key, agent_id, self.clock.now(), delay=delay)
 
     def record_handle_time(self, campaign_id: str, seconds: float) -> None:
         """An agent finished a campaign call: talk plus wrap-up lasted ``seconds``."""

@@ -362,3 +362,23 @@ async def test_pause_resume_stop_from_the_database_and_the_api(rig: Rig) -> None
     assert info.value.code == "campaign_stopped"
     summary = await service.store.status("spring", now=rig.clock.now())
     assert summary["state"] == "stopped" and summary["attempts"] == {"in_flight": 1}
+
+
+async def test_preview_the_agent_chooses_then_it_is_recorded_and_dialled(rig: Rig) -> None:
+    agents = Agents(idle=3)
+    rt = runtime(
+        settings=CampaignSettings(name="spring", mode=Mode.PREVIEW, window=ALL_DAY, retry_delays=DELAYS)
+    )
+    service = await rig.service(agents, rt, contacts(2))
+    await service.step()
+    assert rig.server.count("Originate") == 0  # preview never dials by itself
+    held = service.preview_next("spring", "a7")
+    assert held is not None and held.contact.key == "k0"
+    service.preview_skip("spring", "k0", "a7", delay=600)
+    held = service.preview_next("spring", "a7")
+    assert held is not None and held.contact.key == "k1"
+    attempt = await service.preview_dial("spring", "k1", "a7")
+    await rig.server.wait_for(lambda: rig.server.count("Originate") == 1)
+    got = await rows(rig.db_dsn, "SELECT contact_key, agent_id, attempt_no FROM campaign_attempts")
+    assert [tuple(r.values()) for r in got] == [("k1", "a7", 1)]
+    assert attempt.agent_id == "a7"
