@@ -90,6 +90,7 @@ log = logging.getLogger(__name__)
 
 SAFE_NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+SAFE_CHANNEL = re.compile(r"^[^\s\x00-\x1f\x7f]{1,255}$")  # a channel name: no space, no control
 PIN_FAILURES = 5
 
 
@@ -195,6 +196,7 @@ class _Call:
     callback_number: str | None = None
     callback_reached: bool = False
     callback_attempts: int = 0
+    transfers: int = 0
 
 
 def policy_from_config(q: cm.Queue) -> rt.QueuePolicy:
@@ -458,6 +460,7 @@ class ACD:
 
         Raises ``DomainError`` (``unknown_queue``, ``duplicate_call``) or ``UnsafeValueError``."""
         _check(call.call_id, "call_id")
+        _check(call.channel, "channel", SAFE_CHANNEL)
         queue = self.config.queues.get(call.queue)
         if queue is None:
             raise DomainError(f"no queue {call.queue!r}", code="unknown_queue")
@@ -541,14 +544,17 @@ class ACD:
         c.state = "waiting"
         c.queue = queue_id
         c.queued_at = now
+        c.transfers += 1
         self.stats["transfers"] += 1
         self.sink.submit(
             CallEvent(
                 call_id, now, EventKind.TRANSFER, queue=queue_id, detail={"kind": "blind", "target": queue_id}
             )
         )
-        self.sink.submit(CallRecord(call_id, now, overflow_queue=queue_id, transfers=1))
+        self.sink.submit(CallRecord(call_id, now, overflow_queue=queue_id, transfers=c.transfers))
         await self._prepare_hold(c, queue, redirect=True)
+        if c.state != "waiting":  # the caller hung up meanwhile
+            return
         self._schedule_announce(c, queue, now)
         prio = c.info.priority if priority is None else priority
         req = rt.CallRequest(call_id, queue_id, dict(c.info.skills), prio)
@@ -563,11 +569,12 @@ class ACD:
         now = self.clock.now()
         self._detach_agent(c, now, reason="transfer")
         c.state = "transferred"
+        c.transfers += 1
         self.stats["transfers"] += 1
         self.sink.submit(
             CallEvent(call_id, now, EventKind.TRANSFER, detail={"kind": "blind", "target": number})
         )
-        self.sink.submit(CallRecord(call_id, now, disposition=Disposition.TRANSFERRED, transfers=1))
+        self.sink.submit(CallRecord(call_id, now, disposition=Disposition.TRANSFERRED, transfers=c.transfers))
         await self.ami.send_action(
             names.ACTION_SETVAR,
             {"Channel": c.info.channel, "Variable": names.VAR_TRANSFER_TARGET, "Value": number},

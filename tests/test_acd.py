@@ -351,6 +351,9 @@ async def test_blind_transfer_to_a_number_and_unsafe_values(rig: Rig) -> None:
     assert rig.sink.disposition("call-10") is Disposition.TRANSFERRED
     with pytest.raises(UnsafeValueError):
         await rig.acd.enqueue(QueuedCall("../../etc/passwd", "PJSIP/x", "sales"))
+    with pytest.raises(UnsafeValueError):
+        await rig.acd.enqueue(QueuedCall("fine-id", "PJSIP/x\r\nAction: Hangup", "sales"))
+    assert rig.acd.call_state("fine-id") is None
 
 
 async def test_attended_transfer_uses_atxfer_on_the_agent_leg(rig: Rig) -> None:
