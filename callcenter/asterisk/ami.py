@@ -27,6 +27,12 @@ writes exactly one), so ``parse(encode(headers)) == headers`` for any names with
 LF and any values without CR or LF. A line without a colon, an oversized message or an unfinished
 message at EOF raises :class:`~callcenter.errors.AMIProtocolError`; after that the parser is
 dead (every later ``feed`` raises again). Bytes are decoded as UTF-8, undecodable bytes replaced.
+
+Speed (the reader must keep up with Asterisk, see ARCHITECTURE.md): Asterisk's own CRLF-only
+framing takes a fast path (a few whole-buffer passes, no per-line Python work); anything else
+(bare LFs, lone CRs, extra blank lines) takes the general path with the same results. A parsed
+message is validated at once but split into header pairs only when ``headers``/``get_all`` is
+used; ``kind``, ``name``, ``action_id`` and ``get`` read its text directly.
 """
 
 from __future__ import annotations
