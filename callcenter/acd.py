@@ -80,6 +80,7 @@ from callcenter.errors import (
     AGIError,
     AGIHangupError,
     AsteriskError,
+    CallcenterError,
     DomainError,
     RoutingError,
     UnsafeValueError,
@@ -320,7 +321,7 @@ class ACD:
         async def guarded() -> None:
             try:
                 await coro
-            except (AsteriskError, DomainError, OSError):
+            except (CallcenterError, OSError):
                 log.warning("ACD task %s failed", name, exc_info=True)
 
         task = asyncio.create_task(guarded(), name=name)
@@ -739,7 +740,7 @@ class ACD:
             ("Timeout", str(int(queue.ring_timeout * 1000))),
             ("ChannelId", leg.leg_id),
             ("OtherChannelId", f"{leg.leg_id}-2"),
-            ("CallerID", f"{queue.name} <{c.info.caller_number or ''}>"),
+            ("CallerID", _caller_id(queue.name, c.info.caller_number)),
             ("Async", "true"),
         ]
         if c.callback_number:  # the agent first, then cc-transfer dials the customer
@@ -755,7 +756,7 @@ class ACD:
         self._timer(self.clock.now() + queue.ring_timeout + self.ring_guard, "ring_guard", leg.leg_id)
         try:
             await self.ami.send_action(names.ACTION_ORIGINATE, headers, timeout=self.action_timeout)
-        except AsteriskError as exc:
+        except CallcenterError as exc:  # refused, timed out, link lost (never re-sent), unsafe
             log.warning("Originate for agent %s failed: %s", agent.id, exc)
             self._leg_failed(leg, "failed", self.clock.now())
 
@@ -1361,6 +1362,14 @@ class ACD:
 
 # Hangup cause of an agent leg that was never answered -> the RONA cause logged.
 _HANGUP_RONA = {17: "busy", 18: "rona", 19: "rona", 21: "rejected", 3: "unavailable", 34: "congestion"}
+
+
+def _caller_id(name: str, number: str | None) -> str:
+    """``"Queue name" <number>`` from what we trust: the number keeps dial characters only (it
+    came from the caller), the name loses quotes, angle brackets and control characters."""
+    clean_name = "".join(ch for ch in name if ch.isprintable() and ch not in '"<>')[:40]
+    clean_number = re.sub(r"[^0-9+*#]", "", number or "")[:32]
+    return f'"{clean_name}" <{clean_number}>'
 
 
 def announcement_prompt(ann: rt.Announcement, language: str, queue: cm.Queue) -> str:

@@ -633,3 +633,14 @@ async def test_reload_applies_new_queue_rules_to_waiting_calls(rig: Rig) -> None
     rig.acd.reload(dataclasses.replace(cfg, queues={**cfg.queues, "sales": sales}))
     await rig.settle()
     assert rig.ami.last_originate()["Channel"] == "PJSIP/agent1006"
+
+
+async def test_caller_input_never_reaches_the_originate_raw(rig: Rig) -> None:
+    await rig.acd.login("1001")
+    await rig.acd.enqueue(
+        QueuedCall("call-h", "PJSIP/carrier-0000beef", "sales", caller_number='"x" <1\r\nAction: Hangup>')
+    )
+    await rig.settle()
+    o = rig.ami.last_originate()
+    assert o["CallerID"] == '"Sales" <1>'
+    assert rig.acd.agent_state("1001").status is ag.Status.RINGING
