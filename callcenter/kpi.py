@@ -42,7 +42,9 @@ occupancy
     busy / (busy + idle) agent time, where busy = reserved, ringing, on call, wrap-up and idle =
     available (``callcenter.calllog.BUSY_STATES`` / ``IDLE_STATES``); paused, not-ready and
     logged-out time does not count. Per agent in the agent report; in the queue report, over all agents
-    of the center in that interval.
+    of the center in that interval (or over the agents asked for). Finished states are counted in
+    15-minute slots (kept by triggers as states end), so a report edge inside a slot counts that
+    slot when the slot starts inside the report; states still open count up to now.
 """
 
 from __future__ import annotations

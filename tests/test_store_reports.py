@@ -359,3 +359,36 @@ def test_staffing_from_the_log(
     assert [(r["start"], r["calls"]) for r in rows] == [("09:00", 6.0), ("10:00", 1.0)]
     assert rows[0]["aht_seconds"] == pytest.approx(460 / 3)
     assert all(r["agents"] >= 1 and r["service_level"] >= 0.8 for r in rows)
+
+
+async def test_agent_states_arriving_out_of_order_give_the_same_occupancy(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    states = [r for r in HAND_MADE if isinstance(r, AgentStateChange)]
+    w = CallLogWriter(db_dsn, spool_dir=tmp_path / "spool", clock=RealClock(), batch_delay=0.01)
+    task = asyncio.create_task(w.run())
+    # Newest first, one batch each: every insert lands before states already logged.
+    for i, rec in enumerate(reversed(states)):
+        w.submit(AgentStateChange(rec.agent_id, rec.at, rec.state, rec.reason, seq=1000 - i))
+        await w.flush(timeout=10)
+    await w.close(timeout=10)
+    await asyncio.wait_for(task, 10)
+    rows = await run(db_dsn, agent_report, ReportQuery(**WINDOW, interval="60"))
+    a9 = by(rows, interval="2023-11-14T09:00:00+00:00", agent="1001")
+    assert (a9["busy_seconds"], a9["idle_seconds"]) == (pytest.approx(125), pytest.approx(1675))
+    b9 = by(rows, interval="2023-11-14T09:00:00+00:00", agent="1002")
+    assert (b9["busy_seconds"], b9["idle_seconds"]) == (pytest.approx(240), pytest.approx(3275))
+    # The slots hold exactly the closed states' time: no double counting when ends moved.
+    total = await fetch(db_dsn, "SELECT sum(seconds) AS s FROM agent_state_time WHERE agent_id = '1001'")
+    assert total[0]["s"] == pytest.approx(7200)  # every closed state, 08:30 -> 10:30 (logged out since)
+    center = await fetch(db_dsn, "SELECT sum(seconds) AS s FROM center_state_time")
+    per_agent = await fetch(db_dsn, "SELECT sum(seconds) AS s FROM agent_state_time")
+    assert center[0]["s"] == pytest.approx(per_agent[0]["s"])
+
+
+async def fetch(dsn: str, sql: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        return list(await conn.fetch(sql))
+    finally:
+        await conn.close()

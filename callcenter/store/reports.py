@@ -7,7 +7,9 @@ midnight of the report's start (``date_bin``), days are local days (``date_trunc
 
 - ``queue_report``: per interval (15/30/60 minutes or day) and queue, the counts of ``kpi.Counts``
   from ``calls`` (by ``queued_at``), callbacks completed, and the center's occupancy from
-  ``agent_states``; rows are ``kpi.derive``'d.
+  ``center_state_time`` (15-minute slots that triggers on ``agent_states`` keep) plus the states
+  still open; rows are ``kpi.derive``'d. First-contact resolution reads ``calls.next_call_at``
+  (kept by a trigger), so any ``fcr_days`` costs one comparison per call.
 - ``agent_report``: per interval and agent, from ``calls`` (by ``answered_at``), offers and RONAs
   from ``call_events``, state time from ``agent_states``.
 - ``interval_history``: offered calls and AHT per interval of the day, averaged over the same

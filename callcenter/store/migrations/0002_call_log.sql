@@ -57,11 +57,13 @@ BEGIN
         RETURN NULL;
     END IF;
     UPDATE calls SET next_call_at = NEW.started_at
-     WHERE caller_number = NEW.caller_number
-       AND started_at < NEW.started_at
+     WHERE call_id = (SELECT p.call_id FROM calls p
+                       WHERE p.caller_number = NEW.caller_number AND p.started_at < NEW.started_at
+                       ORDER BY p.started_at DESC LIMIT 1)
        AND (next_call_at IS NULL OR next_call_at > NEW.started_at);
-    SELECT min(n.started_at) INTO later FROM calls n
-     WHERE n.caller_number = NEW.caller_number AND n.started_at > NEW.started_at;
+    SELECT n.started_at INTO later FROM calls n
+     WHERE n.caller_number = NEW.caller_number AND n.started_at > NEW.started_at
+     ORDER BY n.started_at LIMIT 1;
     IF later IS NOT NULL THEN
         UPDATE calls SET next_call_at = later WHERE call_id = NEW.call_id;
     END IF;
@@ -117,27 +119,35 @@ CREATE TABLE agent_states (
     PRIMARY KEY (agent_id, seq)
 );
 CREATE INDEX agent_states_at ON agent_states (at);
-CREATE INDEX agent_states_agent_at ON agent_states (agent_id, at);
+CREATE INDEX agent_states_agent_at ON agent_states (agent_id, at, seq);
 
--- A new state ends the agent's previous one, and ends itself at a later state already logged.
-CREATE FUNCTION agent_states_link_end() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    later timestamptz;
+-- Each agent state ends when the agent's next one begins: after every insert (one statement: a
+-- COPY or a replayed batch), the inserted states and the state just before the earliest of them get
+-- their ended_at from the agent's next state. States that arrive out of order are fixed the same way.
+CREATE FUNCTION agent_states_link_ends() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE agent_states SET ended_at = NEW.at
-     WHERE agent_id = NEW.agent_id
-       AND (at < NEW.at OR (at = NEW.at AND seq < NEW.seq))
-       AND (ended_at IS NULL OR ended_at > NEW.at);
-    SELECT min(at) INTO later FROM agent_states
-     WHERE agent_id = NEW.agent_id AND (at > NEW.at OR (at = NEW.at AND seq > NEW.seq));
-    IF later IS NOT NULL THEN
-        UPDATE agent_states SET ended_at = later WHERE agent_id = NEW.agent_id AND seq = NEW.seq;
-    END IF;
+    WITH touched AS (
+        SELECT i.agent_id, min(i.at) AS first_at FROM ins i GROUP BY i.agent_id
+    ), starts AS (
+        SELECT t.agent_id,
+               coalesce((SELECT a.at FROM agent_states a
+                          WHERE a.agent_id = t.agent_id AND a.at < t.first_at
+                          ORDER BY a.at DESC, a.seq DESC LIMIT 1), t.first_at) AS from_at
+        FROM touched t
+    ), linked AS (
+        SELECT a.agent_id, a.seq, a.ended_at,
+               lead(a.at) OVER (PARTITION BY a.agent_id ORDER BY a.at, a.seq) AS next_at
+        FROM agent_states a JOIN starts s ON a.agent_id = s.agent_id AND a.at >= s.from_at
+    )
+    UPDATE agent_states a SET ended_at = l.next_at
+      FROM linked l
+     WHERE a.agent_id = l.agent_id AND a.seq = l.seq AND a.ended_at IS DISTINCT FROM l.next_at;
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER agent_states_end AFTER INSERT ON agent_states
-    FOR EACH ROW EXECUTE FUNCTION agent_states_link_end();
+    REFERENCING NEW TABLE AS ins
+    FOR EACH STATEMENT EXECUTE FUNCTION agent_states_link_ends();
 CREATE INDEX agent_states_open ON agent_states (at) WHERE ended_at IS NULL;
 
 -- Time in each state per agent and 15-minute slot (UTC-aligned; every time zone's midnight is on a
@@ -159,40 +169,36 @@ CREATE TABLE center_state_time (
     PRIMARY KEY (bucket, state)
 );
 
-CREATE FUNCTION agent_state_time_add(p_agent text, p_state text, p_t0 timestamptz, p_t1 timestamptz,
-                                     p_sign double precision) RETURNS void LANGUAGE sql AS $$
-    INSERT INTO agent_state_time (bucket, agent_id, state, seconds)
-    SELECT b, p_agent, p_state,
-           p_sign * date_part('epoch', least(p_t1, b + interval '15 minutes') - greatest(p_t0, b))
-    FROM generate_series(date_bin('15 minutes', p_t0, timestamptz '2000-01-01 00:00:00+00'), p_t1,
-                         interval '15 minutes') AS b
-    WHERE p_t1 > p_t0 AND least(p_t1, b + interval '15 minutes') > greatest(p_t0, b)
-    ON CONFLICT (bucket, agent_id, state)
-    DO UPDATE SET seconds = agent_state_time.seconds + EXCLUDED.seconds;
-    INSERT INTO center_state_time (bucket, state, seconds)
-    SELECT b, p_state,
-           p_sign * date_part('epoch', least(p_t1, b + interval '15 minutes') - greatest(p_t0, b))
-    FROM generate_series(date_bin('15 minutes', p_t0, timestamptz '2000-01-01 00:00:00+00'), p_t1,
-                         interval '15 minutes') AS b
-    WHERE p_t1 > p_t0 AND least(p_t1, b + interval '15 minutes') > greatest(p_t0, b)
-    ON CONFLICT (bucket, state)
-    DO UPDATE SET seconds = center_state_time.seconds + EXCLUDED.seconds;
-$$;
-
+-- As states end (or an end moves, when a state arrives late), their time goes into the slots.
 CREATE FUNCTION agent_states_account() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF OLD.ended_at IS NOT NULL THEN
-        PERFORM agent_state_time_add(OLD.agent_id, OLD.state, OLD.at, OLD.ended_at, -1);
-    END IF;
-    IF NEW.ended_at IS NOT NULL THEN
-        PERFORM agent_state_time_add(NEW.agent_id, NEW.state, NEW.at, NEW.ended_at, 1);
-    END IF;
+    WITH changes AS (
+        SELECT agent_id, state, at AS t0, ended_at AS t1, -1.0::float8 AS sign
+          FROM old_rows WHERE ended_at IS NOT NULL
+        UNION ALL
+        SELECT agent_id, state, at, ended_at, 1.0::float8 FROM new_rows WHERE ended_at IS NOT NULL
+    ), parts AS (
+        SELECT b AS bucket, c.agent_id, c.state,
+               c.sign * date_part('epoch', least(c.t1, b + interval '15 minutes') - greatest(c.t0, b)) AS secs
+        FROM changes c
+        CROSS JOIN LATERAL generate_series(
+            date_bin('15 minutes', c.t0, timestamptz '2000-01-01 00:00:00+00'), c.t1, interval '15 minutes') AS b
+        WHERE c.t1 > c.t0 AND least(c.t1, b + interval '15 minutes') > greatest(c.t0, b)
+    ), per_agent AS (
+        INSERT INTO agent_state_time (bucket, agent_id, state, seconds)
+        SELECT bucket, agent_id, state, sum(secs) FROM parts GROUP BY 1, 2, 3
+        ON CONFLICT (bucket, agent_id, state)
+        DO UPDATE SET seconds = agent_state_time.seconds + EXCLUDED.seconds
+    )
+    INSERT INTO center_state_time (bucket, state, seconds)
+    SELECT bucket, state, sum(secs) FROM parts GROUP BY 1, 2
+    ON CONFLICT (bucket, state) DO UPDATE SET seconds = center_state_time.seconds + EXCLUDED.seconds;
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER agent_states_account AFTER UPDATE OF ended_at ON agent_states
-    FOR EACH ROW WHEN (OLD.ended_at IS DISTINCT FROM NEW.ended_at)
-    EXECUTE FUNCTION agent_states_account();
+CREATE TRIGGER agent_states_account AFTER UPDATE ON agent_states
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION agent_states_account();
 
 CREATE TABLE recordings (
     recording_id        text PRIMARY KEY,
