@@ -974,9 +974,10 @@ class ACD:
         c = self._calls.get(leg.call_id)
         queue = self.config.queues[leg.queue]
         talk = now - (leg.answered_at or now)
+        # Counted first, so least_calls sees it when the agent frees (at once if no wrap-up).
+        self.router.record_handled(leg.queue, leg.agent_id, talk + queue.wrapup)
         with contextlib.suppress(AgentStateError):
             self._agent_event(leg.agent_id, ag.CallEnded(leg.call_id, wrap_up_seconds=queue.wrapup), now)
-        self.router.record_handled(leg.queue, None, talk + queue.wrapup)
         if c is not None and c.leg_id == leg.leg_id and c.state == "connected":
             c.state = "ended"
             self.sink.submit(
