@@ -420,6 +420,8 @@ class MonitorService:
             s.started_at = now
             self._record(s, outcome="ok", started_at=now)
             self._call_event(s, EventKind.MONITOR_START, spyee=msg.get("SpyeeChannel"))
+        else:  # back in ChanSpy after a PCI pause or a mode change from the API
+            self._record(s)
 
     def _on_dtmf(self, msg: Message) -> None:
         s = self.sessions.get(msg.get("Channel") or "")

@@ -79,10 +79,18 @@ class Phone:
     prompts: list[str] = field(default_factory=list)
     apps: list[str] = field(default_factory=list)
     gone: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
     chan: Any = None
+
+    async def until(self, predicate: Any, timeout: float = 20) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate(self):
+                self.changed.clear()
+                await self.changed.wait()
 
     def on_event(self, pbx: Any, chan: Any, what: str, detail: str) -> None:
         loop = asyncio.get_running_loop()
+        self.changed.set()
         if what == "prompt":
             name = detail.rsplit("/", 1)[-1]
             self.prompts.append(name)
@@ -285,3 +293,33 @@ async def test_two_supervisors_on_one_agent(center: m.Config, etc: Path, tmp_pat
         await c.sink.until(lambda s: len(s.events("monitor_end")) == 2)
     sessions = {e.detail["session_id"]: e.detail["mode"] for e in c.sink.events("monitor_start") if e.detail}
     assert sorted(sessions.values()) == ["barge", "listen"]
+
+
+async def test_pci_pause_silences_the_supervisor_and_resume_restores_the_mode(
+    center: m.Config, etc: Path, tmp_path: Path
+) -> None:
+    async with running(center, etc, tmp_path) as c:
+        caller, _leg = c.agent_on_call("1001", "call-7")
+        phone = Phone([PIN_9001])
+        chan = c.dial("super9001", "*811001", phone)
+        await c.sink.until(started(1))
+        c.sim.pbx.send_dtmf(chan, "5", 100)  # whisper
+        await c.sink.until(lambda s: len(s.events("monitor_mode")) == 1)
+        await c.service.pci_changed("call-7", paused=True)
+        await c.sink.until(lambda s: len(s.events("pci_pause")) == 1)
+        await phone.until(lambda p: "MusicOnHold" in p.apps)  # out of ChanSpy, hearing music
+        spy = c.service.sessions[chan.name]
+        assert spy.pci_hold
+        await c.sink.until(lambda s: not spy.spying)
+        await c.service.pci_changed("call-7", paused=False)
+        await phone.until(lambda p: p.apps.count("ChanSpy") == 2)
+        await c.sink.until(lambda s: spy.spying)
+        assert spy.mode == "whisper" and not spy.pci_hold
+        assert c.sim.pbx.get_variable(chan, names.VAR_SPY_OPTIONS) == "qEwd"
+        await c.hang_up(caller)
+        async with asyncio.timeout(20):
+            await phone.gone.wait()
+        await c.sink.until(lambda s: len(s.events("monitor_end")) == 1)
+    kinds = [str(e.kind) for e in c.sink.events()]
+    assert kinds == ["monitor_start", "monitor_mode", "pci_pause", "pci_resume", "monitor_end"]
+    assert not list((tmp_path / "rec").rglob("*.wav"))  # monitoring recorded nothing
