@@ -167,6 +167,8 @@ class QueuedCall:
     data: Mapping[str, str] = field(default_factory=dict)
     uniqueid: str | None = None
     redirect_to_hold: bool = True
+    direction: str = "inbound"  # "outbound": a dialer call connected through the ACD
+    campaign_id: str | None = None
 
 
 @dataclass
@@ -477,7 +479,8 @@ class ACD:
             CallRecord(
                 call.call_id,
                 now,
-                direction=Direction.INBOUND,
+                direction=Direction(call.direction),
+                campaign_id=call.campaign_id,
                 queue=call.queue,
                 queued_at=now,
                 caller_number=call.caller_number,

@@ -148,6 +148,7 @@ class Controller:
             store=acd_mod.PgACDStore(dsn),
         )
         self.ivr: IvrService | None = None
+        self.dialer: Any = None
         self.agi: FastAGIServer | None = None
         self.http: HTTPServer | None = None
         self.router = Router()
@@ -357,9 +358,60 @@ async def login_all(controller: Controller) -> int:
     return n
 
 
+async def dialer_extension(ctl: Controller) -> Extension | None:
+    """The outbound dialer: every campaign of the config, its ``outbound`` FastAGI route, its
+    pacing loop, and its state on the wallboard. Contacts come from ``callcenter campaign import``
+    (or the demo's import)."""
+    if not ctl.config.campaigns:
+        return None
+    from callcenter import dialer_service as ds
+
+    store = await ds.CampaignStore.connect(ctl.dsn)
+    runtimes = [
+        ds.runtime_from_config(c, default_region=ctl.config.center.country)
+        for c in ctl.config.campaigns.values()
+    ]
+    pool = ds.AcdAgentPool(ctl.acd, {rt.id: rt.queue for rt in runtimes})
+    service = ds.DialerService(ami=ctl.ami, store=store, agents=pool, clock=ctl.clock)
+    for rt in runtimes:
+        await service.add_campaign(rt)
+    ctl.dialer = service
+
+    def views() -> tuple[DialerView, ...]:
+        out = []
+        for rt in runtimes:
+            st = service.status(rt.id)
+            outcomes = st.get("outcomes") or {}
+            assert isinstance(outcomes, dict)  # noqa: S101 - the summary's own shape
+            pacing = st.get("pacing") or ""
+            out.append(
+                DialerView(
+                    campaign=rt.id,
+                    mode=str(st.get("mode", "")) + (" (fallback)" if st.get("fallback") else ""),
+                    state=str(st.get("state", "")),
+                    dial_ratio=float(st.get("gain") or 1.0),  # type: ignore[arg-type]
+                    in_flight=int(st.get("in_flight") or 0),  # type: ignore[call-overload]
+                    attempts=int(sum(int(v) for v in outcomes.values())),
+                    connected=int(outcomes.get("connected", 0)),
+                    abandoned=int(outcomes.get("abandoned", 0)),
+                    abandonment_rate=float(st.get("abandonment_rate") or 0.0),  # type: ignore[arg-type]
+                    reason=str(pacing)[:80],
+                )
+            )
+        return tuple(out)
+
+    return Extension(
+        name="dialer",
+        routes={names.AGI_OUTBOUND: service.outbound_agi},
+        task=service.run,
+        dialers=views,
+        close=store.close,
+    )
+
+
 def standard_extensions() -> list[Callable[[Controller], Awaitable[Extension | None]]]:
     """The services beyond IVR and ACD that every controller runs (dialer, monitoring...)."""
-    return []
+    return [dialer_extension]
 
 
 class _Stop(Exception):

@@ -1291,6 +1291,8 @@ class AcdAgentPool:
                 caller_number=attempt.contact.phone,
                 data=dict(attempt.contact.data),
                 redirect_to_hold=False,
+                direction="outbound",
+                campaign_id=campaign,
             )
         )
         clock = self.acd.clock

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import signal
@@ -38,7 +39,7 @@ from callcenter.erlang import agents_needed
 from callcenter.kpi import KpiSettings
 from callcenter.report_html import ReportData, Table, render_report
 from callcenter.sim import SimulatedPBX
-from callcenter.sim.people import AgentProfile, Scenario, builtin_scenario
+from callcenter.sim.people import AgentProfile, Dist, Rate, Scenario, builtin_scenario
 from callcenter.store.database import database
 from callcenter.store.reports import ReportQuery, queue_report
 
@@ -63,12 +64,21 @@ def demo_scenario(name: str, config: cm.Config, minutes: float) -> Scenario:
     dids = [n.dialed for n in config.numbers]
     agents = [a.endpoint for a in config.agents.values()]
     base = builtin_scenario(name, dids=dids, agents=agents)
+    # Agents wear headsets that auto-answer within a second (what outbound needs: a person who
+    # answers must hear an agent within 2 s); now and then one misses a call (RONA).
     profiles = tuple(
-        AgentProfile(endpoint=a.endpoint, no_answer_probability=0.04) for a in config.agents.values()
+        AgentProfile(endpoint=a.endpoint, answer_delay=Dist("uniform", 0.3, 1.2), no_answer_probability=0.03)
+        for a in config.agents.values()
+    )
+    # The built-in busy hour is sized at 20 calls/hour per agent; the example center also runs
+    # outbound campaigns on the same agents, so inbound is scaled to leave them room.
+    callers = tuple(
+        dataclasses.replace(c, rate=tuple(Rate(r.start, r.per_hour * 0.55) for r in c.rate))
+        for c in base.callers
     )
     return Scenario(
         base.name,
-        callers=base.callers,
+        callers=callers,
         agents=profiles,
         outbound=base.outbound,
         duration=minutes * 60.0,
@@ -130,10 +140,59 @@ def demo_start(config: cm.Config, *, now: float, latest: float | None) -> float:
 
 def for_demo(config: cm.Config, run_dir: Path) -> cm.Config:
     """The example center with its recordings kept under the run directory."""
-    import dataclasses
-
     recording = dataclasses.replace(config.recording, directory=str(run_dir / "recordings"))
     return dataclasses.replace(config, recording=recording)
+
+
+DEMO_AREA_CODES = (212, 305, 312, 415, 617, 646, 713, 718)
+
+
+def demo_contacts_csv(campaign_id: str, count: int) -> str:
+    """Synthetic contacts for the demo's campaigns: fictional 555-01xx numbers in several US time
+    zones (so calling windows differ by contact)."""
+    lines = ["phone,name,account"]
+    n = 0
+    for i in range(100):
+        for ac in DEMO_AREA_CODES:
+            if n >= count:
+                return "\n".join(lines) + "\n"
+            lines.append(f"+1{ac}55501{i:02d},Demo contact {n + 1},{campaign_id}-{n + 1:05d}")
+            n += 1
+    return "\n".join(lines) + "\n"
+
+
+async def import_demo_contacts(config: cm.Config, config_dir: Path, run_dir: Path, dsn: str) -> list[str]:
+    """Every campaign's own contact list, plus synthetic contacts so the dialer has work."""
+    from callcenter import dialer_service as ds
+
+    said: list[str] = []
+    store = await ds.CampaignStore.connect(dsn)
+    try:
+        for c in config.campaigns.values():
+            rt = ds.runtime_from_config(c, default_region=config.center.country)
+            await store.upsert_campaign(rt)
+            own = config_dir / c.contacts
+            dnc = config_dir / c.dnc if c.dnc else None
+            result, added = await ds.import_file(
+                store,
+                c.id,
+                own,
+                default_region=config.center.country,
+                default_zone=c.timezone,
+                dnc_path=dnc,
+            )
+            synthetic = run_dir / f"demo-contacts-{c.id}.csv"
+            synthetic.write_text(demo_contacts_csv(c.id, 120), encoding="utf-8")
+            result2, added2 = await ds.import_file(
+                store, c.id, synthetic, default_region=config.center.country, default_zone=c.timezone
+            )
+            said.append(
+                f"{c.id} ({c.mode}): {added + added2} new contacts "
+                f"({len(result.problems) + len(result2.problems)} rows refused)"
+            )
+    finally:
+        await store.close()
+    return said
 
 
 def _http(text: str) -> tuple[str, int]:
@@ -146,6 +205,8 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
     await migrate_dsn(dsn)
     print("demo: database migrated", flush=True)
     config = for_demo(config, run_dir)
+    for line in await import_demo_contacts(config, Path(args.directory), run_dir, dsn):
+        print(f"demo: campaign {line}", flush=True)
     conn = await asyncpg.connect(dsn, timeout=30)
     try:
         latest = await conn.fetchval(
@@ -203,6 +264,8 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
     duration = args.minutes * 60.0
     view_task: asyncio.Task[None] | None = None
     interrupted = False
+    placed = -1
+    population: Any = None
     try:
         ready = asyncio.ensure_future(controller.ready.wait())
         await asyncio.wait({ctl_task, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -239,6 +302,7 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
         run_for.cancel()
         stopped.cancel()
         interrupted = interrupted or stop.is_set()
+        placed = population.stats.offered
     finally:
         if view_task is not None:
             view_task.cancel()
@@ -246,11 +310,13 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
         stop.set()
         await ctl_task
         await sim.close()
+    if placed < 0:
+        placed = population.stats.offered if population is not None else 0
     t1 = clock.now()
     print("demo: controller stopped, call log flushed", flush=True)
     if interrupted:
         print("demo: interrupted; the report covers what ran", flush=True)
-    await _report(config, dsn, run_dir, t0, t1, sim, args)
+    await _report(config, dsn, run_dir, t0, t1, placed, sim, args)
     return 130 if interrupted else 0
 
 
@@ -260,6 +326,7 @@ async def _report(
     run_dir: Path,
     t0: float,
     t1: float,
+    placed: int,
     sim: SimulatedPBX,
     args: argparse.Namespace,
 ) -> None:
@@ -273,7 +340,15 @@ async def _report(
         day = await queue_report(conn, ReportQuery(start, end, "day", tz=tz, settings=settings), now=end)
         per15 = await queue_report(conn, ReportQuery(start, end, "15", tz=tz, settings=settings), now=end)
         n_calls = await conn.fetchval(
-            "SELECT count(*) FROM calls WHERE started_at >= $1 AND started_at <= $2", start, end
+            "SELECT count(*) FROM calls WHERE started_at >= $1 AND started_at <= $2 "
+            "AND direction IS DISTINCT FROM 'outbound'",
+            start,
+            end,
+        )
+        attempts = await conn.fetch(
+            "SELECT campaign_id, coalesce(outcome, 'in_flight') AS outcome, count(*) AS n "
+            "FROM campaign_attempts WHERE started_at >= $1 GROUP BY 1, 2 ORDER BY 1, 2",
+            start,
         )
         dupes = await conn.fetchval(
             "SELECT count(*) FROM (SELECT call_id FROM calls GROUP BY call_id HAVING count(*) > 1) d"
@@ -312,7 +387,7 @@ async def _report(
         "overflowed",
     )
     write_table([{k: r[k] for k in keep if k in r} for r in day], "table", title="Queues, the whole run")
-    offered_sim = sim.population.stats.offered if sim.population is not None else 0
+    offered_sim = max(placed, 0)
     if sim.population is not None:
         log.info("simulated people: %s", sim.population.stats)
     for fault in sim.pbx.faults:
@@ -322,6 +397,11 @@ async def _report(
         f"duplicate rows {dupes}; calls without a disposition {no_disp}",
         flush=True,
     )
+    by_campaign: dict[str, list[str]] = {}
+    for r in attempts:
+        by_campaign.setdefault(r["campaign_id"], []).append(f"{r['outcome']} {r['n']}")
+    for campaign, parts in by_campaign.items():
+        print(f"campaign {campaign}: attempts by outcome: {', '.join(parts)}", flush=True)
     # Staffing advice for the busiest 15 minutes of the run.
     advice: list[list[object]] = []
     for qid, q in config.queues.items():

@@ -10,6 +10,9 @@ midnight of the report's start (``date_bin``), days are local days (``date_trunc
   ``center_state_time`` (15-minute slots that triggers on ``agent_states`` keep) plus the states
   still open; rows are ``kpi.derive``'d. First-contact resolution reads ``calls.next_call_at``
   (kept by a trigger), so any ``fcr_days`` costs one comparison per call.
+- Queue KPIs count inbound calls only (``direction`` not ``outbound``): a dialer call connected
+  through a queue counts for its agent (``agent_report``) and its campaign, not for the queue's
+  service level or abandonment.
 - ``agent_report``: per interval and agent, from ``calls`` (by ``answered_at``), offers and RONAs
   from ``call_events``, state time from ``agent_states``.
 - ``interval_history``: offered calls and AHT per interval of the day, averaged over the same
@@ -84,6 +87,7 @@ WITH c AS (
     FROM calls c
     {join}
     WHERE c.queued_at >= $1 AND c.queued_at < $2 AND c.queue IS NOT NULL AND c.callback_of IS NULL
+      AND c.direction IS DISTINCT FROM 'outbound'  -- queue KPIs are inbound: the dialer's are its own
       AND ($7::text[] IS NULL OR c.queue = ANY($7::text[]))
       AND ($8::text[] IS NULL OR c.agent_id = ANY($8::text[]))
 )
@@ -222,6 +226,7 @@ SELECT floor(date_part('epoch', c.queued_at - date_trunc('day', c.queued_at)) / 
                 FILTER (WHERE c.answered_at IS NOT NULL), 0) AS handle_sum
 FROM calls c
 WHERE c.queued_at >= $1 AND c.queued_at < $2 AND c.queue IS NOT NULL AND c.callback_of IS NULL
+  AND c.direction IS DISTINCT FROM 'outbound'
   AND extract(isodow FROM c.queued_at) = $4
   AND ($5::text[] IS NULL OR c.queue = ANY($5::text[]))
 GROUP BY 1
@@ -459,7 +464,7 @@ SELECT queue,
                         coalesce(($3::float8[])[array_position($2::text[], queue)], 20)) AS in_target,
        count(*) FILTER (WHERE disposition IS NOT NULL OR answered_at IS NOT NULL) AS settled
 FROM calls
-WHERE queued_at >= $1 AND queue IS NOT NULL
+WHERE queued_at >= $1 AND queue IS NOT NULL AND direction IS DISTINCT FROM 'outbound'
 GROUP BY queue
 """
 
@@ -480,3 +485,18 @@ async def live_queue_counts(
         }
         for r in rows
     }
+
+
+_OPEN_CALLS_SQL = """
+SELECT call_id FROM calls
+WHERE disposition IS NULL AND started_at < $1
+ORDER BY started_at
+LIMIT $2
+"""
+
+
+async def open_calls(conn: Any, *, started_before: dt.datetime, limit: int = 10_000) -> list[str]:
+    """Calls that have no disposition yet and started before ``started_before``: what a restarted
+    controller must reconcile (finish from AMI's picture, or close with ``failed``)."""
+    rows = await conn.fetch(_OPEN_CALLS_SQL, started_before, limit)
+    return [r["call_id"] for r in rows]
