@@ -497,3 +497,16 @@ async def test_a_slow_postgres_is_treated_like_a_down_one(db_dsn: str, spool_dir
     await w.flush(timeout=30)
     await stop(w, task)
     await check_exactly_once(db_dsn, 20)
+
+
+async def test_a_record_submitted_after_close_is_counted_as_dropped(
+    db_dsn: str, spool_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = CallLogWriter(db_dsn, spool_dir=spool_dir, clock=RealClock(), batch_delay=0.01)
+    task = await start(w)
+    w.submit(CallEvent("c", T0, EventKind.NOTE))
+    await stop(w, task)
+    caplog.set_level(logging.ERROR, logger="callcenter.calllog")
+    w.submit(CallEvent("c", T0 + 1, EventKind.NOTE))
+    assert w.stats.dropped == 1 and "after the writer closed" in caplog.text
+    assert await fetchval(db_dsn, "SELECT count(*) FROM call_events") == 1

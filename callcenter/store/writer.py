@@ -245,6 +245,12 @@ class CallLogWriter:
     def submit(self, record: LogRecord) -> None:
         """Queue a record for the call log. Never blocks, never raises for a full queue: a record
         that cannot be kept is counted in ``stats.dropped`` and logged as an error."""
+        if self._done.is_set() or (self._closing and self._batcher_done):
+            self.stats.dropped += 1
+            log.error(
+                "call log: a %s record was submitted after the writer closed; DROPPED", record.TABLE.name
+            )
+            return
         if len(self._queue) + self._mem_rows >= self.max_queue:
             self.stats.dropped += 1
             if not self._dropping:
