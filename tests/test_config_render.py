@@ -32,8 +32,10 @@ from callcenter.errors import AMIActionError, ConfigError, UnsafeValueError
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 EXPECTED_FILES = [
+    "amd.conf",
     "asterisk.conf",
     "extensions.conf",
+    "indications.conf",
     "logger.conf",
     "manager.conf",
     "modules.conf",
