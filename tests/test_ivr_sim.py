@@ -292,3 +292,17 @@ async def test_dtmf_flood_at_a_menu(center: m.Config, etc: Path, db_dsn: str, tm
     assert [(c.queue, c.language) for c in s.acd.calls] == [("support", "en")]
     rows = path_of(await fetch(db_dsn, EVENTS), "sim-1")
     assert [o for n, o in rows if n == "main-menu"] == ["repeat"] * 100 + ["choice"]
+
+
+async def test_an_acd_refusal_sends_the_caller_to_the_static_fallback(
+    center: m.Config, etc: Path, db_dsn: str, tmp_path: Path
+) -> None:
+    async with stack(center, etc, db_dsn, tmp_path) as s:
+        s.acd.fail = True
+        person = await s.call(Person({"language-menu": ["1"], "main-menu": ["1"]}))
+    assert not person.held.is_set()
+    after_agi = person.apps[person.apps.index("AGI") + 1 :]
+    assert after_agi[:5] == ["Goto", "NoOp", "Answer", "Playback", "Dial"]  # EXEC Goto, cc-fallback,s,1 on
+    assert person.prompts[-2:] == ["fallback-message", "vm-intro"]
+    rows = await fetch(db_dsn, "SELECT detail FROM call_events WHERE kind = 'note'")
+    assert json.loads(rows[0]["detail"])["to"] == "fallback"
