@@ -252,6 +252,8 @@ class ACD:
         self.clock = clock
         self.recorder = recorder
         self.store = store
+        # Called as ``await listener(call_id, paused=...)`` after each PCI pause / resume.
+        self.pci_listeners: list[Callable[..., Awaitable[None]]] = []
         self.action_timeout = action_timeout
         self.agent_channel = agent_channel
         self.ring_guard = ring_guard
@@ -615,10 +617,22 @@ class ACD:
         )
 
     async def pci_pause(self, call_id: str, *, by: str) -> bool:
-        return self.recorder is not None and await self.recorder.pci_pause(call_id, by=by)
+        done = self.recorder is not None and await self.recorder.pci_pause(call_id, by=by)
+        await self._pci_changed(call_id, paused=True)
+        return done
 
     async def pci_resume(self, call_id: str, *, by: str) -> bool:
-        return self.recorder is not None and await self.recorder.pci_resume(call_id, by=by)
+        done = self.recorder is not None and await self.recorder.pci_resume(call_id, by=by)
+        await self._pci_changed(call_id, paused=False)
+        return done
+
+    async def _pci_changed(self, call_id: str, *, paused: bool) -> None:
+        """Tell the listeners (supervisors' monitoring: what they hear is silenced too)."""
+        for listener in list(self.pci_listeners):
+            try:
+                await listener(call_id, paused=paused)
+            except CallcenterError as exc:
+                log.warning("PCI %s of %s not passed on: %s", "pause" if paused else "resume", call_id, exc)
 
     async def record(self, call_id: str) -> bool:
         """On-demand recording of a connected call."""

@@ -149,6 +149,7 @@ class Controller:
         )
         self.ivr: IvrService | None = None
         self.dialer: Any = None
+        self.monitor: Any = None
         self.agi: FastAGIServer | None = None
         self.http: HTTPServer | None = None
         self.router = Router()
@@ -197,6 +198,7 @@ class Controller:
             dialers=dialers,
             calls_active=len(snap["calls"]) + (stats.active if stats else 0),
             calls_total=stats.started if stats else 0,
+            monitoring=len(self.monitor.sessions) if self.monitor is not None else 0,
         )
 
     def queue_counters(self) -> dict[str, QueueCounters]:
@@ -409,9 +411,30 @@ async def dialer_extension(ctl: Controller) -> Extension | None:
     )
 
 
+async def monitor_extension(ctl: Controller) -> Extension | None:
+    """Supervisors' listen / whisper / barge: the ``spy`` FastAGI route, the monitoring API, and
+    PCI pauses passed on so that a listening supervisor hears nothing of a card number."""
+    from callcenter import monitor as mon
+
+    service = mon.MonitorService(ctl.config, writer=ctl.writer, acd=ctl.acd, ami=ctl.ami, clock=ctl.clock)
+    detach = service.attach()
+    ctl.acd.pci_listeners.append(service.pci_changed)
+    ctl.monitor = service
+
+    async def close() -> None:
+        detach()
+
+    return Extension(
+        name="monitor",
+        routes={names.AGI_SPY: service.handle},
+        http=lambda router: mon.register_routes(router, service),
+        close=close,
+    )
+
+
 def standard_extensions() -> list[Callable[[Controller], Awaitable[Extension | None]]]:
-    """The services beyond IVR and ACD that every controller runs (dialer, monitoring...)."""
-    return [dialer_extension]
+    """The services beyond IVR and ACD that every controller runs."""
+    return [dialer_extension, monitor_extension]
 
 
 class _Stop(Exception):

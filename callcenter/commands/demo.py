@@ -36,6 +36,7 @@ from callcenter.config import model as cm
 from callcenter.config.render import render, write_files
 from callcenter.demo_view import LiveView
 from callcenter.erlang import agents_needed
+from callcenter.errors import CallcenterError
 from callcenter.kpi import KpiSettings
 from callcenter.report_html import ReportData, Table, render_report
 from callcenter.sim import SimulatedPBX
@@ -69,6 +70,16 @@ def demo_scenario(name: str, config: cm.Config, minutes: float) -> Scenario:
     profiles = tuple(
         AgentProfile(endpoint=a.endpoint, answer_delay=Dist("uniform", 0.3, 1.2), no_answer_probability=0.03)
         for a in config.agents.values()
+    ) + tuple(
+        # Supervisors' phones: answer, listen for a few minutes, hang up.
+        AgentProfile(
+            endpoint=sup.endpoint,
+            answer_delay=Dist("uniform", 1.0, 2.0),
+            no_answer_probability=0.0,
+            talk=Dist("uniform", 120.0, 240.0),
+            agent_hangs_up=1.0,
+        )
+        for sup in config.supervisors.values()
     )
     # The built-in busy hour is sized at 20 calls/hour per agent; the example center also runs
     # outbound campaigns on the same agents, so inbound is scaled to leave them room.
@@ -195,6 +206,35 @@ async def import_demo_contacts(config: cm.Config, config_dir: Path, run_dir: Pat
     return said
 
 
+async def supervise(controller: Controller, clock: Clock, duration: float) -> None:
+    """A supervisor listens in on a live call a fifth of the way through the run, then switches
+    to whisper (coaching the agent), through the same monitoring API an operator would use."""
+    monitor = controller.monitor
+    if monitor is None:
+        return
+    await clock.sleep(duration * 0.2)
+    for sup in controller.config.supervisors.values():
+        for agent_id in controller.config.agents:
+            call_id = controller.acd.call_of_agent(agent_id)
+            if call_id is None:
+                continue
+            try:
+                session = await monitor.start(sup.id, agent_id, "listen", pin=sup.pin.value)
+            except CallcenterError as exc:  # out of this supervisor's scope, or already watched
+                log.info("supervisor %s may not listen to %s: %s", sup.id, agent_id, exc)
+                continue
+            print(f"demo: supervisor {sup.name} listens in on agent {agent_id} (call {call_id})", flush=True)
+            await clock.sleep(60.0)
+            try:
+                await monitor.set_mode(session.session_id, "whisper")
+                print(
+                    f"demo: supervisor {sup.name} switches to whisper (coaching agent {agent_id})", flush=True
+                )
+            except CallcenterError as exc:
+                print(f"demo: the monitored call ended before the switch ({exc.code})", flush=True)
+            return
+
+
 def _http(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host or "127.0.0.1", int(port or 0)
@@ -263,6 +303,7 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
     ctl_task = asyncio.create_task(controller.run(stop), name="controller")
     duration = args.minutes * 60.0
     view_task: asyncio.Task[None] | None = None
+    coach_task: asyncio.Task[None] | None = None
     interrupted = False
     placed = -1
     population: Any = None
@@ -291,6 +332,7 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
             clock=clock,
         )
         view_task = asyncio.create_task(view.run(), name="live-view")
+        coach_task = asyncio.create_task(supervise(controller, clock, duration), name="supervisor")
         run_for = asyncio.ensure_future(clock.sleep(duration))
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({run_for, stopped, ctl_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -304,9 +346,10 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
         interrupted = interrupted or stop.is_set()
         placed = population.stats.offered
     finally:
-        if view_task is not None:
-            view_task.cancel()
-            await asyncio.gather(view_task, return_exceptions=True)
+        for task in (view_task, coach_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         stop.set()
         await ctl_task
         await sim.close()
