@@ -174,8 +174,9 @@ class Spool:
 
     @property
     def size_bytes(self) -> int:
-        with self._lock:
-            return sum(self._sizes.values())
+        """Bytes on disk in the segments. Read without the lock (an append may be in its fsync):
+        a copy of the values, summed."""
+        return sum(list(self._sizes.values()))
 
     # -- append --------------------------------------------------------------------------------
     def append(self, payload: bytes) -> Entry:
