@@ -145,6 +145,9 @@ def write(rows: list[dict[str, Any]], fmt: str, *, title: str, out: Any = None) 
             w.writeheader()
             w.writerows(rows)
         return
+    if not rows:
+        out.write(f"{title}: no calls in this window\n")
+        return
     from rich.console import Console
     from rich.table import Table
 
