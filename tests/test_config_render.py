@@ -4,6 +4,7 @@ modes, atomic writes with a backup, and apply's rollback."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import stat
 import subprocess
@@ -23,6 +24,7 @@ from callcenter.config.render import (
     RenderedFile,
     apply,
     install_prompts,
+    open_hours_specs,
     render,
     restore_previous,
     write_files,
@@ -146,10 +148,39 @@ def test_fallback_rings_every_agent_then_voicemail(tmp_path: Path, rendered: dic
     assert fallback == [
         f"s,1,NoOp(controller unreachable AGISTATUS=${{{names.VAR_AGISTATUS}}})",
         "n,Answer()",
-        "n,Playback(/var/lib/asterisk/sounds/callcenter/en/fallback-message)",
+        "n,GotoIfTime(08:00-19:59,mon-fri,*,*,America/New_York?open)",
+        "n,GotoIfTime(09:00-12:59,sat,*,*,America/New_York?open)",
+        "n,Playback(/var/lib/asterisk/sounds/callcenter/en/fallback-closed)",  # closed: no ringing
+        "n,VoiceMail(8000@callcenter,u)",
+        "n,Hangup()",
+        "n(open),Playback(/var/lib/asterisk/sounds/callcenter/en/fallback-message)",
         f"n,Dial({ring},30)",
         "n,VoiceMail(8000@callcenter,u)",
         "n,Hangup()",
+    ]
+
+
+def test_open_hours_as_gotoiftime_specs() -> None:
+    t = dt.time
+    center = m.Center(
+        name="C",
+        timezone="Europe/Paris",
+        hours=m.frozen_map(
+            {
+                0: (m.TimeRange(t(8), t(12)), m.TimeRange(t(13), t(18))),
+                1: (m.TimeRange(t(8), t(12)), m.TimeRange(t(13), t(18))),
+                2: (m.TimeRange(t(8), t(12)), m.TimeRange(t(13), t(18))),
+                4: (m.TimeRange(t(0), t(0)),),
+                5: (m.TimeRange(t(22, 30), t(0)),),
+                6: (m.TimeRange(t(22, 30), t(0)),),
+            }
+        ),
+    )
+    assert open_hours_specs(center) == [
+        "08:00-11:59,mon-wed,*,*,Europe/Paris",
+        "13:00-17:59,mon-wed,*,*,Europe/Paris",
+        "00:00-23:59,fri,*,*,Europe/Paris",
+        "22:30-23:59,sat-sun,*,*,Europe/Paris",
     ]
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import socket
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from callcenter.asterisk import names
 from callcenter.asterisk.ami_client import AMIClient
@@ -64,12 +66,17 @@ def test_rendered_dialplan_uses_only_what_the_simulator_runs() -> None:
     assert not dialplan.exists(names.CTX_AGENT_PHONES, "*99")
 
 
-async def test_controller_down_caller_takes_the_static_fallback(tmp_path: Path) -> None:
+NEW_YORK = ZoneInfo("America/New_York")
+MONDAY_10AM = dt.datetime(2026, 11, 16, 10, 0, tzinfo=NEW_YORK).timestamp()
+SUNDAY_10AM = dt.datetime(2026, 11, 22, 10, 0, tzinfo=NEW_YORK).timestamp()
+
+
+async def _fallback_call(tmp_path: Path, start: float) -> Caller:
     etc = tmp_path / "etc"
     write_files(render(_example()), etc)
     sim = SimulatedPBX(
         etc,
-        clock=ScaledClock(50),
+        clock=ScaledClock(50, start=start),
         agi_host="127.0.0.1",
         agi_port=_closed_port(),
         recordings_dir=tmp_path / "rec",
@@ -82,6 +89,11 @@ async def test_controller_down_caller_takes_the_static_fallback(tmp_path: Path) 
         )
         async with asyncio.timeout(20):
             await caller.gone.wait()
+    return caller
+
+
+async def test_controller_down_in_hours_rings_the_agents(tmp_path: Path) -> None:
+    caller = await _fallback_call(tmp_path, MONDAY_10AM)
     assert caller.apps == [
         "NoOp",
         "Answer",
@@ -89,11 +101,29 @@ async def test_controller_down_caller_takes_the_static_fallback(tmp_path: Path) 
         "GotoIf",
         "NoOp",  # cc-fallback
         "Answer",
+        "GotoIfTime",  # Monday 10:00 in New York: open
         "Playback",
         "Dial",  # the ring group: no phone registered, so on at once
         "VoiceMail",
     ]
     assert caller.prompts == ["/var/lib/asterisk/sounds/callcenter/en/fallback-message", "vm-intro"]
+
+
+async def test_controller_down_after_hours_goes_to_voicemail(tmp_path: Path) -> None:
+    caller = await _fallback_call(tmp_path, SUNDAY_10AM)
+    assert caller.apps == [
+        "NoOp",
+        "Answer",
+        "AGI",
+        "GotoIf",
+        "NoOp",
+        "Answer",
+        "GotoIfTime",  # closed on Sundays: no ring
+        "GotoIfTime",
+        "Playback",
+        "VoiceMail",
+    ]
+    assert caller.prompts == ["/var/lib/asterisk/sounds/callcenter/en/fallback-closed", "vm-intro"]
 
 
 def _did_step(sim: SimulatedPBX) -> str:

@@ -1598,7 +1598,7 @@ def read_mailbox(r: Reader, box: str, node: yaml.Node, path: Path_) -> m.Mailbox
 
 
 def read_fallback(r: Reader, node: yaml.Node, path: Path_) -> m.Fallback | None:
-    mr = r.mapping(node, path, "fallback {prompt:, ring_seconds:, endpoints:, mailbox:}")
+    mr = r.mapping(node, path, "fallback {prompt:, ring_seconds:, endpoints:, mailbox:, closed_prompt:}")
     if mr is None:
         return None
     prompt = mr.get("prompt", r.ident, expected="a prompt id")
@@ -1607,10 +1607,17 @@ def read_fallback(r: Reader, node: yaml.Node, path: Path_) -> m.Fallback | None:
         r, mr, "endpoints", path, lambda n, p: r.text(n, p, pattern=ENDPOINT_RE, expected="an endpoint")
     )
     box = mr.get("mailbox", lambda n, p: r.text(n, p, pattern=DIGITS_RE, expected="a mailbox number"), None)
+    closed = mr.get("closed_prompt", r.ident, None)
     mr.finish()
     if prompt is None:
         return None
-    return m.Fallback(prompt=prompt, ring_seconds=_opt(ring, 30), endpoints=tuple(eps or ()), mailbox=box)
+    return m.Fallback(
+        prompt=prompt,
+        ring_seconds=_opt(ring, 30),
+        endpoints=tuple(eps or ()),
+        mailbox=box,
+        closed_prompt=closed,
+    )
 
 
 def read_campaign(r: Reader, cid: str, node: yaml.Node, path: Path_) -> m.Campaign | None:

@@ -651,12 +651,15 @@ class Mailbox:
 class Fallback:
     """The static path when the controller is unreachable (``AGISTATUS`` FAILURE/NOTFOUND):
     ``prompt``, then ring ``endpoints`` (default: every agent's) for ``ring_seconds``, then
-    ``mailbox``."""
+    ``mailbox``. With ``closed_prompt``, outside the center's weekly hours (Asterisk's own
+    clock, ``GotoIfTime`` in the center's time zone; holidays are not known there) nobody is
+    rung: ``closed_prompt`` plays, then ``mailbox``."""
 
     prompt: str
     ring_seconds: int = 30
     endpoints: tuple[str, ...] = ()
     mailbox: str | None = None
+    closed_prompt: str | None = None
 
 
 # =============================================================================== outbound

@@ -136,6 +136,29 @@ def music_classes(config: m.Config) -> list[m.MusicClass]:
     ]
 
 
+def open_hours_specs(center: m.Center) -> list[str]:
+    """The center's weekly hours as ``GotoIfTime`` specs (``08:00-19:59,mon-fri,*,*,<zone>``):
+    Asterisk's time ranges include their last minute, so a range ending at 20:00 is written
+    ``-19:59``; consecutive days with the same hours share one spec."""
+
+    def spec(r: m.TimeRange) -> str:
+        end_minute = (r.end.hour * 60 + r.end.minute or 24 * 60) - 1
+        return f"{r.start:%H:%M}-{end_minute // 60:02d}:{end_minute % 60:02d}"
+
+    out: list[str] = []
+    days = list(range(7))
+    i = 0
+    while i < 7:
+        ranges = center.hours.get(days[i], ())
+        j = i
+        while j + 1 < 7 and center.hours.get(days[j + 1], ()) == ranges:
+            j += 1
+        span = m.WEEKDAYS[i] if i == j else f"{m.WEEKDAYS[i]}-{m.WEEKDAYS[j]}"
+        out.extend(f"{spec(r)},{span},*,*,{center.timezone}" for r in ranges)
+        i = j + 1
+    return out
+
+
 def template_context(config: m.Config) -> dict[str, Any]:
     a = config.asterisk
 
@@ -165,6 +188,7 @@ def template_context(config: m.Config) -> dict[str, Any]:
         "mailboxes": mailboxes,
         "vm_context": VOICEMAIL_CONTEXT,
         "spy_options": m.SPY_OPTIONS,
+        "open_hours": open_hours_specs(config.center),
     }
 
 

@@ -205,6 +205,7 @@ def _check(c: m.Config, check_prompts: bool, broken: frozenset[tuple[str, str]])
     if c.fallback is not None:
         fp: tuple[str, ...] = ("fallback",)
         yield from prompt(c.fallback.prompt, (*fp, "prompt"))
+        yield from prompt(c.fallback.closed_prompt, (*fp, "closed_prompt"))
         yield from mailbox(c.fallback.mailbox, (*fp, "mailbox"))
         for i, ep in enumerate(c.fallback.endpoints):
             if ep not in endpoints:
