@@ -21,6 +21,9 @@ need no answer; :class:`Play` (answer :class:`Played`), :class:`Read` (answer :c
 :class:`Lookup` (answer :class:`LookupDone`) do; :class:`Finish` ends the IVR with an
 :class:`Exit` (to a queue, voicemail, a callback request, a hang-up, or the caller's own hang-up).
 
+A key that cuts an interruptible prompt short is kept as type-ahead: the next menu or language
+choice takes it as its answer without playing its own prompt (a collect node drops it).
+
 Every node the call enters or leaves is logged as a ``CallEvent`` of kind ``ivr_node`` with the
 node id, its type, what the caller gave (collected digits masked), and the outcome. Caller input is
 distrusted: anything that is not DTMF (``0-9 * #``) counts as invalid input, and overlong input is
@@ -256,6 +259,7 @@ class IvrState:
     visits: int = 0  # nodes entered so far
     after_hours: bool = False  # an hours node sent the call down its closed/holiday branch
     secret_keys: tuple[str, ...] = ()  # data keys holding Luhn-checked (card) digits: masked in the log
+    typeahead: str = ""  # a key that cut an interruptible prompt short: the next menu's answer
     started_at: float = 0.0
     exit: Exit | None = None
 
@@ -391,7 +395,7 @@ class Interpreter:
         if isinstance(event, Played):
             if state.waiting is not Waiting.PLAY:
                 raise IvrStateError(f"Played while waiting for {state.waiting}")
-            return self._after_play(state, node, now, effects)
+            return self._after_play(state, node, now, effects, event.digit)
         if isinstance(event, Digits):
             if state.waiting is not Waiting.READ:
                 raise IvrStateError(f"Digits while waiting for {state.waiting}")
@@ -468,9 +472,14 @@ class Interpreter:
                 return self._finish(state, self._hangup_exit(state, "loop", Disposition.FAILED), now, effects)
             match node:
                 case MenuNode() | LanguageNode():
+                    if state.typeahead:  # the caller already answered over the previous prompt
+                        key = state.typeahead
+                        state = replace(state, typeahead="", waiting=Waiting.READ, inputs=state.inputs + 1)
+                        return self._on_digits(state, node, key, now, effects)
                     effects.append(self._choice_read(state, node, node.prompt))
                     return replace(state, waiting=Waiting.READ), effects
                 case CollectNode():
+                    state = replace(state, typeahead="")
                     effects.append(self._collect_read(state, node, node.prompt))
                     return replace(state, waiting=Waiting.READ), effects
                 case PromptNode():
@@ -537,10 +546,15 @@ class Interpreter:
         return replace(state, language=language)
 
     def _after_play(
-        self, state: IvrState, node: IVRNode, now: float, effects: list[Effect]
+        self, state: IvrState, node: IVRNode, now: float, effects: list[Effect], digit: str | None = None
     ) -> tuple[IvrState, list[Effect]]:
         if isinstance(node, PromptNode):
-            self._log_node(effects, state, node, now, "played", next=node.next)
+            key = digit if digit and node.interruptible and digit in DTMF else ""
+            if key:
+                self._log_node(effects, state, node, now, "interrupted", input=key, next=node.next)
+                state = replace(state, typeahead=key, auto_hops=0)
+            else:
+                self._log_node(effects, state, node, now, "played", next=node.next)
             return self._enter(state, node.next, now, effects)
         if isinstance(node, QueueNode | VoicemailNode | CallbackNode | HangupNode):
             return self._terminal(state, node, now, effects)

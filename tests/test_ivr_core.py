@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callcenter.asterisk import names
-from callcenter.calllog import CallRecord, Disposition
+from callcenter.calllog import CallEvent, CallRecord, Disposition
 from callcenter.config import model as m
 from callcenter.ivr import (
     MAX_AUTO_HOPS,
@@ -20,8 +20,10 @@ from callcenter.ivr import (
     ExitKind,
     Interpreter,
     IvrStateError,
+    Log,
     LookupDone,
     LookupOutcome,
+    Play,
     Played,
     SetVariable,
     local_time,
@@ -522,3 +524,45 @@ def test_the_example_centers_flows_always_end_in_a_defined_exit(script: list[str
         assert ex.mailbox in ivr.config.mailboxes
     for read in run.reads:
         assert all(snd.startswith(ivr.sounds_dir + "/") for snd in read.sounds)
+
+
+# ----------------------------------------------------------------------------- type-ahead
+def _typeahead_config(interruptible: bool) -> m.Config:
+    flow = _flow(
+        "ta",
+        "hello",
+        m.PromptNode(id="hello", prompts=("welcome", "main-menu"), next="set", interruptible=interruptible),
+        m.SetNode(id="set", data=m.frozen_map({"x": "1"}), next="menu"),
+        m.MenuNode(
+            id="menu", prompt="main-menu", choices=m.frozen_map({"1": "q1", "2": "q2"}), fallback="q2"
+        ),
+        m.QueueNode(id="q1", queue="sales"),
+        m.QueueNode(id="q2", queue="general"),
+    )
+    return config(flow, numbers=[m.Number(number="+18005550144", flow="ta")])
+
+
+def test_a_key_over_an_interruptible_prompt_answers_the_next_menu() -> None:
+    ivr = Interpreter(_typeahead_config(True))
+    state, effects = ivr.start(CallInfo("t", "1", "18005550144", None), OPEN_NOW)
+    assert effects[-1] == Play((snd("welcome"), snd("main-menu")), True)
+    state, effects = ivr.feed(state, Played("1"), OPEN_NOW)
+    assert state.done and state.exit is not None and state.exit.queue == "sales"
+    events = [e.record for e in effects if isinstance(e, Log) and isinstance(e.record, CallEvent)]
+    assert [e.detail["outcome"] for e in events if e.kind == "ivr_node" and e.detail] == [
+        "interrupted",
+        "set",
+        "choice",
+        "queue",
+    ]
+
+
+def test_a_key_over_a_plain_prompt_is_ignored_and_the_menu_plays() -> None:
+    ivr = Interpreter(_typeahead_config(False))
+    state, _ = ivr.start(CallInfo("t", "1", "18005550144", None), OPEN_NOW)
+    state, effects = ivr.feed(state, Played("1"), OPEN_NOW)
+    assert not state.done and state.waiting == "read"
+    ivr_ta = Interpreter(_typeahead_config(True))
+    state, _ = ivr_ta.start(CallInfo("t", "1", "18005550144", None), OPEN_NOW)
+    state, effects = ivr_ta.feed(state, Played("x"), OPEN_NOW)  # not DTMF: no type-ahead
+    assert not state.done and state.typeahead == ""
