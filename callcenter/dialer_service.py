@@ -1253,7 +1253,29 @@ class AcdAgentPool:
                 wrapping.append(max(0.0, now - float(state.since)))
             else:
                 busy.append(max(0.0, now - float(state.since)))
+        # Blended agents: inbound callers already waiting for these agents go first, so the
+        # dialer counts only the idle agents they leave over (else a person it reaches finds
+        # no agent and becomes an abandoned call).
+        idle = max(0, idle - self._inbound_waiting(campaign))
         return AgentLoad(logged_in, idle, tuple(busy), tuple(wrapping))
+
+    def _inbound_waiting(self, campaign: str) -> int:
+        queue = self.queues.get(campaign)
+        snapshot = getattr(self.acd, "snapshot", None)
+        if queue is None or snapshot is None:
+            return 0
+        config = self.acd.config
+        mine = set(self._agents_for(campaign))
+        served = {
+            q.id
+            for q in config.queues.values()
+            if any(config.agent_serves(config.agents[a], q) for a in mine if a in config.agents)
+        }
+        return sum(
+            1
+            for call_id, c in snapshot()["calls"].items()
+            if c["state"] == "waiting" and c["queue"] in served and call_id not in self._ours
+        )
 
     def _follow(self, agent_id: str, status: str, call_id: str | None, since: float) -> None:
         """Notice a campaign call's talk and wrap-up ending (agent states as ``load`` sees them)."""

@@ -571,6 +571,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     args.directory = args.config
     args.run_dir = str(Path(args.run_dir).absolute())
+    Path(args.run_dir).mkdir(parents=True, exist_ok=True)
     prompts = args.prompts or Path("ivr_prompts")
     args.sounds_dirs = (prompts,) if prompts.is_dir() else ()
     config = load_or_report(args)
