@@ -521,6 +521,8 @@ class Interpreter:
                         effects.append(Play(self._sounds(state, node.prompt)))
                         return replace(state, waiting=Waiting.PLAY), effects
                     return self._terminal(state, node, now, effects)
+                case _:  # a node type this interpreter does not know: never spin on it
+                    raise IvrStateError(f"unknown node type {type(node).__name__}")
 
     def _choice_read(self, state: IvrState, node: MenuNode | LanguageNode, *prompts: str | None) -> Read:
         return Read(self._sounds(state, *prompts), 1, node.timeout, None, "#" in node.choices)
