@@ -148,6 +148,22 @@ def test_fallback_rings_every_agent_then_voicemail(tmp_path: Path, rendered: dic
     assert fallback == [
         f"s,1,NoOp(controller unreachable AGISTATUS=${{{names.VAR_AGISTATUS}}})",
         "n,Answer()",
+        "n,Playback(/var/lib/asterisk/sounds/callcenter/en/fallback-message)",
+        f"n,Dial({ring},30)",
+        "n,VoiceMail(8000@callcenter,u)",
+        "n,Hangup()",
+    ]
+
+
+def test_fallback_with_closed_prompt_checks_the_weekly_hours(tmp_path: Path, example: m.Config) -> None:
+    assert example.fallback is not None
+    closing = dataclasses.replace(example.fallback, closed_prompt="fallback-closed")
+    text = {f.name: f for f in render(dataclasses.replace(example, fallback=closing))}["extensions.conf"]
+    fallback = [v for _, v in _items(_parse(tmp_path, text), names.CTX_FALLBACK)]
+    ring = "&".join(f"PJSIP/agent100{i}" for i in range(1, 7))
+    assert fallback == [
+        f"s,1,NoOp(controller unreachable AGISTATUS=${{{names.VAR_AGISTATUS}}})",
+        "n,Answer()",
         "n,GotoIfTime(08:00-19:59,mon-fri,*,*,America/New_York?open)",
         "n,GotoIfTime(09:00-12:59,sat,*,*,America/New_York?open)",
         "n,Playback(/var/lib/asterisk/sounds/callcenter/en/fallback-closed)",  # closed: no ringing

@@ -72,8 +72,12 @@ SUNDAY_10AM = dt.datetime(2026, 11, 22, 10, 0, tzinfo=NEW_YORK).timestamp()
 
 
 async def _fallback_call(tmp_path: Path, start: float) -> Caller:
+    """A call with the controller down, the fallback checking the hours (``closed_prompt``)."""
+    config = _example()
+    assert config.fallback is not None
+    closing = dataclasses.replace(config.fallback, closed_prompt="fallback-closed")
     etc = tmp_path / "etc"
-    write_files(render(_example()), etc)
+    write_files(render(dataclasses.replace(config, fallback=closing)), etc)
     sim = SimulatedPBX(
         etc,
         clock=ScaledClock(50, start=start),
