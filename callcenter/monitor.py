@@ -369,6 +369,8 @@ class MonitorService:
             await attempt.run()
         except ChannelGone:
             attempt.log("ended", note="supervisor hung up")
+            if attempt.spy is not None and not attempt.spy.spying:
+                self._end(attempt.spy)
         except (CallcenterError, TimeoutError, OSError, core.IvrStateError) as exc:
             log.warning("spy attempt on %s failed: %r", io.channel, exc)
             attempt.log("failed", note=type(exc).__name__)
@@ -640,6 +642,7 @@ class _Attempt:
         self.agent_id: str | None = None
         self.mode: str | None = None
         self.logged = False
+        self.spy: SpySession | None = None
 
     def log(self, outcome: str, *, note: str | None = None) -> None:
         if self.logged:
@@ -700,11 +703,7 @@ class _Attempt:
             exit_ = await self.run_engine(AGENT_FLOW)
             agent_id = exit_.data.get("agent") if exit_.node == "done" else None
         self.agent_id = agent_id
-        agent = cfg.agents.get(agent_id) if agent_id else None
-        if agent is None:
-            await self.say("spy-not-allowed")
-            return self.log("unknown_agent", note=f"dialled {extension!r}")
-        # the PIN, over the IVR engine
+        # the PIN, over the IVR engine (before anything about the agent is revealed)
         expected = sup.pin.value.encode()
         for _ in range(svc.settings.pin_attempts):
             exit_ = await self.run_engine(PIN_FLOW)
@@ -719,6 +718,10 @@ class _Attempt:
             await self.say("pin-invalid")
         else:
             return self.log("bad_pin")
+        agent = cfg.agents.get(agent_id) if agent_id else None
+        if agent is None:
+            await self.say("spy-not-allowed")
+            return self.log("unknown_agent", note=f"dialled {extension!r}")
         if not in_scope(cfg, sup, agent):
             await self.say("spy-not-allowed")
             return self.log("out_of_scope", note=f"agent {agent.id} serves {list(cfg.queues_of(agent))}")
@@ -746,6 +749,7 @@ class _Attempt:
             modes=[self.mode],
         )
         svc.sessions[spy.channel] = spy
+        self.spy = spy
         self.logged = True
         svc._record(spy, outcome="waiting" if call_id is None else "ok", started_at=spy.created_at)
         await self.io.cmd("SET VARIABLE", names.VAR_SPY_TARGET, spy_target(agent))  # last: the dialplan spies

@@ -210,8 +210,11 @@ async def test_agent_outside_the_supervisors_queues_is_refused() -> None:
 
 async def test_unknown_agent_is_refused() -> None:
     async with rig() as r:
-        caller = await r.dial("super9001", "listen", "*817777", [])
-    assert caller.played() == [snd("spy-not-allowed")] and r.outcomes() == ["unknown_agent"]
+        caller = await r.dial("super9001", "listen", "*817777", ["246810"])
+        unauthenticated = await r.dial("super9001", "listen", "*817777", ["1", "2", "3"], n=2)
+    assert caller.played() == [snd("enter-pin"), snd("spy-not-allowed")]
+    assert snd("spy-not-allowed") not in unauthenticated.played()  # nothing revealed without the PIN
+    assert r.outcomes() == ["unknown_agent", "bad_pin"]
 
 
 async def test_wrong_pins_then_lockout_then_unlocked_after_the_lockout_time() -> None:

@@ -260,7 +260,8 @@ async def test_unauthorised_supervisor_or_agent(center: m.Config, etc: Path, tmp
         c.dial("super9001", "*819999", outside)  # no such agent (every example agent is in 9001's scope)
         async with asyncio.timeout(20):
             await outside.gone.wait()
-    assert agent_phone.prompts == ["spy-not-allowed"] and outside.prompts == ["spy-not-allowed"]
+    assert agent_phone.prompts == ["spy-not-allowed"]
+    assert outside.prompts == ["enter-pin", "spy-not-allowed"]  # the PIN first: nothing revealed before
     assert c.sink.outcomes() == ["unauthorised", "unknown_agent"]
     assert "ChanSpy" not in agent_phone.apps + outside.apps
 
