@@ -10,13 +10,14 @@ The ``spy`` route (:meth:`MonitorService.handle`) validates, then acts:
 1. the calling endpoint (``PJSIP/<endpoint>-xxxxxxxx``) must be a configured supervisor, else the
    prompt ``spy-not-allowed`` (outcome ``unauthorised``);
 2. a supervisor locked out by too many wrong PINs hears ``locked-out`` (outcome ``locked_out``);
-3. the agent id (from the dialled digits, or asked with ``enter-agent-id``) must be an agent
-   (``unknown_agent``);
+3. the agent id is read from the dialled digits (or asked with ``enter-agent-id``);
 4. the PIN is asked over the IVR engine (a collect node run by :class:`callcenter.ivr.Interpreter`
    through :class:`callcenter.ivr_agi.AgiChannel`), up to ``pin_attempts`` tries per call, each
    wrong one counted; ``max_pin_failures`` (5) in a row lock that supervisor's monitoring for
-   ``lockout_seconds`` (outcomes ``bad_pin``, ``locked_out``; the lockout is logged);
-5. the agent must take calls of one of the supervisor's queues (``out_of_scope``);
+   ``lockout_seconds`` (outcomes ``bad_pin``, ``locked_out``; the lockout is logged). Nothing about
+   the agent is revealed before the PIN is right;
+5. the agent must exist (``unknown_agent``) and take calls of one of the supervisor's queues
+   (``out_of_scope``);
 6. ``*80``: the mode is asked with ``spy-mode-menu`` (4 listen, 5 whisper, 6 barge);
 7. an idle agent: ``spy-agent-idle`` plays; with ``wait_for_call`` the spy waits for the agent's
    next call (ChanSpy on the agent's channel prefix waits until one exists; outcome ``waiting``),
