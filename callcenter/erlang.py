@@ -12,6 +12,10 @@ Definitions (one interval of ``interval`` seconds, ``calls`` arrivals, average h
   scheduled agents with shrinkage ``s`` (breaks, training, absence): ``ceil(N / (1 - s))``.
 
 Checked in ``tests/test_erlang.py`` against published worked examples.
+
+Erlang A (``erlang_a``, ``agents_needed_erlang_a``): the same with callers who abandon after an
+exponential patience; computed exactly from the birth-death chain, and equal to Erlang C when
+patience is very long (tested).
 """
 
 from __future__ import annotations
@@ -180,3 +184,123 @@ def parse_target(text: str) -> tuple[float, float]:
     if not 0.0 < lv < 1.0 or sc < 0:
         raise ValueError(f"target {text!r}: percent must be in (0, 100) and seconds >= 0")
     return lv, sc
+
+
+# --------------------------------------------------------------------------- Erlang A
+@dataclass(frozen=True)
+class ErlangA:
+    """M/M/N+M: callers abandon after an exponential patience of mean ``patience_seconds``.
+
+    Computed exactly from the birth-death chain (truncated where its tail is negligible):
+    ``probability_wait`` = P(all agents busy on arrival); ``probability_abandon`` =
+    (1/patience) E[queue] / arrival rate; ``asa_seconds`` = E[queue] / arrival rate (mean wait of all
+    callers, Little); ``service_level`` = share of *offered* calls answered within the target (a
+    caller who hangs up first counts against it), from the tagged caller's passage through the
+    queue (uniformisation of its position chain)."""
+
+    agents: int
+    traffic_erlangs: float
+    probability_wait: float
+    probability_abandon: float
+    asa_seconds: float
+    service_level: float
+    occupancy: float
+
+
+def erlang_a(
+    agents: int,
+    calls: float,
+    interval_seconds: float,
+    aht_seconds: float,
+    patience_seconds: float,
+    target_seconds: float,
+) -> ErlangA:
+    if not 0 < patience_seconds <= 86_400:
+        raise ValueError("patience must be > 0 and at most a day (86400 s)")
+    a = traffic(calls, interval_seconds, aht_seconds)
+    lam = calls / interval_seconds
+    if lam <= 0:
+        return ErlangA(agents, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    if agents <= 0:
+        return ErlangA(0, a, 1.0, 1.0, patience_seconds, 0.0, 0.0)
+    mu = 1.0 / aht_seconds
+    theta = 1.0 / patience_seconds
+    # Stationary distribution, in logs to stay finite for large N.
+    logs = [0.0]
+    k = 0
+    while True:
+        k += 1
+        death = min(k, agents) * mu + max(k - agents, 0) * theta
+        logs.append(logs[-1] + math.log(lam) - math.log(death))
+        if k > agents and logs[-1] < max(logs) - 40.0:
+            break
+        if k > agents + 100_000:
+            break
+    top = max(logs)
+    weights = [math.exp(v - top) for v in logs]
+    total = sum(weights)
+    pi = [w / total for w in weights]
+    p_wait = sum(pi[agents:])
+    queue_mean = sum((i - agents) * p for i, p in enumerate(pi) if i > agents)
+    p_abandon = theta * queue_mean / lam
+    served_within = _served_within(pi, agents, mu, theta, target_seconds)
+    busy = sum(min(i, agents) * p for i, p in enumerate(pi))
+    return ErlangA(
+        agents=agents,
+        traffic_erlangs=a,
+        probability_wait=p_wait,
+        probability_abandon=p_abandon,
+        asa_seconds=queue_mean / lam,
+        service_level=(1.0 - p_wait) + served_within,
+        occupancy=busy / agents,
+    )
+
+
+def _served_within(pi: list[float], n: int, mu: float, theta: float, t: float) -> float:
+    """Sum over arrival states k >= n of pi_k * P(served within t | k - n callers ahead)."""
+    positions = len(pi) - n  # a caller finding k >= n in the system is at position k - n + 1
+    if positions <= 0 or t <= 0:
+        return 0.0
+    # Position i (1 = next) moves to i - 1 at rate n mu + (i - 1) theta; leaves (abandons) at theta.
+    rate = [0.0] + [n * mu + (i - 1) * theta for i in range(1, positions + 1)]
+    lam_u = max(rate) + theta
+    # u[i] = P(served by time s | position i); u[0] = 1. Uniformisation in s.
+    steps = lam_u * t
+    m_max = int(steps + 10.0 * math.sqrt(steps) + 20)
+    u = [1.0] + [0.0] * positions
+    result = [0.0] * (positions + 1)
+    log_p = -steps  # log Poisson(0; steps)
+    for m in range(m_max + 1):
+        w = math.exp(log_p)
+        for i in range(1, positions + 1):
+            result[i] += w * u[i]
+        nxt = [1.0] + [0.0] * positions
+        for i in range(1, positions + 1):
+            stay = 1.0 - (rate[i] + theta) / lam_u
+            nxt[i] = stay * u[i] + (rate[i] / lam_u) * u[i - 1]
+        u = nxt
+        log_p += math.log(steps) - math.log(m + 1) if steps > 0 else -math.inf
+    return sum(pi[n + i - 1] * result[i] for i in range(1, positions + 1))
+
+
+def agents_needed_erlang_a(
+    calls: float,
+    interval_seconds: float,
+    aht_seconds: float,
+    patience_seconds: float,
+    *,
+    target_level: float = 0.8,
+    target_seconds: float = 20.0,
+    max_agents: int = 10_000,
+) -> ErlangA:
+    """The fewest agents whose Erlang A service level meets the target."""
+    if not 0.0 < target_level < 1.0:
+        raise ValueError("target service level must be between 0 and 1 (exclusive)")
+    # Agents answer at most n/aht calls a second, so the share answered is at most n / A: start there.
+    n = max(1, math.ceil(target_level * traffic(calls, interval_seconds, aht_seconds)))
+    while n <= max_agents:
+        r = erlang_a(n, calls, interval_seconds, aht_seconds, patience_seconds, target_seconds)
+        if r.service_level >= target_level:
+            return r
+        n += 1
+    raise ValueError(f"more than {max_agents} agents would be needed")

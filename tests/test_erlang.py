@@ -140,3 +140,48 @@ def test_staffing_command_forecast_csv(capsys: pytest.CaptureFixture[str], tmp_p
     bad.write_text("start,calls\n08:00,12\n08:30,many\n")
     assert main(["staffing", "--forecast", str(bad)]) == 2
     assert "bad.csv:3" in capsys.readouterr().err
+
+
+def test_erlang_a_tends_to_erlang_c_with_endless_patience() -> None:
+    from callcenter.erlang import erlang_a
+
+    # A day of mean patience: near capacity (11 agents, 10 Erlangs) a few callers still give up.
+    for n, tol in ((11, 0.01), (12, 0.002), (13, 0.002), (14, 0.002), (15, 0.002)):
+        c = evaluate(n, 100, 1800, 180, target_seconds=20)
+        a = erlang_a(n, 100, 1800, 180, 86_400, 20)
+        assert a.probability_wait == pytest.approx(c.probability_wait, abs=tol)
+        assert a.service_level == pytest.approx(c.service_level, abs=tol)
+        assert a.asa_seconds == pytest.approx(c.asa_seconds, rel=10 * tol)
+        assert a.probability_abandon < tol
+
+
+def test_erlang_a_impatient_callers_need_fewer_agents_but_abandon() -> None:
+    from callcenter.erlang import agents_needed_erlang_a, erlang_a
+
+    patient = erlang_a(12, 100, 1800, 180, 600, 20)
+    impatient = erlang_a(12, 100, 1800, 180, 60, 20)
+    assert impatient.probability_abandon > patient.probability_abandon > 0
+    assert impatient.probability_wait < patient.probability_wait
+    assert impatient.asa_seconds < patient.asa_seconds
+    best = agents_needed_erlang_a(100, 1800, 180, 120, target_level=0.8, target_seconds=20)
+    assert best.service_level >= 0.8
+    assert erlang_a(best.agents - 1, 100, 1800, 180, 120, 20).service_level < 0.8
+    assert best.agents <= agents_needed(100, 1800, 180).agents
+    # Under load that Erlang C cannot carry (N <= A) Erlang A still has an answer.
+    overload = erlang_a(9, 100, 1800, 180, 60, 20)
+    assert 0 < overload.probability_abandon < 1 and overload.occupancy < 1
+    with pytest.raises(ValueError):
+        erlang_a(10, 100, 1800, 180, 0, 20)
+
+
+def test_staffing_command_erlang_a(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from callcenter.cli import main
+
+    argv = ["staffing", "--calls", "100", "--interval", "1800", "--aht", "180", "--target", "80/20"]
+    assert main([*argv, "--patience", "120", "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["model"] == "erlang_a" and d["agents"] == 12 and d["service_level"] >= 0.8
+    assert 0 < d["probability_abandon"] < 0.1
+    assert main([*argv, "--patience", "0"]) == 2

@@ -5,6 +5,9 @@
     callcenter staffing --forecast FILE.csv ...          (columns: start, calls[, aht])
     callcenter staffing --from-log [--date YYYY-MM-DD] [--weeks 4] [--queue Q ...] [--tz ZONE] ...
 
+``--patience SECONDS`` switches to Erlang A (callers abandon after that mean patience); its output
+adds ``probability_abandon``.
+
 ``agents`` is the number to schedule (after shrinkage); ``agents_on_phones`` the Erlang C figure
 that service level, ASA, occupancy and probability of waiting describe.
 
@@ -29,7 +32,14 @@ from typing import Any
 import asyncpg
 
 from callcenter.commands.report import zone
-from callcenter.erlang import Staffing, agents_needed, parse_target
+from callcenter.erlang import (
+    Staffing,
+    agents_needed,
+    agents_needed_erlang_a,
+    erlang_a,
+    parse_target,
+    scheduled,
+)
 from callcenter.errors import ConfigError
 from callcenter.store.database import database
 from callcenter.store.migrate import migrate
@@ -49,6 +59,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--target", default="80/20", help="service level PERCENT/SECONDS (80/20)")
     p.add_argument("--shrinkage", type=float, default=0.0, help="share of paid time off the phones (0..1)")
     p.add_argument("--max-occupancy", type=float, default=1.0, help="cap on agent occupancy (0..1]")
+    p.add_argument(
+        "--patience",
+        type=float,
+        help="mean caller patience, seconds: use Erlang A (callers abandon) instead of Erlang C",
+    )
     p.add_argument("--date", help="--from-log: the day to staff (default: tomorrow)")
     p.add_argument("--weeks", type=int, default=4, help="--from-log: weeks of history (4)")
     p.add_argument("--queue", action="append", dest="queues", help="--from-log: only this queue (repeatable)")
@@ -71,7 +86,41 @@ def result_dict(s: Staffing) -> dict[str, Any]:
         "interval_seconds": s.interval_seconds,
         "target": f"{s.target_level * 100:g}/{s.target_seconds:g}",
         "shrinkage": s.shrinkage,
+        "model": "erlang_c",
     }
+
+
+def solve_a(args: argparse.Namespace, calls: float, aht: float) -> dict[str, Any]:
+    """Erlang A: the fewest agents meeting the target when callers abandon (``--patience``)."""
+    level, secs = parse_target(args.target)
+    r = agents_needed_erlang_a(
+        calls, args.interval, aht, args.patience, target_level=level, target_seconds=secs
+    )
+    while r.agents and r.occupancy > args.max_occupancy:
+        r = erlang_a(r.agents + 1, calls, args.interval, aht, args.patience, secs)
+    return {
+        "agents": scheduled(r.agents, args.shrinkage),
+        "agents_on_phones": r.agents,
+        "service_level": round(r.service_level, 4),
+        "asa_seconds": round(r.asa_seconds, 2),
+        "occupancy": round(r.occupancy, 4),
+        "probability_wait": round(r.probability_wait, 4),
+        "probability_abandon": round(r.probability_abandon, 4),
+        "traffic_erlangs": round(r.traffic_erlangs, 3),
+        "calls": calls,
+        "aht_seconds": aht,
+        "interval_seconds": args.interval,
+        "target": args.target,
+        "shrinkage": args.shrinkage,
+        "model": "erlang_a",
+        "patience_seconds": args.patience,
+    }
+
+
+def answer(args: argparse.Namespace, calls: float, aht: float) -> dict[str, Any]:
+    if args.patience is not None:
+        return solve_a(args, calls, aht)
+    return result_dict(solve(args, calls, aht))
 
 
 def solve(args: argparse.Namespace, calls: float, aht: float) -> Staffing:
@@ -145,6 +194,7 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
         "asa_seconds",
         "occupancy",
         "probability_wait",
+        "probability_abandon",
     ]
     cols = [c for c in cols if rows and c in rows[0]]
     table = Table(title=title)
@@ -154,7 +204,7 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
         cells = []
         for c in cols:
             v = r[c]
-            if c in ("service_level", "occupancy", "probability_wait"):
+            if c in ("service_level", "occupancy", "probability_wait", "probability_abandon"):
                 cells.append(f"{v * 100:.1f}%")
             elif isinstance(v, float):
                 cells.append(f"{v:.1f}")
@@ -173,11 +223,12 @@ def cmd_staffing(args: argparse.Namespace) -> int:
             raise ValueError("--max-occupancy must be in (0, 1]")
         if args.interval <= 0 or args.aht <= 0:
             raise ValueError("--interval and --aht must be > 0")
+        if args.patience is not None and not 0 < args.patience <= 86_400:
+            raise ValueError("--patience must be > 0 and at most 86400 seconds")
     except ValueError as exc:
         raise ConfigError(str(exc), key="staffing") from None
     if args.calls is not None:
-        s = solve(args, args.calls, args.aht)
-        d = result_dict(s)
+        d = answer(args, args.calls, args.aht)
         if args.format == "json":
             print(json.dumps(d, indent=2))
         else:
@@ -202,7 +253,7 @@ def cmd_staffing(args: argparse.Namespace) -> int:
         raise ConfigError("give --calls, --forecast FILE or --from-log", key="staffing")
     rows = []
     for start, calls, aht in source:
-        rows.append({"start": start, **result_dict(solve(args, calls, aht))})
+        rows.append({"start": start, **answer(args, calls, aht)})
     if args.format == "json":
         json.dump(rows, sys.stdout, indent=2)
         print()
