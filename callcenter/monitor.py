@@ -37,11 +37,13 @@ supervisors on one agent are two independent sessions.
 Monitoring starts no recording (ChanSpy records nothing; the recording policy is the ACD's).
 
 PCI pause: Asterisk cannot mute what a ChanSpy hears (``MixMonitorMute`` mutes only MixMonitor's
-audiohook; ChanSpy has its own and no action reaches it). So :meth:`pci_changed` takes the
-supervisors of that call out of ChanSpy while the recording is paused (AMI ``Redirect`` of their
-channel to ``cc-hold``: they hear music) and puts them back (``Setvar CC_SPY_OPTIONS`` with the
-current mode, ``Redirect`` to ``cc-spy``) on resume. The composition root calls it where PCI
-pause/resume happen.
+audiohook; ChanSpy has its own and no action reaches it). So the supervisors of a call leave it
+while its recording is paused: the service follows ``MixMonitorMute`` events (the ACD's PCI pause
+of the caller's recording; the caller and the spied agent leg meet in one bridge, tracked from
+``BridgeEnter``/``BridgeLeave``) and redirects each spying supervisor's channel to ``cc-hold``
+(they hear music); on unmute it sets ``CC_SPY_OPTIONS`` to the session's current mode and
+redirects them back to ``cc-spy``. :meth:`pci_changed` does the same by call id for a caller
+that knows it (both log ``pci_pause``/``pci_resume`` events on the call).
 
 The same actions from the API (:func:`register_routes`): ``start`` rings the supervisor's phone
 (AMI ``Originate`` into ``cc-spy`` with the two variables set, after the same checks: PIN counted
@@ -54,11 +56,12 @@ Wiring::
     detach = monitor.attach()                             # AMI subscriptions
     agi_server.add_route(names.AGI_SPY, monitor.handle)   # async def handle(session) -> None
     register_routes(http_router, monitor)                 # /api/monitor/...
-    await monitor.pci_changed(call_id, paused=True)       # from the PCI pause/resume path
+    await monitor.pci_changed(call_id, paused=True)       # optional: PCI pause by call id
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
 import logging
@@ -270,6 +273,7 @@ class SpySession:
     pci_hold: bool = False
     restarting: bool = False  # taken out of ChanSpy by us to change the mode (API)
     uniqueid: str | None = None  # an API session's supervisor leg, before its name is known
+    spyee: str | None = None  # the agent's channel ChanSpy attached to
     modes: list[str] = field(default_factory=list)
 
     def view(self) -> dict[str, object]:
@@ -312,6 +316,8 @@ class MonitorService:
         self.new_session_id = new_session_id or (lambda: "spy-" + uuid.uuid4().hex)
         self.guard = PinGuard(self.settings.max_pin_failures, self.settings.lockout_seconds)
         self.sessions: dict[str, SpySession] = {}  # by supervisor channel
+        self.bridge_of: dict[str, str] = {}  # channel -> the bridge it is in (BridgeEnter/Leave)
+        self._tasks: set[asyncio.Task[None]] = set()
         self._unsubscribe: list[Callable[[], None]] = []
         self.reload(config)
 
@@ -387,6 +393,9 @@ class MonitorService:
             ("DTMFEnd", self._on_dtmf),
             ("Hangup", self._on_hangup),
             ("OriginateResponse", self._on_originate),
+            ("BridgeEnter", self._on_bridge_enter),
+            ("BridgeLeave", self._on_bridge_leave),
+            ("MixMonitorMute", self._on_mute),
         ):
             self._unsubscribe.append(self.ami.subscribe(event, callback))
 
@@ -419,6 +428,7 @@ class MonitorService:
             s.call_id = self.acd.call_of_agent(s.agent_id) or s.call_id
         first = s.started_at is None
         s.spying = True
+        s.spyee = msg.get("SpyeeChannel") or s.spyee
         if first:
             s.started_at = now
             self._record(s, outcome="ok", started_at=now)
@@ -448,6 +458,7 @@ class MonitorService:
         self._end(s)
 
     def _on_hangup(self, msg: Message) -> None:
+        self.bridge_of.pop(msg.get("Channel") or "", None)
         s = self.sessions.get(msg.get("Channel") or "")
         if s is None:
             uniqueid = msg.get("Uniqueid")
@@ -597,9 +608,12 @@ class MonitorService:
     # ------------------------------------------------------------------ PCI pause
     async def pci_changed(self, call_id: str, *, paused: bool) -> None:
         """Silence (``paused``) or restore what the supervisors of ``call_id`` hear."""
+        await self._pci([s for s in self.sessions.values() if s.call_id == call_id], paused)
+
+    async def _pci(self, sessions: list[SpySession], paused: bool) -> None:
         if self.ami is None:
             return
-        for s in [s for s in self.sessions.values() if s.call_id == call_id]:
+        for s in sessions:
             try:
                 if paused and s.spying and not s.pci_hold:
                     s.pci_hold = True
@@ -617,10 +631,43 @@ class MonitorService:
                     )
                     await self._redirect(s, names.CTX_SPY)
                     self._call_event(s, EventKind.PCI_RESUME, note="supervisor back on the call")
-            except AsteriskError as exc:
+            except CallcenterError as exc:
                 log.warning(
                     "spy session %s: PCI %s failed: %r", s.session_id, "pause" if paused else "resume", exc
                 )
+
+    def _on_bridge_enter(self, msg: Message) -> None:
+        channel, bridge = msg.get("Channel"), msg.get("BridgeUniqueid")
+        if channel and bridge:
+            self.bridge_of[channel] = bridge
+
+    def _on_bridge_leave(self, msg: Message) -> None:
+        channel = msg.get("Channel") or ""
+        if self.bridge_of.get(channel) == msg.get("BridgeUniqueid"):
+            del self.bridge_of[channel]
+
+    def _on_mute(self, msg: Message) -> None:
+        """``MixMonitorMute`` (the ACD's PCI pause of a recording): the supervisors spying on that
+        call leave or rejoin it. The recording is on the caller's channel, the spy on the agent's:
+        they meet in the bridge."""
+        channel = msg.get("Channel") or ""
+        bridge = self.bridge_of.get(channel)
+        paused = (msg.get("State") or "").strip().lower() in ("1", "yes", "true", "on")
+        sessions = [
+            s
+            for s in self.sessions.values()
+            if s.spyee is not None
+            and (s.spyee == channel or (bridge and self.bridge_of.get(s.spyee) == bridge))
+        ]
+        if sessions:
+            task = asyncio.get_running_loop().create_task(self._pci(sessions, paused))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for the PCI changes under way (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks))
 
     async def _redirect(self, s: SpySession, context: str) -> None:
         if self.ami is None:  # pragma: no cover - checked by the caller

@@ -471,3 +471,32 @@ async def test_api_routes() -> None:
         handler, params = router.resolve("POST", "/api/monitor/sessions/spy-1/stop")
         resp = await handler(Request("POST", "/x", {}, {}, b"", params))
         assert resp.status == 200 and r.service.sessions == {}
+
+
+async def test_a_muted_recording_takes_the_supervisors_of_that_bridge_off_the_call() -> None:
+    async with rig() as r:
+        await r.dial("super9001", "listen", "*811001", ["246810"], n=1)
+        await r.dial("super9002", "listen", "*811003", ["1357"], n=2)
+        a, b = "PJSIP/super9001-00000001", "PJSIP/super9002-00000002"
+        caller, leg = "PJSIP/carrier-00000003", "PJSIP/agent1001-00000004"
+        for chan in (caller, leg):
+            r.ami.emit("BridgeEnter", Channel=chan, BridgeUniqueid="br-1")
+        r.ami.emit("BridgeEnter", Channel="PJSIP/agent1003-00000005", BridgeUniqueid="br-2")
+        r.ami.emit("ChanSpyStart", SpyerChannel=a, SpyeeChannel=leg)
+        r.ami.emit("ChanSpyStart", SpyerChannel=b, SpyeeChannel="PJSIP/agent1003-00000005")
+        r.ami.emit("MixMonitorMute", Channel=caller, Direction="both", State="1")
+        await r.service.drain()
+        assert r.ami.actions == [
+            ("Redirect", {"Channel": a, "Context": "cc-hold", "Exten": "s", "Priority": "1"})
+        ]
+        r.ami.emit("ChanSpyStop", SpyerChannel=a)
+        r.ami.emit("MixMonitorMute", Channel=caller, Direction="both", State="0")
+        await r.service.drain()
+        assert [x[0] for x in r.ami.actions] == ["Redirect", "Setvar", "Redirect"]
+        assert r.ami.actions[-1][1]["Context"] == "cc-spy"
+        r.ami.emit("BridgeLeave", Channel=caller, BridgeUniqueid="br-1")
+        r.ami.emit("MixMonitorMute", Channel=caller, Direction="both", State="1")  # no longer bridged
+        await r.service.drain()
+        assert len(r.ami.actions) == 3
+    kinds = [(e.kind, e.call_id) for e in r.call_events() if e.kind in ("pci_pause", "pci_resume")]
+    assert kinds == [("pci_pause", "call-A"), ("pci_resume", "call-A")]

@@ -324,3 +324,34 @@ async def test_pci_pause_silences_the_supervisor_and_resume_restores_the_mode(
     kinds = [str(e.kind) for e in c.sink.events()]
     assert kinds == ["monitor_start", "monitor_mode", "pci_pause", "pci_resume", "monitor_end"]
     assert not list((tmp_path / "rec").rglob("*.wav"))  # monitoring recorded nothing
+
+
+async def test_muting_the_recording_for_card_data_silences_the_supervisor(
+    center: m.Config, etc: Path, tmp_path: Path
+) -> None:
+    """The ACD's PCI pause is ``MixMonitorMute`` on the caller's recording; the monitor follows the
+    event alone (nothing wired between them)."""
+    async with running(center, etc, tmp_path) as c:
+        caller, _leg = c.agent_on_call("1001", "call-8")
+        phone = Phone([PIN_9001])
+        chan = c.dial("super9001", "*811001", phone)
+        await c.sink.until(started(1))
+        ami = c.service.ami
+        assert ami is not None
+        await ami.send_action(
+            "MixMonitorMute", {"Channel": caller.name, "Direction": "both", "State": "1"}, timeout=5
+        )
+        await phone.until(lambda p: "MusicOnHold" in p.apps)
+        await ami.send_action(
+            "MixMonitorMute", {"Channel": caller.name, "Direction": "both", "State": "0"}, timeout=5
+        )
+        await phone.until(lambda p: p.apps.count("ChanSpy") == 2)
+        await c.service.drain()
+        await c.hang_up(chan)
+        await c.sink.until(lambda s: len(s.events("monitor_end")) == 1)
+    assert [str(e.kind) for e in c.sink.events()] == [
+        "monitor_start",
+        "pci_pause",
+        "pci_resume",
+        "monitor_end",
+    ]
