@@ -360,6 +360,7 @@ class PacingSettings:
     margin: float = 1 / 3
     """Share of the limit kept in reserve: the pacing aims at ``limit * (1 - margin)``."""
     max_lines_per_agent: float = 3.0
+    """Predictive: at most this many lines in flight per agent free now or about to be."""
     warmup_attempts: int = 100
     """Resolved attempts needed before predictive pacing trusts its measurements."""
     gain_step: float = 0.03
@@ -514,7 +515,8 @@ def pace(
     soon_free = max(c[0] for c in checkpoints)
     in_flight_people = sum(answers.p_person_given_unresolved(e) for e in in_flight_elapsed)
     target = settings.target * gain
-    cap = max(0, math.ceil(settings.max_lines_per_agent * agents.logged_in) - in_flight)
+    # VICIdial's "dial level": lines per agent free now or about to be.
+    cap = max(0, math.ceil(settings.max_lines_per_agent * max(1.0, agents.idle + soon_free)) - in_flight)
     lines = min(progressive, cap)
     best_rate = 0.0
     while lines < cap:
