@@ -1,0 +1,622 @@
+"""Against a REAL Asterisk 22 (``ASTERISK_BIN``; skipped without it): our rendered configuration of
+the example center loads cleanly, the controller's AMI user logs in with the rendered secret, and
+the controller drives real calls: the FastAGI IVR takes DTMF and queues the call on music on
+hold, an unregistered agent phone is a RONA, and an agent reached over a Local channel answers,
+is bridged to the caller and recorded by MixMonitor. With the controller down, the static
+fallback path runs. Every wait is bounded; everything listens on loopback ports chosen free.
+
+The harness (``tests/asterisk_harness.py``) adds test-only contexts to the dialplan:
+``cc-test-agents`` (an agent "phone" that answers and plays a tone, dialled as
+``Local/<endpoint>@cc-test-agents``) and nothing else; callers are ``Local/<DID>@cc-inbound``
+channels whose ``;1`` half waits while the test presses keys on it with ``PlayDTMF``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+import re
+import secrets
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+
+from callcenter.app import Controller, Links
+from callcenter.asterisk import names
+from callcenter.asterisk.ami import Message
+from callcenter.asterisk.ami_client import AMIClient, EventGap
+from callcenter.clock import ScaledClock
+from callcenter.config import model as cm
+from callcenter.errors import CallcenterError
+from tests.asterisk_harness import (
+    ADMIN_USER,
+    RealAsterisk,
+    example_center,
+    free_port,
+    music_dirs,
+    rendered_files,
+    require_asterisk,
+    running_asterisk,
+    short_tempdir,
+)
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.timeout(120)]
+
+TEST_CONTEXTS = """; ---- added by tests/test_real_asterisk.py (test-only)
+[cc-test-agents]
+; (the n of "agent" is bracketed: a bare N in a pattern means any digit 2-9)
+exten => _age[n]t.,1,NoOp(test phone ${EXTEN} answers)
+ same => n,Answer()
+ same => n,Playtones(440/500,0/500)
+ same => n,Wait(60)
+ same => n,Hangup()
+"""
+
+# Startup noise of modules that autoload=yes loads and the center does not use (their config
+# files are not part of the rendered set), and the outbound registration to the example
+# carrier's host, which does not exist on a test machine. Everything else is reported.
+STARTUP_NOISE = (
+    r"Unable to load config",
+    r"Missing config file",
+    r"declined to load",
+    r"Declined modules which depend",
+    r"Some non-required modules failed to load",
+    r"Could not find valid ccss\.conf",
+    r"Failed to load configuration file",
+    r"No such configuration file",
+    r"unable to load config",
+    r"Unable to load .*\.conf\. Not logging",
+    r"configuration file '.*' not found",
+    r"No follow me config file",
+    r"/keys: No such file or directory",
+    r"Unable to open key directory",
+    r"may be removed in a future release",
+    r"No response received from 'sip:out\.carrier\.example",
+)
+# Known problems in our own files, found by this test (see the report in the commit message):
+# the rendered modules.conf noloads res_phoneprov.so but not res_pjsip_phoneprov_provider.so,
+# which then fails to load for its missing dependency.
+KNOWN_TEMPLATE_BUGS = (r"Error loading module 'res_pjsip_phoneprov_provider\.so', missing dependency",)
+
+# The example center's hours: an ordinary open Monday morning, so the hours node says "open".
+OPEN_MONDAY = dt.datetime(2026, 11, 16, 10, 0, tzinfo=ZoneInfo("America/New_York")).timestamp()
+
+
+@dataclass
+class Center:
+    asterisk: RealAsterisk
+    config: cm.Config
+    ami_secret: str
+    agi_port: int
+
+
+@pytest.fixture(scope="module")
+def center() -> Iterator[Center]:
+    binary = require_asterisk()
+    with short_tempdir() as root:
+        ami_port, agi_port = free_port(), free_port()
+        secret = "t-" + secrets.token_hex(10)
+        config = example_center(root, ami_port=ami_port, agi_port=agi_port, ami_secret=secret)
+        music_dirs(config)
+        files = rendered_files(config)
+        with running_asterisk(
+            files, binary=binary, root=root, ami_port=ami_port, dialplan_extra=TEST_CONTEXTS
+        ) as ast:
+            try:
+                yield Center(ast, config, secret, agi_port)
+            finally:
+                keep = os.environ.get("CC_ASTERISK_KEEP_LOGS")  # a directory: logs copied there
+                if keep:
+                    shutil.copytree(ast.log_dir, Path(keep), dirs_exist_ok=True)
+
+
+@contextlib.asynccontextmanager
+async def admin(center: Center) -> AsyncIterator[AMIClient]:
+    client = AMIClient(
+        port=center.asterisk.ami_port,
+        username=ADMIN_USER,
+        secret=center.asterisk.admin_secret,
+        ping_interval=0,
+        reconnect=False,
+    )
+    await asyncio.wait_for(client.connect(), 10)
+    try:
+        yield client
+    finally:
+        await asyncio.wait_for(client.close(), 10)
+
+
+async def command(client: AMIClient, cli: str) -> str:
+    reply = await client.send_action(names.ACTION_COMMAND, {"Command": cli}, timeout=10)
+    return "\n".join(v for k, v in reply.headers if k.lower() == "output")
+
+
+async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Poll in-process state (the controller's, a file MixMonitor writes) until ``predicate``;
+    bounded. Those change with no event the test can await."""
+    step = 0.05
+    for _ in range(int(timeout / step) + 1):
+        if predicate():
+            return
+        await asyncio.sleep(step)
+    raise AssertionError(f"{what} (after {timeout} s)")
+
+
+class Watcher:
+    """Every event the admin user sees, kept in order; ``wait(pred)`` returns the first match
+    (already seen or still to come), bounded."""
+
+    def __init__(self, client: AMIClient) -> None:
+        self.client = client
+        self.seen: list[Message] = []
+        self._changed = asyncio.Event()
+        self._stream = client.events()
+        self._task = asyncio.create_task(self._pump(), name="ami-watcher")
+        self.hooks: list[Callable[[Message], Awaitable[None] | None]] = []
+
+    async def _pump(self) -> None:
+        async for item in self._stream:
+            if isinstance(item, EventGap):
+                continue
+            self.seen.append(item)
+            for hook in self.hooks:
+                result = hook(item)
+                if result is not None:
+                    await result
+            self._changed.set()
+
+    async def wait(self, pred: Callable[[Message], bool], what: str, timeout: float = 30.0) -> Message:
+        i = 0
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    while i < len(self.seen):
+                        if pred(self.seen[i]):
+                            return self.seen[i]
+                        i += 1
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            names_seen = sorted({m.name or "" for m in self.seen})
+            raise AssertionError(f"{what} (after {timeout} s; events seen: {names_seen})") from None
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+@dataclass
+class Caller:
+    uid: str  # ;1 (the "phone" side: Wait, PlayDTMF)
+    phone: str = ""  # ;1 channel name
+    line: str = ""  # ;2 channel name: runs cc-inbound, the IVR, cc-hold
+
+
+async def call_in(
+    client: AMIClient, watcher: Watcher, did: str, keys: dict[str, str], number: str = "+12125551234"
+) -> Caller:
+    """Originate a caller into ``cc-inbound``; press ``keys[prompt]`` when the IVR starts playing
+    a prompt whose name is the key (an AGIExecStart naming it)."""
+    caller = Caller(uid="cct-" + uuid.uuid4().hex[:16])
+    pressed: set[str] = set()
+
+    async def press(msg: Message) -> None:
+        if msg.name != "AGIExecStart" or not caller.line or msg.get("Channel") != caller.line:
+            return
+        cmd = msg.get("Command") or ""
+        for prompt, digit in keys.items():
+            # The IVR quotes every argument: GET DATA "/.../en/main-menu" "5000" "1"
+            if f'/{prompt}"' in cmd and prompt not in pressed:
+                pressed.add(prompt)
+                await client.send_action(
+                    names.ACTION_PLAYDTMF,
+                    {"Channel": caller.phone, "Digit": digit, "Duration": "200"},
+                    timeout=10,
+                )
+
+    def names_(msg: Message) -> None:
+        if msg.name == "Newchannel":
+            if msg.get("Uniqueid") == caller.uid:
+                caller.phone = msg.get("Channel") or ""
+            elif msg.get("Uniqueid") == caller.uid + "-2":
+                caller.line = msg.get("Channel") or ""
+
+    watcher.hooks += [names_, press]
+    await client.send_action(
+        names.ACTION_ORIGINATE,
+        [
+            ("Channel", f"Local/{did}@{names.CTX_INBOUND}"),
+            ("Application", "Wait"),
+            ("Data", "90"),
+            ("CallerID", f'"Test Caller" <{number}>'),
+            ("ChannelId", caller.uid),
+            ("OtherChannelId", caller.uid + "-2"),
+            ("Timeout", "30000"),
+            ("Async", "true"),
+        ],
+        timeout=10,
+    )
+    await watcher.wait(lambda m: m.name == "Newchannel" and m.get("Uniqueid") == caller.uid + "-2", "no ;2")
+    return caller
+
+
+@contextlib.asynccontextmanager
+async def controller_for(
+    center: Center, dsn: str, run_dir: Path, *, agent_channel: str | None = None
+) -> AsyncIterator[Controller]:
+    links = Links.from_config(
+        center.config,
+        ami_host="127.0.0.1",
+        ami_port=center.asterisk.ami_port,
+        ami_user=center.config.asterisk.ami.username,
+        ami_secret=center.ami_secret,
+        agi_bind="127.0.0.1",
+        agi_port=center.agi_port,
+    )
+    # from_config drops None overrides, so HTTP is turned off here (it would bind 8080).
+    links = dataclasses.replace(links, http_host=None)
+    ctl = Controller(
+        center.config,
+        dsn=dsn,
+        run_dir=run_dir,
+        clock=ScaledClock(1.0, start=OPEN_MONDAY),
+        links=links,
+        writer_batch_delay=0.2,
+    )
+    if agent_channel is not None:
+        ctl.acd.agent_channel = agent_channel
+    stop = asyncio.Event()
+    task = asyncio.create_task(ctl.run(stop), name="controller")
+    try:
+        ready = asyncio.ensure_future(ctl.ready.wait())
+        done, _ = await asyncio.wait({task, ready}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        if not ctl.ready.is_set():
+            ready.cancel()
+            if task.done():
+                task.result()
+            raise AssertionError("controller not ready in 30 s")
+        yield ctl
+    finally:
+        if not task.done():
+            # Controller.run cancels the writer's task (same TaskGroup) before _shutdown closes
+            # it, so records still in its memory queue would be lost: flush them first.
+            with contextlib.suppress(CallcenterError):
+                await ctl.writer.flush(timeout=15)
+        stop.set()
+        await asyncio.wait_for(task, 40)
+
+
+async def hang_up_everything(client: AMIClient) -> None:
+    """Leave no call behind for the next test (bounded)."""
+    events = await client.send_action_list(names.ACTION_CORE_SHOW_CHANNELS, timeout=10)
+    for ev in events:
+        chan = ev.get("Channel")
+        if ev.name == "CoreShowChannel" and chan:
+            with contextlib.suppress(CallcenterError):
+                await client.send_action(names.ACTION_HANGUP, {"Channel": chan}, timeout=10)
+
+
+# ============================================================================ 1. configuration
+CONTEXTS = (
+    names.CTX_INBOUND,
+    names.CTX_FALLBACK,
+    names.CTX_HOLD,
+    names.CTX_ANNOUNCE,
+    names.CTX_AGENT_LEG,
+    names.CTX_ENDPOINTS,
+    names.CTX_FEATURES,
+    names.CTX_AGENT_PHONES,
+    names.CTX_SPY,
+    names.CTX_OUTBOUND,
+    names.CTX_VOICEMAIL,
+    names.CTX_TRANSFER,
+)
+
+
+async def test_rendered_configuration_loads_in_real_asterisk(center: Center) -> None:
+    ast = center.asterisk
+    async with admin(center) as client:
+        for ctx in CONTEXTS:
+            out = await command(client, f"dialplan show {ctx}")
+            assert f"Context '{ctx}' created by 'pbx_config'" in out, (ctx, out)
+        inbound = await command(client, f"dialplan show {names.CTX_INBOUND}")
+        for n in center.config.numbers:
+            did = n.dialed
+            assert f"'{did}' =>" in inbound, did
+            assert f"AGI(agi://127.0.0.1:{center.agi_port}/{names.AGI_IVR})" in inbound
+        endpoints = await command(client, "pjsip show endpoints")
+        for agent in center.config.agents.values():
+            assert f"Endpoint:  {agent.endpoint}/{agent.extension}" in endpoints, agent.endpoint
+        assert "Endpoint:  carrier" in endpoints and "Endpoint:  dialer" in endpoints
+        auth = await command(client, "pjsip show auth agent1001-auth")
+        assert "from-env-1001" in auth  # the ${CC_SIP_1001} secret came from the environment
+        moh = await command(client, "moh show classes")
+        for cls in ("default", "calm", "upbeat"):
+            assert f"Class: {cls}" in moh
+        files = await command(client, "moh show files")
+        for cls in ("default", "calm", "upbeat"):
+            assert f"/moh/{cls}/" in files, (cls, files)  # each class found its files
+        vm = await command(client, "voicemail show users")
+        assert "3 voicemail users configured" in vm
+        for box in center.config.mailboxes:
+            assert f"callcenter {box}" in vm
+        for module in ("res_pjsip.so", "res_agi.so", "app_mixmonitor.so", "app_chanspy.so", "app_amd.so"):
+            reply = await client.send_action("ModuleCheck", {"Module": module}, timeout=10)
+            assert reply.get("Response") == "Success", module
+        queue = await command(client, "module show like app_queue")
+        assert "0 modules loaded" in queue  # the controller is the ACD, not app_queue
+        user = await command(client, f"manager show user {center.config.asterisk.ami.username}")
+        assert "write perm: system,call,agent,originate" in user
+    problems = ast.problems(ignore=STARTUP_NOISE)
+    unexpected = [p for p in problems if not any(re.search(k, p) for k in KNOWN_TEMPLATE_BUGS)]
+    assert unexpected == [], "\n".join(unexpected)
+
+
+async def test_controller_user_logs_in_with_the_rendered_secret_and_no_more(center: Center) -> None:
+    a = center.config.asterisk.ami
+    good = AMIClient(
+        port=center.asterisk.ami_port,
+        username=a.username,
+        secret=center.ami_secret,
+        ping_interval=0,
+        reconnect=False,
+    )
+    await asyncio.wait_for(good.connect(), 10)
+    try:
+        pong = await good.send_action(names.ACTION_PING, timeout=10)
+        assert pong.get("Response") == "Success"
+        with pytest.raises(CallcenterError) as exc:  # no `command` class: no CLI over AMI
+            await good.send_action(names.ACTION_COMMAND, {"Command": "core show version"}, timeout=10)
+        assert "Permission denied" in str(exc.value)
+    finally:
+        await asyncio.wait_for(good.close(), 10)
+    bad = AMIClient(
+        port=center.asterisk.ami_port, username=a.username, secret="wrong", ping_interval=0, reconnect=False
+    )
+    with pytest.raises(CallcenterError):
+        await asyncio.wait_for(bad.connect(), 10)
+    await asyncio.wait_for(bad.close(), 10)
+
+
+# ============================================================================ 2. the controller
+async def _db(dsn: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        return list(await conn.fetch(query, *args, timeout=10))
+    finally:
+        await asyncio.wait_for(conn.close(), 10)
+
+
+async def test_ivr_takes_dtmf_and_queues_the_call_on_hold(
+    center: Center, db_dsn: str, tmp_path: Path
+) -> None:
+    async with admin(center) as client:
+        watcher = Watcher(client)
+        try:
+            async with controller_for(center, db_dsn, tmp_path) as ctl:
+                did = "18005550100"
+                caller = await call_in(client, watcher, did, {"language-menu": "1", "main-menu": "0"})
+                moh = await watcher.wait(
+                    lambda m: m.name == "MusicOnHoldStart" and m.get("Channel") == caller.line,
+                    "the caller never reached music on hold",
+                    timeout=60,
+                )
+                assert moh.get("Class") == "default"
+                got = await client.send_action(
+                    names.ACTION_GETVAR, {"Channel": caller.line, "Variable": names.VAR_QUEUE}, timeout=10
+                )
+                assert got.get("Value") == "general"
+                call_id = (
+                    await client.send_action(
+                        names.ACTION_GETVAR,
+                        {"Channel": caller.line, "Variable": names.VAR_CALL_ID},
+                        timeout=10,
+                    )
+                ).get("Value")
+                assert call_id
+                calls = ctl.acd.snapshot()["calls"]
+                assert call_id in calls and calls[call_id]["queue"] == "general"
+                # The keys reached the IVR's channel as DTMF (1 for English, then 0).
+                digits = [
+                    m.get("Digit")
+                    for m in watcher.seen
+                    if m.name == "DTMFEnd" and m.get("Channel") == caller.line
+                ]
+                assert digits == ["1", "0"], digits
+                await client.send_action(names.ACTION_HANGUP, {"Channel": caller.phone}, timeout=10)
+                await watcher.wait(
+                    lambda m: m.name == "Hangup" and m.get("Channel") == caller.line, "no hang-up", timeout=20
+                )
+                await wait_until(lambda: call_id not in ctl.acd.snapshot()["calls"], "the ACD kept the call")
+        finally:
+            await hang_up_everything(client)
+            await watcher.close()
+    rows = await _db(db_dsn, "SELECT * FROM calls WHERE call_id = $1", call_id)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["did"] in (did, "+" + did)
+    assert row["queue"] == "general"
+    assert row["caller_number"] and row["caller_number"].endswith("2125551234")
+    assert row["queued_at"] is not None and row["ended_at"] is not None
+    assert row["disposition"] == "abandoned_queue"
+
+
+async def test_unregistered_agent_phone_is_a_rona(center: Center, db_dsn: str, tmp_path: Path) -> None:
+    """The agents' PJSIP endpoints have no registered phone: Originate fails at once
+    (OriginateResponse Failure), the ACD counts a RONA and the agent goes not_ready."""
+    async with admin(center) as client:
+        watcher = Watcher(client)
+        try:
+            async with controller_for(center, db_dsn, tmp_path) as ctl:
+                await ctl.acd.login("1006")  # general: 8; the only agent logged in
+                caller = await call_in(
+                    client, watcher, "18005550100", {"language-menu": "1", "main-menu": "0"}
+                )
+                failure = await watcher.wait(
+                    lambda m: (
+                        m.name == "OriginateResponse" and (m.get("Uniqueid") or "").startswith("ccleg-")
+                    ),
+                    "the ACD never offered the call",
+                    timeout=60,
+                )
+                assert failure.get("Response") == "Failure"
+                assert failure.get("Channel") == "PJSIP/agent1006"
+                assert failure.get("Reason") == "0"
+                await wait_until(
+                    lambda: ctl.acd.agent_state("1006").status.value == "not_ready", "agent not not_ready"
+                )
+                assert ctl.acd.stats["rona"] == 1
+                call_id = (
+                    await client.send_action(
+                        names.ACTION_GETVAR,
+                        {"Channel": caller.line, "Variable": names.VAR_CALL_ID},
+                        timeout=10,
+                    )
+                ).get("Value")
+                assert call_id in ctl.acd.snapshot()["calls"]  # still waiting, on hold
+                await client.send_action(names.ACTION_HANGUP, {"Channel": caller.phone}, timeout=10)
+                await wait_until(lambda: call_id not in ctl.acd.snapshot()["calls"], "the ACD kept the call")
+        finally:
+            await hang_up_everything(client)
+            await watcher.close()
+    events = await _db(
+        db_dsn, "SELECT kind, agent_id, detail FROM call_events WHERE call_id = $1 ORDER BY seq", call_id
+    )
+    ronas = [e for e in events if e["kind"] == "rona"]
+    assert len(ronas) == 1 and ronas[0]["agent_id"] == "1006"
+    assert "unavailable" in str(ronas[0]["detail"])
+    states = [
+        r["state"]
+        for r in await _db(db_dsn, "SELECT state FROM agent_states WHERE agent_id = '1006' ORDER BY seq")
+    ]
+    assert "not_ready" in states, states
+
+
+async def test_agent_over_local_channel_answers_is_bridged_and_recorded(
+    center: Center, db_dsn: str, tmp_path: Path
+) -> None:
+    """With agent_channel = Local/<endpoint>@cc-test-agents the agent's "phone" answers: the
+    rendered cc-agent-leg starts MixMonitor (sales records always) and Bridge()s the caller."""
+    async with admin(center) as client:
+        watcher = Watcher(client)
+        try:
+            async with controller_for(
+                center, db_dsn, tmp_path, agent_channel="Local/{endpoint}@cc-test-agents"
+            ) as ctl:
+                await ctl.acd.login("1001")  # sales: 9
+                caller = await call_in(
+                    client, watcher, "18005550100", {"language-menu": "1", "main-menu": "1"}
+                )
+                answered = await watcher.wait(
+                    lambda m: (
+                        m.name == "OriginateResponse" and (m.get("Uniqueid") or "").startswith("ccleg-")
+                    ),
+                    "the ACD never offered the call",
+                    timeout=60,
+                )
+                assert answered.get("Response") == "Success", answered.headers
+                leg = answered.get("Uniqueid")
+                enter_caller = await watcher.wait(
+                    lambda m: m.name == "BridgeEnter" and m.get("Channel") == caller.line,
+                    "caller not bridged",
+                )
+                enter_leg = await watcher.wait(
+                    lambda m: m.name == "BridgeEnter" and m.get("Uniqueid") == leg, "agent leg not bridged"
+                )
+                assert enter_caller.get("BridgeUniqueid") == enter_leg.get("BridgeUniqueid")
+                started = await watcher.wait(
+                    lambda m: m.name == "MixMonitorStart" and m.get("Uniqueid") == leg, "no MixMonitor"
+                )
+                assert started is not None
+                await wait_until(
+                    lambda: ctl.acd.agent_state("1001").status.value == "on_call", "agent not on_call"
+                )
+                call_id = (
+                    await client.send_action(
+                        names.ACTION_GETVAR,
+                        {"Channel": caller.line, "Variable": names.VAR_CALL_ID},
+                        timeout=10,
+                    )
+                ).get("Value")
+                await asyncio.sleep(1.5)  # talk time: a second and a half of tone into the recording
+                await client.send_action(names.ACTION_HANGUP, {"Channel": caller.phone}, timeout=10)
+                # No MixMonitorStop here: Asterisk sends it only for StopMixMonitor, not when the
+                # recorded channel hangs up (app_mixmonitor.c stop_mixmonitor_full).
+                await watcher.wait(
+                    lambda m: m.name == "Hangup" and m.get("Uniqueid") == leg, "leg not hung up"
+                )
+                await wait_until(
+                    lambda: ctl.acd.agent_state("1001").status.value == "wrap_up", "agent not in wrap-up"
+                )
+        finally:
+            await hang_up_everything(client)
+            await watcher.close()
+    seen = watcher.seen
+    calls = await _db(db_dsn, "SELECT * FROM calls WHERE call_id = $1", call_id)
+    assert len(calls) == 1
+    row = calls[0]
+    assert row["queue"] == "sales" and row["agent_id"] == "1001"
+    assert row["disposition"] == "answered" and row["answered_at"] is not None
+    recs = await _db(db_dsn, "SELECT * FROM recordings WHERE call_id = $1", call_id)
+    assert len(recs) == 1, recs
+    path = Path(recs[0]["path"])
+    if not path.is_absolute():
+        path = Path(center.config.recording.directory) / path
+    # MixMonitor's own thread closes the file just after the hang-up.
+    await wait_until(lambda: path.is_file() and path.stat().st_size > 44 + 8000, f"no audio in {path}", 10)
+    assert not any(m.name == "MixMonitorStop" for m in seen)
+
+
+async def test_without_the_controller_the_static_fallback_runs(center: Center) -> None:
+    """Nothing listens on the FastAGI port: AGISTATUS=FAILURE sends the call to cc-fallback, which
+    plays the message, tries the agents' phones (none registered) and takes a message."""
+    async with admin(center) as client:
+        watcher = Watcher(client)
+        try:
+            caller = await call_in(client, watcher, "12125550111", {})
+            apps: list[str] = []
+
+            def fallback_app(m: Message) -> bool:
+                if (
+                    m.name == "Newexten"
+                    and m.get("Channel") == caller.line
+                    and m.get("Context") == names.CTX_FALLBACK
+                ):
+                    apps.append(m.get("Application") or "")
+                return (
+                    m.name == "Newexten"
+                    and m.get("Application") == "VoiceMail"
+                    and m.get("Channel") == caller.line
+                )
+
+            vm = await watcher.wait(fallback_app, "the call never reached voicemail", timeout=40)
+            assert vm.get("AppData") == "8000@callcenter,u"
+            order = [a for a in apps if a in ("Answer", "Playback", "Dial", "VoiceMail")]
+            assert order == ["Answer", "Playback", "Dial", "VoiceMail"], apps
+            status = await client.send_action(
+                names.ACTION_GETVAR, {"Channel": caller.line, "Variable": names.VAR_AGISTATUS}, timeout=10
+            )
+            assert status.get("Value") == "FAILURE"
+            dial = await client.send_action(
+                names.ACTION_GETVAR, {"Channel": caller.line, "Variable": names.VAR_DIALSTATUS}, timeout=10
+            )
+            assert dial.get("Value") == "CHANUNAVAIL"
+            await client.send_action(names.ACTION_HANGUP, {"Channel": caller.phone}, timeout=10)
+        finally:
+            await hang_up_everything(client)
+            await watcher.close()
+    text = center.asterisk.full_log()
+    played = [ln for ln in text.splitlines() if "fallback-message" in ln]
+    assert any("Playing" in ln for ln in played), played
+    assert not any("does not exist" in ln for ln in played), played
