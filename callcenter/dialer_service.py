@@ -772,6 +772,7 @@ class DialerService:
         state_poll: float = 5.0,
         action_timeout: float = 5.0,
         lost_after: float = 60.0,
+        answered_lost_after: float = 300.0,
     ) -> None:
         self.ami = ami
         self.store = store
@@ -781,6 +782,7 @@ class DialerService:
         self.state_poll = state_poll
         self.action_timeout = action_timeout
         self.lost_after = lost_after
+        self.answered_lost_after = answered_lost_after
         self._campaigns: dict[str, _Campaign] = {}
         self._by_channel: dict[str, _Call] = {}
         self._by_attempt: dict[str, _Call] = {}
@@ -936,13 +938,17 @@ class DialerService:
                 await self._dial(camp, attempt)
 
     def _watchdog(self, now: float) -> None:
-        """An attempt whose OriginateResponse never came (events lost with the link) stops
-        counting as in flight after the ring timeout plus ``lost_after`` seconds."""
+        """An attempt whose events were lost (with the AMI link) stops counting as in flight: no
+        OriginateResponse after the ring timeout plus ``lost_after`` s, or answered and neither a
+        person nor a hang-up heard after ``answered_lost_after`` s (AMD and a message take less)."""
         for camp in self._campaigns.values():
             limit = camp.runtime.ring_timeout + self.lost_after
             for call in list(camp.calls.values()):
-                if not call.answered and now - call.attempt.started_at > limit:
+                age = now - call.attempt.started_at
+                if not call.answered and age > limit:
                     self._finish(call, Outcome.UNKNOWN, reason="no OriginateResponse")
+                elif call.answered and not call.person and age > limit + self.answered_lost_after:
+                    self._finish(call, Outcome.UNKNOWN, reason="answered, then nothing heard")
 
     async def _poll_states(self) -> None:
         if not self._campaigns:

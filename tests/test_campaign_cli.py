@@ -79,3 +79,15 @@ def test_pause_resume_stop(cli: Path, capsys: pytest.CaptureFixture[str]) -> Non
     out = capsys.readouterr().out
     assert "c1" in out and "stopped" in out and "abandoned 0 of 0" in out
     assert run(cli, "pause", "nope") == 1
+
+
+def test_center_wide_dnc(cli: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dnc = cli / "center-dnc.txt"
+    dnc.write_text("+12125550143\n(415) 555-0123\nnope\n")
+    assert run(cli, "dnc", str(dnc)) == 0
+    out, err = capsys.readouterr()
+    assert "2 numbers on the center's do-not-call list, 1 bad lines" in out and "line 3" in err
+    csv = cli / "list.csv"
+    csv.write_text("phone\n+12125550143\n+12125550144\n")
+    assert run(cli, "import", str(csv), "--campaign", "autumn") == 0
+    assert "1 new contacts in autumn" in capsys.readouterr().out  # the other is on the center's list

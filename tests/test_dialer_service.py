@@ -382,3 +382,38 @@ async def test_preview_the_agent_chooses_then_it_is_recorded_and_dialled(rig: Ri
     got = await rows(rig.db_dsn, "SELECT contact_key, agent_id, attempt_no FROM campaign_attempts")
     assert [tuple(r.values()) for r in got] == [("k1", "a7", 1)]
     assert attempt.agent_id == "a7"
+
+
+async def test_lost_events_stop_counting_as_in_flight(rig: Rig) -> None:
+    rig.server.handlers["Originate"] = lambda m: [[("Response", "Success"), ("Message", "queued")]]
+    agents = Agents(idle=1)
+    service = await rig.service(agents, runtime(), contacts(2))
+    await service.step()
+    await rig.server.wait_for(lambda: rig.server.count("Originate") == 1)
+    await service.step()
+    assert rig.server.count("Originate") == 1  # the line is in flight: its agent is spoken for
+    rig.clock.advance(25.0 + 61.0)  # no OriginateResponse ever came (events lost with a link)
+    await service.step()
+    await rig.server.wait_for(lambda: rig.server.count("Originate") == 2)  # the next contact
+    await service.drain()
+    got = await rows(
+        rig.db_dsn, "SELECT contact_key, outcome, reason FROM campaign_attempts ORDER BY started_at"
+    )
+    assert (got[0]["contact_key"], got[0]["outcome"], got[0]["reason"]) == (
+        "k0",
+        "unknown",
+        "no OriginateResponse",
+    )
+    assert service.dialer("spring").contact("k0").status.value == "pending"
+
+
+async def test_database_down_means_nothing_is_dialled(rig: Rig) -> None:
+    agents = Agents(idle=2)
+    service = await rig.service(agents, runtime(), contacts(2))
+    await service.store.pool.close()  # PostgreSQL gone: no attempt can be recorded
+    await service.step()
+    assert rig.server.count("Originate") == 0
+    assert service.store_failures == 2
+    for key in ("k0", "k1"):
+        state = service.dialer("spring").contact(key)
+        assert (state.attempts, state.status.value) == (0, "pending")

@@ -1,11 +1,13 @@
-"""Composition root: ``callcenter campaign import|pause|resume|stop|status``.
+"""Composition root: ``callcenter campaign import|pause|resume|stop|status|dnc``.
 
 ``import FILE.csv --campaign ID`` normalises the numbers (E.164), reports every bad row with its
 line, leaves out numbers on the do-not-call lists, and stores the contacts; ``--config DIR`` takes
 the campaign's zone, region and DNC file from ops' YAML. ``pause``/``resume``/``stop`` change the
 campaign's state in the database; a running controller picks it up within seconds, and no attempt
 is recorded (hence dialled) for a campaign that is not running. ``status`` shows contacts by status,
-attempts by outcome and the abandonment rate over the campaign's rolling window.
+attempts by outcome and the abandonment rate over the campaign's rolling window. ``dnc FILE``
+adds numbers to the center-wide do-not-call list (or ``--campaign ID``'s own); every dial checks
+both lists in the same transaction that records the attempt.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from callcenter.campaigns import parse_dnc
 from callcenter.dialer import CampaignState
-from callcenter.dialer_service import CampaignStore, import_file
+from callcenter.dialer_service import CampaignStore, import_file, read_text
 from callcenter.errors import CampaignError
 from callcenter.store.database import database
 
@@ -43,6 +46,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         c = csub.add_parser(name, help=help_text)
         c.add_argument("campaign")
         c.set_defaults(func=cmd_state, state=name)
+    dnc = csub.add_parser("dnc", help="add numbers to a do-not-call list (the center's, or a campaign's)")
+    dnc.add_argument("file", type=Path, help="one number a line (E.164 or national), # comments")
+    dnc.add_argument("--campaign", default="", help="a campaign's own list (default: the center-wide list)")
+    dnc.add_argument("--region", default="US", help="region for numbers without a country code")
+    dnc.set_defaults(func=cmd_dnc)
     st = csub.add_parser("status", help="contacts, attempts and abandonment of a campaign")
     st.add_argument("campaign")
     st.add_argument("--format", choices=("table", "json"), default="table")
@@ -91,6 +99,25 @@ async def _import(dsn: str, args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     with database(Path(args.run_dir), echo=False) as dsn:
         return asyncio.run(_import(dsn, args))
+
+
+async def _dnc(dsn: str, args: argparse.Namespace) -> int:
+    numbers, problems = parse_dnc(read_text(args.file), default_region=args.region)
+    store = await CampaignStore.connect(dsn)
+    try:
+        await store.add_dnc(numbers.numbers, campaign_id=args.campaign, source=str(args.file))
+    finally:
+        await store.close()
+    for problem in problems:
+        print(f"{args.file}:{problem}", file=sys.stderr)
+    where = f"campaign {args.campaign}" if args.campaign else "the center"
+    print(f"dnc: {len(numbers)} numbers on {where}'s do-not-call list, {len(problems)} bad lines")
+    return 0
+
+
+def cmd_dnc(args: argparse.Namespace) -> int:
+    with database(Path(args.run_dir), echo=False) as dsn:
+        return asyncio.run(_dnc(dsn, args))
 
 
 async def _state(dsn: str, campaign_id: str, state: CampaignState) -> CampaignState:
