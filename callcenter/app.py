@@ -179,6 +179,7 @@ class Controller:
                     answered_in_target=c.answered_in_target,
                     sl_target_seconds=float(q.sl_seconds),
                     sl_target_fraction=float(q.sl_percent) / 100.0,
+                    ewt=self._ewt(qid),
                 )
             )
         by_state: dict[str, int] = {}
@@ -200,6 +201,13 @@ class Controller:
             calls_total=stats.started if stats else 0,
             monitoring=len(self.monitor.sessions) if self.monitor is not None else 0,
         )
+
+    def _ewt(self, queue: str) -> float | None:
+        """The expected wait a new caller of ``queue`` would be told (the router's estimate)."""
+        try:
+            return self.acd.router.ewt(queue)
+        except (KeyError, ValueError, CallcenterError):
+            return None
 
     def queue_counters(self) -> dict[str, QueueCounters]:
         """Offered/answered/abandoned per queue so far (refreshed from the call log)."""

@@ -460,10 +460,11 @@ async def _report(
             target_level=q.sl_percent / 100,
             target_seconds=q.sl_seconds,
         )
+        when = dt.datetime.fromisoformat(str(busiest["interval"])).astimezone(ZoneInfo(tz))
         advice.append(
             [
                 qid,
-                busiest["interval"],
+                when.strftime("%a %H:%M"),
                 busiest["offered"],
                 f"{aht:.0f}",
                 need.agents,
