@@ -1331,5 +1331,11 @@ class AcdAgentPool:
                 agent = self.acd.snapshot()["calls"].get(call_id, {}).get("agent_id")
                 return str(agent) if agent else "unknown"
             if clock.now() >= deadline:
+                # Too late: the person hears the identification message and is hung up, which the
+                # ACD sees as the caller leaving. An ACD that can withdraw a call does so at once,
+                # so that no agent leg bridges the channel during the message.
+                withdraw = getattr(self.acd, "withdraw", None)
+                if withdraw is not None:
+                    await withdraw(call_id)
                 return None
             await clock.sleep(self.poll)
