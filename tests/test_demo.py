@@ -29,9 +29,9 @@ async def _call_log(dsn: str) -> tuple[list[asyncpg.Record], int, int]:
     try:
         rows = await conn.fetch(
             "SELECT queue, count(*) AS offered, count(answered_at) AS answered FROM calls "
-            "WHERE queue IS NOT NULL GROUP BY queue"
+            "WHERE queue IS NOT NULL AND direction IS DISTINCT FROM 'outbound' GROUP BY queue"
         )
-        total = await conn.fetchval("SELECT count(*) FROM calls")
+        total = await conn.fetchval("SELECT count(*) FROM calls WHERE direction IS DISTINCT FROM 'outbound'")
         undisposed = await conn.fetchval("SELECT count(*) FROM calls WHERE disposition IS NULL")
     finally:
         await conn.close()
