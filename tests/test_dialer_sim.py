@@ -38,6 +38,7 @@ SPEED = 10.0
 START = datetime(2026, 6, 2, 15, 0, tzinfo=UTC).timestamp()
 FAST = ("2001", "2003", "2004")  # sales agents who answer their phones at once
 SLOW = "2002"  # a sales agent who answers too late
+BILLING = ("2009", "2010")  # billing agents (the reminders campaign), answering at once
 
 
 @dataclass
@@ -72,8 +73,9 @@ def contacts(n: int) -> list[Contact]:
 async def world(tmp_path: Path, db_dsn: str, request: pytest.FixtureRequest) -> AsyncIterator[World]:
     params: dict[str, Any] = getattr(request, "param", {})
     config = center(tmp_path)
-    sales = dataclasses.replace(config.queues["sales"], wrapup=1.0)
-    config = dataclasses.replace(config, queues={**config.queues, "sales": sales})
+    quick = {q: dataclasses.replace(queue, wrapup=1.0) for q, queue in config.queues.items()}
+    config = dataclasses.replace(config, queues=quick)
+    campaign = params.get("campaign", "renewals")
     write_files(render(config), tmp_path / "asterisk")
     clock = ScaledClock(SPEED, start=START)
     phones = tuple(
@@ -124,12 +126,12 @@ async def world(tmp_path: Path, db_dsn: str, request: pytest.FixtureRequest) -> 
         acd_task = asyncio.create_task(acd.run())
         await asyncio.wait_for(acd.ready.wait(), 10)
         store = await CampaignStore.connect(db_dsn)
-        rt = runtime_from_config(config.campaigns["renewals"])
+        rt = runtime_from_config(config.campaigns[campaign])
         settings = dataclasses.replace(
             rt.settings,
             mode=Mode.PROGRESSIVE,
             window=CallingWindow(time(0), time(23, 59, 59)),
-            max_attempts=1,
+            max_attempts=params.get("max_attempts", 1),
         )
         # The legal 2 s are the default; here 5 s, so that a loaded test machine running 10x
         # simulated time does not turn a slow event loop into abandons.
@@ -176,6 +178,7 @@ async def attempts(dsn: str) -> dict[str, asyncpg.Record]:
 
 
 async def test_every_outcome_on_the_simulated_pbx(world: World) -> None:
+    """The renewals campaign leaves a message on machines (its own cc-outbound extension)."""
     dialer = world.service.dialer("renewals")
     await world.until(lambda: dialer.finished)
     await world.service.drain()
@@ -215,3 +218,39 @@ async def test_no_agent_in_time_is_an_abandon_with_identification(world: World) 
     ledger = dialer.ledger.counts(world.clock.now())
     assert ledger == (3, 3)
     await world.until(lambda: world.acd.agent_state(SLOW).status is ag.Status.AVAILABLE)
+
+
+@pytest.mark.parametrize(
+    "world",
+    [
+        {
+            "campaign": "reminders",
+            "agents": BILLING,
+            "max_attempts": 2,
+            "answer": 0.3,
+            "machine": 0.5,
+            "no_answer": 0.2,
+            "busy": 0.0,
+        }
+    ],
+    indirect=True,
+)
+async def test_machines_hung_up_and_retried_later(world: World) -> None:
+    """The reminders campaign hangs up on machines: the outcome is ``machine``, retried later."""
+    dialer = world.service.dialer("reminders")
+
+    def first_round_done() -> bool:
+        return all(s.attempts == 1 and s.status.value != "dialing" for s in dialer.contacts())
+
+    await world.until(first_round_done)
+    await world.service.drain()
+    got = await attempts(world.dsn)
+    outcomes = {r["outcome"] for r in got.values()}
+    assert "machine" in outcomes and "connected" in outcomes and "machine_message" not in outcomes
+    for r in got.values():
+        if r["outcome"] == "machine":
+            assert r["status"] == "pending" and not r["live"]
+            state = dialer.contact(r["contact_key"])
+            assert state.next_at >= world.clock.now() + 14400 - 120  # the campaign's machine delay
+        if r["outcome"] == "connected":
+            assert r["agent_id"] in BILLING
