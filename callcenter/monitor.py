@@ -458,12 +458,32 @@ class MonitorService:
         self._end(s)
 
     def _on_hangup(self, msg: Message) -> None:
-        self.bridge_of.pop(msg.get("Channel") or "", None)
-        s = self.sessions.get(msg.get("Channel") or "")
+        channel = msg.get("Channel") or ""
+        self.bridge_of.pop(channel, None)
+        s = self.sessions.get(channel)
         if s is None:
             uniqueid = msg.get("Uniqueid")
             s = next((x for x in self.sessions.values() if uniqueid and x.uniqueid == uniqueid), None)
         if s is not None:
+            self._end(s)
+            return
+        # the spied call ended while its supervisors were held off it (PCI): ChanSpy is not there
+        # to end their sessions, so hang them up
+        held = [x for x in self.sessions.values() if x.spyee == channel and (x.pci_hold or x.restarting)]
+        if held and self.ami is not None:
+            task = asyncio.get_running_loop().create_task(self._hang_up_all(held))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _hang_up_all(self, sessions: list[SpySession]) -> None:
+        for s in sessions:
+            try:
+                if self.ami is not None:
+                    await self.ami.send_action(
+                        names.ACTION_HANGUP, {"Channel": s.channel}, timeout=self.settings.action_timeout
+                    )
+            except CallcenterError as exc:
+                log.warning("spy session %s: hang-up failed: %r", s.session_id, exc)
             self._end(s)
 
     def _on_originate(self, msg: Message) -> None:
@@ -615,11 +635,12 @@ class MonitorService:
             return
         for s in sessions:
             try:
-                if paused and s.spying and not s.pci_hold:
+                if paused and (s.spying or s.restarting) and not s.pci_hold:
                     s.pci_hold = True
                     await self._redirect(s, names.CTX_HOLD)
                     self._call_event(s, EventKind.PCI_PAUSE, note="supervisor taken off the call")
                 elif not paused and s.pci_hold:
+                    s.pci_hold, s.restarting = False, True  # a second resume is a no-op
                     await self.ami.send_action(
                         names.ACTION_SETVAR,
                         {

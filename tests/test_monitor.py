@@ -500,3 +500,31 @@ async def test_a_muted_recording_takes_the_supervisors_of_that_bridge_off_the_ca
         assert len(r.ami.actions) == 3
     kinds = [(e.kind, e.call_id) for e in r.call_events() if e.kind in ("pci_pause", "pci_resume")]
     assert kinds == [("pci_pause", "call-A"), ("pci_resume", "call-A")]
+
+
+async def test_pci_told_twice_acts_once_and_a_call_ending_in_the_pause_frees_the_supervisor() -> None:
+    async with rig() as r:
+        await r.dial("super9001", "listen", "*811001", ["246810"])
+        a, caller, leg = "PJSIP/super9001-00000001", "PJSIP/carrier-00000003", "PJSIP/agent1001-00000004"
+        for chan in (caller, leg):
+            r.ami.emit("BridgeEnter", Channel=chan, BridgeUniqueid="br-1")
+        r.ami.emit("ChanSpyStart", SpyerChannel=a, SpyeeChannel=leg)
+        # the ACD tells the monitor directly AND the recording's mute event arrives
+        await r.service.pci_changed("call-A", paused=True)
+        r.ami.emit("MixMonitorMute", Channel=caller, State="1")
+        await r.service.drain()
+        r.ami.emit("ChanSpyStop", SpyerChannel=a)
+        r.ami.emit("MixMonitorMute", Channel=caller, State="0")
+        await r.service.drain()
+        await r.service.pci_changed("call-A", paused=False)
+        assert [x[0] for x in r.ami.actions] == ["Redirect", "Setvar", "Redirect"]
+        r.ami.emit("ChanSpyStart", SpyerChannel=a, SpyeeChannel=leg)
+        # paused again, and the call ends while the supervisor hears music
+        await r.service.pci_changed("call-A", paused=True)
+        r.ami.emit("ChanSpyStop", SpyerChannel=a)
+        assert a in r.service.sessions
+        r.ami.emit("Hangup", Channel=leg)
+        await r.service.drain()
+        assert r.ami.actions[-1] == ("Hangup", {"Channel": a})
+        assert r.service.sessions == {}
+    assert r.outcomes()[-1] == "ended"
