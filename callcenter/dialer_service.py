@@ -50,6 +50,7 @@ import contextlib
 import functools
 import json
 import logging
+import posixpath
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ from callcenter.asterisk import names
 from callcenter.asterisk.ami import Message
 from callcenter.campaigns import Contact, DncList, ImportResult, RowProblem, parse_contacts, parse_dnc
 from callcenter.clock import Clock, RealClock
+from callcenter.config.model import prompt_sound
 from callcenter.dialer import (
     DAY,
     AgentLoad,
@@ -159,8 +161,25 @@ class CampaignRuntime:
         return self.settings.name
 
 
-def runtime_from_config(campaign: Any, *, default_region: str | None = None) -> CampaignRuntime:
-    """Build a ``CampaignRuntime`` from ``callcenter.config.model.Campaign`` (duck-typed)."""
+def runtime_from_config(
+    campaign: Any,
+    *,
+    default_region: str | None = None,
+    sounds_dir: str | None = None,
+    language: str = "en",
+) -> CampaignRuntime:
+    """Build a ``CampaignRuntime`` from ``callcenter.config.model.Campaign`` (duck-typed).
+
+    ``sounds_dir`` and ``language`` (``config.asterisk.sounds_dir``, the center's default
+    language) turn the campaign's prompt ids into the sound names the AGI plays, as the rendered
+    dialplan and the IVR do (``<sounds_dir>/<language>/<prompt id>``); without them the ids are
+    played as they are."""
+
+    def sound(prompt: str) -> str:
+        if not prompt or sounds_dir is None:
+            return prompt
+        return posixpath.join(sounds_dir, prompt_sound(prompt, language))
+
     retry = campaign.retry
     delays = {
         Outcome.BUSY: float(retry.busy),
@@ -189,8 +208,8 @@ def runtime_from_config(campaign: Any, *, default_region: str | None = None) -> 
         timezone=campaign.timezone,
         default_region=default_region,
         amd=bool(campaign.amd),
-        amd_message=campaign.amd_message if leaves_message else None,
-        identification_prompt=campaign.identification_prompt,
+        amd_message=sound(campaign.amd_message) if leaves_message else None,
+        identification_prompt=sound(campaign.identification_prompt),
         ring_timeout=float(campaign.ring_timeout),
         connect_within=float(campaign.connect_within),
         name=campaign.name,

@@ -25,7 +25,7 @@ from callcenter.dialer import (
     Mode,
     Outcome,
 )
-from callcenter.dialer_service import CampaignRuntime, CampaignStore, DialerService
+from callcenter.dialer_service import CampaignRuntime, CampaignStore, DialerService, runtime_from_config
 from callcenter.errors import CampaignError
 from tests.test_ami_client import FakeAMIServer, client_for
 
@@ -417,3 +417,26 @@ async def test_database_down_means_nothing_is_dialled(rig: Rig) -> None:
     for key in ("k0", "k1"):
         state = service.dialer("spring").contact(key)
         assert (state.attempts, state.status.value) == (0, "pending")
+
+
+def test_runtime_from_the_example_config() -> None:
+    from callcenter.config.load import load_config
+    from tests.conftest import REPO
+
+    config = load_config(REPO / "dialplans")
+    camp = config.campaigns["renewals"]
+    rt = runtime_from_config(
+        camp,
+        default_region=config.center.country,
+        sounds_dir=config.asterisk.sounds_dir,
+        language=config.center.default_language,
+    )
+    assert rt.id == "renewals" and rt.exten == "renewals" and rt.queue == camp.queue
+    assert rt.settings.mode is Mode.PREDICTIVE and rt.settings.max_attempts == camp.max_attempts
+    assert rt.settings.retry_delay(Outcome.BUSY) == camp.retry.busy
+    assert rt.settings.abandon_window == camp.abandon_window_days * 86400
+    assert rt.settings.pacing.abandon_limit == camp.abandon_limit
+    assert rt.identification_prompt == f"{config.asterisk.sounds_dir}/en/{camp.identification_prompt}"
+    assert rt.amd_message == f"{config.asterisk.sounds_dir}/en/{camp.amd_message}"
+    bare = runtime_from_config(config.campaigns["reminders"])
+    assert bare.amd_message is None and bare.identification_prompt == "dialer-identification"
