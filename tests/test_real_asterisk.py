@@ -175,8 +175,16 @@ class Watcher:
                     await result
             self._changed.set()
 
-    async def wait(self, pred: Callable[[Message], bool], what: str, timeout: float = 30.0) -> Message:
-        i = 0
+    async def wait(
+        self,
+        pred: Callable[[Message], bool],
+        what: str,
+        timeout: float = 30.0,
+        *,
+        after: Message | None = None,
+    ) -> Message:
+        """The first event matching ``pred`` (after the event ``after``, if given)."""
+        i = 0 if after is None else next(n for n, m in enumerate(self.seen) if m is after) + 1
         try:
             async with asyncio.timeout(timeout):
                 while True:
@@ -450,6 +458,11 @@ async def test_ivr_takes_dtmf_and_queues_the_call_on_hold(
     assert row["caller_number"] and row["caller_number"].endswith("2125551234")
     assert row["queued_at"] is not None and row["ended_at"] is not None
     assert row["disposition"] == "abandoned_queue"
+    # Every prompt the IVR streamed was found (absolute paths under asterisk.sounds_dir).
+    gone = [
+        ln for ln in center.asterisk.full_log().splitlines() if "ivr_prompts" in ln and "does not exist" in ln
+    ]
+    assert gone == [], gone
 
 
 async def test_unregistered_agent_phone_is_a_rona(center: Center, db_dsn: str, tmp_path: Path) -> None:
@@ -620,3 +633,113 @@ async def test_without_the_controller_the_static_fallback_runs(center: Center) -
     played = [ln for ln in text.splitlines() if "fallback-message" in ln]
     assert any("Playing" in ln for ln in played), played
     assert not any("does not exist" in ln for ln in played), played
+
+
+async def test_apply_reloads_every_module_with_the_controller_user(center: Center) -> None:
+    """``callcenter apply`` reloads RELOAD_MODULES over AMI as the controller's user (write
+    ``system``): real Asterisk accepts each name, and refuses an unknown module (the rollback
+    path)."""
+    from callcenter.config.render import RELOAD_MODULES, AMIReloader
+
+    before = len(center.asterisk.messages().splitlines())
+    a = center.config.asterisk.ami
+    client = AMIClient(
+        port=center.asterisk.ami_port,
+        username=a.username,
+        secret=center.ami_secret,
+        ping_interval=0,
+        reconnect=False,
+    )
+    await asyncio.wait_for(client.connect(), 10)
+    try:
+        reload = AMIReloader(client, timeout=20)
+        for module in RELOAD_MODULES:
+            await reload(module)
+        with pytest.raises(CallcenterError) as exc:
+            await reload("res_no_such_module.so")
+        assert "No such module" in str(exc.value)
+    finally:
+        await asyncio.wait_for(client.close(), 10)
+    after = center.asterisk.messages().splitlines()[before:]
+    problems = [ln for ln in after if re.search(r"\b(WARNING|ERROR)\[", ln)]
+    problems = [p for p in problems if not any(re.search(k, p) for k in STARTUP_NOISE)]
+    assert problems == [], "\n".join(problems)
+
+
+def _tweak_queue(config: cm.Config, qid: str, **changes: Any) -> cm.Config:
+    queues = dict(config.queues)
+    queues[qid] = dataclasses.replace(queues[qid], **changes)
+    return dataclasses.replace(config, queues=queues)
+
+
+async def test_waiting_caller_hears_announcements_then_overflows_to_voicemail(
+    center: Center, db_dsn: str, tmp_path: Path
+) -> None:
+    """The ACD's timers on real channels: every announce_period it Setvars CC_PROMPT and
+    Redirects the caller to cc-announce (Playback, then back to hold); at max_wait it sets
+    CC_MAILBOX and Redirects to cc-voicemail. (The queue's timing is shortened for the test.)"""
+    config = _tweak_queue(
+        center.config,
+        "general",
+        announce_period=2.0,
+        max_wait=7.0,
+        overflow=cm.Overflow(cm.OverflowKind.VOICEMAIL, "8000"),
+    )
+    short = dataclasses.replace(center, config=config)
+    async with admin(center) as client:
+        watcher = Watcher(client)
+        try:
+            async with controller_for(short, db_dsn, tmp_path) as ctl:
+                caller = await call_in(
+                    client, watcher, "18005550100", {"language-menu": "1", "main-menu": "0"}
+                )
+
+                def app_on_line(app: str, ctx: str) -> Callable[[Message], bool]:
+                    return lambda m: (
+                        m.name == "Newexten"
+                        and m.get("Channel") == caller.line
+                        and m.get("Context") == ctx
+                        and m.get("Application") == app
+                    )
+
+                played = await watcher.wait(
+                    app_on_line("Playback", names.CTX_ANNOUNCE), "no announcement", timeout=40
+                )
+                await watcher.wait(
+                    app_on_line("MusicOnHold", names.CTX_HOLD),
+                    "not back on hold after the announcement",
+                    after=played,
+                )
+                vm = await watcher.wait(
+                    app_on_line("VoiceMail", names.CTX_VOICEMAIL), "no voicemail overflow", timeout=30
+                )
+                assert vm.get("AppData") == "8000@callcenter,u"
+                call_id = (
+                    await client.send_action(
+                        names.ACTION_GETVAR,
+                        {"Channel": caller.line, "Variable": names.VAR_CALL_ID},
+                        timeout=10,
+                    )
+                ).get("Value")
+                await client.send_action(names.ACTION_HANGUP, {"Channel": caller.phone}, timeout=10)
+                await watcher.wait(
+                    lambda m: m.name == "Hangup" and m.get("Channel") == caller.line, "no hang-up"
+                )
+                assert ctl.acd.stats["abandoned"] == 0
+        finally:
+            await hang_up_everything(client)
+            await watcher.close()
+    prompt = played.get("AppData") or ""
+    log = center.asterisk.full_log()
+    missing = [
+        ln
+        for ln in log.splitlines()
+        if any(f"File {part} does not exist" in ln for part in prompt.split("&"))
+    ]
+    rows = await _db(db_dsn, "SELECT disposition FROM calls WHERE call_id = $1", call_id)
+    assert [r["disposition"] for r in rows] == ["voicemail"]
+    if missing:
+        # Known bug (reported): callcenter/acd.py announcement_prompt() names our prompts
+        # relatively ("en/queue-position"), which Asterisk looks up in its own sounds directory;
+        # they are installed under asterisk.sounds_dir (the IVR and the templates use that path).
+        pytest.xfail(f"Playback({prompt}): " + " | ".join(ln.split("] ")[-1] for ln in missing))
