@@ -236,7 +236,18 @@ class Controller:
             st = self.writer.stats
             return {
                 (("kind", k),): float(getattr(st, k))
-                for k in ("queued", "written", "spooled", "replayed")
+                for k in (
+                    "submitted",
+                    "queued",
+                    "written",
+                    "spooled",
+                    "replayed",
+                    "pending_batches",
+                    "not_durable",
+                    "dropped",
+                    "rejected",
+                    "corrupt",
+                )
                 if isinstance(getattr(st, k, None), int | float)
             }
 
@@ -254,6 +265,56 @@ class Controller:
             return {(("queue", q),): float(n) for q, n in self.acd.snapshot()["waiting"].items()}
 
         self.metrics.gauge_fn("calls_waiting", "Calls waiting per queue", waiting)
+        self.metrics.gauge_fn(
+            "call_log_spool_bytes", "Bytes in the call-log spool", lambda: self.writer.stats.spool_bytes
+        )
+        self.metrics.gauge_fn(
+            "call_log_db_up",
+            "1 when the call-log writer reaches PostgreSQL",
+            lambda: float(self.writer.stats.db_up),
+        )
+        self.metrics.gauge_fn(
+            "ami_connected", "1 while the AMI link is up", lambda: float(self.ami.connected)
+        )
+        self.metrics.gauge_fn(
+            "ami_reconnects", "AMI reconnects since start", lambda: float(self.ami.reconnects)
+        )
+
+        def agi() -> dict[tuple[tuple[str, str], ...], float]:
+            if self.agi is None:
+                return {}
+            return {
+                (("kind", k),): float(getattr(self.agi, k))
+                for k in ("served", "refused", "bad", "failed", "active")
+                if isinstance(getattr(self.agi, k, None), int)
+            }
+
+        self.metrics.gauge_fn("fastagi_sessions", "FastAGI sessions by fate", agi)
+
+        def queue_counts() -> dict[tuple[tuple[str, str], ...], float]:
+            out: dict[tuple[tuple[str, str], ...], float] = {}
+            for qid, c in self._counters.items():
+                for k in ("offered", "answered", "abandoned", "answered_in_target"):
+                    out[(("kind", k), ("queue", qid))] = float(getattr(c, k))
+            return out
+
+        self.metrics.gauge_fn(
+            "queue_calls", "Inbound calls per queue since the controller started", queue_counts
+        )
+
+        def dialer_abandon() -> dict[tuple[tuple[str, str], ...], float]:
+            out: dict[tuple[tuple[str, str], ...], float] = {}
+            for ext in self.extensions:
+                if ext.dialers is not None:
+                    for d in ext.dialers():
+                        out[(("campaign", d.campaign),)] = d.abandonment_rate
+            return out
+
+        self.metrics.gauge_fn(
+            "dialer_abandonment_rate",
+            "Abandoned share of live-answered calls (rolling window)",
+            dialer_abandon,
+        )
 
     def _routes(self) -> None:
         async def status(req: Request) -> Response:
@@ -282,67 +343,81 @@ class Controller:
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then shut down in order and flush the call log."""
-        try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.writer.run(), name="call-log-writer")
-                self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=8, timeout=30)
-                await self.ami.connect()
-                tg.create_task(self._counter_loop(), name="wallboard-counters")
-                acd_task = tg.create_task(self.acd.run(), name="acd")
-                await _wait_ready(self.acd.ready, acd_task)
-                customers = CustomerDirectory(self.pool)
-                self.ivr = IvrService(
-                    self.config,
-                    writer=self.writer,
-                    distributor=self.acd,
-                    customers=customers,
-                    clock=self.clock,
-                )
-                features = acd_mod.AgentFeatures(self.acd)
-                routes: dict[str, Callable[[Any], Awaitable[None]]] = {
-                    names.AGI_IVR: self.ivr.handle,
-                    names.AGI_FEATURE: features.handle,
-                }
-                for factory in self._extension_factories:
-                    ext = await factory(self)
-                    if ext is None:
-                        continue
-                    self.extensions.append(ext)
-                    routes.update(ext.routes)
-                    if ext.task is not None:
-                        tg.create_task(ext.task(), name=ext.name)
-                    if ext.http is not None:
-                        ext.http(self.router)
-                self.agi = FastAGIServer(routes, host=self.links.agi_bind, port=self.links.agi_port)
-                await self.agi.start()
-                self._routes()
-                if self.links.http_host is not None:
-                    self.http = HTTPServer(self.router, host=self.links.http_host, port=self.links.http_port)
-                    await self.http.start()
-                log.info(
-                    "controller ready: AMI %s:%s, FastAGI %s:%s, HTTP %s",
-                    self.links.ami_host,
-                    self.links.ami_port,
-                    self.links.agi_bind,
-                    self.agi.port,
-                    f"{self.links.http_host}:{self.http.port}" if self.http else "off",
-                )
-                self.ready.set()
-                await stop.wait()
-                raise _Stop
-        except* _Stop:
-            pass
-        finally:
-            await self._shutdown()
+        """Run until ``stop`` is set, then shut down in order and flush the call log.
 
-    async def _shutdown(self) -> None:
+        Two nested TaskGroups: the outer owns the call-log writer, the inner every service. On
+        stop (or when a service fails) the listeners close first, the inner group's tasks are
+        cancelled, and only then is the writer closed — gracefully, so every record submitted
+        so far reaches PostgreSQL or the disk spool; nothing is lost with the cancelled tasks."""
+        async with asyncio.TaskGroup() as outer:
+            outer.create_task(self.writer.run(), name="call-log-writer")
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    await self._start(tg)
+                    self.ready.set()
+                    await stop.wait()
+                    await self._stop_listening()
+                    raise _Stop
+            except* _Stop:
+                pass
+            finally:
+                await self._shutdown()
+
+    async def _start(self, tg: asyncio.TaskGroup) -> None:
+        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=8, timeout=30)
+        await self.ami.connect()
+        tg.create_task(self._counter_loop(), name="wallboard-counters")
+        acd_task = tg.create_task(self.acd.run(), name="acd")
+        await _wait_ready(self.acd.ready, acd_task)
+        customers = CustomerDirectory(self.pool)
+        self.ivr = IvrService(
+            self.config,
+            writer=self.writer,
+            distributor=self.acd,
+            customers=customers,
+            clock=self.clock,
+        )
+        features = acd_mod.AgentFeatures(self.acd)
+        routes: dict[str, Callable[[Any], Awaitable[None]]] = {
+            names.AGI_IVR: self.ivr.handle,
+            names.AGI_FEATURE: features.handle,
+        }
+        for factory in self._extension_factories:
+            ext = await factory(self)
+            if ext is None:
+                continue
+            self.extensions.append(ext)
+            routes.update(ext.routes)
+            if ext.task is not None:
+                tg.create_task(ext.task(), name=ext.name)
+            if ext.http is not None:
+                ext.http(self.router)
+        self.agi = FastAGIServer(routes, host=self.links.agi_bind, port=self.links.agi_port)
+        await self.agi.start()
+        self._routes()
+        if self.links.http_host is not None:
+            self.http = HTTPServer(self.router, host=self.links.http_host, port=self.links.http_port)
+            await self.http.start()
+        log.info(
+            "controller ready: AMI %s:%s, FastAGI %s:%s, HTTP %s",
+            self.links.ami_host,
+            self.links.ami_port,
+            self.links.agi_bind,
+            self.agi.port,
+            f"{self.links.http_host}:{self.http.port}" if self.http else "off",
+        )
+
+    async def _stop_listening(self) -> None:
+        """No new calls or requests: close the HTTP and FastAGI listeners (sessions end)."""
         with contextlib.suppress(CallcenterError, OSError):
             if self.http is not None:
                 await self.http.close()
         with contextlib.suppress(CallcenterError, OSError):
             if self.agi is not None:
                 await self.agi.close()
+
+    async def _shutdown(self) -> None:
+        await self._stop_listening()  # again, for a failure before the stop (idempotent)
         for ext in reversed(self.extensions):
             if ext.close is not None:
                 with contextlib.suppress(CallcenterError, OSError):

@@ -156,6 +156,11 @@ class HTTPServer:
                 await self._serve(reader, writer)
         except (ConnectionError, TimeoutError, h11.RemoteProtocolError):
             pass
+        except asyncio.CancelledError:
+            # close() cancels open connections (an SSE stream never ends by itself). This task is
+            # the connection's root, created by asyncio's server; ending it quietly here keeps
+            # asyncio from reporting the cancellation as an unobserved error.
+            pass
         finally:
             if task is not None:
                 self._conns.discard(task)
