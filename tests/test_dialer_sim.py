@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -57,6 +57,7 @@ class World:
     clock: ScaledClock
     dsn: str
     changed: asyncio.Event
+    restart: Callable[[], Awaitable[DialerService]]
 
     async def until(self, predicate: Callable[[], bool], timeout: float = 60.0) -> None:
         async with asyncio.timeout(timeout):
@@ -143,24 +144,38 @@ async def world(tmp_path: Path, db_dsn: str, request: pytest.FixtureRequest) -> 
         holder["service"] = service
         await service.add_campaign(rt)
         changed = asyncio.Event()
-        for name in ("OriginateResponse", "Hangup", "BridgeEnter"):
+        for name in ("OriginateResponse", "Hangup", "BridgeEnter", "Newchannel"):
             dial_ami.subscribe(name, lambda m: changed.set())
-        w = World(service, acd, sim, clock, db_dsn, changed)
-        task: asyncio.Task[None] | None = None
+        tasks: list[asyncio.Task[None]] = []
+        stores = [store]
+
+        async def restart() -> DialerService:
+            """The controller dies (its queued writes with it) and a new one starts."""
+            tasks[-1].cancel()
+            await asyncio.gather(tasks[-1], return_exceptions=True)
+            stores.append(await CampaignStore.connect(db_dsn))
+            fresh = DialerService(ami=dial_ami, store=stores[-1], agents=pool, clock=clock, tick=0.5)
+            await fresh.add_campaign(rt)
+            holder["service"] = w.service = fresh
+            tasks.append(asyncio.create_task(fresh.run()))
+            return fresh
+
+        w = World(service, acd, sim, clock, db_dsn, changed, restart)
         try:
             for agent_id in params.get("agents", FAST):
                 await acd.login(agent_id)
-            task = asyncio.create_task(service.run())
+            tasks.append(asyncio.create_task(service.run()))
             yield w
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             acd_task.cancel()
             await asyncio.gather(acd_task, return_exceptions=True)
             await dial_ami.close()
             await acd_ami.close()
-            await store.close()
+            for each in stores:
+                await each.close()
             await sim.close()
 
 
@@ -254,3 +269,25 @@ async def test_machines_hung_up_and_retried_later(world: World) -> None:
             assert state.next_at >= world.clock.now() + 14400 - 120  # the campaign's machine delay
         if r["outcome"] == "connected":
             assert r["agent_id"] in BILLING
+
+
+@pytest.mark.parametrize(
+    "world",
+    [{"max_attempts": 2, "contacts": 6, "answer": 0.0, "busy": 0.0, "no_answer": 1.0, "machine": 0.0}],
+    indirect=True,
+)
+async def test_a_restart_never_dials_a_contact_twice(world: World) -> None:
+    stats = world.sim.population.stats
+    await world.until(lambda: stats.outbound_calls >= 3)  # three agents free: three lines ringing
+    second = await world.restart()  # the controller dies with the calls ringing
+    dialer = second.dialer("renewals")
+    await world.until(lambda: all(s.attempts == 1 and s.status.value != "dialing" for s in dialer.contacts()))
+    await second.drain()
+    assert stats.outbound_calls == 6  # each contact dialled once, though two attempts are allowed
+    got = await attempts(world.dsn)
+    assert sorted(got) == [f"c{i:02d}" for i in range(6)]
+    assert {r["outcome"] for r in got.values()} <= {"unknown", "no_answer"}
+    assert "unknown" in {r["outcome"] for r in got.values()}
+    for key, r in got.items():
+        if r["outcome"] == "unknown":  # in flight at the crash: waits the retry delay, not redialled
+            assert dialer.contact(key).next_at >= world.clock.now() + 3600 - 120
