@@ -413,6 +413,16 @@ async def test_ivr_takes_dtmf_and_queues_the_call_on_hold(
         watcher = Watcher(client)
         try:
             async with controller_for(center, db_dsn, tmp_path) as ctl:
+                # What the controller's own (least-privilege, filtered) AMI user receives.
+                ctl_seen: set[str] = set()
+                ctl_stream = ctl.ami.events()
+
+                async def collect() -> None:
+                    async for item in ctl_stream:
+                        if isinstance(item, Message):
+                            ctl_seen.add(item.name or "")
+
+                collector = asyncio.create_task(collect())
                 did = "18005550100"
                 caller = await call_in(client, watcher, did, {"language-menu": "1", "main-menu": "0"})
                 moh = await watcher.wait(
@@ -447,6 +457,12 @@ async def test_ivr_takes_dtmf_and_queues_the_call_on_hold(
                     lambda m: m.name == "Hangup" and m.get("Channel") == caller.line, "no hang-up", timeout=20
                 )
                 await wait_until(lambda: call_id not in ctl.acd.snapshot()["calls"], "the ACD kept the call")
+                ctl_stream.close()
+                await asyncio.wait_for(collector, 10)
+                # manager.conf's eventfilters and read classes work in Asterisk 22: no dialplan,
+                # VarSet or AGI events reach the controller; the call and DTMF events do.
+                assert not ctl_seen & {"Newexten", "VarSet", "AGIExecStart", "AGIExecEnd"}, ctl_seen
+                assert {"Newchannel", "Hangup", "DTMFEnd", "MusicOnHoldStart"} <= ctl_seen, ctl_seen
         finally:
             await hang_up_everything(client)
             await watcher.close()
@@ -743,3 +759,140 @@ async def test_waiting_caller_hears_announcements_then_overflows_to_voicemail(
         # relatively ("en/queue-position"), which Asterisk looks up in its own sounds directory;
         # they are installed under asterisk.sounds_dir (the IVR and the templates use that path).
         pytest.xfail(f"Playback({prompt}): " + " | ".join(ln.split("] ")[-1] for ln in missing))
+
+
+# ============================================================================ 3. a real SIP call
+SIPP_UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!-- tests/test_real_asterisk.py: the carrier calls a DID, stays 4 s (in the IVR), hangs up -->
+<scenario name="carrier-inbound">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Test Caller" <sip:+12125559876@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:+12125559876@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=carrier 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-16
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Test Caller" <sip:+12125559876@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <pause milliseconds="4000"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Test Caller" <sip:+12125559876@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"""
+
+
+async def test_sip_call_from_the_carrier_reaches_the_ivr(center: Center, db_dsn: str, tmp_path: Path) -> None:
+    """A real SIP INVITE (SIPp as the carrier, from 127.0.0.1: the rendered identify matches it)
+    to 18005550100 lands in cc-inbound on PJSIP/carrier, the IVR answers it over FastAGI with the
+    caller's number from the From header (trust_id_inbound), and the BYE mid-IVR is an IVR
+    abandon in the call log."""
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        pytest.skip("sipp is not installed")
+    scenario = tmp_path / "uac.xml"
+    scenario.write_text(SIPP_UAC)
+    async with admin(center) as client:
+        watcher = Watcher(client)
+        try:
+            async with controller_for(center, db_dsn, tmp_path):
+                proc = await asyncio.create_subprocess_exec(
+                    sipp,
+                    f"127.0.0.1:{center.asterisk.sip_port}",
+                    "-sf",
+                    str(scenario),
+                    "-s",
+                    "18005550100",
+                    "-i",
+                    "127.0.0.1",
+                    "-p",
+                    str(free_port()),
+                    "-mp",
+                    str(free_port()),
+                    "-m",
+                    "1",
+                    "-timeout",
+                    "30",
+                    "-nostdin",
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                )
+                try:
+                    out, _ = await asyncio.wait_for(proc.communicate(), 40)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+                    raise
+                assert proc.returncode == 0, out.decode("utf-8", "replace")[-2000:]
+                new = await watcher.wait(
+                    lambda m: (
+                        m.name == "Newchannel" and (m.get("Channel") or "").startswith("PJSIP/carrier-")
+                    ),
+                    "no PJSIP/carrier channel",
+                )
+                assert new.get("Context") == names.CTX_INBOUND
+                assert new.get("Exten") == "18005550100"
+                assert new.get("CallerIDNum") == "+12125559876"
+                chan = new.get("Channel")
+                start = await watcher.wait(
+                    lambda m: m.name == "AGIExecStart" and m.get("Channel") == chan,
+                    "the IVR never ran",
+                )
+                assert start.get("Command", "").startswith("SET VARIABLE")
+                await watcher.wait(lambda m: m.name == "Hangup" and m.get("Channel") == chan, "no hang-up")
+        finally:
+            await hang_up_everything(client)
+            await watcher.close()
+    rows = await _db(
+        db_dsn,
+        "SELECT did, caller_number, disposition, queue FROM calls WHERE caller_number = '+12125559876'",
+    )
+    assert [dict(r) for r in rows] == [
+        {
+            "did": "18005550100",
+            "caller_number": "+12125559876",
+            "disposition": "abandoned_ivr",
+            "queue": None,
+        }
+    ]
