@@ -11,22 +11,30 @@ The pieces, each usable alone:
   (``callcenter.phone.zones_for``), in local wall time, DST included (``zoneinfo``).
 - ``AbandonmentLedger``: live-answered calls and abandons (a person answered and no agent was
   connected within 2 s of the greeting) over a rolling window (30 days by default), per campaign.
-- ``HandleTimes`` and ``AnswerStats``: what was measured: handle times (talk + wrap-up) and, per
-  attempt, how long until it resolved and whether a person answered.
+- ``HandleTimes`` and ``AnswerStats``: what was measured: handle times (talk + wrap-up, and each
+  apart when the ACD tells them) and, per attempt, how long until it resolved and whether a person
+  answered.
 - ``pace(...)``: how many new calls to place now, with the reason (``PacingDecision``):
 
   * preview: never by itself; an agent asks for a contact (``Dialer.preview_next``) and dials it;
   * progressive: one line per free agent (lines in flight count): nobody is ever abandoned;
-  * predictive: the free agents at the moment answers come back are estimated as the idle agents
-    plus, for each busy agent, the probability that its call (measured handle times, given how
-    long it has lasted) ends within the horizon (measured dial-to-person time + the 2 s grace);
-    the people who will answer are estimated from the lines in flight (each weighted by the
-    measured chance that a line still unresolved after that long reaches a person) plus the new
-    lines at the measured answer rate. The dialer places the most new lines for which the expected
-    share of answered people without an agent, E[max(0, H - A)] / E[H] (H binomial, A = idle +
-    Poisson), stays under the instantaneous target. The target is the campaign limit less a
-    margin (3 % - 1/3 = 2 %), scaled by a gain that a feedback loop on the observed abandonment
-    rate moves down when abandons run above target and back up when they run below.
+  * predictive: at checkpoints over the next answers (a quarter, half, three quarters, one and
+    one and a half times the measured dial-to-person time), the people expected to have answered
+    by then must fit the agents free by then plus the 2 s grace. Agents free by then: the idle
+    ones plus, for each busy one, the chance its call ends in time given how long it has lasted
+    (measured handle times; with ``AgentLoad.wrap_elapsed``, wrap-up and talk are foreseen apart:
+    an agent in wrap-up ends by the measured wrap-up times, a talking one needs the rest of its
+    talk and a whole wrap-up). People by then: each line in flight weighted by the measured chance
+    that a line unresolved after that long reaches a person within the checkpoint, plus the new
+    lines at the measured share of people reached that fast. The dialer places the most new lines
+    for which the worst checkpoint's expected people without an agent, E[max(0, H - A)] (H
+    binomial, A = idle + Poisson), over all the people expected, stays under the instantaneous
+    target, and never more than ``max_lines_per_agent`` lines per agent free now or soon. The
+    target is the campaign limit less a margin (3 % - 1/3 = 2 %), scaled by a gain that a
+    feedback loop on the observed abandonment rate moves down when abandons run above target and
+    back up when they run below (the model leaves out how people who answer early miss agents
+    who free late; the gain finds the factor, and starts from a discounted 0.25). People being
+    connected hold an idle agent until the ACD has reserved one.
   * fallback: predictive runs as progressive while the measurements are too few (warm-up) and
     whenever the rolling-window abandonment rate reaches the guard (the limit less half the margin),
     until it is back under the target.
