@@ -879,7 +879,7 @@ async def test_sip_call_from_the_carrier_reaches_the_ivr(center: Center, db_dsn:
                     lambda m: m.name == "AGIExecStart" and m.get("Channel") == chan,
                     "the IVR never ran",
                 )
-                assert start.get("Command", "").startswith("SET VARIABLE")
+                assert (start.get("Command") or "").startswith("SET VARIABLE")
                 await watcher.wait(lambda m: m.name == "Hangup" and m.get("Channel") == chan, "no hang-up")
         finally:
             await hang_up_everything(client)
