@@ -862,19 +862,21 @@ class DialerService:
 
     # ------------------------------------------------------------------ control (API)
     async def pause(self, campaign_id: str) -> None:
+        """Stop placing new calls (calls in progress finish). The database first: it is what a
+        restarted controller and the CLI read."""
         camp = self._campaign(campaign_id)
-        camp.dialer.pause()
         await self.store.set_state(campaign_id, CampaignState.PAUSED)
+        camp.dialer.pause()
 
     async def resume(self, campaign_id: str) -> None:
         camp = self._campaign(campaign_id)
+        await self.store.set_state(campaign_id, CampaignState.RUNNING)  # refuses a stopped campaign
         camp.dialer.resume()
-        await self.store.set_state(campaign_id, CampaignState.RUNNING)
 
     async def stop(self, campaign_id: str) -> None:
         camp = self._campaign(campaign_id)
-        camp.dialer.stop()
         await self.store.set_state(campaign_id, CampaignState.STOPPED)
+        camp.dialer.stop()
 
     def status(self, campaign_id: str) -> dict[str, object]:
         return self._campaign(campaign_id).dialer.summary(self.clock.now())
