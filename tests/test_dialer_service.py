@@ -440,3 +440,49 @@ def test_runtime_from_the_example_config() -> None:
     assert rt.amd_message == f"{config.asterisk.sounds_dir}/en/{camp.amd_message}"
     bare = runtime_from_config(config.campaigns["reminders"])
     assert bare.amd_message is None and bare.identification_prompt == "dialer-identification"
+
+
+async def test_http_api_pause_resume_stop_and_preview(rig: Rig) -> None:
+    import json
+
+    from callcenter.dialer_service import register_routes
+    from callcenter.web.http import HTTPServer, Router
+    from tests.test_web_http import _get, _request, _split
+
+    agents = Agents(idle=0)
+    rt = runtime(
+        settings=CampaignSettings(name="spring", mode=Mode.PREVIEW, window=ALL_DAY, retry_delays=DELAYS)
+    )
+    service = await rig.service(agents, rt, contacts(2))
+    router = Router()
+    register_routes(router, service)
+    server = HTTPServer(router, host="127.0.0.1", port=0)
+    await server.start()
+    try:
+
+        async def call(method: str, path: str, body: dict[str, object] | None = None) -> tuple[int, Any]:
+            raw = json.dumps(body).encode() if body is not None else b""
+            status, payload = _split(await _request(server.port, _get(path, raw, method)))
+            return status, json.loads(payload)
+
+        status, listing = await call("GET", "/api/campaigns")
+        assert status == 200 and listing["spring"]["state"] == "running"
+        assert (await call("POST", "/api/campaigns/spring/pause"))[1]["state"] == "paused"
+        assert (await call("POST", "/api/campaigns/spring/resume"))[1]["state"] == "running"
+        status, held = await call("POST", "/api/campaigns/spring/preview/next", {"agent_id": "1001"})
+        assert status == 200 and held["contact"] == "k0" and held["phone"] == "+12125550100"
+        status, err = await call(
+            "POST", "/api/campaigns/spring/preview/dial", {"agent_id": "1002", "contact": "k0"}
+        )
+        assert (status, err["error"]["code"]) == (409, "not_held")
+        status, dialled = await call(
+            "POST", "/api/campaigns/spring/preview/dial", {"agent_id": "1001", "contact": "k0"}
+        )
+        assert status == 200 and dialled["number"] == 1
+        await rig.server.wait_for(lambda: rig.server.count("Originate") == 1)
+        assert (await call("POST", "/api/campaigns/spring/preview/next", {}))[0] == 400
+        assert (await call("POST", "/api/campaigns/spring/stop"))[1]["state"] == "stopped"
+        assert (await call("POST", "/api/campaigns/spring/resume"))[0] == 409
+        assert (await call("GET", "/api/campaigns/nope"))[0] == 409
+    finally:
+        await server.close()
