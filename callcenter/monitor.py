@@ -306,7 +306,14 @@ class MonitorService:
         settings: MonitorSettings | None = None,
         ivr_settings: IvrSettings | None = None,
         new_session_id: Callable[[], str] | None = None,
+        endpoint_of_channel: Callable[[str], str | None] = endpoint_of,
+        target_of: Callable[[m.Agent], str] = spy_target,
     ) -> None:
+        """``endpoint_of_channel`` (which endpoint a calling channel is: PJSIP names by default)
+        and ``target_of`` (ChanSpy's prefix for an agent's channels) are seams for sites whose
+        phones are not PJSIP, and for tests on Local channels."""
+        self.endpoint_of_channel = endpoint_of_channel
+        self.target_of = target_of
         self.settings = settings or MonitorSettings()
         self.ivr_settings = ivr_settings or IvrSettings()
         self.writer = writer
@@ -577,7 +584,7 @@ class MonitorService:
                     ("ChannelId", uniqueid),
                     ("Timeout", str(int(ring_timeout * 1000))),
                     ("CallerID", f"Monitor {agent.id} <{agent.id}>"),
-                    ("Variable", f"{names.VAR_SPY_TARGET}={spy_target(agent)}"),
+                    ("Variable", f"{names.VAR_SPY_TARGET}={self.target_of(agent)}"),
                     ("Variable", f"{names.VAR_SPY_OPTIONS}={m.SPY_OPTIONS[mode]}"),
                     ("Async", "true"),
                 ],
@@ -753,7 +760,7 @@ class _Attempt:
     async def run(self) -> None:
         svc, cfg = self.svc, self.svc.config
         now = svc.clock.now()
-        endpoint = endpoint_of(self.io.channel)
+        endpoint = svc.endpoint_of_channel(self.io.channel)
         self.supervisor = cfg.supervisor_by_endpoint(endpoint) if endpoint else None
         mode = self.io.env.get("agi_arg_1", "").strip()
         self.mode = mode if mode in MODES else None
@@ -821,7 +828,9 @@ class _Attempt:
         self.spy = spy
         self.logged = True
         svc._record(spy, outcome="waiting" if call_id is None else "ok", started_at=spy.created_at)
-        await self.io.cmd("SET VARIABLE", names.VAR_SPY_TARGET, spy_target(agent))  # last: the dialplan spies
+        await self.io.cmd(
+            "SET VARIABLE", names.VAR_SPY_TARGET, svc.target_of(agent)
+        )  # last: the dialplan spies
 
 
 def register_routes(router: Any, monitor: MonitorService) -> None:
