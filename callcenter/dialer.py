@@ -645,6 +645,7 @@ class Dialer:
         self._seq = itertools.count()
         self._live: dict[str, _Live] = {}
         self._settled: list[ContactState] = []
+        self._status_counts: tuple[float, dict[str, int]] | None = None
         counter = itertools.count(1)
         self._new_id = new_id or (lambda: f"{settings.name}-{next(counter)}")
 
@@ -977,10 +978,16 @@ class Dialer:
         )
 
     def summary(self, now: float) -> dict[str, object]:
+        """The campaign at a glance (contacts by status are recounted at most once a second: a
+        wallboard may ask often and a campaign may hold many thousands of contacts)."""
         live, abandoned = self.ledger.counts(now)
-        by_status: dict[str, int] = {s.value: 0 for s in ContactStatus}
-        for state in self._contacts.values():
-            by_status[state.status.value] += 1
+        cached = self._status_counts
+        if cached is None or not 0 <= now - cached[0] < 1.0:
+            counts: dict[str, int] = {s.value: 0 for s in ContactStatus}
+            for state in self._contacts.values():
+                counts[state.status.value] += 1
+            cached = self._status_counts = (now, counts)
+        by_status = dict(cached[1])
         return {
             "campaign": self.settings.name,
             "state": self.state.value,
