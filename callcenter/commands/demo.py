@@ -175,6 +175,7 @@ def demo_contacts_csv(campaign_id: str, count: int) -> str:
 async def import_demo_contacts(config: cm.Config, config_dir: Path, run_dir: Path, dsn: str) -> list[str]:
     """Every campaign's own contact list, plus synthetic contacts so the dialer has work."""
     from callcenter import dialer_service as ds
+    from callcenter.dialer import CampaignState
 
     said: list[str] = []
     store = await ds.CampaignStore.connect(dsn)
@@ -182,6 +183,7 @@ async def import_demo_contacts(config: cm.Config, config_dir: Path, run_dir: Pat
         for c in config.campaigns.values():
             rt = ds.runtime_from_config(c, default_region=config.center.country)
             await store.upsert_campaign(rt)
+            await store.set_state(c.id, CampaignState.RUNNING)  # the last demo paused it at day's end
             own = config_dir / c.contacts
             dnc = config_dir / c.dnc if c.dnc else None
             result, added = await ds.import_file(
@@ -204,6 +206,17 @@ async def import_demo_contacts(config: cm.Config, config_dir: Path, run_dir: Pat
     finally:
         await store.close()
     return said
+
+
+def _busy(controller: Controller, population: Any) -> bool:
+    """Calls still in the system: simulated callers, calls in the ACD, dialer calls in flight."""
+    if population.active or controller.acd.snapshot()["calls"]:
+        return True
+    if controller.dialer is not None:
+        return any(
+            int(controller.dialer.status(c).get("in_flight") or 0) for c in controller.config.campaigns
+        )
+    return False
 
 
 async def supervise(controller: Controller, clock: Clock, duration: float) -> None:
@@ -337,9 +350,13 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({run_for, stopped, ctl_task}, return_when=asyncio.FIRST_COMPLETED)
         interrupted = stop.is_set()
-        # Arrivals have stopped: let the callers still in the system finish (bounded).
+        # The day is over: campaigns stop dialing and arrivals have stopped; let every call still
+        # in the system finish (bounded), so that each ends with its disposition.
+        if controller.dialer is not None and not stop.is_set():
+            for campaign_id in config.campaigns:
+                await controller.dialer.pause(campaign_id)
         drain_until = clock.monotonic() + 20 * 60.0
-        while population.active and not stop.is_set() and clock.monotonic() < drain_until:
+        while not stop.is_set() and clock.monotonic() < drain_until and _busy(controller, population):
             await clock.sleep(5.0)
         run_for.cancel()
         stopped.cancel()
