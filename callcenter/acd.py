@@ -1428,7 +1428,8 @@ def _variables(m: Message) -> dict[str, str]:
     out: dict[str, str] = {}
     for raw in m.get_all("Variable"):
         name, sep, value = raw.partition("=")
-        if sep:
+        # Asterisk 22's Status prints a requested variable the channel lacks as ``NAME=(null)``.
+        if sep and value != "(null)":
             out[name.strip()] = value
     # Some Asterisk versions put each variable as its own header (``CC_CALL_ID: x``).
     for name in (names.VAR_CALL_ID, names.VAR_AGENT_ID, names.VAR_QUEUE, names.VAR_CALLER_CHANNEL):

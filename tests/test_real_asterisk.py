@@ -896,3 +896,59 @@ async def test_sip_call_from_the_carrier_reaches_the_ivr(center: Center, db_dsn:
             "queue": None,
         }
     ]
+
+
+async def test_controller_restart_mid_call_rebuilds_from_real_status(
+    center: Center, db_dsn: str, tmp_path: Path
+) -> None:
+    """A controller stops while an agent talks to a caller; a new one rebuilds from real
+    Asterisk's Status (CC_* variables, BridgeID) and the database: the agent is on that call, and
+    the caller's hang-up is handled by the new controller."""
+    local = "Local/{endpoint}@cc-test-agents"
+    async with admin(center) as client:
+        watcher = Watcher(client)
+        try:
+            async with controller_for(center, db_dsn, tmp_path / "a", agent_channel=local) as first:
+                await first.acd.login("1001")
+                caller = await call_in(
+                    client, watcher, "18005550100", {"language-menu": "1", "main-menu": "1"}
+                )
+                answered = await watcher.wait(
+                    lambda m: (
+                        m.name == "OriginateResponse" and (m.get("Uniqueid") or "").startswith("ccleg-")
+                    ),
+                    "the ACD never offered the call",
+                    timeout=60,
+                )
+                assert answered.get("Response") == "Success"
+                await watcher.wait(
+                    lambda m: m.name == "BridgeEnter" and m.get("Channel") == caller.line,
+                    "caller not bridged",
+                )
+                await wait_until(
+                    lambda: first.acd.agent_state("1001").status.value == "on_call", "not on_call"
+                )
+                call_id = (
+                    await client.send_action(
+                        names.ACTION_GETVAR,
+                        {"Channel": caller.line, "Variable": names.VAR_CALL_ID},
+                        timeout=10,
+                    )
+                ).get("Value")
+            # The first controller is gone; the call goes on in Asterisk.
+            async with controller_for(center, db_dsn, tmp_path / "b", agent_channel=local) as second:
+                state = second.acd.agent_state("1001")
+                assert state.status.value == "on_call", state
+                assert call_id in second.acd.snapshot()["calls"]
+                await client.send_action(names.ACTION_HANGUP, {"Channel": caller.phone}, timeout=10)
+                await wait_until(
+                    lambda: second.acd.agent_state("1001").status.value == "wrap_up",
+                    "the new controller did not see the call end",
+                )
+        finally:
+            await hang_up_everything(client)
+            await watcher.close()
+    rows = await _db(db_dsn, "SELECT * FROM calls WHERE call_id = $1", call_id)
+    assert len(rows) == 1
+    assert rows[0]["disposition"] == "answered" and rows[0]["agent_id"] == "1001"
+    assert rows[0]["ended_at"] is not None
