@@ -336,6 +336,13 @@ class FastAGIServer:
                 await self._session(reader, writer)
             finally:
                 self.active -= 1
+        except asyncio.CancelledError:
+            # close() cancels running sessions. Python 3.11's start_server callback then calls
+            # task.exception(), which raises for a cancelled task straight into the loop's
+            # exception handler: a session cancelled by close() ends normally instead.
+            if self._server is not None or task is None:
+                raise
+            task.uncancel()
         finally:
             writer.close()
             with contextlib.suppress(OSError, TimeoutError):
