@@ -453,7 +453,12 @@ async def dialer_extension(ctl: Controller) -> Extension | None:
 
     store = await ds.CampaignStore.connect(ctl.dsn)
     runtimes = [
-        ds.runtime_from_config(c, default_region=ctl.config.center.country)
+        ds.runtime_from_config(
+            c,
+            default_region=ctl.config.center.country,
+            sounds_dir=ctl.config.asterisk.sounds_dir,
+            language=ctl.config.center.default_language,
+        )
         for c in ctl.config.campaigns.values()
     ]
     pool = ds.AcdAgentPool(ctl.acd, {rt.id: rt.queue for rt in runtimes})
@@ -490,6 +495,7 @@ async def dialer_extension(ctl: Controller) -> Extension | None:
         routes={names.AGI_OUTBOUND: service.outbound_agi},
         task=service.run,
         dialers=views,
+        http=lambda router: ds.register_routes(router, service),
         close=store.close,
     )
 

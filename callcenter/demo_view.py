@@ -75,7 +75,7 @@ def render(snap: Snapshot, title: str = "callcenter") -> Group:
     for d in snap.dialers:
         parts.append(
             Text(
-                f"Dialer {d.campaign}: {d.mode} {d.state}, ratio {d.dial_ratio:.2f}, in flight "
+                f"Dialer {d.campaign}: {d.mode} {d.state}, gain {d.dial_ratio:.2f}, in flight "
                 f"{d.in_flight}, attempts {d.attempts}, connected {d.connected}, abandoned "
                 f"{d.abandoned} ({d.abandonment_rate * 100:.1f}% of live answers) {d.reason}"
             )

@@ -44,7 +44,7 @@ class DialerView:
     campaign: str
     mode: str
     state: str = "running"  # running | paused | stopped | done
-    dial_ratio: float = 1.0  # calls placed per free agent
+    dial_ratio: float = 1.0  # the pacing gain (1: one line per expected free agent)
     in_flight: int = 0
     attempts: int = 0
     connected: int = 0
@@ -122,7 +122,7 @@ def plain_line(snap: Snapshot) -> str:
         parts.append(f"| agents {agents}")
     for d in snap.dialers:
         parts.append(
-            f"| dialer {d.campaign} {d.mode} {d.state} x{d.dial_ratio:.2f} "
+            f"| dialer {d.campaign} {d.mode} {d.state} gain {d.dial_ratio:.2f} "
             f"abandon {d.abandonment_rate * 100:.1f}%"
         )
     if snap.monitoring:

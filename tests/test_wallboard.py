@@ -49,7 +49,7 @@ def test_plain_line_says_what_an_operator_looks_for() -> None:
     assert line.startswith("[ 50%] t=2:05")
     assert "SL 60%" in line and "sales:3w/0:42" in line
     assert "on_call=5" in line and "paused" not in line
-    assert "dialer renewals predictive running x1.60 abandon 1.2%" in line
+    assert "dialer renewals predictive running gain 1.60 abandon 1.2%" in line
     assert _snap().to_dict()["queues"][0]["service_level"] == 0.6
 
 

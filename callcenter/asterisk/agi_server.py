@@ -337,10 +337,12 @@ class FastAGIServer:
             finally:
                 self.active -= 1
         except asyncio.CancelledError:
-            # close() cancels running sessions. Python 3.11's start_server callback then calls
-            # task.exception(), which raises for a cancelled task straight into the loop's
-            # exception handler: a session cancelled by close() ends normally instead.
-            if self._server is not None or task is None:
+            # close() (or the loop's teardown) cancels running sessions. Python 3.11's
+            # start_server callback then calls task.exception(), which raises for a cancelled
+            # task straight into the loop's exception handler. This task is the connection's
+            # root and nobody awaits its result but close(), so a cancelled session ends
+            # normally instead, whoever cancelled it.
+            if task is None:
                 raise
             task.uncancel()
         finally:
