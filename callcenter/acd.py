@@ -1023,6 +1023,17 @@ class ACD:
         c.state, c.agent_id, c.leg_id, c.answered_at = "retry", None, None, None
         self._timer(now + self.callback_retry_delay, "callback_retry", c.info.call_id)
 
+    async def withdraw(self, call_id: str) -> bool:
+        """Take a call out of the ACD before an agent is on it (a person the dialer reached was
+        not connected in time and now hears the identification message): an agent leg still
+        ringing is hung up and its agent is free again without a RONA; the call is logged as
+        abandoned. False when an agent already has the call, or the ACD does not know it."""
+        c = self._calls.get(call_id)
+        if c is None or c.state not in ("waiting", "offered"):
+            return False
+        self._caller_hangup(call_id, self.clock.now(), None)
+        return True
+
     def _caller_hangup(self, call_id: str, now: float, cause: int | None) -> None:
         c = self._calls.get(call_id)
         if c is None:
