@@ -109,6 +109,13 @@ def agent_from_extension(extension: str, code: str) -> str | None:
     return rest if rest == "" or _AGENT_ID.match(rest) else None
 
 
+def local_peer(channel: str) -> str | None:
+    """The other half of a Local channel (``Local/x@ctx-00000001;1`` <-> ``...;2``), else None."""
+    if not channel.startswith("Local/") or channel[-2:] not in (";1", ";2"):
+        return None
+    return channel[:-1] + ("2" if channel[-1] == "1" else "1")
+
+
 def in_scope(config: m.Config, supervisor: m.Supervisor, agent: m.Agent) -> bool:
     """The agent takes calls of at least one queue the supervisor may monitor."""
     allowed = set(supervisor.queues)
@@ -324,6 +331,7 @@ class MonitorService:
         self.guard = PinGuard(self.settings.max_pin_failures, self.settings.lockout_seconds)
         self.sessions: dict[str, SpySession] = {}  # by supervisor channel
         self.bridge_of: dict[str, str] = {}  # channel -> the bridge it is in (BridgeEnter/Leave)
+        self.bridge_members: dict[str, set[str]] = {}  # bridge -> its channels
         self._tasks: set[asyncio.Task[None]] = set()
         self._unsubscribe: list[Callable[[], None]] = []
         self.reload(config)
@@ -466,7 +474,7 @@ class MonitorService:
 
     def _on_hangup(self, msg: Message) -> None:
         channel = msg.get("Channel") or ""
-        self.bridge_of.pop(channel, None)
+        self._leave_bridge(channel)
         s = self.sessions.get(channel)
         if s is None:
             uniqueid = msg.get("Uniqueid")
@@ -667,26 +675,54 @@ class MonitorService:
     def _on_bridge_enter(self, msg: Message) -> None:
         channel, bridge = msg.get("Channel"), msg.get("BridgeUniqueid")
         if channel and bridge:
+            self._leave_bridge(channel)
             self.bridge_of[channel] = bridge
+            self.bridge_members.setdefault(bridge, set()).add(channel)
 
     def _on_bridge_leave(self, msg: Message) -> None:
         channel = msg.get("Channel") or ""
         if self.bridge_of.get(channel) == msg.get("BridgeUniqueid"):
-            del self.bridge_of[channel]
+            self._leave_bridge(channel)
+
+    def _leave_bridge(self, channel: str) -> None:
+        bridge = self.bridge_of.pop(channel, None)
+        if bridge is not None:
+            members = self.bridge_members.get(bridge)
+            if members is not None:
+                members.discard(channel)
+                if not members:
+                    del self.bridge_members[bridge]
+
+    def linked(self, channel: str, *, limit: int = 32) -> set[str]:
+        """The channels carrying the same call as ``channel``: through bridges and through the two
+        halves of Local channels (``...;1`` / ``...;2``), e.g. caller -> bridge -> Local agent leg
+        -> its other half -> the bridge with the agent's phone."""
+        seen = {channel}
+        frontier = [channel]
+        while frontier and len(seen) < limit:
+            current = frontier.pop()
+            bridge = self.bridge_of.get(current)
+            nexts = list(self.bridge_members.get(bridge, ())) if bridge is not None else []
+            peer = local_peer(current)
+            if peer is not None:
+                nexts.append(peer)
+            for n in nexts:
+                if n not in seen:
+                    seen.add(n)
+                    frontier.append(n)
+        return seen
 
     def _on_mute(self, msg: Message) -> None:
         """``MixMonitorMute`` (the ACD's PCI pause of a recording): the supervisors spying on that
         call leave or rejoin it. The recording is on the caller's channel, the spy on the agent's:
-        they meet in the bridge."""
+        they are linked through the bridge (and Local channel halves)."""
         channel = msg.get("Channel") or ""
-        bridge = self.bridge_of.get(channel)
         paused = (msg.get("State") or "").strip().lower() in ("1", "yes", "true", "on")
-        sessions = [
-            s
-            for s in self.sessions.values()
-            if s.spyee is not None
-            and (s.spyee == channel or (bridge and self.bridge_of.get(s.spyee) == bridge))
-        ]
+        spying = [s for s in self.sessions.values() if s.spyee is not None]
+        if not spying:
+            return
+        linked = self.linked(channel)
+        sessions = [s for s in spying if s.spyee in linked]
         if sessions:
             task = asyncio.get_running_loop().create_task(self._pci(sessions, paused))
             self._tasks.add(task)

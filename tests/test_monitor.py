@@ -528,3 +528,29 @@ async def test_pci_told_twice_acts_once_and_a_call_ending_in_the_pause_frees_the
         assert r.ami.actions[-1] == ("Hangup", {"Channel": a})
         assert r.service.sessions == {}
     assert r.outcomes()[-1] == "ended"
+
+
+def test_linked_channels_through_bridges_and_local_halves() -> None:
+    from callcenter.monitor import local_peer
+
+    assert local_peer("Local/s@cc-endpoints-0000000a;1") == "Local/s@cc-endpoints-0000000a;2"
+    assert local_peer("Local/s@cc-endpoints-0000000a;2") == "Local/s@cc-endpoints-0000000a;1"
+    assert local_peer("PJSIP/agent1001-0000000b") is None
+    service = MonitorService(center_config(), writer=Sink(), clock=FakeClock(OPEN_NOW))
+    # caller <-> Local ;1 in bridge A; Local ;2 <-> the agent's PJSIP phone in bridge B
+    for chan, bridge in (
+        ("PJSIP/carrier-00000001", "A"),
+        ("Local/agent1001@cc-endpoints-00000002;1", "A"),
+        ("Local/agent1001@cc-endpoints-00000002;2", "B"),
+        ("PJSIP/agent1001-00000003", "B"),
+        ("PJSIP/carrier-00000009", "C"),
+    ):
+        service._on_bridge_enter(
+            Message((("Event", "BridgeEnter"), ("Channel", chan), ("BridgeUniqueid", bridge)))
+        )
+    linked = service.linked("PJSIP/carrier-00000001")
+    assert "PJSIP/agent1001-00000003" in linked and "PJSIP/carrier-00000009" not in linked
+    service._on_bridge_leave(
+        Message((("Event", "BridgeLeave"), ("Channel", "PJSIP/agent1001-00000003"), ("BridgeUniqueid", "B")))
+    )
+    assert "PJSIP/agent1001-00000003" not in service.linked("PJSIP/carrier-00000001")

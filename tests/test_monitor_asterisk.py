@@ -4,18 +4,24 @@ The example center rendered and loaded by the harness of ``tests/test_real_aster
 controller side is the FastAGI server with the ``spy`` route and the monitor following the
 session over the controller's own (least-privilege) AMI user. Phones are Local channels (no SIP
 here), so two seams of :class:`MonitorService` map them: the supervisor's Local channel is taken as
-``super9001``'s phone, and the agent's channels are ``Local/agent1001@cc-test-agents-...``. The
+``super9001``'s phone, and the agent's channels are ``Local/agent1001@cc-test-tone-...``. The
 rest is Asterisk's own: the monitor code through ``cc-agents`` -> ``cc-features`` -> AGI ``spy``,
 the PIN read with ``GET DATA`` from DTMF, ``cc-spy`` running ``ChanSpy`` with the options we set,
-``ChanSpyStart``, DTMF 5 switching to whisper (seen as ``DTMFEnd`` on the spyer), and the agent's
-call ending, which ends ChanSpy (``E``) and the supervisor's call.
+``ChanSpyStart``, DTMF 5 switching to whisper (seen as ``DTMFEnd`` on the spyer), the agent's
+call ending, which ends ChanSpy (``E``) and the supervisor's call; a wrong PIN; and the PCI hold:
+on a real bridged call (caller in ``cc-hold`` bridged by the agent leg of ``cc-agent-leg``), a
+``MixMonitorMute`` of the caller's recording takes the supervisor out of ChanSpy to music, and
+the unmute brings them back. (Found here: the spied channel must be one that reads and writes
+frames, as a bridged leg does; a Local half that only plays a tone never lets ChanSpy detach, so
+a Redirect or Hangup of the spyer is not acted on.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -28,19 +34,53 @@ from callcenter.clock import FakeClock
 from callcenter.config import model as m
 from callcenter.monitor import MonitorService
 from tests import test_real_asterisk as rt
+from tests.asterisk_harness import (
+    example_center,
+    free_port,
+    music_dirs,
+    rendered_files,
+    require_asterisk,
+    running_asterisk,
+    short_tempdir,
+)
 from tests.test_monitor import AgentsOnCalls
 from tests.test_monitor_sim import Sink
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.timeout(120)]
 
-center = rt.center  # the module's own real Asterisk (a module-scoped fixture)
 PIN = "246810"  # super9001's PIN in dialplans/people.yaml (${CC_PIN_9001:-246810})
-TEST_PHONES = "@cc-test-agents-"  # Local channels of the harness's answering "phones"
+TEST_PHONES = "@cc-test-tone-"  # Local channels of the test's "phones"
+# Local channels carry no media of their own, and ChanSpy's audiohooks only detach when frames
+# pass through the channels (see tests/fixtures/asterisk-traces/README.md): every "phone" here
+# answers and sends a tone, as in the capture.
+TONE_PHONES = """; ---- added by tests/test_monitor_asterisk.py (test-only)
+[cc-test-tone]
+exten => agent1001,1,Answer()
+ same => n,Milliwatt()
+exten => sup9001,1,Answer()
+ same => n,Milliwatt()
+exten => caller,1,Answer()
+ same => n,Milliwatt()
+"""
+
+
+@pytest.fixture(scope="module")
+def center() -> Iterator[rt.Center]:
+    binary = require_asterisk()
+    with short_tempdir() as root:
+        ami_port, agi_port = free_port(), free_port()
+        secret = "t-" + secrets.token_hex(10)
+        config = example_center(root, ami_port=ami_port, agi_port=agi_port, ami_secret=secret)
+        music_dirs(config)
+        with running_asterisk(
+            rendered_files(config), binary=binary, root=root, ami_port=ami_port, dialplan_extra=TONE_PHONES
+        ) as ast:
+            yield rt.Center(ast, config, secret, agi_port)
 
 
 def local_endpoint(channel: str) -> str | None:
-    """The test's supervisor phone is a Local channel on ``agent-sup9001``."""
-    return "super9001" if channel.startswith("Local/agent-sup9001" + TEST_PHONES) else None
+    """The test's supervisor phone is a Local channel on ``sup9001``."""
+    return "super9001" if channel.startswith("Local/sup9001" + TEST_PHONES) else None
 
 
 def local_target(agent: m.Agent) -> str:
@@ -128,7 +168,7 @@ async def test_listen_switch_to_whisper_and_the_call_ending_ends_the_spy(center:
                     admin,
                     watcher,
                     [
-                        ("Channel", f"Local/agent-sup9001{TEST_PHONES[:-1]}"),
+                        ("Channel", f"Local/sup9001{TEST_PHONES[:-1]}"),
                         ("Context", names.CTX_AGENT_PHONES),
                         ("Exten", "*811001"),
                         ("Priority", "1"),
@@ -149,7 +189,7 @@ async def test_listen_switch_to_whisper_and_the_call_ending_ends_the_spy(center:
                     "ChanSpy never started",
                     timeout=30,
                 )
-                assert (start.get("SpyeeChannel") or "").startswith("Local/agent1001@cc-test-agents-")
+                assert (start.get("SpyeeChannel") or "").startswith("Local/agent1001@cc-test-tone-")
                 await r.sink.until(lambda s: len(s.events("monitor_start")) == 1)
                 await press(admin, phone, "5")
                 await r.sink.until(lambda s: len(s.events("monitor_mode")) == 1)
@@ -184,7 +224,7 @@ async def test_a_wrong_pin_on_real_asterisk(center: rt.Center) -> None:
                     admin,
                     watcher,
                     [
-                        ("Channel", f"Local/agent-sup9001{TEST_PHONES[:-1]}"),
+                        ("Channel", f"Local/sup9001{TEST_PHONES[:-1]}"),
                         ("Context", names.CTX_AGENT_PHONES),
                         ("Exten", "*811001"),
                         ("Priority", "1"),
@@ -213,3 +253,90 @@ async def test_a_wrong_pin_on_real_asterisk(center: rt.Center) -> None:
             await watcher.close()
     assert r.sink.outcomes() == ["bad_pin"]
     assert not [e for e in watcher.seen if e.name == "ChanSpyStart"]
+
+
+async def test_muting_the_recording_takes_the_supervisor_off_and_back(center: rt.Center) -> None:
+    """The real ``MixMonitorMute`` event reaches the controller's least-privilege AMI user and the
+    supervisor is held off the call (music) until the recording is unmuted."""
+    async with rt.admin(center) as admin:
+        watcher = rt.Watcher(admin)
+        try:
+            async with monitor_on(center) as r:
+                # a real call: the caller holds in cc-hold, the agent's leg Bridge()s it (cc-agent-leg),
+                # so frames flow through the spied channel both ways
+                caller, _caller_phone = await originate(
+                    admin,
+                    watcher,
+                    [
+                        ("Channel", f"Local/caller{TEST_PHONES[:-1]}"),
+                        ("Context", names.CTX_HOLD),
+                        ("Exten", "s"),
+                        ("Priority", "1"),
+                    ],
+                )
+                await originate(
+                    admin,
+                    watcher,
+                    [
+                        ("Channel", f"Local/agent1001{TEST_PHONES[:-1]}"),
+                        ("Context", names.CTX_AGENT_LEG),
+                        ("Exten", "s"),
+                        ("Priority", "1"),
+                        ("Variable", f"{names.VAR_CALLER_CHANNEL}={caller}"),
+                    ],
+                )
+                await watcher.wait(
+                    lambda e: e.name == "BridgeEnter" and e.get("Channel") == caller, "no bridge", timeout=30
+                )
+                spyer, phone = await originate(
+                    admin,
+                    watcher,
+                    [
+                        ("Channel", f"Local/sup9001{TEST_PHONES[:-1]}"),
+                        ("Context", names.CTX_AGENT_PHONES),
+                        ("Exten", "*811001"),
+                        ("Priority", "1"),
+                    ],
+                )
+                await watcher.wait(
+                    lambda e: (
+                        e.name == "AGIExecStart"
+                        and e.get("Channel") == spyer
+                        and "enter-pin" in (e.get("Command") or "")
+                    ),
+                    "the PIN was never asked",
+                    timeout=30,
+                )
+                await press(admin, phone, PIN + "#")
+                start = await watcher.wait(
+                    lambda e: e.name == "ChanSpyStart" and e.get("SpyerChannel") == spyer,
+                    "no ChanSpy",
+                    timeout=30,
+                )
+                await r.sink.until(lambda s: len(s.events("monitor_start")) == 1)
+                # the ACD's PCI pause: MixMonitorMute on the caller's recording
+                recording = f"{center.config.recording.directory}/pci-{uuid.uuid4().hex[:8]}.wav"
+                await admin.send_action("MixMonitor", {"Channel": caller, "File": recording}, timeout=10)
+                await admin.send_action(
+                    "MixMonitorMute", {"Channel": caller, "Direction": "both", "State": "1"}, timeout=10
+                )
+                await watcher.wait(
+                    lambda e: e.name == "MusicOnHoldStart" and e.get("Channel") == spyer,
+                    "the supervisor was not taken off the call",
+                    timeout=10,
+                )
+                await admin.send_action(
+                    "MixMonitorMute", {"Channel": caller, "Direction": "both", "State": "0"}, timeout=10
+                )
+                await watcher.wait(
+                    lambda e: e.name == "ChanSpyStart" and e.get("SpyerChannel") == spyer,
+                    "the supervisor did not come back",
+                    timeout=30,
+                    after=start,
+                )
+                await r.sink.until(lambda s: len(s.events("pci_resume")) == 1)
+        finally:
+            await rt.hang_up_everything(admin)
+            await watcher.close()
+    kinds = [str(e.kind) for e in r.sink.events()]
+    assert kinds[:3] == ["monitor_start", "pci_pause", "pci_resume"]
