@@ -39,8 +39,9 @@ Monitoring starts no recording (ChanSpy records nothing; the recording policy is
 PCI pause: Asterisk cannot mute what a ChanSpy hears (``MixMonitorMute`` mutes only MixMonitor's
 audiohook; ChanSpy has its own and no action reaches it). So the supervisors of a call leave it
 while its recording is paused: the service follows ``MixMonitorMute`` events (the ACD's PCI pause
-of the caller's recording; the caller and the spied agent leg meet in one bridge, tracked from
-``BridgeEnter``/``BridgeLeave``) and redirects each spying supervisor's channel to ``cc-hold``
+of the caller's recording; the caller and the spied agent channel are linked through bridges,
+tracked from ``BridgeEnter``/``BridgeLeave``, and the two halves of Local channels: see
+:meth:`MonitorService.linked`) and redirects each spying supervisor's channel to ``cc-hold``
 (they hear music); on unmute it sets ``CC_SPY_OPTIONS`` to the session's current mode and
 redirects them back to ``cc-spy``. :meth:`pci_changed` does the same by call id for a caller
 that knows it (both log ``pci_pause``/``pci_resume`` events on the call).
