@@ -111,7 +111,7 @@ async def test_inbound_agi_bridge_replays_identically(traces_dir: Path, tmp_path
             "inbound-agi-bridge.ami.txt",
             inbound_dialplan(traces_dir),
             tmp_path,
-            speed=2.0,
+            speed=1.0,  # WAIT FOR DIGIT 1500 must still be waiting when the test's PlayDTMF lands
             agi_port=script.port,
             on_send=_inbound_hooks(script),
         )

@@ -158,12 +158,25 @@ class SimulatedPBX:
         return "Dialplan reloaded."
 
     async def start(self) -> None:
+        """Serve AMI; let the scenario's people in if one was given (else see ``start_people``)."""
         await self.ami.start()
         if self.scenario is not None:
-            from callcenter.sim.population import Population
+            self.start_people(self.scenario)
 
-            self.population = Population(self, self.scenario)
-            self.population.start()
+    def start_people(self, scenario: Any, *, agi_host: str | None = None, agi_port: int | None = None) -> Any:
+        """Let ``scenario``'s people in now (a :class:`~callcenter.sim.people.Scenario`),
+        optionally pointing the FastAGI client at the controller first. Returns the
+        :class:`~callcenter.sim.population.Population` (its ``stats`` and ``changed`` event)."""
+        from callcenter.sim.population import Population
+
+        if agi_host is not None:
+            self.agi.host = agi_host
+        if agi_port is not None:
+            self.agi.port = agi_port
+        self.scenario = scenario
+        self.population = Population(self, scenario)
+        self.population.start()
+        return self.population
 
     async def close(self) -> None:
         if self.population is not None:
