@@ -52,6 +52,7 @@ import itertools
 import json
 import logging
 import math
+import posixpath
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -1184,7 +1185,10 @@ class ACD:
             (
                 names.VAR_PROMPT,
                 announcement_prompt(
-                    ann, c.info.language or self.config.center.languages[0], self.config.queues[c.queue]
+                    ann,
+                    c.info.language or self.config.center.languages[0],
+                    self.config.queues[c.queue],
+                    sounds_dir=self.config.asterisk.sounds_dir,
                 ),
             ),
             (names.VAR_POSITION, str(ann.position)),
@@ -1401,20 +1405,22 @@ def _caller_id(name: str, number: str | None) -> str:
     return f'"{clean_name}" <{clean_number}>'
 
 
-def announcement_prompt(ann: rt.Announcement, language: str, queue: cm.Queue) -> str:
+def announcement_prompt(ann: rt.Announcement, language: str, queue: cm.Queue, *, sounds_dir: str = "") -> str:
     """What ``cc-announce`` plays (``Playback`` sound names joined by ``&``): "your position is
-    <n>", "your expected wait is about <m> minutes", per the queue's announce options."""
+    <n>", "your expected wait is about <m> minutes", per the queue's announce options. Our own
+    prompts are named under ``sounds_dir`` (where they are installed); ``digits/N`` are Asterisk's
+    core sounds."""
+
+    def ours(prompt_id: str) -> str:
+        return posixpath.join(sounds_dir, cm.prompt_sound(prompt_id, language))
+
     parts: list[str] = []
     if queue.announce_position:
-        parts += [cm.prompt_sound("queue-position", language), f"digits/{min(ann.position, 99)}"]
+        parts += [ours("queue-position"), f"digits/{min(ann.position, 99)}"]
     if queue.announce_wait and ann.ewt is not None:
         minutes = max(1, min(99, round(ann.ewt / 60)))
-        parts += [
-            cm.prompt_sound("queue-wait", language),
-            f"digits/{minutes}",
-            cm.prompt_sound("minutes", language),
-        ]
-    return "&".join(parts) or cm.prompt_sound("please-hold", language)
+        parts += [ours("queue-wait"), f"digits/{minutes}", ours("minutes")]
+    return "&".join(parts) or ours("please-hold")
 
 
 def _rona_cause(reason: str | None) -> str:
@@ -1488,7 +1494,10 @@ class AgentFeatures:
             return  # the phone hung up
 
     def _sound(self, prompt: str) -> str:
-        return cm.prompt_sound(prompt, self.acd.config.center.default_language)
+        config = self.acd.config
+        return posixpath.join(
+            config.asterisk.sounds_dir, cm.prompt_sound(prompt, config.center.default_language)
+        )
 
     async def _play(self, session: AGISession, prompt: str) -> None:
         await session.command("STREAM FILE", self._sound(prompt), "", timeout=self.command_timeout + 60)

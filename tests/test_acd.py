@@ -392,7 +392,8 @@ async def test_announcements_and_max_wait_to_voicemail(rig: Rig) -> None:
     caller = await rig.call("call-13", "billing")  # announce every 60 s, max wait 900 -> voicemail 8200
     await rig.advance(60)
     prompts = [a["Value"] for a in rig.ami.actions("Setvar") if a["Variable"] == names.VAR_PROMPT]
-    assert prompts == ["en/queue-position&digits/1"]  # nobody staffed: no wait estimate
+    sounds = rig.acd.config.asterisk.sounds_dir  # our prompts are installed there
+    assert prompts == [f"{sounds}/en/queue-position&digits/1"]  # nobody staffed: no wait estimate
     assert rig.ami.actions("Redirect")[-1]["Context"] == names.CTX_ANNOUNCE
     for _ in range(14):
         await rig.advance(60)
