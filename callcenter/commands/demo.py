@@ -36,7 +36,7 @@ from callcenter.config import model as cm
 from callcenter.config.render import render, write_files
 from callcenter.demo_view import LiveView
 from callcenter.erlang import agents_needed
-from callcenter.errors import CallcenterError
+from callcenter.errors import CallcenterError, ConfigError
 from callcenter.kpi import KpiSettings
 from callcenter.report_html import ReportData, Table, render_report
 from callcenter.sim import SimulatedPBX
@@ -587,6 +587,10 @@ def _html(
 
 def cmd_demo(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if not 0 < args.minutes <= 24 * 60:
+        raise ConfigError(f"must be in (0, 1440] simulated minutes, got {args.minutes:g}", key="--minutes")
+    if not 0 < args.speed <= 1000:
+        raise ConfigError(f"must be in (0, 1000], got {args.speed:g}", key="--speed")
     args.directory = args.config
     args.run_dir = str(Path(args.run_dir).absolute())
     Path(args.run_dir).mkdir(parents=True, exist_ok=True)

@@ -225,6 +225,8 @@ def cmd_staffing(args: argparse.Namespace) -> int:
             raise ValueError("--interval and --aht must be > 0")
         if args.patience is not None and not 0 < args.patience <= 86_400:
             raise ValueError("--patience must be > 0 and at most 86400 seconds")
+        if args.calls is not None and not 0 <= args.calls < 1e9:
+            raise ValueError(f"--calls must be >= 0, got {args.calls:g}")
     except ValueError as exc:
         raise ConfigError(str(exc), key="staffing") from None
     if args.calls is not None:
