@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import socket
 import subprocess
 import sys
 import wave
@@ -476,3 +477,38 @@ def test_callcenter_sim_command_runs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "AMI on 127.0.0.1:" in proc.stdout
     assert "offered=" in proc.stderr
+
+
+async def test_a_client_that_stops_reading_is_cut_off(sim: SimulatedPBX) -> None:
+    """Its unread output passes the cap: disconnected, while a reading client keeps up."""
+    sim.ami.max_backlog = 32 * 1024
+    reader, writer = await asyncio.open_connection("127.0.0.1", sim.ami_port, limit=1 << 16)
+    writer.write(b"Action: Login\r\nUsername: u\r\nSecret: p\r\n\r\n")
+    await writer.drain()
+    async with asyncio.timeout(5):
+        while b"Authentication accepted" not in await reader.read(4096):
+            pass
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    peer = AMIPeer()
+    await peer.connect("127.0.0.1", sim.ami_port)
+    try:
+        peer.send([("Action", "Login"), ("Username", "u"), ("Secret", "p"), ("ActionID", "l")])
+        assert await peer.wait_for(lambda h: d(h).get("ActionID") == "l", timeout=5)
+        async with asyncio.timeout(30):
+            n = 0
+            while len(sim.ami.sessions) > 1:  # the silent one is still there
+                await act(
+                    peer,
+                    f"o{n}",
+                    ("Action", "Originate"),
+                    ("Channel", f"Local/{n}@sup"),
+                    ("Application", "Wait"),
+                    ("Data", "0"),
+                    ("Async", "1"),
+                )
+                n += 1
+        assert len(sim.ami.sessions) == 1 and n > 0
+    finally:
+        writer.close()
+        await peer.close()
