@@ -224,6 +224,12 @@ async def test_variables_status_listing_and_errors(ami: AMIPeer, sim: SimulatedP
     assert status["Message"] == "Channel status will follow"
     row = await event(ami, "Status", ActionID="st")
     assert (row["Application"], row["Type"], row["Priority"]) == ("MusicOnHold", "Local", "2")
+    await act(ami, "st2", ("Action", "Status"), ("Channel", chan), ("Variables", "X,NOPE"))
+    row2 = await ami.wait_for(
+        lambda h: d(h).get("Event") == "Status" and d(h).get("ActionID") == "st2", timeout=5
+    )
+    assert row2 is not None
+    assert [v for k, v in row2 if k == "Variable"] == ["X=a b", "NOPE=(null)"]
     out = await act(ami, "cmd", ("Action", "Command"), ("Command", "core show channels concise"))
     assert out["Message"] == "Command output follows"
     assert (

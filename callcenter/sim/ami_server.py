@@ -671,6 +671,7 @@ async def act_status(session: AMISession, msg: Message) -> None:
         chans = [one]
     else:
         chans = _listing(pbx)
+    wanted = [v.strip() for v in (msg.get("Variables") or "").split(",") if v.strip()]
     session.respond(msg, "Success", ("EventList", "start"), ("Message", "Channel status will follow"))
     now = pbx.clock.monotonic()
     for c in chans:
@@ -694,6 +695,10 @@ async def act_status(session: AMISession, msg: Message) -> None:
             ("Pickupgroup", "0"),
             ("Seconds", str(int(now - c.created))),
         ]
+        for var in wanted:
+            # Asterisk 22 prints a requested variable the channel lacks as NAME=(null).
+            value = c.variables.get(var)
+            headers.append(("Variable", f"{var}={value if value is not None else '(null)'}"))
         if aid is not None:
             headers.append(("ActionID", aid))
         session.send(headers)
