@@ -68,7 +68,8 @@ class Links:
             "agi_bind": a.agi.bind,
             "agi_port": a.agi.port,
         }
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        # None leaves a setting at its default, except http_host where None turns HTTP off.
+        values.update({k: v for k, v in overrides.items() if v is not None or k == "http_host"})
         return cls(**values)
 
 

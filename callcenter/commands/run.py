@@ -64,8 +64,6 @@ async def _run(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
         loop.add_signal_handler(sig, stop.set)
     sim = None
     links = Links.from_config(config, http_host=http_host, http_port=http_port, agi_port=args.agi_port)
-    if http_host is None:
-        links = Links(**{**links.__dict__, "http_host": None})
     if args.sim:
         from callcenter.commands.demo import start_people, start_sim
 
