@@ -196,7 +196,7 @@ class make_rig:
 
     async def __aenter__(self) -> Rig:
         self.task = asyncio.create_task(self.acd.run())
-        await asyncio.wait_for(self.acd.ready.wait(), 5)
+        await asyncio.wait_for(self.acd.ready.wait(), 60)
         return Rig(self.acd, self.ami, self.sink, self.clock, self.tmp)
 
     async def __aexit__(self, *exc: object) -> None:
