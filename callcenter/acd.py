@@ -11,6 +11,12 @@ The life of a queued call::
     OriginateResponse Failure (no answer, busy, unreachable) = RONA -> the agent per the queue's
         RONA rule (not_ready / pause / logout after rona_count misses); the call goes back to its
         place and is offered to the next agent (never the same one again)
+    ring_all queues: every eligible available agent is reserved and rung at once; their legs
+        wait in cc-hold when answered (none Bridge()s by itself, so two quick answers cannot
+        both take the caller); the first OriginateResponse Success wins: its leg is redirected to
+        cc-agent-leg (or cc-transfer for a callback), every other leg is hung up and its agent
+        is available again (CancelOffer "answered_elsewhere": no RONA). A leg that fails is its
+        agent's RONA; once every leg failed the call goes back in line, the group excluded.
     caller Hangup while waiting -> abandoned; while its agent rings -> Hangup of the agent leg,
         the agent is available again; while bridged -> the call ends, the agent wraps up (ONE
         wrap-up, the queue's seconds), then becomes available (or a pause asked meanwhile)
@@ -184,6 +190,7 @@ class _Leg:
     cancelled: bool = False
     answered_at: float | None = None
     gone: bool = False  # its Hangup was seen
+    ring: bool = False  # one leg of a ring-all offer (waits in cc-hold until chosen)
 
 
 @dataclass
@@ -201,6 +208,9 @@ class _Call:
     callback_reached: bool = False
     callback_attempts: int = 0
     transfers: int = 0
+    ring: dict[str, str] = field(default_factory=dict)  # ring-all legs still ringing: leg id -> agent
+    ring_missed: set[str] = field(default_factory=set)  # agents of the ring-all group whose leg failed
+    ring_recording: str | None = None  # the file planned for the ring-all group's winner
 
 
 def policy_from_config(q: cm.Queue) -> rt.QueuePolicy:
@@ -734,11 +744,26 @@ class ACD:
             return
         self._agent_event(d.agent_id, ag.Reserve(d.call_id), now)
         leg_id = f"ccleg-{uuid.uuid4().hex}"
-        leg = _Leg(leg_id, d.call_id, d.agent_id, c.queue)
+        leg = _Leg(leg_id, d.call_id, d.agent_id, c.queue, ring=bool(d.ring))
         self._legs[leg_id] = leg
-        c.state, c.agent_id, c.leg_id = "offered", d.agent_id, leg_id
+        if d.ring:  # one of a ring-all group: the call has no agent until a leg answers
+            if d.agent_id == d.ring[0]:
+                c.ring_missed = set()
+            c.state, c.agent_id, c.leg_id = "offered", None, None
+            c.ring[leg_id] = d.agent_id
+        else:
+            c.state, c.agent_id, c.leg_id = "offered", d.agent_id, leg_id
         self.stats["offers"] += 1
-        self.sink.submit(CallEvent(d.call_id, now, EventKind.OFFER, queue=c.queue, agent_id=d.agent_id))
+        self.sink.submit(
+            CallEvent(
+                d.call_id,
+                now,
+                EventKind.OFFER,
+                queue=c.queue,
+                agent_id=d.agent_id,
+                detail={"ring_all": ",".join(d.ring)} if d.ring else None,
+            )
+        )
         self.sink.submit(LegRecord(d.call_id, leg_id, now, kind="agent", agent_id=d.agent_id, started_at=now))
         self._spawn(self._originate(c, leg), f"originate-{leg_id}")
 
@@ -761,14 +786,20 @@ class ACD:
             ("CallerID", _caller_id(queue.name, c.info.caller_number)),
             ("Async", "true"),
         ]
+        # A ring-all leg waits in cc-hold once answered; the winner is redirected to its context.
+        context = names.CTX_HOLD if leg.ring else _leg_context(c)
+        headers += [("Context", context), ("Exten", "s"), ("Priority", "1")]
         if c.callback_number:  # the agent first, then cc-transfer dials the customer
-            headers += [("Context", names.CTX_TRANSFER), ("Exten", "s"), ("Priority", "1")]
             variables.append(f"{names.VAR_TRANSFER_TARGET}={c.callback_number}")
-        else:
-            headers += [("Context", names.CTX_AGENT_LEG), ("Exten", "s"), ("Priority", "1")]
-            if self.recorder is not None and str(queue.recording) == "always":
-                # cc-agent-leg runs MixMonitor(${CC_RECORDING},b) on the agent's leg at answer.
+        elif self.recorder is not None and str(queue.recording) == "always":
+            # cc-agent-leg runs MixMonitor(${CC_RECORDING},b) on the agent's leg at answer (one
+            # file planned per offer; a ring-all group shares it: only its winner records).
+            if not leg.ring:
                 variables.append(f"{names.VAR_RECORDING_FILE}={self.recorder.plan(c.info.call_id)}")
+            else:
+                if c.ring_recording is None:
+                    c.ring_recording = self.recorder.plan(c.info.call_id)
+                variables.append(f"{names.VAR_RECORDING_FILE}={c.ring_recording}")
         headers += [("Variable", v) for v in variables]
         self._agent_event(leg.agent_id, ag.Ring(leg.call_id), self.clock.now())
         self._timer(self.clock.now() + queue.ring_timeout + self.ring_guard, "ring_guard", leg.leg_id)
@@ -781,6 +812,15 @@ class ACD:
     def _withdraw(self, call_id: str, agent_id: str, now: float) -> None:
         """The agent logged out while being offered the call: drop the leg, re-offer the call."""
         c = self._calls.get(call_id)
+        if c is not None and c.leg_id is None and c.ring:
+            for leg_id, agent in list(c.ring.items()):
+                if agent == agent_id:
+                    leg = self._legs.get(leg_id)
+                    if leg is not None:
+                        leg.settled = leg.cancelled = True
+                        self._hangup_leg(leg)
+                    self._ring_leg_done(c, leg_id, now)
+            return
         if c is None or c.leg_id is None:
             return
         leg = self._legs.get(c.leg_id)
@@ -835,6 +875,9 @@ class ACD:
         if name == "OriginateResponse":
             leg = self._legs.get(msg.get("Uniqueid") or "")
             if leg is not None:
+                if leg.channel is None and msg.get("Channel"):
+                    leg.channel = msg.get("Channel")
+                    self._leg_by_channel[leg.channel or ""] = leg.leg_id
                 if msg.get("Response") == "Success":
                     self._leg_answered(leg, now)
                 else:
@@ -893,7 +936,16 @@ class ACD:
         if leg.settled or leg.cancelled:
             return
         c = self._calls.get(leg.call_id)
-        if c is None or c.leg_id != leg.leg_id:
+        losers: list[str] = []
+        if leg.ring and c is not None and leg.leg_id in c.ring and c.leg_id is None:
+            # The first of a ring-all group to answer takes the call; the others are released.
+            del c.ring[leg.leg_id]
+            losers = list(c.ring)
+            c.ring.clear()
+            c.agent_id, c.leg_id = leg.agent_id, leg.leg_id
+            c.ring_recording = None  # its file is the winner's now (a later offer plans anew)
+            self._spawn(self._connect_ring_winner(c, leg), f"ring-winner-{leg.leg_id}")
+        elif c is None or c.leg_id != leg.leg_id:
             self._hangup_leg(leg)
             return
         leg.answered, leg.answered_at = True, now
@@ -917,6 +969,37 @@ class ACD:
         )
         if len(c.bridged_channels) >= 2:
             self._bridge_formed(c)
+        for leg_id in losers:
+            other = self._legs.get(leg_id)
+            if other is None or other.settled:
+                continue
+            other.settled = other.cancelled = True
+            self._hangup_leg(other)
+            with contextlib.suppress(AgentStateError):
+                self._agent_event(other.agent_id, ag.CancelOffer(c.info.call_id, "answered_elsewhere"), now)
+
+    async def _connect_ring_winner(self, c: _Call, leg: _Leg) -> None:
+        """The ring-all winner's leg waits in cc-hold: send it where a one-agent offer starts
+        (cc-agent-leg bridges the caller; cc-transfer dials a callback's number)."""
+        if leg.channel is None or leg.gone or c.leg_id != leg.leg_id:
+            return
+        await self.ami.send_action(
+            names.ACTION_REDIRECT,
+            {"Channel": leg.channel, "Context": _leg_context(c), "Exten": "s", "Priority": "1"},
+            timeout=self.action_timeout,
+        )
+
+    def _ring_leg_done(self, c: _Call, leg_id: str, now: float) -> None:
+        """A ring-all leg failed (or its agent left) before anyone answered: once none rings,
+        the call goes back to its place, never to be offered to that group again."""
+        agent = c.ring.pop(leg_id, None)
+        if agent is None:
+            return
+        c.ring_missed.add(agent)
+        if not c.ring and c.leg_id is None and c.state == "offered":
+            c.state = "waiting"
+            missed, c.ring_missed = sorted(c.ring_missed), set()
+            self._apply(self.router.requeue(c.info.call_id, now, exclude=missed), now)
 
     def _bridge_formed(self, c: _Call) -> None:
         """Caller and agent are bridged: index the recording the dialplan started (planned at
@@ -972,7 +1055,9 @@ class ACD:
                 now,
             )
         c = self._calls.get(leg.call_id)
-        if c is not None and c.leg_id == leg.leg_id and c.state == "offered":
+        if c is not None and leg.ring:
+            self._ring_leg_done(c, leg.leg_id, now)
+        elif c is not None and c.leg_id == leg.leg_id and c.state == "offered":
             c.state, c.agent_id, c.leg_id = "waiting", None, None
             self._apply(self.router.requeue(leg.call_id, now, exclude_agent=leg.agent_id), now)
         self._hangup_leg(leg)
@@ -993,7 +1078,7 @@ class ACD:
         queue = self.config.queues[leg.queue]
         talk = now - (leg.answered_at or now)
         # Counted first, so least_calls sees it when the agent frees (at once if no wrap-up).
-        self.router.record_handled(leg.queue, leg.agent_id, talk + queue.wrapup)
+        self.router.record_handled(leg.queue, leg.agent_id, talk + queue.wrapup, talk_seconds=talk)
         with contextlib.suppress(AgentStateError):
             self._agent_event(leg.agent_id, ag.CallEnded(leg.call_id, wrap_up_seconds=queue.wrapup), now)
         if c is not None and c.leg_id == leg.leg_id and c.state == "connected":
@@ -1039,13 +1124,16 @@ class ACD:
         c = self._calls.get(call_id)
         if c is None:
             return
-        if c.state == "offered" and c.leg_id is not None:
-            leg = self._legs.get(c.leg_id)
-            if leg is not None and not leg.settled:
-                leg.settled = leg.cancelled = True
-                self._hangup_leg(leg)
-                with contextlib.suppress(AgentStateError):
-                    self._agent_event(leg.agent_id, ag.CancelOffer(call_id), now)
+        if c.state == "offered":
+            ringing = [c.leg_id] if c.leg_id is not None else list(c.ring)
+            c.ring.clear()
+            for leg_id in ringing:
+                leg = self._legs.get(leg_id)
+                if leg is not None and not leg.settled:
+                    leg.settled = leg.cancelled = True
+                    self._hangup_leg(leg)
+                    with contextlib.suppress(AgentStateError):
+                        self._agent_event(leg.agent_id, ag.CancelOffer(call_id), now)
             if c.callback_number:
                 c.state, c.agent_id, c.leg_id = "waiting", None, None
                 self._apply(self.router.requeue(call_id, now), now)
@@ -1247,7 +1335,7 @@ class ACD:
             log.warning("ACD rebuild: Status failed; starting empty", exc_info=True)
             items = []
         callers: dict[str, Message] = {}
-        legs: dict[str, Message] = {}
+        legs: list[tuple[str, Message]] = []  # several per call while a ring-all group rang
         for m in items:
             if m.name != "Status":
                 continue
@@ -1258,12 +1346,12 @@ class ACD:
             if not call_id or not SAFE_ID.match(call_id):
                 continue
             if agent_id:
-                legs[call_id] = m
+                legs.append((call_id, m))
             else:
                 callers[call_id] = m
         # Agents first (logged in per the database; on a call if the PBX says so).
         on_call: dict[str, tuple[str, Message]] = {}
-        for call_id, m in legs.items():
+        for call_id, m in legs:
             agent_id = _variables(m).get(names.VAR_AGENT_ID, "")
             if agent_id in self.agents and (m.get("BridgeID") or m.get("BridgeId")) and call_id in callers:
                 on_call[agent_id] = (call_id, m)
@@ -1395,6 +1483,12 @@ class ACD:
 
 # Hangup cause of an agent leg that was never answered -> the RONA cause logged.
 _HANGUP_RONA = {17: "busy", 18: "rona", 19: "rona", 21: "rejected", 3: "unavailable", 34: "congestion"}
+
+
+def _leg_context(c: _Call) -> str:
+    """Where an agent's answered leg goes: cc-transfer dials a callback's number, else
+    cc-agent-leg bridges the holding caller."""
+    return names.CTX_TRANSFER if c.callback_number else names.CTX_AGENT_LEG
 
 
 def _caller_id(name: str, number: str | None) -> str:

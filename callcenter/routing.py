@@ -20,10 +20,17 @@ Rules:
   eligible agent frees while no higher-priority call that agent can serve waits.
 * A call that arrives (or relaxes) takes the best eligible available agent by its queue's
   strategy: ``longest_idle`` (earliest available), ``least_calls`` (fewest handled, then longest
-  idle), ``best_skill`` (highest proficiency on the call's primary skill, i.e. the first required
-  one, then longest idle), ``round_robin`` (the next agent after the last one this queue offered to,
-  in registration order). ``ring_all`` is routed as ``longest_idle`` (the ACD rings one agent at a
-  time). Ties end on registration order, so decisions are deterministic.
+  idle), ``least_talk_time`` (least talk time handled, then longest idle), ``best_skill`` (highest
+  proficiency on the call's primary skill, i.e. the first required one, then longest idle),
+  ``round_robin`` (the next agent after the last one this queue offered to, in registration
+  order). Ties end on registration order, so decisions are deterministic.
+* ``ring_all`` (small teams): a call that routes is offered to EVERY eligible available agent at
+  once, one ``Offer`` each, all naming the whole group in ``Offer.ring`` (longest idle first); each
+  of them is reserved. The shell rings them all; the first to answer gets the call
+  (``remove_call``), the others are released with ``agent_available`` (no RONA). A leg that fails
+  is that agent's miss; when every leg of the group failed the shell ``requeue``s the call with
+  ``exclude`` = the whole group. A group of one is a plain offer (``ring`` empty). An agent that
+  frees and whose best call is a ring-all call rings with every other eligible available agent.
 * An offered call leaves the waiting set; ``requeue`` puts it back in its old place (RONA), and
   the agent that missed it is not offered it again. ``accept_callback`` keeps a caller's place and
   marks the call so its offer says ``callback=True``.
@@ -53,8 +60,15 @@ from typing import Literal
 
 from callcenter.errors import RoutingError
 
-Strategy = Literal["longest_idle", "least_calls", "best_skill", "round_robin", "ring_all"]
-STRATEGIES: tuple[str, ...] = ("longest_idle", "least_calls", "best_skill", "round_robin", "ring_all")
+Strategy = Literal["longest_idle", "least_calls", "least_talk_time", "best_skill", "round_robin", "ring_all"]
+STRATEGIES: tuple[str, ...] = (
+    "longest_idle",
+    "least_calls",
+    "least_talk_time",
+    "best_skill",
+    "round_robin",
+    "ring_all",
+)
 Requirement = tuple[tuple[str, int], ...]  # (skill, min level), primary skill first
 Criteria = tuple[Requirement, ...]  # alternatives: an agent meeting any one qualifies
 
@@ -100,13 +114,17 @@ class CallRequest:
 # ------------------------------------------------------------------------------------ decisions
 @dataclass(frozen=True, slots=True)
 class Offer:
-    """Reserve ``agent_id`` and ring it for ``call_id`` (the call has left the waiting set)."""
+    """Reserve ``agent_id`` and ring it for ``call_id`` (the call has left the waiting set).
+
+    ``ring``: for a ring-all queue, every agent offered ``call_id`` at once (this one included,
+    longest idle first; one ``Offer`` each, in that order); empty for a one-agent offer."""
 
     call_id: str
     agent_id: str
     queue: str
     callback: bool = False
     waited: float = 0.0
+    ring: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +229,7 @@ def meets_any(skills: Mapping[str, int], criteria: Criteria) -> bool:
 
 # ------------------------------------------------------------------------------------ records
 class _Agent:
-    __slots__ = ("agent_id", "ordinal", "skills", "available", "version", "idle_since", "calls")
+    __slots__ = ("agent_id", "ordinal", "skills", "available", "version", "idle_since", "calls", "talk")
 
     def __init__(self, agent_id: str, ordinal: int, skills: Mapping[str, int]) -> None:
         self.agent_id = agent_id
@@ -221,6 +239,7 @@ class _Agent:
         self.version = 0
         self.idle_since = 0.0
         self.calls = 0
+        self.talk = 0.0  # seconds talked (least_talk_time)
 
 
 class _Call:
@@ -304,13 +323,14 @@ _AgentEntry = tuple[float, float, int, int]  # (k1, k2, ordinal, version)
 
 
 class _SkillIndex:
-    __slots__ = ("ords", "by_idle", "by_calls", "by_level")
+    __slots__ = ("ords", "by_idle", "by_calls", "by_level", "by_talk")
 
     def __init__(self) -> None:
         self.ords: list[int] = []
         self.by_idle: list[_AgentEntry] = []
         self.by_calls: list[_AgentEntry] = []
         self.by_level: list[_AgentEntry] = []
+        self.by_talk: list[_AgentEntry] = []  # kept only while a queue uses least_talk_time
 
 
 # ------------------------------------------------------------------------------------ the router
@@ -343,6 +363,7 @@ class Router:
             qs.handle_times.extend(old.handle_times)
             qs.rr_last = old.rr_last
         self._queues[policy.name] = qs
+        self._need_talk_index()
         qs.staffed = sum(1 for a in self._agents.values() if meets(a.skills, tuple(policy.skills.items())))
         calls = sorted(
             (c for c in self._calls.values() if c.queue == policy.name and c.waiting),
@@ -396,10 +417,13 @@ class Router:
         a.idle_since = now
         out: list[Decision] = []
         call = self._best_call_for(a)
-        if call is not None:
-            self._offer(call, a, now, out)
-        else:
+        if call is None:
             self._make_available(a)
+        elif self._q(call.queue).policy.strategy == "ring_all":
+            self._make_available(a)  # rings with every other eligible available agent
+            self._try_route_call(call, now, out)
+        else:
+            self._offer(call, a, now, out)
         return out
 
     def agent_unavailable(self, agent_id: str) -> None:
@@ -407,20 +431,26 @@ class Router:
         if a is not None:
             self._make_unavailable(a)
 
-    def record_handled(self, queue: str, agent_id: str | None, handle_seconds: float) -> None:
-        """A call of ``queue`` ended after ``handle_seconds`` of talk + wrap-up (feeds EWT and
-        the agent's count for ``least_calls``)."""
+    def record_handled(
+        self, queue: str, agent_id: str | None, handle_seconds: float, *, talk_seconds: float | None = None
+    ) -> None:
+        """A call of ``queue`` ended after ``handle_seconds`` of talk + wrap-up (feeds EWT, the
+        agent's count for ``least_calls`` and its talk time for ``least_talk_time``: ``talk_seconds``,
+        else ``handle_seconds``)."""
         qs = self._queues.get(queue)
         if qs is not None and handle_seconds >= 0:
             qs.handle_times.append(handle_seconds)
         a = self._agents.get(agent_id) if agent_id else None
         if a is not None:
+            talk = max(0.0, handle_seconds if talk_seconds is None else talk_seconds)
             if a.available:
                 self._make_unavailable(a)
                 a.calls += 1
+                a.talk += talk
                 self._make_available(a)
             else:
                 a.calls += 1
+                a.talk += talk
 
     # -------------------------------------------------------------- calls
     def enqueue(self, req: CallRequest, now: float, *, arrived_at: float | None = None) -> list[Decision]:
@@ -438,14 +468,17 @@ class Router:
             self._maybe_offer_callback(c, out)
         return out
 
-    def requeue(self, call_id: str, now: float, *, exclude_agent: str | None = None) -> list[Decision]:
-        """An offered call comes back (RONA, agent gone): same place; ``exclude_agent`` is not
-        offered it again."""
+    def requeue(
+        self, call_id: str, now: float, *, exclude_agent: str | None = None, exclude: Iterable[str] = ()
+    ) -> list[Decision]:
+        """An offered call comes back (RONA, agent gone): same place; ``exclude_agent`` and the
+        agents in ``exclude`` (a ring-all group that all missed it) are not offered it again."""
         c = self._call(call_id)
         if c.waiting:
             return []
-        if exclude_agent is not None:
-            c.excluded = c.excluded | {exclude_agent}
+        missed = {*exclude, *([exclude_agent] if exclude_agent is not None else [])}
+        if missed:
+            c.excluded = c.excluded | missed
         self._wait(c, now)
         out: list[Decision] = []
         self._try_route_call(c, now, out)
@@ -627,9 +660,43 @@ class Router:
         out.append(Offer(c.call_id, a.agent_id, c.queue, c.callback, now - c.arrived))
 
     def _try_route_call(self, c: _Call, now: float, out: list[Decision]) -> None:
+        if self._q(c.queue).policy.strategy == "ring_all":
+            group = self._ring_group(c)
+            if group:
+                self._offer_ring(c, group, now, out)
+            return
         a = self._best_agent_for(c)
         if a is not None:
             self._offer(c, a, now, out)
+
+    def _ring_group(self, c: _Call) -> list[_Agent]:
+        """Every eligible available agent for ``c`` (longest idle first): for each alternative,
+        the available agents holding its most selective skill (the index, not every agent)."""
+        found: dict[int, _Agent] = {}
+        for req in c.criteria:
+            if not req:
+                continue
+            sizes = []
+            for skill, _lvl in req:
+                ix = self._skills.get(skill)
+                if ix is None or not ix.ords:
+                    break
+                sizes.append((len(ix.ords), skill))
+            else:
+                for o in self._skills[min(sizes)[1]].ords:
+                    a = self._by_ord[o]
+                    if o not in found and meets(a.skills, req) and a.agent_id not in c.excluded:
+                        found[o] = a
+        return sorted(found.values(), key=lambda a: (a.idle_since, a.ordinal))
+
+    def _offer_ring(self, c: _Call, group: list[_Agent], now: float, out: list[Decision]) -> None:
+        qs = self._q(c.queue)
+        self._unwait(c, c.key(qs.policy.priority))
+        ring = tuple(a.agent_id for a in group) if len(group) > 1 else ()
+        for a in group:
+            self._make_unavailable(a)
+            qs.rr_last = a.ordinal
+            out.append(Offer(c.call_id, a.agent_id, c.queue, c.callback, now - c.arrived, ring))
 
     # ---------------------------------------------------------------- the indexes
     def _init_indexes(self) -> None:
@@ -637,6 +704,19 @@ class Router:
         self._buckets: dict[Criteria, _Bucket] = {}
         self._nonempty: dict[str, dict[int, _Bucket]] = {}  # skill -> non-empty buckets
         self._deadlines: list[tuple[float, int, int, _Call]] = []
+        self._talk_index = False  # by_talk heaps kept (a queue uses least_talk_time)
+        self._need_talk_index()
+
+    def _need_talk_index(self) -> None:
+        """Keep the talk-time heaps once a queue uses ``least_talk_time`` (the agents already
+        available are indexed then)."""
+        if self._talk_index or not any(q.policy.strategy == "least_talk_time" for q in self._queues.values()):
+            return
+        self._talk_index = True
+        for a in self._agents.values():
+            if a.available:
+                for skill in a.skills:
+                    heapq.heappush(self._skills[skill].by_talk, (a.talk, a.idle_since, a.ordinal, a.version))
 
     def _bucket_add(self, c: _Call, key: tuple[int, float, int]) -> None:
         b = self._buckets.get(c.criteria)
@@ -675,6 +755,8 @@ class Router:
             heapq.heappush(ix.by_idle, (a.idle_since, 0.0, a.ordinal, a.version))
             heapq.heappush(ix.by_calls, (float(a.calls), a.idle_since, a.ordinal, a.version))
             heapq.heappush(ix.by_level, (float(-level), a.idle_since, a.ordinal, a.version))
+            if self._talk_index:
+                heapq.heappush(ix.by_talk, (a.talk, a.idle_since, a.ordinal, a.version))
 
     def _make_unavailable(self, a: _Agent) -> None:
         if not a.available:
@@ -687,7 +769,7 @@ class Router:
             if i < len(ix.ords) and ix.ords[i] == a.ordinal:
                 del ix.ords[i]
             live = len(ix.ords)
-            for h in (ix.by_idle, ix.by_calls, ix.by_level):
+            for h in (ix.by_idle, ix.by_calls, ix.by_level, ix.by_talk):
                 if len(h) > 4 * live + 64:
                     h[:] = [e for e in h if self._valid(e)]
                     heapq.heapify(h)
@@ -808,7 +890,7 @@ class Router:
             heap = ix.by_level
         else:
             ix = ixs[min(sizes)[1]]
-            heap = ix.by_calls if strategy == "least_calls" else ix.by_idle
+            heap = {"least_calls": ix.by_calls, "least_talk_time": ix.by_talk}.get(strategy, ix.by_idle)
         e = self._heap_first(heap, ok)
         if e is None:
             return None
@@ -845,8 +927,11 @@ def strategy_key(
     req: Requirement,
     rr_last: int,
     modulus: int,
+    talk: float = 0.0,
 ) -> tuple[float, ...]:
     """The ordering key of an agent for one requirement (lower is better); shared by both routers."""
+    if strategy == "least_talk_time":
+        return (talk, idle_since, float(ordinal))
     if strategy == "round_robin":
         return (float(_rr_distance(ordinal, rr_last, modulus)),)
     if strategy == "best_skill":
@@ -920,6 +1005,9 @@ class ScanRouter:
         out: list[Decision] = []
         if best is None:
             a.available = True
+        elif self._policies[best.queue].strategy == "ring_all":
+            a.available = True
+            self._route_call(best, now, out)
         else:
             self._offer(best, a, now, out)
         return out
@@ -929,12 +1017,15 @@ class ScanRouter:
         if a is not None:
             a.available = False
 
-    def record_handled(self, queue: str, agent_id: str | None, handle_seconds: float) -> None:
+    def record_handled(
+        self, queue: str, agent_id: str | None, handle_seconds: float, *, talk_seconds: float | None = None
+    ) -> None:
         if queue in self._handle and handle_seconds >= 0:
             self._handle[queue].append(handle_seconds)
         a = self._agents.get(agent_id) if agent_id else None
         if a is not None:
             a.calls += 1
+            a.talk += max(0.0, handle_seconds if talk_seconds is None else talk_seconds)
 
     def enqueue(self, req: CallRequest, now: float, *, arrived_at: float | None = None) -> list[Decision]:
         if req.call_id in self._calls:
@@ -954,12 +1045,15 @@ class ScanRouter:
                 out.append(OfferCallback(c.call_id, c.queue, INF if ewt is None else ewt))
         return out
 
-    def requeue(self, call_id: str, now: float, *, exclude_agent: str | None = None) -> list[Decision]:
+    def requeue(
+        self, call_id: str, now: float, *, exclude_agent: str | None = None, exclude: Iterable[str] = ()
+    ) -> list[Decision]:
         c = self._calls[call_id]
         if c.waiting:
             return []
-        if exclude_agent is not None:
-            c.excluded = c.excluded | {exclude_agent}
+        missed = {*exclude, *([exclude_agent] if exclude_agent is not None else [])}
+        if missed:
+            c.excluded = c.excluded | missed
         c.criteria_at(self._policies[c.queue], now)
         c.waiting = True
         out: list[Decision] = []
@@ -1052,6 +1146,25 @@ class ScanRouter:
 
     def _route_call(self, c: _Call, now: float, out: list[Decision]) -> None:
         p = self._policies[c.queue]
+        if p.strategy == "ring_all":
+            group = sorted(
+                (
+                    a
+                    for a in self._agents.values()
+                    if a.available
+                    and a.agent_id not in c.excluded
+                    and any(req and meets(a.skills, req) for req in c.criteria)
+                ),
+                key=lambda a: (a.idle_since, a.ordinal),
+            )
+            if group:
+                c.waiting = False
+                ring = tuple(a.agent_id for a in group) if len(group) > 1 else ()
+                for a in group:
+                    a.available = False
+                    self._rr[c.queue] = a.ordinal
+                    out.append(Offer(c.call_id, a.agent_id, c.queue, c.callback, now - c.arrived, ring))
+            return
         best: _Agent | None = None
         best_key: tuple[float, ...] | None = None
         for a in self._agents.values():
@@ -1068,6 +1181,7 @@ class ScanRouter:
                         req,
                         self._rr[c.queue],
                         self._next_ord,
+                        a.talk,
                     )
                     if best_key is None or k < best_key:
                         best, best_key = a, k

@@ -8,12 +8,15 @@ the test advances it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from callcenter import agents as ag
 from callcenter.acd import ACD, QueuedCall, StoredCall, StoredState
@@ -23,7 +26,7 @@ from callcenter.calllog import AgentStateChange, CallEvent, CallRecord, Disposit
 from callcenter.clock import FakeClock
 from callcenter.config.load import load_config
 from callcenter.config.model import Config
-from callcenter.errors import AMIActionError, DomainError, UnsafeValueError
+from callcenter.errors import AgentStateError, AMIActionError, DomainError, UnsafeValueError
 from callcenter.recording import Recorder
 
 REPO = Path(__file__).resolve().parent.parent
@@ -645,3 +648,292 @@ async def test_caller_input_never_reaches_the_originate_raw(rig: Rig) -> None:
     o = rig.ami.last_originate()
     assert o["CallerID"] == '"Sales" <1>'
     assert rig.acd.agent_state("1001").status is ag.Status.RINGING
+
+
+# ------------------------------------------------------------------------------------ ring-all
+def ring_all(config: Config, *queues: str) -> Config:
+    import dataclasses
+
+    from callcenter.config.model import Strategy
+
+    qs = {q: dataclasses.replace(config.queues[q], strategy=Strategy.RING_ALL) for q in queues}
+    return dataclasses.replace(config, queues={**config.queues, **qs})
+
+
+def ring_legs(ami: FakeAMI, since: int = 0) -> dict[str, str]:
+    """agent id -> leg id of the Originates sent after the first ``since``."""
+    return {
+        o["Channel"].removeprefix("PJSIP/agent"): o["ChannelId"] for o in ami.actions("Originate")[since:]
+    }
+
+
+async def test_ring_all_rings_every_eligible_agent_and_the_first_answer_wins(
+    config: Config, tmp_path: Path
+) -> None:
+    async with make_rig(ring_all(config, "sales"), tmp_path) as rig:
+        for a in ("1001", "1002", "1006"):  # sales 9, 6, 3: the queue asks 5
+            await rig.acd.login(a)
+        caller = await rig.call("call-ra", "sales")
+        legs = ring_legs(rig.ami)
+        assert set(legs) == {"1001", "1002"}
+        origs = rig.ami.actions("Originate")
+        assert {o["Context"] for o in origs} == {names.CTX_HOLD}  # none Bridge()s by itself
+        files = {v for o in origs for v in o["Variable"].split("|") if v.startswith(names.VAR_RECORDING_FILE)}
+        assert len(files) == 1  # one planned file, for whoever wins
+        assert rig.acd.agent_state("1006").status is ag.Status.AVAILABLE
+        chans = {}
+        for a, leg in legs.items():
+            chans[a] = f"PJSIP/agent{a}-0000000{a[-1]}"
+            rig.ami.emit("Newchannel", Channel=chans[a], Uniqueid=leg, ChannelState="0")
+        await rig.settle()
+        assert all(rig.acd.agent_state(a).status is ag.Status.RINGING for a in legs)
+
+        rig.ami.emit(
+            "OriginateResponse", Response="Success", Channel=chans["1002"], Uniqueid=legs["1002"], Reason="4"
+        )
+        await rig.settle()
+        r = rig.ami.actions("Redirect")[-1]
+        assert (r["Channel"], r["Context"]) == (chans["1002"], names.CTX_AGENT_LEG)
+        assert rig.ami.actions("Hangup")[-1]["Channel"] == chans["1001"]
+        assert rig.acd.agent_state("1002").status is ag.Status.ON_CALL
+        assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+        # The loser answered too, a moment late: its leg is hung up, it is no RONA.
+        rig.ami.emit(
+            "OriginateResponse", Response="Success", Channel=chans["1001"], Uniqueid=legs["1001"], Reason="4"
+        )
+        await rig.hangup(chans["1001"], legs["1001"])
+        st = rig.acd.agent_state("1001")
+        assert (st.status, st.missed) == (ag.Status.AVAILABLE, 0)
+        assert "rona" not in rig.sink.events("call-ra")
+        assert rig.sink.agent_states("1001") == ["available", "reserved", "ringing", "available"]
+        rig.ami.emit("BridgeEnter", BridgeUniqueid="b1", Channel=chans["1002"], Uniqueid=legs["1002"])
+        rig.ami.emit("BridgeEnter", BridgeUniqueid="b1", Channel=caller, Uniqueid="caller")
+        await rig.settle()
+        (rec,) = rig.sink.of(RecordingRecord)
+        assert files == {f"{names.VAR_RECORDING_FILE}={rig.tmp / 'rec' / rec.path}"}
+        assert rig.sink.events("call-ra").count("answer") == 1
+        # A second call rings 1001 alone now (1002 talks): a plain offer straight to the bridge.
+        await rig.call("call-rb", "sales")
+        o = rig.ami.last_originate()
+        assert (o["Channel"], o["Context"]) == ("PJSIP/agent1001", names.CTX_AGENT_LEG)
+
+
+async def test_ring_all_when_every_leg_fails_the_call_waits_for_others(
+    config: Config, tmp_path: Path
+) -> None:
+    async with make_rig(ring_all(config, "sales"), tmp_path) as rig:
+        for a in ("1001", "1002", "1006"):
+            await rig.acd.login(a)
+        await rig.call("call-rc", "sales")
+        legs = ring_legs(rig.ami)
+        rig.ami.emit("OriginateResponse", Response="Failure", Uniqueid=legs["1001"], Reason="5")  # busy
+        await rig.settle()
+        assert rig.acd.call_state("call-rc") == "offered"  # 1002 still rings
+        assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE  # sales: paused after 2 misses
+        await rig.advance(15 + 10)  # 1002 rings out (ring timeout + guard)
+        assert rig.acd.call_state("call-rc") == "waiting"
+        ronas = [e.agent_id for e in rig.sink.of(CallEvent) if str(e.kind) == "rona"]
+        assert sorted(ronas) == ["1001", "1002"]  # each missed it
+        assert len(rig.ami.actions("Originate")) == 2  # never rung again for this call by them
+        await rig.advance(5)  # 30 s: sales relaxes to level 3, 1006 qualifies
+        o = rig.ami.last_originate()
+        assert (o["Channel"], o["Context"]) == ("PJSIP/agent1006", names.CTX_AGENT_LEG)
+
+
+async def test_ring_all_caller_abandon_or_logout_leaves_nobody_reserved(
+    config: Config, tmp_path: Path
+) -> None:
+    async with make_rig(ring_all(config, "general"), tmp_path) as rig:
+        agents = ("1001", "1002", "1003", "1004")
+        for a in agents:
+            await rig.acd.login(a)
+        caller = await rig.call("call-rd", "general")
+        legs = ring_legs(rig.ami)
+        assert set(legs) == set(agents)
+        await rig.acd.logout("1003")  # leaves while ringing: its leg goes, the others ring on
+        assert rig.acd.call_state("call-rd") == "offered"
+        assert rig.acd.agent_state("1003").status is ag.Status.LOGGED_OUT
+        await rig.hangup(caller)
+        assert rig.sink.disposition("call-rd") is Disposition.ABANDONED_QUEUE
+        for a in ("1001", "1002", "1004"):
+            assert rig.acd.agent_state(a).status is ag.Status.AVAILABLE, a
+            assert rig.acd.router.is_available(a)
+        # Late answers of the cancelled legs change nothing.
+        for a, leg in legs.items():
+            rig.ami.emit(
+                "OriginateResponse", Response="Success", Channel=f"PJSIP/agent{a}-1", Uniqueid=leg, Reason="4"
+            )
+        await rig.settle()
+        assert [rig.acd.agent_state(a).status for a in agents] == [
+            ag.Status.AVAILABLE, ag.Status.AVAILABLE, ag.Status.LOGGED_OUT, ag.Status.AVAILABLE
+        ]  # fmt: skip
+
+
+RING_KINDS = ["call", "call", "newchannel", "answer", "answer", "answer", "fail", "fail", "talk_end"]
+RING_KINDS += ["talk_end", "abandon", "logout", "login", "login", "pause", "time"]
+RING_OPS = st.lists(st.tuples(st.sampled_from(RING_KINDS), st.integers(0, 7)), min_size=15, max_size=60)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=RING_OPS)
+async def test_ring_all_property_nobody_is_ever_stuck_reserved(
+    config: Config, tmp_path: Path, ops: list[tuple[str, int]]
+) -> None:
+    """Random traffic on a ring-all queue of four: answers (first wins), failures, agents
+    hanging up, callers abandoning, agents leaving or pausing mid-offer, ring timeouts. After every
+    step an agent reserved or ringing has a live offer for its call and a call has at most one agent
+    on it; once the PBX is drained and time passes, nobody is reserved or ringing, and no agent
+    was charged a RONA for a leg that another agent's answer cancelled."""
+    agents = ("1001", "1002", "1003", "1004")
+    async with make_rig(ring_all(config, "general"), tmp_path) as rig:
+        pbx = RingPBX(rig)
+        for a in agents:
+            await rig.acd.login(a)
+        for kind, i in ops:
+            await pbx.step(kind, i, agents)
+            pbx.check(agents)
+        await pbx.drain()
+        await rig.advance(100)
+        pbx.check(agents)
+        stuck = [
+            a for a in agents if rig.acd.agent_state(a).status in (ag.Status.RESERVED, ag.Status.RINGING)
+        ]
+        assert not stuck
+        assert all(leg.settled for leg in rig.acd._legs.values())
+        ronas = {(e.call_id, e.agent_id) for e in rig.sink.of(CallEvent) if str(e.kind) == "rona"}
+        assert ronas <= pbx.missed, "a RONA for a leg the agent never missed"
+
+
+class RingPBX:
+    """Plays the PBX for the ring-all property: channels for the ACD's Originates, its Hangup
+    actions obeyed (Hangup events), and the test's random moves."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.rig = rig
+        self.seen = 0  # Originates and Hangups handled so far
+        self.hung = 0
+        self.legs: dict[str, dict[str, Any]] = {}  # leg id -> agent, call, channel, state
+        self.callers: dict[str, str] = {}  # call id -> channel (live)
+        self.n = 0
+        self.missed: set[tuple[str, str]] = set()  # (call, agent) whose leg failed or rang out
+
+    def _sync(self) -> None:
+        for o in self.rig.ami.actions("Originate")[self.seen :]:
+            call = next(
+                v.split("=", 1)[1] for v in o["Variable"].split("|") if v.startswith(names.VAR_CALL_ID)
+            )
+            agent = o["Channel"].removeprefix("PJSIP/agent")
+            self.legs[o["ChannelId"]] = {"agent": agent, "call": call, "channel": None, "state": "dialing"}
+        self.seen = len(self.rig.ami.actions("Originate"))
+
+    async def _obey_hangups(self) -> None:
+        while True:
+            self._sync()
+            hangups = self.rig.ami.actions("Hangup")[self.hung :]
+            self.hung += len(hangups)
+            if not hangups:
+                return
+            for h in hangups:
+                for leg_id, leg in self.legs.items():
+                    if leg["channel"] == h["Channel"] and leg["state"] != "gone":
+                        if leg["state"] == "ringing":
+                            self.rig.ami.emit(
+                                "OriginateResponse", Response="Failure", Uniqueid=leg_id, Reason="1"
+                            )
+                        await self._leg_gone(leg_id, "16")
+                for call, chan in list(self.callers.items()):
+                    if chan == h["Channel"]:
+                        del self.callers[call]
+                        await self.rig.hangup(chan)
+            await self.rig.settle()
+
+    def _newchannel(self, leg_id: str) -> dict[str, Any]:
+        leg = self.legs[leg_id]
+        if leg["state"] == "dialing":
+            leg["channel"], leg["state"] = f"PJSIP/agent{leg['agent']}-{leg_id[-8:]}", "ringing"
+            self.rig.ami.emit("Newchannel", Channel=leg["channel"], Uniqueid=leg_id, ChannelState="0")
+        return leg
+
+    async def _leg_gone(self, leg_id: str, cause: str) -> None:
+        leg = self.legs[leg_id]
+        leg["state"] = "gone"
+        await self.rig.hangup(leg["channel"], leg_id, cause=cause)
+
+    def _pick(self, state: str, i: int) -> str | None:
+        ids = sorted(k for k, v in self.legs.items() if v["state"] == state)
+        return ids[i % len(ids)] if ids else None
+
+    async def step(self, kind: str, i: int, agents: tuple[str, ...]) -> None:
+        rig = self.rig
+        self._sync()
+        if kind == "call":
+            self.n += 1
+            call = f"rp-{self.n}"
+            self.callers[call] = await rig.call(call, "general")
+        elif kind == "newchannel" and (leg_id := self._pick("dialing", i)):
+            self._newchannel(leg_id)
+        elif kind == "answer" and (leg_id := self._pick("ringing", i) or self._pick("dialing", i)):
+            leg = self._newchannel(leg_id)
+            leg["state"] = "up"
+            rig.ami.emit(
+                "OriginateResponse", Response="Success", Channel=leg["channel"], Uniqueid=leg_id, Reason="4"
+            )
+        elif kind == "fail" and (leg_id := self._pick("ringing", i) or self._pick("dialing", i)):
+            self._newchannel(leg_id)
+            self.missed.add((self.legs[leg_id]["call"], self.legs[leg_id]["agent"]))
+            rig.ami.emit("OriginateResponse", Response="Failure", Uniqueid=leg_id, Reason="3")
+            await self._leg_gone(leg_id, "19")
+        elif kind == "talk_end" and (leg_id := self._pick("up", i)):
+            await self._leg_gone(leg_id, "16")
+        elif kind == "abandon" and self.callers:
+            call = sorted(self.callers)[i % len(self.callers)]
+            await rig.hangup(self.callers.pop(call))
+        elif kind in ("logout", "login", "pause"):
+            agent = agents[i % len(agents)]
+            with contextlib.suppress(DomainError, AgentStateError):
+                if kind == "logout":
+                    await rig.acd.logout(agent)
+                elif kind == "login":
+                    await rig.acd.login(agent)
+                else:
+                    await rig.acd.pause(agent, "lunch")
+        elif kind == "time":
+            # Ring timeouts (15 s + the 10 s guard) count as misses of the legs still ringing.
+            if i >= 4:
+                for leg in self.legs.values():
+                    if leg["state"] in ("dialing", "ringing"):
+                        self.missed.add((leg["call"], leg["agent"]))
+            await rig.advance(30.0 if i >= 4 else 5.0)
+        await rig.settle()
+        await self._obey_hangups()
+
+    async def drain(self) -> None:
+        """Every caller hangs up, every leg ends."""
+        for call in sorted(self.callers):
+            await self.rig.hangup(self.callers.pop(call))
+        await self._obey_hangups()
+        self._sync()
+        for leg_id, leg in sorted(self.legs.items()):
+            if leg["state"] != "gone":
+                if leg["state"] != "up":
+                    self.rig.ami.emit("OriginateResponse", Response="Failure", Uniqueid=leg_id, Reason="1")
+                if leg["channel"] is not None:
+                    await self._leg_gone(leg_id, "16")
+        await self.rig.advance(30.0)  # ring guards of legs that never became channels
+        await self._obey_hangups()
+
+    def check(self, agents: tuple[str, ...]) -> None:
+        acd = self.rig.acd
+        on_call: dict[str, str] = {}
+        for a in agents:
+            st = acd.agent_state(a)
+            if st.status in (ag.Status.RESERVED, ag.Status.RINGING):
+                live = [
+                    leg
+                    for leg in acd._legs.values()
+                    if leg.agent_id == a and leg.call_id == st.call_id and not leg.settled
+                ]
+                assert live and acd.call_state(st.call_id or "") == "offered", (a, st)
+            if st.status is ag.Status.ON_CALL:
+                assert st.call_id not in on_call, "a call with two agents on it"
+                on_call[st.call_id or ""] = a

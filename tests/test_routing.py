@@ -71,6 +71,68 @@ def test_longest_idle_least_calls_best_skill_round_robin() -> None:
         assert offers(r.enqueue(CallRequest("c", "q"), 30.0)) == [("c", expected)], strategy
 
 
+def test_least_talk_time_counts_talk_not_calls() -> None:
+    r = make(QueuePolicy("q", {"s": 1}, strategy="least_talk_time"))
+    for a in ("a1", "a2", "a3"):
+        r.add_agent(a, {"s": 1})
+    r.record_handled("q", "a1", 100, talk_seconds=30)  # one short call
+    r.record_handled("q", "a2", 400, talk_seconds=300)  # one long call
+    r.record_handled("q", "a3", 40, talk_seconds=10)
+    r.record_handled("q", "a3", 40, talk_seconds=10)  # two short calls: least talk
+    for a, t in (("a1", 1.0), ("a2", 2.0), ("a3", 3.0)):
+        r.agent_available(a, t)
+    assert offers(r.enqueue(CallRequest("c1", "q"), 10.0)) == [("c1", "a3")]
+    assert offers(r.enqueue(CallRequest("c2", "q"), 11.0)) == [("c2", "a1")]
+    r.record_handled("q", "a2", 0, talk_seconds=0)  # while available: re-indexed
+    assert offers(r.enqueue(CallRequest("c3", "q"), 12.0)) == [("c3", "a2")]
+
+
+def test_ring_all_offers_every_eligible_agent_at_once_and_releases_the_others() -> None:
+    r = make(QueuePolicy("team", {"s": 2}, strategy="ring_all"), QueuePolicy("other", {"s": 1}))
+    r.add_agent("a1", {"s": 5})
+    r.add_agent("a2", {"s": 2})
+    r.add_agent("low", {"s": 1})  # not skilled enough for the team queue
+    r.add_agent("a3", {"s": 9})
+    for a, t in (("a3", 1.0), ("a1", 2.0), ("a2", 3.0), ("low", 4.0)):
+        r.agent_available(a, t)
+    d = r.enqueue(CallRequest("c1", "team"), 10.0)
+    assert offers(d) == [("c1", "a3"), ("c1", "a1"), ("c1", "a2")]  # longest idle first
+    assert all(isinstance(o, Offer) and o.ring == ("a3", "a1", "a2") for o in d)
+    assert [a for a in ("a1", "a2", "a3", "low") if r.is_available(a)] == ["low"]
+    assert r.enqueue(CallRequest("c2", "team"), 11.0) == []  # everyone is reserved
+    # a1 answers first: the others are released; the first freed takes c2 alone, the next one
+    # finds nothing waiting.
+    r.remove_call("c1")
+    (o,) = r.agent_available("a3", 12.0)
+    assert isinstance(o, Offer) and (o.call_id, o.agent_id, o.ring) == ("c2", "a3", ())
+    assert r.agent_available("a2", 12.0) == []
+    # c2 missed by a3: back in line, a3 excluded; a2 is the only one left to ring.
+    assert offers(r.requeue("c2", 13.0, exclude=["a3"])) == [("c2", "a2")]
+    # A whole group that missed a call never rings for it again.
+    r.agent_available("a3", 14.0)
+    r.remove_call("c2")
+    r.agent_available("a2", 15.0)
+    d = r.enqueue(CallRequest("c3", "team"), 16.0)
+    assert offers(d) == [("c3", "a3"), ("c3", "a2")]
+    assert r.requeue("c3", 17.0, exclude=["a3", "a2"]) == []
+    assert r.agent_available("a3", 18.0) == [] and r.agent_available("a2", 18.0) == []
+    assert r.is_waiting("c3")
+    d = r.agent_available("a1", 19.0)
+    assert offers(d) == [("c3", "a1")]
+
+
+def test_ring_all_an_agent_that_frees_rings_with_the_others() -> None:
+    r = make(QueuePolicy("team", {"s": 1}, strategy="ring_all"))
+    r.add_agent("a1", {"s": 1})
+    r.add_agent("a2", {"s": 1})
+    r.enqueue(CallRequest("c1", "team"), 0.0)
+    (o,) = r.agent_available("a1", 1.0)
+    assert isinstance(o, Offer) and o.ring == ()
+    assert r.requeue("c1", 2.0, exclude_agent="a1") == []
+    d = r.agent_available("a2", 3.0)
+    assert offers(d) == [("c1", "a2")]
+
+
 def test_round_robin_remembers_where_it_stopped() -> None:
     r = make(QueuePolicy("q", {"s": 1}, strategy="round_robin"))
     for i in range(4):
@@ -190,7 +252,7 @@ def test_queue_without_skills_takes_any_agent() -> None:
 
 # ------------------------------------------------------------------------------------ properties
 SKILLS = ["s0", "s1", "s2", "s3"]
-STRATEGIES = ["longest_idle", "least_calls", "best_skill", "round_robin"]
+STRATEGIES = ["longest_idle", "least_calls", "least_talk_time", "best_skill", "round_robin", "ring_all"]
 
 queue_policies = st.builds(
     lambda name, req, strat, prio, relax, mw: QueuePolicy(
@@ -264,8 +326,10 @@ def test_indexed_router_matches_the_scan_and_keeps_every_invariant(
         for i, p in enumerate(policies)
     ]
     fast, slow = Router(pols), ScanRouter(pols)
+    pols_by_name = {p.name: p for p in pols}
     now = 0.0
     held: dict[str, str] = {}  # agent -> call currently offered or talking
+    missed: dict[str, set[str]] = {}  # ring-all call -> agents of its group whose leg failed
     queue_of: dict[str, str] = {}
     gone: set[str] = set()
     for i, sk in enumerate(agents):
@@ -276,14 +340,24 @@ def test_indexed_router_matches_the_scan_and_keeps_every_invariant(
         d1 = getattr(fast, f)(*args, **kw)
         d2 = getattr(slow, f)(*args, **kw)
         assert d1 == d2, (f, args)
-        for d in d1:
+        offered: dict[str, str] = {}  # this batch: agent -> call
+        for i, d in enumerate(d1):
             if isinstance(d, Offer):
-                assert d.agent_id not in held, "an agent was offered two calls"
+                assert d.agent_id not in held and d.agent_id not in offered, "an agent was offered two calls"
                 assert d.call_id not in held.values(), "a call was offered to two agents"
                 assert d.call_id not in gone
-                held[d.agent_id] = d.call_id
+                if d.call_id in offered.values():  # only as a member of one ring-all group
+                    assert d.ring and d.agent_id in d.ring, "a call was offered to two agents"
+                if d.ring and d.agent_id == d.ring[0]:  # a ring-all group: one Offer each, together
+                    assert pols_by_name[d.queue].strategy == "ring_all" and len(d.ring) > 1
+                    group = [x for x in d1 if isinstance(x, Offer) and x.call_id == d.call_id]
+                    assert [x.agent_id for x in group] == list(d.ring)
+                    assert all(x.ring == d.ring for x in group)
+                    assert d1[i : i + len(group)] == group
+                offered[d.agent_id] = d.call_id
             elif isinstance(d, Expired):
                 gone.add(d.call_id)
+        held.update(offered)
         return list(d1)
 
     n = 0
@@ -309,14 +383,21 @@ def test_indexed_router_matches_the_scan_and_keeps_every_invariant(
                 fast.remove_call(cid)
                 slow.remove_call(cid)
                 gone.add(cid)
-                fast.record_handled(queue_of[cid], aid, 30.0)
-                slow.record_handled(queue_of[cid], aid, 30.0)
+                # A ring-all call collapses to the one who answered: the others are released.
+                for other in sorted(a for a, c in held.items() if c == cid):
+                    held.pop(other)
+                    both("agent_available", other, now)
+                assert cid not in held.values()
+                fast.record_handled(queue_of[cid], aid, 30.0, talk_seconds=20.0 + op[1])
+                slow.record_handled(queue_of[cid], aid, 30.0, talk_seconds=20.0 + op[1])
                 both("agent_available", aid, now)
         elif kind == "rona":
             aid = f"a{op[1]}"
             if aid in held:
                 cid = held.pop(aid)
-                both("requeue", cid, now, exclude_agent=aid)
+                missed.setdefault(cid, set()).add(aid)
+                if cid not in held.values():  # the last leg of its group failed: back in line
+                    both("requeue", cid, now, exclude=sorted(missed.pop(cid)))
         elif kind == "abandon":
             cid = f"c{op[1]}"
             if cid not in held.values() and cid not in gone:
