@@ -937,3 +937,25 @@ class RingPBX:
             if st.status is ag.Status.ON_CALL:
                 assert st.call_id not in on_call, "a call with two agents on it"
                 on_call[st.call_id or ""] = a
+
+
+def test_every_configurable_strategy_reaches_the_router(tmp_path: Path) -> None:
+    import shutil
+
+    from callcenter.acd import policy_from_config
+    from callcenter.config.model import Strategy
+    from callcenter.routing import STRATEGIES
+
+    assert {str(s) for s in Strategy} == set(STRATEGIES)
+    shutil.copytree(REPO / "dialplans", tmp_path / "d")
+    acd_yaml = tmp_path / "d" / "acd.yaml"
+    text = acd_yaml.read_text()
+    assert "strategy: best_skill" in text
+    acd_yaml.write_text(text.replace("strategy: best_skill", "strategy: least_talk_time", 1))
+    sales = load_config(tmp_path / "d").queues["sales"]
+    assert sales.strategy is Strategy.LEAST_TALK_TIME
+    assert policy_from_config(sales).strategy == "least_talk_time"
+    for s in Strategy:
+        import dataclasses
+
+        assert policy_from_config(dataclasses.replace(sales, strategy=s)).strategy == str(s)

@@ -461,6 +461,7 @@ class Strategy(enum.StrEnum):
 
     LONGEST_IDLE = "longest_idle"
     LEAST_CALLS = "least_calls"
+    LEAST_TALK_TIME = "least_talk_time"  # least talk time handled, then longest idle
     BEST_SKILL = "best_skill"
     ROUND_ROBIN = "round_robin"
     RING_ALL = "ring_all"
