@@ -169,6 +169,11 @@ async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
     long_talk = param.get("long_talk", False)
     silent = param.get("silent", set())  # phones that ring and nobody answers
     config = center(tmp_path, param.get("ring_timeout", RING_TIMEOUT))
+    if param.get("ring_all"):
+        queues = {
+            q: dataclasses.replace(config.queues[q], strategy=cm.Strategy.RING_ALL) for q in param["ring_all"]
+        }
+        config = dataclasses.replace(config, queues={**config.queues, **queues})
     write_files(render(config), tmp_path / "asterisk")
     clock = ScaledClock(SPEED)
     phones = tuple(
@@ -338,3 +343,39 @@ async def test_restart_mid_call_keeps_bridged_calls_and_the_queue(world: Center,
     finally:
         await writer.close(timeout=DEADLINE)
         await writer_task
+
+
+@pytest.mark.parametrize("world", [{"ring_all": ["sales"]}], indirect=True)
+async def test_ring_all_team_first_answer_wins_nobody_stays_reserved(world: Center) -> None:
+    """Sales rings all its eight agents at once; every phone answers after exactly 2 s, so the
+    answers arrive together: one wins each call, the other legs are hung up without a RONA (only
+    2007, whose phone rejects, misses calls), each call is answered and recorded once."""
+    acd = await world.start_acd()
+    sales = [a for a in world.config.agents if "sales" in world.config.agents[a].skills]
+    assert len(sales) == 8
+    for agent_id in sales:
+        await acd.login(agent_id)
+    calls = [(await world.call("sales"))[0] for _ in range(5)]
+    await world.tee.until(lambda: all(world.tee.ended(c) for c in calls))
+    await world.tee.until(
+        lambda: all(world.tee.went(a, "wrap_up") == world.tee.went(a, "on_call") for a in sales)
+    )
+
+    rung = [e for e in world.tee.of(CallEvent) if str(e.kind) == "offer" and (e.detail or {}).get("ring_all")]
+    assert {e.agent_id for e in rung if e.call_id == calls[0]} == set(sales)  # the first rang everyone
+    answers = [e for e in world.tee.of(CallEvent) if str(e.kind) == "answer"]
+    assert sorted(e.call_id for e in answers) == sorted(calls), "each call answered once"
+    for agent_id in sales:
+        states = [r.state for r in world.tee.of(AgentStateChange) if r.agent_id == agent_id]
+        on_call = [i for i, s in enumerate(states) if s == "on_call"]
+        for a, b in zip(on_call, on_call[1:], strict=False):
+            assert "wrap_up" in states[a:b], (agent_id, states)
+    ronas = {e.agent_id for e in world.tee.of(CallEvent) if str(e.kind) == "rona"}
+    assert ronas <= {"2007"}, "an agent whose leg was cancelled was charged a RONA"
+    assert not [a for a in sales if world.state(a) in (ag.Status.RESERVED, ag.Status.RINGING)]
+    # Only the winner's leg ran cc-agent-leg: one recording per call, its file written.
+    recs = [r for r in world.tee.of(RecordingRecord) if r.path]
+    assert sorted(r.call_id for r in recs) == sorted(calls)
+    for r in recs:
+        f = world.tmp / "recordings" / r.path
+        assert f.is_file() and f.stat().st_size > 44, f
