@@ -959,3 +959,20 @@ def test_every_configurable_strategy_reaches_the_router(tmp_path: Path) -> None:
         import dataclasses
 
         assert policy_from_config(dataclasses.replace(sales, strategy=s)).strategy == str(s)
+
+
+async def test_restart_hangs_up_every_leg_of_a_ring_all_offer(config: Config, tmp_path: Path) -> None:
+    ami = FakeAMI()
+    ami.status = [
+        status("PJSIP/carrier-7", "u7", seconds=5, CC_CALL_ID="ring-1", CC_QUEUE="general"),
+        status("PJSIP/agent1001-7", "ccleg-a", CC_CALL_ID="ring-1", CC_AGENT_ID="1001", CC_QUEUE="general"),
+        status("PJSIP/agent1002-7", "ccleg-b", CC_CALL_ID="ring-1", CC_AGENT_ID="1002", CC_QUEUE="general"),
+    ]
+    store = MemoryStore(StoredState(agents={"1001": ("ringing", "ringing"), "1002": ("reserved", "offer")}))
+    async with make_rig(ring_all(config, "general"), tmp_path, store=store, ami=ami) as rig:
+        await rig.settle()
+        hung = {a["Channel"] for a in ami.actions("Hangup")}
+        assert {"PJSIP/agent1001-7", "PJSIP/agent1002-7"} <= hung  # half-offered legs: both gone
+        # The caller is back in line and rings both agents again, as one ring-all offer.
+        assert {o["Channel"] for o in ami.actions("Originate")} == {"PJSIP/agent1001", "PJSIP/agent1002"}
+        assert all(rig.acd.agent_state(a).status is ag.Status.RINGING for a in ("1001", "1002"))
