@@ -28,13 +28,20 @@ The pieces, each usable alone:
     that a line unresolved after that long reaches a person within the checkpoint, plus the new
     lines at the measured share of people reached that fast. The dialer places the most new lines
     for which the worst checkpoint's expected people without an agent, E[max(0, H - A)] (H
-    binomial, A = idle + Poisson), over all the people expected, stays under the instantaneous
-    target, and never more than ``max_lines_per_agent`` lines per agent free now or soon. The
-    target is the campaign limit less a margin (3 % - 1/3 = 2 %), scaled by a gain that a
-    feedback loop on the observed abandonment rate moves down when abandons run above target and
-    back up when they run below (the model leaves out how people who answer early miss agents
-    who free late; the gain finds the factor, and starts from a discounted 0.25). People being
-    connected hold an idle agent until the ACD has reserved one.
+    binomial; A = idle + sure + Poisson: the busy agents' chances of coming free in time, p_i, as a
+    sure count, the whole part of sum p_i - sum p_i(1 - p_i), plus a Poisson with the rest of the
+    mean, so an agent deep in its wrap-up is not given a Poisson's spread; less the people already
+    answered and waiting for an agent, who take the first agents free), over all the people
+    expected, stays under the instantaneous target, and never more than ``max_lines_per_agent``
+    lines per agent free now or soon. The target is the campaign limit less a margin (a third
+    of 3 %: 2 %), scaled by a gain that a feedback loop on the observed abandonment rate moves down when
+    abandons run above target and back up when they run below (the model leaves out how people who
+    answer early miss agents who free late; the gain finds the factor, and starts from a discounted
+    0.25). Its step shrinks with the live answers seen (0.01 down to 0.003 per answer): abandons are
+    rare events, and a gain swinging with each one over-dials and under-dials in turn, which costs
+    connects. People being connected hold an idle agent until the ACD has reserved one. Busy agents
+    whose end is known exactly (``AgentLoad.free_in``) count as sure by their end.
+  * no agent logged in: no line, whatever the mode.
   * fallback: predictive runs as progressive while the measurements are too few (warm-up) and
     whenever the rolling-window abandonment rate reaches the guard (the limit less half the margin),
     until it is back under the target.
@@ -47,7 +54,6 @@ The pieces, each usable alone:
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import heapq
 import itertools
 import math
@@ -354,12 +360,15 @@ class AgentLoad:
     ``idle``: ready and not on a call; ``busy_elapsed``: for each agent on a call (or in wrap-up,
     when ``wrap_elapsed`` is not given), seconds since that call was connected; ``wrap_elapsed``:
     for each agent in wrap-up, seconds since the wrap-up began (the ACD knows when talk ends, and
-    a wrap-up's end is far easier to foresee than a conversation's)."""
+    a wrap-up's end is far easier to foresee than a conversation's); ``free_in``: for each busy
+    agent whose end is known (a fixed wrap-up already begun, say), seconds until it is free (such an
+    agent is in neither of the other two)."""
 
     logged_in: int
     idle: int
     busy_elapsed: tuple[float, ...] = ()
     wrap_elapsed: tuple[float, ...] = ()
+    free_in: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,7 +380,13 @@ class PacingSettings:
     """Predictive: at most this many lines in flight per agent free now or about to be."""
     warmup_attempts: int = 100
     """Resolved attempts needed before predictive pacing trusts its measurements."""
-    gain_step: float = 0.03
+    gain_step: float = 0.01
+    """The feedback's first step (log gain per live answer, at full error)."""
+    gain_step_floor: float = 0.003
+    gain_anneal: float = 200.0
+    """The step shrinks as ``gain_step * gain_anneal / (gain_anneal + n)`` after ``n`` live answers,
+    down to ``gain_step_floor``: quick to find the gain, then steady (abandons are rare events, and a
+    gain that swings with each one over-dials and under-dials in turn, which costs connects)."""
     gain_initial: float = 0.25
     """The model leaves out how people who answer early miss agents who free late, so it predicts
     fewer abandons than happen; the feedback starts from a discounted target and finds the gain."""
@@ -434,22 +449,40 @@ def _binomial_tail_excess(n: int, p: float) -> list[float]:
     return excess
 
 
-def expected_abandons(lines: int, p: float, idle: int, soon_free: float) -> float:
-    """``E[max(0, H - idle - B)]``: people answering beyond the agents there to take them.
+def expected_abandons(lines: int, p: float, idle: int, soon_free: float, waiting: int = 0) -> float:
+    """``E[max(0, H + waiting - idle - B)]``: people answering beyond the agents there to take them.
 
-    ``H ~ Binomial(lines, p)`` people answer; ``B ~ Poisson(soon_free)`` busy agents come free in time.
+    ``H ~ Binomial(lines, p)`` people answer; ``B ~ Poisson(soon_free)`` busy agents come free in time;
+    ``waiting`` people already answered and not yet connected take the first agents free.
     (A binomial with the mean chance overstates the spread of a mixed-chance sum, so this errs high.)"""
-    if lines <= idle:
+    room = idle - waiting
+    if lines <= room:
         return 0.0
     excess = _binomial_tail_excess(lines, p)
     total = 0.0
     pb = math.exp(-soon_free)
     b = 0
-    while idle + b < lines:
-        total += pb * excess[idle + b]
+    mean = lines * p
+    while room + b < lines:
+        m = room + b
+        total += pb * (excess[m] if m >= 0 else mean - m)
         b += 1
         pb *= soon_free / b
     return total
+
+
+def expected_free_within(
+    agents: AgentLoad,
+    handle_times: HandleTimes,
+    horizon: float,
+    *,
+    talk_times: HandleTimes | None = None,
+    wrap_times: HandleTimes | None = None,
+) -> float:
+    """Expected agents free within ``horizon`` s: the idle ones plus, for each busy one, the
+    measured chance its call ends in time given how long it has lasted (``_soon_free``)."""
+    known = sum(1 for left in agents.free_in if left <= horizon)
+    return agents.idle + known + _soon_free(agents, handle_times, talk_times, wrap_times, horizon)
 
 
 def _soon_free(
@@ -459,21 +492,43 @@ def _soon_free(
     wrap_times: HandleTimes | None,
     horizon: float,
 ) -> float:
-    """Expected busy agents free within ``horizon`` s. With wrap-up known separately, an agent in
-    wrap-up ends by the wrap-up times measured, and a talking agent needs the rest of its talk
+    """Expected busy agents free within ``horizon`` s, each from the conditional remaining time
+    given its elapsed time (``HandleTimes.p_done_within``). With wrap-up known separately, an agent
+    in wrap-up ends by the wrap-up times measured, and a talking agent needs the rest of its talk
     plus a whole wrap-up (averaged over wrap-up quantiles)."""
+    return sum(_free_chances(agents, handle_times, talk_times, wrap_times, horizon))
+
+
+def _free_chances(
+    agents: AgentLoad,
+    handle_times: HandleTimes,
+    talk_times: HandleTimes | None,
+    wrap_times: HandleTimes | None,
+    horizon: float,
+) -> list[float]:
+    """Each busy agent's chance to be free within ``horizon`` s (see ``_soon_free``)."""
     if not agents.wrap_elapsed or talk_times is None or wrap_times is None or len(talk_times) < 20:
-        return sum(handle_times.p_done_within(e, horizon) for e in agents.busy_elapsed + agents.wrap_elapsed)
-    total = sum(wrap_times.p_done_within(w, horizon) for w in agents.wrap_elapsed)
+        return [handle_times.p_done_within(e, horizon) for e in agents.busy_elapsed + agents.wrap_elapsed]
+    chances = [wrap_times.p_done_within(w, horizon) for w in agents.wrap_elapsed]
     wraps = [w for w in wrap_times.quantiles(5) if w < horizon]
     if wraps:
         for e in agents.busy_elapsed:
-            total += sum(talk_times.p_done_within(e, horizon - w) for w in wraps) / 5
-    return total
+            chances.append(sum(talk_times.p_done_within(e, horizon - w) for w in wraps) / 5)
+    return chances
+
+
+def _sure_and_spread(chances: Sequence[float]) -> tuple[int, float]:
+    """Agents coming free, as a sure count plus a Poisson part with the same mean: the sure count
+    is the whole part of mean - variance, so that near-certain ends (an agent deep in its wrap-up)
+    do not get a Poisson's spread (the sum of the chances has variance sum p(1-p), not sum p)."""
+    mean = sum(chances)
+    variance = sum(q * (1.0 - q) for q in chances)
+    sure = max(0, math.floor(mean - variance))
+    return sure, max(0.0, mean - sure)
 
 
 def progressive_lines(agents: AgentLoad, in_flight: int) -> int:
-    """One line per idle agent, lines already in flight counted."""
+    """One line per idle agent, lines already in flight (and people waiting for an agent) counted."""
     return max(0, agents.idle - in_flight)
 
 
@@ -489,12 +544,16 @@ def pace(
     fallback: bool = False,
     talk_times: HandleTimes | None = None,
     wrap_times: HandleTimes | None = None,
+    waiting: int = 0,
 ) -> PacingDecision:
     """How many new calls to place now (see the module docstring for the model)."""
     in_flight = len(in_flight_elapsed)
     if mode is Mode.PREVIEW:
         return PacingDecision(0, Mode.PREVIEW, "preview: agents choose and dial")
-    progressive = progressive_lines(agents, in_flight)
+    if agents.logged_in <= 0:
+        return PacingDecision(0, mode, "no agent logged in")
+    # People answered and being connected hold an idle agent each until the ACD has reserved one.
+    progressive = progressive_lines(agents, in_flight + waiting)
     if mode is Mode.PROGRESSIVE:
         return PacingDecision(progressive, Mode.PROGRESSIVE, "one line per free agent")
     if len(answers) < settings.warmup_attempts:
@@ -517,10 +576,12 @@ def pace(
     # agents idle or freed by then plus the grace (cumulative arrivals against cumulative capacity).
     checkpoints = []
     for tau in (f * ttp for f in settings.checkpoints):
-        soon = _soon_free(agents, handle_times, talk_times, wrap_times, tau + CONNECT_GRACE)
+        chances = _free_chances(agents, handle_times, talk_times, wrap_times, tau + CONNECT_GRACE)
+        sure, soon = _sure_and_spread(chances)
+        known = agents.idle + sure + sum(1 for left in agents.free_in if left <= tau + CONNECT_GRACE)
         flight = sum(answers.p_person_within(e, tau) for e in in_flight_elapsed)
-        checkpoints.append((soon, flight, answers.p_person_by(tau)))
-    soon_free = max(c[0] for c in checkpoints)
+        checkpoints.append((known, soon, flight, answers.p_person_by(tau)))
+    soon_free = max(c[0] - agents.idle + c[1] for c in checkpoints)
     in_flight_people = sum(answers.p_person_given_unresolved(e) for e in in_flight_elapsed)
     target = settings.target * gain
     # VICIdial's "dial level": lines per agent free now or about to be.
@@ -534,15 +595,17 @@ def pace(
         if people <= 0:
             break
         worst = 0.0
-        for soon, flight, new_share in checkpoints:
+        for known, soon, flight, new_share in checkpoints:
             by_then = flight + trial * new_share
             if by_then > 0:
-                worst = max(worst, expected_abandons(total_lines, by_then / total_lines, agents.idle, soon))
-        rate = worst / people
+                worst = max(
+                    worst, expected_abandons(total_lines, by_then / total_lines, known, soon, waiting)
+                )
+        rate = worst / (people + waiting)
         if rate > target:
             break
         lines, best_rate = trial, rate
-    people = in_flight_people + lines * p
+    people = in_flight_people + lines * p + waiting
     return PacingDecision(
         lines,
         Mode.PREDICTIVE,
@@ -637,6 +700,7 @@ class Dialer:
         self.wrap_times = HandleTimes(prior_mean=15.0)
         self.gain = settings.pacing.gain_initial
         self.abandon_ema = settings.pacing.target
+        self.gain_updates = 0
         self.fallback = False
         self.last_decision: PacingDecision | None = None
         self.outcomes: dict[Outcome, int] = {o: 0 for o in Outcome}
@@ -799,9 +863,8 @@ class Dialer:
             return decision, []
         elapsed = [now - live.attempt.started_at for live in self._live.values() if live.person_at is None]
         waiting = len(self._live) - len(elapsed)
-        if waiting:
-            # People answered and being connected hold an idle agent until the ACD reserves one.
-            agents = dataclasses.replace(agents, idle=max(0, agents.idle - waiting))
+        # People answered and not yet connected take the first agents idle or coming free: they are
+        # demand the forecast must meet before any new line's person (not merely fewer idle agents).
         if not self.fallback:
             live, abandoned = self.ledger.counts(now)
             if live and abandoned / live >= self.settings.pacing.guard:
@@ -817,6 +880,7 @@ class Dialer:
             fallback=self.fallback,
             talk_times=self.talk_times,
             wrap_times=self.wrap_times,
+            waiting=waiting,
         )
         self.last_decision = decision
         attempts: list[Attempt] = []
@@ -966,7 +1030,12 @@ class Dialer:
             return
         self.abandon_ema += pacing.ema_weight * (float(abandoned) - self.abandon_ema)
         error = (pacing.target - self.abandon_ema) / pacing.target
-        self.gain = min(pacing.gain_max, max(pacing.gain_min, self.gain * math.exp(pacing.gain_step * error)))
+        step = max(
+            pacing.gain_step_floor,
+            pacing.gain_step * pacing.gain_anneal / (pacing.gain_anneal + self.gain_updates),
+        )
+        self.gain_updates += 1
+        self.gain = min(pacing.gain_max, max(pacing.gain_min, self.gain * math.exp(step * error)))
 
     # ------------------------------------------------------------------ status
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from datetime import UTC, datetime, time
 
 import pytest
@@ -426,3 +427,123 @@ def test_wrap_up_agents_are_foreseen_better_than_talking_ones() -> None:
     soon_talk = _soon_free(talking, dialer.handle_times, dialer.talk_times, dialer.wrap_times, horizon)
     assert soon_wrap == pytest.approx(10.0)
     assert soon_talk < 2.0
+
+
+# ----------------------------------------------------------------------------- the forecast
+def test_expected_free_within_from_known_elapsed_times() -> None:
+    from callcenter.dialer import expected_free_within
+
+    times = HandleTimes()
+    for i in range(100):
+        times.add(100.0 + i)  # handle times 100..199 s, one each
+    agents = AgentLoad(logged_in=5, idle=2, busy_elapsed=(150.0, 0.0, 198.5))
+    # 150 s in: 49 calls of 151..199 s remain, 10 of them end by 160 s; 0 s in: none ends by 10 s;
+    # 198.5 s in: the one 199 s call is all that remains, it ends in time
+    assert expected_free_within(agents, times, 10.0) == pytest.approx(2 + 10 / 49 + 0 + 1)
+    assert expected_free_within(agents, times, 0.0) == pytest.approx(2)  # idle ones only
+    # more time, more agents free; never more than logged in
+    horizons = [0.0, 5.0, 20.0, 60.0, 200.0]
+    free = [expected_free_within(agents, times, h) for h in horizons]
+    assert free == sorted(free) and free[-1] == pytest.approx(5.0)
+
+
+def test_waiting_people_take_the_first_agents_free() -> None:
+    # one person waiting, one idle agent: it is that person's, so a new line risks an abandon
+    assert expected_abandons(1, 1.0, 1, 0.0, waiting=1) == pytest.approx(1.0)
+    assert expected_abandons(1, 1.0, 1, 0.0) == 0.0
+    # two waiting, no agent: both abandon unless agents free (the lines' people come on top)
+    assert expected_abandons(2, 0.5, 0, 0.0, waiting=2) == pytest.approx(3.0)
+    s = PacingSettings()
+    agents = AgentLoad(logged_in=20, idle=4, busy_elapsed=tuple(float(x) for x in range(60, 320, 16)))
+    free = pace(Mode.PREDICTIVE, agents, [], measured(0.3), handles(), s)
+    held = pace(Mode.PREDICTIVE, agents, [], measured(0.3), handles(), s, waiting=3)
+    assert held.lines < free.lines
+    assert pace(Mode.PROGRESSIVE, agents, [1.0], measured(), handles(), s, waiting=2).lines == 1
+
+
+@given(
+    st.sampled_from([Mode.PROGRESSIVE, Mode.PREDICTIVE]),
+    st.integers(min_value=0, max_value=30),
+    st.data(),
+    st.lists(st.floats(min_value=0.0, max_value=40.0), max_size=60),
+    st.floats(min_value=0.05, max_value=0.9),
+    st.floats(min_value=1.0, max_value=4.0),
+    st.floats(min_value=0.01, max_value=4.0),
+    st.integers(min_value=0, max_value=5),
+)
+@settings(max_examples=150, deadline=None)
+def test_pacing_never_dials_without_agents_nor_past_the_line_cap(
+    mode: Mode,
+    logged_in: int,
+    data: st.DataObject,
+    in_flight: list[float],
+    rate: float,
+    max_ratio: float,
+    gain: float,
+    waiting: int,
+) -> None:
+    idle = data.draw(st.integers(min_value=0, max_value=logged_in))
+    busy = data.draw(st.lists(st.floats(0.0, 600.0), min_size=logged_in - idle, max_size=logged_in - idle))
+    split = data.draw(st.integers(min_value=0, max_value=len(busy)))
+    agents = AgentLoad(logged_in, idle, tuple(busy[:split]), tuple(busy[split:]))
+    s = PacingSettings(max_lines_per_agent=max_ratio)
+    wraps = HandleTimes(prior_mean=15.0)
+    for i in range(40):
+        wraps.add(5.0 + i * 0.6)
+    d = pace(
+        mode,
+        agents,
+        in_flight,
+        measured(rate),
+        handles(),
+        s,
+        gain=gain,
+        talk_times=handles(),
+        wrap_times=wraps,
+        waiting=waiting,
+    )
+    assert d.lines >= 0
+    if logged_in == 0:
+        assert d.lines == 0
+    elif mode is Mode.PROGRESSIVE:
+        assert len(in_flight) + waiting + d.lines <= max(idle, len(in_flight) + waiting)
+    else:
+        # lines in flight after dialling: never past max_ratio per agent logged in
+        assert len(in_flight) + d.lines <= max(len(in_flight), math.ceil(max_ratio * logged_in))
+        assert d.expected_abandon_rate <= s.target * gain + 1e-12
+
+
+def test_agents_sure_to_free_get_no_poisson_spread() -> None:
+    from callcenter.dialer import _sure_and_spread, expected_free_within
+
+    # three agents certain to be free, two coin flips: 3 sure, the rest (mean 1) as a Poisson
+    assert _sure_and_spread([1.0, 1.0, 1.0, 0.5, 0.5]) == (3, pytest.approx(1.0))
+    assert _sure_and_spread([0.1] * 10) == (0, pytest.approx(1.0))  # all uncertain: plain Poisson
+    assert _sure_and_spread([]) == (0, 0.0)
+    # an agent whose end is known counts once its end falls within the horizon
+    agents = AgentLoad(logged_in=4, idle=1, free_in=(3.0, 12.0, 40.0))
+    assert expected_free_within(agents, handles(), 10.0) == pytest.approx(2.0)
+    assert expected_free_within(agents, handles(), 12.0) == pytest.approx(3.0)
+    # knowing the ends lets the pacing place more lines than the same agents only guessed at
+    s = PacingSettings()
+    known = AgentLoad(
+        logged_in=10, idle=0, free_in=(1.0, 2.0, 3.0, 4.0, 5.0, 300.0, 300.0, 300.0, 300.0, 300.0)
+    )
+    d = pace(Mode.PREDICTIVE, known, [], measured(0.3, person_after=6.0), handles(), s)
+    assert d.lines >= 5 and d.expected_free == pytest.approx(5.0)
+
+
+def test_gain_steps_shrink_as_live_answers_accumulate() -> None:
+    s = settings_for(mode=Mode.PREDICTIVE, pacing=PacingSettings(warmup_attempts=0, gain_max=1e9))
+    dialer = Dialer(s)
+    steps = []
+    now = T0
+    for _ in range(3000):
+        before = dialer.gain
+        dialer.record_live(now, abandoned=False)
+        error = (s.pacing.target - dialer.abandon_ema) / s.pacing.target
+        steps.append(math.log(dialer.gain / before) / error)
+        now += 1
+    assert steps[0] == pytest.approx(s.pacing.gain_step)
+    assert all(a >= b - 1e-12 for a, b in itertools.pairwise(steps))  # ever more gently
+    assert steps[-1] == pytest.approx(s.pacing.gain_step_floor)
