@@ -237,7 +237,7 @@ async def supervise(controller: Controller, clock: Clock, duration: float) -> No
                 log.info("supervisor %s may not listen to %s: %s", sup.id, agent_id, exc)
                 continue
             print(f"demo: supervisor {sup.name} listens in on agent {agent_id} (call {call_id})", flush=True)
-            await clock.sleep(60.0)
+            await clock.sleep(20.0)
             try:
                 await monitor.set_mode(session.session_id, "whisper")
                 print(
