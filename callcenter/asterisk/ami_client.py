@@ -2,7 +2,7 @@
 
 Why not panoramisk's ``Manager``: after a reconnect it re-sends every unanswered action (an
 Originate would dial twice), it reads and splits text per chunk with ``str`` work per line, uses
-``get_event_loop()`` and has no size cap. ``tests/test_ami_client.py`` shows the re-send.
+the deprecated implicit event-loop lookup and has no size cap. ``tests/test_ami_client.py`` shows the re-send.
 
 API (every network wait is bounded by a timeout)::
 
