@@ -210,35 +210,17 @@ class PrivateCluster:
         psql = self.bindir / "psql"
         if not psql.exists():
             psql = Path(shutil.which("psql") or "psql")
-        res = self._run(
-            str(psql),
-            "-h",
-            str(self.sockdir),
-            "-p",
-            str(PORT),
-            "-U",
-            DEFAULT_USER,
-            "-d",
-            "postgres",
-            "-tAc",
-            f"SELECT 1 FROM pg_database WHERE datname = '{self.dbname}'",  # noqa: S608 - name checked
-        )
+
+        def run_sql(flag: str, sql: str) -> subprocess.CompletedProcess[str]:
+            connect = ("-h", str(self.sockdir), "-p", str(PORT), "-U", DEFAULT_USER, "-d", "postgres")
+            return self._run(str(psql), *connect, flag, sql)
+
+        # The name is checked above; psql takes no bind parameters on the command line.
+        res = run_sql("-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.dbname}'")  # noqa: S608
         if res.returncode != 0:
             raise ClusterError(f"cannot query the private cluster: {res.stderr.strip()}")
         if res.stdout.strip() != "1":
-            res = self._run(
-                str(psql),
-                "-h",
-                str(self.sockdir),
-                "-p",
-                str(PORT),
-                "-U",
-                DEFAULT_USER,
-                "-d",
-                "postgres",
-                "-c",
-                f'CREATE DATABASE "{self.dbname}"',
-            )
+            res = run_sql("-c", f'CREATE DATABASE "{self.dbname}"')
             if res.returncode != 0:
                 raise ClusterError(f"cannot create database {self.dbname}: {res.stderr.strip()}")
 
