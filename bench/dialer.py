@@ -30,6 +30,8 @@ Both modes see the same people (common random numbers): the n-th attempt on a co
 same outcome and timing, and a contact's conversation and wrap-up the same lengths, in every run,
 so the two modes differ by their pacing only, not by the luck of the draw.
 
+``other_seeds``: the simulator profile's ratio, occupancy and abandonment with seeds 12-15.
+
 ``clairvoyant_bound``: the simulator profile's predictive run once more with the pacing told exactly
 when each busy agent frees (``AgentLoad.free_in``): what a perfect forecast of the agents could
 give; what it still leaves is who answers and when (30 % of lines, 4.5-13.5 s after the dial).
@@ -365,6 +367,15 @@ def main() -> None:
     print(
         f"simulator clairvoyant predictive: {walltime.perf_counter() - started:.1f} s (wall)", file=sys.stderr
     )
+    other_seeds = {}
+    for seed in (12, 13, 14, 15):  # the headline's seed is 11: how much of its ratio is luck
+        pro, pre = simulate(Mode.PROGRESSIVE, seed=seed), simulate(Mode.PREDICTIVE, seed=seed)
+        other_seeds[str(seed)] = {
+            "ratio": round(pre["connects_per_agent_hour"] / pro["connects_per_agent_hour"], 3),
+            "occupancy": round(pre["occupancy"], 4),
+            "abandonment_rate": round(pre["abandonment_rate"], 4),
+        }
+    print(f"other seeds: {walltime.perf_counter() - started:.1f} s (wall)", file=sys.stderr)
     progressive = runs["simulator", Mode.PROGRESSIVE]
     predictive = runs["simulator", Mode.PREDICTIVE]
     short_pro = runs["short-wrap", Mode.PROGRESSIVE]
@@ -403,6 +414,7 @@ def main() -> None:
             "abandonment_rate": round(bound["abandonment_rate"], 4),
             "fallback_share": round(bound["fallback_share"], 4),
         },
+        other_seeds=other_seeds,
         progressive=_round(progressive),
         predictive=_round(predictive),
         pacing_at_end=predictive["pacing"],

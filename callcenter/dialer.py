@@ -36,11 +36,13 @@ The pieces, each usable alone:
     lines per agent free now or soon. The target is the campaign limit less a margin (a third
     of 3 %: 2 %), scaled by a gain that a feedback loop on the observed abandonment rate moves down when
     abandons run above target and back up when they run below (the model leaves out how people who
-    answer early miss agents who free late; the gain finds the factor, and starts from a discounted
-    0.25). Its step shrinks with the live answers seen (0.01 down to 0.003 per answer): abandons are
-    rare events, and a gain swinging with each one over-dials and under-dials in turn, which costs
-    connects. People being connected hold an idle agent until the ACD has reserved one. Busy agents
-    whose end is known exactly (``AgentLoad.free_in``) count as sure by their end.
+    answer early miss agents who free late; the gain finds the factor, and starts low, from 0.15, to
+    climb to it rather than overshoot early in a day into the guard). Its step shrinks with the live
+    answers seen (0.01 down to 0.003 per answer): abandons are rare events, and a gain swinging with
+    each one over-dials and under-dials in turn, which costs connects. People being connected hold
+    an idle agent until the ACD has reserved one. Busy agents whose end is known exactly
+    (``AgentLoad.free_in``) count as sure by their end. Early in a day the calls still running count
+    as censored handle times (``HandleTimes.with_running``).
   * no agent logged in: no line, whatever the mode.
   * fallback: predictive runs as progressive while the measurements are too few (warm-up) and
     whenever the rolling-window abandonment rate reaches the guard (the limit less half the margin),
@@ -271,6 +273,55 @@ class HandleTimes:
                 return ending / survivors
         return 1.0 - math.exp(-horizon / max(self.mean(), 1.0))
 
+    def with_running(self, running: Sequence[float]) -> HandleTimes:
+        """These measurements with the calls still running (``running``: seconds each has lasted)
+        as censored observations, while every call measured since the start still fits in the
+        window: early in a day the calls that have ended are the short ones, and taking them alone
+        foresees long calls ending far too soon (Kaplan-Meier). Once the window is full it holds a
+        steady sample of the recent calls, and the running ones (a different cohort) stay out."""
+        if not running or len(self._recent) == self._recent.maxlen or len(self._sorted) < self.min_samples:
+            return self
+        return _WithRunning(self, running)
+
+
+class _WithRunning(HandleTimes):
+    """``HandleTimes`` whose ``p_done_within`` is the Kaplan-Meier estimate over the ended calls
+    and the running ones (censored at the time each has lasted)."""
+
+    def __init__(self, base: HandleTimes, running: Sequence[float]) -> None:
+        self.prior_mean = base.prior_mean
+        self.min_samples = base.min_samples
+        self._recent = base._recent
+        self._sorted = base._sorted
+        samples, censored = self._sorted, sorted(running)
+        at_risk = len(samples) + len(censored)
+        self._times: list[float] = []
+        self._survival: list[float] = []
+        survival, i, j = 1.0, 0, 0
+        while i < len(samples):
+            t = samples[i]
+            while j < len(censored) and censored[j] < t:
+                at_risk -= 1
+                j += 1
+            ended = 0
+            while i < len(samples) and samples[i] == t:
+                ended += 1
+                i += 1
+            survival *= 1.0 - ended / at_risk
+            at_risk -= ended
+            self._times.append(t)
+            self._survival.append(survival)
+
+    def _survives(self, seconds: float) -> float:
+        k = bisect.bisect_right(self._times, seconds)
+        return self._survival[k - 1] if k else 1.0
+
+    def p_done_within(self, elapsed: float, horizon: float) -> float:
+        lasted = self._survives(elapsed)
+        if lasted <= 0.0:
+            return 1.0 - math.exp(-horizon / max(self.mean(), 1.0))
+        return 1.0 - self._survives(elapsed + horizon) / lasted
+
 
 class AnswerStats:
     """Per resolved attempt: seconds from dial to resolution and whether a person answered.
@@ -387,9 +438,12 @@ class PacingSettings:
     """The step shrinks as ``gain_step * gain_anneal / (gain_anneal + n)`` after ``n`` live answers,
     down to ``gain_step_floor``: quick to find the gain, then steady (abandons are rare events, and a
     gain that swings with each one over-dials and under-dials in turn, which costs connects)."""
-    gain_initial: float = 0.25
+    gain_initial: float = 0.15
     """The model leaves out how people who answer early miss agents who free late, so it predicts
-    fewer abandons than happen; the feedback starts from a discounted target and finds the gain."""
+    fewer abandons than happen; the feedback starts from a discounted target and finds the gain.
+    It starts below where it settles on the simulator's people (0.15-0.2): climbing to the gain
+    costs a little pace early in the day, overshooting it trips the guard while the day's live
+    answers are still few (three abandons in the first hundred), and the guard costs far more."""
     gain_min: float = 0.01
     gain_max: float = 4.0
     ema_weight: float = 0.01
@@ -570,6 +624,12 @@ def pace(
             "abandonment at the guard: progressive until back under target",
             answer_rate=answers.answer_rate(),
         )
+    # Early in a day the calls still running tell how long calls last as much as the ended ones.
+    handle_times = handle_times.with_running(agents.busy_elapsed + agents.wrap_elapsed)
+    if talk_times is not None:
+        talk_times = talk_times.with_running(agents.busy_elapsed)
+    if wrap_times is not None:
+        wrap_times = wrap_times.with_running(agents.wrap_elapsed)
     p = answers.answer_rate()
     ttp = answers.time_to_person()
     # Checkpoints over the next answers: by each, the people expected to have answered must fit the

@@ -547,3 +547,20 @@ def test_gain_steps_shrink_as_live_answers_accumulate() -> None:
     assert steps[0] == pytest.approx(s.pacing.gain_step)
     assert all(a >= b - 1e-12 for a, b in itertools.pairwise(steps))  # ever more gently
     assert steps[-1] == pytest.approx(s.pacing.gain_step_floor)
+
+
+def test_running_calls_count_as_censored_early_in_the_day() -> None:
+    times = HandleTimes()
+    for i in range(20):
+        times.add(30.0 + i)  # the first calls to end were short: 30..49 s
+    assert times.p_done_within(45.0, 10.0) == pytest.approx(1.0)  # alone: all end by 55 s
+    # twenty more calls still running at 60 s: they were not short; Kaplan-Meier keeps them
+    km = times.with_running([60.0] * 20)
+    assert km.p_done_within(45.0, 10.0) == pytest.approx(4 / 24)  # 4 of the 24 still at risk end
+    assert km.p_done_within(0.0, 100.0) == pytest.approx(0.5)
+    # with no running call, or once the window holds a steady sample, the measurements alone
+    assert times.with_running([]) is times
+    full = HandleTimes(keep=30)
+    for i in range(40):
+        full.add(30.0 + i)
+    assert full.with_running([200.0] * 10) is full
