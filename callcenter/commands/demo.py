@@ -226,10 +226,15 @@ async def supervise(controller: Controller, clock: Clock, duration: float) -> No
     if monitor is None:
         return
     await clock.sleep(duration * 0.2)
+    # The newest connected calls first: they have the most talk left to listen to.
+    calls = sorted(
+        (c for c in controller.acd.snapshot()["calls"].items() if c[1]["state"] == "connected"),
+        key=lambda item: -float(item[1]["queued_at"]),
+    )
     for sup in controller.config.supervisors.values():
-        for agent_id in controller.config.agents:
-            call_id = controller.acd.call_of_agent(agent_id)
-            if call_id is None:
+        for call_id, call in calls:
+            agent_id = call["agent_id"]
+            if agent_id is None:
                 continue
             try:
                 session = await monitor.start(sup.id, agent_id, "listen", pin=sup.pin.value)
