@@ -166,52 +166,45 @@ def _hangup(nid: str) -> m.HangupNode:
     return m.HangupNode(id=nid)
 
 
+def _collect_flow(
+    flow_id: str, *, prompt: str, variable: str, max_digits: int, max_attempts: int, timeout: float
+) -> m.Flow:
+    """A one-question flow: collect digits ended by ``#`` into ``variable``, then hang up
+    (node ``done``), or give up (node ``none``)."""
+    return m.Flow(
+        id=flow_id,
+        start=variable,
+        nodes=m.frozen_map(
+            {
+                variable: m.CollectNode(
+                    id=variable,
+                    prompt=prompt,
+                    variable=variable,
+                    min_digits=1,
+                    max_digits=max_digits,
+                    terminator="#",
+                    timeout=timeout,
+                    max_attempts=max_attempts,
+                    next="done",
+                    fallback="none",
+                ),
+                "done": _hangup("done"),
+                "none": _hangup("none"),
+            }
+        ),
+    )
+
+
 def engine_config(config: m.Config, *, pin_timeout: float, max_pin_digits: int = 16) -> m.Config:
     """``config`` plus the three small flows the spy route runs on the IVR engine."""
-    pin = m.Flow(
-        id=PIN_FLOW,
-        start="pin",
-        nodes=m.frozen_map(
-            {
-                "pin": m.CollectNode(
-                    id="pin",
-                    prompt="enter-pin",
-                    variable="pin",
-                    min_digits=1,
-                    max_digits=max_pin_digits,
-                    terminator="#",
-                    timeout=pin_timeout,
-                    max_attempts=1,
-                    next="done",
-                    fallback="none",
-                ),  # fmt: skip
-                "done": _hangup("done"),
-                "none": _hangup("none"),
-            }
-        ),
-    )
-    agent = m.Flow(
-        id=AGENT_FLOW,
-        start="agent",
-        nodes=m.frozen_map(
-            {
-                "agent": m.CollectNode(
-                    id="agent",
-                    prompt="enter-agent-id",
-                    variable="agent",
-                    min_digits=1,
-                    max_digits=16,
-                    terminator="#",
-                    timeout=pin_timeout,
-                    max_attempts=2,
-                    next="done",
-                    fallback="none",
-                ),  # fmt: skip
-                "done": _hangup("done"),
-                "none": _hangup("none"),
-            }
-        ),
-    )
+    pin = _collect_flow(
+        PIN_FLOW, prompt="enter-pin", variable="pin", max_digits=max_pin_digits, max_attempts=1,
+        timeout=pin_timeout,
+    )  # fmt: skip
+    agent = _collect_flow(
+        AGENT_FLOW, prompt="enter-agent-id", variable="agent", max_digits=16, max_attempts=2,
+        timeout=pin_timeout,
+    )  # fmt: skip
     mode = m.Flow(
         id=MODE_FLOW,
         start="mode",
