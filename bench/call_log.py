@@ -22,8 +22,8 @@ from pathlib import Path
 import asyncpg
 
 from bench.common import emit
-from callcenter.calllog import CallEvent, EventKind
 from callcenter.clock import RealClock
+from callcenter.reporting.records import CallEvent, EventKind
 from callcenter.store.migrate import migrate
 from callcenter.store.pgcluster import PrivateCluster
 from callcenter.store.writer import CallLogWriter

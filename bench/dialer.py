@@ -1,8 +1,8 @@
 """Bench: progressive vs predictive pacing over a simulated 8-hour day (50 agents, 20,000 contacts).
 
 Driver: a seeded discrete-event model of agents and called parties driving the dialer's pure core
-(``callcenter.dialer.Dialer``) in simulated time. Two 8-hour days through the simulated PBX over
-AMI and FastAGI (``tests/test_dialer_sim.py`` runs that path end to end) would need well over 100x
+(``callcenter.outbound.dialer.Dialer``) in simulated time. Two 8-hour days through the simulated PBX over
+AMI and FastAGI (``tests/outbound/test_dialer_sim.py`` runs that path end to end) would need well over 100x
 acceleration to fit the few minutes a benchmark may take, and at that speed the 2-second rule
 becomes 20 ms of real time, below the event loop's jitter on a shared 2-core machine: the
 abandonment figures would measure the machine, not the pacing. The pacing, the outcome accounting,
@@ -55,8 +55,8 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from bench.common import emit
-from callcenter.campaigns import Contact
-from callcenter.dialer import (
+from callcenter.outbound.contacts import Contact
+from callcenter.outbound.dialer import (
     CONNECT_GRACE,
     AgentLoad,
     Attempt,
@@ -385,7 +385,8 @@ def main() -> None:
         predictive["connects_per_agent_hour"],
         "connects/agent-hour",
         progressive["connects_per_agent_hour"],
-        driver="seeded discrete-event model of agents and called parties driving callcenter.dialer.Dialer "
+        driver="seeded discrete-event model of agents and called parties driving "
+        "callcenter.outbound.dialer.Dialer "
         "with the simulator's distributions (8 h through the AMI simulator would need >100x time, "
         "turning the 2 s rule into 20 ms of real time)",
         agents=50,

@@ -49,15 +49,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import emit
-from callcenter.acd import QueuedCall
+from callcenter.acd.service import QueuedCall
 from callcenter.asterisk import names
 from callcenter.asterisk.agi import AGIReply, CommandReader, encode_env, encode_reply
 from callcenter.asterisk.agi_server import FastAGIServer
-from callcenter.calllog import LogRecord
 from callcenter.clock import RealClock
 from callcenter.config import model as m
 from callcenter.errors import AGIHangupError
-from callcenter.ivr_agi import IvrService
+from callcenter.inbound.service import IvrService
+from callcenter.reporting.records import LogRecord
 
 SECONDS = float(os.environ.get("CALLCENTER_BENCH_SECONDS", "8"))
 CONCURRENCY = int(os.environ.get("CALLCENTER_BENCH_CONCURRENCY", "500"))

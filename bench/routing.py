@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from bench.common import emit
-from callcenter.routing import CallRequest, Decision, Offer, QueuePolicy, RelaxStep, Router, ScanRouter
+from callcenter.acd.routing import CallRequest, Decision, Offer, QueuePolicy, RelaxStep, Router, ScanRouter
 
 AGENTS = 2_000
 SKILLS = 50

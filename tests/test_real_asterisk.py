@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
-from callcenter.app import Controller, Links
+from callcenter.app.controller import Controller, Links
 from callcenter.asterisk import names
 from callcenter.asterisk.ami import Message
 from callcenter.asterisk.ami_client import AMIClient, EventGap

@@ -1,5 +1,5 @@
 """Composition root: ``callcenter agent login|logout|pause|resume|status`` against the running
-controller's HTTP API (``callcenter.acd.register_routes``).
+controller's HTTP API (``callcenter.acd.http.register_routes``).
 
 The API address is ``--api`` or ``$CALLCENTER_API`` (default ``http://127.0.0.1:8080``); only
 loopback or the operator's own controller is ever contacted, every request is bounded by

@@ -20,10 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from callcenter.campaigns import parse_dnc
-from callcenter.dialer import CampaignState
-from callcenter.dialer_service import CampaignStore, import_file, read_text
 from callcenter.errors import CampaignError
+from callcenter.outbound.contacts import parse_dnc
+from callcenter.outbound.dialer import CampaignState
+from callcenter.outbound.service import import_file, read_text
+from callcenter.store.campaigns import CampaignStore
 from callcenter.store.database import database
 
 

@@ -27,18 +27,19 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from callcenter.app import Controller, Links, login_all, standard_extensions
+from callcenter.app.controller import Controller, Links, login_all
+from callcenter.app.plugins import standard_plugins
 from callcenter.clock import Clock, ScaledClock
+from callcenter.commands.demo_view import LiveView
 from callcenter.commands.report import write as write_table
 from callcenter.commands.run import migrate_dsn
 from callcenter.commands.validate import load_or_report, summary
 from callcenter.config import model as cm
 from callcenter.config.render import render, write_files
-from callcenter.demo_view import LiveView
-from callcenter.erlang import agents_needed
 from callcenter.errors import CallcenterError, ConfigError
-from callcenter.kpi import KpiSettings
-from callcenter.report_html import ReportData, Table, render_report
+from callcenter.reporting.erlang import agents_needed
+from callcenter.reporting.html import ReportData, Table, render_report
+from callcenter.reporting.kpi import KpiSettings
 from callcenter.sim import SimulatedPBX
 from callcenter.sim.people import AgentProfile, Dist, Rate, Scenario, builtin_scenario
 from callcenter.store.database import database
@@ -174,14 +175,16 @@ def demo_contacts_csv(campaign_id: str, count: int) -> str:
 
 async def import_demo_contacts(config: cm.Config, config_dir: Path, run_dir: Path, dsn: str) -> list[str]:
     """Every campaign's own contact list, plus synthetic contacts so the dialer has work."""
-    from callcenter import dialer_service as ds
-    from callcenter.dialer import CampaignState
+    from callcenter.outbound import service as ds
+    from callcenter.outbound.dialer import CampaignState
+    from callcenter.outbound.runtime import runtime_from_config
+    from callcenter.store.campaigns import CampaignStore
 
     said: list[str] = []
-    store = await ds.CampaignStore.connect(dsn)
+    store = await CampaignStore.connect(dsn)
     try:
         for c in config.campaigns.values():
-            rt = ds.runtime_from_config(c, default_region=config.center.country)
+            rt = runtime_from_config(c, default_region=config.center.country)
             await store.upsert_campaign(rt)
             await store.set_state(c.id, CampaignState.RUNNING)  # the last demo paused it at day's end
             own = config_dir / c.contacts
@@ -311,7 +314,7 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
         run_dir=run_dir,
         clock=clock,
         links=links,
-        extensions=standard_extensions(),
+        plugins=standard_plugins(),
         counter_refresh=2.0 * args.speed,
     )
     stop = asyncio.Event()

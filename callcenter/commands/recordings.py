@@ -14,8 +14,9 @@ import asyncio
 import time
 from pathlib import Path
 
-from callcenter.recording import PgPurgeStore, PurgeReport, purge
+from callcenter.acd.recorder import PurgeReport, purge
 from callcenter.store.database import database
+from callcenter.store.recordings import PgPurgeStore
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -7,7 +7,7 @@
                       [--short-abandon SECONDS] [--fcr-days N]
 
 ``WHEN`` is an ISO date or date-time; without a zone it is read in ``--tz`` (default UTC). The
-default window is today, local midnight to now. KPI definitions: ``callcenter.kpi``.
+default window is today, local midnight to now. KPI definitions: ``callcenter.reporting.kpi``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import asyncpg
 
 from callcenter.errors import ConfigError
-from callcenter.kpi import KpiSettings, SLVariant
+from callcenter.reporting.kpi import KpiSettings, SLVariant
 from callcenter.store.database import database
 from callcenter.store.migrate import migrate
 from callcenter.store.reports import INTERVALS, ReportQuery, agent_report, queue_report

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import asyncpg
 
-from callcenter.app import Controller, Links, login_all, standard_extensions
+from callcenter.app.controller import Controller, Links, login_all
+from callcenter.app.plugins import standard_plugins
 from callcenter.clock import RealClock
 from callcenter.commands.validate import load_or_report
 from callcenter.config import model as cm
@@ -72,7 +73,7 @@ async def _run(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
         sim = await start_sim(out, run_dir, clock=clock, seed=1, config=config, scenario_name=args.scenario)
         links = Links(**{**links.__dict__, "ami_host": "127.0.0.1", "ami_port": sim.ami_port})
     controller = Controller(
-        config, dsn=dsn, run_dir=run_dir, clock=clock, links=links, extensions=standard_extensions()
+        config, dsn=dsn, run_dir=run_dir, clock=clock, links=links, plugins=standard_plugins()
     )
     task = asyncio.create_task(controller.run(stop))
     try:

@@ -14,7 +14,7 @@ that service level, ASA, occupancy and probability of waiting describe.
 The single-interval form prints one result (JSON: an object); the forecast and history forms print a
 staffing table for a day (JSON: a list), one row per interval. The history form averages the offered
 calls of the same interval on the same weekday over the last ``--weeks`` weeks of the call log, and
-their handle time (``--aht`` when an interval has no answered call). Maths: ``callcenter.erlang``.
+their handle time (``--aht`` when an interval has no answered call). Maths: ``callcenter.reporting.erlang``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from typing import Any
 import asyncpg
 
 from callcenter.commands.report import zone
-from callcenter.erlang import (
+from callcenter.errors import ConfigError
+from callcenter.reporting.erlang import (
     Staffing,
     agents_needed,
     agents_needed_erlang_a,
@@ -40,7 +41,6 @@ from callcenter.erlang import (
     parse_target,
     scheduled,
 )
-from callcenter.errors import ConfigError
 from callcenter.store.database import database
 from callcenter.store.migrate import migrate
 from callcenter.store.reports import interval_history

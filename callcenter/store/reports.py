@@ -1,4 +1,4 @@
-"""Shell: every report query of the call log, in one place (KPI definitions: ``callcenter.kpi``).
+"""Shell: every report query of the call log, in one place (KPI definitions: ``callcenter.reporting.kpi``).
 
 The SQL text is fixed; everything a user gives (dates, queue and agent names, time zone, targets)
 travels as bind parameters. Each report runs with the session time zone set to the center's
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from callcenter.calllog import BUSY_STATES, IDLE_STATES
-from callcenter.kpi import Counts, KpiSettings, derive
+from callcenter.reporting.kpi import Counts, KpiSettings, derive
+from callcenter.reporting.records import BUSY_STATES, IDLE_STATES
 
 INTERVALS = {"15": 15 * 60, "30": 30 * 60, "60": 60 * 60, "day": 24 * 3600}
 
@@ -284,7 +284,7 @@ async def state_time(
 
 
 async def queue_report(conn: Any, q: ReportQuery, *, now: dt.datetime) -> list[dict[str, Any]]:
-    """Per interval and queue: every KPI of ``callcenter.kpi`` (rows ordered by interval, queue)."""
+    """Per interval and queue: every KPI of ``callcenter.reporting.kpi`` (rows ordered by interval, queue)."""
     s = q.settings
     await _set_tz(conn, q.tz)
     names, targets = _targets(s)

@@ -9,7 +9,7 @@
 Path of a record: ``submit`` turns it into a row and appends it to a bounded in-memory queue. The
 *batcher* takes the queue when ``batch_delay`` (default 1 s) has passed since the oldest waiting
 record, or ``batch_max_rows`` are waiting, or a flush asks; it groups the rows per table (merging
-upsert rows of one key, see ``callcenter.calllog``), appends the batch to the spool on disk
+upsert rows of one key, see ``callcenter.reporting.records``), appends the batch to the spool on disk
 (checksummed, fsync'd: ``callcenter.store.spool``) and hands it to the *sender*. The sender writes
 batches to PostgreSQL strictly in order, one transaction per batch, and acknowledges each in the
 spool. While PostgreSQL is down or slower than ``write_timeout``, batches keep accumulating in the
@@ -47,12 +47,12 @@ from typing import Any
 
 import asyncpg
 
-from callcenter.calllog import Group, LogRecord, Row, SeqSource, TableSpec, group_rows
 from callcenter.clock import Clock
 from callcenter.errors import CallLogTimeoutError, SpoolCorruptError, SpoolError, SpoolFullError
+from callcenter.reporting.records import Group, LogRecord, Row, SeqSource, TableSpec, group_rows
 from callcenter.store.spool import Entry, Spool
 
-log = logging.getLogger("callcenter.calllog")
+log = logging.getLogger("callcenter.reporting.records")
 
 Connector = Callable[[], Awaitable[Any]]
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

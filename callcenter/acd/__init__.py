@@ -1,0 +1,2 @@
+"""The ACD: agent table, router, the queued call's table (pure); the service, feature codes, recorder,
+HTTP routes (shell)."""

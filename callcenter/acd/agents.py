@@ -1,0 +1,442 @@
+"""Pure: the agent state machine, as one table of (state, event) -> handler.
+
+``transition(state, event, now) -> (new_state, effects)``. Nothing here reads a clock or does I/O:
+the ACD shell (``callcenter.acd.service``) feeds events in, carries effects out, and logs every
+``StateChanged`` (each carries its reason and time).
+
+States (``Status``)::
+
+    logged_out --Login--------------------> available
+    logged_out --Login(paused_reason=r)---> paused(r)        atomic "log in paused": never offered
+    available  --Reserve(call)------------> reserved          the router chose this agent
+    reserved   --Ring(call)---------------> ringing           the agent leg is being originated
+    reserved/ringing --Answer(call)-------> on_call
+    reserved/ringing --NoAnswer(call)-----> not_ready | logged_out | available   (RONA policy)
+    reserved/ringing --CancelOffer(call)--> available         caller abandoned / offer withdrawn
+    on_call    --CallEnded(call, wrap)----> wrap_up (timed) | available
+    wrap_up    --WrapUpEnd(now>=deadline)-> available
+    available/not_ready/paused/wrap_up --Pause(r)--> paused(r)
+    paused/not_ready/wrap_up --Resume----> available
+    any logged-in --Logout----------------> logged_out (deferred to the end of the call if on_call)
+
+One agent serves many queues with ONE wrap-up: wrap-up is a state of the agent, started by the
+call that ended (its queue's wrap-up seconds travel in ``CallEnded``); a pause or logout asked for
+while the agent is busy (reserved, ringing, on call) is remembered (``pending``) and applied when
+the work (call and wrap-up) is over, never lost and never skipping the wrap-up.
+
+Pairs absent from ``TABLE`` are refused with ``AgentStateError`` (stable ``code``). A wrap-up
+timer that fires late or for an older wrap-up (``WrapUpEnd`` outside wrap-up, or before the
+deadline) is a no-op: timers race with agents who resume early.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any, Literal
+
+from callcenter.errors import AgentStateError
+
+
+class Status(StrEnum):
+    LOGGED_OUT = "logged_out"
+    AVAILABLE = "available"
+    RESERVED = "reserved"
+    RINGING = "ringing"
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"
+    PAUSED = "paused"
+    NOT_READY = "not_ready"
+
+
+#: States in which the agent is logged in but cannot take an offer.
+BUSY = frozenset({Status.RESERVED, Status.RINGING, Status.ON_CALL})
+#: States that count as "staffed" (logged in).
+LOGGED_IN = frozenset(Status) - {Status.LOGGED_OUT}
+
+Pending = Literal["pause", "logout"]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentState:
+    """One agent's state. ``reason`` says why it is in ``status`` (pause code, "rona", ...)."""
+
+    agent_id: str
+    status: Status = Status.LOGGED_OUT
+    reason: str = "initial"
+    since: float = 0.0
+    call_id: str | None = None
+    wrap_up_until: float | None = None
+    pending: Pending | None = None
+    pending_reason: str = ""
+    missed: int = 0  # consecutive offers not answered (RONA count)
+    calls_handled: int = 0
+
+    @property
+    def routable(self) -> bool:
+        return self.status is Status.AVAILABLE
+
+
+# ------------------------------------------------------------------------------------ events
+@dataclass(frozen=True, slots=True)
+class Login:
+    paused_reason: str | None = None  # log in already paused (atomic: never offered in between)
+    reason: str = "login"
+
+
+@dataclass(frozen=True, slots=True)
+class Logout:
+    reason: str = "logout"
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    reason: str  # a pause reason code from config (break, lunch, training, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    reason: str = "resume"
+
+
+@dataclass(frozen=True, slots=True)
+class Reserve:
+    call_id: str
+    reason: str = "offered"
+
+
+@dataclass(frozen=True, slots=True)
+class Ring:
+    call_id: str
+    reason: str = "ringing"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    call_id: str
+    reason: str = "answered"
+
+
+@dataclass(frozen=True, slots=True)
+class NoAnswer:
+    """The offer was not answered in time, or the phone was busy/unreachable (RONA)."""
+
+    call_id: str
+    cause: str = "rona"  # rona, busy, unavailable, failed
+    max_missed: int = 1  # consecutive misses before ``action``
+    action: Literal["not_ready", "pause", "logout"] = "not_ready"
+    pause_reason: str | None = None  # for action "pause" (default: the cause)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOffer:
+    call_id: str
+    reason: str = "caller_abandoned"
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    call_id: str
+    wrap_up_seconds: float = 0.0  # from the queue of the call that ended
+    reason: str = "hangup"
+
+
+@dataclass(frozen=True, slots=True)
+class WrapUpEnd:
+    reason: str = "wrap_up_done"
+
+
+Event = (
+    Login | Logout | Pause | Resume | Reserve | Ring | Answer | NoAnswer | CancelOffer | CallEnded | WrapUpEnd
+)
+EVENT_TYPES: tuple[type[Event], ...] = (
+    Login,
+    Logout,
+    Pause,
+    Resume,
+    Reserve,
+    Ring,
+    Answer,
+    NoAnswer,
+    CancelOffer,
+    CallEnded,
+    WrapUpEnd,
+)
+
+
+# ------------------------------------------------------------------------------------ effects
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """Log this (agent_states): every change with its reason and time."""
+
+    agent_id: str
+    old: Status
+    new: Status
+    reason: str
+    at: float
+    call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A pause/logout asked for while busy: remembered, applied after the call and wrap-up.
+    ``request`` None means a pending request was withdrawn."""
+
+    agent_id: str
+    request: Pending | None
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleWrapUpEnd:
+    """Feed ``WrapUpEnd`` at ``at`` (the shell's timer)."""
+
+    agent_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawOffer:
+    """The agent left while an offer was out: hang up its leg and re-offer the call."""
+
+    agent_id: str
+    call_id: str
+    reason: str
+
+
+Effect = StateChanged | Deferred | ScheduleWrapUpEnd | WithdrawOffer
+Result = tuple[AgentState, list[Effect]]
+Handler = Callable[[AgentState, Any, float], Result]
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _move(
+    s: AgentState,
+    new: Status,
+    reason: str,
+    now: float,
+    *,
+    call_id: str | None = None,
+    effects: list[Effect] | None = None,
+    **changes: Any,
+) -> Result:
+    out: list[Effect] = list(effects or [])
+    out.append(StateChanged(s.agent_id, s.status, new, reason, now, call_id if call_id else s.call_id))
+    ns = replace(s, status=new, reason=reason, since=now, call_id=call_id, **changes)
+    return ns, out
+
+
+def _refuse(s: AgentState, ev: Event, code: str, why: str) -> AgentStateError:
+    return AgentStateError(
+        f"agent {s.agent_id}: {type(ev).__name__} refused in {s.status.value}: {why}",
+        agent_id=s.agent_id,
+        state=s.status.value,
+        event=type(ev).__name__,
+        code=code,
+    )
+
+
+def _same_call(s: AgentState, ev: Event, call_id: str) -> None:
+    if s.call_id != call_id:
+        raise _refuse(s, ev, "wrong_call", f"agent holds call {s.call_id!r}, event names {call_id!r}")
+
+
+def _settle(s: AgentState, reason: str, now: float, effects: list[Effect] | None = None, **ch: Any) -> Result:
+    """Work is over: apply a pending pause/logout, else become available."""
+    if s.pending == "logout":
+        return _move(
+            s,
+            Status.LOGGED_OUT,
+            s.pending_reason,
+            now,
+            effects=effects,
+            pending=None,
+            pending_reason="",
+            **ch,
+        )
+    if s.pending == "pause":
+        return _move(
+            s, Status.PAUSED, s.pending_reason, now, effects=effects, pending=None, pending_reason="", **ch
+        )
+    return _move(s, Status.AVAILABLE, reason, now, effects=effects, **ch)
+
+
+# ------------------------------------------------------------------------------------ handlers
+def _login(s: AgentState, ev: Login, now: float) -> Result:
+    base: dict[str, Any] = {"wrap_up_until": None, "pending": None, "pending_reason": "", "missed": 0}
+    if ev.paused_reason:
+        return _move(s, Status.PAUSED, ev.paused_reason, now, **base)
+    return _move(s, Status.AVAILABLE, ev.reason, now, **base)
+
+
+def _already_in(s: AgentState, ev: Event, now: float) -> Result:
+    raise _refuse(s, ev, "already_logged_in", "the agent is logged in")
+
+
+def _logout_now(s: AgentState, ev: Logout, now: float) -> Result:
+    return _move(s, Status.LOGGED_OUT, ev.reason, now, wrap_up_until=None, pending=None, pending_reason="")
+
+
+def _logout_offer(s: AgentState, ev: Logout, now: float) -> Result:
+    withdraw = WithdrawOffer(s.agent_id, s.call_id or "", ev.reason)
+    return _move(s, Status.LOGGED_OUT, ev.reason, now, effects=[withdraw], pending=None, pending_reason="")
+
+
+def _defer(s: AgentState, ev: Pause | Logout, now: float) -> Result:
+    what: Pending = "pause" if isinstance(ev, Pause) else "logout"
+    if s.pending == "logout" and what == "pause":
+        raise _refuse(s, ev, "logout_pending", "a logout is already pending")
+    return replace(s, pending=what, pending_reason=ev.reason), [Deferred(s.agent_id, what, ev.reason, now)]
+
+
+def _pause(s: AgentState, ev: Pause, now: float) -> Result:
+    if not ev.reason:
+        raise _refuse(s, ev, "pause_reason_required", "a pause needs a reason code")
+    return _move(s, Status.PAUSED, ev.reason, now, wrap_up_until=None)
+
+
+def _pause_busy(s: AgentState, ev: Pause, now: float) -> Result:
+    if not ev.reason:
+        raise _refuse(s, ev, "pause_reason_required", "a pause needs a reason code")
+    return _defer(s, ev, now)
+
+
+def _resume(s: AgentState, ev: Resume, now: float) -> Result:
+    return _move(s, Status.AVAILABLE, ev.reason, now, wrap_up_until=None, missed=0)
+
+
+def _resume_busy(s: AgentState, ev: Resume, now: float) -> Result:
+    if s.pending is None:
+        raise _refuse(s, ev, "not_paused", "nothing to resume from")
+    return replace(s, pending=None, pending_reason=""), [Deferred(s.agent_id, None, ev.reason, now)]
+
+
+def _not_paused(s: AgentState, ev: Event, now: float) -> Result:
+    raise _refuse(s, ev, "not_paused", "nothing to resume from")
+
+
+def _reserve(s: AgentState, ev: Reserve, now: float) -> Result:
+    return _move(s, Status.RESERVED, ev.reason, now, call_id=ev.call_id)
+
+
+def _ring(s: AgentState, ev: Ring, now: float) -> Result:
+    _same_call(s, ev, ev.call_id)
+    return _move(s, Status.RINGING, ev.reason, now, call_id=ev.call_id)
+
+
+def _answer(s: AgentState, ev: Answer, now: float) -> Result:
+    _same_call(s, ev, ev.call_id)
+    return _move(s, Status.ON_CALL, ev.reason, now, call_id=ev.call_id, missed=0)
+
+
+def _no_answer(s: AgentState, ev: NoAnswer, now: float) -> Result:
+    _same_call(s, ev, ev.call_id)
+    missed = s.missed + 1
+    if s.pending is not None:
+        return _settle(s, ev.cause, now, missed=missed)
+    if missed >= max(1, ev.max_missed):
+        if ev.action == "logout":
+            return _move(s, Status.LOGGED_OUT, ev.cause, now, missed=0)
+        if ev.action == "pause":
+            return _move(s, Status.PAUSED, ev.pause_reason or ev.cause, now, missed=missed)
+        return _move(s, Status.NOT_READY, ev.cause, now, missed=missed)
+    return _move(s, Status.AVAILABLE, ev.cause, now, missed=missed)
+
+
+def _cancel_offer(s: AgentState, ev: CancelOffer, now: float) -> Result:
+    _same_call(s, ev, ev.call_id)
+    return _settle(s, ev.reason, now)
+
+
+def _call_ended(s: AgentState, ev: CallEnded, now: float) -> Result:
+    _same_call(s, ev, ev.call_id)
+    handled = s.calls_handled + 1
+    if ev.wrap_up_seconds > 0:
+        until = now + ev.wrap_up_seconds
+        ns, eff = _move(s, Status.WRAP_UP, ev.reason, now, wrap_up_until=until, calls_handled=handled)
+        eff.append(ScheduleWrapUpEnd(s.agent_id, until))
+        return ns, eff
+    return _settle(s, ev.reason, now, calls_handled=handled)
+
+
+def _wrap_up_end(s: AgentState, ev: WrapUpEnd, now: float) -> Result:
+    if s.wrap_up_until is not None and now < s.wrap_up_until:
+        return s, []  # an older wrap-up's timer
+    return _settle(s, ev.reason, now, wrap_up_until=None)
+
+
+def _stale_timer(s: AgentState, ev: Event, now: float) -> Result:
+    return s, []
+
+
+def _not_logged_in(s: AgentState, ev: Event, now: float) -> Result:
+    raise _refuse(s, ev, "not_logged_in", "the agent is logged out")
+
+
+def _not_offered(s: AgentState, ev: Event, now: float) -> Result:
+    raise _refuse(s, ev, "no_offer", "no call is being offered to this agent")
+
+
+def _not_routable(s: AgentState, ev: Event, now: float) -> Result:
+    raise _refuse(s, ev, "not_available", "only an available agent can be offered a call")
+
+
+def _not_on_call(s: AgentState, ev: Event, now: float) -> Result:
+    raise _refuse(s, ev, "not_on_call", "the agent is not on a call")
+
+
+S = Status
+_IDLE_LIKE = (S.AVAILABLE, S.PAUSED, S.NOT_READY)
+
+#: The whole machine. A missing pair is refused with ``AgentStateError``.
+TABLE: dict[tuple[Status, type[Event]], Handler] = {
+    # logging in and out
+    (S.LOGGED_OUT, Login): _login,
+    **{(st, Login): _already_in for st in LOGGED_IN},
+    **{(st, Logout): _logout_now for st in (*_IDLE_LIKE, S.WRAP_UP)},
+    (S.RESERVED, Logout): _logout_offer,
+    (S.RINGING, Logout): _logout_offer,
+    (S.ON_CALL, Logout): _defer,
+    (S.LOGGED_OUT, Logout): _not_logged_in,
+    # pausing
+    **{(st, Pause): _pause for st in (*_IDLE_LIKE, S.WRAP_UP)},
+    **{(st, Pause): _pause_busy for st in BUSY},
+    (S.LOGGED_OUT, Pause): _not_logged_in,
+    (S.PAUSED, Resume): _resume,
+    (S.NOT_READY, Resume): _resume,
+    (S.WRAP_UP, Resume): _resume,
+    **{(st, Resume): _resume_busy for st in BUSY},
+    (S.AVAILABLE, Resume): _not_paused,
+    (S.LOGGED_OUT, Resume): _not_logged_in,
+    # the life of an offer
+    (S.AVAILABLE, Reserve): _reserve,
+    **{(st, Reserve): _not_routable for st in Status if st is not S.AVAILABLE},
+    (S.RESERVED, Ring): _ring,
+    **{(st, Ring): _not_offered for st in Status if st is not S.RESERVED},
+    (S.RESERVED, Answer): _answer,
+    (S.RINGING, Answer): _answer,
+    **{(st, Answer): _not_offered for st in Status if st not in (S.RESERVED, S.RINGING)},
+    (S.RESERVED, NoAnswer): _no_answer,
+    (S.RINGING, NoAnswer): _no_answer,
+    **{(st, NoAnswer): _not_offered for st in Status if st not in (S.RESERVED, S.RINGING)},
+    (S.RESERVED, CancelOffer): _cancel_offer,
+    (S.RINGING, CancelOffer): _cancel_offer,
+    **{(st, CancelOffer): _not_offered for st in Status if st not in (S.RESERVED, S.RINGING)},
+    # the end of a call
+    (S.ON_CALL, CallEnded): _call_ended,
+    **{(st, CallEnded): _not_on_call for st in Status if st is not S.ON_CALL},
+    (S.WRAP_UP, WrapUpEnd): _wrap_up_end,
+    **{(st, WrapUpEnd): _stale_timer for st in Status if st is not S.WRAP_UP},
+}
+
+
+def transition(state: AgentState, event: Event, now: float) -> Result:
+    """Apply ``event`` at ``now``: the new state and the effects to carry out.
+
+    Raises ``AgentStateError`` (with a stable ``code``) for a pair the table refuses."""
+    handler = TABLE.get((state.status, type(event)))
+    if handler is None:  # pragma: no cover - the table is total, the tests check it
+        raise _refuse(state, event, "invalid_transition", "no such transition")
+    return handler(state, event, now)

@@ -1,0 +1,153 @@
+"""Shell: the agents' feature codes (the ``feature`` FastAGI route): log in with a PIN, log out, pause,
+unpause, PCI pause/resume and record on demand, from the agent's own phone."""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Mapping
+from typing import Protocol
+
+from callcenter.acd.service import ACD
+from callcenter.asterisk.agi import AGIReply
+from callcenter.config import model as cm
+from callcenter.errors import (
+    AGIError,
+    AGIHangupError,
+    DomainError,
+)
+
+log = logging.getLogger(__name__)
+
+
+class AGISession(Protocol):
+    """One FastAGI connection (``callcenter.asterisk.agi_server``)."""
+
+    @property
+    def env(self) -> Mapping[str, str]: ...
+
+    async def command(self, command: str, *args: str | int, timeout: float) -> AGIReply: ...
+
+
+class AgentFeatures:
+    """The ``feature`` FastAGI route: what agents dial from their phones.
+
+    The rendered dialplan runs ``AGI(agi://.../feature,<name>)`` for each code; ``agi_arg_1`` is
+    the feature's name and ``agi_extension`` what was dialled (the pause code is followed by a
+    reason's digits)::
+
+        agent_login     the phone's own agent (an agent endpoint) or an id asked for, then the PIN
+                        (``pin_attempts`` tries; 5 wrong PINs lock the id, see ``ACD.verify_pin``)
+        agent_logout    agent_pause (+ reason digits; none = the first reason)   agent_unpause
+        pci_pause       pci_resume   record_start   (on the agent's current call)
+
+    Every command is bounded by ``command_timeout``; a hang-up ends the session quietly.
+    Wire it: ``agi_server.add_route(names.AGI_FEATURE, AgentFeatures(acd).handle)``."""
+
+    def __init__(self, acd: ACD, *, command_timeout: float = 10.0, pin_attempts: int = 3) -> None:
+        self.acd = acd
+        self.command_timeout = command_timeout
+        self.pin_attempts = pin_attempts
+
+    async def handle(self, session: AGISession) -> None:
+        env = session.env
+        feature = env.get("agi_arg_1", "")
+        try:
+            await self._run(session, feature, env)
+        except AGIError:
+            return  # the phone hung up
+
+    def _sound(self, prompt: str) -> str:
+        config = self.acd.config
+        return posixpath.join(
+            config.asterisk.sounds_dir, cm.prompt_sound(prompt, config.center.default_language)
+        )
+
+    async def _play(self, session: AGISession, prompt: str) -> None:
+        await session.command("STREAM FILE", self._sound(prompt), "", timeout=self.command_timeout + 60)
+
+    async def _ask(self, session: AGISession, prompt: str, max_digits: int) -> str:
+        reply = await session.command(
+            "GET DATA", self._sound(prompt), 5000, max_digits, timeout=self.command_timeout + 60
+        )
+        if reply.result_int == -1:
+            raise AGIHangupError("hung up while entering digits")
+        return reply.result or ""
+
+    def _caller_agent(self, env: Mapping[str, str]) -> str | None:
+        channel = env.get("agi_channel", "")
+        tech, _, rest = channel.partition("/")
+        endpoint = rest.rpartition("-")[0] if "-" in rest else rest
+        if tech.upper() != "PJSIP" or not endpoint:
+            return None
+        agent = self.acd.config.agent_by_endpoint(endpoint)
+        return agent.id if agent is not None else None
+
+    async def _run(self, session: AGISession, feature: str, env: Mapping[str, str]) -> None:
+        acd = self.acd
+        agent_id = self._caller_agent(env)
+        if feature == "agent_login":
+            await self._login(session, agent_id)
+            return
+        if agent_id is None:
+            await self._play(session, "invalid-option")
+            return
+        try:
+            if feature == "agent_logout":
+                await acd.logout(agent_id)
+                await self._play(session, "agent-logged-out")
+            elif feature == "agent_pause":
+                code = acd.config.feature_codes.agent_pause
+                digits = env.get("agi_extension", "").removeprefix(code)
+                reason = acd.config.pause_reason_by_digits(digits) if digits else None
+                if reason is None and not digits and acd.config.pause_reasons:
+                    reason = next(iter(acd.config.pause_reasons.values()))
+                if reason is None:
+                    await self._play(session, "invalid-option")
+                    return
+                await acd.pause(agent_id, reason.code)
+                await self._play(session, "agent-paused")
+            elif feature == "agent_unpause":
+                await acd.resume(agent_id)
+                await self._play(session, "agent-unpaused")
+            elif feature in ("pci_pause", "pci_resume", "record_start"):
+                call_id = acd.call_of_agent(agent_id)
+                done = False
+                if call_id is not None:
+                    if feature == "pci_pause":
+                        done = await acd.pci_pause(call_id, by=agent_id)
+                    elif feature == "pci_resume":
+                        done = await acd.pci_resume(call_id, by=agent_id)
+                    else:
+                        done = await acd.record(call_id)
+                prompt = {"pci_pause": "pci-paused", "pci_resume": "pci-resumed"}.get(feature, "please-hold")
+                await self._play(session, prompt if done else "invalid-option")
+            else:
+                await self._play(session, "invalid-option")
+        except DomainError:
+            log.info("feature %s refused for agent %s", feature, agent_id, exc_info=True)
+            await self._play(session, "invalid-option")
+
+    async def _login(self, session: AGISession, agent_id: str | None) -> None:
+        acd = self.acd
+        if agent_id is None:
+            typed = await self._ask(session, "enter-agent-id", 8)
+            if typed not in acd.config.agents:
+                await self._play(session, "invalid-option")
+                return
+            agent_id = typed
+        for _ in range(self.pin_attempts):
+            pin = await self._ask(session, "enter-pin", 12)
+            try:
+                await acd.login(agent_id, pin=pin)
+            except DomainError as exc:
+                if exc.code == "locked_out":
+                    await self._play(session, "locked-out")
+                    return
+                if exc.code == "bad_pin":
+                    await self._play(session, "pin-invalid")
+                    continue
+                await self._play(session, "invalid-option")  # already logged in, ...
+                return
+            await self._play(session, "agent-logged-in")
+            return

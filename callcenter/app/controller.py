@@ -1,0 +1,455 @@
+"""Composition root: builds the controller from config and owns every task in one TaskGroup.
+
+``Controller`` wires the shells together — the call-log writer, the AMI client, the FastAGI server
+(routes ``ivr``, ``outbound`` and whatever the feature/spy services add), the ACD with its
+recorder, the dialer, the HTTP API with the wallboard and ``/metrics`` — and runs them until told
+to stop. Nothing below this module imports it; the CLI (``callcenter run``, ``callcenter demo``)
+calls it. Start order: writer, database pool, AMI, ACD (rebuilds state from AMI and the database),
+FastAGI, dialer, HTTP. Stop order is the reverse, then the writer flushes what is left (to
+PostgreSQL, or to its disk spool when the database is away: nothing is lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import gc
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from callcenter.acd import features as acd_features
+from callcenter.acd import http as acd_http
+from callcenter.acd import service as acd_mod
+from callcenter.acd.recorder import Recorder
+from callcenter.app.plugins import Plugin, PluginFactory
+from callcenter.asterisk import names
+from callcenter.asterisk.agi_server import FastAGIServer
+from callcenter.asterisk.ami_client import AMIClient
+from callcenter.clock import Clock
+from callcenter.config import model as cm
+from callcenter.errors import CallcenterError
+from callcenter.inbound.service import IvrService
+from callcenter.reporting.metrics import Registry
+from callcenter.reporting.wallboard import DialerView, QueueView, Snapshot
+from callcenter.store import reports
+from callcenter.store.acd import PgACDStore
+from callcenter.store.customers import CustomerDirectory
+from callcenter.store.writer import CallLogWriter
+from callcenter.web.http import HTTPServer, Request, Response, Router, json_response
+from callcenter.web.pages import page
+
+log = logging.getLogger("callcenter")
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where the controller connects and listens; defaults come from the config's ``asterisk``."""
+
+    ami_host: str
+    ami_port: int
+    ami_user: str
+    ami_secret: str
+    agi_bind: str
+    agi_port: int
+    http_host: str | None = "127.0.0.1"
+    http_port: int = 8080
+
+    @classmethod
+    def from_config(cls, config: cm.Config, **overrides: Any) -> Links:
+        a = config.asterisk
+        env = os.environ
+        values: dict[str, Any] = {
+            "ami_host": env.get("CALLCENTER_AMI_HOST", a.ami.host),
+            "ami_port": int(env.get("CALLCENTER_AMI_PORT", a.ami.port)),
+            "ami_user": env.get("CALLCENTER_AMI_USER", a.ami.username),
+            "ami_secret": env.get("CALLCENTER_AMI_SECRET", a.ami.secret.value),
+            "agi_bind": a.agi.bind,
+            "agi_port": a.agi.port,
+        }
+        # None leaves a setting at its default, except http_host where None turns HTTP off.
+        values.update({k: v for k, v in overrides.items() if v is not None or k == "http_host"})
+        return cls(**values)
+
+
+@dataclass
+class QueueCounters:
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    answered_in_target: int = 0
+
+
+class Controller:
+    """The whole controller. ``await run(stop)`` until ``stop`` is set; ``ready`` is set once every
+    listener is up. ``snapshot()`` is the wallboard's picture at any time."""
+
+    def __init__(
+        self,
+        config: cm.Config,
+        *,
+        dsn: str,
+        run_dir: Path,
+        clock: Clock,
+        links: Links,
+        plugins: Sequence[PluginFactory] = (),
+        writer_batch_delay: float = 1.0,
+        counter_refresh: float = 2.0,
+    ) -> None:
+        self.counter_refresh = counter_refresh
+        self._counters: dict[str, QueueCounters] = {}
+        self.config = config
+        self.dsn = dsn
+        self.run_dir = Path(run_dir)
+        self.clock = clock
+        self.links = links
+        self.ready = asyncio.Event()
+        self.metrics = Registry()
+        self.started_at = clock.now()
+        self._plugin_factories = list(plugins or [])
+        self.plugins: list[Plugin] = []
+        self.writer = CallLogWriter(
+            dsn, spool_dir=self.run_dir / "spool", clock=clock, batch_delay=writer_batch_delay
+        )
+        self.ami = AMIClient(
+            host=links.ami_host,
+            port=links.ami_port,
+            username=links.ami_user,
+            secret=links.ami_secret,
+            clock=clock,
+            connect_timeout=config.asterisk.ami.connect_timeout,
+            action_timeout=config.asterisk.ami.action_timeout,
+        )
+        rec_dir = Path(config.recording.directory)
+        if not rec_dir.is_absolute():
+            rec_dir = self.run_dir / rec_dir
+        self.recorder = Recorder.from_config(self.ami, self.writer, clock, config.recording)
+        self.recorder_dir = rec_dir
+        self.pool: Any = None
+        self.acd = acd_mod.ACD(
+            config,
+            self.ami,
+            self.writer,
+            clock,
+            recorder=self.recorder,
+            store=PgACDStore(dsn),
+        )
+        self.ivr: IvrService | None = None
+        self.dialer: Any = None
+        self.monitor: Any = None
+        self.agi: FastAGIServer | None = None
+        self.http: HTTPServer | None = None
+        self.router = Router()
+        self._register_metrics()
+
+    # ------------------------------------------------------------------ wallboard / metrics
+    def snapshot(self, *, duration: float | None = None) -> Snapshot:
+        snap = self.acd.snapshot()
+        now = self.clock.now()
+        waiting_by_queue: dict[str, list[float]] = {}
+        for call in snap["calls"].values():
+            if call["state"] in ("waiting", "queued", "offered", "ringing") and call["agent_id"] is None:
+                waiting_by_queue.setdefault(call["queue"], []).append(now - float(call["queued_at"]))
+        counters = self.queue_counters()
+        queues = []
+        for qid, q in self.config.queues.items():
+            c = counters.get(qid, QueueCounters())
+            waits = waiting_by_queue.get(qid, [])
+            queues.append(
+                QueueView(
+                    name=qid,
+                    waiting=int(snap["waiting"].get(qid, len(waits))),
+                    longest_wait=max(waits, default=0.0),
+                    offered=c.offered,
+                    answered=c.answered,
+                    abandoned=c.abandoned,
+                    answered_in_target=c.answered_in_target,
+                    sl_target_seconds=float(q.sl_seconds),
+                    sl_target_fraction=float(q.sl_percent) / 100.0,
+                    ewt=self._ewt(qid),
+                )
+            )
+        by_state: dict[str, int] = {}
+        for agent in snap["agents"].values():
+            by_state[agent["status"]] = by_state.get(agent["status"], 0) + 1
+        dialers: tuple[DialerView, ...] = ()
+        for plugin in self.plugins:
+            if plugin.dialers is not None:
+                dialers += plugin.dialers()
+        stats = self.ivr.stats if self.ivr is not None else None
+        return Snapshot(
+            at=now,
+            elapsed=now - self.started_at,
+            duration=duration,
+            queues=tuple(queues),
+            agents_by_state=by_state,
+            dialers=dialers,
+            calls_active=len(snap["calls"]) + (stats.active if stats else 0),
+            calls_total=stats.started if stats else 0,
+            monitoring=len(self.monitor.sessions) if self.monitor is not None else 0,
+        )
+
+    def _ewt(self, queue: str) -> float | None:
+        """The expected wait a new caller of ``queue`` would be told (the router's estimate)."""
+        try:
+            return self.acd.router.ewt(queue)
+        except (KeyError, ValueError, CallcenterError):
+            return None
+
+    def queue_counters(self) -> dict[str, QueueCounters]:
+        """Offered/answered/abandoned per queue so far (refreshed from the call log)."""
+        return dict(self._counters)
+
+    async def refresh_counters(self) -> None:
+        """Read the "so far" counts of every queue from the call log once."""
+        if self.pool is None:
+            return
+        since = dt.datetime.fromtimestamp(self.started_at, tz=dt.UTC)
+        targets = {qid: q.sl_seconds for qid, q in self.config.queues.items()}
+        async with self.pool.acquire(timeout=10) as conn:
+            counts = await reports.live_queue_counts(conn, since=since, targets=targets)
+        self._counters = {qid: QueueCounters(**c) for qid, c in counts.items()}
+
+    async def _counter_loop(self) -> None:
+        while True:
+            try:
+                await self.refresh_counters()
+            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+                log.warning("wallboard counters not refreshed: %s", exc)
+            await self.clock.sleep(self.counter_refresh)
+
+    def _register_metrics(self) -> None:
+        def writer_stats() -> dict[tuple[tuple[str, str], ...], float]:
+            st = self.writer.stats
+            return {
+                (("kind", k),): float(getattr(st, k))
+                for k in (
+                    "submitted",
+                    "queued",
+                    "written",
+                    "spooled",
+                    "replayed",
+                    "pending_batches",
+                    "not_durable",
+                    "dropped",
+                    "rejected",
+                    "corrupt",
+                )
+                if isinstance(getattr(st, k, None), int | float)
+            }
+
+        self.metrics.gauge_fn("call_log_rows", "Call-log rows by fate", writer_stats)
+
+        def agents() -> dict[tuple[tuple[str, str], ...], float]:
+            counts: dict[str, int] = {}
+            for a in self.acd.snapshot()["agents"].values():
+                counts[a["status"]] = counts.get(a["status"], 0) + 1
+            return {(("state", s),): float(n) for s, n in counts.items()}
+
+        self.metrics.gauge_fn("agents", "Agents by state", agents)
+
+        def waiting() -> dict[tuple[tuple[str, str], ...], float]:
+            return {(("queue", q),): float(n) for q, n in self.acd.snapshot()["waiting"].items()}
+
+        self.metrics.gauge_fn("calls_waiting", "Calls waiting per queue", waiting)
+        self.metrics.gauge_fn(
+            "call_log_spool_bytes", "Bytes in the call-log spool", lambda: self.writer.stats.spool_bytes
+        )
+        self.metrics.gauge_fn(
+            "call_log_db_up",
+            "1 when the call-log writer reaches PostgreSQL",
+            lambda: float(self.writer.stats.db_up),
+        )
+        self.metrics.gauge_fn(
+            "ami_connected", "1 while the AMI link is up", lambda: float(self.ami.connected)
+        )
+        self.metrics.gauge_fn(
+            "ami_reconnects", "AMI reconnects since start", lambda: float(self.ami.reconnects)
+        )
+
+        def agi() -> dict[tuple[tuple[str, str], ...], float]:
+            if self.agi is None:
+                return {}
+            return {
+                (("kind", k),): float(getattr(self.agi, k))
+                for k in ("served", "refused", "bad", "failed", "active")
+                if isinstance(getattr(self.agi, k, None), int)
+            }
+
+        self.metrics.gauge_fn("fastagi_sessions", "FastAGI sessions by fate", agi)
+
+        def queue_counts() -> dict[tuple[tuple[str, str], ...], float]:
+            out: dict[tuple[tuple[str, str], ...], float] = {}
+            for qid, c in self._counters.items():
+                for k in ("offered", "answered", "abandoned", "answered_in_target"):
+                    out[(("kind", k), ("queue", qid))] = float(getattr(c, k))
+            return out
+
+        self.metrics.gauge_fn(
+            "queue_calls", "Inbound calls per queue since the controller started", queue_counts
+        )
+
+        def dialer_abandon() -> dict[tuple[tuple[str, str], ...], float]:
+            out: dict[tuple[tuple[str, str], ...], float] = {}
+            for plugin in self.plugins:
+                if plugin.dialers is not None:
+                    for d in plugin.dialers():
+                        out[(("campaign", d.campaign),)] = d.abandonment_rate
+            return out
+
+        self.metrics.gauge_fn(
+            "dialer_abandonment_rate",
+            "Abandoned share of live-answered calls (rolling window)",
+            dialer_abandon,
+        )
+
+    def _routes(self) -> None:
+        async def status(req: Request) -> Response:
+            return json_response(self.snapshot().to_dict())
+
+        async def metrics(req: Request) -> Response:
+            return Response(200, self.metrics.render().encode(), content_type="text/plain; version=0.0.4")
+
+        async def wallboard_events(req: Request) -> Response:
+            async def stream() -> Any:
+                while True:
+                    data = self.snapshot().to_dict()
+                    yield f"data: {json_response(data).body.decode().strip()}\n\n".encode()  # type: ignore[union-attr]
+                    await self.clock.sleep(1.0)
+
+            return Response(200, stream(), content_type="text/event-stream")
+
+        async def wallboard(req: Request) -> Response:
+            return Response(200, page("wallboard.html"), content_type="text/html; charset=utf-8")
+
+        self.router.add("GET", "/api/status", status)
+        self.router.add("GET", "/metrics", metrics)
+        self.router.add("GET", "/wallboard/events", wallboard_events)
+        self.router.add("GET", "/", wallboard)
+        acd_http.register_routes(self.router, self.acd)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then shut down in order and flush the call log.
+
+        Two nested TaskGroups: the outer owns the call-log writer, the inner every service. On
+        stop (or when a service fails) the listeners close first, the inner group's tasks are
+        cancelled, and only then is the writer closed — gracefully, so every record submitted
+        so far reaches PostgreSQL or the disk spool; nothing is lost with the cancelled tasks."""
+        async with asyncio.TaskGroup() as outer:
+            outer.create_task(self.writer.run(), name="call-log-writer")
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    await self._start(tg)
+                    # Start-up made many long-lived objects; moving them out of the collector's
+                    # reach keeps its sweeps from stalling the loop (p99 of AGI commands ~100 ms
+                    # -> ~10 ms under load, measured by bench/ivr_throughput).
+                    gc.collect()
+                    gc.freeze()
+                    self.ready.set()
+                    await stop.wait()
+                    await self._stop_listening()
+                    raise _Stop
+            except* _Stop:
+                pass
+            finally:
+                await self._shutdown()
+
+    async def _start(self, tg: asyncio.TaskGroup) -> None:
+        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=8, timeout=30)
+        await self.ami.connect()
+        tg.create_task(self._counter_loop(), name="wallboard-counters")
+        acd_task = tg.create_task(self.acd.run(), name="acd")
+        await _wait_ready(self.acd.ready, acd_task)
+        customers = CustomerDirectory(self.pool)
+        self.ivr = IvrService(
+            self.config,
+            writer=self.writer,
+            distributor=self.acd,
+            customers=customers,
+            clock=self.clock,
+        )
+        features = acd_features.AgentFeatures(self.acd)
+        routes: dict[str, Callable[[Any], Awaitable[None]]] = {
+            names.AGI_IVR: self.ivr.handle,
+            names.AGI_FEATURE: features.handle,
+        }
+        for factory in self._plugin_factories:
+            plugin = await factory(self)
+            if plugin is None:
+                continue
+            self.plugins.append(plugin)
+            routes.update(plugin.routes)
+            if plugin.task is not None:
+                tg.create_task(plugin.task(), name=plugin.name)
+            if plugin.http is not None:
+                plugin.http(self.router)
+        self.agi = FastAGIServer(routes, host=self.links.agi_bind, port=self.links.agi_port)
+        await self.agi.start()
+        self._routes()
+        if self.links.http_host is not None:
+            self.http = HTTPServer(self.router, host=self.links.http_host, port=self.links.http_port)
+            await self.http.start()
+        log.info(
+            "controller ready: AMI %s:%s, FastAGI %s:%s, HTTP %s",
+            self.links.ami_host,
+            self.links.ami_port,
+            self.links.agi_bind,
+            self.agi.port,
+            f"{self.links.http_host}:{self.http.port}" if self.http else "off",
+        )
+
+    async def _stop_listening(self) -> None:
+        """No new calls or requests: close the HTTP and FastAGI listeners (sessions end)."""
+        with contextlib.suppress(CallcenterError, OSError):
+            if self.http is not None:
+                await self.http.close()
+        with contextlib.suppress(CallcenterError, OSError):
+            if self.agi is not None:
+                await self.agi.close()
+
+    async def _shutdown(self) -> None:
+        await self._stop_listening()  # again, for a failure before the stop (idempotent)
+        for plugin in reversed(self.plugins):
+            if plugin.close is not None:
+                with contextlib.suppress(CallcenterError, OSError):
+                    await plugin.close()
+        with contextlib.suppress(CallcenterError, OSError):
+            await self.ami.close()
+        try:
+            await self.writer.close(timeout=30.0)
+        except (CallcenterError, OSError, TimeoutError) as exc:
+            log.error("call-log writer did not close cleanly: %s (rows stay in the spool)", exc)
+        if self.pool is not None:
+            with contextlib.suppress(OSError, TimeoutError):
+                await asyncio.wait_for(self.pool.close(), 10)
+
+
+async def login_all(controller: Controller) -> int:
+    """Log in every configured agent who is logged out (the simulated agents' shift start)."""
+    n = 0
+    for agent_id in controller.config.agents:
+        if controller.acd.agent_state(agent_id).status.value == "logged_out":
+            await controller.acd.login(agent_id)
+            n += 1
+    return n
+
+
+class _Stop(Exception):
+    """Raised inside the TaskGroup to cancel every task when the controller is told to stop."""
+
+
+async def _wait_ready(event: asyncio.Event, task: asyncio.Task[None]) -> None:
+    waiter = asyncio.ensure_future(event.wait())
+    done, _ = await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED, timeout=60)
+    if waiter not in done:
+        waiter.cancel()
+        if task.done():
+            task.result()  # re-raise what stopped the ACD
+        raise CallcenterError("the ACD did not become ready within 60 s")

@@ -1,0 +1,1 @@
+"""Outbound campaigns: pacing, contacts and DNC (pure); the dialer service and its HTTP routes (shell)."""

@@ -1,0 +1,156 @@
+"""Shell: the ACD's side of outbound: which agents may take a campaign's calls, and connecting one."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from callcenter.outbound.dialer import (
+    AgentLoad,
+    Attempt,
+)
+
+log = logging.getLogger(__name__)
+
+
+class AcdAgentPool:
+    """``AgentPool`` over ``callcenter.acd.service.ACD`` (used through its public surface: ``config``,
+    ``agents``, ``enqueue``, ``call_state``, ``clock``).
+
+    ``load``: the logged-in agents whose skills meet the campaign queue's (``queues``: campaign id
+    -> queue id): available ones are idle, reserved / ringing / on a call are busy since their
+    state began, wrap-up ones are in wrap-up. ``connect``: hands the person to the ACD as a queued
+    call (``call_id`` = the attempt id, the channel stays in the ``outbound`` AGI until the agent's
+    leg bridges it) and waits up to ``timeout`` for the ACD to report it connected. Talk and
+    wrap-up times of the calls it connected come back through ``take_finished``."""
+
+    def __init__(
+        self, acd: Any, queues: Mapping[str, str], *, poll: float = 0.05, priority: int = 100
+    ) -> None:
+        self.acd = acd
+        self.queues = dict(queues)
+        self.poll = poll
+        self.priority = priority
+        self._eligible: dict[str, list[str]] = {}
+        self._ours: dict[str, str] = {}  # call id -> campaign id, for calls this pool connected
+        self._talk_started: dict[str, tuple[str, float]] = {}  # agent -> (call id, since)
+        self._wrap_started: dict[str, tuple[str, float, float]] = {}  # agent -> (call id, talk, since)
+        self._finished: list[tuple[str, float, float]] = []
+
+    def _agents_for(self, campaign: str) -> list[str]:
+        cached = self._eligible.get(campaign)
+        if cached is not None:
+            return cached
+        config = self.acd.config
+        queue = config.queues.get(self.queues.get(campaign, ""))
+        needs: Mapping[str, int] = queue.skills if queue is not None else {}
+        eligible = [
+            agent_id
+            for agent_id, agent in config.agents.items()
+            if all(agent.skills.get(skill, 0) >= level for skill, level in needs.items())
+        ]
+        self._eligible[campaign] = eligible
+        return eligible
+
+    def load(self, campaign: str) -> AgentLoad:
+        now = self.acd.clock.now()
+        idle = 0
+        logged_in = 0
+        busy: list[float] = []
+        wrapping: list[float] = []
+        for agent_id in self._agents_for(campaign):
+            state = self.acd.agents.get(agent_id)
+            if state is None:
+                continue
+            status = str(state.status)
+            self._follow(agent_id, status, state.call_id, float(state.since))
+            if status in ("logged_out", "paused", "not_ready"):
+                continue
+            logged_in += 1
+            if status == "available":
+                idle += 1
+            elif status == "wrap_up":
+                wrapping.append(max(0.0, now - float(state.since)))
+            else:
+                busy.append(max(0.0, now - float(state.since)))
+        # Blended agents: inbound callers already waiting for these agents go first, so the
+        # dialer counts only the idle agents they leave over (else a person it reaches finds
+        # no agent and becomes an abandoned call).
+        idle = max(0, idle - self._inbound_waiting(campaign))
+        return AgentLoad(logged_in, idle, tuple(busy), tuple(wrapping))
+
+    def _inbound_waiting(self, campaign: str) -> int:
+        queue = self.queues.get(campaign)
+        snapshot = getattr(self.acd, "snapshot", None)
+        if queue is None or snapshot is None:
+            return 0
+        config = self.acd.config
+        mine = set(self._agents_for(campaign))
+        served = {
+            q.id
+            for q in config.queues.values()
+            if any(config.agent_serves(config.agents[a], q) for a in mine if a in config.agents)
+        }
+        return sum(
+            1
+            for call_id, c in snapshot()["calls"].items()
+            if c["state"] == "waiting" and c["queue"] in served and call_id not in self._ours
+        )
+
+    def _follow(self, agent_id: str, status: str, call_id: str | None, since: float) -> None:
+        """Notice a campaign call's talk and wrap-up ending (agent states as ``load`` sees them)."""
+        talk = self._talk_started.get(agent_id)
+        wrap = self._wrap_started.get(agent_id)
+        if status == "on_call" and call_id in self._ours and talk is None:
+            self._talk_started[agent_id] = (call_id, since)
+        elif status == "wrap_up" and talk is not None:
+            del self._talk_started[agent_id]
+            self._wrap_started[agent_id] = (talk[0], since - talk[1], since)
+        elif status not in ("on_call", "wrap_up") and wrap is not None:
+            del self._wrap_started[agent_id]
+            campaign = self._ours.pop(wrap[0], None)
+            if campaign is not None:
+                self._finished.append((campaign, wrap[1], max(0.0, since - wrap[2])))
+
+    def take_finished(self) -> list[tuple[str, float, float]]:
+        """(campaign, talk seconds, wrap-up seconds) of campaign calls finished since last asked."""
+        finished, self._finished = self._finished, []
+        return finished
+
+    async def connect(self, campaign: str, *, channel: str, attempt: Attempt, timeout: float) -> str | None:
+        from callcenter.acd.service import QueuedCall
+
+        queue = self.queues.get(campaign)
+        if queue is None:
+            return None
+        call_id = attempt.attempt_id
+        await self.acd.enqueue(
+            QueuedCall(
+                call_id,
+                channel,
+                queue,
+                priority=self.priority,
+                caller_number=attempt.contact.phone,
+                data=dict(attempt.contact.data),
+                redirect_to_hold=False,
+                direction="outbound",
+                campaign_id=campaign,
+            )
+        )
+        clock = self.acd.clock
+        deadline = clock.now() + timeout
+        while True:
+            if self.acd.call_state(call_id) == "connected":
+                self._ours[call_id] = campaign
+                agent = self.acd.snapshot()["calls"].get(call_id, {}).get("agent_id")
+                return str(agent) if agent else "unknown"
+            if clock.now() >= deadline:
+                # Too late: the person hears the identification message and is hung up, which the
+                # ACD sees as the caller leaving. An ACD that can withdraw a call does so at once,
+                # so that no agent leg bridges the channel during the message.
+                withdraw = getattr(self.acd, "withdraw", None)
+                if withdraw is not None:
+                    await withdraw(call_id)
+                return None
+            await clock.sleep(self.poll)

@@ -1,0 +1,104 @@
+"""Pure: a campaign as the dialer runs it: the pure settings plus the telephony around them, from config."""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+from callcenter.config.model import prompt_sound
+from callcenter.outbound.dialer import (
+    DAY,
+    CallingWindow,
+    CampaignSettings,
+    Mode,
+    Outcome,
+    PacingSettings,
+)
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------ runtime
+@dataclass(frozen=True)
+class CampaignRuntime:
+    """A campaign as the service runs it: the pure settings plus the telephony around them."""
+
+    settings: CampaignSettings
+    caller_id: str = ""
+    trunk: str = "dialer"
+    queue: str = ""
+    timezone: str = "UTC"
+    default_region: str | None = None
+    amd: bool = True
+    amd_message: str | None = None
+    """Prompt left on a machine (amd_action = message); None hangs up and retries."""
+    identification_prompt: str = ""
+    ring_timeout: float = 25.0
+    connect_within: float = 2.0
+    dial_template: str = "PJSIP/{number}@{trunk}"
+    name: str = ""
+    exten: str = "s"
+    """The ``cc-outbound`` extension: the campaign's own (rendered from config: AMD, message and
+    identification set there) or ``s`` (driven by the CC_AMD / CC_AMD_MESSAGE variables)."""
+
+    @property
+    def id(self) -> str:
+        return self.settings.name
+
+
+def runtime_from_config(
+    campaign: Any,
+    *,
+    default_region: str | None = None,
+    sounds_dir: str | None = None,
+    language: str = "en",
+) -> CampaignRuntime:
+    """Build a ``CampaignRuntime`` from ``callcenter.config.model.Campaign`` (duck-typed).
+
+    ``sounds_dir`` and ``language`` (``config.asterisk.sounds_dir``, the center's default
+    language) turn the campaign's prompt ids into the sound names the AGI plays, as the rendered
+    dialplan and the IVR do (``<sounds_dir>/<language>/<prompt id>``); without them the ids are
+    played as they are."""
+
+    def sound(prompt: str) -> str:
+        if not prompt or sounds_dir is None:
+            return prompt
+        return posixpath.join(sounds_dir, prompt_sound(prompt, language))
+
+    retry = campaign.retry
+    delays = {
+        Outcome.BUSY: float(retry.busy),
+        Outcome.NO_ANSWER: float(retry.no_answer),
+        Outcome.MACHINE: float(retry.machine),
+        Outcome.FAILED: float(retry.failed),
+    }
+    window = CallingWindow(campaign.window.start, campaign.window.end, frozenset(campaign.window.days))
+    settings = CampaignSettings(
+        name=campaign.id,
+        mode=Mode(str(campaign.mode)),
+        window=window,
+        max_attempts=int(campaign.max_attempts),
+        retry_delays={**CampaignSettings(name=campaign.id).retry_delays, **delays},
+        abandon_window=float(campaign.abandon_window_days) * DAY,
+        pacing=PacingSettings(
+            abandon_limit=float(campaign.abandon_limit), max_lines_per_agent=float(campaign.max_ratio)
+        ),
+    )
+    leaves_message = str(campaign.amd_action) == "message" and bool(campaign.amd_message)
+    return CampaignRuntime(
+        settings=settings,
+        caller_id=campaign.caller_id,
+        trunk=campaign.trunk or "dialer",
+        queue=campaign.queue,
+        timezone=campaign.timezone,
+        default_region=default_region,
+        amd=bool(campaign.amd),
+        amd_message=sound(campaign.amd_message) if leaves_message else None,
+        identification_prompt=sound(campaign.identification_prompt),
+        ring_timeout=float(campaign.ring_timeout),
+        connect_within=float(campaign.connect_within),
+        name=campaign.name,
+        exten=campaign.id,
+    )

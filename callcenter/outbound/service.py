@@ -1,0 +1,644 @@
+"""Shell: runs outbound campaigns on the PBX: records attempts, Originates, follows outcomes.
+
+One ``DialerService`` drives every campaign of the center. Its loop, every ``tick`` seconds:
+ask the pure ``Dialer`` of each running campaign how many lines to place (``AgentPool.load`` says
+how many agents are free or busy), then for each attempt:
+
+1. record it in PostgreSQL (``CampaignStore.record_attempt``) in one transaction that also spends
+   the contact's attempt, and refuses when the campaign is not running, the contact's attempt
+   count moved, the maximum is reached or the number is on a do-not-call list. Only once that is
+   committed:
+2. send an async ``Originate`` of ``PJSIP/<E.164>@<trunk>`` into ``cc-outbound`` with a ``ChannelId``
+   derived from the attempt id and the channel variables ``CC_CAMPAIGN``, ``CC_ATTEMPT_ID``,
+   ``CC_AMD`` and ``CC_AMD_MESSAGE``. A refused Originate is outcome ``failed``; one whose fate was
+   lost (AMI link dropped or timed out after it was written) is ``unknown`` and never re-sent.
+
+So a controller that dies between 1 and 2, or during the call, finds the attempt in the database
+at restart: the attempt counts, its outcome is ``unknown`` and the contact waits its retry delay;
+a contact is never dialled twice by a restart.
+
+Outcomes come from three places:
+
+- ``OriginateResponse`` (matched by ``Uniqueid`` = our ChannelId): ``Failure`` with ``Reason`` 3/1
+  -> no answer, 5 -> busy, 0/8/other -> failed. ``Success``: the callee answered; the dialplan
+  runs ``AMD()``.
+- the FastAGI route ``outbound`` (``outbound_agi``), run by ``cc-outbound`` after AMD: a person
+  (``HUMAN`` or ``NOTSURE``, or AMD off) -> ``on_person``: ``AgentPool.connect`` has
+  ``connect_within`` (2 s) to put an agent on the line, else the call is abandoned: the
+  identification prompt is played and the call hung up. ``MACHINE`` -> the campaign's message is
+  played (``machine_message``) or the call is hung up (``machine``, retried).
+- ``Hangup`` of an answered channel that never reached the AGI: AMD said machine and the
+  dialplan dealt with it -> ``machine_message`` if the campaign leaves a message, else ``machine``.
+
+The expected ``cc-outbound`` (rendered from ``asterisk-conf/``): ``s,1`` ``GotoIf`` on
+``${CC_AMD}`` = 0 to the AGI, else ``AMD()``; ``${AMDSTATUS}`` = ``MACHINE`` -> ``Playback`` of
+``${CC_AMD_MESSAGE}`` when set, then ``Hangup``; otherwise ``AGI(agi://<controller>/outbound)``,
+then ``Hangup``.
+
+Pause / resume / stop: ``pause(id)`` etc. here (the API) or ``callcenter campaign pause ID``
+(the CLI writes ``campaigns.state``; the service polls it every ``state_poll`` seconds, and the
+attempt transaction itself refuses a campaign that is not running).
+
+Seams: ``ami`` (anything with ``send_action`` and ``subscribe``, e.g. ``AMIClient``), ``agents``
+(``AgentPool``: the ACD's side), ``store`` (``CampaignStore`` over an asyncpg pool), ``clock``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from callcenter.asterisk import names
+from callcenter.asterisk.ami import Message
+from callcenter.clock import Clock, RealClock
+from callcenter.errors import (
+    ActionLostError,
+    AGIError,
+    AMIActionError,
+    AMIConnectionError,
+    AMITimeoutError,
+    CampaignError,
+    StoreError,
+    UnsafeValueError,
+)
+from callcenter.outbound.contacts import DncList, ImportResult, RowProblem, parse_contacts, parse_dnc
+from callcenter.outbound.dialer import (
+    AgentLoad,
+    Attempt,
+    CampaignState,
+    ContactState,
+    ContactStatus,
+    Dialer,
+    Outcome,
+)
+from callcenter.outbound.runtime import CampaignRuntime
+from callcenter.store.campaigns import CampaignStore
+
+log = logging.getLogger(__name__)
+
+EventCallback = Callable[[Message], object]
+
+
+# ------------------------------------------------------------------------------------ seams
+class AMI(Protocol):
+    async def send_action(
+        self,
+        action: str,
+        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
+        *,
+        timeout: float | None = None,
+    ) -> Message: ...
+
+    def subscribe(self, event: str, callback: EventCallback) -> Callable[[], None]: ...
+
+
+class AgentPool(Protocol):
+    """The ACD's side of outbound: who can take a campaign's calls, and connecting one."""
+
+    def load(self, campaign: str) -> AgentLoad:
+        """Agents serving ``campaign`` now: logged in, idle, and how long each busy one has been busy."""
+
+    async def connect(self, campaign: str, *, channel: str, attempt: Attempt, timeout: float) -> str | None:
+        """Put an agent on ``channel`` (a person who just answered) within ``timeout`` seconds and
+        return the agent's id; None if no agent could be connected in time (the call is then
+        abandoned and the identification message played)."""
+
+
+class AGISessionLike(Protocol):
+    env: dict[str, str]
+
+    async def get_variable(self, name: str, *, allow_dead: bool = False) -> str | None: ...
+
+    async def stream_file(
+        self, name: str, escape_digits: str = "", *, timeout: float | None = None
+    ) -> Any: ...
+
+    async def exec(self, application: str, *args: str, timeout: float | None = None) -> int: ...
+
+    async def hangup(self, channel: str | None = None) -> None: ...
+
+
+# ------------------------------------------------------------------------------------ store
+# ------------------------------------------------------------------------------------ import
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CampaignError(f"cannot read {path}: {exc}", code="unreadable_file") from exc
+
+
+async def import_file(
+    store: CampaignStore,
+    campaign_id: str,
+    csv_path: Path,
+    *,
+    default_region: str | None,
+    default_zone: str,
+    dnc_path: Path | None = None,
+) -> tuple[ImportResult, int]:
+    """Import a contact CSV (and a DNC file into the campaign's own list); returns the parse
+    result (problems by line) and how many contacts were new."""
+    dnc = DncList()
+    dnc_problems: tuple[RowProblem, ...] = ()
+    if dnc_path is not None:
+        dnc, dnc_problems = parse_dnc(read_text(dnc_path), default_region=default_region)
+    await store.ensure_campaign(campaign_id, timezone=default_zone)
+    if dnc.numbers:
+        await store.add_dnc(dnc.numbers, campaign_id=campaign_id, source=str(dnc_path))
+    full_dnc = await store.dnc(campaign_id)
+    result = parse_contacts(
+        read_text(csv_path), default_region=default_region, default_zone=default_zone, dnc=full_dnc
+    )
+    added = await store.import_contacts(campaign_id, result.contacts)
+    if dnc_problems:
+        result = ImportResult(result.contacts, result.problems + dnc_problems, result.on_dnc)
+    return result, added
+
+
+# ------------------------------------------------------------------------------------ service
+_REASON_OUTCOME = {1: Outcome.NO_ANSWER, 3: Outcome.NO_ANSWER, 5: Outcome.BUSY}
+
+
+@dataclass
+class _Call:
+    campaign: _Campaign
+    attempt: Attempt
+    channel_id: str
+    answered: bool = False
+    person: bool = False
+    done: bool = False
+
+
+@dataclass
+class _Campaign:
+    runtime: CampaignRuntime
+    dialer: Dialer
+    calls: dict[str, _Call] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PersonVerdict:
+    """What the ``outbound`` AGI does with a person: ``agent_id`` set: connected (keep the channel
+    for the agent's Bridge); else play ``prompt`` (the identification message) and hang up."""
+
+    agent_id: str | None
+    prompt: str = ""
+
+
+class DialerService:
+    """Runs every campaign. ``await add_campaign(runtime)`` for each, then ``await run()`` (a task
+    owned by the composition root; cancel it to stop); ``outbound_agi`` is the FastAGI route
+    ``names.AGI_OUTBOUND``; ``record_handle_time`` is called by the ACD when an agent's campaign
+    call and wrap-up end."""
+
+    def __init__(
+        self,
+        *,
+        ami: AMI,
+        store: CampaignStore,
+        agents: AgentPool,
+        clock: Clock | None = None,
+        tick: float = 1.0,
+        state_poll: float = 5.0,
+        action_timeout: float = 5.0,
+        lost_after: float = 60.0,
+        answered_lost_after: float = 300.0,
+    ) -> None:
+        self.ami = ami
+        self.store = store
+        self.agents = agents
+        self.clock: Clock = clock or RealClock()
+        self.tick = tick
+        self.state_poll = state_poll
+        self.action_timeout = action_timeout
+        self.lost_after = lost_after
+        self.answered_lost_after = answered_lost_after
+        self._campaigns: dict[str, _Campaign] = {}
+        self._by_channel: dict[str, _Call] = {}
+        self._by_attempt: dict[str, _Call] = {}
+        self._writes: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._last_poll = float("-inf")
+        self._writing = False
+        self.dialled = 0
+        self.store_failures = 0
+
+    # ------------------------------------------------------------------ setup
+    async def add_campaign(self, runtime: CampaignRuntime) -> Dialer:
+        """Register a campaign: its row, its contacts and history from the database."""
+        now = self.clock.now()
+        await self.store.upsert_campaign(runtime)
+        snapshot = await self.store.load(runtime.id, now=now, window=runtime.settings.abandon_window)
+        dialer = Dialer(runtime.settings, dnc=snapshot.dnc, new_id=lambda: uuid.uuid4().hex)
+        lost = set(snapshot.lost_attempts)
+        for stored in snapshot.contacts:
+            status = stored.status
+            if stored.contact.key in lost:
+                status = ContactStatus.DIALING
+            dialer.restore_contact(
+                stored.contact,
+                attempts=stored.attempts,
+                status=status,
+                next_at=stored.next_at if stored.next_at is not None else now,
+                last_outcome=stored.last_outcome,
+                now=now,
+            )
+            if status in (ContactStatus.DIALING, ContactStatus.PREVIEWING):
+                restored = dialer.contact(stored.contact.key)
+                await self.store.release_contact(
+                    runtime.id, stored.contact.key, status=restored.status, next_at=restored.next_at
+                )
+        for at, abandoned in snapshot.live_history:
+            dialer.ledger.record(at, abandoned=abandoned)
+        for seconds, human in snapshot.resolved_history:
+            dialer.answers.add(seconds, human=human)
+        {
+            CampaignState.RUNNING: lambda: None,
+            CampaignState.PAUSED: dialer.pause,
+            CampaignState.STOPPED: dialer.stop,
+        }[snapshot.state]()
+        self._campaigns[runtime.id] = _Campaign(runtime, dialer)
+        return dialer
+
+    def dialer(self, campaign_id: str) -> Dialer:
+        return self._campaign(campaign_id).dialer
+
+    def campaign_ids(self) -> list[str]:
+        return list(self._campaigns)
+
+    def _campaign(self, campaign_id: str) -> _Campaign:
+        try:
+            return self._campaigns[campaign_id]
+        except KeyError:
+            raise CampaignError(
+                f"no campaign {campaign_id!r}", campaign=campaign_id, code="no_campaign"
+            ) from None
+
+    # ------------------------------------------------------------------ control (API)
+    async def pause(self, campaign_id: str) -> None:
+        """Stop placing new calls (calls in progress finish). The database first: it is what a
+        restarted controller and the CLI read."""
+        camp = self._campaign(campaign_id)
+        await self.store.set_state(campaign_id, CampaignState.PAUSED)
+        camp.dialer.pause()
+
+    async def resume(self, campaign_id: str) -> None:
+        camp = self._campaign(campaign_id)
+        await self.store.set_state(campaign_id, CampaignState.RUNNING)  # refuses a stopped campaign
+        camp.dialer.resume()
+
+    async def stop(self, campaign_id: str) -> None:
+        camp = self._campaign(campaign_id)
+        await self.store.set_state(campaign_id, CampaignState.STOPPED)
+        camp.dialer.stop()
+
+    def status(self, campaign_id: str) -> dict[str, object]:
+        return self._campaign(campaign_id).dialer.summary(self.clock.now())
+
+    # ------------------------------------------------------------------ preview (API)
+    def preview_next(self, campaign_id: str, agent_id: str) -> ContactState | None:
+        """Reserve the next contact for ``agent_id`` to look at (preview campaigns); None if none."""
+        return self._campaign(campaign_id).dialer.preview_next(agent_id, self.clock.now())
+
+    async def preview_dial(self, campaign_id: str, key: str, agent_id: str) -> Attempt:
+        """The agent chose to call the contact it holds: recorded, then originated."""
+        camp = self._campaign(campaign_id)
+        attempt = camp.dialer.preview_dial(key, agent_id, self.clock.now())
+        await self._dial(camp, attempt)
+        return attempt
+
+    def preview_skip(self, campaign_id: str, key: str, agent_id: str, *, delay: float = 0.0) -> None:
+        """The agent passed on the contact it holds; it is due again after ``delay`` seconds."""
+        self._campaign(campaign_id).dialer.preview_skip(key, agent_id, self.clock.now(), delay=delay)
+
+    def record_handle_time(self, campaign_id: str, seconds: float) -> None:
+        """An agent finished a campaign call: talk plus wrap-up lasted ``seconds``."""
+        self._campaign(campaign_id).dialer.on_handle_time(seconds)
+
+    def record_call_end(self, campaign_id: str, talk: float, wrap: float) -> None:
+        """An agent finished a campaign call: ``talk`` s of conversation, ``wrap`` s of wrap-up."""
+        self._campaign(campaign_id).dialer.on_call_end(talk, wrap)
+
+    # ------------------------------------------------------------------ the loop
+    def start(self) -> None:
+        """Follow the AMI events the outcomes come from (``run`` does it; idempotent)."""
+        if not self._unsubscribe:
+            self._unsubscribe = [
+                self.ami.subscribe("OriginateResponse", self._on_originate_response),
+                self.ami.subscribe("Hangup", self._on_hangup),
+            ]
+
+    async def run(self) -> None:
+        """Follow the AMI events, then pace every campaign each ``tick`` until cancelled."""
+        self.start()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._write_loop())
+                while True:
+                    await self.step()
+                    await self.clock.sleep(self.tick)
+        finally:
+            for unsubscribe in self._unsubscribe:
+                unsubscribe()
+            self._unsubscribe = []
+
+    async def step(self) -> None:
+        """One pacing round over every campaign (``run`` calls it each tick; tests call it too)."""
+        now = self.clock.now()
+        if now - self._last_poll >= self.state_poll:
+            self._last_poll = now
+            await self._poll_states()
+        self._watchdog(now)
+        if not getattr(self.ami, "connected", True):
+            return  # no AMI link: nothing could be dialled, so nothing is planned
+        take_finished = getattr(self.agents, "take_finished", None)
+        if take_finished is not None:
+            for campaign_id, talk, wrap in take_finished():
+                if campaign_id in self._campaigns:
+                    self.record_call_end(campaign_id, talk, wrap)
+        for camp in list(self._campaigns.values()):
+            load = self.agents.load(camp.runtime.id)
+            _, attempts = camp.dialer.plan(load, now)
+            for state in camp.dialer.take_settled():
+                self._writes.put_nowait(
+                    functools.partial(
+                        self.store.release_contact,
+                        camp.runtime.id,
+                        state.contact.key,
+                        status=state.status,
+                        next_at=state.next_at,
+                    )
+                )
+            for attempt in attempts:
+                await self._dial(camp, attempt)
+
+    def _watchdog(self, now: float) -> None:
+        """An attempt whose events were lost (with the AMI link) stops counting as in flight: no
+        OriginateResponse after the ring timeout plus ``lost_after`` s, or answered and neither a
+        person nor a hang-up heard after ``answered_lost_after`` s (AMD and a message take less)."""
+        for camp in self._campaigns.values():
+            limit = camp.runtime.ring_timeout + self.lost_after
+            for call in list(camp.calls.values()):
+                age = now - call.attempt.started_at
+                if not call.answered and age > limit:
+                    self._finish(call, Outcome.UNKNOWN, reason="no OriginateResponse")
+                elif call.answered and not call.person and age > limit + self.answered_lost_after:
+                    self._finish(call, Outcome.UNKNOWN, reason="answered, then nothing heard")
+
+    async def _poll_states(self) -> None:
+        if not self._campaigns:
+            return
+        try:
+            states = await self.store.states(list(self._campaigns))
+            for campaign_id, camp in self._campaigns.items():
+                camp.dialer.update_dnc(await self.store.dnc(campaign_id))
+        except StoreError as exc:
+            log.warning("dialer: cannot read campaign states: %s", exc)
+            return
+        for campaign_id, state in states.items():
+            dialer = self._campaigns[campaign_id].dialer
+            if state is dialer.state:
+                continue
+            if state is CampaignState.STOPPED:
+                dialer.stop()
+            elif state is CampaignState.PAUSED and dialer.state is CampaignState.RUNNING:
+                dialer.pause()
+            elif state is CampaignState.RUNNING and dialer.state is CampaignState.PAUSED:
+                dialer.resume()
+
+    async def _dial(self, camp: _Campaign, attempt: Attempt) -> None:
+        runtime = camp.runtime
+        now = self.clock.now()
+        channel_id = f"cc-dial-{attempt.attempt_id}"
+        try:
+            await self.store.record_attempt(attempt, channel_id=channel_id)
+        except CampaignError as exc:
+            camp.dialer.abort_attempt(attempt.attempt_id, now, retry_in=60.0)
+            if exc.code == "dnc":
+                camp.dialer.mark_dnc(attempt.contact.key)
+            else:
+                await self._poll_states()
+            log.info("dialer: %s: %s", runtime.id, exc)
+            return
+        except StoreError as exc:
+            # Nothing recorded, so nothing may be sent.
+            self.store_failures += 1
+            camp.dialer.abort_attempt(attempt.attempt_id, now, retry_in=60.0)
+            log.warning("dialer: %s: attempt not recorded, not dialled: %s", runtime.id, exc)
+            return
+        call = _Call(camp, attempt, channel_id)
+        camp.calls[attempt.attempt_id] = call
+        self._by_channel[channel_id] = call
+        self._by_attempt[attempt.attempt_id] = call
+        variables = [
+            f"{names.VAR_CAMPAIGN}={runtime.id}",
+            f"{names.VAR_ATTEMPT_ID}={attempt.attempt_id}",
+            f"{names.VAR_AMD}={'1' if runtime.amd else '0'}",
+        ]
+        if runtime.amd_message:
+            variables.append(f"{names.VAR_AMD_MESSAGE}={runtime.amd_message}")
+        headers: list[tuple[str, object]] = [
+            ("Channel", runtime.dial_template.format(number=attempt.contact.phone, trunk=runtime.trunk)),
+            ("Context", names.CTX_OUTBOUND),
+            ("Exten", runtime.exten),
+            ("Priority", 1),
+            ("Timeout", int(runtime.ring_timeout * 1000)),
+            ("CallerID", runtime.caller_id),
+            ("Async", "true"),
+            ("ChannelId", channel_id),
+        ]
+        headers += [("Variable", v) for v in variables]
+        self.dialled += 1
+        try:
+            await self.ami.send_action(names.ACTION_ORIGINATE, headers, timeout=self.action_timeout)
+        except (AMIActionError, UnsafeValueError) as exc:
+            self._finish(call, Outcome.FAILED, reason=f"originate refused: {exc}")
+        except (ActionLostError, AMITimeoutError) as exc:
+            # Written, answer lost: it may be ringing. Never re-sent; the contact waits.
+            self._finish(call, Outcome.UNKNOWN, reason=f"originate fate unknown: {exc}")
+        except AMIConnectionError as exc:
+            # Never written: nothing was dialled, so the attempt is given back.
+            await self._unsend(call, exc)
+
+    async def _unsend(self, call: _Call, exc: Exception) -> None:
+        call.done = True
+        camp = call.campaign
+        attempt = call.attempt
+        camp.calls.pop(attempt.attempt_id, None)
+        self._by_channel.pop(call.channel_id, None)
+        self._by_attempt.pop(attempt.attempt_id, None)
+        now = self.clock.now()
+        state = camp.dialer.abort_attempt(attempt.attempt_id, now, retry_in=60.0)
+        log.warning("dialer: %s: Originate not sent (%s); attempt given back", camp.runtime.id, exc)
+        try:
+            await self.store.unrecord_attempt(attempt, next_at=state.next_at)
+        except StoreError as store_exc:
+            # The row stays: at restart it reads 'unknown' and counts; that errs on the safe side.
+            self.store_failures += 1
+            log.warning("dialer: could not give the attempt back in the database: %s", store_exc)
+
+    # ------------------------------------------------------------------ outcomes
+    def _finish(
+        self,
+        call: _Call,
+        outcome: Outcome,
+        *,
+        reason: str | None = None,
+        agent_id: str | None = None,
+    ) -> None:
+        if call.done:
+            return
+        call.done = True
+        camp = call.campaign
+        now = self.clock.now()
+        attempt = call.attempt
+        camp.calls.pop(attempt.attempt_id, None)
+        self._by_channel.pop(call.channel_id, None)
+        self._by_attempt.pop(attempt.attempt_id, None)
+        dialer = camp.dialer
+        if dialer.is_live(attempt.attempt_id):
+            state = dialer.on_outcome(attempt.attempt_id, outcome, now)
+            status, next_at, attempts = state.status, state.next_at, state.attempts
+        else:  # pragma: no cover - defensive: the dialer already closed it
+            return
+        person_at = now if outcome in (Outcome.CONNECTED, Outcome.ABANDONED) else None
+        self._writes.put_nowait(
+            lambda: self.store.record_outcome(
+                attempt.attempt_id,
+                campaign_id=camp.runtime.id,
+                contact_key=attempt.contact.key,
+                outcome=outcome,
+                at=now,
+                status=status,
+                next_at=next_at if status is ContactStatus.PENDING else None,
+                attempts=attempts,
+                agent_id=agent_id,
+                reason=reason,
+                person_at=person_at,
+            )
+        )
+
+    async def _write_loop(self) -> None:
+        self._writing = True
+        try:
+            while True:
+                write = await self._writes.get()
+                try:
+                    await self._write(write)
+                finally:
+                    self._writes.task_done()
+        finally:
+            self._writing = False
+
+    async def _write(self, write: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await write()
+        except (StoreError, CampaignError) as exc:
+            self.store_failures += 1
+            log.warning("dialer: outcome not stored (the attempt reads 'unknown' at restart): %s", exc)
+
+    async def drain(self, *, timeout: float = 5.0) -> None:
+        """Return once every queued outcome is written (tests; shutdown)."""
+        async with asyncio.timeout(timeout):
+            if self._writing:
+                await self._writes.join()
+                return
+            while not self._writes.empty():
+                write = self._writes.get_nowait()
+                try:
+                    await self._write(write)
+                finally:
+                    self._writes.task_done()
+
+    def _on_originate_response(self, message: Message) -> None:
+        call = self._by_channel.get(message.get("Uniqueid") or "")
+        if call is None or call.done:
+            return
+        if (message.get("Response") or "").lower() == "success":
+            call.answered = True
+            return
+        try:
+            code = int(message.get("Reason") or "0")
+        except ValueError:
+            code = 0
+        self._finish(call, _REASON_OUTCOME.get(code, Outcome.FAILED), reason=f"originate reason {code}")
+
+    def _on_hangup(self, message: Message) -> None:
+        call = self._by_channel.get(message.get("Uniqueid") or "")
+        if call is None or call.done or call.person or not call.answered:
+            return
+        # Answered, never reached the AGI: AMD heard a machine and the dialplan dealt with it.
+        leaves_message = call.campaign.runtime.amd_message is not None
+        self._finish(
+            call,
+            Outcome.MACHINE_MESSAGE if leaves_message else Outcome.MACHINE,
+            reason=f"amd machine, hangup cause {message.get('Cause')}",
+        )
+
+    # ------------------------------------------------------------------ the person
+    async def on_person(self, attempt_id: str, channel: str, *, campaign_id: str = "") -> PersonVerdict:
+        """A person answered attempt ``attempt_id`` on ``channel``: connect an agent within
+        ``connect_within`` seconds, else abandon (the verdict carries the identification prompt)."""
+        call = self._by_attempt.get(attempt_id)
+        if call is None:
+            # Not tracked any more (lost in a restart or with the AMI link): it counts as an
+            # abandoned live answer; identify and hang up.
+            log.warning("dialer: a person answered attempt %r that is no longer tracked", attempt_id)
+            lost = self._campaigns.get(campaign_id)
+            if lost is None:
+                return PersonVerdict(None, "")
+            lost.dialer.record_live(self.clock.now(), abandoned=True)
+            return PersonVerdict(None, lost.runtime.identification_prompt)
+        camp = call.campaign
+        call.answered = call.person = True
+        now = self.clock.now()
+        camp.dialer.on_person(attempt_id, now)
+        self._writes.put_nowait(lambda: self.store.record_person(attempt_id, now))
+        agent_id: str | None
+        try:
+            agent_id = await self.agents.connect(
+                camp.runtime.id, channel=channel, attempt=call.attempt, timeout=camp.runtime.connect_within
+            )
+        except (TimeoutError, CampaignError, AGIError, AMIActionError, AMIConnectionError) as exc:
+            log.warning("dialer: connecting an agent failed: %s", exc)
+            agent_id = None
+        if agent_id is not None:
+            self._finish(call, Outcome.CONNECTED, agent_id=agent_id)
+            return PersonVerdict(agent_id)
+        self._finish(call, Outcome.ABANDONED, reason=f"no agent within {camp.runtime.connect_within:g} s")
+        return PersonVerdict(None, camp.runtime.identification_prompt)
+
+    async def outbound_agi(self, session: AGISessionLike) -> None:
+        """The FastAGI route ``outbound`` (``cc-outbound`` after ``AMD()``)."""
+        attempt_id = await session.get_variable(names.VAR_ATTEMPT_ID) or ""
+        campaign_id = await session.get_variable(names.VAR_CAMPAIGN) or ""
+        amd_status = (await session.get_variable(names.VAR_AMDSTATUS) or "").upper()
+        channel = session.env.get("agi_channel", "")
+        call = self._by_attempt.get(attempt_id)
+        if amd_status == "MACHINE" and call is not None:
+            message = call.campaign.runtime.amd_message
+            self._finish(call, Outcome.MACHINE_MESSAGE if message else Outcome.MACHINE, reason="amd machine")
+            if message:
+                await session.stream_file(message)
+            await session.hangup()
+            return
+        verdict = await self.on_person(attempt_id, channel, campaign_id=campaign_id)
+        if verdict.agent_id is not None:
+            # The agent leg Bridge()s this channel away from the AGI; hold it until then.
+            with contextlib.suppress(AGIError):
+                await session.exec("Wait", "3600", timeout=3700.0)
+            return
+        if verdict.prompt:
+            await session.stream_file(verdict.prompt)
+        await session.hangup()
+
+
+# ------------------------------------------------------------------------------------ the ACD
+# ------------------------------------------------------------------------------------ HTTP API

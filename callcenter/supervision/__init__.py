@@ -1,0 +1,1 @@
+"""Supervision: listen, whisper and barge rules (pure); the monitor service and its HTTP routes (shell)."""

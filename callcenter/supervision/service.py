@@ -1,0 +1,732 @@
+"""Shell: supervisors listen, whisper and barge through the monitor feature codes (issue 10).
+
+A supervisor dials a code from ``dialplans/`` followed by an agent id (``*81`` listen, ``*82``
+whisper, ``*83`` barge, ``*80`` asks the mode; e.g. ``*811001``). The rendered dialplan runs the
+FastAGI ``spy`` script with the mode as its first argument, then, if the controller set
+``CC_SPY_TARGET``, goes to ``cc-spy``: ``ChanSpy(${CC_SPY_TARGET},${CC_SPY_OPTIONS})``, then hangs up.
+
+The ``spy`` route (:meth:`MonitorService.handle`) validates, then acts:
+
+1. the calling endpoint (``PJSIP/<endpoint>-xxxxxxxx``) must be a configured supervisor, else the
+   prompt ``spy-not-allowed`` (outcome ``unauthorised``);
+2. a supervisor locked out by too many wrong PINs hears ``locked-out`` (outcome ``locked_out``);
+3. the agent id is read from the dialled digits (or asked with ``enter-agent-id``);
+4. the PIN is asked over the IVR engine (a collect node run by :class:`callcenter.inbound.ivr.Interpreter`
+   through :class:`callcenter.inbound.service.AgiChannel`), up to ``pin_attempts`` tries per call, each
+   wrong one counted; ``max_pin_failures`` (5) in a row lock that supervisor's monitoring for
+   ``lockout_seconds`` (outcomes ``bad_pin``, ``locked_out``; the lockout is logged). Nothing about
+   the agent is revealed before the PIN is right;
+5. the agent must exist (``unknown_agent``) and take calls of one of the supervisor's queues
+   (``out_of_scope``);
+6. ``*80``: the mode is asked with ``spy-mode-menu`` (4 listen, 5 whisper, 6 barge);
+7. an idle agent: ``spy-agent-idle`` plays; with ``wait_for_call`` the spy waits for the agent's
+   next call (ChanSpy on the agent's channel prefix waits until one exists; outcome ``waiting``),
+   else the attempt ends (``agent_idle``);
+8. ``CC_SPY_OPTIONS`` (``model.SPY_OPTIONS``: ``q`` quiet, ``E`` end with the agent's call, ``d``
+   DTMF 4/5/6 switch modes, ``w`` whisper, ``B`` barge) and last ``CC_SPY_TARGET``
+   (``PJSIP/<agent endpoint>-``: the prefix of the agent's channels only).
+
+Every attempt and session is a ``MonitorSession`` record (supervisor, agent, call, mode, outcome,
+start, end). With the AMI attached (:meth:`attach`), the service follows each session:
+``ChanSpyStart`` (start, the agent's call id from the ACD, a ``monitor_start`` event on the call),
+``DTMFEnd`` 4/5/6 received on the supervisor's channel (Asterisk emits no event for ChanSpy's own
+mode switch; the key is the signal: a ``monitor_mode`` event and the session's mode),
+``ChanSpyStop`` / the supervisor's ``Hangup`` (``monitor_end``, outcome ``ended``). Two
+supervisors on one agent are two independent sessions.
+
+Monitoring starts no recording (ChanSpy records nothing; the recording policy is the ACD's).
+
+PCI pause: Asterisk cannot mute what a ChanSpy hears (``MixMonitorMute`` mutes only MixMonitor's
+audiohook; ChanSpy has its own and no action reaches it). So the supervisors of a call leave it
+while its recording is paused: the service follows ``MixMonitorMute`` events (the ACD's PCI pause
+of the caller's recording; the caller and the spied agent channel are linked through bridges,
+tracked from ``BridgeEnter``/``BridgeLeave``, and the two halves of Local channels: see
+:meth:`MonitorService.linked`) and redirects each spying supervisor's channel to ``cc-hold``
+(they hear music); on unmute it sets ``CC_SPY_OPTIONS`` to the session's current mode and
+redirects them back to ``cc-spy``. :meth:`pci_changed` does the same by call id for a caller
+that knows it (both log ``pci_pause``/``pci_resume`` events on the call).
+
+The same actions from the API (:func:`register_routes`): ``start`` rings the supervisor's phone
+(AMI ``Originate`` into ``cc-spy`` with the two variables set, after the same checks: PIN counted
+towards the lockout, scope), ``set_mode`` (``Setvar`` + ``Redirect`` back into ``cc-spy``: ChanSpy
+restarts with the new options), ``stop`` (``Hangup``), ``snapshot`` (sessions in progress).
+
+Wiring::
+
+    monitor = MonitorService(config, writer=writer, acd=acd, ami=ami_client, clock=clock)
+    detach = monitor.attach()                             # AMI subscriptions
+    agi_server.add_route(names.AGI_SPY, monitor.handle)   # async def handle(session) -> None
+    register_routes(http_router, monitor)                 # /api/monitor/...
+    await monitor.pci_changed(call_id, paused=True)       # optional: PCI pause by call id
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from callcenter.asterisk import names
+from callcenter.asterisk.ami import Message
+from callcenter.clock import Clock
+from callcenter.config import model as m
+from callcenter.errors import AsteriskError, CallcenterError, DomainError
+from callcenter.inbound import ivr as core
+from callcenter.inbound.service import AgiChannel, AGISessionLike, ChannelGone, IvrSettings, RecordSink
+from callcenter.reporting.records import CallEvent, EventKind, MonitorSession
+from callcenter.supervision.rules import (
+    AGENT_FLOW,
+    MODE_FLOW,
+    MODE_KEYS,
+    MODES,
+    PIN_FLOW,
+    PinGuard,
+    agent_from_extension,
+    endpoint_of,
+    engine_config,
+    in_scope,
+    local_peer,
+    spy_target,
+)
+
+log = logging.getLogger("callcenter.supervision.service")
+
+
+# ============================================================================ seams
+class AgentCalls(Protocol):
+    """What the monitor asks the ACD (``callcenter.acd.service.ACD``)."""
+
+    def call_of_agent(self, agent_id: str) -> str | None: ...
+
+
+class AMILink(Protocol):
+    """The AMI client (``callcenter.asterisk.ami_client.AMIClient``)."""
+
+    def subscribe(self, event: str, callback: Callable[[Message], object]) -> Callable[[], None]: ...
+
+    async def send_action(
+        self,
+        action: str,
+        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
+        *,
+        timeout: float | None = None,
+    ) -> Message: ...
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    max_pin_failures: int = 5
+    lockout_seconds: float = 900.0
+    pin_attempts: int = 3  # per call
+    pin_timeout: float = 6.0
+    wait_for_call: bool = True  # an idle agent: wait for the next call (else hang up)
+    action_timeout: float = 5.0
+
+
+@dataclass
+class SpySession:
+    """One supervisor's monitoring of one agent (the spy channel's life)."""
+
+    session_id: str
+    supervisor_id: str
+    agent_id: str
+    channel: str  # the supervisor's channel (the spyer)
+    mode: str
+    created_at: float
+    call_id: str | None = None
+    started_at: float | None = None
+    spying: bool = False
+    pci_hold: bool = False
+    restarting: bool = False  # taken out of ChanSpy by us to change the mode (API)
+    uniqueid: str | None = None  # an API session's supervisor leg, before its name is known
+    spyee: str | None = None  # the agent's channel ChanSpy attached to
+    modes: list[str] = field(default_factory=list)
+
+    def view(self) -> dict[str, object]:
+        return {
+            "session_id": self.session_id,
+            "supervisor_id": self.supervisor_id,
+            "agent_id": self.agent_id,
+            "call_id": self.call_id,
+            "mode": self.mode,
+            "modes": list(self.modes),
+            "spying": self.spying,
+            "pci_hold": self.pci_hold,
+            "channel": self.channel,
+            "started_at": self.started_at,
+        }
+
+
+# ============================================================================ the service
+class MonitorService:
+    """The ``spy`` FastAGI route and the follow-up of monitoring sessions over AMI."""
+
+    def __init__(
+        self,
+        config: m.Config,
+        *,
+        writer: RecordSink,
+        clock: Clock,
+        acd: AgentCalls | None = None,
+        ami: AMILink | None = None,
+        settings: MonitorSettings | None = None,
+        ivr_settings: IvrSettings | None = None,
+        new_session_id: Callable[[], str] | None = None,
+        endpoint_of_channel: Callable[[str], str | None] = endpoint_of,
+        target_of: Callable[[m.Agent], str] = spy_target,
+    ) -> None:
+        """``endpoint_of_channel`` (which endpoint a calling channel is: PJSIP names by default)
+        and ``target_of`` (ChanSpy's prefix for an agent's channels) are seams for sites whose
+        phones are not PJSIP, and for tests on Local channels."""
+        self.endpoint_of_channel = endpoint_of_channel
+        self.target_of = target_of
+        self.settings = settings or MonitorSettings()
+        self.ivr_settings = ivr_settings or IvrSettings()
+        self.writer = writer
+        self.clock = clock
+        self.acd = acd
+        self.ami = ami
+        self.new_session_id = new_session_id or (lambda: "spy-" + uuid.uuid4().hex)
+        self.guard = PinGuard(self.settings.max_pin_failures, self.settings.lockout_seconds)
+        self.sessions: dict[str, SpySession] = {}  # by supervisor channel
+        self.bridge_of: dict[str, str] = {}  # channel -> the bridge it is in (BridgeEnter/Leave)
+        self.bridge_members: dict[str, set[str]] = {}  # bridge -> its channels
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._unsubscribe: list[Callable[[], None]] = []
+        self.reload(config)
+
+    def reload(self, config: m.Config) -> None:
+        self.config = config
+        self.engine = core.Interpreter(engine_config(config, pin_timeout=self.settings.pin_timeout))
+
+    # ------------------------------------------------------------------ logging
+    def _record(
+        self,
+        s: SpySession,
+        *,
+        outcome: str | None = None,
+        started_at: float | None = None,
+        ended_at: float | None = None,
+    ) -> None:
+        self.writer.submit(
+            MonitorSession(
+                session_id=s.session_id,
+                at=self.clock.now(),
+                supervisor_id=s.supervisor_id,
+                agent_id=s.agent_id,
+                call_id=s.call_id,
+                mode=s.mode,
+                outcome=outcome,
+                started_at=started_at,
+                ended_at=ended_at,
+            )
+        )
+
+    def _call_event(self, s: SpySession, kind: EventKind, **detail: str | None) -> None:
+        if s.call_id is None:
+            return
+        self.writer.submit(
+            CallEvent(
+                call_id=s.call_id,
+                at=self.clock.now(),
+                kind=kind,
+                agent_id=s.agent_id,
+                detail={
+                    "supervisor_id": s.supervisor_id,
+                    "session_id": s.session_id,
+                    "mode": s.mode,
+                    **detail,
+                },
+            )
+        )
+
+    # ------------------------------------------------------------------ the spy route
+    async def handle(self, session: AGISessionLike) -> None:
+        """The ``spy`` route: validate, then set CC_SPY_OPTIONS / CC_SPY_TARGET (see the module
+        docstring). Never raises for what the caller or Asterisk does."""
+        io = AgiChannel(session, self.ivr_settings)
+        attempt = _Attempt(self, io)
+        try:
+            await attempt.run()
+        except ChannelGone:
+            attempt.log("ended", note="supervisor hung up")
+            if attempt.spy is not None and not attempt.spy.spying:
+                self._end(attempt.spy)
+        except (CallcenterError, TimeoutError, OSError, core.IvrStateError) as exc:
+            log.warning("spy attempt on %s failed: %r", io.channel, exc)
+            attempt.log("failed", note=type(exc).__name__)
+
+    # ------------------------------------------------------------------ AMI follow-up
+    def attach(self) -> Callable[[], None]:
+        """Subscribe to the AMI events that follow the sessions; returns the detach function."""
+        if self.ami is None:
+            return lambda: None
+        for event, callback in (
+            ("ChanSpyStart", self._on_spy_start),
+            ("ChanSpyStop", self._on_spy_stop),
+            ("DTMFEnd", self._on_dtmf),
+            ("Hangup", self._on_hangup),
+            ("OriginateResponse", self._on_originate),
+            ("BridgeEnter", self._on_bridge_enter),
+            ("BridgeLeave", self._on_bridge_leave),
+            ("MixMonitorMute", self._on_mute),
+        ):
+            self._unsubscribe.append(self.ami.subscribe(event, callback))
+
+        def detach() -> None:
+            for unsubscribe in self._unsubscribe:
+                unsubscribe()
+            self._unsubscribe.clear()
+
+        return detach
+
+    def _session_of(self, msg: Message) -> SpySession | None:
+        channel = msg.get("SpyerChannel") or ""
+        s = self.sessions.get(channel)
+        if s is None:  # an API session: known by the Uniqueid we gave its leg
+            uniqueid = msg.get("SpyerUniqueid")
+            s = next((x for x in self.sessions.values() if uniqueid and x.uniqueid == uniqueid), None)
+            if s is not None and channel:
+                self.sessions.pop(s.channel, None)
+                s.channel = channel
+                self.sessions[channel] = s
+        return s
+
+    def _on_spy_start(self, msg: Message) -> None:
+        s = self._session_of(msg)
+        if s is None:
+            return
+        now = self.clock.now()
+        s.pci_hold = s.restarting = False
+        if self.acd is not None:
+            s.call_id = self.acd.call_of_agent(s.agent_id) or s.call_id
+        first = s.started_at is None
+        s.spying = True
+        s.spyee = msg.get("SpyeeChannel") or s.spyee
+        if first:
+            s.started_at = now
+            self._record(s, outcome="ok", started_at=now)
+            self._call_event(s, EventKind.MONITOR_START, spyee=msg.get("SpyeeChannel"))
+        else:  # back in ChanSpy after a PCI pause or a mode change from the API
+            self._record(s)
+
+    def _on_dtmf(self, msg: Message) -> None:
+        s = self.sessions.get(msg.get("Channel") or "")
+        if s is None or not s.spying or (msg.get("Direction") or "Received") != "Received":
+            return
+        mode = MODE_KEYS.get(msg.get("Digit") or "")
+        if mode is None or mode == s.mode:
+            return
+        s.mode = mode
+        s.modes.append(mode)
+        self._record(s)
+        self._call_event(s, EventKind.MONITOR_MODE)
+
+    def _on_spy_stop(self, msg: Message) -> None:
+        s = self._session_of(msg)
+        if s is None:
+            return
+        s.spying = False
+        if s.pci_hold or s.restarting:  # we took it out of ChanSpy ourselves; it comes back
+            return
+        self._end(s)
+
+    def _on_hangup(self, msg: Message) -> None:
+        channel = msg.get("Channel") or ""
+        self._leave_bridge(channel)
+        s = self.sessions.get(channel)
+        if s is None:
+            uniqueid = msg.get("Uniqueid")
+            s = next((x for x in self.sessions.values() if uniqueid and x.uniqueid == uniqueid), None)
+        if s is not None:
+            self._end(s)
+            return
+        # the spied call ended while its supervisors were held off it (PCI): ChanSpy is not there
+        # to end their sessions, so hang them up
+        held = [x for x in self.sessions.values() if x.spyee == channel and (x.pci_hold or x.restarting)]
+        if held and self.ami is not None:
+            task = asyncio.get_running_loop().create_task(self._hang_up_all(held))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _hang_up_all(self, sessions: list[SpySession]) -> None:
+        for s in sessions:
+            try:
+                if self.ami is not None:
+                    await self.ami.send_action(
+                        names.ACTION_HANGUP, {"Channel": s.channel}, timeout=self.settings.action_timeout
+                    )
+            except CallcenterError as exc:
+                log.warning("spy session %s: hang-up failed: %r", s.session_id, exc)
+            self._end(s)
+
+    def _on_originate(self, msg: Message) -> None:
+        if (msg.get("Response") or "") == "Success":
+            return
+        uniqueid = msg.get("Uniqueid")
+        s = next((x for x in self.sessions.values() if uniqueid and x.uniqueid == uniqueid), None)
+        if s is not None:  # the supervisor's phone did not answer (or is not registered)
+            self._end(s, outcome="no_answer")
+
+    def _end(self, s: SpySession, *, outcome: str = "ended") -> None:
+        if self.sessions.pop(s.channel, None) is None:
+            return
+        self._record(s, outcome=outcome, ended_at=self.clock.now())
+        if s.started_at is not None:
+            self._call_event(s, EventKind.MONITOR_END, modes=",".join(s.modes))
+
+    # ------------------------------------------------------------------ the same actions from the API
+    def snapshot(self) -> list[dict[str, object]]:
+        """The sessions in progress (for the API and the wallboard)."""
+        return [s.view() for s in self.sessions.values()]
+
+    def _check_api(
+        self, supervisor_id: str, agent_id: str, mode: str, pin: str
+    ) -> tuple[m.Supervisor, m.Agent]:
+        """Validate an API request exactly as the feature code does (PIN counted, lockout,
+        scope); refusals are ``DomainError`` with a stable code, and logged."""
+        cfg, now = self.config, self.clock.now()
+        sup = cfg.supervisors.get(supervisor_id)
+        agent = cfg.agents.get(agent_id)
+
+        def refuse(code: str, message: str) -> DomainError:
+            self.writer.submit(
+                MonitorSession(
+                    session_id=self.new_session_id(), at=now, supervisor_id=supervisor_id, agent_id=agent_id,
+                    mode=mode if mode in MODES else None, outcome=code, started_at=now, ended_at=now,
+                )
+            )  # fmt: skip
+            return DomainError(message, code=code)
+
+        if sup is None:
+            raise refuse("unauthorised", f"no supervisor {supervisor_id!r}")
+        if self.guard.locked(sup.id, now) is not None:
+            raise refuse("locked_out", f"supervisor {sup.id} is locked out of monitoring")
+        if not hmac.compare_digest(pin.encode(), sup.pin.value.encode()):
+            if self.guard.failure(sup.id, now):
+                log.warning("supervisor %s locked out of monitoring after wrong PINs (API)", sup.id)
+                raise refuse("locked_out", f"supervisor {sup.id} is now locked out of monitoring")
+            raise refuse("bad_pin", "wrong PIN")
+        self.guard.success(sup.id)
+        if agent is None:
+            raise refuse("unknown_agent", f"no agent {agent_id!r}")
+        if mode not in MODES:
+            raise refuse("bad_mode", f"mode must be one of {', '.join(MODES)}")
+        if not in_scope(cfg, sup, agent):
+            raise refuse("out_of_scope", f"agent {agent.id} is not in supervisor {sup.id}'s queues")
+        return sup, agent
+
+    async def start(
+        self, supervisor_id: str, agent_id: str, mode: str, *, pin: str, ring_timeout: float = 30.0
+    ) -> SpySession:
+        """Ring the supervisor's phone; when answered it spies on the agent in ``mode`` (AMI
+        ``Originate`` into ``cc-spy`` with CC_SPY_TARGET / CC_SPY_OPTIONS set)."""
+        if self.ami is None:
+            raise DomainError("monitoring from the API needs the AMI link", code="no_ami")
+        sup, agent = self._check_api(supervisor_id, agent_id, mode, pin)
+        now = self.clock.now()
+        session_id = self.new_session_id()
+        uniqueid = f"{session_id}-sup"
+        s = SpySession(
+            session_id=session_id,
+            supervisor_id=sup.id,
+            agent_id=agent.id,
+            channel=f"pending:{uniqueid}",
+            mode=mode,
+            created_at=now,
+            call_id=self.acd.call_of_agent(agent.id) if self.acd is not None else None,
+            uniqueid=uniqueid,
+            modes=[mode],
+        )
+        self.sessions[s.channel] = s
+        self._record(s, outcome="ringing", started_at=now)
+        try:
+            await self.ami.send_action(
+                names.ACTION_ORIGINATE,
+                [
+                    ("Channel", f"PJSIP/{sup.endpoint}"),
+                    ("Context", names.CTX_SPY),
+                    ("Exten", "s"),
+                    ("Priority", "1"),
+                    ("ChannelId", uniqueid),
+                    ("Timeout", str(int(ring_timeout * 1000))),
+                    ("CallerID", f"Monitor {agent.id} <{agent.id}>"),
+                    ("Variable", f"{names.VAR_SPY_TARGET}={self.target_of(agent)}"),
+                    ("Variable", f"{names.VAR_SPY_OPTIONS}={m.SPY_OPTIONS[mode]}"),
+                    ("Async", "true"),
+                ],
+                timeout=self.settings.action_timeout,
+            )
+        except AsteriskError:
+            self._end(s)
+            raise
+        return s
+
+    async def set_mode(self, session_id: str, mode: str) -> SpySession:
+        """Change a session's mode from the API: ChanSpy restarts with the new options (its own
+        DTMF 4/5/6 switch is the supervisor's keypad)."""
+        s = self._by_id(session_id)
+        if mode not in MODES:
+            raise DomainError(f"mode must be one of {', '.join(MODES)}", code="bad_mode")
+        if self.ami is None or mode == s.mode:
+            return s
+        s.mode = mode
+        s.modes.append(mode)
+        self._record(s)
+        self._call_event(s, EventKind.MONITOR_MODE, note="api")
+        await self.ami.send_action(
+            names.ACTION_SETVAR,
+            {"Channel": s.channel, "Variable": names.VAR_SPY_OPTIONS, "Value": m.SPY_OPTIONS[mode]},
+            timeout=self.settings.action_timeout,
+        )
+        if s.spying and not s.pci_hold:
+            s.restarting = True
+            await self._redirect(s, names.CTX_SPY)
+        return s
+
+    async def stop(self, session_id: str) -> None:
+        """End a session from the API (hang up the supervisor's leg)."""
+        s = self._by_id(session_id)
+        if self.ami is not None:
+            await self.ami.send_action(
+                names.ACTION_HANGUP, {"Channel": s.channel}, timeout=self.settings.action_timeout
+            )
+        self._end(s)
+
+    def _by_id(self, session_id: str) -> SpySession:
+        for s in self.sessions.values():
+            if s.session_id == session_id:
+                return s
+        raise DomainError(f"no monitoring session {session_id!r}", code="unknown_session")
+
+    # ------------------------------------------------------------------ PCI pause
+    async def pci_changed(self, call_id: str, *, paused: bool) -> None:
+        """Silence (``paused``) or restore what the supervisors of ``call_id`` hear."""
+        await self._pci([s for s in self.sessions.values() if s.call_id == call_id], paused)
+
+    async def _pci(self, sessions: list[SpySession], paused: bool) -> None:
+        if self.ami is None:
+            return
+        for s in sessions:
+            try:
+                if paused and (s.spying or s.restarting) and not s.pci_hold:
+                    s.pci_hold = True
+                    await self._redirect(s, names.CTX_HOLD)
+                    self._call_event(s, EventKind.PCI_PAUSE, note="supervisor taken off the call")
+                elif not paused and s.pci_hold:
+                    s.pci_hold, s.restarting = False, True  # a second resume is a no-op
+                    await self.ami.send_action(
+                        names.ACTION_SETVAR,
+                        {
+                            "Channel": s.channel,
+                            "Variable": names.VAR_SPY_OPTIONS,
+                            "Value": m.SPY_OPTIONS[s.mode],
+                        },
+                        timeout=self.settings.action_timeout,
+                    )
+                    await self._redirect(s, names.CTX_SPY)
+                    self._call_event(s, EventKind.PCI_RESUME, note="supervisor back on the call")
+            except CallcenterError as exc:
+                log.warning(
+                    "spy session %s: PCI %s failed: %r", s.session_id, "pause" if paused else "resume", exc
+                )
+
+    def _on_bridge_enter(self, msg: Message) -> None:
+        channel, bridge = msg.get("Channel"), msg.get("BridgeUniqueid")
+        if channel and bridge:
+            self._leave_bridge(channel)
+            self.bridge_of[channel] = bridge
+            self.bridge_members.setdefault(bridge, set()).add(channel)
+
+    def _on_bridge_leave(self, msg: Message) -> None:
+        channel = msg.get("Channel") or ""
+        if self.bridge_of.get(channel) == msg.get("BridgeUniqueid"):
+            self._leave_bridge(channel)
+
+    def _leave_bridge(self, channel: str) -> None:
+        bridge = self.bridge_of.pop(channel, None)
+        if bridge is not None:
+            members = self.bridge_members.get(bridge)
+            if members is not None:
+                members.discard(channel)
+                if not members:
+                    del self.bridge_members[bridge]
+
+    def linked(self, channel: str, *, limit: int = 32) -> set[str]:
+        """The channels carrying the same call as ``channel``: through bridges and through the two
+        halves of Local channels (``...;1`` / ``...;2``), e.g. caller -> bridge -> Local agent leg
+        -> its other half -> the bridge with the agent's phone."""
+        seen = {channel}
+        frontier = [channel]
+        while frontier and len(seen) < limit:
+            current = frontier.pop()
+            bridge = self.bridge_of.get(current)
+            nexts = list(self.bridge_members.get(bridge, ())) if bridge is not None else []
+            peer = local_peer(current)
+            if peer is not None:
+                nexts.append(peer)
+            for n in nexts:
+                if n not in seen:
+                    seen.add(n)
+                    frontier.append(n)
+        return seen
+
+    def _on_mute(self, msg: Message) -> None:
+        """``MixMonitorMute`` (the ACD's PCI pause of a recording): the supervisors spying on that
+        call leave or rejoin it. The recording is on the caller's channel, the spy on the agent's:
+        they are linked through the bridge (and Local channel halves)."""
+        channel = msg.get("Channel") or ""
+        paused = (msg.get("State") or "").strip().lower() in ("1", "yes", "true", "on")
+        spying = [s for s in self.sessions.values() if s.spyee is not None]
+        if not spying:
+            return
+        linked = self.linked(channel)
+        sessions = [s for s in spying if s.spyee in linked]
+        if sessions:
+            task = asyncio.get_running_loop().create_task(self._pci(sessions, paused))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for the PCI changes under way (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks))
+
+    async def _redirect(self, s: SpySession, context: str) -> None:
+        if self.ami is None:  # pragma: no cover - checked by the caller
+            return
+        await self.ami.send_action(
+            names.ACTION_REDIRECT,
+            {"Channel": s.channel, "Context": context, "Exten": "s", "Priority": "1"},
+            timeout=self.settings.action_timeout,
+        )
+
+
+class _Attempt:
+    """One call to a monitor code, from the first check to CC_SPY_TARGET."""
+
+    def __init__(self, service: MonitorService, io: AgiChannel) -> None:
+        self.svc = service
+        self.io = io
+        self.session_id = service.new_session_id()
+        self.supervisor: m.Supervisor | None = None
+        self.agent_id: str | None = None
+        self.mode: str | None = None
+        self.logged = False
+        self.spy: SpySession | None = None
+
+    def log(self, outcome: str, *, note: str | None = None) -> None:
+        if self.logged:
+            return
+        self.logged = True
+        now = self.svc.clock.now()
+        sup = self.supervisor.id if self.supervisor else None
+        log.info(
+            "spy attempt %s: supervisor=%s channel=%s agent=%s mode=%s outcome=%s (%s)",
+            self.session_id, sup, self.io.channel, self.agent_id, self.mode, outcome, note or "-",
+        )  # fmt: skip
+        self.svc.writer.submit(
+            MonitorSession(
+                session_id=self.session_id,
+                at=now,
+                supervisor_id=sup,
+                agent_id=self.agent_id,
+                mode=self.mode,
+                outcome=outcome,
+                started_at=now,
+                ended_at=now,
+            )
+        )
+
+    async def say(self, prompt: str) -> None:
+        await self.io.play(
+            core.Play((self.svc.engine.sound(prompt, self.svc.engine.center.default_language),))
+        )
+
+    async def run_engine(self, flow: str) -> core.Exit:
+        engine = self.svc.engine
+        call = core.CallInfo(self.session_id, self.io.env.get("agi_callerid", ""), "", None)
+        state, effects = engine.start(call, self.svc.clock.now(), flow=flow)
+        state = await self.io.run_flow(engine, state, effects, self.svc.clock)
+        if state.exit is None or state.exit.kind is core.ExitKind.ABANDONED:
+            raise ChannelGone
+        return state.exit
+
+    async def run(self) -> None:
+        svc, cfg = self.svc, self.svc.config
+        now = svc.clock.now()
+        endpoint = svc.endpoint_of_channel(self.io.channel)
+        self.supervisor = cfg.supervisor_by_endpoint(endpoint) if endpoint else None
+        mode = self.io.env.get("agi_arg_1", "").strip()
+        self.mode = mode if mode in MODES else None
+        if self.supervisor is None:
+            await self.say("spy-not-allowed")
+            return self.log("unauthorised", note=f"endpoint {endpoint!r} is not a supervisor")
+        sup = self.supervisor
+        if svc.guard.locked(sup.id, now) is not None:
+            await self.say("locked-out")
+            return self.log("locked_out")
+        # the agent: from the dialled digits, or asked
+        code = getattr(cfg.feature_codes, f"supervisor_{mode}", None) if mode in (*MODES, "ask") else None
+        extension = self.io.env.get("agi_extension", "")
+        agent_id = agent_from_extension(extension, code) if isinstance(code, str) else None
+        if agent_id == "":
+            exit_ = await self.run_engine(AGENT_FLOW)
+            agent_id = exit_.data.get("agent") if exit_.node == "done" else None
+        self.agent_id = agent_id
+        # the PIN, over the IVR engine (before anything about the agent is revealed)
+        expected = sup.pin.value.encode()
+        for _ in range(svc.settings.pin_attempts):
+            exit_ = await self.run_engine(PIN_FLOW)
+            typed = exit_.data.get("pin", "") if exit_.node == "done" else ""
+            if typed and hmac.compare_digest(typed.encode(), expected):
+                svc.guard.success(sup.id)
+                break
+            if svc.guard.failure(sup.id, svc.clock.now()):
+                log.warning("supervisor %s locked out of monitoring after wrong PINs", sup.id)
+                await self.say("locked-out")
+                return self.log("locked_out", note="too many wrong PINs")
+            await self.say("pin-invalid")
+        else:
+            return self.log("bad_pin")
+        agent = cfg.agents.get(agent_id) if agent_id else None
+        if agent is None:
+            await self.say("spy-not-allowed")
+            return self.log("unknown_agent", note=f"dialled {extension!r}")
+        if not in_scope(cfg, sup, agent):
+            await self.say("spy-not-allowed")
+            return self.log("out_of_scope", note=f"agent {agent.id} serves {list(cfg.queues_of(agent))}")
+        if mode == "ask":
+            exit_ = await self.run_engine(MODE_FLOW)
+            if exit_.node not in MODES:
+                return self.log("no_mode")
+            self.mode = exit_.node
+        if self.mode is None:
+            return self.log("unknown_mode", note=f"AGI argument {mode!r}")
+        call_id = svc.acd.call_of_agent(agent.id) if svc.acd is not None else None
+        if call_id is None and svc.acd is not None:
+            await self.say("spy-agent-idle")
+            if not svc.settings.wait_for_call:
+                return self.log("agent_idle")
+        await self.io.cmd("SET VARIABLE", names.VAR_SPY_OPTIONS, m.SPY_OPTIONS[self.mode])
+        spy = SpySession(
+            session_id=self.session_id,
+            supervisor_id=sup.id,
+            agent_id=agent.id,
+            channel=self.io.channel,
+            mode=self.mode,
+            created_at=svc.clock.now(),
+            call_id=call_id,
+            modes=[self.mode],
+        )
+        svc.sessions[spy.channel] = spy
+        self.spy = spy
+        self.logged = True
+        svc._record(spy, outcome="waiting" if call_id is None else "ok", started_at=spy.created_at)
+        await self.io.cmd(
+            "SET VARIABLE", names.VAR_SPY_TARGET, svc.target_of(agent)
+        )  # last: the dialplan spies

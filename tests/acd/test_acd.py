@@ -1,0 +1,978 @@
+"""The ACD service against a scripted PBX at the AMI seam (events as the real traces show them).
+
+The fake answers actions like Asterisk (``Success``), refuses CR/LF like the codec, and lets a
+test emit the events a real Asterisk 22 sends (OriginateResponse, Newchannel, BridgeEnter,
+Hangup). Time is a FakeClock: wrap-up, ring guards, relaxation and announcements move only when
+the test advances it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from callcenter.acd import agents as ag
+from callcenter.acd.recorder import Recorder
+from callcenter.acd.service import ACD, QueuedCall, StoredCall, StoredState
+from callcenter.asterisk import names
+from callcenter.asterisk.ami import Message, encode_action
+from callcenter.clock import FakeClock
+from callcenter.config.load import load_config
+from callcenter.config.model import Config
+from callcenter.errors import AgentStateError, AMIActionError, DomainError, UnsafeValueError
+from callcenter.reporting.records import AgentStateChange, CallEvent, CallRecord, Disposition, RecordingRecord
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return load_config(REPO / "dialplans")
+
+
+class FakeAMI:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[tuple[str, str]]]] = []
+        self.subs: dict[str, list[Callable[[Message], object]]] = {}
+        self.status: list[Message] = []
+        self.refuse: set[str] = set()
+        self.gap_callbacks: list[Callable[[Any], object]] = []
+        self.n = 0
+
+    async def send_action(
+        self,
+        action: str,
+        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
+        *,
+        timeout: float | None = None,
+    ) -> Message:
+        assert timeout is not None and timeout > 0, "every action is bounded"
+        pairs = [(str(k), str(v)) for k, v in (headers.items() if isinstance(headers, Mapping) else headers)]
+        encode_action(action, pairs)  # UnsafeValueError on CR/LF, as the real client
+        self.sent.append((action, pairs))
+        await asyncio.sleep(0)
+        if action in self.refuse:
+            raise AMIActionError("No such channel", action=action)
+        return Message([("Response", "Success"), ("Message", "ok")])
+
+    async def send_action_list(
+        self,
+        action: str,
+        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
+        *,
+        timeout: float | None = None,
+    ) -> list[Message]:
+        assert timeout is not None
+        self.sent.append((action, [(str(k), str(v)) for k, v in dict(headers).items()]))
+        return [*self.status, Message([("Event", "StatusComplete"), ("Items", str(len(self.status)))])]
+
+    def on_gap(self, callback: Callable[[Any], object]) -> Callable[[], None]:
+        self.gap_callbacks.append(callback)
+        return lambda: self.gap_callbacks.remove(callback)
+
+    def gap(self) -> None:
+        for cb in list(self.gap_callbacks):
+            cb(object())
+
+    def subscribe(self, event: str, callback: Callable[[Message], object]) -> Callable[[], None]:
+        self.subs.setdefault(event, []).append(callback)
+        return lambda: self.subs[event].remove(callback)
+
+    def emit(self, name: str, **headers: str) -> None:
+        msg = Message([("Event", name), *headers.items()])
+        for cb in list(self.subs.get(name, [])):
+            cb(msg)
+
+    def actions(self, name: str) -> list[dict[str, str]]:
+        out = []
+        for action, pairs in self.sent:
+            if action == name:
+                d: dict[str, str] = {}
+                for k, v in pairs:
+                    d[k] = d[k] + "|" + v if k in d else v
+                out.append(d)
+        return out
+
+    def last_originate(self) -> dict[str, str]:
+        return self.actions("Originate")[-1]
+
+
+@dataclass
+class Sink:
+    records: list[Any] = field(default_factory=list)
+
+    def submit(self, record: Any) -> None:
+        self.records.append(record)
+
+    def of(self, kind: type) -> list[Any]:
+        return [r for r in self.records if isinstance(r, kind)]
+
+    def agent_states(self, agent_id: str) -> list[str]:
+        return [r.state for r in self.of(AgentStateChange) if r.agent_id == agent_id]
+
+    def events(self, call_id: str) -> list[str]:
+        return [str(r.kind) for r in self.of(CallEvent) if r.call_id == call_id]
+
+    def disposition(self, call_id: str) -> Disposition | None:
+        ds = [r.disposition for r in self.of(CallRecord) if r.call_id == call_id and r.disposition]
+        return ds[-1] if ds else None
+
+
+@dataclass
+class Rig:
+    acd: ACD
+    ami: FakeAMI
+    sink: Sink
+    clock: FakeClock
+    tmp: Path
+    chan_seq: int = 0
+
+    async def settle(self) -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+            await self.acd.idle()
+
+    async def advance(self, seconds: float) -> None:
+        await self.settle()
+        self.clock.advance(seconds)
+        await self.settle()
+
+    async def call(self, call_id: str, queue: str, **kw: Any) -> str:
+        self.chan_seq += 1
+        channel = f"PJSIP/carrier-{self.chan_seq:08x}"
+        await self.acd.enqueue(QueuedCall(call_id, channel, queue, caller_number="+15551230000", **kw))
+        await self.settle()
+        return channel
+
+    async def agent_rings(self) -> tuple[str, str]:
+        """The last Originate's leg: Newchannel (its name), returns (leg id, channel)."""
+        o = self.ami.last_originate()
+        leg = o["ChannelId"]
+        agent = o["Channel"].split("/", 1)[1]
+        self.chan_seq += 1
+        channel = f"PJSIP/{agent}-{self.chan_seq:08x}"
+        self.ami.emit("Newchannel", Channel=channel, Uniqueid=leg, ChannelState="0")
+        await self.settle()
+        return leg, channel
+
+    async def answer(self, caller: str) -> tuple[str, str]:
+        leg, channel = await self.agent_rings()
+        self.ami.emit("OriginateResponse", Response="Success", Channel=channel, Uniqueid=leg, Reason="4")
+        self.ami.emit("BridgeEnter", BridgeUniqueid="b1", Channel=channel, Uniqueid=leg)
+        self.ami.emit("BridgeEnter", BridgeUniqueid="b1", Channel=caller, Uniqueid="caller")
+        await self.settle()
+        return leg, channel
+
+    async def no_answer(self, reason: str = "3") -> tuple[str, str]:
+        leg, channel = await self.agent_rings()
+        self.ami.emit("OriginateResponse", Response="Failure", Channel=channel, Uniqueid=leg, Reason=reason)
+        self.ami.emit("Hangup", Channel=channel, Uniqueid=leg, Cause="19")
+        await self.settle()
+        return leg, channel
+
+    async def hangup(self, channel: str, uniqueid: str = "", cause: str = "16") -> None:
+        self.ami.emit("Hangup", Channel=channel, Uniqueid=uniqueid, Cause=cause)
+        await self.settle()
+
+
+@pytest.fixture
+async def rig(config: Config, tmp_path: Path) -> AsyncIterator[Rig]:
+    async with make_rig(config, tmp_path) as r:
+        yield r
+
+
+class make_rig:
+    def __init__(self, config: Config, tmp: Path, store: Any = None, ami: FakeAMI | None = None) -> None:
+        self.ami = ami or FakeAMI()
+        self.sink = Sink()
+        self.clock = FakeClock(start=1_800_000_000.0)
+        recorder = Recorder(self.ami, self.sink, self.clock, directory=tmp / "rec", pci_auto_resume=180.0)
+        self.acd = ACD(config, self.ami, self.sink, self.clock, recorder=recorder, store=store)
+        self.tmp = tmp
+
+    async def __aenter__(self) -> Rig:
+        self.task = asyncio.create_task(self.acd.run())
+        await asyncio.wait_for(self.acd.ready.wait(), 60)
+        return Rig(self.acd, self.ami, self.sink, self.clock, self.tmp)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self.task
+
+
+# ------------------------------------------------------------------------------------ the life of a call
+async def test_answered_call_rings_bridges_records_wraps_up(rig: Rig) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-1", "sales", data={"account": "42"})
+    setvars = {a["Variable"]: a["Value"] for a in rig.ami.actions("Setvar") if a["Channel"] == caller}
+    assert setvars[names.VAR_CALL_ID] == "call-1" and setvars[names.VAR_QUEUE] == "sales"
+    assert setvars[names.VAR_CUSTOMER] == '{"account":"42"}'
+    assert rig.ami.actions("Redirect")[0]["Context"] == names.CTX_HOLD
+    o = rig.ami.last_originate()
+    assert o["Channel"] == "PJSIP/agent1001" and o["Context"] == names.CTX_AGENT_LEG
+    assert o["Timeout"] == "15000" and o["ChannelId"].startswith("ccleg-")
+    assert f"{names.VAR_CALLER_CHANNEL}={caller}" in o["Variable"]
+    assert f"{names.VAR_RECORDING_FILE}=" in o["Variable"]  # sales records always
+    assert rig.acd.agent_state("1001").status is ag.Status.RINGING
+
+    leg, agent_chan = await rig.answer(caller)
+    assert rig.acd.agent_state("1001").status is ag.Status.ON_CALL
+    assert rig.acd.call_state("call-1") == "connected"
+    (rec,) = rig.sink.of(RecordingRecord)
+    assert rec.path.endswith("/call-1-1.wav") and rec.path.startswith("2027/")
+
+    rig.clock.advance(60)
+    await rig.hangup(caller, cause="16")
+    await rig.hangup(agent_chan, leg)
+    assert rig.acd.agent_state("1001").status is ag.Status.WRAP_UP
+    assert rig.sink.disposition("call-1") is Disposition.ANSWERED
+    ended = [r for r in rig.sink.of(RecordingRecord) if r.duration_seconds is not None]
+    assert ended and ended[0].duration_seconds == 60.0
+    await rig.advance(15)  # the sales queue's wrap-up
+    assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+    assert rig.sink.agent_states("1001") == [
+        "available", "reserved", "ringing", "on_call", "wrap_up", "available"
+    ]  # fmt: skip
+    assert rig.sink.events("call-1")[:3] == ["queue_enter", "offer", "answer"]
+
+
+async def test_rona_reoffers_to_the_next_agent_and_applies_the_queue_rule(rig: Rig) -> None:
+    await rig.acd.login("1002")  # billing 4
+    await rig.acd.login("1004")  # billing 7: best for nothing here, longest idle picks 1002
+    await rig.call("call-2", "billing")
+    assert rig.ami.last_originate()["Channel"] == "PJSIP/agent1002"
+    await rig.no_answer()
+    # billing: rona_count 1, action not_ready
+    st = rig.acd.agent_state("1002")
+    assert (st.status, st.reason) == (ag.Status.NOT_READY, "rona")
+    assert rig.ami.last_originate()["Channel"] == "PJSIP/agent1004"
+    assert "rona" in rig.sink.events("call-2")
+    await rig.acd.resume("1002")
+    assert rig.acd.agent_state("1002").status is ag.Status.AVAILABLE
+
+
+async def test_rona_count_two_keeps_the_agent_but_never_reoffers_it_the_same_call(rig: Rig) -> None:
+    await rig.acd.login("1001")  # sales: rona_count 2, action pause(missed)
+    await rig.call("call-3", "sales")
+    await rig.no_answer(reason="5")  # busy
+    assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+    assert len(rig.ami.actions("Originate")) == 1, "not the same call again"
+    await rig.call("call-4", "sales")
+    await rig.no_answer()
+    st = rig.acd.agent_state("1001")
+    assert (st.status, st.reason) == (ag.Status.PAUSED, "missed")
+
+
+async def test_caller_abandons_while_the_agent_rings(rig: Rig) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-5", "sales")
+    leg, agent_chan = await rig.agent_rings()
+    await rig.hangup(caller, cause="16")
+    hangups = rig.ami.actions("Hangup")
+    assert hangups and hangups[-1]["Channel"] == agent_chan
+    assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+    assert rig.sink.disposition("call-5") is Disposition.ABANDONED_QUEUE
+    # The late OriginateResponse of the cancelled leg changes nothing.
+    rig.ami.emit("OriginateResponse", Response="Failure", Uniqueid=leg, Reason="1")
+    await rig.hangup(agent_chan, leg)
+    assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+    assert rig.acd.router.is_available("1001")
+
+
+async def test_abandon_while_waiting(rig: Rig) -> None:
+    caller = await rig.call("call-6", "support")
+    assert rig.acd.router.waiting_count("support") == 1
+    await rig.hangup(caller)
+    assert rig.acd.router.waiting_count() == 0
+    assert rig.sink.disposition("call-6") is Disposition.ABANDONED_QUEUE
+    assert rig.acd.call_state("call-6") is None
+
+
+async def test_login_paused_is_never_offered_then_resume_takes_the_call(rig: Rig) -> None:
+    await rig.acd.login("1001", paused_reason="training")
+    await rig.call("call-7", "sales")
+    assert rig.ami.actions("Originate") == []
+    with pytest.raises(DomainError) as err:
+        await rig.acd.pause("1001", "nap")
+    assert err.value.code == "unknown_pause_reason"
+    await rig.acd.resume("1001")
+    await rig.settle()
+    assert rig.ami.last_originate()["Channel"] == "PJSIP/agent1001"
+
+
+async def test_pause_asked_on_a_call_applies_after_the_one_wrap_up(rig: Rig) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-8", "sales")
+    leg, agent_chan = await rig.answer(caller)
+    await rig.acd.pause("1001", "lunch")
+    assert rig.acd.agent_state("1001").status is ag.Status.ON_CALL
+    await rig.hangup(caller)
+    await rig.hangup(agent_chan, leg)
+    await rig.advance(15)
+    st = rig.acd.agent_state("1001")
+    assert (st.status, st.reason) == (ag.Status.PAUSED, "lunch")
+
+
+async def test_blind_transfer_to_a_queue_keeps_the_data_and_wraps_the_agent_up(rig: Rig) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-9", "sales", data={"account": "7"})
+    leg, agent_chan = await rig.answer(caller)
+    await rig.acd.transfer_to_queue("call-9", "billing")
+    redirect = rig.ami.actions("Redirect")[-1]
+    assert (redirect["Channel"], redirect["Context"]) == (caller, names.CTX_HOLD)
+    await rig.hangup(agent_chan, leg)  # its Bridge() ended
+    assert rig.acd.agent_state("1001").status is ag.Status.WRAP_UP
+    assert rig.acd.call_state("call-9") == "waiting"
+    await rig.acd.login("1004")  # billing 7
+    await rig.settle()
+    o = rig.ami.last_originate()
+    assert o["Channel"] == "PJSIP/agent1004" and f"{names.VAR_CALLER_CHANNEL}={caller}" in o["Variable"]
+    assert "transfer" in rig.sink.events("call-9")
+    customer = [a["Value"] for a in rig.ami.actions("Setvar") if a["Variable"] == names.VAR_CUSTOMER]
+    assert customer == ['{"account":"7"}', '{"account":"7"}']
+
+
+async def test_blind_transfer_to_a_number_and_unsafe_values(rig: Rig) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-10", "sales")
+    await rig.answer(caller)
+    with pytest.raises(UnsafeValueError):
+        await rig.acd.transfer_to_number("call-10", "123\r\nAction: Hangup")
+    await rig.acd.transfer_to_number("call-10", "+15559870000")
+    sv = rig.ami.actions("Setvar")[-1]
+    assert (sv["Variable"], sv["Value"]) == (names.VAR_TRANSFER_TARGET, "+15559870000")
+    r = rig.ami.actions("Redirect")[-1]
+    assert (r["Context"], r["Exten"]) == (names.CTX_TRANSFER, "s")
+    assert rig.sink.disposition("call-10") is Disposition.TRANSFERRED
+    with pytest.raises(UnsafeValueError):
+        await rig.acd.enqueue(QueuedCall("../../etc/passwd", "PJSIP/x", "sales"))
+    with pytest.raises(UnsafeValueError):
+        await rig.acd.enqueue(QueuedCall("fine-id", "PJSIP/x\r\nAction: Hangup", "sales"))
+    assert rig.acd.call_state("fine-id") is None
+
+
+async def test_attended_transfer_uses_atxfer_on_the_agent_leg(rig: Rig) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-11", "sales")
+    leg, agent_chan = await rig.answer(caller)
+    await rig.acd.attended_transfer("call-11", "2002")
+    a = rig.ami.actions(names.ACTION_ATXFER)[-1]
+    assert (a["Channel"], a["Context"]) == (agent_chan, names.CTX_TRANSFER)
+    await rig.hangup(agent_chan, leg)
+    assert rig.acd.agent_state("1001").status is ag.Status.WRAP_UP  # one wrap-up, not reset
+
+
+async def test_pci_pause_mutes_logs_and_resumes_by_itself(rig: Rig) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-12", "sales")
+    leg, agent_chan = await rig.answer(caller)
+    await rig.settle()
+    assert await rig.acd.pci_pause("call-12", by="1001")
+    mute = rig.ami.actions(names.ACTION_MIXMONITOR_MUTE)[-1]
+    assert (mute["Channel"], mute["State"]) == (agent_chan, "1")
+    assert not await rig.acd.pci_pause("call-12", by="1001")  # already paused
+    await rig.advance(180)
+    assert rig.ami.actions(names.ACTION_MIXMONITOR_MUTE)[-1]["State"] == "0"
+    ev = [r for r in rig.sink.of(CallEvent) if r.call_id == "call-12" and str(r.kind).startswith("pci")]
+    assert [(str(e.kind), (e.detail or {}).get("by")) for e in ev] == [
+        ("pci_pause", "1001"),
+        ("pci_resume", "auto"),
+    ]
+    await rig.hangup(caller)
+    done = [r for r in rig.sink.of(RecordingRecord) if r.pci_paused_seconds is not None]
+    assert done[0].pci_paused_seconds == 180.0
+
+
+async def test_announcements_and_max_wait_to_voicemail(rig: Rig) -> None:
+    caller = await rig.call("call-13", "billing")  # announce every 60 s, max wait 900 -> voicemail 8200
+    await rig.advance(60)
+    prompts = [a["Value"] for a in rig.ami.actions("Setvar") if a["Variable"] == names.VAR_PROMPT]
+    sounds = rig.acd.config.asterisk.sounds_dir  # our prompts are installed there
+    assert prompts == [f"{sounds}/en/queue-position&digits/1"]  # nobody staffed: no wait estimate
+    assert rig.ami.actions("Redirect")[-1]["Context"] == names.CTX_ANNOUNCE
+    for _ in range(14):
+        await rig.advance(60)
+    await rig.advance(1)
+    mb = [a for a in rig.ami.actions("Setvar") if a["Variable"] == names.VAR_MAILBOX]
+    assert mb and mb[-1]["Value"] == "8200"
+    r = rig.ami.actions("Redirect")[-1]
+    assert (r["Channel"], r["Context"]) == (caller, names.CTX_VOICEMAIL)
+    assert rig.sink.disposition("call-13") is Disposition.VOICEMAIL
+
+
+async def test_callback_keeps_the_place_and_rings_the_agent_first(rig: Rig) -> None:
+    caller = await rig.call("call-14", "support")
+    await rig.acd.accept_callback("call-14", "+15550001111")
+    await rig.hangup(caller)
+    assert rig.acd.router.is_waiting("call-14")
+    await rig.acd.login("1003")  # support 8
+    await rig.settle()
+    o = rig.ami.last_originate()
+    assert o["Context"] == names.CTX_TRANSFER and f"{names.VAR_TRANSFER_TARGET}=+15550001111" in o["Variable"]
+    leg, chan = await rig.agent_rings()
+    rig.ami.emit("OriginateResponse", Response="Success", Uniqueid=leg, Reason="4")
+    # The customer does not answer: tried again after the retry delay, same agent or another.
+    rig.ami.emit("DialEnd", Channel=chan, DialStatus="NOANSWER")
+    await rig.hangup(chan, leg)
+    assert rig.acd.call_state("call-14") == "retry"
+    n = len(rig.ami.actions("Originate"))
+    await rig.advance(300)  # retry delay; 1003's wrap-up is long over
+    assert len(rig.ami.actions("Originate")) == n + 1
+    leg, chan = await rig.agent_rings()
+    rig.ami.emit("OriginateResponse", Response="Success", Uniqueid=leg, Reason="4")
+    rig.ami.emit("DialEnd", Channel=chan, DialStatus="ANSWER")
+    await rig.hangup(chan, leg)
+    assert rig.sink.disposition("call-14") is Disposition.CALLBACK_COMPLETED
+    assert rig.acd.call_state("call-14") is None
+    attempts = [e.detail["status"] for e in rig.sink.of(CallEvent) if str(e.kind) == "callback_attempt"]
+    assert attempts == ["NOANSWER", "ANSWER"]
+
+
+async def test_pin_lockout(rig: Rig) -> None:
+    for _ in range(5):
+        with pytest.raises(DomainError) as err:
+            await rig.acd.login("1001", pin="0000")
+        assert err.value.code == "bad_pin"
+    pin = rig.acd.config.agents["1001"].pin.value
+    with pytest.raises(DomainError) as err:
+        await rig.acd.login("1001", pin=pin)
+    assert err.value.code == "locked_out"
+    rig.clock.advance(901)
+    await rig.acd.login("1001", pin=pin)
+    assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+
+
+async def test_originate_refused_counts_as_rona(rig: Rig) -> None:
+    rig.ami.refuse.add("Originate")
+    await rig.acd.login("1002")
+    await rig.call("call-15", "billing")
+    assert rig.acd.agent_state("1002").status is ag.Status.NOT_READY
+    assert rig.acd.router.is_waiting("call-15")
+
+
+# ------------------------------------------------------------------------------------ restart
+class MemoryStore:
+    def __init__(self, state: StoredState) -> None:
+        self.state = state
+
+    async def load(self, *, timeout: float) -> StoredState:
+        return self.state
+
+
+def status(
+    channel: str, uniqueid: str, *, bridged: bool = False, seconds: int = 0, **variables: str
+) -> Message:
+    headers = [("Event", "Status"), ("Channel", channel), ("Uniqueid", uniqueid), ("Seconds", str(seconds))]
+    if bridged:
+        headers.append(("BridgeID", "bridge-1"))
+    headers += [("Variable", f"{k}={v}") for k, v in variables.items()]
+    return Message(headers)
+
+
+async def test_restart_rebuilds_holding_and_bridged_calls(config: Config, tmp_path: Path) -> None:
+    ami = FakeAMI()
+    t0 = 1_800_000_000.0
+    ami.status = [
+        status("PJSIP/carrier-1", "u1", seconds=40, CC_CALL_ID="held-1", CC_QUEUE="support"),
+        status("PJSIP/carrier-2", "u2", bridged=True, CC_CALL_ID="talk-1", CC_QUEUE="sales"),
+        status(
+            "PJSIP/agent1001-9",
+            "ccleg-x",
+            bridged=True,
+            CC_CALL_ID="talk-1",
+            CC_AGENT_ID="1001",
+            CC_QUEUE="sales",
+        ),
+        status("PJSIP/agent1002-9", "ccleg-y", CC_CALL_ID="ring-1", CC_AGENT_ID="1002", CC_QUEUE="billing"),
+    ]
+    store = MemoryStore(
+        StoredState(
+            agents={
+                "1001": ("on_call", "answered"),
+                "1002": ("ringing", "ringing"),
+                "1003": ("paused", "lunch"),
+            },
+            calls={"held-1": StoredCall("held-1", "support", t0 - 100)},
+        )
+    )
+    async with make_rig(config, tmp_path, store=store, ami=ami) as rig:
+        assert rig.acd.agent_state("1001").status is ag.Status.ON_CALL
+        assert rig.acd.agent_state("1001").call_id == "talk-1"
+        assert rig.acd.agent_state("1003").reason == "lunch"
+        assert rig.acd.call_state("held-1") == "waiting"
+        assert rig.acd.call_state("talk-1") == "connected"
+        # The half-offered leg was hung up; 1002 (billing) is available again.
+        await rig.settle()
+        assert any(a["Channel"] == "PJSIP/agent1002-9" for a in ami.actions("Hangup"))
+        assert rig.acd.agent_state("1002").status is ag.Status.AVAILABLE
+        # The bridged call ends normally: the agent wraps up.
+        await rig.hangup("PJSIP/agent1001-9", "ccleg-x")
+        assert rig.acd.agent_state("1001").status is ag.Status.WRAP_UP
+        # The held caller keeps its first arrival: it is first in line in support.
+        await rig.acd.resume("1003")
+        await rig.settle()
+        o = ami.last_originate()
+        assert o["Channel"] == "PJSIP/agent1003" and f"{names.VAR_CALL_ID}=held-1" in o["Variable"]
+
+
+# ------------------------------------------------------------------------------------ feature codes
+class FakeSession:
+    """A FastAGI session: replies GET DATA from ``digits`` in turn, records every command."""
+
+    def __init__(self, env: dict[str, str], digits: list[str] | None = None) -> None:
+        self.env = env
+        self.digits = list(digits or [])
+        self.commands: list[tuple[str, tuple[str | int, ...]]] = []
+
+    async def command(self, command: str, *args: str | int, timeout: float) -> Any:
+        from callcenter.asterisk.agi import AGIReply
+
+        assert timeout > 0
+        self.commands.append((command, args))
+        if command == "GET DATA":
+            return AGIReply.ok(self.digits.pop(0) if self.digits else "")
+        return AGIReply.ok(0)
+
+    def played(self) -> list[str]:
+        return [str(a[0]).rsplit("/", 1)[-1] for c, a in self.commands if c == "STREAM FILE"]
+
+
+def pin_of(rig: Rig, agent_id: str) -> str:
+    return rig.acd.config.agents[agent_id].pin.value
+
+
+def phone(agent_endpoint: str, feature: str, dialled: str) -> dict[str, str]:
+    return {"agi_channel": f"PJSIP/{agent_endpoint}-0000002a", "agi_arg_1": feature, "agi_extension": dialled}
+
+
+async def test_feature_codes_login_pause_unpause_logout(rig: Rig) -> None:
+    from callcenter.acd.features import AgentFeatures
+
+    features = AgentFeatures(rig.acd)
+    pin = rig.acd.config.agents["1001"].pin.value
+    s = FakeSession(phone("agent1001", "agent_login", "*11"), ["9999", pin])
+    await features.handle(s)
+    assert s.played() == ["pin-invalid", "agent-logged-in"]
+    assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+    lunch = rig.acd.config.pause_reasons["lunch"]
+    s = FakeSession(phone("agent1001", "agent_pause", "*13" + lunch.digits))
+    await features.handle(s)
+    st = rig.acd.agent_state("1001")
+    assert (st.status, st.reason, s.played()) == (ag.Status.PAUSED, "lunch", ["agent-paused"])
+    await features.handle(FakeSession(phone("agent1001", "agent_unpause", "*14")))
+    assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+    await features.handle(FakeSession(phone("agent1001", "agent_logout", "*12")))
+    assert rig.acd.agent_state("1001").status is ag.Status.LOGGED_OUT
+
+
+async def test_feature_login_from_another_phone_asks_the_id_and_locks_out(rig: Rig) -> None:
+    from callcenter.acd.features import AgentFeatures
+
+    features = AgentFeatures(rig.acd)
+    env = {"agi_channel": "PJSIP/lobby-00000001", "agi_arg_1": "agent_login", "agi_extension": "*11"}
+    s = FakeSession(env, ["1002", "1", "2", "3"])
+    await features.handle(s)
+    assert s.played() == ["pin-invalid"] * 3
+    s = FakeSession(env, ["1002", "4", "5", pin_of(rig, "1002")])
+    await features.handle(s)
+    assert s.played() == ["pin-invalid", "pin-invalid", "locked-out"]  # 5 wrong: even the right PIN waits
+    assert rig.acd.agent_state("1002").status is ag.Status.LOGGED_OUT
+    s = FakeSession(env, ["7777"])
+    await features.handle(s)
+    assert s.played() == ["invalid-option"]
+
+
+async def test_feature_pci_on_the_agents_call(rig: Rig) -> None:
+    from callcenter.acd.features import AgentFeatures
+
+    features = AgentFeatures(rig.acd)
+    await rig.acd.login("1001")
+    caller = await rig.call("call-f", "sales")
+    await rig.answer(caller)
+    s = FakeSession(phone("agent1001", "pci_pause", "*15"))
+    await features.handle(s)
+    assert s.played() == ["pci-paused"]
+    s = FakeSession(phone("agent1001", "pci_resume", "*16"))
+    await features.handle(s)
+    assert s.played() == ["pci-resumed"]
+    assert [a["State"] for a in rig.ami.actions(names.ACTION_MIXMONITOR_MUTE)] == ["1", "0"]
+
+
+async def test_a_link_gap_is_reconciled_with_the_pbx(rig: Rig) -> None:
+    await rig.acd.login("1001")
+    talking = await rig.call("call-g1", "sales")
+    leg, agent_chan = await rig.answer(caller=talking)
+    holding = await rig.call("call-g2", "support")
+    kept = await rig.call("call-g3", "support")
+    # The link drops; meanwhile the talking call ended and the first holder hung up.
+    rig.ami.status = [status(kept, "u-kept")]
+    rig.ami.gap()
+    await rig.settle()
+    assert rig.acd.call_state("call-g1") is None and rig.acd.call_state("call-g2") is None
+    assert rig.acd.call_state("call-g3") == "waiting"
+    assert rig.acd.agent_state("1001").status is ag.Status.WRAP_UP
+    assert rig.sink.disposition("call-g2") is Disposition.ABANDONED_QUEUE
+    assert holding != kept
+
+
+async def test_reload_applies_new_queue_rules_to_waiting_calls(rig: Rig) -> None:
+    import dataclasses
+
+    from callcenter.config.model import Relaxation
+
+    await rig.acd.login("1006")  # sales 3; the sales queue asks 5 (3 only after 30 s)
+    await rig.call("call-r", "sales")
+    await rig.advance(2)
+    assert rig.ami.actions("Originate") == []
+    cfg = rig.acd.config
+    sales = dataclasses.replace(cfg.queues["sales"], relaxation=(Relaxation(1.0, min_level=3),))
+    rig.acd.reload(dataclasses.replace(cfg, queues={**cfg.queues, "sales": sales}))
+    await rig.settle()
+    assert rig.ami.last_originate()["Channel"] == "PJSIP/agent1006"
+
+
+async def test_caller_input_never_reaches_the_originate_raw(rig: Rig) -> None:
+    await rig.acd.login("1001")
+    await rig.acd.enqueue(
+        QueuedCall("call-h", "PJSIP/carrier-0000beef", "sales", caller_number='"x" <1\r\nAction: Hangup>')
+    )
+    await rig.settle()
+    o = rig.ami.last_originate()
+    assert o["CallerID"] == '"Sales" <1>'
+    assert rig.acd.agent_state("1001").status is ag.Status.RINGING
+
+
+# ------------------------------------------------------------------------------------ ring-all
+def ring_all(config: Config, *queues: str) -> Config:
+    import dataclasses
+
+    from callcenter.config.model import Strategy
+
+    qs = {q: dataclasses.replace(config.queues[q], strategy=Strategy.RING_ALL) for q in queues}
+    return dataclasses.replace(config, queues={**config.queues, **qs})
+
+
+def ring_legs(ami: FakeAMI, since: int = 0) -> dict[str, str]:
+    """agent id -> leg id of the Originates sent after the first ``since``."""
+    return {
+        o["Channel"].removeprefix("PJSIP/agent"): o["ChannelId"] for o in ami.actions("Originate")[since:]
+    }
+
+
+async def test_ring_all_rings_every_eligible_agent_and_the_first_answer_wins(
+    config: Config, tmp_path: Path
+) -> None:
+    async with make_rig(ring_all(config, "sales"), tmp_path) as rig:
+        for a in ("1001", "1002", "1006"):  # sales 9, 6, 3: the queue asks 5
+            await rig.acd.login(a)
+        caller = await rig.call("call-ra", "sales")
+        legs = ring_legs(rig.ami)
+        assert set(legs) == {"1001", "1002"}
+        origs = rig.ami.actions("Originate")
+        assert {o["Context"] for o in origs} == {names.CTX_HOLD}  # none Bridge()s by itself
+        files = {v for o in origs for v in o["Variable"].split("|") if v.startswith(names.VAR_RECORDING_FILE)}
+        assert len(files) == 1  # one planned file, for whoever wins
+        assert rig.acd.agent_state("1006").status is ag.Status.AVAILABLE
+        chans = {}
+        for a, leg in legs.items():
+            chans[a] = f"PJSIP/agent{a}-0000000{a[-1]}"
+            rig.ami.emit("Newchannel", Channel=chans[a], Uniqueid=leg, ChannelState="0")
+        await rig.settle()
+        assert all(rig.acd.agent_state(a).status is ag.Status.RINGING for a in legs)
+
+        rig.ami.emit(
+            "OriginateResponse", Response="Success", Channel=chans["1002"], Uniqueid=legs["1002"], Reason="4"
+        )
+        await rig.settle()
+        r = rig.ami.actions("Redirect")[-1]
+        assert (r["Channel"], r["Context"]) == (chans["1002"], names.CTX_AGENT_LEG)
+        assert rig.ami.actions("Hangup")[-1]["Channel"] == chans["1001"]
+        assert rig.acd.agent_state("1002").status is ag.Status.ON_CALL
+        assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+        # The loser answered too, a moment late: its leg is hung up, it is no RONA.
+        rig.ami.emit(
+            "OriginateResponse", Response="Success", Channel=chans["1001"], Uniqueid=legs["1001"], Reason="4"
+        )
+        await rig.hangup(chans["1001"], legs["1001"])
+        st = rig.acd.agent_state("1001")
+        assert (st.status, st.missed) == (ag.Status.AVAILABLE, 0)
+        assert "rona" not in rig.sink.events("call-ra")
+        assert rig.sink.agent_states("1001") == ["available", "reserved", "ringing", "available"]
+        rig.ami.emit("BridgeEnter", BridgeUniqueid="b1", Channel=chans["1002"], Uniqueid=legs["1002"])
+        rig.ami.emit("BridgeEnter", BridgeUniqueid="b1", Channel=caller, Uniqueid="caller")
+        await rig.settle()
+        (rec,) = rig.sink.of(RecordingRecord)
+        assert files == {f"{names.VAR_RECORDING_FILE}={rig.tmp / 'rec' / rec.path}"}
+        assert rig.sink.events("call-ra").count("answer") == 1
+        # A second call rings 1001 alone now (1002 talks): a plain offer straight to the bridge.
+        await rig.call("call-rb", "sales")
+        o = rig.ami.last_originate()
+        assert (o["Channel"], o["Context"]) == ("PJSIP/agent1001", names.CTX_AGENT_LEG)
+
+
+async def test_ring_all_when_every_leg_fails_the_call_waits_for_others(
+    config: Config, tmp_path: Path
+) -> None:
+    async with make_rig(ring_all(config, "sales"), tmp_path) as rig:
+        for a in ("1001", "1002", "1006"):
+            await rig.acd.login(a)
+        await rig.call("call-rc", "sales")
+        legs = ring_legs(rig.ami)
+        rig.ami.emit("OriginateResponse", Response="Failure", Uniqueid=legs["1001"], Reason="5")  # busy
+        await rig.settle()
+        assert rig.acd.call_state("call-rc") == "offered"  # 1002 still rings
+        assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE  # sales: paused after 2 misses
+        await rig.advance(15 + 10)  # 1002 rings out (ring timeout + guard)
+        assert rig.acd.call_state("call-rc") == "waiting"
+        ronas = [e.agent_id for e in rig.sink.of(CallEvent) if str(e.kind) == "rona"]
+        assert sorted(ronas) == ["1001", "1002"]  # each missed it
+        assert len(rig.ami.actions("Originate")) == 2  # never rung again for this call by them
+        await rig.advance(5)  # 30 s: sales relaxes to level 3, 1006 qualifies
+        o = rig.ami.last_originate()
+        assert (o["Channel"], o["Context"]) == ("PJSIP/agent1006", names.CTX_AGENT_LEG)
+
+
+async def test_ring_all_caller_abandon_or_logout_leaves_nobody_reserved(
+    config: Config, tmp_path: Path
+) -> None:
+    async with make_rig(ring_all(config, "general"), tmp_path) as rig:
+        agents = ("1001", "1002", "1003", "1004")
+        for a in agents:
+            await rig.acd.login(a)
+        caller = await rig.call("call-rd", "general")
+        legs = ring_legs(rig.ami)
+        assert set(legs) == set(agents)
+        await rig.acd.logout("1003")  # leaves while ringing: its leg goes, the others ring on
+        assert rig.acd.call_state("call-rd") == "offered"
+        assert rig.acd.agent_state("1003").status is ag.Status.LOGGED_OUT
+        await rig.hangup(caller)
+        assert rig.sink.disposition("call-rd") is Disposition.ABANDONED_QUEUE
+        for a in ("1001", "1002", "1004"):
+            assert rig.acd.agent_state(a).status is ag.Status.AVAILABLE, a
+            assert rig.acd.router.is_available(a)
+        # Late answers of the cancelled legs change nothing.
+        for a, leg in legs.items():
+            rig.ami.emit(
+                "OriginateResponse", Response="Success", Channel=f"PJSIP/agent{a}-1", Uniqueid=leg, Reason="4"
+            )
+        await rig.settle()
+        assert [rig.acd.agent_state(a).status for a in agents] == [
+            ag.Status.AVAILABLE, ag.Status.AVAILABLE, ag.Status.LOGGED_OUT, ag.Status.AVAILABLE
+        ]  # fmt: skip
+
+
+RING_KINDS = ["call", "call", "newchannel", "answer", "answer", "answer", "fail", "fail", "talk_end"]
+RING_KINDS += ["talk_end", "abandon", "logout", "login", "login", "pause", "time"]
+RING_OPS = st.lists(st.tuples(st.sampled_from(RING_KINDS), st.integers(0, 7)), min_size=15, max_size=60)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=RING_OPS)
+async def test_ring_all_property_nobody_is_ever_stuck_reserved(
+    config: Config, tmp_path: Path, ops: list[tuple[str, int]]
+) -> None:
+    """Random traffic on a ring-all queue of four: answers (first wins), failures, agents
+    hanging up, callers abandoning, agents leaving or pausing mid-offer, ring timeouts. After every
+    step an agent reserved or ringing has a live offer for its call and a call has at most one agent
+    on it; once the PBX is drained and time passes, nobody is reserved or ringing, and no agent
+    was charged a RONA for a leg that another agent's answer cancelled."""
+    agents = ("1001", "1002", "1003", "1004")
+    async with make_rig(ring_all(config, "general"), tmp_path) as rig:
+        pbx = RingPBX(rig)
+        for a in agents:
+            await rig.acd.login(a)
+        for kind, i in ops:
+            await pbx.step(kind, i, agents)
+            pbx.check(agents)
+        await pbx.drain()
+        await rig.advance(100)
+        pbx.check(agents)
+        stuck = [
+            a for a in agents if rig.acd.agent_state(a).status in (ag.Status.RESERVED, ag.Status.RINGING)
+        ]
+        assert not stuck
+        assert all(leg.settled for leg in rig.acd._legs.values())
+        ronas = {(e.call_id, e.agent_id) for e in rig.sink.of(CallEvent) if str(e.kind) == "rona"}
+        assert ronas <= pbx.missed, "a RONA for a leg the agent never missed"
+
+
+class RingPBX:
+    """Plays the PBX for the ring-all property: channels for the ACD's Originates, its Hangup
+    actions obeyed (Hangup events), and the test's random moves."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.rig = rig
+        self.seen = 0  # Originates and Hangups handled so far
+        self.hung = 0
+        self.legs: dict[str, dict[str, Any]] = {}  # leg id -> agent, call, channel, state
+        self.callers: dict[str, str] = {}  # call id -> channel (live)
+        self.n = 0
+        self.missed: set[tuple[str, str]] = set()  # (call, agent) whose leg failed or rang out
+
+    def _sync(self) -> None:
+        for o in self.rig.ami.actions("Originate")[self.seen :]:
+            call = next(
+                v.split("=", 1)[1] for v in o["Variable"].split("|") if v.startswith(names.VAR_CALL_ID)
+            )
+            agent = o["Channel"].removeprefix("PJSIP/agent")
+            self.legs[o["ChannelId"]] = {"agent": agent, "call": call, "channel": None, "state": "dialing"}
+        self.seen = len(self.rig.ami.actions("Originate"))
+
+    async def _obey_hangups(self) -> None:
+        while True:
+            self._sync()
+            hangups = self.rig.ami.actions("Hangup")[self.hung :]
+            self.hung += len(hangups)
+            if not hangups:
+                return
+            for h in hangups:
+                for leg_id, leg in self.legs.items():
+                    if leg["channel"] == h["Channel"] and leg["state"] != "gone":
+                        if leg["state"] == "ringing":
+                            self.rig.ami.emit(
+                                "OriginateResponse", Response="Failure", Uniqueid=leg_id, Reason="1"
+                            )
+                        await self._leg_gone(leg_id, "16")
+                for call, chan in list(self.callers.items()):
+                    if chan == h["Channel"]:
+                        del self.callers[call]
+                        await self.rig.hangup(chan)
+            await self.rig.settle()
+
+    def _newchannel(self, leg_id: str) -> dict[str, Any]:
+        leg = self.legs[leg_id]
+        if leg["state"] == "dialing":
+            leg["channel"], leg["state"] = f"PJSIP/agent{leg['agent']}-{leg_id[-8:]}", "ringing"
+            self.rig.ami.emit("Newchannel", Channel=leg["channel"], Uniqueid=leg_id, ChannelState="0")
+        return leg
+
+    async def _leg_gone(self, leg_id: str, cause: str) -> None:
+        leg = self.legs[leg_id]
+        leg["state"] = "gone"
+        await self.rig.hangup(leg["channel"], leg_id, cause=cause)
+
+    def _pick(self, state: str, i: int) -> str | None:
+        ids = sorted(k for k, v in self.legs.items() if v["state"] == state)
+        return ids[i % len(ids)] if ids else None
+
+    async def step(self, kind: str, i: int, agents: tuple[str, ...]) -> None:
+        rig = self.rig
+        self._sync()
+        if kind == "call":
+            self.n += 1
+            call = f"rp-{self.n}"
+            self.callers[call] = await rig.call(call, "general")
+        elif kind == "newchannel" and (leg_id := self._pick("dialing", i)):
+            self._newchannel(leg_id)
+        elif kind == "answer" and (leg_id := self._pick("ringing", i) or self._pick("dialing", i)):
+            leg = self._newchannel(leg_id)
+            leg["state"] = "up"
+            rig.ami.emit(
+                "OriginateResponse", Response="Success", Channel=leg["channel"], Uniqueid=leg_id, Reason="4"
+            )
+        elif kind == "fail" and (leg_id := self._pick("ringing", i) or self._pick("dialing", i)):
+            self._newchannel(leg_id)
+            self.missed.add((self.legs[leg_id]["call"], self.legs[leg_id]["agent"]))
+            rig.ami.emit("OriginateResponse", Response="Failure", Uniqueid=leg_id, Reason="3")
+            await self._leg_gone(leg_id, "19")
+        elif kind == "talk_end" and (leg_id := self._pick("up", i)):
+            await self._leg_gone(leg_id, "16")
+        elif kind == "abandon" and self.callers:
+            call = sorted(self.callers)[i % len(self.callers)]
+            await rig.hangup(self.callers.pop(call))
+        elif kind in ("logout", "login", "pause"):
+            agent = agents[i % len(agents)]
+            with contextlib.suppress(DomainError, AgentStateError):
+                if kind == "logout":
+                    await rig.acd.logout(agent)
+                elif kind == "login":
+                    await rig.acd.login(agent)
+                else:
+                    await rig.acd.pause(agent, "lunch")
+        elif kind == "time":
+            # Ring timeouts (15 s + the 10 s guard) count as misses of the legs still ringing.
+            if i >= 4:
+                for leg in self.legs.values():
+                    if leg["state"] in ("dialing", "ringing"):
+                        self.missed.add((leg["call"], leg["agent"]))
+            await rig.advance(30.0 if i >= 4 else 5.0)
+        await rig.settle()
+        await self._obey_hangups()
+
+    async def drain(self) -> None:
+        """Every caller hangs up, every leg ends."""
+        for call in sorted(self.callers):
+            await self.rig.hangup(self.callers.pop(call))
+        await self._obey_hangups()
+        self._sync()
+        for leg_id, leg in sorted(self.legs.items()):
+            if leg["state"] != "gone":
+                if leg["state"] != "up":
+                    self.rig.ami.emit("OriginateResponse", Response="Failure", Uniqueid=leg_id, Reason="1")
+                if leg["channel"] is not None:
+                    await self._leg_gone(leg_id, "16")
+        await self.rig.advance(30.0)  # ring guards of legs that never became channels
+        await self._obey_hangups()
+
+    def check(self, agents: tuple[str, ...]) -> None:
+        acd = self.rig.acd
+        on_call: dict[str, str] = {}
+        for a in agents:
+            st = acd.agent_state(a)
+            if st.status in (ag.Status.RESERVED, ag.Status.RINGING):
+                live = [
+                    leg
+                    for leg in acd._legs.values()
+                    if leg.agent_id == a and leg.call_id == st.call_id and not leg.settled
+                ]
+                assert live and acd.call_state(st.call_id or "") == "offered", (a, st)
+            if st.status is ag.Status.ON_CALL:
+                assert st.call_id not in on_call, "a call with two agents on it"
+                on_call[st.call_id or ""] = a
+
+
+def test_every_configurable_strategy_reaches_the_router(tmp_path: Path) -> None:
+    import shutil
+
+    from callcenter.acd.routing import STRATEGIES
+    from callcenter.acd.service import policy_from_config
+    from callcenter.config.model import Strategy
+
+    assert {str(s) for s in Strategy} == set(STRATEGIES)
+    shutil.copytree(REPO / "dialplans", tmp_path / "d")
+    acd_yaml = tmp_path / "d" / "acd.yaml"
+    text = acd_yaml.read_text()
+    assert "strategy: best_skill" in text
+    acd_yaml.write_text(text.replace("strategy: best_skill", "strategy: least_talk_time", 1))
+    sales = load_config(tmp_path / "d").queues["sales"]
+    assert sales.strategy is Strategy.LEAST_TALK_TIME
+    assert policy_from_config(sales).strategy == "least_talk_time"
+    for s in Strategy:
+        import dataclasses
+
+        assert policy_from_config(dataclasses.replace(sales, strategy=s)).strategy == str(s)
+
+
+async def test_restart_hangs_up_every_leg_of_a_ring_all_offer(config: Config, tmp_path: Path) -> None:
+    ami = FakeAMI()
+    ami.status = [
+        status("PJSIP/carrier-7", "u7", seconds=5, CC_CALL_ID="ring-1", CC_QUEUE="general"),
+        status("PJSIP/agent1001-7", "ccleg-a", CC_CALL_ID="ring-1", CC_AGENT_ID="1001", CC_QUEUE="general"),
+        status("PJSIP/agent1002-7", "ccleg-b", CC_CALL_ID="ring-1", CC_AGENT_ID="1002", CC_QUEUE="general"),
+    ]
+    store = MemoryStore(StoredState(agents={"1001": ("ringing", "ringing"), "1002": ("reserved", "offer")}))
+    async with make_rig(ring_all(config, "general"), tmp_path, store=store, ami=ami) as rig:
+        await rig.settle()
+        hung = {a["Channel"] for a in ami.actions("Hangup")}
+        assert {"PJSIP/agent1001-7", "PJSIP/agent1002-7"} <= hung  # half-offered legs: both gone
+        # The caller is back in line and rings both agents again, as one ring-all offer.
+        assert {o["Channel"] for o in ami.actions("Originate")} == {"PJSIP/agent1001", "PJSIP/agent1002"}
+        assert all(rig.acd.agent_state(a).status is ag.Status.RINGING for a in ("1001", "1002"))

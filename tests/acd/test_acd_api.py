@@ -1,0 +1,77 @@
+"""``callcenter agent ...`` against the ACD's HTTP routes on a real loopback server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from callcenter.acd import agents as ag
+from callcenter.acd.http import register_routes
+from callcenter.cli import main
+from callcenter.config.load import load_config
+from callcenter.config.model import Config
+from callcenter.web.http import HTTPServer, Router
+from tests.acd.test_acd import REPO, make_rig
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return load_config(REPO / "dialplans")
+
+
+async def test_agent_commands_drive_the_running_acd(config: Config, tmp_path: Path) -> None:
+    async with make_rig(config, tmp_path) as rig:
+        router = Router()
+        register_routes(router, rig.acd)
+        server = HTTPServer(router, host="127.0.0.1", port=0)
+        await server.start()
+        api = ["agent", "--api", f"http://127.0.0.1:{server.port}", "--timeout", "5"]
+
+        out: list[str] = []
+        err: list[str] = []
+
+        async def cli(*args: str) -> int:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "callcenter",
+                *api,
+                *args,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            o, e = await asyncio.wait_for(proc.communicate(), 30)
+            out.append(o.decode())
+            err.append(e.decode())
+            assert proc.returncode is not None
+            return proc.returncode
+
+        try:
+            assert await cli("login", "1001", "--paused", "training") == 0
+            assert "agent 1001: paused (training)" in out[-1]
+            assert rig.acd.agent_state("1001").status is ag.Status.PAUSED
+            assert await cli("resume", "1001") == 0
+            assert await cli("pause", "1001", "lunch") == 0
+            assert rig.acd.agent_state("1001").reason == "lunch"
+            assert await cli("pause", "1001", "nap") == 1
+            assert "unknown pause reason" in err[-1]
+            assert await cli("login", "1001") == 1  # already logged in: a stable code, exit 1
+            assert await cli("status", "--format", "json") == 0
+            snap = json.loads(out[-1])
+            assert snap["agents"]["1001"]["status"] == "paused"
+            assert await cli("status") == 0
+            assert "1001" in out[-1]
+            assert await cli("logout", "1001") == 0
+            assert rig.acd.agent_state("1001").status is ag.Status.LOGGED_OUT
+        finally:
+            await server.close()
+
+
+def test_agent_command_without_a_controller_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    # Port 9 on loopback: nothing listens there in the test environment.
+    assert main(["agent", "--api", "http://127.0.0.1:9", "--timeout", "2", "resume", "1001"]) == 1
+    assert "cannot reach the controller" in capsys.readouterr().err

@@ -1,0 +1,382 @@
+"""End to end: the ACD drives the simulated PBX over a real AMI link (TCP, loopback).
+
+The center is the example's queues with 20 agents; Asterisk's configuration is rendered from it
+and the simulator runs that dialplan (cc-hold, cc-agent-leg with MixMonitor and Bridge, cc-transfer)
+with simulated agent phones. Time runs 10x (ScaledClock) for both sides. Nothing sleeps to
+synchronise: tests wait on the call-log records the ACD emits (every state change emits one).
+
+Robust on a loaded machine: the accelerated clock keeps running while the event loop is starved,
+so every outcome a test relies on has a wide margin in real time. Answering phones answer after
+2 s (sim) and their own wrap-up never delays an answer; queues ring for 300 s (sim, 30 s real)
+before a RONA, so an answer never loses to the ring timeout when the loop stalls (both timers fall
+due in one loop pass and the timeout wins); the RONA phones reject at once (the ring-out path has
+its own test with one phone); a call a test acts on talks until the test hangs it up; waits are on
+records (what happened), not on a state that may already have moved on; deadlines are generous."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callcenter.acd import agents as ag
+from callcenter.acd.recorder import Recorder
+from callcenter.acd.service import ACD, QueuedCall
+from callcenter.asterisk import names
+from callcenter.asterisk.ami_client import AMIClient
+from callcenter.clock import ScaledClock
+from callcenter.config import model as cm
+from callcenter.config.load import load_config
+from callcenter.config.render import render, write_files
+from callcenter.reporting.records import (
+    AgentStateChange,
+    CallEvent,
+    CallRecord,
+    Disposition,
+    LogRecord,
+    RecordingRecord,
+)
+from callcenter.sim.people import AgentProfile, Dist, Scenario
+from callcenter.sim.server import SimulatedPBX
+from callcenter.store.acd import PgACDStore
+from callcenter.store.writer import CallLogWriter
+
+REPO = Path(__file__).resolve().parents[2]
+SPEED = 10.0
+CREDS = ("acd-test", "acd-secret")
+RONA_AGENTS = {"2007", "2013"}  # their phones reject every call (a RONA, cause "rejected")
+RING_TIMEOUT = 300.0  # sim seconds: 30 s real before an unanswered phone counts as RONA
+DEADLINE = 90.0  # real seconds for any one condition; never reached unless something is broken
+pytestmark = pytest.mark.timeout(300)
+
+
+def center(tmp: Path, ring_timeout: float = RING_TIMEOUT) -> cm.Config:
+    """The example center with 20 agents: 8 sales, 6 billing, 6 support (some also general);
+    every queue rings an agent for ``ring_timeout`` seconds."""
+    base = load_config(REPO / "dialplans")
+    agents = {}
+    for i in range(20):
+        aid = f"{2001 + i}"
+        if i < 8:
+            skills = {"sales": 5 + i % 5, "general": 3}
+        elif i < 14:
+            skills = {"billing": 4 + i % 6}
+        else:
+            skills = {"support": 3 + i % 7, "general": 2}
+        agents[aid] = cm.Agent(aid, f"Agent {aid}", f"agent{aid}", f"3{aid}", skills, cm.Secret("2468"))
+    recording = dataclasses.replace(base.recording, directory=str(tmp / "recordings"))
+    queues = {k: dataclasses.replace(q, ring_timeout=ring_timeout) for k, q in base.queues.items()}
+    return dataclasses.replace(base, agents=agents, recording=recording, queues=queues)
+
+
+@dataclass
+class Tee:
+    """Keeps every record, forwards it to the writer (if any) and wakes waiters."""
+
+    writer: CallLogWriter | None = None
+    records: list[Any] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def submit(self, record: LogRecord) -> None:
+        self.records.append(record)
+        if self.writer is not None:
+            self.writer.submit(record)
+        self.changed.set()
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = DEADLINE) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self.changed.clear()
+                await self.changed.wait()
+
+    def of(self, kind: type) -> list[Any]:
+        return [r for r in self.records if isinstance(r, kind)]
+
+    def ended(self, call_id: str) -> bool:
+        return any(r.call_id == call_id and r.ended_at is not None for r in self.of(CallRecord))
+
+    def went(self, agent_id: str, state: str) -> int:
+        """How many times ``agent_id`` entered ``state`` so far (a record, not the current state)."""
+        return sum(1 for r in self.of(AgentStateChange) if r.agent_id == agent_id and r.state == state)
+
+
+@dataclass
+class Center:
+    config: cm.Config
+    sim: SimulatedPBX
+    clock: ScaledClock
+    tee: Tee
+    tmp: Path
+    acd: ACD | None = None
+    ami: AMIClient | None = None
+    task: asyncio.Task[None] | None = None
+    serial: int = 0
+
+    async def start_acd(self, store: Any = None) -> ACD:
+        self.ami = AMIClient(
+            port=self.sim.ami_port,
+            username=CREDS[0],
+            secret=CREDS[1],
+            clock=self.clock,
+            connect_timeout=DEADLINE,
+            login_timeout=DEADLINE,
+            ping_timeout=DEADLINE,  # a starved loop answers late; a dead link is not what we test
+        )
+        await self.ami.connect()
+        rec = Recorder.from_config(self.ami, self.tee, self.clock, self.config.recording)
+        self.acd = ACD(
+            self.config,
+            self.ami,
+            self.tee,
+            self.clock,
+            recorder=rec,
+            store=store,
+            action_timeout=DEADLINE / 3,
+        )
+        self.task = asyncio.create_task(self.acd.run())
+        await asyncio.wait_for(self.acd.ready.wait(), DEADLINE)
+        return self.acd
+
+    async def stop_acd(self) -> None:
+        assert self.task is not None and self.ami is not None
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.ami.close()
+
+    async def call(self, queue: str, **kw: Any) -> tuple[str, Any]:
+        """A caller already holding in cc-hold (as the IVR leaves it), handed to the ACD."""
+        assert self.acd is not None
+        self.serial += 1
+        chan = self.sim.pbx.inbound_call("s", caller_num=f"+1555000{self.serial:04d}", context=names.CTX_HOLD)
+        call_id = f"e2e-{self.serial}"
+        await self.acd.enqueue(
+            QueuedCall(call_id, chan.name, queue, uniqueid=chan.uniqueid, redirect_to_hold=False, **kw)
+        )
+        return call_id, chan
+
+    def state(self, agent_id: str) -> ag.Status:
+        assert self.acd is not None
+        return self.acd.agent_state(agent_id).status
+
+
+@pytest.fixture
+async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Center]:
+    param = getattr(request, "param", {})
+    long_talk = param.get("long_talk", False)
+    silent = param.get("silent", set())  # phones that ring and nobody answers
+    config = center(tmp_path, param.get("ring_timeout", RING_TIMEOUT))
+    if param.get("ring_all"):
+        queues = {
+            q: dataclasses.replace(config.queues[q], strategy=cm.Strategy.RING_ALL) for q in param["ring_all"]
+        }
+        config = dataclasses.replace(config, queues={**config.queues, **queues})
+    write_files(render(config), tmp_path / "asterisk")
+    clock = ScaledClock(SPEED)
+    phones = tuple(
+        AgentProfile(
+            a.endpoint,
+            answer_delay=Dist("fixed", 2.0),
+            no_answer_probability=1.0 if a.id in silent else 0.0,
+            reject_probability=1.0 if a.id in RONA_AGENTS and a.id not in silent else 0.0,
+            talk=Dist("fixed", 3600.0) if long_talk else Dist("uniform", 10.0, 20.0),
+            wrapup=Dist("fixed", 0.0),  # the ACD owns wrap-up; the phone answers its next call at once
+            agent_hangs_up=1.0,
+        )
+        for a in config.agents.values()
+    )
+    sim = SimulatedPBX(
+        tmp_path / "asterisk",
+        clock=clock,
+        ami_user=CREDS[0],
+        ami_secret=CREDS[1],
+        recordings_dir=tmp_path / "recordings",
+        scenario=Scenario("acd-e2e", agents=phones),
+        seed=7,
+    )
+    await sim.start()
+    c = Center(config, sim, clock, Tee(), tmp_path)
+    try:
+        yield c
+    finally:
+        if c.task is not None and not c.task.done():
+            await c.stop_acd()
+        await sim.close()
+
+
+async def test_traffic_on_three_queues_with_rona_and_recordings(world: Center) -> None:
+    acd = await world.start_acd()
+    for agent_id in world.config.agents:
+        await acd.login(agent_id)
+    calls = []
+    for i in range(30):
+        queue = ("sales", "billing", "support")[i % 3]
+        call_id, _chan = await world.call(queue)
+        calls.append((call_id, queue))
+    await world.tee.until(lambda: all(world.tee.ended(c) for c, _ in calls))
+
+    answers = [e for e in world.tee.of(CallEvent) if str(e.kind) == "answer"]
+    assert sorted(e.call_id for e in answers) == sorted(c for c, _ in calls), "each call answered once"
+    # No agent ever held two calls: its on_call / wrap_up alternate.
+    for agent_id in world.config.agents:
+        states = [r.state for r in world.tee.of(AgentStateChange) if r.agent_id == agent_id]
+        on_call = [i for i, s in enumerate(states) if s == "on_call"]
+        for a, b in zip(on_call, on_call[1:], strict=False):
+            assert "wrap_up" in states[a:b], (agent_id, states)
+    # The phones that reject: RONA, then the queue's rule (sales: pause "missed" after 2;
+    # billing: not_ready after 1); the calls went to other agents. Nobody else missed a call.
+    ronas = [e for e in world.tee.of(CallEvent) if str(e.kind) == "rona"]
+    assert {e.agent_id for e in ronas} == RONA_AGENTS
+    assert world.state("2007") in (ag.Status.PAUSED, ag.Status.AVAILABLE)
+    assert world.state("2013") is ag.Status.NOT_READY
+    assert not [a for a in world.config.agents if world.state(a) in (ag.Status.RESERVED, ag.Status.RINGING)]
+    # Recordings: sales and billing record always (files written by MixMonitor); support is
+    # on demand.
+    recs = {r.call_id: r for r in world.tee.of(RecordingRecord) if r.path}
+    for call_id, queue in calls:
+        if queue == "support":
+            assert call_id not in recs
+        else:
+            f = world.tmp / "recordings" / recs[call_id].path
+            assert f.is_file() and f.stat().st_size > 44, f
+
+
+@pytest.mark.parametrize("world", [{"silent": {"2013"}}], indirect=True)
+async def test_abandon_while_ringing_hangs_up_the_agent_leg(world: Center) -> None:
+    acd = await world.start_acd()
+    await acd.login("2013")  # billing; rings (300 s) and nobody answers
+    ringing = asyncio.Event()
+    assert world.ami is not None
+    world.ami.subscribe(
+        "Newstate",
+        lambda m: ringing.set() if (m.get("Channel") or "").startswith("PJSIP/agent2013") else None,
+    )
+    call_id, chan = await world.call("billing")
+    await asyncio.wait_for(ringing.wait(), DEADLINE)
+    assert world.state("2013") is ag.Status.RINGING
+    leg_channels = [c for c in world.sim.pbx.channels.values() if c.name.startswith("PJSIP/agent2013")]
+    assert leg_channels and not leg_channels[0].gone
+    world.sim.pbx.remote_hangup(chan)
+    await world.tee.until(lambda: world.tee.ended(call_id))
+    await asyncio.wait_for(acd.idle(), DEADLINE)  # the ACD's Hangup action has been answered
+    # The PBX was told to hang the ringing leg up (the simulator itself ends a ringing leg only
+    # at the ring timeout, 30 s real here; Asterisk cancels it at once).
+    assert all(c.soft or c.gone for c in leg_channels)
+    assert world.state("2013") is ag.Status.AVAILABLE
+    assert not [e for e in world.tee.of(CallEvent) if str(e.kind) == "rona"]
+    dispositions = [r.disposition for r in world.tee.of(CallRecord) if r.call_id == call_id and r.disposition]
+    assert dispositions == [Disposition.ABANDONED_QUEUE]
+
+
+@pytest.mark.parametrize("world", [{"silent": {"2013"}, "ring_timeout": 20.0}], indirect=True)
+async def test_a_phone_that_rings_out_is_a_rona_and_the_call_keeps_waiting(world: Center) -> None:
+    acd = await world.start_acd()
+    await acd.login("2013")  # billing (not_ready after 1 miss); its phone rings out after 20 s
+    call_id, chan = await world.call("billing")
+    await world.tee.until(lambda: world.tee.went("2013", "not_ready") == 1)
+    (rona,) = [e for e in world.tee.of(CallEvent) if str(e.kind) == "rona"]
+    assert (rona.call_id, rona.agent_id) == (call_id, "2013")
+    assert acd.call_state(call_id) == "waiting"  # back in line, not offered to 2013 again
+    assert world.state("2013") is ag.Status.NOT_READY
+    world.sim.pbx.remote_hangup(chan)
+    await world.tee.until(lambda: world.tee.ended(call_id))
+    dispositions = [r.disposition for r in world.tee.of(CallRecord) if r.call_id == call_id and r.disposition]
+    assert dispositions == [Disposition.ABANDONED_QUEUE]
+
+
+@pytest.mark.parametrize("world", [{"long_talk": True}], indirect=True)
+async def test_transfer_pause_and_resume(world: Center) -> None:
+    acd = await world.start_acd()
+    await acd.login("2001")  # sales
+    await acd.login("2009", paused_reason="break")  # billing, logged in paused (atomic)
+    call_id, chan = await world.call("sales", data={"account": "A-1"})
+    await world.tee.until(lambda: world.tee.went("2001", "on_call") == 1)  # talks until hung up
+    await acd.transfer_to_queue(call_id, "billing")
+    await world.tee.until(lambda: world.tee.went("2001", "wrap_up") == 1)
+    assert acd.call_state(call_id) == "waiting"
+    assert world.state("2009") is ag.Status.PAUSED  # never offered while paused
+    await acd.resume("2009")
+    await world.tee.until(lambda: world.tee.went("2009", "on_call") == 1)
+    world.sim.pbx.remote_hangup(chan)
+    await world.tee.until(lambda: world.tee.ended(call_id))
+    kinds = [str(e.kind) for e in world.tee.of(CallEvent) if e.call_id == call_id]
+    assert kinds.count("answer") == 2 and "transfer" in kinds
+    await world.tee.until(lambda: world.state("2001") is ag.Status.AVAILABLE)  # after its one wrap-up
+    assert world.tee.went("2001", "wrap_up") == 1
+
+
+@pytest.mark.parametrize("world", [{"long_talk": True}], indirect=True)
+async def test_restart_mid_call_keeps_bridged_calls_and_the_queue(world: Center, db_dsn: str) -> None:
+    writer = CallLogWriter(
+        db_dsn, spool_dir=world.tmp / "spool", clock=world.clock, batch_delay=0.05, fsync=False
+    )
+    writer_task = asyncio.create_task(writer.run())
+    world.tee.writer = writer
+    try:
+        acd = await world.start_acd(store=PgACDStore(db_dsn))
+        await acd.login("2001")  # sales
+        await acd.login("2015", paused_reason="lunch")  # support, paused
+        talking, talking_chan = await world.call("sales")
+        holding, _ = await world.call("support")
+        await world.tee.until(lambda: world.tee.went("2001", "on_call") == 1)  # talks until hung up
+        await writer.flush(timeout=DEADLINE)
+        await world.stop_acd()  # the controller dies mid-call
+
+        before = len(world.tee.records)
+        acd = await world.start_acd(store=PgACDStore(db_dsn))
+        assert acd.call_state(talking) == "connected"
+        assert world.state("2001") is ag.Status.ON_CALL
+        assert acd.call_state(holding) == "waiting"
+        st = acd.agent_state("2015")
+        assert (st.status, st.reason) == (ag.Status.PAUSED, "lunch")
+        await acd.resume("2015")
+        await world.tee.until(lambda: world.tee.went("2015", "on_call") == 1)
+        # The bridged call ends normally after the restart (the caller hangs up): the agent wraps up.
+        world.sim.pbx.remote_hangup(talking_chan)
+        await world.tee.until(lambda: world.tee.ended(talking))
+        await world.tee.until(lambda: world.tee.went("2001", "wrap_up") == 1)
+        assert len(world.tee.records) > before
+        await writer.flush(timeout=DEADLINE)
+    finally:
+        await writer.close(timeout=DEADLINE)
+        await writer_task
+
+
+@pytest.mark.parametrize("world", [{"ring_all": ["sales"]}], indirect=True)
+async def test_ring_all_team_first_answer_wins_nobody_stays_reserved(world: Center) -> None:
+    """Sales rings all its eight agents at once; every phone answers after exactly 2 s, so the
+    answers arrive together: one wins each call, the other legs are hung up without a RONA (only
+    2007, whose phone rejects, misses calls), each call is answered and recorded once."""
+    acd = await world.start_acd()
+    sales = [a for a in world.config.agents if "sales" in world.config.agents[a].skills]
+    assert len(sales) == 8
+    for agent_id in sales:
+        await acd.login(agent_id)
+    calls = [(await world.call("sales"))[0] for _ in range(5)]
+    await world.tee.until(lambda: all(world.tee.ended(c) for c in calls))
+    await world.tee.until(
+        lambda: all(world.tee.went(a, "wrap_up") == world.tee.went(a, "on_call") for a in sales)
+    )
+
+    rung = [e for e in world.tee.of(CallEvent) if str(e.kind) == "offer" and (e.detail or {}).get("ring_all")]
+    assert {e.agent_id for e in rung if e.call_id == calls[0]} == set(sales)  # the first rang everyone
+    answers = [e for e in world.tee.of(CallEvent) if str(e.kind) == "answer"]
+    assert sorted(e.call_id for e in answers) == sorted(calls), "each call answered once"
+    for agent_id in sales:
+        states = [r.state for r in world.tee.of(AgentStateChange) if r.agent_id == agent_id]
+        on_call = [i for i, s in enumerate(states) if s == "on_call"]
+        for a, b in zip(on_call, on_call[1:], strict=False):
+            assert "wrap_up" in states[a:b], (agent_id, states)
+    ronas = {e.agent_id for e in world.tee.of(CallEvent) if str(e.kind) == "rona"}
+    assert ronas <= {"2007"}, "an agent whose leg was cancelled was charged a RONA"
+    assert not [a for a in sales if world.state(a) in (ag.Status.RESERVED, ag.Status.RINGING)]
+    # Only the winner's leg ran cc-agent-leg: one recording per call, its file written.
+    recs = [r for r in world.tee.of(RecordingRecord) if r.path]
+    assert sorted(r.call_id for r in recs) == sorted(calls)
+    for r in recs:
+        f = world.tmp / "recordings" / r.path
+        assert f.is_file() and f.stat().st_size > 44, f

@@ -1,0 +1,248 @@
+"""The agent state machine: every state x event, then the scenarios the incumbents get wrong."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callcenter.acd.agents import (
+    EVENT_TYPES,
+    TABLE,
+    AgentState,
+    Answer,
+    CallEnded,
+    CancelOffer,
+    Deferred,
+    Event,
+    Login,
+    Logout,
+    NoAnswer,
+    Pause,
+    Reserve,
+    Resume,
+    Ring,
+    ScheduleWrapUpEnd,
+    StateChanged,
+    Status,
+    WithdrawOffer,
+    WrapUpEnd,
+    transition,
+)
+from callcenter.errors import AgentStateError
+
+S = Status
+CALL = "call-1"
+
+
+def in_state(status: Status) -> AgentState:
+    base = AgentState("1001", status, since=0.0)
+    if status in (S.RESERVED, S.RINGING, S.ON_CALL):
+        return replace(base, call_id=CALL)
+    if status is S.WRAP_UP:
+        return replace(base, wrap_up_until=50.0)
+    if status is S.PAUSED:
+        return replace(base, reason="lunch")
+    return base
+
+
+SAMPLES: dict[type[Event], Event] = {
+    Login: Login(),
+    Logout: Logout(),
+    Pause: Pause("break"),
+    Resume: Resume(),
+    Reserve: Reserve(CALL),
+    Ring: Ring(CALL),
+    Answer: Answer(CALL),
+    NoAnswer: NoAnswer(CALL),
+    CancelOffer: CancelOffer(CALL),
+    CallEnded: CallEnded(CALL, wrap_up_seconds=30),
+    WrapUpEnd: WrapUpEnd(),
+}
+
+# state -> event -> expected new status, "same" (no-op / deferred) or the refusal code.
+EXPECTED: dict[Status, dict[type[Event], str]] = {
+    S.LOGGED_OUT: {
+        Login: "available", Logout: "!not_logged_in", Pause: "!not_logged_in", Resume: "!not_logged_in",
+        Reserve: "!not_available", Ring: "!no_offer", Answer: "!no_offer", NoAnswer: "!no_offer",
+        CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "same",
+    },
+    S.AVAILABLE: {
+        Login: "!already_logged_in", Logout: "logged_out", Pause: "paused", Resume: "!not_paused",
+        Reserve: "reserved", Ring: "!no_offer", Answer: "!no_offer", NoAnswer: "!no_offer",
+        CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "same",
+    },
+    S.RESERVED: {
+        Login: "!already_logged_in", Logout: "logged_out", Pause: "same", Resume: "!not_paused",
+        Reserve: "!not_available", Ring: "ringing", Answer: "on_call", NoAnswer: "not_ready",
+        CancelOffer: "available", CallEnded: "!not_on_call", WrapUpEnd: "same",
+    },
+    S.RINGING: {
+        Login: "!already_logged_in", Logout: "logged_out", Pause: "same", Resume: "!not_paused",
+        Reserve: "!not_available", Ring: "!no_offer", Answer: "on_call", NoAnswer: "not_ready",
+        CancelOffer: "available", CallEnded: "!not_on_call", WrapUpEnd: "same",
+    },
+    S.ON_CALL: {
+        Login: "!already_logged_in", Logout: "same", Pause: "same", Resume: "!not_paused",
+        Reserve: "!not_available", Ring: "!no_offer", Answer: "!no_offer", NoAnswer: "!no_offer",
+        CancelOffer: "!no_offer", CallEnded: "wrap_up", WrapUpEnd: "same",
+    },
+    S.WRAP_UP: {
+        Login: "!already_logged_in", Logout: "logged_out", Pause: "paused", Resume: "available",
+        Reserve: "!not_available", Ring: "!no_offer", Answer: "!no_offer", NoAnswer: "!no_offer",
+        CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "available",
+    },
+    S.PAUSED: {
+        Login: "!already_logged_in", Logout: "logged_out", Pause: "paused", Resume: "available",
+        Reserve: "!not_available", Ring: "!no_offer", Answer: "!no_offer", NoAnswer: "!no_offer",
+        CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "same",
+    },
+    S.NOT_READY: {
+        Login: "!already_logged_in", Logout: "logged_out", Pause: "paused", Resume: "available",
+        Reserve: "!not_available", Ring: "!no_offer", Answer: "!no_offer", NoAnswer: "!no_offer",
+        CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "same",
+    },
+}  # fmt: skip
+
+
+def test_the_table_is_total() -> None:
+    for status in Status:
+        for ev in EVENT_TYPES:
+            assert (status, ev) in TABLE, (status, ev)
+    assert set(EXPECTED) == set(Status)
+    assert all(set(row) == set(EVENT_TYPES) for row in EXPECTED.values())
+
+
+@pytest.mark.parametrize("status", list(Status))
+@pytest.mark.parametrize("ev_type", list(EVENT_TYPES), ids=lambda t: t.__name__)
+def test_every_state_and_event(status: Status, ev_type: type[Event]) -> None:
+    state = in_state(status)
+    expected = EXPECTED[status][ev_type]
+    now = 100.0
+    if expected.startswith("!"):
+        with pytest.raises(AgentStateError) as err:
+            transition(state, SAMPLES[ev_type], now)
+        assert err.value.code == expected[1:]
+        assert err.value.agent_id == "1001" and err.value.state == status.value
+        return
+    new, effects = transition(state, SAMPLES[ev_type], now)
+    if expected == "same":
+        assert new.status is status
+        assert not any(isinstance(e, StateChanged) for e in effects)
+        return
+    assert new.status.value == expected
+    changes = [e for e in effects if isinstance(e, StateChanged)]
+    assert len(changes) == 1, "every change is logged, once"
+    (ch,) = changes
+    assert (ch.old, ch.new, ch.at, ch.agent_id) == (status, new.status, now, "1001")
+    assert ch.reason, "every change carries its reason"
+    assert new.since == now
+    if new.status not in (S.RESERVED, S.RINGING, S.ON_CALL):
+        assert new.call_id is None
+
+
+def test_login_paused_is_atomic() -> None:
+    new, effects = transition(AgentState("1"), Login(paused_reason="training"), 5.0)
+    assert (new.status, new.reason) == (S.PAUSED, "training")
+    assert effects == [StateChanged("1", S.LOGGED_OUT, S.PAUSED, "training", 5.0)]
+
+
+def test_one_wrap_up_then_a_pause_asked_during_the_call() -> None:
+    s = AgentState("1")
+    s, _ = transition(s, Login(), 0)
+    s, _ = transition(s, Reserve("c"), 1)
+    s, _ = transition(s, Ring("c"), 1)
+    s, _ = transition(s, Answer("c"), 3)
+    s, eff = transition(s, Pause("lunch"), 10)
+    assert s.status is S.ON_CALL and eff == [Deferred("1", "pause", "lunch", 10)]
+    s, eff = transition(s, CallEnded("c", wrap_up_seconds=20), 60)
+    assert s.status is S.WRAP_UP and ScheduleWrapUpEnd("1", 80) in eff, "the wrap-up is not skipped"
+    assert transition(s, WrapUpEnd(), 79)[0] is s  # early timer: no-op
+    s, eff = transition(s, WrapUpEnd(), 80)
+    assert (s.status, s.reason) == (S.PAUSED, "lunch")
+    assert s.calls_handled == 1 and s.pending is None
+
+
+def test_resume_withdraws_a_pending_pause() -> None:
+    s = AgentState("1", S.ON_CALL, call_id="c")
+    s, _ = transition(s, Pause("break"), 1)
+    s, eff = transition(s, Resume(), 2)
+    assert s.pending is None and eff == [Deferred("1", None, "resume", 2)]
+    s, _ = transition(s, CallEnded("c"), 3)
+    assert s.status is S.AVAILABLE
+
+
+def test_rona_count_and_actions() -> None:
+    s = AgentState("1", S.RINGING, call_id="c")
+    s2, _ = transition(s, NoAnswer("c", max_missed=2), 1)
+    assert s2.status is S.AVAILABLE and s2.missed == 1
+    s3, _ = transition(replace(s2, status=S.RINGING, call_id="d"), NoAnswer("d", max_missed=2), 2)
+    assert (s3.status, s3.reason, s3.missed) == (S.NOT_READY, "rona", 2)
+    s4, _ = transition(s, NoAnswer("c", cause="busy", action="logout"), 1)
+    assert (s4.status, s4.reason) == (S.LOGGED_OUT, "busy")
+    s5, _ = transition(s, NoAnswer("c", action="pause", pause_reason="missed"), 1)
+    assert (s5.status, s5.reason) == (S.PAUSED, "missed")
+    answered, _ = transition(replace(s2, status=S.RINGING, call_id="e"), Answer("e"), 3)
+    assert answered.missed == 0
+
+
+def test_logout_while_offered_withdraws_the_offer() -> None:
+    s = AgentState("1", S.RINGING, call_id="c")
+    s, eff = transition(s, Logout(), 1)
+    assert s.status is S.LOGGED_OUT
+    assert WithdrawOffer("1", "c", "logout") in eff
+
+
+def test_events_for_another_call_are_refused() -> None:
+    s = AgentState("1", S.RINGING, call_id="c")
+    with pytest.raises(AgentStateError) as err:
+        transition(s, Answer("other"), 1)
+    assert err.value.code == "wrong_call"
+
+
+def test_a_pause_needs_a_reason() -> None:
+    with pytest.raises(AgentStateError) as err:
+        transition(AgentState("1", S.AVAILABLE), Pause(""), 1)
+    assert err.value.code == "pause_reason_required"
+
+
+events = st.one_of(
+    st.builds(Login, st.one_of(st.none(), st.just("lunch"))),
+    st.just(Logout()),
+    st.builds(Pause, st.sampled_from(["break", "lunch"])),
+    st.just(Resume()),
+    st.builds(Reserve, st.sampled_from(["a", "b"])),
+    st.builds(Ring, st.sampled_from(["a", "b"])),
+    st.builds(Answer, st.sampled_from(["a", "b"])),
+    st.builds(NoAnswer, st.sampled_from(["a", "b"]), max_missed=st.integers(1, 3)),
+    st.builds(CancelOffer, st.sampled_from(["a", "b"])),
+    st.builds(CallEnded, st.sampled_from(["a", "b"]), st.sampled_from([0.0, 5.0])),
+    st.just(WrapUpEnd()),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(events, st.floats(0, 10)), max_size=40))
+def test_random_walks_keep_the_invariants(walk: list[tuple[Event, float]]) -> None:
+    s = AgentState("1")
+    now = 0.0
+    for ev, dt in walk:
+        now += dt
+        try:
+            new, effects = transition(s, ev, now)
+        except AgentStateError:
+            continue
+        # Never two calls: a new offer only from available, and only one call held at a time.
+        if isinstance(ev, Reserve):
+            assert s.status is S.AVAILABLE and new.call_id == ev.call_id
+        assert (new.call_id is not None) == (new.status in (S.RESERVED, S.RINGING, S.ON_CALL))
+        assert (new.wrap_up_until is not None) == (new.status is S.WRAP_UP)
+        changed = [e for e in effects if isinstance(e, StateChanged)]
+        assert len(changed) <= 1
+        if new.status is not s.status:
+            assert len(changed) == 1 and changed[0].reason
+        if new.status is S.LOGGED_OUT:
+            assert new.pending is None
+        s = new

@@ -1,0 +1,132 @@
+"""The composition root: the whole controller against the simulated PBX over real sockets, its HTTP
+API, wallboard stream and /metrics, and a clean stop that flushes the call log."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from callcenter.app.controller import Controller, Links, login_all
+from callcenter.app.plugins import standard_plugins
+from callcenter.clock import ScaledClock
+from callcenter.commands.demo import demo_start, for_demo, start_people, start_sim
+from callcenter.config.load import load_config
+from callcenter.config.render import render, write_files
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def _get(port: int, path: str) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".encode())
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+@dataclasses.dataclass
+class Running:
+    controller: Controller
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+    population: object
+
+
+@pytest.fixture
+async def running(db_dsn: str, tmp_path: Path) -> AsyncIterator[Running]:
+    config = for_demo(load_config(REPO / "dialplans"), tmp_path)
+    write_files(render(config), tmp_path / "asterisk")
+    clock = ScaledClock(20, start=demo_start(config, now=1_795_000_000.0, latest=None))
+    sim = await start_sim(
+        tmp_path / "asterisk", tmp_path, clock=clock, seed=5, config=config, scenario_name="smoke",
+        minutes=10, sounds_dirs=(REPO / "ivr_prompts",),
+    )  # fmt: skip
+    links = Links.from_config(
+        config, ami_host="127.0.0.1", ami_port=sim.ami_port, agi_bind="127.0.0.1", agi_port=0,
+        http_host="127.0.0.1", http_port=0,
+    )  # fmt: skip
+    ctl = Controller(
+        config, dsn=db_dsn, run_dir=tmp_path, clock=clock, links=links,
+        plugins=standard_plugins(), counter_refresh=1.0,
+    )  # fmt: skip
+    stop = asyncio.Event()
+    task = asyncio.create_task(ctl.run(stop))
+    try:
+        await asyncio.wait_for(ctl.ready.wait(), 60)
+        assert await login_all(ctl) == len(config.agents)
+        assert ctl.agi is not None
+        population = start_people(sim, ctl.agi.port)
+        yield Running(ctl, stop, task, population)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+        await sim.close()
+
+
+async def test_the_controller_serves_calls_api_wallboard_and_metrics(running: Running, db_dsn: str) -> None:
+    ctl = running.controller
+    assert ctl.http is not None
+    port = ctl.http.port
+    # Calls flow: wait (bounded) until the call log has answered calls.
+    async with asyncio.timeout(90):
+        while True:
+            await ctl.refresh_counters()
+            if sum(c.answered for c in ctl.queue_counters().values()) >= 2:
+                break
+            await ctl.clock.sleep(5.0)
+    status, body = await _get(port, "/api/status")
+    assert status == 200
+    snap = json.loads(body)
+    assert sum(q["answered"] for q in snap["queues"]) >= 2
+    assert set(snap["agents_by_state"]) <= {"available", "reserved", "ringing", "on_call", "wrap_up",
+                                             "paused", "not_ready", "logged_out"}  # fmt: skip
+    assert {d["campaign"] for d in snap["dialers"]} == set(ctl.config.campaigns)
+    status, body = await _get(port, "/metrics")
+    assert status == 200
+    text = body.decode()
+    assert 'callcenter_agents{state="' in text
+    assert "callcenter_call_log_db_up 1" in text
+    assert "callcenter_ami_connected 1" in text
+    assert 'callcenter_queue_calls{kind="answered",queue="' in text
+    status, body = await _get(port, "/")
+    assert status == 200 and b"EventSource" in body
+    status, body = await _get(port, "/api/nope")
+    assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
+    # The wallboard stream sends snapshots as server-sent events.
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /wallboard/events HTTP/1.1\r\nhost: x\r\n\r\n")
+    await writer.drain()
+    chunk = b""
+    async with asyncio.timeout(20):
+        while b"data: {" not in chunk:
+            chunk += await reader.read(4096)
+    writer.close()
+    await writer.wait_closed()
+    assert b"text/event-stream" in chunk
+
+
+async def test_stop_flushes_the_call_log(running: Running, db_dsn: str) -> None:
+    ctl = running.controller
+    async with asyncio.timeout(90):
+        while ctl.ivr is None or ctl.ivr.stats.started < 2:
+            await ctl.clock.sleep(5.0)
+    running.stop.set()
+    await asyncio.wait_for(running.task, 60)
+    assert ctl.writer.stats.queued == 0 and ctl.writer.stats.dropped == 0, ctl.writer.stats
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        n = await conn.fetchval("SELECT count(*) FROM calls WHERE direction = 'inbound'")
+    finally:
+        await conn.close()
+    assert n >= 2

@@ -1,0 +1,426 @@
+"""The ``ivr`` FastAGI route over real loopback sockets: the real FastAGI server, a scripted
+Asterisk side speaking the wire protocol, fakes only at the seams (ACD, customer directory, clock,
+call-log sink)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from callcenter.acd.service import QueuedCall
+from callcenter.asterisk import names
+from callcenter.asterisk.agi import HANGUP_LINE, AGIReply, CommandReader, encode_env, encode_reply
+from callcenter.asterisk.agi_server import FastAGIServer
+from callcenter.clock import FakeClock
+from callcenter.config import model as m
+from callcenter.errors import DomainError
+from callcenter.inbound.ivr import mask
+from callcenter.inbound.service import IvrService
+from callcenter.reporting.records import CallEvent, CallRecord, Disposition, LegRecord, LogRecord
+from callcenter.store.customers import Customer, LookupResult
+from tests.inbound.test_ivr_helpers import CLOSED_NOW, DID, OPEN_NOW, config
+
+SOUNDS = m.AsteriskSettings().sounds_dir
+
+
+def env(uniqueid: str = "1795420631.0", caller: str = "2125550100") -> dict[str, str]:
+    return {
+        "agi_network": "yes",
+        "agi_network_script": "ivr",
+        "agi_request": "agi://127.0.0.1:4573/ivr",
+        "agi_channel": f"PJSIP/carrier-{uniqueid}",
+        "agi_language": "en",
+        "agi_type": "PJSIP",
+        "agi_uniqueid": uniqueid,
+        "agi_callerid": caller,
+        "agi_calleridname": "Dave",
+        "agi_dnid": DID,
+        "agi_context": "cc-inbound",
+        "agi_extension": DID,
+        "agi_priority": "3",
+    }
+
+
+# ----------------------------------------------------------------------------- seams
+class Sink:
+    def __init__(self) -> None:
+        self.records: list[LogRecord] = []
+
+    def submit(self, record: LogRecord) -> None:
+        self.records.append(record)
+
+    def events(self, call_id: str | None = None) -> list[CallEvent]:
+        return [r for r in self.records if isinstance(r, CallEvent) and call_id in (None, r.call_id)]
+
+    def calls(self) -> list[CallRecord]:
+        return [r for r in self.records if isinstance(r, CallRecord)]
+
+
+@dataclass
+class Acd:
+    calls: list[QueuedCall] = field(default_factory=list)
+    callbacks: list[tuple[str, str]] = field(default_factory=list)
+    fail: bool = False
+
+    async def enqueue(self, call: QueuedCall) -> None:
+        if self.fail:
+            raise DomainError("queue closed", code="queue_closed")
+        self.calls.append(call)
+
+    async def accept_callback(self, call_id: str, number: str) -> None:
+        self.callbacks.append((call_id, number))
+
+
+@dataclass
+class Directory:
+    customers: dict[str, Customer] = field(default_factory=dict)
+    stall: bool = False
+    broken: bool = False
+
+    async def lookup(self, phone_e164: str) -> LookupResult:
+        if self.stall:
+            await asyncio.Event().wait()  # never answers: the IVR's timeout must cut it
+        if self.broken:
+            return LookupResult("error")
+        found = self.customers.get(phone_e164)
+        return LookupResult("found", found) if found else LookupResult("not_found")
+
+
+# ----------------------------------------------------------------------------- scripted Asterisk
+@dataclass
+class Caller:
+    """A caller on a simulated channel: ``keys`` answer GET DATA / STREAM FILE+WAIT FOR DIGIT in
+    order (``""`` = silence until the timeout); past the script the caller hangs up. ``hang_up_at``
+    hangs up while the command with that index runs (``notice``: Asterisk's HANGUP line first)."""
+
+    keys: list[str]
+    hang_up_at: int | None = None
+    notice: bool = False
+    junk_reply_at: int | None = None
+    commands: list[list[str]] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+    buffer: str = ""
+    reading: bool = False
+    gone: bool = False
+
+    def respond(self, words: list[str]) -> bytes:
+        index = len(self.commands)
+        self.commands.append(words)
+        if self.junk_reply_at == index:
+            return b"999 what\n"
+        if self.gone:
+            return b"511 Command Not Permitted on a dead channel or intercept routine\n"
+        if self.hang_up_at == index:
+            self.gone = True
+            return (HANGUP_LINE if self.notice else b"") + encode_reply(AGIReply.ok(-1))
+        verb = " ".join(words[:2])
+        if verb == "SET VARIABLE":
+            self.variables[words[2]] = words[3]
+            return encode_reply(AGIReply.ok(1))
+        if verb in ("STREAM FILE", "GET DATA"):
+            self.buffer, self.reading = "", False  # a new read starts
+        if not self.keys and not self.reading and verb in ("STREAM FILE", "GET DATA", "WAIT FOR"):
+            if verb != "STREAM FILE" or words[3]:
+                self.gone = True  # past the script: the caller hangs up
+                return encode_reply(AGIReply.ok(-1))
+        if verb == "STREAM FILE":
+            if words[3] and self.keys[0]:  # the caller types over an interruptible prompt
+                key = self.keys.pop(0)
+                self.buffer, self.reading = key[1:], True
+                return encode_reply(AGIReply.ok(ord(key[0]), endpos=100))
+            return encode_reply(AGIReply.ok(0, endpos=8000))
+        if verb == "WAIT FOR":
+            if not self.reading:
+                key = self.keys.pop(0)
+                if not key:
+                    return encode_reply(AGIReply.ok(0))
+                self.buffer, self.reading = key, True
+            if self.buffer:
+                key, self.buffer = self.buffer[0], self.buffer[1:]
+                return encode_reply(AGIReply.ok(ord(key)))
+            return encode_reply(AGIReply.ok(0))
+        if verb == "GET DATA":
+            typed = self.keys.pop(0)
+            if typed == "":
+                return encode_reply(AGIReply.ok("", data="timeout"))
+            return encode_reply(AGIReply.ok(typed))
+        if words[0] in ("EXEC", "HANGUP"):
+            return encode_reply(AGIReply.ok(0))
+        return b"510 Invalid or unknown command\n"
+
+    def played(self) -> list[str]:
+        return [w[2] for w in self.commands if w[:2] in (["STREAM", "FILE"], ["GET", "DATA"])]
+
+
+async def place_call(port: int, caller: Caller, *, environment: dict[str, str] | None = None) -> Caller:
+    async with asyncio.timeout(20):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(encode_env(environment or env()))
+            commands = CommandReader()
+            while True:
+                data = await reader.read(65536)
+                for words in commands.feed(data):
+                    writer.write(caller.respond(words))
+                if not data:
+                    break
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+    return caller
+
+
+@dataclass
+class Rig:
+    service: IvrService
+    server: FastAGIServer
+    sink: Sink
+    acd: Acd
+    directory: Directory
+    clock: FakeClock
+
+    async def call(self, caller: Caller, *, environment: dict[str, str] | None = None) -> Caller:
+        return await place_call(self.server.port, caller, environment=environment)
+
+
+def _ids() -> Iterator[str]:
+    n = 0
+    while True:
+        n += 1
+        yield f"call-{n}"
+
+
+@contextlib.asynccontextmanager
+async def rig(now: float = OPEN_NOW, cfg: m.Config | None = None) -> AsyncIterator[Rig]:
+    sink, acd, directory, clock = Sink(), Acd(), Directory(), FakeClock(start=now)
+    ids = _ids()
+    service = IvrService(
+        cfg or config(),
+        writer=sink,
+        distributor=acd,
+        customers=directory,
+        clock=clock,
+        new_call_id=lambda: next(ids),
+    )
+    server = FastAGIServer({names.AGI_IVR: service.handle}, host="127.0.0.1", port=0, read_timeout=5)
+    async with server:
+        yield Rig(service, server, sink, acd, directory, clock)
+    assert server.failed == 0
+
+
+# ----------------------------------------------------------------------------- tests
+async def test_valid_keys_reach_the_acd_with_everything_gathered() -> None:
+    async with rig() as r:
+        r.directory.customers["+12125550100"] = Customer(
+            "+12125550100", "Ada", "vip", "A-1", {"segment": "residential", "nested": {"x": 1}}
+        )
+        caller = await r.call(Caller(["1", "1"]))
+    assert len(r.acd.calls) == 1
+    call = r.acd.calls[0]
+    assert (call.call_id, call.queue, call.priority, call.language) == ("call-1", "sales", 50, "en")
+    assert call.skills == {"sales": 5}
+    assert call.channel == "PJSIP/carrier-1795420631.0" and call.uniqueid == "1795420631.0"
+    assert call.caller_number == "+12125550100" and not call.redirect_to_hold
+    assert call.data["customer_name"] == "Ada" and call.data["customer_tier"] == "vip"
+    assert call.data["customer_account"] == "A-1" and call.data["customer_segment"] == "residential"
+    assert "customer_nested" not in call.data
+    v = caller.variables
+    assert v[names.VAR_CALL_ID] == "call-1" and v[names.VAR_QUEUE] == "sales"
+    assert v[names.VAR_PRIORITY] == "50" and v[names.VAR_SKILLS] == "sales:5"
+    assert list(v)[-1] == names.VAR_QUEUE  # set last: the dialplan goes to hold on it
+    assert caller.played() == [
+        f"{SOUNDS}/en/welcome",
+        f"{SOUNDS}/en/language-menu",
+        f"{SOUNDS}/en/main-menu",
+        f"{SOUNDS}/en/transfer-sales",
+    ]
+    get_data = [w for w in caller.commands if w[:2] == ["GET", "DATA"]]
+    assert get_data[1][3:] == ["5000", "1"]
+    legs = [x for x in r.sink.records if isinstance(x, LegRecord)]
+    assert legs[0].leg_id == "1795420631.0" and legs[0].kind == "caller"
+    nodes = [e.node for e in r.sink.events("call-1") if e.kind == "ivr_node"]
+    assert nodes == ["hours", "lookup", "welcome", "language", "main-menu", "sales", "q-sales"]
+    assert r.service.stats.finished == {"queue": 1} and r.service.stats.active == 0
+
+
+async def test_invalid_keys_and_silence_fall_back() -> None:
+    async with rig() as r:
+        caller = await r.call(Caller(["1", "7", "", "x"]))
+    assert r.acd.calls[0].queue == "general"
+    outcomes = [e.detail["outcome"] for e in r.sink.events() if e.node == "main-menu" and e.detail]
+    assert outcomes == ["invalid", "timeout", "invalid"]
+    # a retry plays the extra prompt (interruptible STREAM FILE), then the menu with GET DATA
+    i = caller.commands.index(["STREAM", "FILE", f"{SOUNDS}/en/invalid-option", "0123456789*#"])
+    assert caller.commands[i + 1] == ["GET", "DATA", f"{SOUNDS}/en/main-menu", "5000", "1"]
+
+
+async def test_caller_pressing_nothing_at_all() -> None:
+    async with rig() as r:
+        await r.call(Caller(["", "", "", ""]))
+    assert r.acd.calls[0].queue == "general" and r.acd.calls[0].language == "en"
+
+
+@pytest.mark.parametrize("notice", [False, True])
+@pytest.mark.parametrize("at", [0, 1, 2, 3, 5])
+async def test_hanging_up_at_any_step_is_recorded_and_nothing_escapes(at: int, notice: bool) -> None:
+    async with rig() as r:
+        await r.call(Caller(["1", "1"], hang_up_at=at, notice=notice))
+    assert r.acd.calls == []
+    final = r.sink.calls()[-1]
+    assert final.disposition is Disposition.ABANDONED_IVR and final.hangup_by == "caller"
+    last = [e for e in r.sink.events() if e.kind == "ivr_node"][-1]
+    assert last.detail is not None and last.detail["outcome"] == "caller_hangup"
+    assert r.service.stats.finished == {"abandoned": 1}
+
+
+async def test_hang_up_after_the_flow_but_before_the_hand_off() -> None:
+    async with rig() as r:
+        # commands: SET CC_CALL_ID, STREAM welcome, GET DATA lang, GET DATA menu, STREAM transfer,
+        # SET CC_SKILLS <- the caller is gone here
+        await r.call(Caller(["1", "1"], hang_up_at=5))
+    assert r.acd.calls == []
+    assert r.sink.calls()[-1].disposition is Disposition.ABANDONED_IVR
+
+
+async def test_after_hours_plays_the_message_and_hangs_up() -> None:
+    async with rig(now=CLOSED_NOW) as r:
+        caller = await r.call(Caller([]))
+    assert caller.played() == [f"{SOUNDS}/en/closed"]
+    assert r.acd.calls == []
+    assert r.sink.calls()[-1].disposition is Disposition.AFTER_HOURS
+    assert names.VAR_QUEUE not in caller.variables  # the dialplan hangs up
+
+
+async def test_lookup_timeout_and_failure_let_the_call_go_on() -> None:
+    async with rig() as r:
+        r.directory.stall = True
+        await r.call(Caller(["1", "1"]))
+        r.directory.stall, r.directory.broken = False, True
+        await r.call(Caller(["1", "1"]), environment=env("2.2"))
+    assert [c.priority for c in r.acd.calls] == [0, 0]
+    outcomes = [e.detail["outcome"] for e in r.sink.events() if e.kind == "lookup" and e.detail]
+    assert outcomes == ["timeout", "error"]
+
+
+async def test_unparseable_caller_number_skips_the_lookup() -> None:
+    async with rig() as r:
+        await r.call(Caller(["1", "1"]), environment=env(caller="anonymous"))
+    assert r.acd.calls[0].caller_number == "anonymous"
+    out = [e.detail["outcome"] for e in r.sink.events() if e.kind == "lookup" and e.detail]
+    assert out == ["invalid_number"]
+
+
+async def test_voicemail_sets_the_mailbox_for_the_dialplan() -> None:
+    async with rig() as r:
+        good = next(f"{n:06d}" for n in range(100000, 999999) if _luhn(f"{n:06d}"))
+        caller = await r.call(Caller(["1", "2", good, "3"]))
+    assert caller.variables[names.VAR_MAILBOX] == "8200"
+    assert names.VAR_QUEUE not in caller.variables
+    assert r.sink.calls()[-1].disposition is Disposition.VOICEMAIL
+
+
+async def test_callback_request_goes_to_the_acd() -> None:
+    async with rig() as r:
+        caller = await r.call(Caller(["1", "4"]))
+    assert r.acd.callbacks == [("call-1", "+12125550100")]
+    assert r.acd.calls[0].queue == "general" and not r.acd.calls[0].redirect_to_hold
+    assert r.sink.calls()[-1].disposition is Disposition.CALLBACK_REQUESTED
+    assert caller.commands[-1] == ["HANGUP"] and names.VAR_QUEUE not in caller.variables
+
+
+async def test_collected_card_digits_stay_masked_on_the_channel_and_in_the_log() -> None:
+    good = next(f"{n:08d}" for n in range(10000000, 99999999) if _luhn(f"{n:08d}"))
+    async with rig() as r:
+        caller = await r.call(Caller(["1", "2", good, "1"]))
+    assert r.acd.calls[0].data["account"] == mask(good)  # masked for the agent and on the channel
+    assert all(good not in v for v in caller.variables.values())
+    assert all(good not in repr(rec) for rec in r.sink.records)
+
+
+async def test_acd_refusing_the_call_sends_it_to_the_fallback() -> None:
+    async with rig() as r:
+        r.acd.fail = True
+        caller = await r.call(Caller(["1", "1"]))
+    assert caller.commands[-1] == ["EXEC", "Goto", "cc-fallback,s,1"]
+    assert names.VAR_QUEUE not in caller.variables
+    notes = [e for e in r.sink.events() if e.kind == "note"]
+    assert notes and notes[0].detail is not None and notes[0].detail["code"] == "queue_closed"
+    assert r.service.stats.failed == 1
+
+
+async def test_a_broken_reply_sends_the_call_to_the_fallback_without_escaping() -> None:
+    async with rig() as r:
+        caller = await r.call(Caller(["1", "1"], junk_reply_at=2))
+    assert caller.commands[-1][:2] == ["EXEC", "Goto"]
+    assert r.service.stats.failed == 1
+
+
+async def test_non_dtmf_data_and_a_digit_flood_from_the_channel() -> None:
+    async with rig() as r:
+        await r.call(Caller(["1", "1" * 10_000, "abc", "\u0661"]))
+    assert r.acd.calls[0].queue == "general"  # three invalid answers: fallback
+    logged = [e.detail["input"] for e in r.sink.events() if e.node == "main-menu" and e.detail]
+    assert all(len(str(x)) < 64 for x in logged)
+
+
+async def test_collect_with_a_custom_terminator_uses_wait_for_digit() -> None:
+    flow = m.Flow(
+        id="pin",
+        start="pin",
+        nodes=m.frozen_map(
+            {
+                "pin": m.CollectNode(
+                    id="pin",
+                    prompt="enter-pin",
+                    variable="pin",
+                    min_digits=4,
+                    max_digits=6,
+                    terminator="*",
+                    next="q",
+                    fallback="bye",
+                ),  # fmt: skip
+                "q": m.QueueNode(id="q", queue="general"),
+                "bye": m.HangupNode(id="bye"),
+            }
+        ),
+    )
+    cfg = config(flow, numbers=[m.Number(number="+18005550177", flow="pin")])
+    async with rig(cfg=cfg) as r:
+        e = env() | {"agi_extension": "18005550177"}
+        caller = await r.call(Caller(["1234*"]), environment=e)
+    assert r.acd.calls[0].data == {"pin": "1234"}
+    waits = [w for w in caller.commands if w[:3] == ["WAIT", "FOR", "DIGIT"]]
+    assert len(waits) == 4
+
+
+async def test_500_concurrent_ivr_calls() -> None:
+    async with rig() as r:
+        scripts = [["1", "0"], ["1", "1"], ["1", "4"], ["2", "3", "1"]]
+        callers = [Caller(list(scripts[i % 4])) for i in range(500)]
+        await asyncio.gather(*(r.call(c, environment=env(f"{i}.1")) for i, c in enumerate(callers)))
+        assert r.service.stats.active == 0
+    assert r.service.stats.started == 500
+    assert sum(r.service.stats.finished.values()) == 500
+    assert len({c.call_id for c in r.acd.calls}) == len(r.acd.calls)
+    assert len(r.acd.calls) == 500 and len(r.acd.callbacks) == 125
+    assert {c.queue for c in r.acd.calls} == {"general", "sales", "support"}
+    assert {c.language for c in r.acd.calls if c.queue == "support"} == {"es"}
+
+
+def _luhn(digits: str) -> bool:
+    from callcenter.inbound.ivr import luhn_ok
+
+    return luhn_ok(digits)
+
+
+def test_settings_are_frozen() -> None:
+    from callcenter.inbound.service import IvrSettings
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        IvrSettings().command_timeout = 1.0  # type: ignore[misc]

@@ -1,0 +1,132 @@
+"""The HTTP shell: routing, errors that name what went wrong, streaming, hostile clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+
+from callcenter.errors import DomainError
+from callcenter.reporting.metrics import Registry
+from callcenter.web.http import HTTPServer, Request, Response, Router, json_response
+
+
+async def _request(port: int, raw: bytes, *, timeout: float = 5.0) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(raw)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), timeout)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+def _get(path: str, body: bytes = b"", method: str = "GET") -> bytes:
+    return (
+        f"{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+def _split(resp: bytes) -> tuple[int, bytes]:
+    head, _, body = resp.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[HTTPServer]:
+    router = Router()
+
+    async def hello(req: Request) -> Response:
+        return json_response({"agent": req.params["agent_id"], "q": req.arg("q")})
+
+    async def echo(req: Request) -> Response:
+        return json_response({"got": req.json()})
+
+    async def boom(req: Request) -> Response:
+        raise RuntimeError("handler bug")
+
+    async def refuse(req: Request) -> Response:
+        raise DomainError("agent 1001 is not logged in", code="agent_not_logged_in")
+
+    async def stream(req: Request) -> Response:
+        async def gen() -> AsyncIterator[bytes]:
+            for i in range(3):
+                yield f"data: {i}\n\n".encode()
+
+        return Response(200, gen(), content_type="text/event-stream")
+
+    router.add("GET", "/agents/{agent_id}", hello)
+    router.add("POST", "/echo", echo)
+    router.add("GET", "/boom", boom)
+    router.add("POST", "/refuse", refuse)
+    router.add("GET", "/events", stream)
+    srv = HTTPServer(router, read_timeout=0.5, max_body=1000)
+    await srv.start()
+    yield srv
+    await srv.close()
+
+
+async def test_routes_and_params(server: HTTPServer) -> None:
+    status, body = _split(await _request(server.port, _get("/agents/1001?q=x")))
+    assert status == 200
+    assert json.loads(body) == {"agent": "1001", "q": "x"}
+
+
+async def test_errors_name_what_went_wrong(server: HTTPServer) -> None:
+    status, body = _split(await _request(server.port, _get("/nope")))
+    assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
+    status, body = _split(await _request(server.port, _get("/echo")))
+    assert status == 405
+    status, body = _split(await _request(server.port, _get("/echo", b"{not json", "POST")))
+    assert status == 400 and "not JSON" in json.loads(body)["error"]["message"]
+    status, body = _split(await _request(server.port, _get("/refuse", b"", "POST")))
+    assert status == 409 and json.loads(body)["error"]["code"] == "agent_not_logged_in"
+    status, body = _split(await _request(server.port, _get("/echo", b"x" * 5000, "POST")))
+    assert status == 413
+
+
+async def test_a_failing_handler_does_not_stop_the_server(
+    server: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    status, _ = _split(await _request(server.port, _get("/boom")))
+    assert status == 500
+    assert "handler failed" in caplog.text
+    status, _ = _split(await _request(server.port, _get("/agents/7")))
+    assert status == 200
+
+
+async def test_garbage_and_slow_clients(server: HTTPServer) -> None:
+    status, _ = _split(await _request(server.port, b"\x00\x01garbage\r\n\r\n"))
+    assert status == 400
+    # A client that sends half a request and stalls is dropped after read_timeout.
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /agents/1 HTTP/1.1\r\nhost")
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(), 5.0) == b""
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_server_sent_events_stream(server: HTTPServer) -> None:
+    resp = await _request(server.port, _get("/events"))
+    assert b"text/event-stream" in resp
+    assert resp.count(b"data: ") == 3
+
+
+def test_metrics_text_format() -> None:
+    reg = Registry()
+    calls = reg.counter("calls_total", "Calls offered")
+    calls.inc(labels={"queue": "sales"})
+    calls.inc(2, labels={"queue": "sales"})
+    reg.gauge_fn("agents_available", "Agents available", lambda: 4)
+    text = reg.render()
+    assert "# TYPE callcenter_calls_total counter" in text
+    assert 'callcenter_calls_total{queue="sales"} 3' in text
+    assert "callcenter_agents_available 4" in text
+    with pytest.raises(ValueError):
+        calls.inc(-1)
+    with pytest.raises(ValueError):
+        reg.gauge("calls_total", "clash")
