@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import emit
-from callcenter.acd.service import QueuedCall
 from callcenter.asterisk import names
 from callcenter.asterisk.agi import AGIReply, CommandReader, encode_env, encode_reply
 from callcenter.asterisk.agi_server import FastAGIServer
@@ -57,6 +56,7 @@ from callcenter.clock import RealClock
 from callcenter.config import model as m
 from callcenter.errors import AGIHangupError
 from callcenter.inbound.service import IvrService
+from callcenter.ports import QueuedCall
 from callcenter.reporting.records import LogRecord
 
 SECONDS = float(os.environ.get("CALLCENTER_BENCH_SECONDS", "8"))

@@ -12,18 +12,10 @@ import asyncio
 import heapq
 import itertools
 import time
-from typing import Protocol
 
+from callcenter.ports import Clock
 
-class Clock(Protocol):
-    def now(self) -> float:
-        """Wall-clock time in UNIX seconds."""
-
-    def monotonic(self) -> float:
-        """A reading that never goes backwards (seconds)."""
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` of this clock's time."""
+__all__ = ["Clock", "FakeClock", "RealClock", "ScaledClock"]
 
 
 class RealClock:

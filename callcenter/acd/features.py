@@ -6,27 +6,17 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import Mapping
-from typing import Protocol
 
 from callcenter.acd.service import ACD
-from callcenter.asterisk.agi import AGIReply
 from callcenter.config import model as cm
 from callcenter.errors import (
     AGIError,
     AGIHangupError,
     DomainError,
 )
+from callcenter.ports import AGISession
 
 log = logging.getLogger(__name__)
-
-
-class AGISession(Protocol):
-    """One FastAGI connection (``callcenter.asterisk.agi_server``)."""
-
-    @property
-    def env(self) -> Mapping[str, str]: ...
-
-    async def command(self, command: str, *args: str | int, timeout: float) -> AGIReply: ...
 
 
 class AgentFeatures:

@@ -21,36 +21,21 @@ import asyncio
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from callcenter.asterisk import names
-from callcenter.asterisk.ami import Message
 from callcenter.clock import Clock
 from callcenter.errors import AsteriskError, UnsafeValueError
-from callcenter.reporting.records import CallEvent, EventKind, LogRecord, RecordingRecord
+from callcenter.ports import ActionSender, PurgeStore, RecordSink
+from callcenter.reporting.records import CallEvent, EventKind, RecordingRecord
 
 log = logging.getLogger(__name__)
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 FILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}-\d+\.(wav|WAV|gsm)$")
 EXTENSIONS = {"wav": "wav", "wav49": "WAV", "gsm": "gsm"}
-
-
-class ActionSender(Protocol):
-    async def send_action(
-        self,
-        action: str,
-        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
-        *,
-        timeout: float | None = None,
-    ) -> Message: ...
-
-
-class RecordSink(Protocol):
-    def submit(self, record: LogRecord) -> None: ...
 
 
 def check_id(call_id: str) -> str:
@@ -290,13 +275,6 @@ class Recorder:
 
 
 # ------------------------------------------------------------------------------------ the purge
-class PurgeStore(Protocol):
-    async def expired(self, before: float) -> list[tuple[str, str]]:
-        """(recording_id, relative path) of recordings started before ``before``, not yet deleted."""
-
-    async def mark_deleted(self, recording_ids: list[str], at: float) -> None: ...
-
-
 @dataclass
 class PurgeReport:
     deleted: list[str] = field(default_factory=list)

@@ -61,9 +61,9 @@ import math
 import posixpath
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from callcenter.acd import agents as ag
 from callcenter.acd import routing as rt
@@ -80,6 +80,7 @@ from callcenter.errors import (
     RoutingError,
     UnsafeValueError,
 )
+from callcenter.ports import ACDStore, AMILink, QueuedCall, RecordSink, StoredState
 from callcenter.reporting.records import (
     AgentStateChange,
     CallEvent,
@@ -88,7 +89,6 @@ from callcenter.reporting.records import (
     Disposition,
     EventKind,
     LegRecord,
-    LogRecord,
 )
 
 log = logging.getLogger(__name__)
@@ -100,81 +100,7 @@ PIN_FAILURES = 5
 
 
 # ------------------------------------------------------------------------------------ seams
-class AMI(Protocol):
-    """What the ACD needs of ``callcenter.asterisk.ami_client.AMIClient``."""
-
-    async def send_action(
-        self,
-        action: str,
-        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
-        *,
-        timeout: float | None = None,
-    ) -> Message: ...
-
-    async def send_action_list(
-        self,
-        action: str,
-        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
-        *,
-        timeout: float | None = None,
-    ) -> list[Message]: ...
-
-    def subscribe(self, event: str, callback: Callable[[Message], object]) -> Callable[[], None]: ...
-
-
-class RecordSink(Protocol):
-    """``callcenter.store.writer.CallLogWriter`` (``submit`` never blocks)."""
-
-    def submit(self, record: LogRecord) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class StoredCall:
-    call_id: str
-    queue: str
-    queued_at: float
-    priority: int = 0
-    language: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredState:
-    """What the database remembers after a restart."""
-
-    agents: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)  # id -> (state, reason)
-    calls: Mapping[str, StoredCall] = field(default_factory=dict)  # open calls that were queued
-
-
-class ACDStore(Protocol):
-    async def load(self, *, timeout: float) -> StoredState: ...
-
-
 # ------------------------------------------------------------------------------------ hand-off
-@dataclass(frozen=True, slots=True)
-class QueuedCall:
-    """What the IVR hands to ``ACD.enqueue``.
-
-    ``call_id``: the controller's id (safe characters; recordings are named by it). ``channel``: the
-    caller's channel name (``PJSIP/carrier-00000001``), ``uniqueid`` its Uniqueid if known.
-    ``queue``: a queue id from config. ``skills``: the call's own skill -> minimum level (the
-    queue's are added, the higher level wins). ``priority``: the call's own (the queue's is added).
-    ``data``: caller data for the agent's screen-pop (set as CC_CUSTOMER, JSON).
-    ``redirect_to_hold``: send the caller to ``cc-hold`` (False when the dialplan already does)."""
-
-    call_id: str
-    channel: str
-    queue: str
-    skills: Mapping[str, int] = field(default_factory=dict)
-    priority: int = 0
-    language: str | None = None
-    caller_number: str | None = None
-    data: Mapping[str, str] = field(default_factory=dict)
-    uniqueid: str | None = None
-    redirect_to_hold: bool = True
-    direction: str = "inbound"  # "outbound": a dialer call connected through the ACD
-    campaign_id: str | None = None
-
-
 @dataclass
 class _Leg:
     leg_id: str  # the Uniqueid we chose (ChannelId)
@@ -240,7 +166,7 @@ class ACD:
     def __init__(
         self,
         config: cm.Config,
-        ami: AMI,
+        ami: AMILink,
         sink: RecordSink,
         clock: Clock,
         *,
@@ -292,9 +218,8 @@ class ACD:
         cancelled."""
         for name in ("OriginateResponse", "Newchannel", "Hangup", "BridgeEnter", "BridgeLeave", "DialEnd"):
             self._unsubscribe.append(self.ami.subscribe(name, self._inbox.put_nowait))
-        on_gap = getattr(self.ami, "on_gap", None)
-        if on_gap is not None:  # the AMI link dropped: events were missed, reconcile with the PBX
-            self._unsubscribe.append(on_gap(lambda gap: self._spawn(self.reconcile(), "acd-reconcile")))
+        # the AMI link dropped: events were missed, reconcile with the PBX
+        self._unsubscribe.append(self.ami.on_gap(lambda gap: self._spawn(self.reconcile(), "acd-reconcile")))
         try:
             await self.rebuild()
             self.ready.set()

@@ -45,12 +45,12 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Final
+from typing import Final, cast
 
 from callcenter.asterisk import names
 from callcenter.asterisk.ami import DEFAULT_MAX_MESSAGE_SIZE, AMIParser, Greeting, Message, encode_action
+from callcenter.asterisk.events import E, EventGap
 from callcenter.clock import Clock, RealClock
 from callcenter.errors import (
     ActionLostError,
@@ -67,18 +67,6 @@ log = logging.getLogger(__name__)
 
 ConnectFactory = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 EventCallback = Callable[[Message], object]
-
-
-@dataclass(frozen=True, slots=True)
-class EventGap:
-    """Events were missed. ``reason``: ``"link"`` (the AMI link was down from ``since`` to
-    ``until``, clock wall time) or ``"overflow"`` (this consumer fell behind and ``dropped``
-    events were discarded for it)."""
-
-    reason: str
-    since: float
-    until: float
-    dropped: int = 0
 
 
 GapCallback = Callable[[EventGap], object]
@@ -511,6 +499,16 @@ class AMIClient:
                 callbacks.remove(callback)
 
         return unsubscribe
+
+    def on(self, kind: type[E], callback: Callable[[E], object]) -> Callable[[], None]:
+        """Call ``callback(view)`` with the typed view of every event of ``kind`` (a class of
+        ``callcenter.asterisk.events``, named as Asterisk names the event); inline, keep it quick."""
+        parse = cast(Callable[[Message], E], kind.from_message)
+
+        def typed(message: Message) -> None:
+            callback(parse(message))
+
+        return self.subscribe(kind.__name__, typed)
 
     def on_gap(self, callback: GapCallback) -> Callable[[], None]:
         """Call ``callback(gap)`` when the link was down and events were missed."""

@@ -20,12 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Final
+from typing import Final, TypeVar
 
 from callcenter.asterisk.ami import Message
 
 __all__ = [
     "EVENT_TYPES",
+    "E",
+    "EventGap",
     "AGIExecEnd",
     "AGIExecStart",
     "AMIEvent",
@@ -721,6 +723,21 @@ _TYPES: tuple[type[AMIEvent], ...] = (
     StatusComplete,
     FullyBooted,
 )
+
+E = TypeVar("E", bound=AMIEvent)
+
+
+@dataclass(frozen=True, slots=True)
+class EventGap:
+    """Events were missed. ``reason``: ``"link"`` (the AMI link was down from ``since`` to
+    ``until``, clock wall time) or ``"overflow"`` (this consumer fell behind and ``dropped``
+    events were discarded for it)."""
+
+    reason: str
+    since: float
+    until: float
+    dropped: int = 0
+
 
 # Event name as Asterisk spells it -> its view's constructor.
 EVENT_TYPES: Final[dict[str, Callable[[Message], AMIEvent]]] = {t.__name__: t.from_message for t in _TYPES}

@@ -21,16 +21,17 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import jinja2
 
 from callcenter.asterisk import names
 from callcenter.config import model as m
 from callcenter.errors import ApplyError, CallcenterError, ConfigError, UnsafeValueError
+from callcenter.ports import ActionSender, Reloader
 
 DEFAULT_TEMPLATES: Final = Path(__file__).resolve().parents[2] / "asterisk-conf"
 SECRET_FILES: Final = frozenset({"pjsip.conf", "manager.conf", "voicemail.conf"})
@@ -351,22 +352,10 @@ def install_prompts(prompts_dir: Path, sounds_dir: Path) -> int:
 
 
 # ============================================================================ applying
-class Reloader(Protocol):
-    """Reloads one Asterisk module's configuration; raises ``CallcenterError`` on failure."""
-
-    async def __call__(self, module: str) -> None: ...
-
-
-class _AMI(Protocol):
-    async def send_action(
-        self, action: str, headers: Mapping[str, object], *, timeout: float | None
-    ) -> object: ...
-
-
 class AMIReloader:
     """A ``Reloader`` over an AMI client (``AMIClient.send_action``): ``Reload Module=<m>``."""
 
-    def __init__(self, client: _AMI, *, timeout: float = 10.0) -> None:
+    def __init__(self, client: ActionSender, *, timeout: float = 10.0) -> None:
         self.client = client
         self.timeout = timeout
 

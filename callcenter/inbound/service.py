@@ -41,7 +41,7 @@ Wiring (composition root)::
 
 The route needs from the session only ``env`` (the ``agi_*`` block) and
 ``await command(name, *args, timeout=...) -> AGIReply`` that raises ``AGIHangupError`` when the
-channel is gone (:class:`AGISessionLike`).
+channel is gone (:class:`AGISession`).
 """
 
 from __future__ import annotations
@@ -52,9 +52,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-from callcenter.acd.service import QueuedCall
 from callcenter.asterisk import names
 from callcenter.asterisk.agi import AGIReply
 from callcenter.clock import Clock
@@ -62,6 +60,7 @@ from callcenter.config.model import Config
 from callcenter.errors import AGIHangupError, CallcenterError, InvalidPhoneNumberError
 from callcenter.inbound import ivr as core
 from callcenter.phone import normalize
+from callcenter.ports import AGISession, CallDistributor, CustomerDirectory, QueuedCall, RecordSink
 from callcenter.reporting.records import CallEvent, CallRecord, Disposition, EventKind, LegRecord, LogRecord
 
 log = logging.getLogger("callcenter.inbound.ivr")
@@ -70,52 +69,6 @@ ALL_DTMF = "0123456789*#"
 
 
 # ============================================================================ seams
-class AGISessionLike(Protocol):
-    """What the route needs from one FastAGI connection."""
-
-    @property
-    def env(self) -> Mapping[str, str]: ...
-
-    async def command(self, command: str, *args: str | int, timeout: float) -> AGIReply:
-        """Send one command, return its reply; ``AGIHangupError`` when the channel is gone."""
-        ...
-
-
-class RecordSink(Protocol):
-    """The call-log writer (``callcenter.store.writer.CallLogWriter``)."""
-
-    def submit(self, record: LogRecord) -> None: ...
-
-
-class CustomerLike(Protocol):
-    """A caller found by number (``callcenter.store.customers.Customer``)."""
-
-    @property
-    def name(self) -> str | None: ...
-    @property
-    def tier(self) -> str | None: ...
-    @property
-    def account(self) -> str | None: ...
-    @property
-    def data(self) -> Mapping[str, Any]: ...
-
-
-class LookupResultLike(Protocol):
-    """``outcome``: found / not_found / timeout / error / invalid."""
-
-    @property
-    def outcome(self) -> str: ...
-    @property
-    def customer(self) -> CustomerLike | None: ...
-
-
-class CustomerDirectory(Protocol):
-    """Caller lookup by E.164 number (``callcenter.store.customers.CustomerDirectory``): never
-    raises for a database problem, answers within its own timeout."""
-
-    async def lookup(self, phone_e164: str) -> LookupResultLike: ...
-
-
 _OUTCOMES: Mapping[str, core.LookupOutcome] = {
     "found": core.LookupOutcome.FOUND,
     "not_found": core.LookupOutcome.NOT_FOUND,
@@ -123,14 +76,6 @@ _OUTCOMES: Mapping[str, core.LookupOutcome] = {
     "error": core.LookupOutcome.ERROR,
     "invalid": core.LookupOutcome.INVALID_NUMBER,
 }
-
-
-class CallDistributor(Protocol):
-    """The ACD's entry points the IVR uses (``callcenter.acd.service.ACD``)."""
-
-    async def enqueue(self, call: QueuedCall) -> None: ...
-
-    async def accept_callback(self, call_id: str, number: str) -> None: ...
 
 
 # ============================================================================ the service
@@ -189,7 +134,7 @@ class IvrService:
         """Use ``config`` for calls that start from now on (calls in progress keep theirs)."""
         self.interpreter = core.Interpreter(config)
 
-    async def handle(self, session: AGISessionLike) -> None:
+    async def handle(self, session: AGISession) -> None:
         """The route handler: run the IVR for the call on ``session``. Never raises for anything
         the call or Asterisk does (hang-ups, errors); ``CancelledError`` propagates."""
         run = _CallRun(self, session)
@@ -227,7 +172,7 @@ class AgiChannel:
 
     def __init__(
         self,
-        session: AGISessionLike,
+        session: AGISession,
         settings: IvrSettings,
         *,
         latency_hook: Callable[[float], None] | None = None,
@@ -344,7 +289,7 @@ class AgiChannel:
 class _CallRun(AgiChannel):
     """One call's IVR, carried out on one session."""
 
-    def __init__(self, service: IvrService, session: AGISessionLike) -> None:
+    def __init__(self, service: IvrService, session: AGISession) -> None:
         super().__init__(session, service.settings, latency_hook=service.latency_hook, stats=service.stats)
         self.svc = service
         self.ivr = service.interpreter

@@ -10,6 +10,7 @@ from callcenter.outbound.dialer import (
     AgentLoad,
     Attempt,
 )
+from callcenter.ports import QueuedCall
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +120,6 @@ class AcdAgentPool:
         return finished
 
     async def connect(self, campaign: str, *, channel: str, attempt: Attempt, timeout: float) -> str | None:
-        from callcenter.acd.service import QueuedCall
-
         queue = self.queues.get(campaign)
         if queue is None:
             return None

@@ -50,10 +50,9 @@ import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 from callcenter.asterisk import names
 from callcenter.asterisk.ami import Message
@@ -70,7 +69,6 @@ from callcenter.errors import (
 )
 from callcenter.outbound.contacts import DncList, ImportResult, RowProblem, parse_contacts, parse_dnc
 from callcenter.outbound.dialer import (
-    AgentLoad,
     Attempt,
     CampaignState,
     ContactState,
@@ -79,6 +77,7 @@ from callcenter.outbound.dialer import (
     Outcome,
 )
 from callcenter.outbound.runtime import CampaignRuntime
+from callcenter.ports import AgentPool, AGISession, AMILink
 from callcenter.store.campaigns import CampaignStore
 
 log = logging.getLogger(__name__)
@@ -87,44 +86,6 @@ EventCallback = Callable[[Message], object]
 
 
 # ------------------------------------------------------------------------------------ seams
-class AMI(Protocol):
-    async def send_action(
-        self,
-        action: str,
-        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
-        *,
-        timeout: float | None = None,
-    ) -> Message: ...
-
-    def subscribe(self, event: str, callback: EventCallback) -> Callable[[], None]: ...
-
-
-class AgentPool(Protocol):
-    """The ACD's side of outbound: who can take a campaign's calls, and connecting one."""
-
-    def load(self, campaign: str) -> AgentLoad:
-        """Agents serving ``campaign`` now: logged in, idle, and how long each busy one has been busy."""
-
-    async def connect(self, campaign: str, *, channel: str, attempt: Attempt, timeout: float) -> str | None:
-        """Put an agent on ``channel`` (a person who just answered) within ``timeout`` seconds and
-        return the agent's id; None if no agent could be connected in time (the call is then
-        abandoned and the identification message played)."""
-
-
-class AGISessionLike(Protocol):
-    env: dict[str, str]
-
-    async def get_variable(self, name: str, *, allow_dead: bool = False) -> str | None: ...
-
-    async def stream_file(
-        self, name: str, escape_digits: str = "", *, timeout: float | None = None
-    ) -> Any: ...
-
-    async def exec(self, application: str, *args: str, timeout: float | None = None) -> int: ...
-
-    async def hangup(self, channel: str | None = None) -> None: ...
-
-
 # ------------------------------------------------------------------------------------ store
 # ------------------------------------------------------------------------------------ import
 def read_text(path: Path) -> str:
@@ -201,7 +162,7 @@ class DialerService:
     def __init__(
         self,
         *,
-        ami: AMI,
+        ami: AMILink,
         store: CampaignStore,
         agents: AgentPool,
         clock: Clock | None = None,
@@ -615,7 +576,7 @@ class DialerService:
         self._finish(call, Outcome.ABANDONED, reason=f"no agent within {camp.runtime.connect_within:g} s")
         return PersonVerdict(None, camp.runtime.identification_prompt)
 
-    async def outbound_agi(self, session: AGISessionLike) -> None:
+    async def outbound_agi(self, session: AGISession) -> None:
         """The FastAGI route ``outbound`` (``cc-outbound`` after ``AMD()``)."""
         attempt_id = await session.get_variable(names.VAR_ATTEMPT_ID) or ""
         campaign_id = await session.get_variable(names.VAR_CAMPAIGN) or ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from callcenter.acd.service import StoredCall, StoredState
+from callcenter.ports import StoredCall, StoredState
 
 
 class PgACDStore:

@@ -66,9 +66,8 @@ import asyncio
 import hmac
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from callcenter.asterisk import names
 from callcenter.asterisk.ami import Message
@@ -76,7 +75,8 @@ from callcenter.clock import Clock
 from callcenter.config import model as m
 from callcenter.errors import AsteriskError, CallcenterError, DomainError
 from callcenter.inbound import ivr as core
-from callcenter.inbound.service import AgiChannel, AGISessionLike, ChannelGone, IvrSettings, RecordSink
+from callcenter.inbound.service import AgiChannel, ChannelGone, IvrSettings
+from callcenter.ports import AgentCalls, AGISession, AMILink, RecordSink
 from callcenter.reporting.records import CallEvent, EventKind, MonitorSession
 from callcenter.supervision.rules import (
     AGENT_FLOW,
@@ -97,26 +97,6 @@ log = logging.getLogger("callcenter.supervision.service")
 
 
 # ============================================================================ seams
-class AgentCalls(Protocol):
-    """What the monitor asks the ACD (``callcenter.acd.service.ACD``)."""
-
-    def call_of_agent(self, agent_id: str) -> str | None: ...
-
-
-class AMILink(Protocol):
-    """The AMI client (``callcenter.asterisk.ami_client.AMIClient``)."""
-
-    def subscribe(self, event: str, callback: Callable[[Message], object]) -> Callable[[], None]: ...
-
-    async def send_action(
-        self,
-        action: str,
-        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
-        *,
-        timeout: float | None = None,
-    ) -> Message: ...
-
-
 @dataclass(frozen=True)
 class MonitorSettings:
     max_pin_failures: int = 5
@@ -245,7 +225,7 @@ class MonitorService:
         )
 
     # ------------------------------------------------------------------ the spy route
-    async def handle(self, session: AGISessionLike) -> None:
+    async def handle(self, session: AGISession) -> None:
         """The ``spy`` route: validate, then set CC_SPY_OPTIONS / CC_SPY_TARGET (see the module
         docstring). Never raises for what the caller or Asterisk does."""
         io = AgiChannel(session, self.ivr_settings)

@@ -20,13 +20,14 @@ from hypothesis import strategies as st
 
 from callcenter.acd import agents as ag
 from callcenter.acd.recorder import Recorder
-from callcenter.acd.service import ACD, QueuedCall, StoredCall, StoredState
+from callcenter.acd.service import ACD
 from callcenter.asterisk import names
 from callcenter.asterisk.ami import Message, encode_action
 from callcenter.clock import FakeClock
 from callcenter.config.load import load_config
 from callcenter.config.model import Config
 from callcenter.errors import AgentStateError, AMIActionError, DomainError, UnsafeValueError
+from callcenter.ports import QueuedCall, StoredCall, StoredState
 from callcenter.reporting.records import AgentStateChange, CallEvent, CallRecord, Disposition, RecordingRecord
 
 REPO = Path(__file__).resolve().parents[2]

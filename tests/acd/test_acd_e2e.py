@@ -26,13 +26,14 @@ import pytest
 
 from callcenter.acd import agents as ag
 from callcenter.acd.recorder import Recorder
-from callcenter.acd.service import ACD, QueuedCall
+from callcenter.acd.service import ACD
 from callcenter.asterisk import names
 from callcenter.asterisk.ami_client import AMIClient
 from callcenter.clock import ScaledClock
 from callcenter.config import model as cm
 from callcenter.config.load import load_config
 from callcenter.config.render import render, write_files
+from callcenter.ports import QueuedCall
 from callcenter.reporting.records import (
     AgentStateChange,
     CallEvent,

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from callcenter.acd.service import QueuedCall
 from callcenter.asterisk import names
 from callcenter.asterisk.agi import HANGUP_LINE, AGIReply, CommandReader, encode_env, encode_reply
 from callcenter.asterisk.agi_server import FastAGIServer
@@ -21,6 +20,7 @@ from callcenter.config import model as m
 from callcenter.errors import DomainError
 from callcenter.inbound.ivr import mask
 from callcenter.inbound.service import IvrService
+from callcenter.ports import QueuedCall
 from callcenter.reporting.records import CallEvent, CallRecord, Disposition, LegRecord, LogRecord
 from callcenter.store.customers import Customer, LookupResult
 from tests.inbound.test_ivr_helpers import CLOSED_NOW, DID, OPEN_NOW, config
