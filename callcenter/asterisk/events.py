@@ -458,6 +458,8 @@ class MixMonitorStop:
 
 @dataclass(frozen=True, slots=True)
 class MixMonitorMute:
+    """``state``: muted (``State`` 1, or yes/true/on in any case); ``direction``: read, write, both."""
+
     message: Message
     channel: ChannelSnapshot
     direction: str | None
@@ -465,7 +467,8 @@ class MixMonitorMute:
 
     @classmethod
     def from_message(cls, m: Message) -> MixMonitorMute:
-        return cls(m, _channel(m), m.get("Direction"), (m.get("State") or "") in ("1", "yes", "true"))
+        muted = (m.get("State") or "").strip().lower() in ("1", "yes", "true", "on")
+        return cls(m, _channel(m), m.get("Direction"), muted)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ Pause / resume / stop: ``pause(id)`` etc. here (the API) or ``callcenter campaig
 (the CLI writes ``campaigns.state``; the service polls it every ``state_poll`` seconds, and the
 attempt transaction itself refuses a campaign that is not running).
 
-Seams: ``ami`` (anything with ``send_action`` and ``subscribe``, e.g. ``AMIClient``), ``agents``
+Seams: ``ami`` (``AMILink``: actions and typed events, e.g. ``AMIClient``), ``agents``
 (``AgentPool``: the ACD's side), ``store`` (``CampaignStore`` over an asyncpg pool), ``clock``.
 """
 
@@ -54,8 +54,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from callcenter.asterisk import names
-from callcenter.asterisk.ami import Message
+from callcenter.asterisk import events, names
 from callcenter.clock import Clock, RealClock
 from callcenter.errors import (
     ActionLostError,
@@ -82,11 +81,7 @@ from callcenter.store.campaigns import CampaignStore
 
 log = logging.getLogger(__name__)
 
-EventCallback = Callable[[Message], object]
 
-
-# ------------------------------------------------------------------------------------ seams
-# ------------------------------------------------------------------------------------ store
 # ------------------------------------------------------------------------------------ import
 def read_text(path: Path) -> str:
     try:
@@ -292,8 +287,8 @@ class DialerService:
         """Follow the AMI events the outcomes come from (``run`` does it; idempotent)."""
         if not self._unsubscribe:
             self._unsubscribe = [
-                self.ami.subscribe("OriginateResponse", self._on_originate_response),
-                self.ami.subscribe("Hangup", self._on_hangup),
+                self.ami.on(events.OriginateResponse, self._on_originate_response),
+                self.ami.on(events.Hangup, self._on_hangup),
             ]
 
     async def run(self) -> None:
@@ -518,21 +513,18 @@ class DialerService:
                 finally:
                     self._writes.task_done()
 
-    def _on_originate_response(self, message: Message) -> None:
-        call = self._by_channel.get(message.get("Uniqueid") or "")
+    def _on_originate_response(self, ev: events.OriginateResponse) -> None:
+        call = self._by_channel.get(ev.uniqueid or "")
         if call is None or call.done:
             return
-        if (message.get("Response") or "").lower() == "success":
+        if ev.succeeded:
             call.answered = True
             return
-        try:
-            code = int(message.get("Reason") or "0")
-        except ValueError:
-            code = 0
+        code = ev.reason or 0
         self._finish(call, _REASON_OUTCOME.get(code, Outcome.FAILED), reason=f"originate reason {code}")
 
-    def _on_hangup(self, message: Message) -> None:
-        call = self._by_channel.get(message.get("Uniqueid") or "")
+    def _on_hangup(self, ev: events.Hangup) -> None:
+        call = self._by_channel.get(ev.channel.uniqueid or "")
         if call is None or call.done or call.person or not call.answered:
             return
         # Answered, never reached the AGI: AMD heard a machine and the dialplan dealt with it.
@@ -540,7 +532,7 @@ class DialerService:
         self._finish(
             call,
             Outcome.MACHINE_MESSAGE if leaves_message else Outcome.MACHINE,
-            reason=f"amd machine, hangup cause {message.get('Cause')}",
+            reason=f"amd machine, hangup cause {ev.cause}",
         )
 
     # ------------------------------------------------------------------ the person

@@ -69,8 +69,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from callcenter.asterisk import names
-from callcenter.asterisk.ami import Message
+from callcenter.asterisk import events, names
 from callcenter.clock import Clock
 from callcenter.config import model as m
 from callcenter.errors import AsteriskError, CallcenterError, DomainError
@@ -245,17 +244,17 @@ class MonitorService:
         """Subscribe to the AMI events that follow the sessions; returns the detach function."""
         if self.ami is None:
             return lambda: None
-        for event, callback in (
-            ("ChanSpyStart", self._on_spy_start),
-            ("ChanSpyStop", self._on_spy_stop),
-            ("DTMFEnd", self._on_dtmf),
-            ("Hangup", self._on_hangup),
-            ("OriginateResponse", self._on_originate),
-            ("BridgeEnter", self._on_bridge_enter),
-            ("BridgeLeave", self._on_bridge_leave),
-            ("MixMonitorMute", self._on_mute),
-        ):
-            self._unsubscribe.append(self.ami.subscribe(event, callback))
+        ami = self.ami
+        self._unsubscribe += [
+            ami.on(events.ChanSpyStart, self._on_spy_start),
+            ami.on(events.ChanSpyStop, self._on_spy_stop),
+            ami.on(events.DTMFEnd, self._on_dtmf),
+            ami.on(events.Hangup, self._on_hangup),
+            ami.on(events.OriginateResponse, self._on_originate),
+            ami.on(events.BridgeEnter, self._on_bridge_enter),
+            ami.on(events.BridgeLeave, self._on_bridge_leave),
+            ami.on(events.MixMonitorMute, self._on_mute),
+        ]
 
         def detach() -> None:
             for unsubscribe in self._unsubscribe:
@@ -264,11 +263,11 @@ class MonitorService:
 
         return detach
 
-    def _session_of(self, msg: Message) -> SpySession | None:
-        channel = msg.get("SpyerChannel") or ""
+    def _session_of(self, spyer: events.ChannelSnapshot) -> SpySession | None:
+        channel = spyer.channel
         s = self.sessions.get(channel)
         if s is None:  # an API session: known by the Uniqueid we gave its leg
-            uniqueid = msg.get("SpyerUniqueid")
+            uniqueid = spyer.uniqueid
             s = next((x for x in self.sessions.values() if uniqueid and x.uniqueid == uniqueid), None)
             if s is not None and channel:
                 self.sessions.pop(s.channel, None)
@@ -276,8 +275,8 @@ class MonitorService:
                 self.sessions[channel] = s
         return s
 
-    def _on_spy_start(self, msg: Message) -> None:
-        s = self._session_of(msg)
+    def _on_spy_start(self, ev: events.ChanSpyStart) -> None:
+        s = self._session_of(ev.spyer)
         if s is None:
             return
         now = self.clock.now()
@@ -286,19 +285,20 @@ class MonitorService:
             s.call_id = self.acd.call_of_agent(s.agent_id) or s.call_id
         first = s.started_at is None
         s.spying = True
-        s.spyee = msg.get("SpyeeChannel") or s.spyee
+        spyee = ev.spyee.channel if ev.spyee is not None else None
+        s.spyee = spyee or s.spyee
         if first:
             s.started_at = now
             self._record(s, outcome="ok", started_at=now)
-            self._call_event(s, EventKind.MONITOR_START, spyee=msg.get("SpyeeChannel"))
+            self._call_event(s, EventKind.MONITOR_START, spyee=spyee)
         else:  # back in ChanSpy after a PCI pause or a mode change from the API
             self._record(s)
 
-    def _on_dtmf(self, msg: Message) -> None:
-        s = self.sessions.get(msg.get("Channel") or "")
-        if s is None or not s.spying or (msg.get("Direction") or "Received") != "Received":
+    def _on_dtmf(self, ev: events.DTMFEnd) -> None:
+        s = self.sessions.get(ev.channel.channel)
+        if s is None or not s.spying or (ev.direction or "Received") != "Received":
             return
-        mode = MODE_KEYS.get(msg.get("Digit") or "")
+        mode = MODE_KEYS.get(ev.digit)
         if mode is None or mode == s.mode:
             return
         s.mode = mode
@@ -306,8 +306,8 @@ class MonitorService:
         self._record(s)
         self._call_event(s, EventKind.MONITOR_MODE)
 
-    def _on_spy_stop(self, msg: Message) -> None:
-        s = self._session_of(msg)
+    def _on_spy_stop(self, ev: events.ChanSpyStop) -> None:
+        s = self._session_of(ev.spyer)
         if s is None:
             return
         s.spying = False
@@ -315,12 +315,12 @@ class MonitorService:
             return
         self._end(s)
 
-    def _on_hangup(self, msg: Message) -> None:
-        channel = msg.get("Channel") or ""
+    def _on_hangup(self, ev: events.Hangup) -> None:
+        channel = ev.channel.channel
         self._leave_bridge(channel)
         s = self.sessions.get(channel)
         if s is None:
-            uniqueid = msg.get("Uniqueid")
+            uniqueid = ev.channel.uniqueid
             s = next((x for x in self.sessions.values() if uniqueid and x.uniqueid == uniqueid), None)
         if s is not None:
             self._end(s)
@@ -344,10 +344,10 @@ class MonitorService:
                 log.warning("spy session %s: hang-up failed: %r", s.session_id, exc)
             self._end(s)
 
-    def _on_originate(self, msg: Message) -> None:
-        if (msg.get("Response") or "") == "Success":
+    def _on_originate(self, ev: events.OriginateResponse) -> None:
+        if ev.succeeded:
             return
-        uniqueid = msg.get("Uniqueid")
+        uniqueid = ev.uniqueid
         s = next((x for x in self.sessions.values() if uniqueid and x.uniqueid == uniqueid), None)
         if s is not None:  # the supervisor's phone did not answer (or is not registered)
             self._end(s, outcome="no_answer")
@@ -515,16 +515,16 @@ class MonitorService:
                     "spy session %s: PCI %s failed: %r", s.session_id, "pause" if paused else "resume", exc
                 )
 
-    def _on_bridge_enter(self, msg: Message) -> None:
-        channel, bridge = msg.get("Channel"), msg.get("BridgeUniqueid")
+    def _on_bridge_enter(self, ev: events.BridgeEnter) -> None:
+        channel, bridge = ev.channel.channel, ev.bridge.uniqueid
         if channel and bridge:
             self._leave_bridge(channel)
             self.bridge_of[channel] = bridge
             self.bridge_members.setdefault(bridge, set()).add(channel)
 
-    def _on_bridge_leave(self, msg: Message) -> None:
-        channel = msg.get("Channel") or ""
-        if self.bridge_of.get(channel) == msg.get("BridgeUniqueid"):
+    def _on_bridge_leave(self, ev: events.BridgeLeave) -> None:
+        channel = ev.channel.channel
+        if channel and self.bridge_of.get(channel) == ev.bridge.uniqueid:
             self._leave_bridge(channel)
 
     def _leave_bridge(self, channel: str) -> None:
@@ -555,12 +555,11 @@ class MonitorService:
                     frontier.append(n)
         return seen
 
-    def _on_mute(self, msg: Message) -> None:
+    def _on_mute(self, ev: events.MixMonitorMute) -> None:
         """``MixMonitorMute`` (the ACD's PCI pause of a recording): the supervisors spying on that
         call leave or rejoin it. The recording is on the caller's channel, the spy on the agent's:
         they are linked through the bridge (and Local channel halves)."""
-        channel = msg.get("Channel") or ""
-        paused = (msg.get("State") or "").strip().lower() in ("1", "yes", "true", "on")
+        channel, paused = ev.channel.channel, ev.state
         spying = [s for s in self.sessions.values() if s.spyee is not None]
         if not spying:
             return

@@ -14,6 +14,7 @@ import pytest
 from callcenter.asterisk import names
 from callcenter.asterisk.agi_server import FastAGIServer
 from callcenter.asterisk.ami import Message
+from callcenter.asterisk.events import BridgeEnter, BridgeLeave, E
 from callcenter.clock import FakeClock
 from callcenter.config import model as m
 from callcenter.reporting.records import CallEvent, MonitorSession
@@ -76,6 +77,9 @@ class FakeAMI:
     def subscribe(self, event: str, callback: Callable[[Message], object]) -> Callable[[], None]:
         self.callbacks.setdefault(event, []).append(callback)
         return lambda: self.callbacks[event].remove(callback)
+
+    def on(self, kind: type[E], callback: Callable[[E], object]) -> Callable[[], None]:
+        return self.subscribe(kind.__name__, lambda msg: callback(kind.from_message(msg)))  # type: ignore[arg-type]
 
     async def send_action(
         self,
@@ -540,11 +544,17 @@ def test_linked_channels_through_bridges_and_local_halves() -> None:
         ("PJSIP/carrier-00000009", "C"),
     ):
         service._on_bridge_enter(
-            Message((("Event", "BridgeEnter"), ("Channel", chan), ("BridgeUniqueid", bridge)))
+            BridgeEnter.from_message(
+                Message((("Event", "BridgeEnter"), ("Channel", chan), ("BridgeUniqueid", bridge)))
+            )
         )
     linked = service.linked("PJSIP/carrier-00000001")
     assert "PJSIP/agent1001-00000003" in linked and "PJSIP/carrier-00000009" not in linked
     service._on_bridge_leave(
-        Message((("Event", "BridgeLeave"), ("Channel", "PJSIP/agent1001-00000003"), ("BridgeUniqueid", "B")))
+        BridgeLeave.from_message(
+            Message(
+                (("Event", "BridgeLeave"), ("Channel", "PJSIP/agent1001-00000003"), ("BridgeUniqueid", "B"))
+            )
+        )
     )
     assert "PJSIP/agent1001-00000003" not in service.linked("PJSIP/carrier-00000001")
