@@ -27,7 +27,7 @@ class AgentFeatures:
     reason's digits)::
 
         agent_login     the phone's own agent (an agent endpoint) or an id asked for, then the PIN
-                        (``pin_attempts`` tries; 5 wrong PINs lock the id, see ``ACD.verify_pin``)
+                        (``pin_attempts`` tries; 5 wrong PINs lock the id: ``callcenter.acd.pin``)
         agent_logout    agent_pause (+ reason digits; none = the first reason)   agent_unpause
         pci_pause       pci_resume   record_start   (on the agent's current call)
 

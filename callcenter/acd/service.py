@@ -53,7 +53,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import hmac
 import itertools
 import json
 import logging
@@ -67,6 +66,7 @@ from typing import Any
 
 from callcenter.acd import agents as ag
 from callcenter.acd import routing as rt
+from callcenter.acd.pin import PinCheck, PinGuard
 from callcenter.acd.recorder import Recorder
 from callcenter.asterisk import names
 from callcenter.asterisk.ami import Message
@@ -96,7 +96,6 @@ log = logging.getLogger(__name__)
 SAFE_NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 SAFE_CHANNEL = re.compile(r"^[^\s\x00-\x1f\x7f]{1,255}$")  # a channel name: no space, no control
-PIN_FAILURES = 5
 
 
 # ------------------------------------------------------------------------------------ seams
@@ -208,7 +207,7 @@ class ACD:
         self._inbox: asyncio.Queue[Message] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe: list[Callable[[], None]] = []
-        self._pin_failures: dict[str, list[float]] = {}
+        self._pins = PinGuard(lockout_seconds=lockout_seconds)
         self.ready = asyncio.Event()  # set once run() has subscribed and rebuilt
         self.stats = {"offers": 0, "answered": 0, "rona": 0, "abandoned": 0, "transfers": 0}
 
@@ -322,19 +321,16 @@ class ACD:
 
     # ================================================================== agents API
     def verify_pin(self, agent_id: str, pin: str) -> None:
-        """Check an agent's PIN (feature-code login); 5 failures lock the id for a while."""
-        now = self.clock.now()
+        """Check an agent's PIN (feature-code login); too many wrong ones lock the id a while
+        (``PinGuard``). The wrong PIN that locks is still ``bad_pin``; the next try is refused."""
         agent = self._agent_config(agent_id)
-        fails = [t for t in self._pin_failures.get(agent_id, []) if now - t < self.lockout_seconds]
-        if len(fails) >= PIN_FAILURES:
+        result = self._pins.check(agent_id, pin, agent.pin.value, self.clock.now())
+        if result is PinCheck.LOCKED:
             raise DomainError(
-                f"agent {agent_id} is locked after {PIN_FAILURES} wrong PINs", code="locked_out"
+                f"agent {agent_id} is locked after {self._pins.max_failures} wrong PINs", code="locked_out"
             )
-        if not hmac.compare_digest(pin.encode(), agent.pin.value.encode()):
-            fails.append(now)
-            self._pin_failures[agent_id] = fails
+        if result is not PinCheck.OK:
             raise DomainError("wrong PIN", code="bad_pin")
-        self._pin_failures.pop(agent_id, None)
 
     async def login(
         self, agent_id: str, *, paused_reason: str | None = None, pin: str | None = None

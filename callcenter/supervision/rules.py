@@ -1,11 +1,10 @@
-"""Pure: who may monitor whom, the PIN guard, and the PIN/agent collect flows the IVR engine runs."""
+"""Pure: who may monitor whom, and the PIN/agent/mode flows the spy route runs on the IVR engine."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Final
 
 from callcenter.config import model as m
@@ -53,39 +52,6 @@ def spy_target(agent: m.Agent) -> str:
     """ChanSpy's channel prefix for the agent's phone: ``PJSIP/<endpoint>-`` (the dash keeps
     ``agent100`` from matching ``agent1001``'s channels)."""
     return f"PJSIP/{agent.endpoint}-"
-
-
-@dataclass
-class PinGuard:
-    """Wrong-PIN counting and lockout per supervisor (pure: ``now`` is passed in)."""
-
-    max_failures: int = 5
-    lockout_seconds: float = 900.0
-    failures: dict[str, int] = field(default_factory=dict)
-    locked_until: dict[str, float] = field(default_factory=dict)
-
-    def locked(self, supervisor_id: str, now: float) -> float | None:
-        """Until when the supervisor is locked out, or ``None``."""
-        until = self.locked_until.get(supervisor_id)
-        if until is None:
-            return None
-        if now >= until:
-            del self.locked_until[supervisor_id]
-            self.failures.pop(supervisor_id, None)
-            return None
-        return until
-
-    def failure(self, supervisor_id: str, now: float) -> bool:
-        """Count a wrong PIN; ``True`` when this one locks the supervisor out."""
-        count = self.failures.get(supervisor_id, 0) + 1
-        self.failures[supervisor_id] = count
-        if count >= self.max_failures:
-            self.locked_until[supervisor_id] = now + self.lockout_seconds
-            return True
-        return False
-
-    def success(self, supervisor_id: str) -> None:
-        self.failures.pop(supervisor_id, None)
 
 
 def _hangup(nid: str) -> m.HangupNode:

@@ -13,8 +13,9 @@ The ``spy`` route (:meth:`MonitorService.handle`) validates, then acts:
 3. the agent id is read from the dialled digits (or asked with ``enter-agent-id``);
 4. the PIN is asked over the IVR engine (a collect node run by :class:`callcenter.inbound.ivr.Interpreter`
    through :class:`callcenter.inbound.service.AgiChannel`), up to ``pin_attempts`` tries per call, each
-   wrong one counted; ``max_pin_failures`` (5) in a row lock that supervisor's monitoring for
-   ``lockout_seconds`` (outcomes ``bad_pin``, ``locked_out``; the lockout is logged). Nothing about
+   wrong one counted; ``max_pin_failures`` (5) within ``lockout_seconds`` lock that supervisor's
+   monitoring for ``lockout_seconds`` (:class:`~callcenter.acd.pin.PinGuard`; outcomes ``bad_pin``,
+   ``locked_out``; the lockout is logged). Nothing about
    the agent is revealed before the PIN is right;
 5. the agent must exist (``unknown_agent``) and take calls of one of the supervisor's queues
    (``out_of_scope``);
@@ -63,12 +64,12 @@ Wiring::
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from callcenter.acd.pin import PinCheck, PinGuard
 from callcenter.asterisk import events, names
 from callcenter.clock import Clock
 from callcenter.config import model as m
@@ -83,7 +84,6 @@ from callcenter.supervision.rules import (
     MODE_KEYS,
     MODES,
     PIN_FLOW,
-    PinGuard,
     agent_from_extension,
     endpoint_of,
     engine_config,
@@ -384,14 +384,14 @@ class MonitorService:
 
         if sup is None:
             raise refuse("unauthorised", f"no supervisor {supervisor_id!r}")
-        if self.guard.locked(sup.id, now) is not None:
+        checked = self.guard.check(sup.id, pin, sup.pin.value, now)
+        if checked is PinCheck.LOCKED:
             raise refuse("locked_out", f"supervisor {sup.id} is locked out of monitoring")
-        if not hmac.compare_digest(pin.encode(), sup.pin.value.encode()):
-            if self.guard.failure(sup.id, now):
-                log.warning("supervisor %s locked out of monitoring after wrong PINs (API)", sup.id)
-                raise refuse("locked_out", f"supervisor {sup.id} is now locked out of monitoring")
+        if checked is PinCheck.LOCKED_NOW:
+            log.warning("supervisor %s locked out of monitoring after wrong PINs (API)", sup.id)
+            raise refuse("locked_out", f"supervisor {sup.id} is now locked out of monitoring")
+        if checked is PinCheck.WRONG:
             raise refuse("bad_pin", "wrong PIN")
-        self.guard.success(sup.id)
         if agent is None:
             raise refuse("unknown_agent", f"no agent {agent_id!r}")
         if mode not in MODES:
@@ -658,14 +658,13 @@ class _Attempt:
             agent_id = exit_.data.get("agent") if exit_.node == "done" else None
         self.agent_id = agent_id
         # the PIN, over the IVR engine (before anything about the agent is revealed)
-        expected = sup.pin.value.encode()
         for _ in range(svc.settings.pin_attempts):
             exit_ = await self.run_engine(PIN_FLOW)
             typed = exit_.data.get("pin", "") if exit_.node == "done" else ""
-            if typed and hmac.compare_digest(typed.encode(), expected):
-                svc.guard.success(sup.id)
+            checked = svc.guard.check(sup.id, typed, sup.pin.value, svc.clock.now())
+            if checked is PinCheck.OK:
                 break
-            if svc.guard.failure(sup.id, svc.clock.now()):
+            if checked is not PinCheck.WRONG:  # locked by this PIN (or meanwhile by another call)
                 log.warning("supervisor %s locked out of monitoring after wrong PINs", sup.id)
                 await self.say("locked-out")
                 return self.log("locked_out", note="too many wrong PINs")

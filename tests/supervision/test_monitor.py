@@ -18,7 +18,7 @@ from callcenter.asterisk.events import BridgeEnter, BridgeLeave, E
 from callcenter.clock import FakeClock
 from callcenter.config import model as m
 from callcenter.reporting.records import CallEvent, MonitorSession
-from callcenter.supervision.rules import PinGuard, agent_from_extension, endpoint_of, spy_target
+from callcenter.supervision.rules import agent_from_extension, endpoint_of, spy_target
 from callcenter.supervision.service import MonitorService, MonitorSettings
 from tests.inbound.test_ivr_agi import Caller, Sink, place_call
 from tests.inbound.test_ivr_helpers import OPEN_NOW, config
@@ -160,13 +160,6 @@ def test_helpers() -> None:
     assert agent_from_extension("*81abc", "*81") is None
     agent = center_config().agents["1001"]
     assert spy_target(agent) == "PJSIP/agent1001-"
-    guard = PinGuard(max_failures=3, lockout_seconds=60)
-    assert not guard.failure("s", 0) and not guard.failure("s", 1)
-    assert guard.failure("s", 2) and guard.locked("s", 3) == 62
-    assert guard.locked("s", 62) is None and guard.failures == {}
-    guard.failure("s", 100)
-    guard.success("s")
-    assert guard.failures == {}
 
 
 # ----------------------------------------------------------------------------- the route

@@ -1,0 +1,62 @@
+"""Pure: PIN checks with a lockout per id, for agents' login and supervisors' monitoring.
+
+A wrong PIN counts for ``lockout_seconds``; the ``max_failures``-th one within that window locks the
+id for ``lockout_seconds`` from then on (the ``security`` section of the config describes the same
+rule). A right PIN clears the count; a locked id's PIN is not even compared. ``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class PinCheck(StrEnum):
+    OK = "ok"
+    WRONG = "wrong"  # counted; the id is not locked (yet)
+    LOCKED_NOW = "locked_now"  # this wrong PIN locked the id
+    LOCKED = "locked"  # the id was locked already: the PIN was not compared
+
+
+@dataclass
+class PinGuard:
+    """Wrong PINs per id (agent or supervisor) and the ids locked out."""
+
+    max_failures: int = 5
+    lockout_seconds: float = 900.0
+    failures: dict[str, list[float]] = field(default_factory=dict)  # id -> times of recent wrong PINs
+    locked_until: dict[str, float] = field(default_factory=dict)
+
+    def check(self, key: str, typed: str, expected: str, now: float) -> PinCheck:
+        """Compare ``typed`` with ``expected`` (constant time; an empty PIN is wrong) and count it."""
+        if self.locked(key, now) is not None:
+            return PinCheck.LOCKED
+        if typed and hmac.compare_digest(typed.encode(), expected.encode()):
+            self.success(key)
+            return PinCheck.OK
+        return PinCheck.LOCKED_NOW if self.failure(key, now) else PinCheck.WRONG
+
+    def locked(self, key: str, now: float) -> float | None:
+        """Until when ``key`` is locked out, or ``None`` (an expired lockout forgets the count)."""
+        until = self.locked_until.get(key)
+        if until is None:
+            return None
+        if now >= until:
+            del self.locked_until[key]
+            self.failures.pop(key, None)
+            return None
+        return until
+
+    def failure(self, key: str, now: float) -> bool:
+        """Count a wrong PIN; ``True`` when this one locks ``key`` out."""
+        recent = [t for t in self.failures.get(key, ()) if now - t < self.lockout_seconds]
+        recent.append(now)
+        self.failures[key] = recent
+        if len(recent) >= self.max_failures:
+            self.locked_until[key] = now + self.lockout_seconds
+            return True
+        return False
+
+    def success(self, key: str) -> None:
+        self.failures.pop(key, None)

@@ -1,0 +1,43 @@
+"""The PIN guard shared by agents' login and supervisors' monitoring."""
+
+from __future__ import annotations
+
+from callcenter.acd.pin import PinCheck, PinGuard
+
+
+def test_failures_lock_then_the_lockout_expires() -> None:
+    guard = PinGuard(max_failures=3, lockout_seconds=60)
+    assert not guard.failure("s", 0) and not guard.failure("s", 1)
+    assert guard.failure("s", 2) and guard.locked("s", 3) == 62
+    assert guard.locked("s", 62) is None and guard.failures == {}
+    guard.failure("s", 100)
+    guard.success("s")
+    assert guard.failures == {}
+
+
+def test_check_counts_wrong_pins_and_refuses_while_locked() -> None:
+    guard = PinGuard(max_failures=3, lockout_seconds=60)
+    assert guard.check("a", "0000", "1234", 0) is PinCheck.WRONG
+    assert guard.check("a", "", "1234", 1) is PinCheck.WRONG  # no PIN at all is a wrong one
+    assert guard.check("b", "0000", "1234", 1) is PinCheck.WRONG  # counted per id
+    assert guard.check("a", "1111", "1234", 2) is PinCheck.LOCKED_NOW
+    assert guard.check("a", "1234", "1234", 30) is PinCheck.LOCKED  # even the right PIN waits
+    assert guard.check("a", "1234", "1234", 62) is PinCheck.OK
+    assert "a" not in guard.failures and guard.failures["b"] == [1]
+
+
+def test_a_right_pin_clears_the_count() -> None:
+    guard = PinGuard(max_failures=2, lockout_seconds=60)
+    assert guard.check("a", "0000", "1234", 0) is PinCheck.WRONG
+    assert guard.check("a", "1234", "1234", 1) is PinCheck.OK
+    assert guard.check("a", "0000", "1234", 2) is PinCheck.WRONG
+
+
+def test_wrong_pins_older_than_the_window_are_forgotten() -> None:
+    guard = PinGuard(max_failures=3, lockout_seconds=60)
+    assert guard.check("a", "0", "1234", 0) is PinCheck.WRONG
+    assert guard.check("a", "0", "1234", 10) is PinCheck.WRONG
+    assert guard.check("a", "0", "1234", 65) is PinCheck.WRONG  # the one at 0 no longer counts
+    assert guard.failures["a"] == [10, 65]
+    assert guard.check("a", "0", "1234", 66) is PinCheck.LOCKED_NOW
+    assert guard.locked("a", 66) == 126
