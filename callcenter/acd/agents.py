@@ -40,6 +40,8 @@ from callcenter.errors import AgentStateError
 
 
 class Status(StrEnum):
+    """An agent's state; the call log stores it too (``AgentStateChange.state``)."""
+
     LOGGED_OUT = "logged_out"
     AVAILABLE = "available"
     RESERVED = "reserved"

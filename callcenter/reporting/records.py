@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar, Literal, Protocol
 
+from callcenter.acd.agents import Status
+
 # A value as it travels through the queue and the spool (JSON-safe); "ts" columns are floats.
 Wire = str | int | float | bool | None
 Row = tuple[Wire, ...]
@@ -105,23 +107,12 @@ class EventKind(StrEnum):
     NOTE = "note"
 
 
-class AgentState(StrEnum):
-    """Advisory names for ``AgentStateChange.state``; the reports count these as follows:
-    busy (handling) = reserved, ringing, on_call, wrap_up; idle (ready) = available;
-    not counted in occupancy = paused, not_ready, logged_out."""
-
-    LOGGED_OUT = "logged_out"
-    AVAILABLE = "available"
-    RESERVED = "reserved"
-    RINGING = "ringing"
-    ON_CALL = "on_call"
-    WRAP_UP = "wrap_up"
-    PAUSED = "paused"
-    NOT_READY = "not_ready"
-
-
-BUSY_STATES: tuple[str, ...] = ("reserved", "ringing", "on_call", "wrap_up")
-IDLE_STATES: tuple[str, ...] = ("available",)
+# How the reports count agent states (``AgentStateChange.state``): busy (handling) and idle
+# (ready); paused, not_ready and logged_out are not counted in occupancy.
+BUSY_STATES: tuple[str, ...] = tuple(
+    s.value for s in (Status.RESERVED, Status.RINGING, Status.ON_CALL, Status.WRAP_UP)
+)
+IDLE_STATES: tuple[str, ...] = (Status.AVAILABLE.value,)
 
 
 # --------------------------------------------------------------------------- table layout
@@ -416,14 +407,14 @@ AGENT_STATES = TableSpec(
 
 @dataclass(frozen=True, slots=True)
 class AgentStateChange:
-    """An agent entered ``state`` (``AgentState``) at ``at``, for ``reason`` (pause code, "rona",
-    "login" ...). The state lasts until the agent's next change."""
+    """An agent entered ``state`` (``callcenter.acd.agents.Status``) at ``at``, for ``reason``
+    (pause code, "rona", "login" ...). The state lasts until the agent's next change."""
 
     TABLE: ClassVar[TableSpec] = AGENT_STATES
 
     agent_id: str
     at: float
-    state: AgentState | str
+    state: Status | str
     reason: str | None = None
     queue: str | None = None
     call_id: str | None = None
