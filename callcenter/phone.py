@@ -91,13 +91,3 @@ def derived_zones(e164: str) -> tuple[str, ...]:
 def zones_for(e164: str, default: str) -> tuple[str, ...]:
     """The zones a calling window must hold in for ``e164``: derived ones, else ``(default,)``."""
     return derived_zones(e164) or (default,)
-
-
-def region_of(e164: str) -> str | None:
-    """The ISO region code of an E.164 number (``"US"``), or None if unknown."""
-    try:
-        number = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
-        return None
-    region: str | None = phonenumbers.region_code_for_number(number)
-    return region if region and region != "ZZ" else None

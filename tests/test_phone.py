@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callcenter.errors import InvalidPhoneNumberError
-from callcenter.phone import derived_zones, is_e164, normalize, region_of, zones_for
+from callcenter.phone import derived_zones, is_e164, normalize, zones_for
 
 
 @pytest.mark.parametrize(
@@ -67,9 +67,7 @@ def test_zones() -> None:
     assert zones_for("garbage", "UTC") == ("UTC",)
 
 
-def test_region_and_e164_shape() -> None:
-    assert region_of("+442079460018") == "GB"
-    assert region_of("nope") is None
+def test_e164_shape() -> None:
     assert is_e164("+12125550100")
     assert not is_e164("12125550100")
     assert not is_e164("+0123456789")

@@ -75,10 +75,6 @@ class AgentState:
     missed: int = 0  # consecutive offers not answered (RONA count)
     calls_handled: int = 0
 
-    @property
-    def routable(self) -> bool:
-        return self.status is Status.AVAILABLE
-
 
 # ------------------------------------------------------------------------------------ events
 @dataclass(frozen=True, slots=True)

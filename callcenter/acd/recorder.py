@@ -1,10 +1,11 @@
 """Shell: call recording on the PBX (MixMonitor), PCI pause/resume, and the retention purge.
 
-``Recorder`` starts a ``MixMonitor`` on the caller's channel when the bridge with an agent forms
-(the ACD calls ``bridge_formed`` for queues whose policy is ``always``; ``start`` serves
-``on_demand``), pauses and resumes it for card data with ``MixMonitorMute`` (every pause and resume
-is a ``CallEvent``, and a pause resumes by itself after the configured ``auto_resume``), and indexes
-each recording in the call log (``RecordingRecord``: path, start, end, length, seconds paused).
+``Recorder`` names the file of a recording the dialplan starts when the agent answers (``plan``,
+then ``adopt_planned`` once the bridge forms) or starts a ``MixMonitor`` itself (``start``: the
+``always`` policy without a plan, and ``on_demand``); it pauses and resumes it for card data with
+``MixMonitorMute`` (every pause and resume is a ``CallEvent``, and a pause resumes by itself after
+the configured ``auto_resume``), and indexes each recording in the call log (``RecordingRecord``:
+path, start, end, length, seconds paused).
 
 File names come from the date and the call id only (``YYYY/MM/DD/<call_id>-<n>.<ext>`` under the
 recordings directory): never from caller input. A call id that is not made of safe characters is
@@ -109,30 +110,15 @@ class Recorder:
     def active(self, call_id: str) -> bool:
         return call_id in self._active
 
-    def path_of(self, call_id: str) -> Path | None:
-        rec = self._active.get(call_id)
-        return None if rec is None else self.directory / rec.path
-
     def plan(self, call_id: str) -> str:
         """The absolute file name for a recording the dialplan starts itself (``cc-agent-leg`` runs
-        ``MixMonitor(${CC_RECORDING},b)`` when the agent answers); ``bridge_formed`` indexes it."""
+        ``MixMonitor(${CC_RECORDING},b)`` when the agent answers); ``adopt_planned`` indexes it."""
         now = self.clock.now()
         n = self._counts.get(call_id, 0) + 1
         self._counts[call_id] = n
         rel = relative_path(call_id, now, n, self.fmt)
         self._planned[call_id] = (rel, n, now)
         return str(self.directory / rel)
-
-    async def bridge_formed(
-        self, call_id: str, channel: str, *, queue: str | None, agent_id: str | None, policy: str
-    ) -> bool:
-        """The caller and an agent are bridged. A planned recording (started by the dialplan on
-        ``channel``, the agent's leg) is indexed now; else record if the policy says ``always``."""
-        if self.adopt_planned(call_id, channel, queue=queue, agent_id=agent_id):
-            return True
-        if policy != "always":
-            return False
-        return await self.start(call_id, channel, queue=queue, agent_id=agent_id)
 
     def adopt_planned(self, call_id: str, channel: str, *, queue: str | None, agent_id: str | None) -> bool:
         """Index the recording planned for ``call_id`` (running on ``channel``) now; False if none."""

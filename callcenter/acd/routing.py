@@ -187,11 +187,6 @@ def next_deadline_for(policy: QueuePolicy, entered: float, stage: int) -> float 
     return deadline
 
 
-def call_key(priority: int, policy: QueuePolicy, arrived: float, seq: int) -> tuple[int, float, int]:
-    """The order of waiting calls: priority (call's + queue's, higher first), arrival, arrival order."""
-    return (-(priority + policy.priority), arrived, seq)
-
-
 def base_requirement(policy: QueuePolicy, extra: Mapping[str, int]) -> Requirement:
     merged: dict[str, int] = {}
     for skill, level in (*policy.skills.items(), *extra.items()):
@@ -402,9 +397,6 @@ class Router:
         del self._agents[agent_id]
         del self._by_ord[a.ordinal]
 
-    def has_agent(self, agent_id: str) -> bool:
-        return agent_id in self._agents
-
     def is_available(self, agent_id: str) -> bool:
         a = self._agents.get(agent_id)
         return a is not None and a.available
@@ -484,22 +476,6 @@ class Router:
         self._try_route_call(c, now, out)
         return out
 
-    def move(self, call_id: str, queue: str, now: float, *, priority: int | None = None) -> list[Decision]:
-        """Transfer a call (waiting or offered) to another queue, keeping its arrival time."""
-        c = self._call(call_id)
-        self._q(queue)
-        if c.waiting:
-            self._unwait(c, c.key(self._q(c.queue).policy.priority))
-        c.queue = queue
-        c.entered = now
-        if priority is not None:
-            c.priority = priority
-        c.excluded = frozenset()
-        self._wait(c, now)
-        out: list[Decision] = []
-        self._try_route_call(c, now, out)
-        return out
-
     def remove_call(self, call_id: str) -> bool:
         """The call is gone (abandoned, answered, overflowed elsewhere). False if unknown."""
         c = self._calls.pop(call_id, None)
@@ -521,9 +497,6 @@ class Router:
         if queue is None:
             return sum(len(q.keys) for q in self._queues.values())
         return len(self._q(queue).keys)
-
-    def available_count(self) -> int:
-        return sum(1 for a in self._agents.values() if a.available)
 
     def criteria(self, call_id: str) -> Criteria:
         return self._call(call_id).criteria
@@ -982,13 +955,6 @@ class ScanRouter:
         self._agents[agent_id] = _Agent(agent_id, self._next_ord, skills)
         self._next_ord += 1
 
-    def remove_agent(self, agent_id: str) -> None:
-        del self._agents[agent_id]
-
-    def is_available(self, agent_id: str) -> bool:
-        a = self._agents.get(agent_id)
-        return a is not None and a.available
-
     def agent_available(self, agent_id: str, now: float) -> list[Decision]:
         a = self._agents[agent_id]
         if a.available:
@@ -1060,24 +1026,8 @@ class ScanRouter:
         self._route_call(c, now, out)
         return out
 
-    def move(self, call_id: str, queue: str, now: float, *, priority: int | None = None) -> list[Decision]:
-        c = self._calls[call_id]
-        c.queue = queue
-        c.entered = now
-        if priority is not None:
-            c.priority = priority
-        c.excluded = frozenset()
-        c.criteria_at(self._policies[queue], now)
-        c.waiting = True
-        out: list[Decision] = []
-        self._route_call(c, now, out)
-        return out
-
     def remove_call(self, call_id: str) -> bool:
         return self._calls.pop(call_id, None) is not None
-
-    def accept_callback(self, call_id: str) -> None:
-        self._calls[call_id].callback = True
 
     def waiting_count(self, queue: str | None = None) -> int:
         return sum(1 for c in self._calls.values() if c.waiting and (queue is None or c.queue == queue))

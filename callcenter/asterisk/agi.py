@@ -202,10 +202,6 @@ class AGIParser:
         self._dead: AGIProtocolError | None = None
         self._eof = False
 
-    @property
-    def environment_received(self) -> bool:
-        return self._env_done
-
     def _fail(self, message: str) -> AGIProtocolError:
         self._dead = AGIProtocolError(message)
         self._buf = b""

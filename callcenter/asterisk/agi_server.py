@@ -214,10 +214,6 @@ class AGISession:
         reply = await self.command("GET VARIABLE", name, allow_dead=allow_dead)
         return reply.data if reply.result == "1" else None
 
-    async def get_full_variable(self, expression: str, *, allow_dead: bool = False) -> str | None:
-        reply = await self.command("GET FULL VARIABLE", expression, allow_dead=allow_dead)
-        return reply.data if reply.result == "1" else None
-
     async def exec(self, application: str, *args: str, timeout: float | None = None) -> int:
         """Run a dialplan application (``EXEC Playback "beep"``); return its result code.
         Several arguments are joined with ``,`` as the application expects."""
@@ -228,15 +224,6 @@ class AGISession:
     async def channel_status(self) -> int:
         reply = await self.command("CHANNEL STATUS")
         return reply.result_int or 0
-
-    async def set_context(self, context: str) -> None:
-        await self.command("SET CONTEXT", context)
-
-    async def set_extension(self, extension: str) -> None:
-        await self.command("SET EXTENSION", extension)
-
-    async def set_priority(self, priority: str | int) -> None:
-        await self.command("SET PRIORITY", priority)
 
 
 Handler = Callable[[AGISession], Awaitable[None]]

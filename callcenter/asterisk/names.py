@@ -60,7 +60,6 @@ VAR_EWT: Final = "CC_EWT"  # cc-announce: expected wait in whole seconds ("" whe
 ACTION_LOGIN: Final = "Login"
 ACTION_LOGOFF: Final = "Logoff"
 ACTION_PING: Final = "Ping"
-ACTION_EVENTS: Final = "Events"
 ACTION_ORIGINATE: Final = "Originate"
 ACTION_REDIRECT: Final = "Redirect"
 ACTION_HANGUP: Final = "Hangup"

@@ -375,7 +375,6 @@ IVRNode = (
     | HangupNode
 )
 
-TERMINAL_NODES = (GotoFlowNode, QueueNode, VoicemailNode, CallbackNode, HangupNode)
 INPUT_NODES = (MenuNode, CollectNode, LanguageNode)  # nodes that wait for the caller
 
 
@@ -684,12 +683,6 @@ class CallingWindow:
     end: dt.time = dt.time(21, 0)
     days: frozenset[int] = frozenset(range(7))
 
-    def allows(self, local: dt.datetime) -> bool:
-        """``local`` is the contact's wall-clock time; ``end`` 00:00 means midnight."""
-        t = local.time().replace(tzinfo=None)
-        before_end = self.end == dt.time(0, 0) or t < self.end
-        return local.weekday() in self.days and self.start <= t and before_end
-
 
 @dataclass(frozen=True)
 class RetryDelays:
@@ -751,15 +744,6 @@ class Config:
     fallback: Fallback | None = None
     campaigns: Mapping[str, Campaign] = field(default_factory=lambda: frozen_map({}))
     prompts: PromptCatalog = PromptCatalog()
-
-    def flow_for_number(self, dialed: str) -> Flow | None:
-        """The flow for a dialed number as Asterisk gives it (``agi_dnid``/``${EXTEN}``, with or
-        without ``+``)."""
-        digits = dialed.lstrip("+")
-        for n in self.numbers:
-            if n.dialed == digits:
-                return self.flows.get(n.flow)
-        return None
 
     def number(self, dialed: str) -> Number | None:
         digits = dialed.lstrip("+")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -81,9 +81,6 @@ class DncList:
 
     def __len__(self) -> int:
         return len(self.numbers)
-
-    def with_numbers(self, more: Iterable[str]) -> DncList:
-        return DncList(self.numbers | frozenset(more))
 
 
 def valid_zone(name: str) -> bool:

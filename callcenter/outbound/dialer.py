@@ -865,16 +865,6 @@ class Dialer:
             return state
         return None
 
-    def next_due_at(self) -> float | None:
-        """When the earliest pending contact falls due (window not checked), None if none pending."""
-        while self._heap:
-            at, _, key = self._heap[0]
-            state = self._contacts[key]
-            if state.status is ContactStatus.PENDING and state.next_at == at:
-                return at
-            heapq.heappop(self._heap)
-        return None
-
     def _start(self, state: ContactState, now: float, agent_id: str | None = None) -> Attempt:
         if state.attempts >= self.settings.max_attempts:  # guarded by _due; kept as an invariant
             raise CampaignError(

@@ -151,8 +151,8 @@ class PersonVerdict:
 class DialerService:
     """Runs every campaign. ``await add_campaign(runtime)`` for each, then ``await run()`` (a task
     owned by the composition root; cancel it to stop); ``outbound_agi`` is the FastAGI route
-    ``names.AGI_OUTBOUND``; ``record_handle_time`` is called by the ACD when an agent's campaign
-    call and wrap-up end."""
+    ``names.AGI_OUTBOUND``. Each ``step`` feeds the pacer the talk and wrap-up times of the
+    campaign calls agents finished (the pool's ``take_finished``)."""
 
     def __init__(
         self,
@@ -273,10 +273,6 @@ class DialerService:
     def preview_skip(self, campaign_id: str, key: str, agent_id: str, *, delay: float = 0.0) -> None:
         """The agent passed on the contact it holds; it is due again after ``delay`` seconds."""
         self._campaign(campaign_id).dialer.preview_skip(key, agent_id, self.clock.now(), delay=delay)
-
-    def record_handle_time(self, campaign_id: str, seconds: float) -> None:
-        """An agent finished a campaign call: talk plus wrap-up lasted ``seconds``."""
-        self._campaign(campaign_id).dialer.on_handle_time(seconds)
 
     def record_call_end(self, campaign_id: str, talk: float, wrap: float) -> None:
         """An agent finished a campaign call: ``talk`` s of conversation, ``wrap`` s of wrap-up."""

@@ -21,7 +21,7 @@ patience is very long (tested).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 def traffic(calls: float, interval_seconds: float, aht_seconds: float) -> float:
@@ -86,9 +86,6 @@ class Staffing:
     target_level: float
     target_seconds: float
     shrinkage: float
-
-    def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
 
 
 def evaluate(

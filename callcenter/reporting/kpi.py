@@ -69,11 +69,6 @@ class KpiSettings:
     short_abandon_seconds: float = 5.0
     fcr_days: int = 7
 
-    def target_for(self, queue: str | None) -> float:
-        if queue is not None and queue in self.queue_targets:
-            return self.queue_targets[queue]
-        return self.sl_target_seconds
-
 
 @dataclass(frozen=True)
 class Counts:

@@ -81,9 +81,6 @@ class Registry:
     def counter(self, name: str, help_text: str) -> Metric:
         return self._add(name, "counter", help_text)
 
-    def gauge(self, name: str, help_text: str) -> Metric:
-        return self._add(name, "gauge", help_text)
-
     def gauge_fn(self, name: str, help_text: str, fn: Callable[[], Mapping[Labels, float] | float]) -> Metric:
         """A gauge read from ``fn`` at render time (a number, or label tuples -> number)."""
         metric = self._add(name, "gauge", help_text)

@@ -63,13 +63,6 @@ class Disposition(StrEnum):
     TRANSFERRED = "transferred"  # handed off outside the center (to a number) by an agent or the IVR
     FAILED = "failed"  # technical failure: no route, channel error, controller lost the call
 
-    @property
-    def is_abandon(self) -> bool:
-        return self in (Disposition.ABANDONED_IVR, Disposition.ABANDONED_QUEUE)
-
-
-DISPOSITIONS: tuple[str, ...] = tuple(d.value for d in Disposition)
-
 
 class Direction(StrEnum):
     INBOUND = "inbound"

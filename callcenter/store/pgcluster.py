@@ -86,7 +86,6 @@ class PrivateCluster:
         self.sockdir = self.base / "sock"
         self.logfile = self.base / "server.log"
         self._user = _server_user()
-        self._started = False
 
     # -- helpers -----------------------------------------------------------------------------
     def _run(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -200,7 +199,6 @@ class PrivateCluster:
             with contextlib.suppress(OSError):
                 tail = "\n".join(self.logfile.read_text().splitlines()[-15:])
             raise ClusterError(f"PostgreSQL would not start in {self.datadir}:\n{res.stderr}\n{tail}")
-        self._started = True
         self._ensure_database()
         return self.dsn
 
@@ -246,7 +244,6 @@ class PrivateCluster:
         """Stop the server if it runs. Safe to call twice."""
         if self.running_pid() is not None:
             self._stop_server(mode=mode)
-        self._started = False
 
     def destroy(self) -> None:
         self.stop(mode="immediate")

@@ -485,18 +485,3 @@ async def live_queue_counts(
         }
         for r in rows
     }
-
-
-_OPEN_CALLS_SQL = """
-SELECT call_id FROM calls
-WHERE disposition IS NULL AND started_at < $1
-ORDER BY started_at
-LIMIT $2
-"""
-
-
-async def open_calls(conn: Any, *, started_before: dt.datetime, limit: int = 10_000) -> list[str]:
-    """Calls that have no disposition yet and started before ``started_before``: what a restarted
-    controller must reconcile (finish from AMI's picture, or close with ``failed``)."""
-    rows = await conn.fetch(_OPEN_CALLS_SQL, started_before, limit)
-    return [r["call_id"] for r in rows]

@@ -34,7 +34,7 @@ def test_file_names_come_from_date_and_call_id_only() -> None:
 async def test_recorder_on_demand_pci_and_length(tmp_path: Path) -> None:
     ami, sink, clock = FakeAMI(), Sink(), FakeClock(start=NOW)
     rec = Recorder(ami, sink, clock, directory=tmp_path, pci_auto_resume=None)
-    assert await rec.bridge_formed("c1", "PJSIP/agent-1", queue="q", agent_id="1001", policy="never") is False
+    assert not rec.adopt_planned("c1", "PJSIP/agent-1", queue="q", agent_id="1001")  # none planned
     assert await rec.start("c1", "PJSIP/agent-1", queue="q", agent_id="1001")
     (mm,) = ami.actions(names.ACTION_MIXMONITOR)
     assert mm["File"] == str(tmp_path / "2027/01/15/c1-1.wav") and mm["Channel"] == "PJSIP/agent-1"
@@ -57,7 +57,7 @@ async def test_planned_recording_is_indexed_when_the_bridge_forms(tmp_path: Path
     rec = Recorder(ami, sink, clock, directory=tmp_path)
     path = rec.plan("c2")
     assert path == str(tmp_path / "2027/01/15/c2-1.wav")
-    assert await rec.bridge_formed("c2", "PJSIP/agent-2", queue="q", agent_id="1", policy="always")
+    assert rec.adopt_planned("c2", "PJSIP/agent-2", queue="q", agent_id="1")
     assert ami.actions(names.ACTION_MIXMONITOR) == []  # the dialplan started it
     (r,) = sink.of(RecordingRecord)
     assert r.path == "2027/01/15/c2-1.wav"

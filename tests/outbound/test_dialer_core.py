@@ -250,7 +250,7 @@ def test_dnc_checked_before_every_dial() -> None:
     _, attempts = dialer.plan(AgentLoad(2, 2), T0)
     assert [a.contact.key for a in attempts] == ["k0", "k2"]
     assert dialer.contact("k1").status is ContactStatus.DNC
-    dialer.update_dnc(dialer.dnc.with_numbers(["+12125550003"]))  # added while running
+    dialer.update_dnc(DncList(dialer.dnc.numbers | {"+12125550003"}))  # added while running
     _, attempts = dialer.plan(AgentLoad(4, 4), T0 + 1)
     assert attempts == []
     assert dialer.contact("k3").status is ContactStatus.DNC

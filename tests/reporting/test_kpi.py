@@ -61,9 +61,7 @@ def test_empty_interval_has_no_ratios() -> None:
         assert d[key] is None
 
 
-def test_queue_target_lookup() -> None:
-    s = KpiSettings(sl_target_seconds=20, queue_targets={"vip": 10})
-    assert s.target_for("vip") == 10 and s.target_for("sales") == 20 and s.target_for(None) == 20
+def test_ratio_of_nothing_is_none() -> None:
     assert ratio(1, 0) is None
 
 

@@ -392,19 +392,3 @@ async def fetch(dsn: str, sql: str) -> list[asyncpg.Record]:
         return list(await conn.fetch(sql))
     finally:
         await conn.close()
-
-
-async def test_open_calls_are_found_for_reconciliation(log_dsn: str) -> None:
-    from callcenter.store.reports import open_calls
-
-    conn = await asyncpg.connect(log_dsn, timeout=10)
-    try:
-        assert await open_calls(conn, started_before=NOW) == []
-        await conn.execute(
-            "INSERT INTO calls (call_id, started_at, revision) VALUES ('live', $1, 0)",
-            DAY0 + dt.timedelta(hours=5),
-        )
-        assert await open_calls(conn, started_before=NOW) == ["live"]
-        assert await open_calls(conn, started_before=DAY0) == []
-    finally:
-        await conn.close()

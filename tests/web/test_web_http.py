@@ -129,4 +129,4 @@ def test_metrics_text_format() -> None:
     with pytest.raises(ValueError):
         calls.inc(-1)
     with pytest.raises(ValueError):
-        reg.gauge("calls_total", "clash")
+        reg.gauge_fn("calls_total", "clash", lambda: 0)
