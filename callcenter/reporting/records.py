@@ -25,9 +25,9 @@ known value. (A late record older than the row's newest only fills columns still
 from ``SeqSource`` (microseconds of ``now``, strictly increasing), before the record reaches the
 spool: a replay carries the same key.
 
-Campaign attempts belong to the dialer (migration 0003, issue 11) by agreement: an attempt must be
-recorded *before* its Originate is sent (a restart must never dial a contact twice), so the dialer
-writes ``campaign_attempts`` synchronously itself. Any other part that wants a table of its own
+Campaign attempts are not records here: an attempt must be stored *before* its Originate is sent
+(a restart must never dial a contact twice), so the dialer writes ``campaign_attempts``
+synchronously itself (``callcenter.store.campaigns``). Any other part that wants a table of its own
 logged through the writer declares a record class with a ``TABLE`` (a ``TableSpec``) and a
 ``row()`` method; nothing here needs to know it (the spool stores each batch's table layout).
 """

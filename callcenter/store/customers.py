@@ -1,4 +1,4 @@
-"""Shell: the caller lookup behind the IVR's screen-pop (issue 8), by E.164 number, with a timeout.
+"""Shell: the caller lookup behind the IVR's screen-pop, by E.164 number, with a timeout.
 
     directory = CustomerDirectory(pool, timeout=0.3)
     result = await directory.lookup("+15551234567")   # never raises, never waits past the timeout

@@ -1,64 +1,26 @@
-"""Shell: supervisors listen, whisper and barge through the monitor feature codes (issue 10).
+"""Shell: supervisors listen, whisper and barge on agents' calls (ChanSpy), from a phone or the API.
 
-A supervisor dials a code from ``dialplans/`` followed by an agent id (``*81`` listen, ``*82``
-whisper, ``*83`` barge, ``*80`` asks the mode; e.g. ``*811001``). The rendered dialplan runs the
-FastAGI ``spy`` script with the mode as its first argument, then, if the controller set
-``CC_SPY_TARGET``, goes to ``cc-spy``: ``ChanSpy(${CC_SPY_TARGET},${CC_SPY_OPTIONS})``, then hangs up.
+A supervisor dials a monitor code and an agent id (``*811001``: listen to agent 1001). The rendered
+dialplan runs the FastAGI ``spy`` route (:meth:`MonitorService.handle`), then ``cc-spy`` runs
+``ChanSpy(${CC_SPY_TARGET},${CC_SPY_OPTIONS})`` if the route set the target. The route validates
+first and acts last: a configured supervisor, not locked out, the right PIN (asked through the
+IVR engine, counted by :class:`~callcenter.acd.pin.PinGuard`; nothing about the agent is revealed
+before it), an agent in the supervisor's queues (``rules.in_scope``); then the options and, last,
+the target (the dialplan spies as soon as it is set). Every attempt and session is a
+``MonitorSession`` record with its outcome (``ok``, ``bad_pin``, ``locked_out``, ``out_of_scope``...).
 
-The ``spy`` route (:meth:`MonitorService.handle`) validates, then acts:
+With the AMI attached (:meth:`attach`) the service follows each session: ``ChanSpyStart`` /
+``ChanSpyStop`` / the supervisor's ``Hangup``, and ``DTMFEnd`` 4/5/6 on the supervisor's channel as
+the mode switch (ChanSpy changes mode on those keys and Asterisk emits no event for it).
 
-1. the calling endpoint (``PJSIP/<endpoint>-xxxxxxxx``) must be a configured supervisor, else the
-   prompt ``spy-not-allowed`` (outcome ``unauthorised``);
-2. a supervisor locked out by too many wrong PINs hears ``locked-out`` (outcome ``locked_out``);
-3. the agent id is read from the dialled digits (or asked with ``enter-agent-id``);
-4. the PIN is asked over the IVR engine (a collect node run by :class:`callcenter.inbound.ivr.Interpreter`
-   through :class:`callcenter.inbound.service.AgiChannel`), up to ``pin_attempts`` tries per call, each
-   wrong one counted; ``max_pin_failures`` (5) within ``lockout_seconds`` lock that supervisor's
-   monitoring for ``lockout_seconds`` (:class:`~callcenter.acd.pin.PinGuard`; outcomes ``bad_pin``,
-   ``locked_out``; the lockout is logged). Nothing about
-   the agent is revealed before the PIN is right;
-5. the agent must exist (``unknown_agent``) and take calls of one of the supervisor's queues
-   (``out_of_scope``);
-6. ``*80``: the mode is asked with ``spy-mode-menu`` (4 listen, 5 whisper, 6 barge);
-7. an idle agent: ``spy-agent-idle`` plays; with ``wait_for_call`` the spy waits for the agent's
-   next call (ChanSpy on the agent's channel prefix waits until one exists; outcome ``waiting``),
-   else the attempt ends (``agent_idle``);
-8. ``CC_SPY_OPTIONS`` (``model.SPY_OPTIONS``: ``q`` quiet, ``E`` end with the agent's call, ``d``
-   DTMF 4/5/6 switch modes, ``w`` whisper, ``B`` barge) and last ``CC_SPY_TARGET``
-   (``PJSIP/<agent endpoint>-``: the prefix of the agent's channels only).
+PCI pause: no action reaches ChanSpy's audiohook (``MixMonitorMute`` mutes only MixMonitor), so
+while a call's recording is paused its supervisors are redirected to ``cc-hold`` and brought back
+to ``cc-spy`` in their current mode afterwards. The call is found from the ``MixMonitorMute`` on the
+caller's channel through the bridges and Local channel halves that link it to the spied agent
+(:meth:`MonitorService.linked`), or by call id (:meth:`MonitorService.pci_changed`).
 
-Every attempt and session is a ``MonitorSession`` record (supervisor, agent, call, mode, outcome,
-start, end). With the AMI attached (:meth:`attach`), the service follows each session:
-``ChanSpyStart`` (start, the agent's call id from the ACD, a ``monitor_start`` event on the call),
-``DTMFEnd`` 4/5/6 received on the supervisor's channel (Asterisk emits no event for ChanSpy's own
-mode switch; the key is the signal: a ``monitor_mode`` event and the session's mode),
-``ChanSpyStop`` / the supervisor's ``Hangup`` (``monitor_end``, outcome ``ended``). Two
-supervisors on one agent are two independent sessions.
-
-Monitoring starts no recording (ChanSpy records nothing; the recording policy is the ACD's).
-
-PCI pause: Asterisk cannot mute what a ChanSpy hears (``MixMonitorMute`` mutes only MixMonitor's
-audiohook; ChanSpy has its own and no action reaches it). So the supervisors of a call leave it
-while its recording is paused: the service follows ``MixMonitorMute`` events (the ACD's PCI pause
-of the caller's recording; the caller and the spied agent channel are linked through bridges,
-tracked from ``BridgeEnter``/``BridgeLeave``, and the two halves of Local channels: see
-:meth:`MonitorService.linked`) and redirects each spying supervisor's channel to ``cc-hold``
-(they hear music); on unmute it sets ``CC_SPY_OPTIONS`` to the session's current mode and
-redirects them back to ``cc-spy``. :meth:`pci_changed` does the same by call id for a caller
-that knows it (both log ``pci_pause``/``pci_resume`` events on the call).
-
-The same actions from the API (:func:`register_routes`): ``start`` rings the supervisor's phone
-(AMI ``Originate`` into ``cc-spy`` with the two variables set, after the same checks: PIN counted
-towards the lockout, scope), ``set_mode`` (``Setvar`` + ``Redirect`` back into ``cc-spy``: ChanSpy
-restarts with the new options), ``stop`` (``Hangup``), ``snapshot`` (sessions in progress).
-
-Wiring::
-
-    monitor = MonitorService(config, writer=writer, acd=acd, ami=ami_client, clock=clock)
-    detach = monitor.attach()                             # AMI subscriptions
-    agi_server.add_route(names.AGI_SPY, monitor.handle)   # async def handle(session) -> None
-    register_routes(http_router, monitor)                 # /api/monitor/...
-    await monitor.pci_changed(call_id, paused=True)       # optional: PCI pause by call id
+The API (``supervision.http``) does the same checks, then ``start`` rings the supervisor's phone
+into ``cc-spy``, ``set_mode`` restarts ChanSpy with new options, ``stop`` hangs up.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The demo's HTML report: self-contained, escaped, with the plots the issue names."""
+"""The demo's HTML report: self-contained, escaped, with its plots."""
 
 from __future__ import annotations
 
