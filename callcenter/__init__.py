@@ -1,3 +1,3 @@
-"""callcenter: an on-premises voice call center driven over Asterisk's AMI and FastAGI."""
+"""Composition root: callcenter, an on-premises voice call center driven over Asterisk's AMI and FastAGI."""
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Composition root entry: ``python -m callcenter``."""
+"""Composition root: the ``python -m callcenter`` entry point."""
 
 from callcenter.cli import main
 

@@ -1,2 +1,2 @@
-"""The ACD: agent table, router, the queued call's table (pure); the service, feature codes, recorder,
-HTTP routes (shell)."""
+"""Shell: the ACD. Agent table, router, the queued call's table (pure); the service, feature codes,
+recorder, HTTP routes (shell)."""

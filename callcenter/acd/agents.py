@@ -33,24 +33,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from typing import Any, Literal
 
 from callcenter.errors import AgentStateError
-
-
-class Status(StrEnum):
-    """An agent's state; the call log stores it too (``AgentStateChange.state``)."""
-
-    LOGGED_OUT = "logged_out"
-    AVAILABLE = "available"
-    RESERVED = "reserved"
-    RINGING = "ringing"
-    ON_CALL = "on_call"
-    WRAP_UP = "wrap_up"
-    PAUSED = "paused"
-    NOT_READY = "not_ready"
-
+from callcenter.reporting.records import Status as Status
 
 #: States in which the agent is logged in but cannot take an offer.
 BUSY = frozenset({Status.RESERVED, Status.RINGING, Status.ON_CALL})

@@ -1,2 +1,2 @@
-"""Asterisk: every name the product uses, the sans-IO AMI and FastAGI codecs and typed event views
-(pure); the AMI client, the FastAGI server and the static fallback AGI (shell)."""
+"""Shell: Asterisk. Every name, the sans-IO AMI and FastAGI codecs, typed events (pure); the AMI client,
+the FastAGI server and the fallback AGI script (shells)."""

@@ -26,6 +26,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from asterisk.agi import AGI, AGIException
+
 from callcenter.asterisk import names
 
 # The agi_* keys copied into the spool line.
@@ -61,8 +63,6 @@ def append_line(path: str, line: str) -> None:
 
 
 def run(argv: list[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
-    from asterisk.agi import AGI, AGIException
-
     agi = AGI(stdin=stdin, stdout=stdout, stderr=stderr)
     if len(argv) != 1:
         stderr.write("fallback_agi: usage: fallback_agi <spool-file>\n")

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from callcenter.config.load import load_config
 from callcenter.errors import CampaignError
 from callcenter.outbound.contacts import parse_dnc
 from callcenter.outbound.dialer import CampaignState
@@ -62,8 +63,6 @@ _STATES = {"pause": CampaignState.PAUSED, "resume": CampaignState.RUNNING, "stop
 
 
 def _from_config(directory: Path, campaign_id: str) -> tuple[str | None, str | None, Path | None]:
-    from callcenter.config.load import load_config
-
     config = load_config(directory)
     camp = config.campaigns.get(campaign_id)
     if camp is None:

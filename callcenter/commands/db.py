@@ -26,6 +26,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     v.set_defaults(func=cmd_serve)
 
 
+async def migrate_dsn(dsn: str) -> None:
+    """Apply the pending migrations to the database at ``dsn`` (what ``run`` and ``demo`` do first)."""
+    conn = await asyncpg.connect(dsn, timeout=30)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+
+
 async def _migrate(dsn: str) -> None:
     conn = await asyncpg.connect(dsn, timeout=30)
     try:

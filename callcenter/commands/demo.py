@@ -21,27 +21,36 @@ import datetime as dt
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+from rich.console import Console
+from rich.table import Table as RichTable
 
 from callcenter.app.controller import Controller, Links, login_all
 from callcenter.app.plugins import standard_plugins
 from callcenter.clock import Clock, ScaledClock
+from callcenter.commands.db import migrate_dsn
 from callcenter.commands.demo_view import LiveView
 from callcenter.commands.report import write as write_table
-from callcenter.commands.run import migrate_dsn
+from callcenter.commands.sim import center_scenario, start_sim
 from callcenter.commands.validate import load_or_report, summary
 from callcenter.config import model as cm
 from callcenter.config.render import render, write_files
 from callcenter.errors import CallcenterError, ConfigError
+from callcenter.outbound import service as ds
+from callcenter.outbound.dialer import CampaignState
+from callcenter.outbound.runtime import runtime_from_config
 from callcenter.reporting.erlang import agents_needed
 from callcenter.reporting.html import ReportData, Table, render_report
 from callcenter.reporting.kpi import KpiSettings
-from callcenter.sim import SimulatedPBX
-from callcenter.sim.people import AgentProfile, Dist, Rate, Scenario, builtin_scenario
+from callcenter.sim.population import Population
+from callcenter.sim.server import SimulatedPBX
+from callcenter.store import run_report
+from callcenter.store.campaigns import CampaignStore
 from callcenter.store.database import database
 from callcenter.store.reports import ReportQuery, queue_report
 
@@ -61,84 +70,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-def demo_scenario(name: str, config: cm.Config, minutes: float) -> Scenario:
-    """The built-in scenario for this center's DIDs and agents, arrivals for ``minutes``."""
-    dids = [n.dialed for n in config.numbers]
-    agents = [a.endpoint for a in config.agents.values()]
-    base = builtin_scenario(name, dids=dids, agents=agents)
-    # Agents wear headsets that auto-answer within a second (what outbound needs: a person who
-    # answers must hear an agent within 2 s); now and then one misses a call (RONA).
-    profiles = tuple(
-        AgentProfile(endpoint=a.endpoint, answer_delay=Dist("uniform", 0.3, 1.2), no_answer_probability=0.03)
-        for a in config.agents.values()
-    ) + tuple(
-        # Supervisors' phones: answer, listen for a few minutes, hang up.
-        AgentProfile(
-            endpoint=sup.endpoint,
-            answer_delay=Dist("uniform", 1.0, 2.0),
-            no_answer_probability=0.0,
-            talk=Dist("uniform", 120.0, 240.0),
-            agent_hangs_up=1.0,
-        )
-        for sup in config.supervisors.values()
-    )
-    # The built-in busy hour is sized at 20 calls/hour per agent; the example center also runs
-    # outbound campaigns on the same agents, so inbound is scaled to leave them room.
-    callers = tuple(
-        dataclasses.replace(c, rate=tuple(Rate(r.start, r.per_hour * 0.55) for r in c.rate))
-        for c in base.callers
-    )
-    return Scenario(
-        base.name,
-        callers=callers,
-        agents=profiles,
-        outbound=base.outbound,
-        duration=minutes * 60.0,
-    )
-
-
-async def start_sim(
-    conf_dir: Path,
-    run_dir: Path,
-    *,
-    clock: Clock,
-    seed: int,
-    config: cm.Config,
-    scenario_name: str,
-    minutes: float = 60.0,
-    sounds_dirs: tuple[Path, ...] = (),
-) -> SimulatedPBX:
-    """The simulated PBX on loopback (AMI on a free port); people start with ``start_people``."""
-    sim = SimulatedPBX(
-        conf_dir,
-        clock=clock,
-        seed=seed,
-        ami_port=0,
-        agi_host="127.0.0.1",
-        recordings_dir=run_dir / "recordings",
-        sounds_dirs=list(sounds_dirs),
-    )
-    await sim.start()
-    sim.demo_scenario = demo_scenario(scenario_name, config, minutes)  # type: ignore[attr-defined]
-    return sim
-
-
-def start_people(sim: SimulatedPBX, agi_port: int) -> Any:
-    """Point the simulator's FastAGI client at the controller, then let the people in."""
-    from callcenter.sim.population import Population
-
-    sim.agi.port = agi_port
-    sim.scenario = sim.demo_scenario  # type: ignore[attr-defined]
-    sim.population = Population(sim, sim.scenario)
-    sim.population.start()
-    return sim.population
-
-
 def demo_start(config: cm.Config, *, now: float, latest: float | None) -> float:
     """When the demo's simulated day begins: 10:00 local time on the first open day that starts
     after everything already in the call log (so runs never overlap) and not before today."""
-    from zoneinfo import ZoneInfo
-
     tz = ZoneInfo(config.center.timezone)
     floor = max(now, (latest or 0.0) + 3600.0)
     day = dt.datetime.fromtimestamp(now, tz).date()
@@ -175,11 +109,6 @@ def demo_contacts_csv(campaign_id: str, count: int) -> str:
 
 async def import_demo_contacts(config: cm.Config, config_dir: Path, run_dir: Path, dsn: str) -> list[str]:
     """Every campaign's own contact list, plus synthetic contacts so the dialer has work."""
-    from callcenter.outbound import service as ds
-    from callcenter.outbound.dialer import CampaignState
-    from callcenter.outbound.runtime import runtime_from_config
-    from callcenter.store.campaigns import CampaignStore
-
     said: list[str] = []
     store = await CampaignStore.connect(dsn)
     try:
@@ -211,7 +140,7 @@ async def import_demo_contacts(config: cm.Config, config_dir: Path, run_dir: Pat
     return said
 
 
-def _busy(controller: Controller, population: Any) -> bool:
+def _busy(controller: Controller, population: Population) -> bool:
     """Calls still in the system: simulated callers, calls in the ACD, dialer calls in flight."""
     if population.active or controller.acd.snapshot()["calls"]:
         return True
@@ -270,21 +199,14 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
         print(f"demo: campaign {line}", flush=True)
     conn = await asyncpg.connect(dsn, timeout=30)
     try:
-        latest = await conn.fetchval(
-            "SELECT date_part('epoch', max(greatest(started_at, ended_at))) FROM calls"
-        )
+        latest = await run_report.latest_activity(conn)
     finally:
         await conn.close()
     conf_dir = run_dir / "asterisk"
     files = render(config)
     write_files(files, conf_dir)
     print(f"demo: rendered {len(files)} Asterisk files into {conf_dir}", flush=True)
-
-    import time
-
-    clock = ScaledClock(
-        args.speed, start=demo_start(config, now=time.time(), latest=float(latest) if latest else None)
-    )
+    clock = ScaledClock(args.speed, start=demo_start(config, now=time.time(), latest=latest))
     t0 = clock.now()
     local = dt.datetime.fromtimestamp(t0, dt.UTC).astimezone(ZoneInfo(config.center.timezone))
     print(f"demo: the simulated day starts {local:%A %Y-%m-%d %H:%M %Z}", flush=True)
@@ -293,9 +215,6 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
         run_dir,
         clock=clock,
         seed=args.seed,
-        config=config,
-        scenario_name=args.scenario,
-        minutes=args.minutes,
         sounds_dirs=args.sounds_dirs,
     )
     http_host, http_port = _http(args.http)
@@ -327,7 +246,7 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
     coach_task: asyncio.Task[None] | None = None
     interrupted = False
     placed = -1
-    population: Any = None
+    population: Population | None = None
     try:
         ready = asyncio.ensure_future(controller.ready.wait())
         await asyncio.wait({ctl_task, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -337,7 +256,9 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
             raise SystemExit("demo: the controller stopped before it was ready")
         assert controller.agi is not None  # noqa: S101 - set before ready
         await login_all(controller)
-        population = start_people(sim, controller.agi.port)
+        population = sim.start_people(
+            center_scenario(args.scenario, config, args.minutes), agi_port=controller.agi.port
+        )
         where = f"http://{http_host}:{controller.http.port}/" if controller.http else "off"
         print(
             f"demo: controller ready; {len(config.agents)} agents logged in; wallboard {where}; "
@@ -407,37 +328,12 @@ async def _report(
     try:
         day = await queue_report(conn, ReportQuery(start, end, "day", tz=tz, settings=settings), now=end)
         per15 = await queue_report(conn, ReportQuery(start, end, "15", tz=tz, settings=settings), now=end)
-        n_calls = await conn.fetchval(
-            "SELECT count(*) FROM calls WHERE started_at >= $1 AND started_at <= $2 "
-            "AND direction IS DISTINCT FROM 'outbound'",
-            start,
-            end,
-        )
-        attempts = await conn.fetch(
-            "SELECT campaign_id, coalesce(outcome, 'in_flight') AS outcome, count(*) AS n "
-            "FROM campaign_attempts WHERE started_at >= $1 GROUP BY 1, 2 ORDER BY 1, 2",
-            start,
-        )
-        dupes = await conn.fetchval(
-            "SELECT count(*) FROM (SELECT call_id FROM calls GROUP BY call_id HAVING count(*) > 1) d"
-        )
-        no_disp = await conn.fetchval(
-            "SELECT count(*) FROM calls WHERE started_at >= $1 AND disposition IS NULL", start
-        )
-        waits = [
-            float(r["w"])
-            for r in await conn.fetch(
-                "SELECT date_part('epoch', coalesce(answered_at, ended_at) - queued_at) AS w FROM calls "
-                "WHERE queued_at >= $1 AND queued_at <= $2 AND coalesce(answered_at, ended_at) IS NOT NULL",
-                start,
-                end,
-            )
-        ]
-        states = await conn.fetch(
-            "SELECT agent_id, state, at FROM agent_states WHERE at >= $1 AND at <= $2 ORDER BY at",
-            start,
-            end,
-        )
+        n_calls = await run_report.inbound_calls(conn, start, end)
+        attempts = await run_report.attempts_by_outcome(conn, start)
+        dupes = await run_report.duplicate_calls(conn)
+        no_disp = await run_report.calls_without_disposition(conn, start)
+        waits = await run_report.queue_waits(conn, start, end)
+        states = await run_report.state_changes(conn, start, end)
     finally:
         await conn.close()
     keep = (
@@ -466,8 +362,8 @@ async def _report(
         flush=True,
     )
     by_campaign: dict[str, list[str]] = {}
-    for r in attempts:
-        by_campaign.setdefault(r["campaign_id"], []).append(f"{r['outcome']} {r['n']}")
+    for a in attempts:
+        by_campaign.setdefault(a.campaign_id, []).append(f"{a.outcome} {a.count}")
     for campaign, parts in by_campaign.items():
         print(f"campaign {campaign}: attempts by outcome: {', '.join(parts)}", flush=True)
     # Staffing advice for the busiest 15 minutes of the run.
@@ -498,9 +394,6 @@ async def _report(
             ]
         )
     if advice:
-        from rich.console import Console
-        from rich.table import Table as RichTable
-
         t = RichTable(title="Staffing advice (Erlang C, busiest 15 minutes per queue)")
         for col in ("queue", "interval", "calls", "AHT s", "agents", "SL", "ASA s"):
             t.add_column(col)
@@ -517,7 +410,7 @@ def _html(
     per15: list[dict[str, Any]],
     day: list[dict[str, Any]],
     waits: list[float],
-    states: list[Any],
+    states: list[run_report.StateChange],
     advice: list[list[object]],
     t0: float,
     args: argparse.Namespace,
@@ -544,14 +437,14 @@ def _html(
     ticks: list[str] = []
     series: dict[str, list[float]] = {}
     if states:
-        first = states[0]["at"]
-        last = states[-1]["at"]
+        first = states[0].at
+        last = states[-1].at
         current: dict[str, str] = {}
         i = 0
         t = first
         while t <= last:
-            while i < len(states) and states[i]["at"] <= t:
-                current[states[i]["agent_id"]] = states[i]["state"]
+            while i < len(states) and states[i].at <= t:
+                current[states[i].agent_id] = states[i].state
                 i += 1
             ticks.append(t.strftime("%H:%M"))
             counts: dict[str, int] = {}

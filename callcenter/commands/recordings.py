@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from callcenter.acd.recorder import PurgeReport, purge
+from callcenter.config.load import load_config
 from callcenter.store.database import database
 from callcenter.store.recordings import PgPurgeStore
 
@@ -34,8 +35,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _settings(args: argparse.Namespace) -> tuple[Path, int]:
     directory, days = args.directory, args.retention_days
     if directory is None or days is None:
-        from callcenter.config.load import load_config
-
         rec = load_config(args.config).recording
         directory = directory or Path(rec.directory)
         days = rec.retention_days if days is None else days

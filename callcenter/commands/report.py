@@ -23,6 +23,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
+from rich.console import Console
+from rich.table import Table
 
 from callcenter.errors import ConfigError
 from callcenter.reporting.kpi import KpiSettings, SLVariant
@@ -148,9 +150,6 @@ def write(rows: list[dict[str, Any]], fmt: str, *, title: str, out: Any = None) 
     if not rows:
         out.write(f"{title}: no calls in this window\n")
         return
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=title)
     columns = list(rows[0]) if rows else ["interval"]
     for col in columns:

@@ -15,16 +15,16 @@ import logging
 import signal
 from pathlib import Path
 
-import asyncpg
-
 from callcenter.app.controller import Controller, Links, login_all
 from callcenter.app.plugins import standard_plugins
 from callcenter.clock import RealClock
+from callcenter.commands.db import migrate_dsn
+from callcenter.commands.sim import center_scenario, start_sim
 from callcenter.commands.validate import load_or_report
 from callcenter.config import model as cm
 from callcenter.config.render import render, write_files
+from callcenter.sim.server import SimulatedPBX
 from callcenter.store.database import database
-from callcenter.store.migrate import migrate
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,14 +46,6 @@ def _http(text: str) -> tuple[str | None, int]:
     return host or "127.0.0.1", int(port)
 
 
-async def migrate_dsn(dsn: str) -> None:
-    conn = await asyncpg.connect(dsn, timeout=30)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-
-
 async def _run(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
     await migrate_dsn(dsn)
     run_dir = Path(args.run_dir)
@@ -63,14 +55,12 @@ async def _run(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    sim = None
+    sim: SimulatedPBX | None = None
     links = Links.from_config(config, http_host=http_host, http_port=http_port, agi_port=args.agi_port)
     if args.sim:
-        from callcenter.commands.demo import start_people, start_sim
-
         out = run_dir / "asterisk"
         write_files(render(config), out)
-        sim = await start_sim(out, run_dir, clock=clock, seed=1, config=config, scenario_name=args.scenario)
+        sim = await start_sim(out, run_dir, clock=clock, seed=1)
         links = Links(**{**links.__dict__, "ami_host": "127.0.0.1", "ami_port": sim.ami_port})
     controller = Controller(
         config, dsn=dsn, run_dir=run_dir, clock=clock, links=links, plugins=standard_plugins()
@@ -83,7 +73,9 @@ async def _run(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
         if controller.ready.is_set():
             if sim is not None and controller.agi is not None:
                 await login_all(controller)
-                start_people(sim, controller.agi.port)
+                sim.start_people(
+                    center_scenario(args.scenario, config, minutes=60.0), agi_port=controller.agi.port
+                )
             where = f"http://{links.http_host}:{controller.http.port}/" if controller.http else "off"
             print(f"run: controller ready (wallboard {where}); Ctrl-C stops", flush=True)
         await task

@@ -7,12 +7,16 @@ AMI tool) can connect to it as to Asterisk.
 ``manager.conf``, optionally ``pjsip.conf`` naming the agents' endpoints). ``--scenario`` is a
 built-in name (idle, smoke, busy-hour, outbound) or a YAML file (see ``callcenter.sim.people``).
 ``--speed 60`` runs simulated time sixty times faster than the wall clock.
+
+``start_sim`` and ``center_scenario`` start the simulator in the controller's own process for a
+configured center (``callcenter run --sim`` and ``callcenter demo``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import re
 import sys
 from pathlib import Path
@@ -20,11 +24,20 @@ from pathlib import Path
 import yaml
 
 from callcenter.asterisk import names
-from callcenter.clock import RealClock, ScaledClock
+from callcenter.clock import Clock, RealClock, ScaledClock
+from callcenter.config import model as cm
 from callcenter.errors import ConfigError
-from callcenter.sim import SimulatedPBX
 from callcenter.sim.dialplan import Dialplan
-from callcenter.sim.people import BUILTIN, Scenario, builtin_scenario, scenario_from_dict
+from callcenter.sim.people import (
+    BUILTIN,
+    AgentProfile,
+    Dist,
+    Rate,
+    Scenario,
+    builtin_scenario,
+    scenario_from_dict,
+)
+from callcenter.sim.server import SimulatedPBX
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,6 +98,66 @@ def load_scenario(name: str, config: Path, dialplan: Dialplan) -> Scenario:
         return scenario_from_dict(data or {}, name=path.stem)
     agents = _agents_from_pjsip(config) or [f"agent{1001 + i}" for i in range(10)]
     return builtin_scenario(name, dids=_dids(dialplan), agents=agents)
+
+
+def center_scenario(name: str, config: cm.Config, minutes: float) -> Scenario:
+    """The built-in scenario ``name`` for this center's DIDs and agents, arrivals for ``minutes``."""
+    dids = [n.dialed for n in config.numbers]
+    agents = [a.endpoint for a in config.agents.values()]
+    base = builtin_scenario(name, dids=dids, agents=agents)
+    # Agents wear headsets that auto-answer within a second (what outbound needs: a person who
+    # answers must hear an agent within 2 s); now and then one misses a call (RONA).
+    profiles = tuple(
+        AgentProfile(endpoint=a.endpoint, answer_delay=Dist("uniform", 0.3, 1.2), no_answer_probability=0.03)
+        for a in config.agents.values()
+    ) + tuple(
+        # Supervisors' phones: answer, listen for a few minutes, hang up.
+        AgentProfile(
+            endpoint=sup.endpoint,
+            answer_delay=Dist("uniform", 1.0, 2.0),
+            no_answer_probability=0.0,
+            talk=Dist("uniform", 120.0, 240.0),
+            agent_hangs_up=1.0,
+        )
+        for sup in config.supervisors.values()
+    )
+    # The built-in busy hour is sized at 20 calls/hour per agent; the example center also runs
+    # outbound campaigns on the same agents, so inbound is scaled to leave them room.
+    callers = tuple(
+        dataclasses.replace(c, rate=tuple(Rate(r.start, r.per_hour * 0.55) for r in c.rate))
+        for c in base.callers
+    )
+    return Scenario(
+        base.name,
+        callers=callers,
+        agents=profiles,
+        outbound=base.outbound,
+        duration=minutes * 60.0,
+    )
+
+
+async def start_sim(
+    conf_dir: Path,
+    run_dir: Path,
+    *,
+    clock: Clock,
+    seed: int,
+    sounds_dirs: tuple[Path, ...] = (),
+) -> SimulatedPBX:
+    """The simulated PBX on loopback, serving AMI on a free port, with nobody in it yet: once the
+    controller's FastAGI server listens, let the people in with ``sim.start_people(scenario,
+    agi_port=...)`` (``center_scenario`` builds the scenario)."""
+    sim = SimulatedPBX(
+        conf_dir,
+        clock=clock,
+        seed=seed,
+        ami_port=0,
+        agi_host="127.0.0.1",
+        recordings_dir=run_dir / "recordings",
+        sounds_dirs=list(sounds_dirs),
+    )
+    await sim.start()
+    return sim
 
 
 async def run_sim(args: argparse.Namespace) -> int:

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from rich.console import Console
+from rich.table import Table
 
 from callcenter.commands.report import zone
 from callcenter.errors import ConfigError
@@ -180,9 +182,6 @@ async def history(dsn: str, args: argparse.Namespace, day: dt.date) -> list[tupl
 
 
 def print_table(rows: list[dict[str, Any]], title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     cols = [
         "start",
         "calls",

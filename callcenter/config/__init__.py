@@ -1,1 +1,1 @@
-"""Pure: the call center's configuration (model), its YAML loader and its renderer."""
+"""Shell: the call center's configuration: its model (pure), its YAML loader and its renderer (shells)."""

@@ -1,1 +1,1 @@
-"""Inbound calls: the IVR interpreter (pure) and its FastAGI route (shell)."""
+"""Shell: inbound calls, the IVR interpreter (pure) and its FastAGI route (shell)."""

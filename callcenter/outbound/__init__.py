@@ -1,1 +1,2 @@
-"""Outbound campaigns: pacing, contacts and DNC (pure); the dialer service and its HTTP routes (shell)."""
+"""Shell: outbound campaigns. Pacing, contacts and DNC (pure); the dialer service and its HTTP routes
+(shell)."""

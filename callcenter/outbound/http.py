@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from callcenter.outbound.service import DialerService
+from callcenter.web.http import HTTPError, json_response
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,6 @@ def register_routes(router: Any, service: DialerService) -> None:
 
     A refused request (unknown campaign, stopped campaign, contact not held) answers 409 with the
     ``CampaignError`` code."""
-    from callcenter.web.http import HTTPError, json_response
 
     def text(body: Mapping[str, Any], key: str) -> str:
         value = body.get(key)

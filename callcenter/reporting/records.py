@@ -40,7 +40,19 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar, Literal, Protocol
 
-from callcenter.acd.agents import Status
+
+class Status(StrEnum):
+    """An agent's state (the ACD's agent table, ``callcenter.acd.agents``); the call log stores it too."""
+
+    LOGGED_OUT = "logged_out"
+    AVAILABLE = "available"
+    RESERVED = "reserved"
+    RINGING = "ringing"
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"
+    PAUSED = "paused"
+    NOT_READY = "not_ready"
+
 
 # A value as it travels through the queue and the spool (JSON-safe); "ts" columns are floats.
 Wire = str | int | float | bool | None
@@ -400,7 +412,7 @@ AGENT_STATES = TableSpec(
 
 @dataclass(frozen=True, slots=True)
 class AgentStateChange:
-    """An agent entered ``state`` (``callcenter.acd.agents.Status``) at ``at``, for ``reason``
+    """An agent entered ``state`` (``Status``) at ``at``, for ``reason``
     (pause code, "rona", "login" ...). The state lasts until the agent's next change."""
 
     TABLE: ClassVar[TableSpec] = AGENT_STATES

@@ -28,7 +28,7 @@ from callcenter.asterisk.agi import (
     parse_command,
 )
 from callcenter.errors import UnsafeValueError
-from callcenter.sim import apps
+from callcenter.sim.apps import play
 from callcenter.sim.channel import UNKNOWN, UP, Channel
 from callcenter.sim.expr import UnknownFunctionError
 from callcenter.sim.pbx import AGI_PRIV, PBX, DialplanFault, SimulatorError, split_args
@@ -251,7 +251,7 @@ async def cmd_channel_status(s: _Session, args: list[str]) -> AGIReply:
 async def cmd_stream_file(s: _Session, args: list[str]) -> AGIReply | None:
     if len(args) < 2:
         return None
-    outcome, digit, played = await apps.play(s.pbx, s.chan, args[0], digits=args[1])
+    outcome, digit, played = await play(s.pbx, s.chan, args[0], digits=args[1])
     endpos = int(played * SAMPLE_RATE)
     if outcome == "missing":
         s.pbx.varset(s.chan, "PLAYBACKSTATUS", "FAILED")
@@ -285,7 +285,7 @@ async def cmd_get_data(s: _Session, args: list[str]) -> AGIReply | None:
     maxdigits = int(args[2]) if len(args) > 2 and args[2].isdigit() else 1024
     timeout = timeout_ms / 1000.0 if timeout_ms > 0 else 2.0
     digits = ""
-    outcome, digit, _ = await apps.play(s.pbx, s.chan, args[0], digits="0123456789*#")
+    outcome, digit, _ = await play(s.pbx, s.chan, args[0], digits="0123456789*#")
     if outcome in ("hangup", "pulled", "goto"):
         return s.ok(-1)
     if digit is not None:
@@ -319,7 +319,7 @@ async def cmd_wait_for_digit(s: _Session, args: list[str]) -> AGIReply | None:
 
 async def _say(s: _Session, files: list[str], escape: str) -> AGIReply:
     for f in files:
-        outcome, digit, _ = await apps.play(s.pbx, s.chan, f, digits=escape)
+        outcome, digit, _ = await play(s.pbx, s.chan, f, digits=escape)
         if outcome == "digit" and digit:
             return s.ok(ord(digit))
         if outcome in ("hangup", "pulled", "goto"):
@@ -353,7 +353,7 @@ async def cmd_exec(s: _Session, args: list[str]) -> AGIReply | None:
     if not args:
         return None
     wanted = args[0].lower()
-    app = next((name for name in apps.APPLICATIONS if name.lower() == wanted), None)
+    app = next((name for name in s.pbx.applications if name.lower() == wanted), None)
     if app is None:
         log.warning("AGI EXEC of unknown application %r on %s", args[0], s.chan.name)
         s.pbx.faults.append(

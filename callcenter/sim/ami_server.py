@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,7 @@ from typing import Final
 
 from callcenter.asterisk.ami import AMIParser, Message, encode, encode_greeting
 from callcenter.errors import AMIProtocolError, UnsafeValueError
-from callcenter.sim import apps
+from callcenter.sim.apps import start_mixmonitor
 from callcenter.sim.channel import UNKNOWN, Channel, duration_hms
 from callcenter.sim.expr import UnknownFunctionError
 from callcenter.sim.pbx import PBX, OriginateRefused, OriginateRequest, SimulatorError, valid_digit
@@ -242,8 +243,6 @@ class AMISession:
 
 
 def _event_tv(now: float) -> str:
-    import datetime as dt
-
     t = dt.datetime.fromtimestamp(now, dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}+0000"
 
@@ -599,7 +598,7 @@ async def act_mixmonitor(session: AMISession, msg: Message) -> None:
         return
     file = (msg.get("File") or "").strip() or f"{chan.uniqueid}.wav"
     session.respond(msg, "Success")
-    apps.start_mixmonitor(pbx, chan, file, msg.get("Options") or "")
+    start_mixmonitor(pbx, chan, file, msg.get("Options") or "")
 
 
 async def act_mixmonitormute(session: AMISession, msg: Message) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import zoneinfo
-from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from callcenter.sim.channel import UNKNOWN, UP, Channel
@@ -22,13 +21,13 @@ from callcenter.sim.pbx import (
     PBX,
     SPY_ATTACH,
     STOP,
+    App,
     DialResult,
     MixMonitor,
     SimulatorError,
     split_args,
 )
-
-App = Callable[[PBX, Channel, str], Awaitable[Any]]
+from callcenter.sim.sounds import write_recording
 
 DIAL_VARS: Final = (
     "DIALSTATUS",
@@ -662,8 +661,6 @@ async def app_voicemail(pbx: PBX, chan: Channel, data: str) -> Any:
     mon.chan = chan
     recorded = pbx.clock.monotonic() - started
     mon.stopped = True
-    from callcenter.sim.sounds import write_recording
-
     try:
         write_recording(mon.path, recorded)
     except OSError:

@@ -23,7 +23,7 @@ import logging
 import random
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -60,6 +60,9 @@ ANSWER_WAIT: Final = 0.5  # Answer() on a channel not yet up waits up to 500 ms 
 SPY_ATTACH: Final = 0.1  # ChanSpyStart comes about 100 ms after ChanSpy() starts
 
 STOP: Final = "stop"  # an application asks the dialplan loop to end (Hangup)
+
+App = Callable[["PBX", Channel, str], Awaitable[Any]]
+"""A dialplan application: ``app(pbx, chan, data)`` (see :mod:`callcenter.sim.apps`)."""
 
 
 class SimulatorError(CallcenterError):
@@ -241,13 +244,15 @@ class _Env:
 
 
 class PBX:
-    """The engine. Build it with a parsed :class:`Dialplan`; drive it through the AMI server,
-    the people models, or directly (tests)."""
+    """The engine. Build it with a parsed :class:`Dialplan` and the table of dialplan
+    applications it runs (name -> coroutine, :data:`callcenter.sim.apps.APPLICATIONS`); drive it
+    through the AMI server, the people models, or directly (tests)."""
 
     def __init__(
         self,
         dialplan: Dialplan,
         *,
+        applications: Mapping[str, App],
         clock: Clock,
         seed: int = 0,
         sounds: SoundLibrary | None = None,
@@ -258,6 +263,7 @@ class PBX:
         trunk_endpoint: str = "carrier",
     ) -> None:
         self.dialplan = dialplan
+        self.applications: Mapping[str, App] = applications
         self.clock = clock
         self.random = random.Random(seed)  # noqa: S311 - a seeded simulation, not cryptography
         self._uuid_random = random.Random(seed ^ 0x5EED)  # noqa: S311
@@ -1145,9 +1151,7 @@ class PBX:
         chan.hangupcause = chan.hangupcause or 16
 
     async def exec_app(self, chan: Channel, app: str, data: str) -> Any:
-        from callcenter.sim import apps
-
-        handler = apps.APPLICATIONS.get(app)
+        handler = self.applications.get(app)
         if handler is None:
             raise SimulatorError(f"application {app!r} is not one the simulated PBX runs")
         self.notify(chan, "app", app)

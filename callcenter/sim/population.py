@@ -13,14 +13,11 @@ import logging
 import random
 import zlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from callcenter.sim.channel import UP, Channel
 from callcenter.sim.pbx import PBX, DialResult
 from callcenter.sim.people import AgentProfile, CallerProfile, OutboundProfile, Scenario
-
-if TYPE_CHECKING:
-    from callcenter.sim.server import SimulatedPBX
 
 log = logging.getLogger(__name__)
 
@@ -303,13 +300,13 @@ def _gone(chan: Channel) -> bool:
 
 
 class Population:
-    """Everyone in a :class:`Scenario`, attached to a running simulator."""
+    """Everyone in a :class:`Scenario`, attached to a running engine; ``seed`` is the run's seed
+    (each person draws from a generator derived from it)."""
 
-    def __init__(self, sim: SimulatedPBX, scenario: Scenario) -> None:
-        self.sim = sim
-        self.pbx: PBX = sim.pbx
+    def __init__(self, pbx: PBX, scenario: Scenario, *, seed: int) -> None:
+        self.pbx = pbx
         self.scenario = scenario
-        self.seed = sim.seed
+        self.seed = seed
         self.stats = Stats()
         self.callers: list[Caller] = []
         self.active: set[Caller] = set()

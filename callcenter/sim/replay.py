@@ -19,7 +19,9 @@ independent channels (which varies between two runs of the real Asterisk too) ar
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import difflib
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -297,8 +299,6 @@ def compare(expected: Iterable[Headers], actual: Iterable[Headers], *, loose: bo
 
 
 def _diff(a: list[tuple[str, ...]], b: list[tuple[str, ...]]) -> str:
-    import difflib
-
     return "\n".join(
         difflib.unified_diff(
             [" ".join(x) for x in a], [" ".join(x) for x in b], "capture", "simulator", lineterm="", n=2
@@ -474,8 +474,6 @@ def load_agi_capture(path: Path) -> tuple[list[str], list[str]]:
         m = re.match(r"#\s*[\d.]+ (>>>|<<<) (.*)$", line)
         if not m:
             continue
-        import ast
-
         value = ast.literal_eval(m.group(2))
         text = value.decode() if isinstance(value, bytes) else str(value)
         if m.group(1) == ">>>":

@@ -11,14 +11,16 @@ from __future__ import annotations
 import configparser
 import logging
 from pathlib import Path
-from typing import Any
 
 from callcenter.clock import Clock, RealClock
 from callcenter.errors import ConfigError
 from callcenter.sim.agi_client import FastAGIClient
 from callcenter.sim.ami_server import AMIServer
+from callcenter.sim.apps import APPLICATIONS
 from callcenter.sim.dialplan import Dialplan, parse
 from callcenter.sim.pbx import PBX, Endpoint
+from callcenter.sim.people import Scenario
+from callcenter.sim.population import Population
 from callcenter.sim.sounds import SoundLibrary
 
 log = logging.getLogger(__name__)
@@ -82,7 +84,7 @@ class SimulatedPBX:
         agi_port: int | None = None,
         ami_user: str | None = None,
         ami_secret: str | None = None,
-        scenario: Any = None,
+        scenario: Scenario | None = None,
         recordings_dir: str | Path | None = None,
         sounds_dirs: list[str | Path] | None = None,
         endpoints: dict[str, Endpoint] | None = None,
@@ -115,6 +117,7 @@ class SimulatedPBX:
             dirs += [self.config_dir / "sounds", self.config_dir.parent / "ivr_prompts"]
         self.pbx = PBX(
             dialplan,
+            applications=APPLICATIONS,
             clock=self.clock,
             seed=seed,
             sounds=SoundLibrary(dirs),
@@ -135,7 +138,7 @@ class SimulatedPBX:
             reload=self.reload,
         )
         self.scenario = scenario
-        self.population: Any = None
+        self.population: Population | None = None
 
     @property
     def dialplan(self) -> Dialplan:
@@ -163,20 +166,21 @@ class SimulatedPBX:
         if self.scenario is not None:
             self.start_people(self.scenario)
 
-    def start_people(self, scenario: Any, *, agi_host: str | None = None, agi_port: int | None = None) -> Any:
-        """Let ``scenario``'s people in now (a :class:`~callcenter.sim.people.Scenario`),
-        optionally pointing the FastAGI client at the controller first. Returns the
-        :class:`~callcenter.sim.population.Population` (its ``stats`` and ``changed`` event)."""
-        from callcenter.sim.population import Population
-
+    def start_people(
+        self, scenario: Scenario, *, agi_host: str | None = None, agi_port: int | None = None
+    ) -> Population:
+        """Let ``scenario``'s people in now, optionally pointing the FastAGI client at the
+        controller first. Returns the :class:`~callcenter.sim.population.Population` (its
+        ``stats`` and ``changed`` event). The one place the simulator's people are built."""
         if agi_host is not None:
             self.agi.host = agi_host
         if agi_port is not None:
             self.agi.port = agi_port
         self.scenario = scenario
-        self.population = Population(self, scenario)
-        self.population.start()
-        return self.population
+        population = Population(self.pbx, scenario, seed=self.seed)
+        self.population = population
+        population.start()
+        return population
 
     async def close(self) -> None:
         if self.population is not None:

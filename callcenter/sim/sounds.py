@@ -8,6 +8,7 @@ product's ``ivr_prompts/`` audio), then in a small table of Asterisk core sounds
 from __future__ import annotations
 
 import logging
+import math
 import wave
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
@@ -131,6 +132,4 @@ def write_recording(path: Path, seconds: float, muted: Sequence[tuple[float, flo
 
 
 def _sin(x: float) -> float:
-    import math
-
     return math.sin(x)

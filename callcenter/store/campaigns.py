@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -29,8 +30,6 @@ log = logging.getLogger(__name__)
 
 
 def _ts(value: float | None) -> Any:
-    import datetime as dt
-
     return None if value is None else dt.datetime.fromtimestamp(value, dt.UTC)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
+
 log = logging.getLogger(__name__)
 
 
@@ -15,8 +17,6 @@ class PgPurgeStore:
         self.timeout = timeout
 
     async def expired(self, before: float) -> list[tuple[str, str]]:
-        import asyncpg
-
         conn = await asyncpg.connect(self.dsn, timeout=self.timeout)
         try:
             rows = await conn.fetch(
@@ -30,8 +30,6 @@ class PgPurgeStore:
         return [(r["recording_id"], r["path"]) for r in rows]
 
     async def mark_deleted(self, recording_ids: list[str], at: float) -> None:
-        import asyncpg
-
         conn = await asyncpg.connect(self.dsn, timeout=self.timeout)
         try:
             await conn.execute(

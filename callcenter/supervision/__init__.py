@@ -1,1 +1,2 @@
-"""Supervision: listen, whisper and barge rules (pure); the monitor service and its HTTP routes (shell)."""
+"""Shell: supervision. Listen, whisper and barge rules (pure); the monitor service and its HTTP
+routes (shell)."""

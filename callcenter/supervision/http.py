@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from callcenter.supervision.service import MonitorService
+from callcenter.web.http import json_response
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,6 @@ def register_routes(router: Any, monitor: MonitorService) -> None:
 
     Refusals are ``DomainError`` codes: unauthorised, locked_out, bad_pin, unknown_agent,
     bad_mode, out_of_scope, unknown_session, no_ami."""
-    from callcenter.web.http import json_response
 
     async def sessions(req: Any) -> Any:
         return json_response({"sessions": monitor.snapshot()})

@@ -15,7 +15,8 @@ import pytest
 from callcenter.app.controller import Controller, Links, login_all
 from callcenter.app.plugins import standard_plugins
 from callcenter.clock import ScaledClock
-from callcenter.commands.demo import demo_start, for_demo, start_people, start_sim
+from callcenter.commands.demo import demo_start, for_demo
+from callcenter.commands.sim import center_scenario, start_sim
 from callcenter.config.load import load_config
 from callcenter.config.render import render, write_files
 
@@ -49,9 +50,8 @@ async def running(db_dsn: str, tmp_path: Path) -> AsyncIterator[Running]:
     write_files(render(config), tmp_path / "asterisk")
     clock = ScaledClock(20, start=demo_start(config, now=1_795_000_000.0, latest=None))
     sim = await start_sim(
-        tmp_path / "asterisk", tmp_path, clock=clock, seed=5, config=config, scenario_name="smoke",
-        minutes=10, sounds_dirs=(REPO / "ivr_prompts",),
-    )  # fmt: skip
+        tmp_path / "asterisk", tmp_path, clock=clock, seed=5, sounds_dirs=(REPO / "ivr_prompts",)
+    )
     links = Links.from_config(
         config, ami_host="127.0.0.1", ami_port=sim.ami_port, agi_bind="127.0.0.1", agi_port=0,
         http_host="127.0.0.1", http_port=0,
@@ -66,7 +66,7 @@ async def running(db_dsn: str, tmp_path: Path) -> AsyncIterator[Running]:
         await asyncio.wait_for(ctl.ready.wait(), 60)
         assert await login_all(ctl) == len(config.agents)
         assert ctl.agi is not None
-        population = start_people(sim, ctl.agi.port)
+        population = sim.start_people(center_scenario("smoke", config, 10), agi_port=ctl.agi.port)
         yield Running(ctl, stop, task, population)
     finally:
         stop.set()
