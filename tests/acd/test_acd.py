@@ -86,6 +86,9 @@ class FakeAMI:
         self.subs.setdefault(event, []).append(callback)
         return lambda: self.subs[event].remove(callback)
 
+    def on(self, kind: Any, callback: Callable[[Any], object]) -> Callable[[], None]:
+        return self.subscribe(kind.__name__, lambda msg: callback(kind.from_message(msg)))
+
     def emit(self, name: str, **headers: str) -> None:
         msg = Message([("Event", name), *headers.items()])
         for cb in list(self.subs.get(name, [])):
