@@ -944,7 +944,13 @@ def _not_in_line(c: Call, ev: Event, now: float, s: Setup) -> Result:
     raise RoutingError(f"no call {c.call_id}", code="unknown_call")
 
 
+def _blind_transfer_possible(c: Call) -> None:
+    if c.caller_gone:  # a callback: the customer is on the agent's own leg, no caller channel
+        raise DomainError(f"call {c.call_id} has no caller channel to transfer", code="caller_gone")
+
+
 def _transfer_to_queue(c: Call, ev: TransferToQueue, now: float, s: Setup) -> Result:
+    _blind_transfer_possible(c)
     c, effects = _detach_agent(c, now)
     c = replace(
         c, status=CallStatus.WAITING, queue=ev.queue, queued_at=now, transfers=c.transfers + 1, ring=()
@@ -967,6 +973,7 @@ def _transfer_to_queue(c: Call, ev: TransferToQueue, now: float, s: Setup) -> Re
 
 
 def _transfer_to_number(c: Call, ev: TransferToNumber, now: float, s: Setup) -> Result:
+    _blind_transfer_possible(c)
     c, effects = _detach_agent(c, now)
     c = replace(c, status=CallStatus.TRANSFERRED, transfers=c.transfers + 1)
     effects += [

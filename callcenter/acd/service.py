@@ -546,7 +546,9 @@ class ACD:
             return []
         new, effects = cs.transition(old, event, now, self._setup())
         self._commit(key, old, new)
-        return self._carry(effects, now, inline=inline)
+        actions = self._carry(effects, now, inline=inline)
+        self._retire(key)
+        return actions
 
     def _leg_event(self, leg_id: str, event: cs.LegEventType, now: float) -> None:
         key = self._leg_owner.get(leg_id)
@@ -554,27 +556,20 @@ class ACD:
             self._call_event(key, event, now)
 
     def _commit(self, key: str, old: cs.Call | None, new: cs.Call) -> None:
-        """Keep ``new`` and the indexes that follow it (channels, legs)."""
-        call_id = new.call_id
+        """Keep ``new`` under ``key`` and the indexes that follow it (channels, legs)."""
         info = new.info
         if old is None:
-            self._by_channel[info.channel] = call_id
+            self._by_channel[info.channel] = new.call_id
             if info.uniqueid:
-                self._by_channel[info.uniqueid] = call_id
+                self._by_channel[info.uniqueid] = new.call_id
         elif new.status is cs.CallStatus.CLOSED or new.caller_gone:
             for ch in (info.channel, info.uniqueid):
-                if ch and self._by_channel.get(ch) == call_id:
+                if ch and self._by_channel.get(ch) == new.call_id:
                     del self._by_channel[ch]
-        if new.status is not cs.CallStatus.CLOSED:
-            self._calls[call_id] = new
+        if key in self._closing:
+            self._closing[key] = new
         else:
-            if self._calls.get(key) is old:
-                del self._calls[key]
-                key = f"{call_id}#{next(self._seq)}"  # a new call may come with the same id
-            self._closing.pop(key, None)
-            if new.legs:
-                self._closing[key] = new
-            self._group_files.pop(call_id, None)
+            self._calls[key] = new
         if old is not None and old.legs is not new.legs:
             kept = {leg.leg_id for leg in new.legs}
             for leg in old.legs:
@@ -588,6 +583,21 @@ class ACD:
             self._leg_owner[leg.leg_id] = key
             if leg.channel:
                 self._leg_by_channel[leg.channel] = leg.leg_id
+
+    def _retire(self, key: str) -> None:
+        """A closed call leaves the open calls once its effects are carried out (the agent table's
+        records still name its queue); it is followed while an agent leg of it is up."""
+        c = self._calls.get(key)
+        if c is not None and c.status is cs.CallStatus.CLOSED:
+            del self._calls[key]
+            self._group_files.pop(c.call_id, None)
+            if c.legs:
+                key = f"{c.call_id}#{next(self._seq)}"  # a new call may come with the same id
+                self._closing[key] = c
+                for leg in c.legs:
+                    self._leg_owner[leg.leg_id] = key
+        elif (c := self._closing.get(key)) is not None and not c.legs:
+            del self._closing[key]
 
     def _carry(self, effects: list[cs.Effect], now: float, *, inline: bool = False) -> list[_Action]:
         """Carry the table's effects out, in order; AMI actions run as tasks unless ``inline``."""
@@ -991,7 +1001,8 @@ def _subject(e: _Action) -> str:
 
 
 def _statuses(items: list[Message]) -> list[events.Status]:
-    return [events.Status.from_message(m) for m in items if m.name == "Status"]
+    """The channels of a ``Status`` action's answer."""
+    return [view for m in items if isinstance(view := events.parse_event(m), events.Status)]
 
 
 def _caller_id(name: str, number: str | None) -> str:
