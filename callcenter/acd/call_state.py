@@ -29,7 +29,8 @@ The call (``CallStatus``; what ``ACD.call_state`` shows in brackets)::
     connected --callback leg hung up-----------> retry|closed customer not reached: tried again
     retry ------TimerDue(callback_retry)-------> waiting      same place in line
     connected --TransferToQueue----------------> waiting      the agent's leg ends on its own
-    connected --TransferToNumber---------------> transferred
+    connected --TransferToNumber---------------> transferred  (both refused for a callback whose
+                                                              caller left: no channel to move)
     connected --AttendedTransfer---------------> connected    Atxfer on the agent's leg
     connected|ended|transferred --CallerHungUp-> closed       (None) the ACD forgets the call
 
@@ -54,9 +55,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from callcenter.acd import agents as ag
 from callcenter.acd import routing as rt
@@ -645,6 +646,18 @@ def leg_connected(call: Call | None, leg_id: str | None) -> bool:
 
 
 # ------------------------------------------------------------------------------------ helpers
+_R = TypeVar("_R", "Call", "Leg")
+
+
+def _evolve(record: _R, **changes: Any) -> _R:
+    """``dataclasses.replace`` for the slotted records here, without its per-call introspection
+    (it runs several times per event)."""
+    new = object.__new__(type(record))
+    for name in type(record).__slots__:
+        object.__setattr__(new, name, changes[name] if name in changes else getattr(record, name))
+    return new
+
+
 def _hold(call: Call, queue: cm.Queue, *, redirect: bool) -> Effect:
     info = call.info
     variables = [
@@ -666,11 +679,11 @@ def _leg_context(call: Call) -> str:
 
 
 def _put_leg(call: Call, leg: Leg) -> Call:
-    return replace(call, legs=tuple(leg if x.leg_id == leg.leg_id else x for x in call.legs))
+    return _evolve(call, legs=tuple(leg if x.leg_id == leg.leg_id else x for x in call.legs))
 
 
 def _drop_leg(call: Call, leg_id: str) -> Call:
-    return replace(call, legs=tuple(x for x in call.legs if x.leg_id != leg_id))
+    return _evolve(call, legs=tuple(x for x in call.legs if x.leg_id != leg_id))
 
 
 def _ignored(call: Call, event: Event, reason: str) -> Result:
@@ -680,8 +693,8 @@ def _ignored(call: Call, event: Event, reason: str) -> Result:
 def _announce_timer(call: Call, queue: cm.Queue, now: float) -> tuple[Call, list[Effect]]:
     if queue.announce_period and (queue.announce_position or queue.announce_wait):
         at = now + queue.announce_period
-        return replace(call, next_announce=at), [StartTimer(TimerKind.ANNOUNCE, call.call_id, at)]
-    return replace(call, next_announce=None), [CancelTimer(TimerKind.ANNOUNCE, call.call_id)]
+        return _evolve(call, next_announce=at), [StartTimer(TimerKind.ANNOUNCE, call.call_id, at)]
+    return _evolve(call, next_announce=None), [CancelTimer(TimerKind.ANNOUNCE, call.call_id)]
 
 
 def _out_of_line(call: Call) -> Effect:
@@ -696,13 +709,13 @@ def _close(call: Call, effects: list[Effect]) -> Result:
         CancelTimer(TimerKind.ANNOUNCE, call.call_id),
         CancelTimer(TimerKind.CALLBACK_RETRY, call.call_id),
     ]
-    return replace(call, status=CallStatus.CLOSED, next_announce=None), effects
+    return _evolve(call, status=CallStatus.CLOSED, next_announce=None), effects
 
 
 def _cancel_leg(call: Call, leg: Leg, effects: list[Effect], reason: str | None) -> Call:
     """Hang up a leg still ringing; its agent is free again (no RONA) when ``reason`` is given."""
     effects.extend(_settle_leg(leg))
-    call = _put_leg(call, replace(leg, status=LegStatus.CANCELLED))
+    call = _put_leg(call, _evolve(leg, status=LegStatus.CANCELLED))
     if reason is not None:
         effects.append(AgentEvent(leg.agent_id, ag.CancelOffer(leg.call_id, reason)))
     return call
@@ -723,9 +736,9 @@ def _ring_leg_done(call: Call, leg: Leg, effects: list[Effect]) -> Call:
         return call
     ring = tuple(x for x in call.ring if x != leg.leg_id)
     missed = call.ring_missed | {leg.agent_id}
-    call = replace(call, ring=ring, ring_missed=missed)
+    call = _evolve(call, ring=ring, ring_missed=missed)
     if not ring and call.leg_id is None and call.status is CallStatus.RINGING_ALL:
-        call = replace(call, status=CallStatus.WAITING, ring_missed=frozenset())
+        call = _evolve(call, status=CallStatus.WAITING, ring_missed=frozenset())
         effects.append(Requeue(call.call_id, tuple(sorted(missed))))
     return call
 
@@ -736,7 +749,7 @@ def _detach_agent(call: Call, now: float) -> tuple[Call, list[Effect]]:
     if call.leg(call.leg_id) is not None and call.answered_at is not None:
         effects.append(Log(CallRecord(call.call_id, now, talk_seconds=round(now - call.answered_at, 3))))
     effects.append(RecordingEnded(call.call_id))
-    call = replace(call, agent_id=None, leg_id=None, answered_at=None, bridged=frozenset())
+    call = _evolve(call, agent_id=None, leg_id=None, answered_at=None, bridged=frozenset())
     return call, effects
 
 
@@ -768,7 +781,7 @@ def _offered(c: Call, ev: Offered, now: float, s: Setup) -> Result:
     leg = Leg(ev.leg_id, c.call_id, ev.agent_id, c.queue, ring=bool(ev.ring))
     if ev.ring:  # one of a ring-all group: the call has no agent until a leg answers
         missed = frozenset() if ev.agent_id == ev.ring[0] else c.ring_missed
-        c = replace(
+        c = _evolve(
             c,
             status=CallStatus.RINGING_ALL,
             agent_id=None,
@@ -777,8 +790,8 @@ def _offered(c: Call, ev: Offered, now: float, s: Setup) -> Result:
             ring_missed=missed,
         )
     else:
-        c = replace(c, status=CallStatus.OFFERED, agent_id=ev.agent_id, leg_id=leg.leg_id)
-    c = replace(c, legs=(*c.legs, leg))
+        c = _evolve(c, status=CallStatus.OFFERED, agent_id=ev.agent_id, leg_id=leg.leg_id)
+    c = _evolve(c, legs=(*c.legs, leg))
     if c.callback_number:  # the agent first, then cc-transfer dials the customer
         recording = RecordingPlan.NONE
     elif s.recorder and str(queue.recording) == "always":
@@ -822,12 +835,12 @@ def _caller_left(c: Call, ev: CallerHungUp | Withdraw, now: float, s: Setup) -> 
     effects: list[Effect] = []
     if c.status in (CallStatus.OFFERED, CallStatus.RINGING_ALL):
         ringing = [c.leg_id] if c.leg_id is not None else list(c.ring)
-        c = replace(c, ring=())
+        c = _evolve(c, ring=())
         for leg_id in ringing:
             leg = c.leg(leg_id)
             if leg is not None and leg.status is LegStatus.RINGING:
                 c = _cancel_leg(c, leg, effects, "caller_abandoned")
-        c = replace(c, status=CallStatus.WAITING, agent_id=None, leg_id=None)
+        c = _evolve(c, status=CallStatus.WAITING, agent_id=None, leg_id=None)
         if c.callback_number:
             effects.append(Requeue(c.call_id))
     if c.callback_number:
@@ -836,7 +849,7 @@ def _caller_left(c: Call, ev: CallerHungUp | Withdraw, now: float, s: Setup) -> 
         effects.append(
             Log(CallEvent(c.call_id, now, EventKind.NOTE, queue=c.queue, detail={"callback_waiting": True}))
         )
-        return replace(c, caller_gone=True), effects
+        return _evolve(c, caller_gone=True), effects
     effects += [
         Count("abandoned"),
         Log(CallEvent(c.call_id, now, EventKind.QUEUE_EXIT, queue=c.queue, detail={"reason": "abandoned"})),
@@ -894,7 +907,7 @@ def _offer_withdrawn(c: Call, ev: OfferWithdrawn, now: float, s: Setup) -> Resul
     if leg is None or leg.agent_id != ev.agent_id:
         return _ignored(c, ev, f"not offered to agent {ev.agent_id}")
     c = _cancel_leg(c, leg, effects, None)
-    c = replace(c, status=CallStatus.WAITING, agent_id=None, leg_id=None)
+    c = _evolve(c, status=CallStatus.WAITING, agent_id=None, leg_id=None)
     effects.append(Requeue(c.call_id, (ev.agent_id,)))
     return c, effects
 
@@ -926,7 +939,7 @@ def _overflowed(c: Call, ev: Overflowed, now: float, s: Setup) -> Result:
         Log(CallEvent(c.call_id, now, EventKind.OVERFLOW, queue=ev.from_queue, detail={"to": ev.to_queue})),
         Log(CallRecord(c.call_id, now, overflow_queue=ev.to_queue)),
     ]
-    return replace(c, queue=ev.to_queue), effects
+    return _evolve(c, queue=ev.to_queue), effects
 
 
 def _accept_callback(c: Call, ev: AcceptCallback, now: float, s: Setup) -> Result:
@@ -937,7 +950,7 @@ def _accept_callback(c: Call, ev: AcceptCallback, now: float, s: Setup) -> Resul
         ),
         Log(CallRecord(c.call_id, now, disposition=Disposition.CALLBACK_REQUESTED)),
     ]
-    return replace(c, callback_number=ev.number), effects
+    return _evolve(c, callback_number=ev.number), effects
 
 
 def _not_in_line(c: Call, ev: Event, now: float, s: Setup) -> Result:
@@ -952,7 +965,7 @@ def _blind_transfer_possible(c: Call) -> None:
 def _transfer_to_queue(c: Call, ev: TransferToQueue, now: float, s: Setup) -> Result:
     _blind_transfer_possible(c)
     c, effects = _detach_agent(c, now)
-    c = replace(
+    c = _evolve(
         c, status=CallStatus.WAITING, queue=ev.queue, queued_at=now, transfers=c.transfers + 1, ring=()
     )
     effects += [
@@ -975,7 +988,7 @@ def _transfer_to_queue(c: Call, ev: TransferToQueue, now: float, s: Setup) -> Re
 def _transfer_to_number(c: Call, ev: TransferToNumber, now: float, s: Setup) -> Result:
     _blind_transfer_possible(c)
     c, effects = _detach_agent(c, now)
-    c = replace(c, status=CallStatus.TRANSFERRED, transfers=c.transfers + 1)
+    c = _evolve(c, status=CallStatus.TRANSFERRED, transfers=c.transfers + 1)
     effects += [
         Count("transfers"),
         Log(CallEvent(c.call_id, now, EventKind.TRANSFER, detail={"kind": "blind", "target": ev.number})),
@@ -1016,7 +1029,7 @@ def _timer_retry(c: Call, ev: TimerDue, now: float, s: Setup) -> Result:
         return _ignored(c, ev, f"no {ev.kind} timer while waiting for a retry")
     req = rt.CallRequest(c.call_id, c.queue, dict(c.info.skills), c.info.priority)
     effects: list[Effect] = [Unroute(c.call_id), RouterEnqueue(req, c.queued_at, callback=True)]
-    return replace(c, status=CallStatus.WAITING), effects
+    return _evolve(c, status=CallStatus.WAITING), effects
 
 
 def _timer_stale(c: Call, ev: TimerDue, now: float, s: Setup) -> Result:
@@ -1024,7 +1037,7 @@ def _timer_stale(c: Call, ev: TimerDue, now: float, s: Setup) -> Result:
 
 
 def _bridge_entered(c: Call, ev: BridgeEntered, now: float, s: Setup) -> Result:
-    c = replace(c, bridged=c.bridged | {ev.channel})
+    c = _evolve(c, bridged=c.bridged | {ev.channel})
     if len(c.bridged) >= 2 and c.status is CallStatus.CONNECTED:
         return c, [_bridge_formed(c, s)]
     return c, []
@@ -1051,13 +1064,13 @@ def _refuse(reason: str) -> CallHandler:
 def _leg_channel(c: Call, leg: Leg, ev: LegChannel, now: float, s: Setup) -> Result:
     if not ev.channel:
         return c, []
-    leg = replace(leg, channel=ev.channel)
+    leg = _evolve(leg, channel=ev.channel)
     return _put_leg(c, leg), (_settle_leg(leg) if leg.settled else [])
 
 
 def _learn_channel(c: Call, leg: Leg, channel: str | None) -> tuple[Call, Leg]:
     if leg.channel is None and channel:
-        leg = replace(leg, channel=channel)
+        leg = _evolve(leg, channel=channel)
         c = _put_leg(c, leg)
     return c, leg
 
@@ -1069,13 +1082,13 @@ def _leg_answered(c: Call, leg: Leg, ev: LegAnswered, now: float, s: Setup) -> R
     if leg.ring and c.status is CallStatus.RINGING_ALL and leg.leg_id in c.ring:
         # The first of a ring-all group to answer takes the call; the others are released.
         losers = [x for x in c.ring if x != leg.leg_id]
-        c = replace(c, ring=(), agent_id=leg.agent_id, leg_id=leg.leg_id)
+        c = _evolve(c, ring=(), agent_id=leg.agent_id, leg_id=leg.leg_id)
         effects.append(RedirectLeg(c.call_id, leg.leg_id, _leg_context(c)))
     elif not (c.status is CallStatus.OFFERED and c.leg_id == leg.leg_id):
         effects.append(Ignored(c.call_id, "LegAnswered", c.status.value, "the call is not offered to it"))
         return _cancel_leg(c, leg, effects, "offer_gone"), effects
-    leg = replace(leg, status=LegStatus.ANSWERED, answered_at=now)
-    c = replace(_put_leg(c, leg), status=CallStatus.CONNECTED, answered_at=now, next_announce=None)
+    leg = _evolve(leg, status=LegStatus.ANSWERED, answered_at=now)
+    c = _evolve(_put_leg(c, leg), status=CallStatus.CONNECTED, answered_at=now, next_announce=None)
     effects += [
         CancelTimer(TimerKind.RING_GUARD, leg.leg_id),
         _out_of_line(c),
@@ -1113,7 +1126,7 @@ def _leg_failed(c: Call, leg: Leg, ev: LegFailed, now: float, s: Setup) -> Resul
 def _rona(c: Call, leg: Leg, cause: str, now: float, s: Setup) -> Result:
     queue = s.queue(leg.queue)
     action = str(queue.rona_action)
-    leg = replace(leg, status=LegStatus.FAILED)
+    leg = _evolve(leg, status=LegStatus.FAILED)
     c = _put_leg(c, leg)
     effects: list[Effect] = [
         Count("rona"),
@@ -1142,7 +1155,7 @@ def _rona(c: Call, leg: Leg, cause: str, now: float, s: Setup) -> Result:
     if leg.ring:
         c = _ring_leg_done(c, leg, effects)
     elif c.leg_id == leg.leg_id and c.status is CallStatus.OFFERED:
-        c = replace(c, status=CallStatus.WAITING, agent_id=None, leg_id=None)
+        c = _evolve(c, status=CallStatus.WAITING, agent_id=None, leg_id=None)
         effects.append(Requeue(c.call_id, (leg.agent_id,)))
     effects += _settle_leg(leg)
     return c, effects
@@ -1155,7 +1168,7 @@ def _leg_hung_up(c: Call, leg: Leg, ev: LegHungUp, now: float, s: Setup) -> Resu
         Log(LegRecord(c.call_id, leg.leg_id, now, ended_at=now, hangup_cause=ev.cause)),
     ]
     if leg.status is LegStatus.RINGING:  # rang out, busy, unreachable: the cause says which
-        c, more = _rona(c, replace(leg, channel=None), HANGUP_RONA.get(ev.cause or 0, "hangup"), now, s)
+        c, more = _rona(c, _evolve(leg, channel=None), HANGUP_RONA.get(ev.cause or 0, "hangup"), now, s)
         return _drop_leg(c, leg.leg_id), effects + more
     if leg.status is not LegStatus.ANSWERED:
         return c, effects
@@ -1168,7 +1181,7 @@ def _leg_hung_up(c: Call, leg: Leg, ev: LegHungUp, now: float, s: Setup) -> Resu
     ]
     if c.leg_id != leg.leg_id or c.status is not CallStatus.CONNECTED:
         return c, effects  # a leg a transfer left behind, or the caller left first
-    c = replace(c, status=CallStatus.ENDED)
+    c = _evolve(c, status=CallStatus.ENDED)
     effects += [
         Log(
             CallRecord(
@@ -1190,7 +1203,7 @@ def _leg_hung_up(c: Call, leg: Leg, ev: LegHungUp, now: float, s: Setup) -> Resu
         if not c.callback_reached:
             effects.append(Log(CallRecord(c.call_id, now, disposition=Disposition.FAILED)))
         return _close(c, effects)
-    c = replace(c, status=CallStatus.CALLBACK_PENDING, agent_id=None, leg_id=None, answered_at=None)
+    c = _evolve(c, status=CallStatus.CALLBACK_PENDING, agent_id=None, leg_id=None, answered_at=None)
     effects.append(StartTimer(TimerKind.CALLBACK_RETRY, c.call_id, now + s.callback_retry_delay))
     return c, effects
 
@@ -1208,7 +1221,7 @@ def _ring_guard(c: Call, leg: Leg, ev: RingGuardDue, now: float, s: Setup) -> Re
 def _dial_ended(c: Call, leg: Leg, ev: DialEnded, now: float, s: Setup) -> Result:
     if not c.callback_number or c.leg_id != leg.leg_id:
         return _ignored(c, ev, "not the agent leg of a callback")
-    c = replace(c, callback_attempts=c.callback_attempts + 1, callback_reached=ev.status == "ANSWER")
+    c = _evolve(c, callback_attempts=c.callback_attempts + 1, callback_reached=ev.status == "ANSWER")
     effects: list[Effect] = [
         Log(
             CallEvent(
@@ -1305,7 +1318,8 @@ def transition(call: Call, event: Event, now: float, setup: Setup) -> Result:
     """Apply ``event`` at ``now``: the call's new record and the effects to carry out, in order.
 
     Raises ``DomainError`` (stable ``code``) for a request refused in this state (a transfer of a
-    call no agent has: ``not_connected``) or a pair a consistent ACD never produces;
+    call no agent has: ``not_connected``; a blind transfer of a callback whose caller left:
+    ``caller_gone``) or a pair a consistent ACD never produces (``invalid_call_transition``);
     ``RoutingError`` (``unknown_call``) for a callback accepted for a call no longer in line."""
     if isinstance(event, LegChannel | LegAnswered | LegFailed | LegHungUp | RingGuardDue | DialEnded):
         leg = call.leg(event.leg_id)
