@@ -529,6 +529,7 @@ class ACD:
 
     # ================================================================== the call table
     def _setup(self) -> cs.Setup:
+        """The table's view of the configuration, per event: a reload applies at once."""
         return cs.Setup(
             self.config.queues,
             ring_guard=self.ring_guard,
