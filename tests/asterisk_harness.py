@@ -16,12 +16,18 @@
 Then it starts ``asterisk -f -n -C ROOT/etc/asterisk.conf``, waits (bounded) until AMI accepts a
 login, and ``stop()`` sends ``core stop now`` and reaps the process (killing it if it lingers).
 ``ASTERISK_BIN`` unset: ``require_asterisk()`` skips the test with the reason.
+
+``real_center()`` runs the example center so (with the test-only contexts ``TEST_CONTEXTS``), and
+the helpers of the tests against it follow: the admin AMI session, a ``Watcher`` of every event,
+a caller ``call_in``, the whole controller ``controller_for`` the center, ``hang_up_everything``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import os
 import re
 import secrets
@@ -30,15 +36,23 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from callcenter.app.controller import Controller, Links
+from callcenter.asterisk import names
+from callcenter.asterisk.ami import Message
+from callcenter.asterisk.ami_client import AMIClient, EventGap
+from callcenter.clock import ScaledClock
 from callcenter.config import model as cm
 from callcenter.config.load import load_config
 from callcenter.config.render import render
+from callcenter.errors import CallcenterError
 
 REPO = Path(__file__).resolve().parent.parent
 ASTERISK_BIN = os.environ.get("ASTERISK_BIN", "")
@@ -412,3 +426,238 @@ def short_tempdir(prefix: str = "ccast-") -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------ the center in it
+TEST_CONTEXTS = """; ---- added by tests/test_real_asterisk.py (test-only)
+[cc-test-agents]
+; (the n of "agent" is bracketed: a bare N in a pattern means any digit 2-9)
+exten => _age[n]t.,1,NoOp(test phone ${EXTEN} answers)
+ same => n,Answer()
+ same => n,Playtones(440/500,0/500)
+ same => n,Wait(60)
+ same => n,Hangup()
+"""
+
+# The example center's hours: an ordinary open Monday morning, so the hours node says "open".
+OPEN_MONDAY = dt.datetime(2026, 11, 16, 10, 0, tzinfo=ZoneInfo("America/New_York")).timestamp()
+
+
+@dataclass
+class Center:
+    asterisk: RealAsterisk
+    config: cm.Config
+    ami_secret: str
+    agi_port: int
+
+
+@contextlib.contextmanager
+def real_center(dialplan_extra: str = TEST_CONTEXTS) -> Iterator[Center]:
+    """The example center rendered and running in a real Asterisk (``require_asterisk`` skips
+    without one), with the test-only contexts ``dialplan_extra``."""
+    binary = require_asterisk()
+    with short_tempdir() as root:
+        ami_port, agi_port = free_port(), free_port()
+        secret = "t-" + secrets.token_hex(10)
+        config = example_center(root, ami_port=ami_port, agi_port=agi_port, ami_secret=secret)
+        music_dirs(config)
+        files = rendered_files(config)
+        with running_asterisk(
+            files, binary=binary, root=root, ami_port=ami_port, dialplan_extra=dialplan_extra
+        ) as ast:
+            try:
+                yield Center(ast, config, secret, agi_port)
+            finally:
+                keep = os.environ.get("CC_ASTERISK_KEEP_LOGS")  # a directory: logs copied there
+                if keep:
+                    shutil.copytree(ast.log_dir, Path(keep), dirs_exist_ok=True)
+
+
+@contextlib.asynccontextmanager
+async def admin(center: Center) -> AsyncIterator[AMIClient]:
+    client = AMIClient(
+        port=center.asterisk.ami_port,
+        username=ADMIN_USER,
+        secret=center.asterisk.admin_secret,
+        ping_interval=0,
+        reconnect=False,
+    )
+    await asyncio.wait_for(client.connect(), 10)
+    try:
+        yield client
+    finally:
+        await asyncio.wait_for(client.close(), 10)
+
+
+async def command(client: AMIClient, cli: str) -> str:
+    reply = await client.send_action(names.ACTION_COMMAND, {"Command": cli}, timeout=10)
+    return "\n".join(v for k, v in reply.headers if k.lower() == "output")
+
+
+async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Poll in-process state (the controller's, a file MixMonitor writes) until ``predicate``;
+    bounded. Those change with no event the test can await."""
+    step = 0.05
+    for _ in range(int(timeout / step) + 1):
+        if predicate():
+            return
+        await asyncio.sleep(step)
+    raise AssertionError(f"{what} (after {timeout} s)")
+
+
+class Watcher:
+    """Every event the admin user sees, kept in order; ``wait(pred)`` returns the first match
+    (already seen or still to come), bounded."""
+
+    def __init__(self, client: AMIClient) -> None:
+        self.client = client
+        self.seen: list[Message] = []
+        self._changed = asyncio.Event()
+        self._stream = client.events()
+        self._task = asyncio.create_task(self._pump(), name="ami-watcher")
+        self.hooks: list[Callable[[Message], Awaitable[None] | None]] = []
+
+    async def _pump(self) -> None:
+        async for item in self._stream:
+            if isinstance(item, EventGap):
+                continue
+            self.seen.append(item)
+            for hook in self.hooks:
+                result = hook(item)
+                if result is not None:
+                    await result
+            self._changed.set()
+
+    async def wait(
+        self,
+        pred: Callable[[Message], bool],
+        what: str,
+        timeout: float = 30.0,
+        *,
+        after: Message | None = None,
+    ) -> Message:
+        """The first event matching ``pred`` (after the event ``after``, if given)."""
+        i = 0 if after is None else next(n for n, m in enumerate(self.seen) if m is after) + 1
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    while i < len(self.seen):
+                        if pred(self.seen[i]):
+                            return self.seen[i]
+                        i += 1
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            names_seen = sorted({m.name or "" for m in self.seen})
+            raise AssertionError(f"{what} (after {timeout} s; events seen: {names_seen})") from None
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+@dataclass
+class Caller:
+    uid: str  # ;1 (the "phone" side: Wait, PlayDTMF)
+    phone: str = ""  # ;1 channel name
+    line: str = ""  # ;2 channel name: runs cc-inbound, the IVR, cc-hold
+
+
+async def call_in(
+    client: AMIClient, watcher: Watcher, did: str, keys: dict[str, str], number: str = "+12125551234"
+) -> Caller:
+    """Originate a caller into ``cc-inbound``; press ``keys[prompt]`` when the IVR starts playing
+    a prompt whose name is the key (an AGIExecStart naming it)."""
+    caller = Caller(uid="cct-" + uuid.uuid4().hex[:16])
+    pressed: set[str] = set()
+
+    async def press(msg: Message) -> None:
+        if msg.name != "AGIExecStart" or not caller.line or msg.get("Channel") != caller.line:
+            return
+        cmd = msg.get("Command") or ""
+        for prompt, digit in keys.items():
+            # The IVR quotes every argument: GET DATA "/.../en/main-menu" "5000" "1"
+            if f'/{prompt}"' in cmd and prompt not in pressed:
+                pressed.add(prompt)
+                await client.send_action(
+                    names.ACTION_PLAYDTMF,
+                    {"Channel": caller.phone, "Digit": digit, "Duration": "200"},
+                    timeout=10,
+                )
+
+    def names_(msg: Message) -> None:
+        if msg.name == "Newchannel":
+            if msg.get("Uniqueid") == caller.uid:
+                caller.phone = msg.get("Channel") or ""
+            elif msg.get("Uniqueid") == caller.uid + "-2":
+                caller.line = msg.get("Channel") or ""
+
+    watcher.hooks += [names_, press]
+    await client.send_action(
+        names.ACTION_ORIGINATE,
+        [
+            ("Channel", f"Local/{did}@{names.CTX_INBOUND}"),
+            ("Application", "Wait"),
+            ("Data", "90"),
+            ("CallerID", f'"Test Caller" <{number}>'),
+            ("ChannelId", caller.uid),
+            ("OtherChannelId", caller.uid + "-2"),
+            ("Timeout", "30000"),
+            ("Async", "true"),
+        ],
+        timeout=10,
+    )
+    await watcher.wait(lambda m: m.name == "Newchannel" and m.get("Uniqueid") == caller.uid + "-2", "no ;2")
+    return caller
+
+
+@contextlib.asynccontextmanager
+async def controller_for(
+    center: Center, dsn: str, run_dir: Path, *, agent_channel: str | None = None
+) -> AsyncIterator[Controller]:
+    links = Links.from_config(
+        center.config,
+        ami_host="127.0.0.1",
+        ami_port=center.asterisk.ami_port,
+        ami_user=center.config.asterisk.ami.username,
+        ami_secret=center.ami_secret,
+        agi_bind="127.0.0.1",
+        agi_port=center.agi_port,
+    )
+    # from_config drops None overrides, so HTTP is turned off here (it would bind 8080).
+    links = dataclasses.replace(links, http_host=None)
+    ctl = Controller(
+        center.config,
+        dsn=dsn,
+        run_dir=run_dir,
+        clock=ScaledClock(1.0, start=OPEN_MONDAY),
+        links=links,
+        writer_batch_delay=0.2,
+    )
+    if agent_channel is not None:
+        ctl.acd.agent_channel = agent_channel
+    stop = asyncio.Event()
+    task = asyncio.create_task(ctl.run(stop), name="controller")
+    try:
+        ready = asyncio.ensure_future(ctl.ready.wait())
+        done, _ = await asyncio.wait({task, ready}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        if not ctl.ready.is_set():
+            ready.cancel()
+            if task.done():
+                task.result()
+            raise AssertionError("controller not ready in 30 s")
+        yield ctl
+    finally:
+        stop.set()  # the controller flushes the call log as it stops (checked in the DB below)
+        await asyncio.wait_for(task, 40)
+
+
+async def hang_up_everything(client: AMIClient) -> None:
+    """Leave no call behind for the next test (bounded)."""
+    events = await client.send_action_list(names.ACTION_CORE_SHOW_CHANNELS, timeout=10)
+    for ev in events:
+        chan = ev.get("Channel")
+        if ev.name == "CoreShowChannel" and chan:
+            with contextlib.suppress(CallcenterError):
+                await client.send_action(names.ACTION_HANGUP, {"Channel": chan}, timeout=10)

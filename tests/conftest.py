@@ -1,5 +1,7 @@
-"""Test-suite plumbing: a private PostgreSQL per session, a fresh database per test, and a loop
-exception handler that fails any test in which an exception reached the event loop unobserved."""
+"""Test-suite plumbing: a private PostgreSQL per session, a fresh database per test, a loop
+exception handler that fails any test in which an exception reached the event loop unobserved, and
+simulated time: a test that asks for ``autojump_clock`` (or is marked ``autojump``) runs on an event
+loop whose clock jumps to the next sleeper's deadline whenever the loop would otherwise wait."""
 
 from __future__ import annotations
 
@@ -16,13 +18,13 @@ from typing import Any
 import asyncpg
 import pytest
 
+from callcenter.clock import AutojumpClock, autojump_loop
 from callcenter.store.migrate import migrate
 from callcenter.store.pgcluster import PrivateCluster
+from tests.traces import TRACES
 
 pytest_plugins = ["pytester"]
 
-REPO = Path(__file__).resolve().parent.parent
-TRACES = REPO / "tests" / "fixtures" / "asterisk-traces"  # copied byte-exact from shared/
 
 # --------------------------------------------------------------------------- loop exceptions
 _LOOP_ERRORS: list[dict[str, Any]] = []
@@ -39,9 +41,45 @@ def _new_strict_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
+# Real seconds the loop waits for outside I/O (PostgreSQL's replies) before the clock jumps.
+AUTOJUMP_THRESHOLD = 0.002
+
+
+def _autojump_factory(threshold: float) -> Any:
+    def new_loop() -> asyncio.AbstractEventLoop:
+        loop = autojump_loop(AutojumpClock(), threshold=threshold)
+        loop.set_exception_handler(_record)
+        return loop
+
+    return new_loop
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "autojump(threshold=AUTOJUMP_THRESHOLD): run on the autojump loop (implied by the "
+        "autojump_clock fixture); threshold: real seconds of grace for outside I/O before a jump",
+    )
+
+
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
-    """Every test loop reports exceptions that reach its handler (see the fixture below)."""
+    """Every test loop reports exceptions that reach its handler (see the fixture below); a test
+    on simulated time gets the autojump loop."""
+    marker = item.get_closest_marker("autojump")
+    if marker is not None or "autojump_clock" in getattr(item, "fixturenames", ()):
+        threshold = marker.kwargs.get("threshold", AUTOJUMP_THRESHOLD) if marker else AUTOJUMP_THRESHOLD
+        return {"autojump": _autojump_factory(threshold)}
     return {"strict": _new_strict_loop}
+
+
+@pytest.fixture
+async def autojump_clock() -> AutojumpClock:
+    """The simulated clock of this test's loop: give it (or ``.starting_at(t)``) to the simulator
+    and the controller alike; it jumps whenever every task waits."""
+    clock = getattr(asyncio.get_running_loop(), "autojump_clock", None)
+    if not isinstance(clock, AutojumpClock):
+        pytest.fail("autojump_clock needs the autojump loop (see pytest_asyncio_loop_factories)")
+    return clock
 
 
 @pytest.fixture(autouse=True)

@@ -7,10 +7,8 @@ the test advances it."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,201 +17,30 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from callcenter.acd import agents as ag
-from callcenter.acd.recorder import Recorder
-from callcenter.acd.service import ACD
 from callcenter.asterisk import names
-from callcenter.asterisk.ami import Message, encode_action
-from callcenter.clock import FakeClock
+from callcenter.asterisk.ami import Message
 from callcenter.config.load import load_config
 from callcenter.config.model import Config
-from callcenter.errors import AgentStateError, AMIActionError, DomainError, UnsafeValueError
+from callcenter.errors import AgentStateError, DomainError, UnsafeValueError
 from callcenter.ports import QueuedCall, StoredCall, StoredState
-from callcenter.reporting.records import AgentStateChange, CallEvent, CallRecord, Disposition, RecordingRecord
-
-REPO = Path(__file__).resolve().parents[2]
+from callcenter.reporting.records import CallEvent, Disposition, RecordingRecord
+from tests.centers import REPO, example
+from tests.fakes import AcdRig, FakeAGISession, FakeAMI, MemoryACDStore, acd_rig
 
 
 @pytest.fixture(scope="module")
 def config() -> Config:
-    return load_config(REPO / "dialplans")
-
-
-class FakeAMI:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, list[tuple[str, str]]]] = []
-        self.subs: dict[str, list[Callable[[Message], object]]] = {}
-        self.status: list[Message] = []
-        self.refuse: set[str] = set()
-        self.gap_callbacks: list[Callable[[Any], object]] = []
-        self.n = 0
-
-    async def send_action(
-        self,
-        action: str,
-        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
-        *,
-        timeout: float | None = None,
-    ) -> Message:
-        assert timeout is not None and timeout > 0, "every action is bounded"
-        pairs = [(str(k), str(v)) for k, v in (headers.items() if isinstance(headers, Mapping) else headers)]
-        encode_action(action, pairs)  # UnsafeValueError on CR/LF, as the real client
-        self.sent.append((action, pairs))
-        await asyncio.sleep(0)
-        if action in self.refuse:
-            raise AMIActionError("No such channel", action=action)
-        return Message([("Response", "Success"), ("Message", "ok")])
-
-    async def send_action_list(
-        self,
-        action: str,
-        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
-        *,
-        timeout: float | None = None,
-    ) -> list[Message]:
-        assert timeout is not None
-        self.sent.append((action, [(str(k), str(v)) for k, v in dict(headers).items()]))
-        return [*self.status, Message([("Event", "StatusComplete"), ("Items", str(len(self.status)))])]
-
-    def on_gap(self, callback: Callable[[Any], object]) -> Callable[[], None]:
-        self.gap_callbacks.append(callback)
-        return lambda: self.gap_callbacks.remove(callback)
-
-    def gap(self) -> None:
-        for cb in list(self.gap_callbacks):
-            cb(object())
-
-    def subscribe(self, event: str, callback: Callable[[Message], object]) -> Callable[[], None]:
-        self.subs.setdefault(event, []).append(callback)
-        return lambda: self.subs[event].remove(callback)
-
-    def on(self, kind: Any, callback: Callable[[Any], object]) -> Callable[[], None]:
-        return self.subscribe(kind.__name__, lambda msg: callback(kind.from_message(msg)))
-
-    def emit(self, name: str, **headers: str) -> None:
-        msg = Message([("Event", name), *headers.items()])
-        for cb in list(self.subs.get(name, [])):
-            cb(msg)
-
-    def actions(self, name: str) -> list[dict[str, str]]:
-        out = []
-        for action, pairs in self.sent:
-            if action == name:
-                d: dict[str, str] = {}
-                for k, v in pairs:
-                    d[k] = d[k] + "|" + v if k in d else v
-                out.append(d)
-        return out
-
-    def last_originate(self) -> dict[str, str]:
-        return self.actions("Originate")[-1]
-
-
-@dataclass
-class Sink:
-    records: list[Any] = field(default_factory=list)
-
-    def submit(self, record: Any) -> None:
-        self.records.append(record)
-
-    def of(self, kind: type) -> list[Any]:
-        return [r for r in self.records if isinstance(r, kind)]
-
-    def agent_states(self, agent_id: str) -> list[str]:
-        return [r.state for r in self.of(AgentStateChange) if r.agent_id == agent_id]
-
-    def events(self, call_id: str) -> list[str]:
-        return [str(r.kind) for r in self.of(CallEvent) if r.call_id == call_id]
-
-    def disposition(self, call_id: str) -> Disposition | None:
-        ds = [r.disposition for r in self.of(CallRecord) if r.call_id == call_id and r.disposition]
-        return ds[-1] if ds else None
-
-
-@dataclass
-class Rig:
-    acd: ACD
-    ami: FakeAMI
-    sink: Sink
-    clock: FakeClock
-    tmp: Path
-    chan_seq: int = 0
-
-    async def settle(self) -> None:
-        for _ in range(3):
-            await asyncio.sleep(0)
-            await self.acd.idle()
-
-    async def advance(self, seconds: float) -> None:
-        await self.settle()
-        self.clock.advance(seconds)
-        await self.settle()
-
-    async def call(self, call_id: str, queue: str, **kw: Any) -> str:
-        self.chan_seq += 1
-        channel = f"PJSIP/carrier-{self.chan_seq:08x}"
-        await self.acd.enqueue(QueuedCall(call_id, channel, queue, caller_number="+15551230000", **kw))
-        await self.settle()
-        return channel
-
-    async def agent_rings(self) -> tuple[str, str]:
-        """The last Originate's leg: Newchannel (its name), returns (leg id, channel)."""
-        o = self.ami.last_originate()
-        leg = o["ChannelId"]
-        agent = o["Channel"].split("/", 1)[1]
-        self.chan_seq += 1
-        channel = f"PJSIP/{agent}-{self.chan_seq:08x}"
-        self.ami.emit("Newchannel", Channel=channel, Uniqueid=leg, ChannelState="0")
-        await self.settle()
-        return leg, channel
-
-    async def answer(self, caller: str) -> tuple[str, str]:
-        leg, channel = await self.agent_rings()
-        self.ami.emit("OriginateResponse", Response="Success", Channel=channel, Uniqueid=leg, Reason="4")
-        self.ami.emit("BridgeEnter", BridgeUniqueid="b1", Channel=channel, Uniqueid=leg)
-        self.ami.emit("BridgeEnter", BridgeUniqueid="b1", Channel=caller, Uniqueid="caller")
-        await self.settle()
-        return leg, channel
-
-    async def no_answer(self, reason: str = "3") -> tuple[str, str]:
-        leg, channel = await self.agent_rings()
-        self.ami.emit("OriginateResponse", Response="Failure", Channel=channel, Uniqueid=leg, Reason=reason)
-        self.ami.emit("Hangup", Channel=channel, Uniqueid=leg, Cause="19")
-        await self.settle()
-        return leg, channel
-
-    async def hangup(self, channel: str, uniqueid: str = "", cause: str = "16") -> None:
-        self.ami.emit("Hangup", Channel=channel, Uniqueid=uniqueid, Cause=cause)
-        await self.settle()
+    return example()
 
 
 @pytest.fixture
-async def rig(config: Config, tmp_path: Path) -> AsyncIterator[Rig]:
-    async with make_rig(config, tmp_path) as r:
+async def rig(config: Config, tmp_path: Path) -> AsyncIterator[AcdRig]:
+    async with acd_rig(config, tmp_path) as r:
         yield r
 
 
-class make_rig:
-    def __init__(self, config: Config, tmp: Path, store: Any = None, ami: FakeAMI | None = None) -> None:
-        self.ami = ami or FakeAMI()
-        self.sink = Sink()
-        self.clock = FakeClock(start=1_800_000_000.0)
-        recorder = Recorder(self.ami, self.sink, self.clock, directory=tmp / "rec", pci_auto_resume=180.0)
-        self.acd = ACD(config, self.ami, self.sink, self.clock, recorder=recorder, store=store)
-        self.tmp = tmp
-
-    async def __aenter__(self) -> Rig:
-        self.task = asyncio.create_task(self.acd.run())
-        await asyncio.wait_for(self.acd.ready.wait(), 60)
-        return Rig(self.acd, self.ami, self.sink, self.clock, self.tmp)
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await self.task
-
-
 # ------------------------------------------------------------------------------------ the life of a call
-async def test_answered_call_rings_bridges_records_wraps_up(rig: Rig) -> None:
+async def test_answered_call_rings_bridges_records_wraps_up(rig: AcdRig) -> None:
     await rig.acd.login("1001")
     caller = await rig.call("call-1", "sales", data={"account": "42"})
     setvars = {a["Variable"]: a["Value"] for a in rig.ami.actions("Setvar") if a["Channel"] == caller}
@@ -245,10 +72,10 @@ async def test_answered_call_rings_bridges_records_wraps_up(rig: Rig) -> None:
     assert rig.sink.agent_states("1001") == [
         "available", "reserved", "ringing", "on_call", "wrap_up", "available"
     ]  # fmt: skip
-    assert rig.sink.events("call-1")[:3] == ["queue_enter", "offer", "answer"]
+    assert rig.sink.kinds("call-1")[:3] == ["queue_enter", "offer", "answer"]
 
 
-async def test_rona_reoffers_to_the_next_agent_and_applies_the_queue_rule(rig: Rig) -> None:
+async def test_rona_reoffers_to_the_next_agent_and_applies_the_queue_rule(rig: AcdRig) -> None:
     await rig.acd.login("1002")  # billing 4
     await rig.acd.login("1004")  # billing 7: best for nothing here, longest idle picks 1002
     await rig.call("call-2", "billing")
@@ -258,12 +85,12 @@ async def test_rona_reoffers_to_the_next_agent_and_applies_the_queue_rule(rig: R
     st = rig.acd.agent_state("1002")
     assert (st.status, st.reason) == (ag.Status.NOT_READY, "rona")
     assert rig.ami.last_originate()["Channel"] == "PJSIP/agent1004"
-    assert "rona" in rig.sink.events("call-2")
+    assert "rona" in rig.sink.kinds("call-2")
     await rig.acd.resume("1002")
     assert rig.acd.agent_state("1002").status is ag.Status.AVAILABLE
 
 
-async def test_rona_count_two_keeps_the_agent_but_never_reoffers_it_the_same_call(rig: Rig) -> None:
+async def test_rona_count_two_keeps_the_agent_but_never_reoffers_it_the_same_call(rig: AcdRig) -> None:
     await rig.acd.login("1001")  # sales: rona_count 2, action pause(missed)
     await rig.call("call-3", "sales")
     await rig.no_answer(reason="5")  # busy
@@ -275,7 +102,7 @@ async def test_rona_count_two_keeps_the_agent_but_never_reoffers_it_the_same_cal
     assert (st.status, st.reason) == (ag.Status.PAUSED, "missed")
 
 
-async def test_caller_abandons_while_the_agent_rings(rig: Rig) -> None:
+async def test_caller_abandons_while_the_agent_rings(rig: AcdRig) -> None:
     await rig.acd.login("1001")
     caller = await rig.call("call-5", "sales")
     leg, agent_chan = await rig.agent_rings()
@@ -291,7 +118,7 @@ async def test_caller_abandons_while_the_agent_rings(rig: Rig) -> None:
     assert rig.acd.router.is_available("1001")
 
 
-async def test_abandon_while_waiting(rig: Rig) -> None:
+async def test_abandon_while_waiting(rig: AcdRig) -> None:
     caller = await rig.call("call-6", "support")
     assert rig.acd.router.waiting_count("support") == 1
     await rig.hangup(caller)
@@ -300,7 +127,7 @@ async def test_abandon_while_waiting(rig: Rig) -> None:
     assert rig.acd.call_state("call-6") is None
 
 
-async def test_login_paused_is_never_offered_then_resume_takes_the_call(rig: Rig) -> None:
+async def test_login_paused_is_never_offered_then_resume_takes_the_call(rig: AcdRig) -> None:
     await rig.acd.login("1001", paused_reason="training")
     await rig.call("call-7", "sales")
     assert rig.ami.actions("Originate") == []
@@ -312,7 +139,7 @@ async def test_login_paused_is_never_offered_then_resume_takes_the_call(rig: Rig
     assert rig.ami.last_originate()["Channel"] == "PJSIP/agent1001"
 
 
-async def test_pause_asked_on_a_call_applies_after_the_one_wrap_up(rig: Rig) -> None:
+async def test_pause_asked_on_a_call_applies_after_the_one_wrap_up(rig: AcdRig) -> None:
     await rig.acd.login("1001")
     caller = await rig.call("call-8", "sales")
     leg, agent_chan = await rig.answer(caller)
@@ -325,7 +152,7 @@ async def test_pause_asked_on_a_call_applies_after_the_one_wrap_up(rig: Rig) -> 
     assert (st.status, st.reason) == (ag.Status.PAUSED, "lunch")
 
 
-async def test_blind_transfer_to_a_queue_keeps_the_data_and_wraps_the_agent_up(rig: Rig) -> None:
+async def test_blind_transfer_to_a_queue_keeps_the_data_and_wraps_the_agent_up(rig: AcdRig) -> None:
     await rig.acd.login("1001")
     caller = await rig.call("call-9", "sales", data={"account": "7"})
     leg, agent_chan = await rig.answer(caller)
@@ -339,12 +166,12 @@ async def test_blind_transfer_to_a_queue_keeps_the_data_and_wraps_the_agent_up(r
     await rig.settle()
     o = rig.ami.last_originate()
     assert o["Channel"] == "PJSIP/agent1004" and f"{names.VAR_CALLER_CHANNEL}={caller}" in o["Variable"]
-    assert "transfer" in rig.sink.events("call-9")
+    assert "transfer" in rig.sink.kinds("call-9")
     customer = [a["Value"] for a in rig.ami.actions("Setvar") if a["Variable"] == names.VAR_CUSTOMER]
     assert customer == ['{"account":"7"}', '{"account":"7"}']
 
 
-async def test_blind_transfer_to_a_number_and_unsafe_values(rig: Rig) -> None:
+async def test_blind_transfer_to_a_number_and_unsafe_values(rig: AcdRig) -> None:
     await rig.acd.login("1001")
     caller = await rig.call("call-10", "sales")
     await rig.answer(caller)
@@ -363,7 +190,7 @@ async def test_blind_transfer_to_a_number_and_unsafe_values(rig: Rig) -> None:
     assert rig.acd.call_state("fine-id") is None
 
 
-async def test_attended_transfer_uses_atxfer_on_the_agent_leg(rig: Rig) -> None:
+async def test_attended_transfer_uses_atxfer_on_the_agent_leg(rig: AcdRig) -> None:
     await rig.acd.login("1001")
     caller = await rig.call("call-11", "sales")
     leg, agent_chan = await rig.answer(caller)
@@ -374,7 +201,7 @@ async def test_attended_transfer_uses_atxfer_on_the_agent_leg(rig: Rig) -> None:
     assert rig.acd.agent_state("1001").status is ag.Status.WRAP_UP  # one wrap-up, not reset
 
 
-async def test_pci_pause_mutes_logs_and_resumes_by_itself(rig: Rig) -> None:
+async def test_pci_pause_mutes_logs_and_resumes_by_itself(rig: AcdRig) -> None:
     await rig.acd.login("1001")
     caller = await rig.call("call-12", "sales")
     leg, agent_chan = await rig.answer(caller)
@@ -395,7 +222,7 @@ async def test_pci_pause_mutes_logs_and_resumes_by_itself(rig: Rig) -> None:
     assert done[0].pci_paused_seconds == 180.0
 
 
-async def test_announcements_and_max_wait_to_voicemail(rig: Rig) -> None:
+async def test_announcements_and_max_wait_to_voicemail(rig: AcdRig) -> None:
     caller = await rig.call("call-13", "billing")  # announce every 60 s, max wait 900 -> voicemail 8200
     await rig.advance(60)
     prompts = [a["Value"] for a in rig.ami.actions("Setvar") if a["Variable"] == names.VAR_PROMPT]
@@ -412,7 +239,7 @@ async def test_announcements_and_max_wait_to_voicemail(rig: Rig) -> None:
     assert rig.sink.disposition("call-13") is Disposition.VOICEMAIL
 
 
-async def test_callback_keeps_the_place_and_rings_the_agent_first(rig: Rig) -> None:
+async def test_callback_keeps_the_place_and_rings_the_agent_first(rig: AcdRig) -> None:
     caller = await rig.call("call-14", "support")
     await rig.acd.accept_callback("call-14", "+15550001111")
     await rig.hangup(caller)
@@ -440,7 +267,7 @@ async def test_callback_keeps_the_place_and_rings_the_agent_first(rig: Rig) -> N
     assert attempts == ["NOANSWER", "ANSWER"]
 
 
-async def test_pin_lockout(rig: Rig) -> None:
+async def test_pin_lockout(rig: AcdRig) -> None:
     for _ in range(5):
         with pytest.raises(DomainError) as err:
             await rig.acd.login("1001", pin="0000")
@@ -454,7 +281,7 @@ async def test_pin_lockout(rig: Rig) -> None:
     assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
 
 
-async def test_originate_refused_counts_as_rona(rig: Rig) -> None:
+async def test_originate_refused_counts_as_rona(rig: AcdRig) -> None:
     rig.ami.refuse.add("Originate")
     await rig.acd.login("1002")
     await rig.call("call-15", "billing")
@@ -463,14 +290,6 @@ async def test_originate_refused_counts_as_rona(rig: Rig) -> None:
 
 
 # ------------------------------------------------------------------------------------ restart
-class MemoryStore:
-    def __init__(self, state: StoredState) -> None:
-        self.state = state
-
-    async def load(self, *, timeout: float) -> StoredState:
-        return self.state
-
-
 def status(
     channel: str, uniqueid: str, *, bridged: bool = False, seconds: int = 0, **variables: str
 ) -> Message:
@@ -497,7 +316,7 @@ async def test_restart_rebuilds_holding_and_bridged_calls(config: Config, tmp_pa
         ),
         status("PJSIP/agent1002-9", "ccleg-y", CC_CALL_ID="ring-1", CC_AGENT_ID="1002", CC_QUEUE="billing"),
     ]
-    store = MemoryStore(
+    store = MemoryACDStore(
         StoredState(
             agents={
                 "1001": ("on_call", "answered"),
@@ -507,7 +326,7 @@ async def test_restart_rebuilds_holding_and_bridged_calls(config: Config, tmp_pa
             calls={"held-1": StoredCall("held-1", "support", t0 - 100)},
         )
     )
-    async with make_rig(config, tmp_path, store=store, ami=ami) as rig:
+    async with acd_rig(config, tmp_path, store=store, ami=ami) as rig:
         assert rig.acd.agent_state("1001").status is ag.Status.ON_CALL
         assert rig.acd.agent_state("1001").call_id == "talk-1"
         assert rig.acd.agent_state("1003").reason == "lunch"
@@ -528,28 +347,7 @@ async def test_restart_rebuilds_holding_and_bridged_calls(config: Config, tmp_pa
 
 
 # ------------------------------------------------------------------------------------ feature codes
-class FakeSession:
-    """A FastAGI session: replies GET DATA from ``digits`` in turn, records every command."""
-
-    def __init__(self, env: dict[str, str], digits: list[str] | None = None) -> None:
-        self.env = env
-        self.digits = list(digits or [])
-        self.commands: list[tuple[str, tuple[str | int, ...]]] = []
-
-    async def command(self, command: str, *args: str | int, timeout: float) -> Any:
-        from callcenter.asterisk.agi import AGIReply
-
-        assert timeout > 0
-        self.commands.append((command, args))
-        if command == "GET DATA":
-            return AGIReply.ok(self.digits.pop(0) if self.digits else "")
-        return AGIReply.ok(0)
-
-    def played(self) -> list[str]:
-        return [str(a[0]).rsplit("/", 1)[-1] for c, a in self.commands if c == "STREAM FILE"]
-
-
-def pin_of(rig: Rig, agent_id: str) -> str:
+def pin_of(rig: AcdRig, agent_id: str) -> str:
     return rig.acd.config.agents[agent_id].pin.value
 
 
@@ -557,60 +355,60 @@ def phone(agent_endpoint: str, feature: str, dialled: str) -> dict[str, str]:
     return {"agi_channel": f"PJSIP/{agent_endpoint}-0000002a", "agi_arg_1": feature, "agi_extension": dialled}
 
 
-async def test_feature_codes_login_pause_unpause_logout(rig: Rig) -> None:
+async def test_feature_codes_login_pause_unpause_logout(rig: AcdRig) -> None:
     from callcenter.acd.features import AgentFeatures
 
     features = AgentFeatures(rig.acd)
     pin = rig.acd.config.agents["1001"].pin.value
-    s = FakeSession(phone("agent1001", "agent_login", "*11"), ["9999", pin])
+    s = FakeAGISession(phone("agent1001", "agent_login", "*11"), ["9999", pin])
     await features.handle(s)
     assert s.played() == ["pin-invalid", "agent-logged-in"]
     assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
     lunch = rig.acd.config.pause_reasons["lunch"]
-    s = FakeSession(phone("agent1001", "agent_pause", "*13" + lunch.digits))
+    s = FakeAGISession(phone("agent1001", "agent_pause", "*13" + lunch.digits))
     await features.handle(s)
     st = rig.acd.agent_state("1001")
     assert (st.status, st.reason, s.played()) == (ag.Status.PAUSED, "lunch", ["agent-paused"])
-    await features.handle(FakeSession(phone("agent1001", "agent_unpause", "*14")))
+    await features.handle(FakeAGISession(phone("agent1001", "agent_unpause", "*14")))
     assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
-    await features.handle(FakeSession(phone("agent1001", "agent_logout", "*12")))
+    await features.handle(FakeAGISession(phone("agent1001", "agent_logout", "*12")))
     assert rig.acd.agent_state("1001").status is ag.Status.LOGGED_OUT
 
 
-async def test_feature_login_from_another_phone_asks_the_id_and_locks_out(rig: Rig) -> None:
+async def test_feature_login_from_another_phone_asks_the_id_and_locks_out(rig: AcdRig) -> None:
     from callcenter.acd.features import AgentFeatures
 
     features = AgentFeatures(rig.acd)
     env = {"agi_channel": "PJSIP/lobby-00000001", "agi_arg_1": "agent_login", "agi_extension": "*11"}
-    s = FakeSession(env, ["1002", "1", "2", "3"])
+    s = FakeAGISession(env, ["1002", "1", "2", "3"])
     await features.handle(s)
     assert s.played() == ["pin-invalid"] * 3
-    s = FakeSession(env, ["1002", "4", "5", pin_of(rig, "1002")])
+    s = FakeAGISession(env, ["1002", "4", "5", pin_of(rig, "1002")])
     await features.handle(s)
     assert s.played() == ["pin-invalid", "pin-invalid", "locked-out"]  # 5 wrong: even the right PIN waits
     assert rig.acd.agent_state("1002").status is ag.Status.LOGGED_OUT
-    s = FakeSession(env, ["7777"])
+    s = FakeAGISession(env, ["7777"])
     await features.handle(s)
     assert s.played() == ["invalid-option"]
 
 
-async def test_feature_pci_on_the_agents_call(rig: Rig) -> None:
+async def test_feature_pci_on_the_agents_call(rig: AcdRig) -> None:
     from callcenter.acd.features import AgentFeatures
 
     features = AgentFeatures(rig.acd)
     await rig.acd.login("1001")
     caller = await rig.call("call-f", "sales")
     await rig.answer(caller)
-    s = FakeSession(phone("agent1001", "pci_pause", "*15"))
+    s = FakeAGISession(phone("agent1001", "pci_pause", "*15"))
     await features.handle(s)
     assert s.played() == ["pci-paused"]
-    s = FakeSession(phone("agent1001", "pci_resume", "*16"))
+    s = FakeAGISession(phone("agent1001", "pci_resume", "*16"))
     await features.handle(s)
     assert s.played() == ["pci-resumed"]
     assert [a["State"] for a in rig.ami.actions(names.ACTION_MIXMONITOR_MUTE)] == ["1", "0"]
 
 
-async def test_a_link_gap_is_reconciled_with_the_pbx(rig: Rig) -> None:
+async def test_a_link_gap_is_reconciled_with_the_pbx(rig: AcdRig) -> None:
     await rig.acd.login("1001")
     talking = await rig.call("call-g1", "sales")
     leg, agent_chan = await rig.answer(caller=talking)
@@ -627,7 +425,7 @@ async def test_a_link_gap_is_reconciled_with_the_pbx(rig: Rig) -> None:
     assert holding != kept
 
 
-async def test_reload_applies_new_queue_rules_to_waiting_calls(rig: Rig) -> None:
+async def test_reload_applies_new_queue_rules_to_waiting_calls(rig: AcdRig) -> None:
     import dataclasses
 
     from callcenter.config.model import Relaxation
@@ -643,7 +441,7 @@ async def test_reload_applies_new_queue_rules_to_waiting_calls(rig: Rig) -> None
     assert rig.ami.last_originate()["Channel"] == "PJSIP/agent1006"
 
 
-async def test_caller_input_never_reaches_the_originate_raw(rig: Rig) -> None:
+async def test_caller_input_never_reaches_the_originate_raw(rig: AcdRig) -> None:
     await rig.acd.login("1001")
     await rig.acd.enqueue(
         QueuedCall("call-h", "PJSIP/carrier-0000beef", "sales", caller_number='"x" <1\r\nAction: Hangup>')
@@ -674,7 +472,7 @@ def ring_legs(ami: FakeAMI, since: int = 0) -> dict[str, str]:
 async def test_ring_all_rings_every_eligible_agent_and_the_first_answer_wins(
     config: Config, tmp_path: Path
 ) -> None:
-    async with make_rig(ring_all(config, "sales"), tmp_path) as rig:
+    async with acd_rig(ring_all(config, "sales"), tmp_path) as rig:
         for a in ("1001", "1002", "1006"):  # sales 9, 6, 3: the queue asks 5
             await rig.acd.login(a)
         caller = await rig.call("call-ra", "sales")
@@ -708,14 +506,14 @@ async def test_ring_all_rings_every_eligible_agent_and_the_first_answer_wins(
         await rig.hangup(chans["1001"], legs["1001"])
         st = rig.acd.agent_state("1001")
         assert (st.status, st.missed) == (ag.Status.AVAILABLE, 0)
-        assert "rona" not in rig.sink.events("call-ra")
+        assert "rona" not in rig.sink.kinds("call-ra")
         assert rig.sink.agent_states("1001") == ["available", "reserved", "ringing", "available"]
         rig.ami.emit("BridgeEnter", BridgeUniqueid="b1", Channel=chans["1002"], Uniqueid=legs["1002"])
         rig.ami.emit("BridgeEnter", BridgeUniqueid="b1", Channel=caller, Uniqueid="caller")
         await rig.settle()
         (rec,) = rig.sink.of(RecordingRecord)
         assert files == {f"{names.VAR_RECORDING_FILE}={rig.tmp / 'rec' / rec.path}"}
-        assert rig.sink.events("call-ra").count("answer") == 1
+        assert rig.sink.kinds("call-ra").count("answer") == 1
         # A second call rings 1001 alone now (1002 talks): a plain offer straight to the bridge.
         await rig.call("call-rb", "sales")
         o = rig.ami.last_originate()
@@ -725,7 +523,7 @@ async def test_ring_all_rings_every_eligible_agent_and_the_first_answer_wins(
 async def test_ring_all_when_every_leg_fails_the_call_waits_for_others(
     config: Config, tmp_path: Path
 ) -> None:
-    async with make_rig(ring_all(config, "sales"), tmp_path) as rig:
+    async with acd_rig(ring_all(config, "sales"), tmp_path) as rig:
         for a in ("1001", "1002", "1006"):
             await rig.acd.login(a)
         await rig.call("call-rc", "sales")
@@ -747,7 +545,7 @@ async def test_ring_all_when_every_leg_fails_the_call_waits_for_others(
 async def test_ring_all_caller_abandon_or_logout_leaves_nobody_reserved(
     config: Config, tmp_path: Path
 ) -> None:
-    async with make_rig(ring_all(config, "general"), tmp_path) as rig:
+    async with acd_rig(ring_all(config, "general"), tmp_path) as rig:
         agents = ("1001", "1002", "1003", "1004")
         for a in agents:
             await rig.acd.login(a)
@@ -789,7 +587,7 @@ async def test_ring_all_property_nobody_is_ever_stuck_reserved(
     on it; once the PBX is drained and time passes, nobody is reserved or ringing, and no agent
     was charged a RONA for a leg that another agent's answer cancelled."""
     agents = ("1001", "1002", "1003", "1004")
-    async with make_rig(ring_all(config, "general"), tmp_path) as rig:
+    async with acd_rig(ring_all(config, "general"), tmp_path) as rig:
         pbx = RingPBX(rig)
         for a in agents:
             await rig.acd.login(a)
@@ -812,7 +610,7 @@ class RingPBX:
     """Plays the PBX for the ring-all property: channels for the ACD's Originates, its Hangup
     actions obeyed (Hangup events), and the test's random moves."""
 
-    def __init__(self, rig: Rig) -> None:
+    def __init__(self, rig: AcdRig) -> None:
         self.rig = rig
         self.seen = 0  # Originates and Hangups handled so far
         self.hung = 0
@@ -972,8 +770,10 @@ async def test_restart_hangs_up_every_leg_of_a_ring_all_offer(config: Config, tm
         status("PJSIP/agent1001-7", "ccleg-a", CC_CALL_ID="ring-1", CC_AGENT_ID="1001", CC_QUEUE="general"),
         status("PJSIP/agent1002-7", "ccleg-b", CC_CALL_ID="ring-1", CC_AGENT_ID="1002", CC_QUEUE="general"),
     ]
-    store = MemoryStore(StoredState(agents={"1001": ("ringing", "ringing"), "1002": ("reserved", "offer")}))
-    async with make_rig(ring_all(config, "general"), tmp_path, store=store, ami=ami) as rig:
+    store = MemoryACDStore(
+        StoredState(agents={"1001": ("ringing", "ringing"), "1002": ("reserved", "offer")})
+    )
+    async with acd_rig(ring_all(config, "general"), tmp_path, store=store, ami=ami) as rig:
         await rig.settle()
         hung = {a["Channel"] for a in ami.actions("Hangup")}
         assert {"PJSIP/agent1001-7", "PJSIP/agent1002-7"} <= hung  # half-offered legs: both gone

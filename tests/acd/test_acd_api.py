@@ -12,19 +12,19 @@ import pytest
 from callcenter.acd import agents as ag
 from callcenter.acd.http import register_routes
 from callcenter.cli import main
-from callcenter.config.load import load_config
 from callcenter.config.model import Config
 from callcenter.web.http import HTTPServer, Router
-from tests.acd.test_acd import REPO, make_rig
+from tests.centers import example
+from tests.fakes import acd_rig
 
 
 @pytest.fixture(scope="module")
 def config() -> Config:
-    return load_config(REPO / "dialplans")
+    return example()
 
 
 async def test_agent_commands_drive_the_running_acd(config: Config, tmp_path: Path) -> None:
-    async with make_rig(config, tmp_path) as rig:
+    async with acd_rig(config, tmp_path) as rig:
         router = Router()
         register_routes(router, rig.acd)
         server = HTTPServer(router, host="127.0.0.1", port=0)

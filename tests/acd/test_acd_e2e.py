@@ -2,25 +2,25 @@
 
 The center is the example's queues with 20 agents; Asterisk's configuration is rendered from it
 and the simulator runs that dialplan (cc-hold, cc-agent-leg with MixMonitor and Bridge, cc-transfer)
-with simulated agent phones. Time runs 10x (ScaledClock) for both sides. Nothing sleeps to
-synchronise: tests wait on the call-log records the ACD emits (every state change emits one).
+with simulated agent phones. Both sides run on one autojump clock: simulated time jumps to the
+next timer whenever every task waits, so a run takes what the code needs, not what the scenario
+lasts, and a loaded machine cannot reorder what happens. Nothing sleeps to synchronise: tests wait
+on the call-log records the ACD emits (every state change emits one), each wait bounded in
+simulated seconds.
 
-Robust on a loaded machine: the accelerated clock keeps running while the event loop is starved,
-so every outcome a test relies on has a wide margin in real time. Answering phones answer after
-2 s (sim) and their own wrap-up never delays an answer; queues ring for 300 s (sim, 30 s real)
-before a RONA, so an answer never loses to the ring timeout when the loop stalls (both timers fall
-due in one loop pass and the timeout wins); the RONA phones reject at once (the ring-out path has
-its own test with one phone); a call a test acts on talks until the test hangs it up; waits are on
-records (what happened), not on a state that may already have moved on; deadlines are generous."""
+Answering phones answer after 2 s and their own wrap-up never delays an answer; queues ring for
+300 s before a RONA; the RONA phones reject at once (the ring-out path has its own test with one
+phone); a call a test acts on talks until the test hangs it up; waits are on records (what
+happened), not on a state that may already have moved on."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -29,89 +29,31 @@ from callcenter.acd.recorder import Recorder
 from callcenter.acd.service import ACD
 from callcenter.asterisk import names
 from callcenter.asterisk.ami_client import AMIClient
-from callcenter.clock import ScaledClock
+from callcenter.clock import AutojumpClock
 from callcenter.config import model as cm
-from callcenter.config.load import load_config
 from callcenter.config.render import render, write_files
 from callcenter.ports import QueuedCall
-from callcenter.reporting.records import (
-    AgentStateChange,
-    CallEvent,
-    CallRecord,
-    Disposition,
-    LogRecord,
-    RecordingRecord,
-)
+from callcenter.reporting.records import AgentStateChange, CallEvent, CallRecord, Disposition, RecordingRecord
 from callcenter.sim.people import AgentProfile, Dist, Scenario
 from callcenter.sim.server import SimulatedPBX
 from callcenter.store.acd import PgACDStore
 from callcenter.store.writer import CallLogWriter
+from tests.centers import CREDS, twenty_agents
+from tests.fakes import RecordSink, within
 
-REPO = Path(__file__).resolve().parents[2]
-SPEED = 10.0
-CREDS = ("acd-test", "acd-secret")
+T = TypeVar("T")
 RONA_AGENTS = {"2007", "2013"}  # their phones reject every call (a RONA, cause "rejected")
-RING_TIMEOUT = 300.0  # sim seconds: 30 s real before an unanswered phone counts as RONA
-DEADLINE = 90.0  # real seconds for any one condition; never reached unless something is broken
-pytestmark = pytest.mark.timeout(300)
-
-
-def center(tmp: Path, ring_timeout: float = RING_TIMEOUT) -> cm.Config:
-    """The example center with 20 agents: 8 sales, 6 billing, 6 support (some also general);
-    every queue rings an agent for ``ring_timeout`` seconds."""
-    base = load_config(REPO / "dialplans")
-    agents = {}
-    for i in range(20):
-        aid = f"{2001 + i}"
-        if i < 8:
-            skills = {"sales": 5 + i % 5, "general": 3}
-        elif i < 14:
-            skills = {"billing": 4 + i % 6}
-        else:
-            skills = {"support": 3 + i % 7, "general": 2}
-        agents[aid] = cm.Agent(aid, f"Agent {aid}", f"agent{aid}", f"3{aid}", skills, cm.Secret("2468"))
-    recording = dataclasses.replace(base.recording, directory=str(tmp / "recordings"))
-    queues = {k: dataclasses.replace(q, ring_timeout=ring_timeout) for k, q in base.queues.items()}
-    return dataclasses.replace(base, agents=agents, recording=recording, queues=queues)
-
-
-@dataclass
-class Tee:
-    """Keeps every record, forwards it to the writer (if any) and wakes waiters."""
-
-    writer: CallLogWriter | None = None
-    records: list[Any] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def submit(self, record: LogRecord) -> None:
-        self.records.append(record)
-        if self.writer is not None:
-            self.writer.submit(record)
-        self.changed.set()
-
-    async def until(self, predicate: Callable[[], bool], timeout: float = DEADLINE) -> None:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                self.changed.clear()
-                await self.changed.wait()
-
-    def of(self, kind: type) -> list[Any]:
-        return [r for r in self.records if isinstance(r, kind)]
-
-    def ended(self, call_id: str) -> bool:
-        return any(r.call_id == call_id and r.ended_at is not None for r in self.of(CallRecord))
-
-    def went(self, agent_id: str, state: str) -> int:
-        """How many times ``agent_id`` entered ``state`` so far (a record, not the current state)."""
-        return sum(1 for r in self.of(AgentStateChange) if r.agent_id == agent_id and r.state == state)
+RING_TIMEOUT = 300.0  # seconds an unanswered phone rings before it counts as RONA
+DEADLINE = 900.0  # simulated seconds for any one condition; never reached unless something is broken
+LINK_BOUND = 30.0  # real seconds for the controller's own network waits (AMI, the call log)
 
 
 @dataclass
 class Center:
     config: cm.Config
     sim: SimulatedPBX
-    clock: ScaledClock
-    tee: Tee
+    clock: AutojumpClock
+    tee: RecordSink
     tmp: Path
     acd: ACD | None = None
     ami: AMIClient | None = None
@@ -124,9 +66,9 @@ class Center:
             username=CREDS[0],
             secret=CREDS[1],
             clock=self.clock,
-            connect_timeout=DEADLINE,
-            login_timeout=DEADLINE,
-            ping_timeout=DEADLINE,  # a starved loop answers late; a dead link is not what we test
+            connect_timeout=LINK_BOUND,
+            login_timeout=LINK_BOUND,
+            ping_timeout=LINK_BOUND,
         )
         await self.ami.connect()
         rec = Recorder.from_config(self.ami, self.tee, self.clock, self.config.recording)
@@ -137,10 +79,10 @@ class Center:
             self.clock,
             recorder=rec,
             store=store,
-            action_timeout=DEADLINE / 3,
+            action_timeout=LINK_BOUND,
         )
         self.task = asyncio.create_task(self.acd.run())
-        await asyncio.wait_for(self.acd.ready.wait(), DEADLINE)
+        await self.within(self.acd.ready.wait())
         return self.acd
 
     async def stop_acd(self) -> None:
@@ -164,20 +106,29 @@ class Center:
         assert self.acd is not None
         return self.acd.agent_state(agent_id).status
 
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds for the records, within ``DEADLINE`` simulated seconds."""
+        await self.tee.until(predicate, timeout=DEADLINE, clock=self.clock)
+
+    async def within(self, awaitable: Awaitable[T]) -> T:
+        return await within(awaitable, timeout=DEADLINE, clock=self.clock)
+
 
 @pytest.fixture
-async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Center]:
+async def world(
+    tmp_path: Path, request: pytest.FixtureRequest, autojump_clock: AutojumpClock
+) -> AsyncIterator[Center]:
     param = getattr(request, "param", {})
     long_talk = param.get("long_talk", False)
     silent = param.get("silent", set())  # phones that ring and nobody answers
-    config = center(tmp_path, param.get("ring_timeout", RING_TIMEOUT))
+    config = twenty_agents(tmp_path, param.get("ring_timeout", RING_TIMEOUT))
     if param.get("ring_all"):
         queues = {
             q: dataclasses.replace(config.queues[q], strategy=cm.Strategy.RING_ALL) for q in param["ring_all"]
         }
         config = dataclasses.replace(config, queues={**config.queues, **queues})
     write_files(render(config), tmp_path / "asterisk")
-    clock = ScaledClock(SPEED)
+    clock = autojump_clock
     phones = tuple(
         AgentProfile(
             a.endpoint,
@@ -200,7 +151,7 @@ async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
         seed=7,
     )
     await sim.start()
-    c = Center(config, sim, clock, Tee(), tmp_path)
+    c = Center(config, sim, clock, RecordSink(), tmp_path)
     try:
         yield c
     finally:
@@ -218,7 +169,7 @@ async def test_traffic_on_three_queues_with_rona_and_recordings(world: Center) -
         queue = ("sales", "billing", "support")[i % 3]
         call_id, _chan = await world.call(queue)
         calls.append((call_id, queue))
-    await world.tee.until(lambda: all(world.tee.ended(c) for c, _ in calls))
+    await world.until(lambda: all(world.tee.ended(c) for c, _ in calls))
 
     answers = [e for e in world.tee.of(CallEvent) if str(e.kind) == "answer"]
     assert sorted(e.call_id for e in answers) == sorted(c for c, _ in calls), "each call answered once"
@@ -257,15 +208,15 @@ async def test_abandon_while_ringing_hangs_up_the_agent_leg(world: Center) -> No
         lambda m: ringing.set() if (m.get("Channel") or "").startswith("PJSIP/agent2013") else None,
     )
     call_id, chan = await world.call("billing")
-    await asyncio.wait_for(ringing.wait(), DEADLINE)
+    await world.within(ringing.wait())
     assert world.state("2013") is ag.Status.RINGING
     leg_channels = [c for c in world.sim.pbx.channels.values() if c.name.startswith("PJSIP/agent2013")]
     assert leg_channels and not leg_channels[0].gone
     world.sim.pbx.remote_hangup(chan)
-    await world.tee.until(lambda: world.tee.ended(call_id))
-    await asyncio.wait_for(acd.idle(), DEADLINE)  # the ACD's Hangup action has been answered
+    await world.until(lambda: world.tee.ended(call_id))
+    await world.within(acd.idle())  # the ACD's Hangup action has been answered
     # The PBX was told to hang the ringing leg up (the simulator itself ends a ringing leg only
-    # at the ring timeout, 30 s real here; Asterisk cancels it at once).
+    # at the ring timeout; Asterisk cancels it at once).
     assert all(c.soft or c.gone for c in leg_channels)
     assert world.state("2013") is ag.Status.AVAILABLE
     assert not [e for e in world.tee.of(CallEvent) if str(e.kind) == "rona"]
@@ -278,13 +229,13 @@ async def test_a_phone_that_rings_out_is_a_rona_and_the_call_keeps_waiting(world
     acd = await world.start_acd()
     await acd.login("2013")  # billing (not_ready after 1 miss); its phone rings out after 20 s
     call_id, chan = await world.call("billing")
-    await world.tee.until(lambda: world.tee.went("2013", "not_ready") == 1)
+    await world.until(lambda: world.tee.went("2013", "not_ready") == 1)
     (rona,) = [e for e in world.tee.of(CallEvent) if str(e.kind) == "rona"]
     assert (rona.call_id, rona.agent_id) == (call_id, "2013")
     assert acd.call_state(call_id) == "waiting"  # back in line, not offered to 2013 again
     assert world.state("2013") is ag.Status.NOT_READY
     world.sim.pbx.remote_hangup(chan)
-    await world.tee.until(lambda: world.tee.ended(call_id))
+    await world.until(lambda: world.tee.ended(call_id))
     dispositions = [r.disposition for r in world.tee.of(CallRecord) if r.call_id == call_id and r.disposition]
     assert dispositions == [Disposition.ABANDONED_QUEUE]
 
@@ -295,18 +246,18 @@ async def test_transfer_pause_and_resume(world: Center) -> None:
     await acd.login("2001")  # sales
     await acd.login("2009", paused_reason="break")  # billing, logged in paused (atomic)
     call_id, chan = await world.call("sales", data={"account": "A-1"})
-    await world.tee.until(lambda: world.tee.went("2001", "on_call") == 1)  # talks until hung up
+    await world.until(lambda: world.tee.went("2001", "on_call") == 1)  # talks until hung up
     await acd.transfer_to_queue(call_id, "billing")
-    await world.tee.until(lambda: world.tee.went("2001", "wrap_up") == 1)
+    await world.until(lambda: world.tee.went("2001", "wrap_up") == 1)
     assert acd.call_state(call_id) == "waiting"
     assert world.state("2009") is ag.Status.PAUSED  # never offered while paused
     await acd.resume("2009")
-    await world.tee.until(lambda: world.tee.went("2009", "on_call") == 1)
+    await world.until(lambda: world.tee.went("2009", "on_call") == 1)
     world.sim.pbx.remote_hangup(chan)
-    await world.tee.until(lambda: world.tee.ended(call_id))
+    await world.until(lambda: world.tee.ended(call_id))
     kinds = [str(e.kind) for e in world.tee.of(CallEvent) if e.call_id == call_id]
     assert kinds.count("answer") == 2 and "transfer" in kinds
-    await world.tee.until(lambda: world.state("2001") is ag.Status.AVAILABLE)  # after its one wrap-up
+    await world.until(lambda: world.state("2001") is ag.Status.AVAILABLE)  # after its one wrap-up
     assert world.tee.went("2001", "wrap_up") == 1
 
 
@@ -316,15 +267,15 @@ async def test_restart_mid_call_keeps_bridged_calls_and_the_queue(world: Center,
         db_dsn, spool_dir=world.tmp / "spool", clock=world.clock, batch_delay=0.05, fsync=False
     )
     writer_task = asyncio.create_task(writer.run())
-    world.tee.writer = writer
+    world.tee.forward = writer
     try:
         acd = await world.start_acd(store=PgACDStore(db_dsn))
         await acd.login("2001")  # sales
         await acd.login("2015", paused_reason="lunch")  # support, paused
         talking, talking_chan = await world.call("sales")
         holding, _ = await world.call("support")
-        await world.tee.until(lambda: world.tee.went("2001", "on_call") == 1)  # talks until hung up
-        await writer.flush(timeout=DEADLINE)
+        await world.until(lambda: world.tee.went("2001", "on_call") == 1)  # talks until hung up
+        await writer.flush(timeout=LINK_BOUND)
         await world.stop_acd()  # the controller dies mid-call
 
         before = len(world.tee.records)
@@ -335,15 +286,15 @@ async def test_restart_mid_call_keeps_bridged_calls_and_the_queue(world: Center,
         st = acd.agent_state("2015")
         assert (st.status, st.reason) == (ag.Status.PAUSED, "lunch")
         await acd.resume("2015")
-        await world.tee.until(lambda: world.tee.went("2015", "on_call") == 1)
+        await world.until(lambda: world.tee.went("2015", "on_call") == 1)
         # The bridged call ends normally after the restart (the caller hangs up): the agent wraps up.
         world.sim.pbx.remote_hangup(talking_chan)
-        await world.tee.until(lambda: world.tee.ended(talking))
-        await world.tee.until(lambda: world.tee.went("2001", "wrap_up") == 1)
+        await world.until(lambda: world.tee.ended(talking))
+        await world.until(lambda: world.tee.went("2001", "wrap_up") == 1)
         assert len(world.tee.records) > before
-        await writer.flush(timeout=DEADLINE)
+        await writer.flush(timeout=LINK_BOUND)
     finally:
-        await writer.close(timeout=DEADLINE)
+        await writer.close(timeout=LINK_BOUND)
         await writer_task
 
 
@@ -358,8 +309,8 @@ async def test_ring_all_team_first_answer_wins_nobody_stays_reserved(world: Cent
     for agent_id in sales:
         await acd.login(agent_id)
     calls = [(await world.call("sales"))[0] for _ in range(5)]
-    await world.tee.until(lambda: all(world.tee.ended(c) for c in calls))
-    await world.tee.until(
+    await world.until(lambda: all(world.tee.ended(c) for c in calls))
+    await world.until(
         lambda: all(world.tee.went(a, "wrap_up") == world.tee.went(a, "on_call") for a in sales)
     )
 

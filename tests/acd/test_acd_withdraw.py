@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from callcenter.acd import agents as ag
 from callcenter.config.model import Config
 from callcenter.reporting.records import Disposition
-from tests.acd.test_acd import config, make_rig
+from tests.centers import example
+from tests.fakes import acd_rig
 
-__all__ = ["config"]
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return example()
 
 
 async def test_withdraw_while_the_agent_rings_frees_the_agent_without_rona(
     config: Config, tmp_path: Path
 ) -> None:
-    async with make_rig(config, tmp_path) as rig:
+    async with acd_rig(config, tmp_path) as rig:
         await rig.acd.login("1001")
         await rig.call("att-1", "sales", direction="outbound", campaign_id="renewals")
         leg, agent_chan = await rig.agent_rings()
@@ -31,7 +37,7 @@ async def test_withdraw_while_the_agent_rings_frees_the_agent_without_rona(
 
 
 async def test_withdraw_is_refused_once_an_agent_has_the_call(config: Config, tmp_path: Path) -> None:
-    async with make_rig(config, tmp_path) as rig:
+    async with acd_rig(config, tmp_path) as rig:
         await rig.acd.login("1001")
         caller = await rig.call("att-2", "sales", direction="outbound", campaign_id="renewals")
         await rig.answer(caller)

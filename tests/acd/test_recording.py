@@ -17,7 +17,7 @@ from callcenter.clock import FakeClock
 from callcenter.errors import UnsafeValueError
 from callcenter.reporting.records import CallEvent, RecordingRecord
 from callcenter.store.recordings import PgPurgeStore
-from tests.acd.test_acd import FakeAMI, Sink
+from tests.fakes import FakeAMI, RecordSink
 
 DAY = 86400.0
 NOW = 1_800_000_000.0  # 2027-01-15
@@ -32,7 +32,7 @@ def test_file_names_come_from_date_and_call_id_only() -> None:
 
 
 async def test_recorder_on_demand_pci_and_length(tmp_path: Path) -> None:
-    ami, sink, clock = FakeAMI(), Sink(), FakeClock(start=NOW)
+    ami, sink, clock = FakeAMI(), RecordSink(), FakeClock(start=NOW)
     rec = Recorder(ami, sink, clock, directory=tmp_path, pci_auto_resume=None)
     assert not rec.adopt_planned("c1", "PJSIP/agent-1", queue="q", agent_id="1001")  # none planned
     assert await rec.start("c1", "PJSIP/agent-1", queue="q", agent_id="1001")
@@ -53,7 +53,7 @@ async def test_recorder_on_demand_pci_and_length(tmp_path: Path) -> None:
 
 
 async def test_planned_recording_is_indexed_when_the_bridge_forms(tmp_path: Path) -> None:
-    ami, sink, clock = FakeAMI(), Sink(), FakeClock(start=NOW)
+    ami, sink, clock = FakeAMI(), RecordSink(), FakeClock(start=NOW)
     rec = Recorder(ami, sink, clock, directory=tmp_path)
     path = rec.plan("c2")
     assert path == str(tmp_path / "2027/01/15/c2-1.wav")

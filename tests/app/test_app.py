@@ -1,5 +1,6 @@
 """The composition root: the whole controller against the simulated PBX over real sockets, its HTTP
-API, wallboard stream and /metrics, and a clean stop that flushes the call log."""
+API, wallboard stream and /metrics, and a clean stop that flushes the call log. The controller and
+the simulator share one autojump clock; waits for traffic are bounded in simulated seconds."""
 
 from __future__ import annotations
 
@@ -14,26 +15,15 @@ import pytest
 
 from callcenter.app.controller import Controller, Links, login_all
 from callcenter.app.plugins import standard_plugins
-from callcenter.clock import ScaledClock
+from callcenter.clock import AutojumpClock
 from callcenter.commands.demo import demo_start, for_demo
 from callcenter.commands.sim import center_scenario, start_sim
 from callcenter.config.load import load_config
 from callcenter.config.render import render, write_files
+from tests.centers import REPO
+from tests.fakes import http_get, within
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-async def _get(port: int, path: str) -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(f"GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".encode())
-        await writer.drain()
-        data = await asyncio.wait_for(reader.read(), 10)
-    finally:
-        writer.close()
-        await writer.wait_closed()
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
+TRAFFIC_DEADLINE = 3600.0  # simulated seconds for the demo's callers to produce what a test needs
 
 
 @dataclasses.dataclass
@@ -45,10 +35,10 @@ class Running:
 
 
 @pytest.fixture
-async def running(db_dsn: str, tmp_path: Path) -> AsyncIterator[Running]:
+async def running(db_dsn: str, tmp_path: Path, autojump_clock: AutojumpClock) -> AsyncIterator[Running]:
     config = for_demo(load_config(REPO / "dialplans"), tmp_path)
     write_files(render(config), tmp_path / "asterisk")
-    clock = ScaledClock(20, start=demo_start(config, now=1_795_000_000.0, latest=None))
+    clock = autojump_clock.starting_at(demo_start(config, now=1_795_000_000.0, latest=None))
     sim = await start_sim(
         tmp_path / "asterisk", tmp_path, clock=clock, seed=5, sounds_dirs=(REPO / "ivr_prompts",)
     )
@@ -78,30 +68,33 @@ async def test_the_controller_serves_calls_api_wallboard_and_metrics(running: Ru
     ctl = running.controller
     assert ctl.http is not None
     port = ctl.http.port
+
     # Calls flow: wait (bounded) until the call log has answered calls.
-    async with asyncio.timeout(90):
+    async def answered_calls() -> None:
         while True:
             await ctl.refresh_counters()
             if sum(c.answered for c in ctl.queue_counters().values()) >= 2:
-                break
+                return
             await ctl.clock.sleep(5.0)
-    status, body = await _get(port, "/api/status")
+
+    await within(answered_calls(), timeout=TRAFFIC_DEADLINE, clock=ctl.clock)
+    status, body = await http_get(port, "/api/status")
     assert status == 200
     snap = json.loads(body)
     assert sum(q["answered"] for q in snap["queues"]) >= 2
     assert set(snap["agents_by_state"]) <= {"available", "reserved", "ringing", "on_call", "wrap_up",
                                              "paused", "not_ready", "logged_out"}  # fmt: skip
     assert {d["campaign"] for d in snap["dialers"]} == set(ctl.config.campaigns)
-    status, body = await _get(port, "/metrics")
+    status, body = await http_get(port, "/metrics")
     assert status == 200
     text = body.decode()
     assert 'callcenter_agents{state="' in text
     assert "callcenter_call_log_db_up 1" in text
     assert "callcenter_ami_connected 1" in text
     assert 'callcenter_queue_calls{kind="answered",queue="' in text
-    status, body = await _get(port, "/")
+    status, body = await http_get(port, "/")
     assert status == 200 and b"EventSource" in body
-    status, body = await _get(port, "/api/nope")
+    status, body = await http_get(port, "/api/nope")
     assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
     # The wallboard stream sends snapshots as server-sent events.
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -118,9 +111,12 @@ async def test_the_controller_serves_calls_api_wallboard_and_metrics(running: Ru
 
 async def test_stop_flushes_the_call_log(running: Running, db_dsn: str) -> None:
     ctl = running.controller
-    async with asyncio.timeout(90):
+
+    async def started_calls() -> None:
         while ctl.ivr is None or ctl.ivr.stats.started < 2:
             await ctl.clock.sleep(5.0)
+
+    await within(started_calls(), timeout=TRAFFIC_DEADLINE, clock=ctl.clock)
     running.stop.set()
     await asyncio.wait_for(running.task, 60)
     assert ctl.writer.stats.queued == 0 and ctl.writer.stats.dropped == 0, ctl.writer.stats

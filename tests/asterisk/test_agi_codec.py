@@ -1,11 +1,7 @@
-"""The sans-IO FastAGI codec: real captures three ways, quoting, caps, EOF, hostile bytes.
-
-``agi_trace(path)`` (also used by other tests) gives a capture's bytes from Asterisk and the
-command lines the script sent."""
+"""The sans-IO FastAGI codec: real captures three ways, quoting, caps, EOF, hostile bytes."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
@@ -28,22 +24,9 @@ from callcenter.asterisk.agi import (
     script_name,
 )
 from callcenter.errors import AGIProtocolError, UnsafeValueError
+from tests.traces import TRACES, agi_trace
 
-TRACES = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk-traces"
 AGI_TRACES = sorted(TRACES.glob("*.agi.txt"))
-
-
-def agi_trace(path: Path) -> tuple[bytes, list[str]]:
-    """(bytes Asterisk sent, command lines the script sent) of a FastAGI capture."""
-    received = bytearray()
-    commands: list[str] = []
-    for line in path.read_text().splitlines():
-        parts = line.split(None, 3)
-        if len(parts) == 4 and parts[2] == "<<<":
-            received += ast.literal_eval(parts[3])
-        elif len(parts) == 4 and parts[2] == ">>>":
-            commands.append(ast.literal_eval(parts[3]))
-    return bytes(received), commands
 
 
 def parse_all(data: bytes, step: int | None = None) -> list[object]:

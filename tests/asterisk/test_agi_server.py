@@ -8,16 +8,13 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import pytest
 
 from callcenter.asterisk.agi import HANGUP_LINE, AGIReply, CommandReader, encode_env, encode_reply
 from callcenter.asterisk.agi_server import AGISession, FastAGIServer, Handler
 from callcenter.errors import AGICommandError, AGIHangupError, UnsafeValueError
-from tests.asterisk.test_agi_codec import agi_trace
-
-TRACES = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk-traces"
+from tests.traces import TRACES, agi_trace
 
 ENV = {
     "agi_network": "yes",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from callcenter.asterisk.ami import AMIParser, Message, encode, encode_greeting
+from callcenter.asterisk.ami import AMIParser, Message, encode
 from callcenter.asterisk.ami_client import AMIClient, EventGap
 from callcenter.errors import (
     ActionLostError,
@@ -19,118 +19,8 @@ from callcenter.errors import (
     AMITimeoutError,
     UnsafeValueError,
 )
-from tests.asterisk.test_ami_codec import trace_streams
-
-Reply = list[list[tuple[str, str]]] | None
-Handler = Callable[[Message], Reply]
-
-
-class FakeAMIServer:
-    """A scripted Asterisk stand-in: greeting, Login, Ping, then per-action handlers.
-
-    A handler returns the messages to send back (header lists; ``ActionID`` is added), or ``None``
-    to stay silent. Every action received is recorded with the connection number it came on."""
-
-    def __init__(self, *, username: str = "cc", secret: str = "s3cret") -> None:  # noqa: S107
-        self.username = username
-        self.secret = secret
-        self.handlers: dict[str, Handler] = {}
-        self.actions: list[tuple[int, Message]] = []
-        self.raw_bytes = 0
-        self.connections = 0
-        self.answer_pings = True
-        self.accept_logins = True
-        self._writers: list[asyncio.StreamWriter] = []
-        self._tasks: set[asyncio.Task[object]] = set()
-        self._changed = asyncio.Condition()
-        self._server: asyncio.Server | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        self.drop()
-        async with asyncio.timeout(5):
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    def drop(self) -> None:
-        """Cut every open connection (as a crashed Asterisk or a broken link would)."""
-        for writer in self._writers:
-            writer.transport.abort()
-        self._writers.clear()
-
-    def send(self, headers: list[tuple[str, str]]) -> None:
-        for writer in self._writers:
-            writer.write(encode(headers))
-
-    def send_raw(self, data: bytes) -> None:
-        for writer in self._writers:
-            writer.write(data)
-
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        async with asyncio.timeout(timeout):
-            async with self._changed:
-                await self._changed.wait_for(predicate)
-
-    def count(self, action: str) -> int:
-        return sum(1 for _, m in self.actions if m.name == action)
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        self.connections += 1
-        number = self.connections
-        self._writers.append(writer)
-        await self._notify()
-        writer.write(encode_greeting())
-        parser = AMIParser(greeting=False)
-        try:
-            while True:
-                data = await reader.read(65536)
-                self.raw_bytes += len(data)
-                for message in parser.feed(data):
-                    assert isinstance(message, Message)
-                    self.actions.append((number, message))
-                    for reply in self._answer(message) or []:
-                        writer.write(
-                            encode([reply[0], ("ActionID", message.get("ActionID") or ""), *reply[1:]])
-                        )
-                    await self._notify()
-                if not data:
-                    break
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.transport.abort()
-            await self._notify()
-
-    def _answer(self, m: Message) -> Reply:
-        name = m.name or ""
-        if name == "Login":
-            if self.accept_logins and m.get("Username") == self.username and m.get("Secret") == self.secret:
-                return [[("Response", "Success"), ("Message", "Authentication accepted")]]
-            return [[("Response", "Error"), ("Message", "Authentication failed")]]
-        if name == "Ping":
-            if not self.answer_pings:
-                return None
-            return [[("Response", "Success"), ("Ping", "Pong"), ("Timestamp", "1.0")]]
-        if name == "Logoff":
-            return [[("Response", "Goodbye"), ("Message", "Thanks for all the fish.")]]
-        handler = self.handlers.get(name)
-        if handler is None:
-            return [[("Response", "Error"), ("Message", "Invalid/unknown command")]]
-        return handler(m)
+from tests.fakes import FakeAMIServer, Reply, client_for
+from tests.traces import trace_streams
 
 
 @pytest.fixture
@@ -141,20 +31,6 @@ async def server() -> AsyncIterator[FakeAMIServer]:
         yield srv
     finally:
         await srv.stop()
-
-
-def client_for(server: FakeAMIServer, **kwargs: object) -> AMIClient:
-    options: dict[str, object] = {
-        "username": "cc",
-        "secret": "s3cret",
-        "port": server.port,
-        "action_timeout": 5.0,
-        "ping_interval": 0,
-        "backoff_initial": 0.01,
-        "backoff_max": 0.05,
-    }
-    options.update(kwargs)
-    return AMIClient(**options)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- basics

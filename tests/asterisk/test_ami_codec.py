@@ -1,11 +1,7 @@
-"""The sans-IO AMI codec: every real capture parsed three ways, round trips, hostile bytes.
-
-``trace_streams(path)`` (also used by other tests) splits a capture into what Asterisk sent and
-what the client sent, byte-exact."""
+"""The sans-IO AMI codec: every real capture parsed three ways, round trips, hostile bytes."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
@@ -25,31 +21,9 @@ from callcenter.asterisk.events import (
     parse_response,
 )
 from callcenter.errors import AMIProtocolError, UnsafeValueError
+from tests.traces import TRACES, trace_streams
 
-TRACES = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk-traces"
 AMI_TRACES = sorted(TRACES.glob("*.ami.txt"))
-
-
-def trace_streams(path: Path) -> tuple[bytes, bytes]:
-    """(bytes Asterisk sent, bytes the client sent) of a capture. ``#`` lines are the capture's
-    own marks: ``<<<``/``>>>`` open a block of wire lines, or carry a ``b'...'`` literal."""
-    received, sent = bytearray(), bytearray()
-    target: bytearray | None = None
-    lines = path.read_bytes().split(b"\n")
-    for number, line in enumerate(lines):
-        if line.startswith(b"#"):
-            parts = line.split(None, 3)
-            target = None
-            if len(parts) >= 3 and parts[2] in (b"<<<", b">>>"):
-                target = received if parts[2] == b"<<<" else sent
-                if len(parts) == 4:
-                    literal = ast.literal_eval(parts[3].decode())
-                    target += literal if isinstance(literal, bytes) else literal.encode()
-                    target = None
-            continue
-        if target is not None and number < len(lines) - 1:
-            target += line + b"\n"
-    return bytes(received), bytes(sent)
 
 
 def expected_blocks(data: bytes) -> int:

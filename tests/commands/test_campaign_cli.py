@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from callcenter.cli import main
-from tests.conftest import REPO
+from tests.centers import REPO
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.centers import REPO
 
 
 def _demo_argv(run_dir: Path, *extra: str) -> list[str]:

@@ -13,8 +13,7 @@ import pytest
 from callcenter import prompts
 from callcenter.cli import main
 from callcenter.config.load import Locations, Problems, load_prompts
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.centers import REPO
 
 
 def test_validate_clean_example(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,8 +14,8 @@ import pytest
 from callcenter.config import model as m
 from callcenter.config.load import load, load_config
 from callcenter.errors import ConfigError, ValidationError
+from tests.centers import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "dialplans"
 
 BASE = """\

@@ -29,9 +29,10 @@ from callcenter.config.render import (
     restore_previous,
     write_files,
 )
-from callcenter.errors import AMIActionError, ConfigError, UnsafeValueError
+from callcenter.errors import ConfigError, UnsafeValueError
+from tests.centers import REPO
+from tests.fakes import FakeAMI, FakeReloader
 
-REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 EXPECTED_FILES = [
     "amd.conf",
@@ -339,19 +340,6 @@ def test_restore_without_backup_is_an_error(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------ apply
-class FakeReloader:
-    def __init__(self, fail_on: str | None = None, fail_times: int = 1) -> None:
-        self.calls: list[str] = []
-        self.fail_on = fail_on
-        self.fail_times = fail_times
-
-    async def __call__(self, module: str) -> None:
-        self.calls.append(module)
-        if module == self.fail_on and self.fail_times > 0:
-            self.fail_times -= 1
-            raise AMIActionError("Module reload failed", action="Reload", action_id="1")
-
-
 async def test_apply_writes_and_reloads(tmp_path: Path, example: m.Config) -> None:
     reloader = FakeReloader()
     result = await apply(example, tmp_path / "etc", reloader)
@@ -394,17 +382,10 @@ async def test_apply_writes_nothing_when_rendering_fails(tmp_path: Path, example
 
 
 async def test_ami_reloader_sends_reload_actions() -> None:
-    sent: list[tuple[str, dict[str, object], float | None]] = []
 
-    class FakeAMI:
-        async def send_action(
-            self, action: str, headers: dict[str, object], *, timeout: float | None
-        ) -> object:
-            sent.append((action, dict(headers), timeout))
-            return None
-
-    await AMIReloader(FakeAMI(), timeout=3)("pbx_config.so")
-    assert sent == [(names.ACTION_RELOAD, {"Module": "pbx_config.so"}, 3)]
+    ami = FakeAMI()
+    await AMIReloader(ami, timeout=3)("pbx_config.so")
+    assert ami.history() == [(names.ACTION_RELOAD, {"Module": "pbx_config.so"})] and ami.timeouts == [3]
 
 
 def test_install_prompts_copies_changed_wavs_only(tmp_path: Path) -> None:

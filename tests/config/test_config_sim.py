@@ -4,28 +4,25 @@ changed dialplan over a real AMI link."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import socket
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from callcenter.asterisk import names
 from callcenter.asterisk.ami_client import AMIClient
-from callcenter.clock import ScaledClock
+from callcenter.clock import AutojumpClock
 from callcenter.config import model as m
-from callcenter.config.load import load_config
 from callcenter.config.render import AMIReloader, apply, render, write_files
 from callcenter.sim import SimulatedPBX
 from callcenter.sim.dialplan import parse
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.centers import REPO, example
+from tests.fakes import SimPerson, within
 
 
 def _example() -> m.Config:
-    return load_config(REPO / "dialplans", env={"CC_AMI_SECRET": "sim-secret"})
+    return example(env={"CC_AMI_SECRET": "sim-secret"})
 
 
 def _closed_port() -> int:
@@ -33,25 +30,6 @@ def _closed_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
     return port  # nothing listens there now: a FastAGI connection is refused
-
-
-class Caller:
-    """A simulated caller: records the applications its channel runs, hangs up in voicemail."""
-
-    def __init__(self) -> None:
-        self.apps: list[str] = []
-        self.prompts: list[str] = []
-        self.gone = asyncio.Event()
-
-    def on_event(self, pbx: Any, chan: Any, what: str, detail: str) -> None:
-        if what == "app":
-            self.apps.append(detail)
-            if detail == "VoiceMail":  # leave no message: hang up
-                asyncio.get_running_loop().call_soon(pbx.remote_hangup, chan)
-        elif what == "prompt":
-            self.prompts.append(detail)
-        elif what == "hangup":
-            self.gone.set()
 
 
 def test_rendered_dialplan_uses_only_what_the_simulator_runs() -> None:
@@ -71,7 +49,7 @@ MONDAY_10AM = dt.datetime(2026, 11, 16, 10, 0, tzinfo=NEW_YORK).timestamp()
 SUNDAY_10AM = dt.datetime(2026, 11, 22, 10, 0, tzinfo=NEW_YORK).timestamp()
 
 
-async def _fallback_call(tmp_path: Path, start: float) -> Caller:
+async def _fallback_call(tmp_path: Path, clock: AutojumpClock) -> SimPerson:
     """A call with the controller down, the fallback checking the hours (``closed_prompt``)."""
     config = _example()
     assert config.fallback is not None
@@ -80,24 +58,25 @@ async def _fallback_call(tmp_path: Path, start: float) -> Caller:
     write_files(render(dataclasses.replace(config, fallback=closing)), etc)
     sim = SimulatedPBX(
         etc,
-        clock=ScaledClock(50, start=start),
+        clock=clock,
         agi_host="127.0.0.1",
         agi_port=_closed_port(),
         recordings_dir=tmp_path / "rec",
         sounds_dirs=[REPO / "ivr_prompts"],
     )
     async with sim:
-        caller = Caller()
+        caller = SimPerson(hang_up_on_hold=False)  # presses nothing, hangs up in voicemail
         sim.pbx.inbound_call(
             "18005550100", caller_num="+12125550143", context=names.CTX_INBOUND, owner=caller
         )
-        async with asyncio.timeout(20):
-            await caller.gone.wait()
+        await within(caller.gone.wait(), timeout=600, clock=clock)
     return caller
 
 
-async def test_controller_down_in_hours_rings_the_agents(tmp_path: Path) -> None:
-    caller = await _fallback_call(tmp_path, MONDAY_10AM)
+async def test_controller_down_in_hours_rings_the_agents(
+    tmp_path: Path, autojump_clock: AutojumpClock
+) -> None:
+    caller = await _fallback_call(tmp_path, autojump_clock.starting_at(MONDAY_10AM))
     assert caller.apps == [
         "NoOp",
         "Answer",
@@ -110,11 +89,13 @@ async def test_controller_down_in_hours_rings_the_agents(tmp_path: Path) -> None
         "Dial",  # the ring group: no phone registered, so on at once
         "VoiceMail",
     ]
-    assert caller.prompts == ["/var/lib/asterisk/sounds/callcenter/en/fallback-message", "vm-intro"]
+    assert caller.paths == ["/var/lib/asterisk/sounds/callcenter/en/fallback-message", "vm-intro"]
 
 
-async def test_controller_down_after_hours_goes_to_voicemail(tmp_path: Path) -> None:
-    caller = await _fallback_call(tmp_path, SUNDAY_10AM)
+async def test_controller_down_after_hours_goes_to_voicemail(
+    tmp_path: Path, autojump_clock: AutojumpClock
+) -> None:
+    caller = await _fallback_call(tmp_path, autojump_clock.starting_at(SUNDAY_10AM))
     assert caller.apps == [
         "NoOp",
         "Answer",
@@ -127,7 +108,7 @@ async def test_controller_down_after_hours_goes_to_voicemail(tmp_path: Path) -> 
         "Playback",
         "VoiceMail",
     ]
-    assert caller.prompts == ["/var/lib/asterisk/sounds/callcenter/en/fallback-closed", "vm-intro"]
+    assert caller.paths == ["/var/lib/asterisk/sounds/callcenter/en/fallback-closed", "vm-intro"]
 
 
 def _did_step(sim: SimulatedPBX) -> str:

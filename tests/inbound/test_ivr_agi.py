@@ -8,181 +8,31 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 
 from callcenter.asterisk import names
-from callcenter.asterisk.agi import HANGUP_LINE, AGIReply, CommandReader, encode_env, encode_reply
 from callcenter.asterisk.agi_server import FastAGIServer
 from callcenter.clock import FakeClock
 from callcenter.config import model as m
-from callcenter.errors import DomainError
 from callcenter.inbound.ivr import mask
 from callcenter.inbound.service import IvrService
-from callcenter.ports import QueuedCall
-from callcenter.reporting.records import CallEvent, CallRecord, Disposition, LegRecord, LogRecord
-from callcenter.store.customers import Customer, LookupResult
-from tests.inbound.test_ivr_helpers import CLOSED_NOW, DID, OPEN_NOW, config
+from callcenter.reporting.records import Disposition, LegRecord
+from callcenter.store.customers import Customer
+from tests.centers import CLOSED_NOW, OPEN_NOW, ivr_config
+from tests.fakes import Caller, FakeDirectory, FakeDistributor, RecordSink, agi_env, place_call
 
 SOUNDS = m.AsteriskSettings().sounds_dir
-
-
-def env(uniqueid: str = "1795420631.0", caller: str = "2125550100") -> dict[str, str]:
-    return {
-        "agi_network": "yes",
-        "agi_network_script": "ivr",
-        "agi_request": "agi://127.0.0.1:4573/ivr",
-        "agi_channel": f"PJSIP/carrier-{uniqueid}",
-        "agi_language": "en",
-        "agi_type": "PJSIP",
-        "agi_uniqueid": uniqueid,
-        "agi_callerid": caller,
-        "agi_calleridname": "Dave",
-        "agi_dnid": DID,
-        "agi_context": "cc-inbound",
-        "agi_extension": DID,
-        "agi_priority": "3",
-    }
-
-
-# ----------------------------------------------------------------------------- seams
-class Sink:
-    def __init__(self) -> None:
-        self.records: list[LogRecord] = []
-
-    def submit(self, record: LogRecord) -> None:
-        self.records.append(record)
-
-    def events(self, call_id: str | None = None) -> list[CallEvent]:
-        return [r for r in self.records if isinstance(r, CallEvent) and call_id in (None, r.call_id)]
-
-    def calls(self) -> list[CallRecord]:
-        return [r for r in self.records if isinstance(r, CallRecord)]
-
-
-@dataclass
-class Acd:
-    calls: list[QueuedCall] = field(default_factory=list)
-    callbacks: list[tuple[str, str]] = field(default_factory=list)
-    fail: bool = False
-
-    async def enqueue(self, call: QueuedCall) -> None:
-        if self.fail:
-            raise DomainError("queue closed", code="queue_closed")
-        self.calls.append(call)
-
-    async def accept_callback(self, call_id: str, number: str) -> None:
-        self.callbacks.append((call_id, number))
-
-
-@dataclass
-class Directory:
-    customers: dict[str, Customer] = field(default_factory=dict)
-    stall: bool = False
-    broken: bool = False
-
-    async def lookup(self, phone_e164: str) -> LookupResult:
-        if self.stall:
-            await asyncio.Event().wait()  # never answers: the IVR's timeout must cut it
-        if self.broken:
-            return LookupResult("error")
-        found = self.customers.get(phone_e164)
-        return LookupResult("found", found) if found else LookupResult("not_found")
-
-
-# ----------------------------------------------------------------------------- scripted Asterisk
-@dataclass
-class Caller:
-    """A caller on a simulated channel: ``keys`` answer GET DATA / STREAM FILE+WAIT FOR DIGIT in
-    order (``""`` = silence until the timeout); past the script the caller hangs up. ``hang_up_at``
-    hangs up while the command with that index runs (``notice``: Asterisk's HANGUP line first)."""
-
-    keys: list[str]
-    hang_up_at: int | None = None
-    notice: bool = False
-    junk_reply_at: int | None = None
-    commands: list[list[str]] = field(default_factory=list)
-    variables: dict[str, str] = field(default_factory=dict)
-    buffer: str = ""
-    reading: bool = False
-    gone: bool = False
-
-    def respond(self, words: list[str]) -> bytes:
-        index = len(self.commands)
-        self.commands.append(words)
-        if self.junk_reply_at == index:
-            return b"999 what\n"
-        if self.gone:
-            return b"511 Command Not Permitted on a dead channel or intercept routine\n"
-        if self.hang_up_at == index:
-            self.gone = True
-            return (HANGUP_LINE if self.notice else b"") + encode_reply(AGIReply.ok(-1))
-        verb = " ".join(words[:2])
-        if verb == "SET VARIABLE":
-            self.variables[words[2]] = words[3]
-            return encode_reply(AGIReply.ok(1))
-        if verb in ("STREAM FILE", "GET DATA"):
-            self.buffer, self.reading = "", False  # a new read starts
-        if not self.keys and not self.reading and verb in ("STREAM FILE", "GET DATA", "WAIT FOR"):
-            if verb != "STREAM FILE" or words[3]:
-                self.gone = True  # past the script: the caller hangs up
-                return encode_reply(AGIReply.ok(-1))
-        if verb == "STREAM FILE":
-            if words[3] and self.keys[0]:  # the caller types over an interruptible prompt
-                key = self.keys.pop(0)
-                self.buffer, self.reading = key[1:], True
-                return encode_reply(AGIReply.ok(ord(key[0]), endpos=100))
-            return encode_reply(AGIReply.ok(0, endpos=8000))
-        if verb == "WAIT FOR":
-            if not self.reading:
-                key = self.keys.pop(0)
-                if not key:
-                    return encode_reply(AGIReply.ok(0))
-                self.buffer, self.reading = key, True
-            if self.buffer:
-                key, self.buffer = self.buffer[0], self.buffer[1:]
-                return encode_reply(AGIReply.ok(ord(key)))
-            return encode_reply(AGIReply.ok(0))
-        if verb == "GET DATA":
-            typed = self.keys.pop(0)
-            if typed == "":
-                return encode_reply(AGIReply.ok("", data="timeout"))
-            return encode_reply(AGIReply.ok(typed))
-        if words[0] in ("EXEC", "HANGUP"):
-            return encode_reply(AGIReply.ok(0))
-        return b"510 Invalid or unknown command\n"
-
-    def played(self) -> list[str]:
-        return [w[2] for w in self.commands if w[:2] in (["STREAM", "FILE"], ["GET", "DATA"])]
-
-
-async def place_call(port: int, caller: Caller, *, environment: dict[str, str] | None = None) -> Caller:
-    async with asyncio.timeout(20):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(encode_env(environment or env()))
-            commands = CommandReader()
-            while True:
-                data = await reader.read(65536)
-                for words in commands.feed(data):
-                    writer.write(caller.respond(words))
-                if not data:
-                    break
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-    return caller
 
 
 @dataclass
 class Rig:
     service: IvrService
     server: FastAGIServer
-    sink: Sink
-    acd: Acd
-    directory: Directory
+    sink: RecordSink
+    acd: FakeDistributor
+    directory: FakeDirectory
     clock: FakeClock
 
     async def call(self, caller: Caller, *, environment: dict[str, str] | None = None) -> Caller:
@@ -198,10 +48,10 @@ def _ids() -> Iterator[str]:
 
 @contextlib.asynccontextmanager
 async def rig(now: float = OPEN_NOW, cfg: m.Config | None = None) -> AsyncIterator[Rig]:
-    sink, acd, directory, clock = Sink(), Acd(), Directory(), FakeClock(start=now)
+    sink, acd, directory, clock = RecordSink(), FakeDistributor(), FakeDirectory(), FakeClock(start=now)
     ids = _ids()
     service = IvrService(
-        cfg or config(),
+        cfg or ivr_config(),
         writer=sink,
         distributor=acd,
         customers=directory,
@@ -302,7 +152,7 @@ async def test_lookup_timeout_and_failure_let_the_call_go_on() -> None:
         r.directory.stall = True
         await r.call(Caller(["1", "1"]))
         r.directory.stall, r.directory.broken = False, True
-        await r.call(Caller(["1", "1"]), environment=env("2.2"))
+        await r.call(Caller(["1", "1"]), environment=agi_env("2.2"))
     assert [c.priority for c in r.acd.calls] == [0, 0]
     outcomes = [e.detail["outcome"] for e in r.sink.events() if e.kind == "lookup" and e.detail]
     assert outcomes == ["timeout", "error"]
@@ -310,7 +160,7 @@ async def test_lookup_timeout_and_failure_let_the_call_go_on() -> None:
 
 async def test_unparseable_caller_number_skips_the_lookup() -> None:
     async with rig() as r:
-        await r.call(Caller(["1", "1"]), environment=env(caller="anonymous"))
+        await r.call(Caller(["1", "1"]), environment=agi_env(caller="anonymous"))
     assert r.acd.calls[0].caller_number == "anonymous"
     out = [e.detail["outcome"] for e in r.sink.events() if e.kind == "lookup" and e.detail]
     assert out == ["invalid_number"]
@@ -390,9 +240,9 @@ async def test_collect_with_a_custom_terminator_uses_wait_for_digit() -> None:
             }
         ),
     )
-    cfg = config(flow, numbers=[m.Number(number="+18005550177", flow="pin")])
+    cfg = ivr_config(flow, numbers=[m.Number(number="+18005550177", flow="pin")])
     async with rig(cfg=cfg) as r:
-        e = env() | {"agi_extension": "18005550177"}
+        e = agi_env() | {"agi_extension": "18005550177"}
         caller = await r.call(Caller(["1234*"]), environment=e)
     assert r.acd.calls[0].data == {"pin": "1234"}
     waits = [w for w in caller.commands if w[:3] == ["WAIT", "FOR", "DIGIT"]]
@@ -403,7 +253,7 @@ async def test_500_concurrent_ivr_calls() -> None:
     async with rig() as r:
         scripts = [["1", "0"], ["1", "1"], ["1", "4"], ["2", "3", "1"]]
         callers = [Caller(list(scripts[i % 4])) for i in range(500)]
-        await asyncio.gather(*(r.call(c, environment=env(f"{i}.1")) for i, c in enumerate(callers)))
+        await asyncio.gather(*(r.call(c, environment=agi_env(f"{i}.1")) for i, c in enumerate(callers)))
         assert r.service.stats.active == 0
     assert r.service.stats.started == 500
     assert sum(r.service.stats.finished.values()) == 500

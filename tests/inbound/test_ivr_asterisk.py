@@ -1,7 +1,7 @@
 """The ``ivr`` route against a REAL Asterisk 22 (``ASTERISK_BIN``; skipped without it): the
 assumptions the route makes about Asterisk, checked where they matter. The example center is
-rendered and loaded by the harness of ``tests/test_real_asterisk.py``; the controller side here is
-only the FastAGI server with the ``ivr`` route (a small flow of our own, fakes for the ACD and the
+rendered and loaded by ``tests/asterisk_harness.py``; the controller side here is only the
+FastAGI server with the ``ivr`` route (a small flow of our own, fakes for the ACD and the
 call log), so each exit of the IVR is seen landing where the rendered dialplan sends it:
 
 - ``EXEC Goto cc-fallback,s,1`` from inside the AGI (the route's answer to a failure) lands on
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -28,12 +28,19 @@ from callcenter.clock import FakeClock
 from callcenter.config import model as m
 from callcenter.inbound.service import IvrService
 from callcenter.reporting.records import CallRecord, Disposition
-from tests import test_real_asterisk as rt
-from tests.inbound.test_ivr_agi import Acd, Sink
+from tests import asterisk_harness as rt
+from tests.fakes import FakeDistributor, RecordSink
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.timeout(120)]
 
-center = rt.center  # the module's own real Asterisk (a module-scoped fixture)
+
+@pytest.fixture(scope="module")
+def center() -> Iterator[rt.Center]:
+    """The module's own real Asterisk."""
+    with rt.real_center() as c:
+        yield c
+
+
 DID = "18005550100"
 
 
@@ -56,8 +63,8 @@ def _flow() -> m.Flow:
 
 @dataclass
 class Rig:
-    sink: Sink
-    acd: Acd
+    sink: RecordSink
+    acd: FakeDistributor
     server: FastAGIServer
     service: IvrService
 
@@ -65,7 +72,7 @@ class Rig:
 @contextlib.asynccontextmanager
 async def ivr_on(center: rt.Center) -> AsyncIterator[Rig]:
     config = dataclasses.replace(center.config, flows=m.frozen_map({"main": _flow()}))
-    sink, acd = Sink(), Acd()
+    sink, acd = RecordSink(), FakeDistributor()
     service = IvrService(
         config, writer=sink, distributor=acd, customers=None, clock=FakeClock(rt.OPEN_MONDAY)
     )

@@ -4,6 +4,9 @@ changes and on holidays, deep flows, loops, hostile input."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -16,29 +19,121 @@ from callcenter.inbound.ivr import (
     MAX_INPUTS,
     CallInfo,
     Digits,
+    Effect,
+    Exit,
     ExitKind,
+    Finish,
+    HungUp,
+    Input,
     Interpreter,
+    IvrState,
     IvrStateError,
     Log,
+    Lookup,
     LookupDone,
     LookupOutcome,
     Play,
     Played,
+    Read,
     SetVariable,
     local_time,
     luhn_ok,
     mask,
 )
 from callcenter.reporting.records import CallEvent, CallRecord, Disposition
-from tests.inbound.test_ivr_helpers import (
-    CLOSED_NOW,
-    DID,
-    HOLIDAY_NOW,
-    OPEN_NOW,
-    call,
-    config,
-    drive,
-)
+from tests.centers import CLOSED_NOW, DID, HOLIDAY_NOW, OPEN_NOW, call, ivr_config
+
+
+# ----------------------------------------------------------------------------- a scripted driver
+@dataclass
+class Run:
+    """The record of a scripted run."""
+
+    state: IvrState
+    effects: list[Effect] = field(default_factory=list)
+    reads: list[Read] = field(default_factory=list)
+    plays: list[Play] = field(default_factory=list)
+    lookups: list[Lookup] = field(default_factory=list)
+    variables: list[SetVariable] = field(default_factory=list)
+
+    @property
+    def exit(self) -> Exit:
+        assert self.state.exit is not None
+        return self.state.exit
+
+    @property
+    def logs(self) -> list[Any]:
+        return [e.record for e in self.effects if isinstance(e, Log)]
+
+    @property
+    def events(self) -> list[CallEvent]:
+        return [r for r in self.logs if isinstance(r, CallEvent)]
+
+    @property
+    def records(self) -> list[CallRecord]:
+        return [r for r in self.logs if isinstance(r, CallRecord)]
+
+    def node_events(self, node: str | None = None) -> list[CallEvent]:
+        return [e for e in self.events if e.kind == "ivr_node" and (node is None or e.node == node)]
+
+
+def check_batch(effects: list[Effect]) -> None:
+    """Every batch ends with exactly one effect that needs an answer or ends the IVR."""
+    waiting = [i for i, e in enumerate(effects) if isinstance(e, Play | Read | Lookup | Finish)]
+    assert waiting == [len(effects) - 1], effects
+
+
+def drive(
+    ivr: Interpreter,
+    digits: Iterable[str],
+    *,
+    now: float = OPEN_NOW,
+    info: CallInfo | None = None,
+    lookup: LookupDone | Callable[[Lookup], LookupDone] | None = None,
+    hang_up_after: int | None = None,
+    max_steps: int = 100_000,
+) -> Run:
+    """Run a call: each Read is answered by the next of ``digits`` ("" = timeout; when the script
+    runs out, the caller hangs up), each Play by Played, each Lookup by ``lookup`` (default:
+    not found). ``hang_up_after``: the caller hangs up after that many answers."""
+    script = iter(digits)
+    state, effects = ivr.start(info or call(), now)
+    run = Run(state)
+    answers = 0
+    for _ in range(max_steps):
+        check_batch(effects)
+        run.effects.extend(effects)
+        last = effects[-1]
+        for e in effects:
+            if isinstance(e, SetVariable):
+                run.variables.append(e)
+        if isinstance(last, Finish):
+            run.state = state
+            assert state.done and state.exit == last.exit
+            return run
+        event: Input
+        if hang_up_after is not None and answers >= hang_up_after:
+            event = HungUp()
+        elif isinstance(last, Read):
+            run.reads.append(last)
+            nxt = next(script, None)
+            event = HungUp() if nxt is None else Digits(nxt)
+        elif isinstance(last, Play):
+            run.plays.append(last)
+            event = Played()
+        else:
+            assert isinstance(last, Lookup)
+            run.lookups.append(last)
+            if lookup is None:
+                event = LookupDone(LookupOutcome.NOT_FOUND)
+            elif callable(lookup):
+                event = lookup(last)
+            else:
+                event = lookup
+        answers += 1
+        state, effects = ivr.feed(state, event, now)
+    raise AssertionError("the IVR did not finish")
+
 
 SOUNDS = m.AsteriskSettings().sounds_dir
 VIP = LookupDone(LookupOutcome.FOUND, tier="vip", data={"name": "Ada", "account": "42"})
@@ -50,7 +145,7 @@ def snd(prompt: str, lang: str = "en") -> str:
 
 @pytest.fixture
 def ivr() -> Interpreter:
-    return Interpreter(config())
+    return Interpreter(ivr_config())
 
 
 def utc(*args: int) -> float:
@@ -184,7 +279,7 @@ def test_language_invalid_keeps_current_after_max_attempts(ivr: Interpreter) -> 
 
 
 def test_prompt_without_audio_in_language_falls_back_to_default() -> None:
-    cfg = config()
+    cfg = ivr_config()
     audio = frozenset({(p, "en") for p in ("welcome", "language-menu", "main-menu", "transfer-sales")})
     cfg = m.Config(
         center=cfg.center,
@@ -289,7 +384,7 @@ def test_hours_in_the_centers_timezone_across_dst(ivr: Interpreter, when: float,
 
 def test_repeated_hour_at_fall_back_is_handled() -> None:
     # a center open 01:00-02:00 on Sundays: at fall back (2026-11-01) that local hour happens twice
-    cfg = config()
+    cfg = ivr_config()
     c = cfg.center
     center = m.Center(
         name=c.name,
@@ -360,7 +455,7 @@ def test_callback_to_a_collected_number() -> None:
             }
         ),
     )
-    cfg = config(flow, numbers=[m.Number(number="+18005550199", flow="cb")])
+    cfg = ivr_config(flow, numbers=[m.Number(number="+18005550199", flow="cb")])
     info = CallInfo("c9", "x", "18005550199", None)
     run = drive(Interpreter(cfg), ["2125550199#"], info=info)
     assert run.exit.number == "2125550199"
@@ -408,7 +503,7 @@ def _flow(fid: str, start: str, *nodes: m.IVRNode) -> m.Flow:
 
 def test_a_loop_without_caller_input_is_cut() -> None:
     loop = _flow("loop", "a", m.SetNode(id="a", next="b"), m.SetNode(id="b", priority=1, next="a"))
-    cfg = config(loop, numbers=[m.Number(number="+18005550111", flow="loop")])
+    cfg = ivr_config(loop, numbers=[m.Number(number="+18005550111", flow="loop")])
     state, effects = Interpreter(cfg).start(CallInfo("c3", "1", "18005550111", None), OPEN_NOW)
     assert state.done and state.exit is not None
     assert state.exit.reason == "loop" and state.exit.disposition is Disposition.FAILED
@@ -423,7 +518,7 @@ def test_a_flow_that_only_loops_through_caller_input_is_bounded() -> None:
         m.SetNode(id="again", next="menu"),
         m.QueueNode(id="q", queue="general"),
     )
-    cfg = config(loop, numbers=[m.Number(number="+18005550122", flow="spin")])
+    cfg = ivr_config(loop, numbers=[m.Number(number="+18005550122", flow="spin")])
     info = CallInfo("c4", "1", "18005550122", None)
     ok = drive(Interpreter(cfg), ["9"] * 200 + ["1"], info=info)
     assert ok.exit.queue == "general" and len(ok.reads) == 201
@@ -454,7 +549,7 @@ def test_deep_flows_chained_by_goto() -> None:
                 nxt,
             )
         )
-    cfg = config(*flows, numbers=[m.Number(number="+18005550133", flow="f0")])
+    cfg = ivr_config(*flows, numbers=[m.Number(number="+18005550133", flow="f0")])
     run = drive(Interpreter(cfg), ["1"] * depth, info=CallInfo("c5", "1", "18005550133", None))
     assert run.exit.queue == "general" and run.exit.flow == f"f{depth - 1}"
     assert len(run.exit.data) == depth and run.exit.skills == {"s": depth - 1}
@@ -474,7 +569,7 @@ def test_deep_flows_chained_by_goto() -> None:
 def test_any_caller_behaviour_ends_in_a_defined_exit(
     script: list[str], when: float, tier: str | None, hang: int | None
 ) -> None:
-    ivr = Interpreter(config())
+    ivr = Interpreter(ivr_config())
     done = LookupDone(LookupOutcome.FOUND, tier=tier) if tier else LookupDone(LookupOutcome.TIMEOUT)
     run = drive(ivr, script, now=when, lookup=done, hang_up_after=hang)
     ex = run.exit
@@ -539,7 +634,7 @@ def _typeahead_config(interruptible: bool) -> m.Config:
         m.QueueNode(id="q1", queue="sales"),
         m.QueueNode(id="q2", queue="general"),
     )
-    return config(flow, numbers=[m.Number(number="+18005550144", flow="ta")])
+    return ivr_config(flow, numbers=[m.Number(number="+18005550144", flow="ta")])
 
 
 def test_a_key_over_an_interruptible_prompt_answers_the_next_menu() -> None:

@@ -19,21 +19,21 @@ from callcenter.clock import FakeClock
 from callcenter.inbound.service import IvrService
 from callcenter.store.customers import Customer, CustomerDirectory, upsert_customers
 from callcenter.store.writer import CallLogWriter
-from tests.inbound.test_ivr_agi import Acd, Caller, env, place_call
-from tests.inbound.test_ivr_helpers import CLOSED_NOW, OPEN_NOW, config
+from tests.centers import CLOSED_NOW, OPEN_NOW, ivr_config
+from tests.fakes import Caller, FakeDistributor, agi_env, place_call
 
 
 @contextlib.asynccontextmanager
 async def stack(
     dsn: str, spool: Path, now: float
-) -> AsyncIterator[tuple[IvrService, FastAGIServer, Acd, Any]]:
+) -> AsyncIterator[tuple[IvrService, FastAGIServer, FakeDistributor, Any]]:
     clock = FakeClock(start=now)
     writer = CallLogWriter(dsn, spool_dir=spool, clock=clock, batch_delay=0.05, fsync=False)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, timeout=10)
-    acd = Acd()
+    acd = FakeDistributor()
     ids = iter(f"pg-{i}" for i in range(1, 1000))
     service = IvrService(
-        config(),
+        ivr_config(),
         writer=writer,
         distributor=acd,
         customers=CustomerDirectory(pool, timeout=5),
@@ -57,7 +57,9 @@ async def test_calls_and_every_ivr_step_land_in_postgres(db_dsn: str, tmp_path: 
         async with pool.acquire() as conn:
             await upsert_customers(conn, [Customer("+12125550100", "Ada", "vip", "A-1", {"plan": "green"})])
         await place_call(server.port, Caller(["1", "1"]))  # VIP: sales
-        await place_call(server.port, Caller(["1", "7"], hang_up_at=4), environment=env("2.0", "2125550111"))
+        await place_call(
+            server.port, Caller(["1", "7"], hang_up_at=4), environment=agi_env("2.0", "2125550111")
+        )
         assert server.failed == 0
     assert [c.priority for c in acd.calls] == [50]
     assert acd.calls[0].data["customer_name"] == "Ada" and acd.calls[0].data["customer_plan"] == "green"

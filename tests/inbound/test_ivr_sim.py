@@ -2,7 +2,8 @@
 callers on the simulated trunk pressing keys at real prompts, the controller's FastAGI server with
 the ``ivr`` route over real sockets, the call log in the private PostgreSQL and the customers table
 for the screen-pop. Also: the controller stopped mid-run, new calls take Asterisk's static
-fallback."""
+fallback. The simulator and the controller share one autojump clock: prompts, digit timeouts and
+batching run in simulated time, as fast as the loop can go."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +21,17 @@ import pytest
 
 from callcenter.asterisk import names
 from callcenter.asterisk.agi_server import FastAGIServer
-from callcenter.clock import FakeClock, ScaledClock
+from callcenter.clock import AutojumpClock
 from callcenter.config import model as m
-from callcenter.config.load import load_config
 from callcenter.config.render import render, write_files
 from callcenter.inbound.service import IvrService
 from callcenter.sim import SimulatedPBX
 from callcenter.store.customers import Customer, CustomerDirectory, upsert_customers
 from callcenter.store.writer import CallLogWriter
-from tests.inbound.test_ivr_agi import Acd
+from tests.centers import DID, REPO, example
+from tests.fakes import FakeDistributor, SimPerson, within
 
-REPO = Path(__file__).resolve().parents[2]
-DID = "18005550100"
+DEADLINE = 600.0  # simulated seconds for one call: far beyond any prompt path
 # Monday 2026-11-23 15:00 UTC = 10:00 in New York: open; Sunday: closed
 OPEN = dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.UTC).timestamp()
 SUNDAY = dt.datetime(2026, 11, 22, 15, 0, tzinfo=dt.UTC).timestamp()
@@ -39,7 +39,7 @@ SUNDAY = dt.datetime(2026, 11, 22, 15, 0, tzinfo=dt.UTC).timestamp()
 
 @pytest.fixture(scope="module")
 def center() -> m.Config:
-    return load_config(REPO / "dialplans", env={"CC_AMI_SECRET": "sim-secret"})
+    return example(env={"CC_AMI_SECRET": "sim-secret"})
 
 
 @pytest.fixture(scope="module")
@@ -49,72 +49,44 @@ def etc(center: m.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def base(path: str) -> str:
-    return path.rsplit("/", 1)[-1]
-
-
-@dataclass
-class Person:
-    """A simulated caller: at each prompt (by prompt id) presses the next keys of ``keys[prompt]``
-    (a list, one entry per time the prompt plays); ``hang_up_at``: hangs up when that prompt
-    starts."""
-
-    keys: Mapping[str, list[str]]
-    hang_up_at: str | None = None
-    prompts: list[str] = field(default_factory=list)
-    apps: list[str] = field(default_factory=list)
-    gone: asyncio.Event = field(default_factory=asyncio.Event)
-    held: asyncio.Event = field(default_factory=asyncio.Event)
-    seen: dict[str, int] = field(default_factory=dict)
-
-    def on_event(self, pbx: Any, chan: Any, what: str, detail: str) -> None:
-        loop = asyncio.get_running_loop()
-        if what == "prompt":
-            name = base(detail)
-            self.prompts.append(name)
-            if name == self.hang_up_at:
-                loop.call_soon(pbx.remote_hangup, chan)
-                return
-            n = self.seen.get(name, 0)
-            self.seen[name] = n + 1
-            presses = self.keys.get(name, [])
-            if n < len(presses):
-                for digit in presses[n]:
-                    loop.call_soon(pbx.send_dtmf, chan, digit, 120)
-        elif what == "app":
-            self.apps.append(detail)
-            if detail == "VoiceMail":
-                loop.call_soon(pbx.remote_hangup, chan)
-        elif what == "moh":
-            self.held.set()
-            loop.call_soon(pbx.remote_hangup, chan)  # on hold: the IVR part is over
-        elif what == "hangup":
-            self.gone.set()
-
-
 @dataclass
 class Stack:
     sim: SimulatedPBX
     server: FastAGIServer
     service: IvrService
-    acd: Acd
+    acd: FakeDistributor
     pool: Any
+    clock: AutojumpClock
 
-    async def call(self, person: Person, caller: str = "+12125550100") -> Person:
+    async def call(
+        self, person: SimPerson, caller: str = "+12125550100", *, real_time: bool = False
+    ) -> SimPerson:
+        """Place a call and wait until it ends, within ``DEADLINE`` simulated seconds (``real_time``:
+        30 real seconds, for a call that waits on a real-time bound of the controller, which a
+        simulated deadline would overtake while the loop idles)."""
         self.sim.pbx.inbound_call(DID, caller_num=caller, context=names.CTX_INBOUND, owner=person)
-        async with asyncio.timeout(30):
-            await person.gone.wait()
+        if real_time:
+            await within(person.gone.wait(), timeout=30)
+        else:
+            await within(person.gone.wait(), timeout=DEADLINE, clock=self.clock)
         return person
 
 
 @contextlib.asynccontextmanager
 async def stack(
-    center: m.Config, etc: Path, dsn: str, tmp: Path, *, now: float = OPEN, lookup_timeout: float = 5.0
+    center: m.Config,
+    etc: Path,
+    dsn: str,
+    tmp: Path,
+    clock: AutojumpClock,
+    *,
+    now: float = OPEN,
+    lookup_timeout: float = 5.0,
 ) -> AsyncIterator[Stack]:
-    clock = FakeClock(start=now)  # the controller's wall clock: fixed, so the hours are known
+    clock = clock.starting_at(now)  # the scenario's wall time, so the hours are known
     writer = CallLogWriter(dsn, spool_dir=tmp / "spool", clock=clock, batch_delay=0.05, fsync=False)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, timeout=10)
-    acd = Acd()
+    acd = FakeDistributor()
     ids = iter(f"sim-{i}" for i in range(1, 10_000))
     service = IvrService(
         center,
@@ -130,14 +102,14 @@ async def stack(
         async with server:
             sim = SimulatedPBX(
                 etc,
-                clock=ScaledClock(40),
+                clock=clock,
                 agi_host="127.0.0.1",
                 agi_port=server.port,
                 recordings_dir=tmp / "rec",
                 sounds_dirs=[REPO / "ivr_prompts"],
             )
             async with sim:
-                yield Stack(sim, server, service, acd, pool)
+                yield Stack(sim, server, service, acd, pool, clock)
             assert server.failed == 0
         await writer.flush(timeout=30)
     finally:
@@ -162,17 +134,19 @@ EVENTS = "SELECT call_id, node, detail FROM call_events WHERE kind = 'ivr_node' 
 
 
 async def test_callers_pressing_valid_invalid_and_no_keys(
-    center: m.Config, etc: Path, db_dsn: str, tmp_path: Path
+    center: m.Config, etc: Path, db_dsn: str, tmp_path: Path, autojump_clock: AutojumpClock
 ) -> None:
-    async with stack(center, etc, db_dsn, tmp_path) as s:
+    async with stack(center, etc, db_dsn, tmp_path, autojump_clock) as s:
         async with s.pool.acquire() as conn:
             await upsert_customers(conn, [Customer("+12125550100", "Ada Lovelace", "vip", "A-1")])
-        vip = await s.call(Person({"language-menu": ["1"], "main-menu": ["1"]}))
+        vip = await s.call(SimPerson({"language-menu": ["1"], "main-menu": ["1"]}))
         spanish = await s.call(
-            Person({"language-menu": ["2"], "main-menu": ["3"], "support-menu": ["1"]}), "+12125550111"
+            SimPerson({"language-menu": ["2"], "main-menu": ["3"], "support-menu": ["1"]}), "+12125550111"
         )
-        invalid = await s.call(Person({"language-menu": ["1"], "main-menu": ["7", "8", "9"]}), "+12125550122")
-        silent = await s.call(Person({}), "+12125550133")
+        invalid = await s.call(
+            SimPerson({"language-menu": ["1"], "main-menu": ["7", "8", "9"]}), "+12125550122"
+        )
+        silent = await s.call(SimPerson({}), "+12125550133")
     assert vip.held.is_set() and spanish.held.is_set() and invalid.held.is_set() and silent.held.is_set()
     assert [(c.call_id, c.queue, c.priority, c.language) for c in s.acd.calls] == [
         ("sim-1", "sales", 50, "en"),
@@ -199,10 +173,10 @@ async def test_callers_pressing_valid_invalid_and_no_keys(
 
 
 async def test_hanging_up_mid_prompt_is_an_ivr_abandon(
-    center: m.Config, etc: Path, db_dsn: str, tmp_path: Path
+    center: m.Config, etc: Path, db_dsn: str, tmp_path: Path, autojump_clock: AutojumpClock
 ) -> None:
-    async with stack(center, etc, db_dsn, tmp_path) as s:
-        person = await s.call(Person({"language-menu": ["1"]}, hang_up_at="main-menu"))
+    async with stack(center, etc, db_dsn, tmp_path, autojump_clock) as s:
+        person = await s.call(SimPerson({"language-menu": ["1"]}, hang_up_at="main-menu"))
     assert not person.held.is_set() and s.acd.calls == []
     assert s.service.stats.finished == {"abandoned": 1}
     rows = await fetch(db_dsn, "SELECT disposition, hangup_by FROM calls")
@@ -212,23 +186,24 @@ async def test_hanging_up_mid_prompt_is_an_ivr_abandon(
 
 
 async def test_after_hours_the_caller_hears_closed(
-    center: m.Config, etc: Path, db_dsn: str, tmp_path: Path
+    center: m.Config, etc: Path, db_dsn: str, tmp_path: Path, autojump_clock: AutojumpClock
 ) -> None:
-    async with stack(center, etc, db_dsn, tmp_path, now=SUNDAY) as s:
-        person = await s.call(Person({}))
+    async with stack(center, etc, db_dsn, tmp_path, autojump_clock, now=SUNDAY) as s:
+        person = await s.call(SimPerson({}))
     assert person.prompts == ["closed"] and s.acd.calls == []
     rows = await fetch(db_dsn, "SELECT disposition FROM calls")
     assert [r["disposition"] for r in rows] == ["after_hours"]
 
 
 async def test_lookup_timeout_lets_the_call_go_on(
-    center: m.Config, etc: Path, db_dsn: str, tmp_path: Path
+    center: m.Config, etc: Path, db_dsn: str, tmp_path: Path, autojump_clock: AutojumpClock
 ) -> None:
-    async with stack(center, etc, db_dsn, tmp_path) as s:
+    async with stack(center, etc, db_dsn, tmp_path, autojump_clock) as s:
         async with s.pool.acquire() as conn:
             await upsert_customers(conn, [Customer("+12125550100", "Ada", "vip")])
             async with s.pool.acquire() as conn2:  # both pool connections busy: the lookup waits
-                await s.call(Person({"language-menu": ["1"], "main-menu": ["1"]}))
+                # the lookup's bound (0.3 s) is real time: so is this call's deadline
+                await s.call(SimPerson({"language-menu": ["1"], "main-menu": ["1"]}), real_time=True)
                 del conn2
     assert [c.priority for c in s.acd.calls] == [0]
     rows = await fetch(db_dsn, "SELECT detail FROM call_events WHERE kind = 'lookup'")
@@ -236,12 +211,12 @@ async def test_lookup_timeout_lets_the_call_go_on(
 
 
 async def test_billing_account_and_voicemail(
-    center: m.Config, etc: Path, db_dsn: str, tmp_path: Path
+    center: m.Config, etc: Path, db_dsn: str, tmp_path: Path, autojump_clock: AutojumpClock
 ) -> None:
     good = next(f"{n:08d}" for n in range(10_000_000, 10_001_000) if _luhn(f"{n:08d}"))
-    async with stack(center, etc, db_dsn, tmp_path) as s:
+    async with stack(center, etc, db_dsn, tmp_path, autojump_clock) as s:
         queued = await s.call(
-            Person(
+            SimPerson(
                 {
                     "language-menu": ["1"],
                     "main-menu": ["2"],
@@ -251,7 +226,7 @@ async def test_billing_account_and_voicemail(
             )
         )
         vm = await s.call(
-            Person(
+            SimPerson(
                 {"language-menu": ["1"], "main-menu": ["2"], "enter-account": ["#"], "billing-menu": ["3"]}
             ),
             "+12125550144",
@@ -264,12 +239,12 @@ async def test_billing_account_and_voicemail(
 
 
 async def test_controller_stopped_mid_run_new_calls_take_the_fallback(
-    center: m.Config, etc: Path, db_dsn: str, tmp_path: Path
+    center: m.Config, etc: Path, db_dsn: str, tmp_path: Path, autojump_clock: AutojumpClock
 ) -> None:
-    async with stack(center, etc, db_dsn, tmp_path) as s:
-        first = await s.call(Person({"language-menu": ["1"], "main-menu": ["1"]}))
+    async with stack(center, etc, db_dsn, tmp_path, autojump_clock) as s:
+        first = await s.call(SimPerson({"language-menu": ["1"], "main-menu": ["1"]}))
         await s.server.close()  # the controller goes away
-        second = await s.call(Person({}), "+12125550155")
+        second = await s.call(SimPerson({}), "+12125550155")
     assert first.held.is_set()
     assert "AGI" in second.apps and "Dial" in second.apps and "VoiceMail" in second.apps
     assert second.prompts[0] == "fallback-message"
@@ -281,12 +256,16 @@ def _luhn(digits: str) -> bool:
     return luhn_ok(digits)
 
 
-async def test_dtmf_flood_at_a_menu(center: m.Config, etc: Path, db_dsn: str, tmp_path: Path) -> None:
+async def test_dtmf_flood_at_a_menu(
+    center: m.Config, etc: Path, db_dsn: str, tmp_path: Path, autojump_clock: AutojumpClock
+) -> None:
     """100 repeat keys then a choice, all typed at once over the first menu prompt, then 10,000
     digits typed over the next one: the IVR takes them one read at a time and ends in a queue."""
-    async with stack(center, etc, db_dsn, tmp_path) as s:
+    async with stack(center, etc, db_dsn, tmp_path, autojump_clock) as s:
         flood = await s.call(
-            Person({"language-menu": ["1"], "main-menu": ["*" * 100 + "3"], "support-menu": ["1" * 10_000]})
+            SimPerson(
+                {"language-menu": ["1"], "main-menu": ["*" * 100 + "3"], "support-menu": ["1" * 10_000]}
+            )
         )
     assert flood.held.is_set()
     assert [(c.queue, c.language) for c in s.acd.calls] == [("support", "en")]
@@ -295,11 +274,11 @@ async def test_dtmf_flood_at_a_menu(center: m.Config, etc: Path, db_dsn: str, tm
 
 
 async def test_an_acd_refusal_sends_the_caller_to_the_static_fallback(
-    center: m.Config, etc: Path, db_dsn: str, tmp_path: Path
+    center: m.Config, etc: Path, db_dsn: str, tmp_path: Path, autojump_clock: AutojumpClock
 ) -> None:
-    async with stack(center, etc, db_dsn, tmp_path) as s:
+    async with stack(center, etc, db_dsn, tmp_path, autojump_clock) as s:
         s.acd.fail = True
-        person = await s.call(Person({"language-menu": ["1"], "main-menu": ["1"]}))
+        person = await s.call(SimPerson({"language-menu": ["1"], "main-menu": ["1"]}))
     assert not person.held.is_set()
     after_agi = person.apps[person.apps.index("AGI") + 1 :]
     # EXEC Goto, then cc-fallback from its first step (its own hours check, message, ring group,

@@ -19,8 +19,6 @@ from callcenter.clock import FakeClock
 from callcenter.errors import CampaignError
 from callcenter.outbound.contacts import Contact
 from callcenter.outbound.dialer import (
-    AgentLoad,
-    Attempt,
     CallingWindow,
     CampaignSettings,
     Mode,
@@ -29,7 +27,16 @@ from callcenter.outbound.dialer import (
 from callcenter.outbound.runtime import CampaignRuntime, runtime_from_config
 from callcenter.outbound.service import DialerService
 from callcenter.store.campaigns import CampaignStore
-from tests.asterisk.test_ami_client import FakeAMIServer, client_for
+from tests.centers import example
+from tests.fakes import (
+    FakeAgentPool,
+    FakeAGISession,
+    FakeAMIServer,
+    client_for,
+    http_exchange,
+    http_request,
+    http_split,
+)
 
 T0 = datetime(2026, 6, 2, 15, 0, tzinfo=UTC).timestamp()
 ALL_DAY = CallingWindow(time(0), time(23, 59, 59))
@@ -61,47 +68,10 @@ def contacts(n: int) -> list[Contact]:
     return [Contact(key=f"k{i}", phone=f"+121255501{i:02d}", zones=("America/New_York",)) for i in range(n)]
 
 
-class Agents:
-    """The ACD seam: ``idle`` for pacing, ``free`` agents that ``connect`` can hand out."""
-
-    def __init__(self, idle: int) -> None:
-        self.idle = idle
-        self.free: list[str] = []
-        self.connected: list[tuple[str, str]] = []
-
-    def load(self, campaign: str) -> AgentLoad:
-        return AgentLoad(logged_in=max(self.idle, 1), idle=self.idle)
-
-    async def connect(self, campaign: str, *, channel: str, attempt: Attempt, timeout: float) -> str | None:
-        if not self.free:
-            return None
-        agent = self.free.pop(0)
-        self.connected.append((agent, channel))
-        return agent
-
-
-class Session:
+def session(variables: dict[str, str], channel: str) -> FakeAGISession:
     """A FastAGI session as the ``outbound`` route sees it."""
-
-    def __init__(self, variables: dict[str, str], channel: str) -> None:
-        self.env = {"agi_channel": channel, "agi_network_script": names.AGI_OUTBOUND}
-        self.variables = variables
-        self.played: list[str] = []
-        self.execs: list[tuple[str, tuple[str, ...]]] = []
-        self.hung_up = False
-
-    async def get_variable(self, name: str, *, allow_dead: bool = False) -> str | None:
-        return self.variables.get(name)
-
-    async def stream_file(self, name: str, escape_digits: str = "", *, timeout: float | None = None) -> Any:
-        self.played.append(name)
-
-    async def exec(self, application: str, *args: str, timeout: float | None = None) -> int:
-        self.execs.append((application, args))
-        return 0
-
-    async def hangup(self, channel: str | None = None) -> None:
-        self.hung_up = True
+    env = {"agi_channel": channel, "agi_network_script": names.AGI_OUTBOUND}
+    return FakeAGISession(env, variables=variables)
 
 
 class Rig:
@@ -123,7 +93,7 @@ class Rig:
         server.handlers["Originate"] = originate
 
     async def service(
-        self, agents: Agents, rt: CampaignRuntime, book: list[Contact] | None = None, **kw: Any
+        self, agents: FakeAgentPool, rt: CampaignRuntime, book: list[Contact] | None = None, **kw: Any
     ) -> DialerService:
         store = await CampaignStore.connect(self.db_dsn)
         self._stores.append(store)
@@ -204,7 +174,7 @@ def hangup(uniqueid: str, cause: int = 16) -> list[tuple[str, str]]:
 
 
 async def test_every_outcome_branch(rig: Rig) -> None:
-    agents = Agents(idle=7)
+    agents = FakeAgentPool(idle=7)
     book = contacts(7)
     rig.refuse.add(book[6].phone)
     service = await rig.service(agents, runtime(), book)
@@ -231,21 +201,21 @@ async def test_every_outcome_branch(rig: Rig) -> None:
     await rig.event(response(ids(5)[0], True, 4))
 
     agents.free = ["a1"]
-    person = Session(
+    person = session(
         {names.VAR_ATTEMPT_ID: ids(4)[1], names.VAR_CAMPAIGN: "spring", names.VAR_AMDSTATUS: "HUMAN"},
         "PJSIP/x-4",
     )
     await service.outbound_agi(person)
     assert agents.connected == [("a1", "PJSIP/x-4")]
-    assert person.execs and person.execs[0][0] == "Wait" and not person.hung_up
+    assert person.execs() and person.execs()[0][0] == "Wait" and not person.hung_up
     await rig.event(hangup(ids(4)[0]))  # the call ends later: nothing changes
 
-    nobody = Session(
+    nobody = session(
         {names.VAR_ATTEMPT_ID: ids(5)[1], names.VAR_CAMPAIGN: "spring", names.VAR_AMDSTATUS: "NOTSURE"},
         "PJSIP/x-5",
     )
     await service.outbound_agi(nobody)
-    assert nobody.played == ["dialer-identification"] and nobody.hung_up
+    assert nobody.streamed() == ["dialer-identification"] and nobody.hung_up
 
     await service.drain()
     got = await rows(
@@ -275,18 +245,18 @@ async def test_every_outcome_branch(rig: Rig) -> None:
 
 
 async def test_machine_message_branches(rig: Rig) -> None:
-    agents = Agents(idle=2)
+    agents = FakeAgentPool(idle=2)
     service = await rig.service(agents, runtime(amd_message="renewal-message"), contacts(2))
     await service.step()
     await rig.server.wait_for(lambda: rig.server.count("Originate") == 2)
     a, b = rig.originates()
     assert variables(a)[names.VAR_AMD_MESSAGE] == "renewal-message"
     await rig.event(response(a.get("ChannelId") or "", True, 4))
-    machine = Session(
+    machine = session(
         {names.VAR_ATTEMPT_ID: variables(a)[names.VAR_ATTEMPT_ID], names.VAR_AMDSTATUS: "MACHINE"}, "c"
     )
     await service.outbound_agi(machine)
-    assert machine.played == ["renewal-message"] and machine.hung_up
+    assert machine.streamed() == ["renewal-message"] and machine.hung_up
     await rig.event(response(b.get("ChannelId") or "", True, 4))
     await rig.event(hangup(b.get("ChannelId") or ""))  # the dialplan left the message itself
     await service.drain()
@@ -298,7 +268,7 @@ async def test_machine_message_branches(rig: Rig) -> None:
 
 async def test_attempt_recorded_before_originate_and_restart_never_redials(rig: Rig) -> None:
     rig.server.handlers["Originate"] = lambda m: None  # Asterisk takes the Originate and then we die
-    agents = Agents(idle=1)
+    agents = FakeAgentPool(idle=1)
     first = await rig.service(agents, runtime(), contacts(1), action_timeout=30.0)
     stepping = asyncio.create_task(first.step())
     await rig.server.wait_for(lambda: rig.server.count("Originate") == 1)
@@ -325,7 +295,7 @@ async def test_attempt_recorded_before_originate_and_restart_never_redials(rig: 
 
 
 async def test_dnc_in_the_database_is_never_dialled(rig: Rig) -> None:
-    agents = Agents(idle=0)
+    agents = FakeAgentPool(idle=0)
     book = contacts(3)
     service = await rig.service(agents, runtime(), book, state_poll=1e9)
     await service.store.add_dnc([book[2].phone])
@@ -346,7 +316,7 @@ async def test_dnc_in_the_database_is_never_dialled(rig: Rig) -> None:
 
 
 async def test_pause_resume_stop_from_the_database_and_the_api(rig: Rig) -> None:
-    agents = Agents(idle=1)
+    agents = FakeAgentPool(idle=1)
     service = await rig.service(agents, runtime(), contacts(3))
     await service.store.set_state("spring", service.dialer("spring").state.PAUSED)  # as the CLI does
     await service.step()
@@ -367,7 +337,7 @@ async def test_pause_resume_stop_from_the_database_and_the_api(rig: Rig) -> None
 
 
 async def test_preview_the_agent_chooses_then_it_is_recorded_and_dialled(rig: Rig) -> None:
-    agents = Agents(idle=3)
+    agents = FakeAgentPool(idle=3)
     rt = runtime(
         settings=CampaignSettings(name="spring", mode=Mode.PREVIEW, window=ALL_DAY, retry_delays=DELAYS)
     )
@@ -388,7 +358,7 @@ async def test_preview_the_agent_chooses_then_it_is_recorded_and_dialled(rig: Ri
 
 async def test_lost_events_stop_counting_as_in_flight(rig: Rig) -> None:
     rig.server.handlers["Originate"] = lambda m: [[("Response", "Success"), ("Message", "queued")]]
-    agents = Agents(idle=1)
+    agents = FakeAgentPool(idle=1)
     service = await rig.service(agents, runtime(), contacts(2))
     await service.step()
     await rig.server.wait_for(lambda: rig.server.count("Originate") == 1)
@@ -410,7 +380,7 @@ async def test_lost_events_stop_counting_as_in_flight(rig: Rig) -> None:
 
 
 async def test_database_down_means_nothing_is_dialled(rig: Rig) -> None:
-    agents = Agents(idle=2)
+    agents = FakeAgentPool(idle=2)
     service = await rig.service(agents, runtime(), contacts(2))
     await service.store.pool.close()  # PostgreSQL gone: no attempt can be recorded
     await service.step()
@@ -422,10 +392,7 @@ async def test_database_down_means_nothing_is_dialled(rig: Rig) -> None:
 
 
 def test_runtime_from_the_example_config() -> None:
-    from callcenter.config.load import load_config
-    from tests.conftest import REPO
-
-    config = load_config(REPO / "dialplans")
+    config = example()
     camp = config.campaigns["renewals"]
     rt = runtime_from_config(
         camp,
@@ -449,9 +416,8 @@ async def test_http_api_pause_resume_stop_and_preview(rig: Rig) -> None:
 
     from callcenter.outbound.http import register_routes
     from callcenter.web.http import HTTPServer, Router
-    from tests.web.test_web_http import _get, _request, _split
 
-    agents = Agents(idle=0)
+    agents = FakeAgentPool(idle=0)
     rt = runtime(
         settings=CampaignSettings(name="spring", mode=Mode.PREVIEW, window=ALL_DAY, retry_delays=DELAYS)
     )
@@ -464,7 +430,7 @@ async def test_http_api_pause_resume_stop_and_preview(rig: Rig) -> None:
 
         async def call(method: str, path: str, body: dict[str, object] | None = None) -> tuple[int, Any]:
             raw = json.dumps(body).encode() if body is not None else b""
-            status, payload = _split(await _request(server.port, _get(path, raw, method)))
+            status, payload = http_split(await http_exchange(server.port, http_request(path, raw, method)))
             return status, json.loads(payload)
 
         status, listing = await call("GET", "/api/campaigns")

@@ -4,15 +4,16 @@ connecting the people who answer to agents, attempts in the real private Postgre
 The example center is rendered (``cc-outbound`` with the ``renewals`` campaign's own extension:
 AMD, the machine message, the identification message); the simulator's trunk plays the called
 parties (busy, no answer, answering machines, people), its agent phones answer the ACD's legs.
-Time runs 10x for every side (``ScaledClock``). Nothing sleeps to synchronise: the test waits on the
-dialer's own state."""
+Every side runs on one autojump clock (simulated time jumps to the next timer whenever every task
+waits). Nothing sleeps to synchronise: the test waits on the dialer's own state, bounded in
+simulated seconds."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from callcenter.acd.service import ACD
 from callcenter.asterisk import names
 from callcenter.asterisk.agi_server import FastAGIServer
 from callcenter.asterisk.ami_client import AMIClient
-from callcenter.clock import ScaledClock
+from callcenter.clock import AutojumpClock
 from callcenter.config.render import render, write_files
 from callcenter.outbound.contacts import Contact
 from callcenter.outbound.dialer import CallingWindow, Mode
@@ -35,9 +36,10 @@ from callcenter.outbound.service import DialerService
 from callcenter.sim.people import AgentProfile, Dist, OutboundProfile, Scenario
 from callcenter.sim.server import SimulatedPBX
 from callcenter.store.campaigns import CampaignStore
-from tests.acd.test_acd_e2e import CREDS, center
+from tests.centers import CREDS, twenty_agents
+from tests.fakes import RecordSink, until, within
 
-SPEED = 10.0
+DEADLINE = 3600.0  # simulated seconds for any one condition
 START = datetime(2026, 6, 2, 15, 0, tzinfo=UTC).timestamp()
 FAST = ("2001", "2003", "2004")  # sales agents who answer their phones at once
 SLOW = "2002"  # a sales agent who answers too late
@@ -45,28 +47,17 @@ BILLING = ("2009", "2010")  # billing agents (the reminders campaign), answering
 
 
 @dataclass
-class Sink:
-    records: list[Any] = field(default_factory=list)
-
-    def submit(self, record: Any) -> None:
-        self.records.append(record)
-
-
-@dataclass
 class World:
     service: DialerService
     acd: ACD
     sim: SimulatedPBX
-    clock: ScaledClock
+    clock: AutojumpClock
     dsn: str
     changed: asyncio.Event
     restart: Callable[[], Awaitable[DialerService]]
 
-    async def until(self, predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                self.changed.clear()
-                await self.changed.wait()
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        await until(predicate, self.changed, timeout=DEADLINE, clock=self.clock)
 
 
 def contacts(n: int) -> list[Contact]:
@@ -74,14 +65,16 @@ def contacts(n: int) -> list[Contact]:
 
 
 @pytest.fixture
-async def world(tmp_path: Path, db_dsn: str, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+async def world(
+    tmp_path: Path, db_dsn: str, request: pytest.FixtureRequest, autojump_clock: AutojumpClock
+) -> AsyncIterator[World]:
     params: dict[str, Any] = getattr(request, "param", {})
-    config = center(tmp_path)
+    config = twenty_agents(tmp_path, ring_timeout=300.0)
     quick = {q: dataclasses.replace(queue, wrapup=1.0) for q, queue in config.queues.items()}
     config = dataclasses.replace(config, queues=quick)
     campaign = params.get("campaign", "renewals")
     write_files(render(config), tmp_path / "asterisk")
-    clock = ScaledClock(SPEED, start=START)
+    clock = autojump_clock.starting_at(START)
     phones = tuple(
         AgentProfile(
             a.endpoint,
@@ -126,9 +119,9 @@ async def world(tmp_path: Path, db_dsn: str, request: pytest.FixtureRequest) -> 
         dial_ami = AMIClient(port=sim.ami_port, username=CREDS[0], secret=CREDS[1], clock=clock)
         await acd_ami.connect()
         await dial_ami.connect()
-        acd = ACD(config, acd_ami, Sink(), clock)
+        acd = ACD(config, acd_ami, RecordSink(), clock)
         acd_task = asyncio.create_task(acd.run())
-        await asyncio.wait_for(acd.ready.wait(), 10)
+        await within(acd.ready.wait(), timeout=DEADLINE, clock=clock)
         store = await CampaignStore.connect(db_dsn)
         rt = runtime_from_config(config.campaigns[campaign])
         settings = dataclasses.replace(
@@ -137,8 +130,8 @@ async def world(tmp_path: Path, db_dsn: str, request: pytest.FixtureRequest) -> 
             window=CallingWindow(time(0), time(23, 59, 59)),
             max_attempts=params.get("max_attempts", 1),
         )
-        # The legal 2 s are the default; here 5 s, so that a loaded test machine running 10x
-        # simulated time does not turn a slow event loop into abandons.
+        # The legal 2 s are the default; here 5 s: the connect path waits on PostgreSQL, and
+        # simulated time goes on while it does.
         rt = dataclasses.replace(rt, settings=settings, ring_timeout=4.0, connect_within=5.0)
         await store.upsert_campaign(rt)
         await store.import_contacts(rt.id, contacts(params.get("contacts", 16)))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.clock import ScaledClock
+from callcenter.clock import AutojumpClock
 from callcenter.sim import SimulatedPBX
 from callcenter.sim.apps import time_matches
 from callcenter.sim.people import AgentProfile, Dist, Scenario
@@ -71,10 +71,10 @@ def agents(**over: object) -> Scenario:
 
 
 @pytest.fixture
-async def sim(tmp_path: Path) -> AsyncIterator[SimulatedPBX]:
+async def sim(tmp_path: Path, autojump_clock: AutojumpClock) -> AsyncIterator[SimulatedPBX]:
     s = SimulatedPBX(
         dialplan_text=PLAN,
-        clock=ScaledClock(20.0),
+        clock=autojump_clock,
         ami_user="u",
         ami_secret="p",
         recordings_dir=tmp_path,
@@ -173,13 +173,15 @@ async def test_ping_events_off_unknown_action_and_logoff(ami: AMIPeer) -> None:
     assert bye["Response"] == "Goodbye" and bye["Message"] == "Thanks for all the fish."
 
 
-async def test_manager_conf_credentials_and_eventfilter(tmp_path: Path) -> None:
+async def test_manager_conf_credentials_and_eventfilter(
+    tmp_path: Path, autojump_clock: AutojumpClock
+) -> None:
     (tmp_path / "extensions.conf").write_text(PLAN)
     (tmp_path / "manager.conf").write_text(
         "[general]\nport = 5038\n[ctl]\nsecret = s3\nread = all\n"
         "eventfilter = !Event: Newexten\neventfilter=!Event: VarSet\n"
     )
-    async with SimulatedPBX(tmp_path, clock=ScaledClock(20.0), check_dialplan=False) as sim:
+    async with SimulatedPBX(tmp_path, clock=autojump_clock, check_dialplan=False) as sim:
         peer = AMIPeer()
         await peer.connect("127.0.0.1", sim.ami_port)
         try:

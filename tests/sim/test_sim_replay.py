@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.clock import ScaledClock
+from callcenter.clock import AutojumpClock, Clock, ScaledClock
 from callcenter.sim import SimulatedPBX
 from callcenter.sim.replay import (
     AGIScript,
@@ -55,10 +55,11 @@ async def run_sim_replay(
     speed: float = 10.0,
     agi_port: int | None = None,
     on_send=None,
+    clock: Clock | None = None,
 ) -> tuple[list[Headers], SimulatedPBX]:
     sim = SimulatedPBX(
         dialplan_text=plan,
-        clock=ScaledClock(speed),
+        clock=clock or ScaledClock(speed),
         ami_user=CREDS[0],
         ami_secret=CREDS[1],
         recordings_dir=tmp_path,
@@ -86,8 +87,14 @@ def assert_same(expected: list[Headers], got: list[Headers], *, loose: bool = Fa
         ("supervisor-chanspy.ami.txt", "extensions.chanspy.conf.used"),
     ],
 )
-async def test_capture_replays_identically(traces_dir: Path, tmp_path: Path, capture: str, plan: str) -> None:
-    got, sim = await run_sim_replay(traces_dir, capture, dialplan(traces_dir, plan), tmp_path)
+async def test_capture_replays_identically(
+    traces_dir: Path, tmp_path: Path, capture: str, plan: str, autojump_clock: AutojumpClock
+) -> None:
+    """On the autojump clock: the replay waits for what the capture saw before each action, and
+    the simulator's timers (ring timeouts, Wait) jump in between."""
+    got, sim = await run_sim_replay(
+        traces_dir, capture, dialplan(traces_dir, plan), tmp_path, clock=autojump_clock
+    )
     assert_same(capture_messages(load_capture(traces_dir / capture)), got)
     assert sim.pbx.faults == []
 
@@ -116,7 +123,9 @@ async def test_inbound_agi_bridge_replays_identically(traces_dir: Path, tmp_path
             "inbound-agi-bridge.ami.txt",
             inbound_dialplan(traces_dir),
             tmp_path,
-            speed=1.0,  # WAIT FOR DIGIT 1500 must still be waiting when the test's PlayDTMF lands
+            # real time: WAIT FOR DIGIT 1500 must still be waiting when the test's PlayDTMF lands, and
+            # the hooks wait for the AGI script in real time (an autojump clock would run ahead)
+            speed=1.0,
             agi_port=script.port,
             on_send=_inbound_hooks(script),
         )
@@ -139,7 +148,9 @@ async def test_inbound_agi_bridge_replays_identically(traces_dir: Path, tmp_path
 
 async def test_sip_inbound_dtmf_matches_the_capture(traces_dir: Path, tmp_path: Path) -> None:
     """The SIPp call, driven through the engine as the simulated caller would: DTMF 1 2 # during
-    GET DATA, then BYE during MusicOnHold; AMI events and AGI replies as the capture."""
+    GET DATA, then BYE during MusicOnHold; AMI events and AGI replies as the capture. (On a scaled
+    clock: the test waits in real time for the AGI script before it keys the digits, and GET DATA
+    must still be waiting then.)"""
     commands, expected_lines = load_agi_capture(traces_dir / "sip-inbound-dtmf.agi.txt")
     script = AGIScript(commands, timeout=10)
     await script.start()

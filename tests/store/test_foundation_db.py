@@ -16,8 +16,6 @@ from callcenter.errors import MigrationError, PostgresNotFoundError
 from callcenter.store.migrate import Migration, applied_versions, load_migrations, migrate
 from callcenter.store.pgcluster import PrivateCluster, find_pg_bindir
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 async def test_migrations_are_idempotent(empty_db_dsn: str) -> None:
     conn = await asyncpg.connect(empty_db_dsn)

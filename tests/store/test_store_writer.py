@@ -35,9 +35,8 @@ from callcenter.store.migrate import migrate
 from callcenter.store.pgcluster import PrivateCluster
 from callcenter.store.spool import HEAD_SIZE
 from callcenter.store.writer import CallLogWriter
-
-REPO = Path(__file__).resolve().parents[2]
-T0 = 1_700_000_000.0
+from tests.centers import REPO
+from tests.fakes import T0, call_stream
 
 
 async def fetchval(dsn: str, sql: str, *args: Any) -> Any:
@@ -67,42 +66,6 @@ class Switch:
         if not self.up:
             raise ConnectionRefusedError("PostgreSQL is down (test switch)")
         return await asyncpg.connect(self.dsn, timeout=10)
-
-
-def call_stream(i: int, t: float) -> list[Any]:
-    """A realistic synthetic call: arrival, IVR, queue, offer, answer, hold, end, wrap-up."""
-    cid = f"call-{i:06d}"
-    agent = f"10{i % 20:02d}"
-    recs: list[Any] = [
-        CallRecord(
-            cid, t, direction="inbound", did="+18005550100", caller_number=f"+1555{i:07d}", started_at=t
-        ),
-        LegRecord(cid, f"{cid}-a", t, kind="caller", channel=f"PJSIP/trunk-{i:08x}", started_at=t),
-        CallEvent(cid, t + 1, EventKind.IVR_NODE, node="main", detail={"input": "1"}),
-        CallEvent(cid, t + 5, EventKind.QUEUE_ENTER, queue="sales"),
-        CallRecord(cid, t + 5, queue="sales", ivr_ended_at=t + 5, queued_at=t + 5),
-        CallEvent(cid, t + 20, EventKind.OFFER, queue="sales", agent_id=agent),
-        AgentStateChange(agent, t + 20, "ringing", call_id=cid),
-        CallEvent(cid, t + 25, EventKind.ANSWER, queue="sales", agent_id=agent),
-        AgentStateChange(agent, t + 25, "on_call", call_id=cid),
-        CallEvent(cid, t + 60, EventKind.HOLD, agent_id=agent),
-        CallEvent(cid, t + 70, EventKind.UNHOLD, agent_id=agent),
-        CallRecord(
-            cid,
-            t + 200,
-            disposition=Disposition.ANSWERED,
-            agent_id=agent,
-            answered_at=t + 25,
-            ended_at=t + 200,
-            talk_seconds=165.0,
-            hold_seconds=10.0,
-            wrapup_seconds=30.0,
-            hangup_cause=16,
-        ),
-        AgentStateChange(agent, t + 200, "wrap_up", call_id=cid),
-        AgentStateChange(agent, t + 230, "available"),
-    ]
-    return recs
 
 
 CALL_EVENTS_PER_CALL = 6
@@ -410,7 +373,7 @@ CHILD = textwrap.dedent(
     sys.path.insert(0, sys.argv[3])
     from callcenter.clock import RealClock
     from callcenter.store.writer import CallLogWriter
-    from tests.store.test_store_writer import call_stream, T0
+    from tests.fakes import call_stream, T0
 
     async def main() -> None:
         w = CallLogWriter(sys.argv[1], spool_dir=Path(sys.argv[2]), clock=RealClock(), batch_delay=0.01,

@@ -6,22 +6,22 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 
 from callcenter.asterisk import names
 from callcenter.asterisk.agi_server import FastAGIServer
 from callcenter.asterisk.ami import Message
-from callcenter.asterisk.events import BridgeEnter, BridgeLeave, E
+from callcenter.asterisk.events import BridgeEnter, BridgeLeave
 from callcenter.clock import FakeClock
 from callcenter.config import model as m
 from callcenter.reporting.records import CallEvent, MonitorSession
 from callcenter.supervision.rules import agent_from_extension, endpoint_of, spy_target
 from callcenter.supervision.service import MonitorService, MonitorSettings
-from tests.inbound.test_ivr_agi import Caller, Sink, place_call
-from tests.inbound.test_ivr_helpers import OPEN_NOW, config
+from tests.centers import OPEN_NOW, ivr_config
+from tests.fakes import Caller, FakeAgentCalls, FakeAMI, RecordSink, place_call
 
 SOUNDS = m.AsteriskSettings().sounds_dir
 
@@ -31,7 +31,7 @@ def snd(p: str) -> str:
 
 
 def center_config() -> m.Config:
-    base = config()
+    base = ivr_config()
     agents = {
         "1001": m.Agent("1001", "Alice", "agent1001", "2001", m.frozen_map({"sales": 9}), m.Secret("1")),
         "1003": m.Agent("1003", "Carla", "agent1003", "2003", m.frozen_map({"support": 8}), m.Secret("3")),
@@ -59,52 +59,11 @@ def spy_env(endpoint: str, mode: str, dialled: str, n: int = 1) -> dict[str, str
 
 
 @dataclass
-class AgentsOnCalls:
-    calls: dict[str, str] = field(default_factory=dict)
-
-    def call_of_agent(self, agent_id: str) -> str | None:
-        return self.calls.get(agent_id)
-
-
-@dataclass
-class FakeAMI:
-    """The AMI link at the seam: tests deliver events; actions are recorded."""
-
-    callbacks: dict[str, list[Callable[[Message], object]]] = field(default_factory=dict)
-    actions: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-    raw: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
-
-    def subscribe(self, event: str, callback: Callable[[Message], object]) -> Callable[[], None]:
-        self.callbacks.setdefault(event, []).append(callback)
-        return lambda: self.callbacks[event].remove(callback)
-
-    def on(self, kind: type[E], callback: Callable[[E], object]) -> Callable[[], None]:
-        return self.subscribe(kind.__name__, lambda msg: callback(kind.from_message(msg)))  # type: ignore[arg-type]
-
-    async def send_action(
-        self,
-        action: str,
-        headers: Mapping[str, object] | Iterable[tuple[str, object]] = (),
-        *,
-        timeout: float | None = None,
-    ) -> Message:
-        items = list(headers.items() if isinstance(headers, Mapping) else headers)
-        self.actions.append((action, {k: str(v) for k, v in items}))
-        self.raw.append((action, [(k, str(v)) for k, v in items]))
-        return Message((("Response", "Success"),))
-
-    def emit(self, event: str, **headers: str) -> None:
-        msg = Message((("Event", event), *headers.items()))
-        for cb in list(self.callbacks.get(event, [])):
-            cb(msg)
-
-
-@dataclass
 class Rig:
     service: MonitorService
     server: FastAGIServer
-    sink: Sink
-    acd: AgentsOnCalls
+    sink: RecordSink
+    acd: FakeAgentCalls
     ami: FakeAMI
     clock: FakeClock
 
@@ -126,8 +85,8 @@ class Rig:
 @contextlib.asynccontextmanager
 async def rig(settings: MonitorSettings | None = None) -> AsyncIterator[Rig]:
     sink, acd, ami, clock = (
-        Sink(),
-        AgentsOnCalls({"1001": "call-A", "1003": "call-C"}),
+        RecordSink(),
+        FakeAgentCalls({"1001": "call-A", "1003": "call-C"}),
         FakeAMI(),
         FakeClock(OPEN_NOW),
     )
@@ -353,7 +312,7 @@ async def test_pci_pause_takes_the_supervisor_off_and_back_in_the_current_mode()
         await r.service.pci_changed("call-OTHER", paused=False)  # another call: nothing
         await r.service.pci_changed("call-A", paused=False)
         r.ami.emit("ChanSpyStart", SpyerChannel=spyer, SpyeeChannel="PJSIP/agent1001-0000000b")
-    assert r.ami.actions == [
+    assert r.ami.history() == [
         ("Redirect", {"Channel": spyer, "Context": "cc-hold", "Exten": "s", "Priority": "1"}),
         ("Setvar", {"Channel": spyer, "Variable": "CC_SPY_OPTIONS", "Value": "qEwd"}),
         ("Redirect", {"Channel": spyer, "Context": "cc-spy", "Exten": "s", "Priority": "1"}),
@@ -366,12 +325,12 @@ async def test_pci_pause_takes_the_supervisor_off_and_back_in_the_current_mode()
 async def test_api_start_rings_the_supervisor_into_chanspy_and_follows_it() -> None:
     async with rig() as r:
         s = await r.service.start("9001", "1001", "listen", pin="246810")
-        action, headers = r.ami.actions[0]
+        action, headers = r.ami.history()[0]
         assert action == "Originate" and headers["Channel"] == "PJSIP/super9001"
         assert (headers["Context"], headers["Exten"], headers["Priority"]) == ("cc-spy", "s", "1")
         assert headers["ChannelId"] == "spy-1-sup"
         # repeated Variable headers reach the action as given
-        originate = [h for h in r.ami.raw if h[0] == "Originate"][0][1]
+        originate = [h for h in r.ami.sent if h[0] == "Originate"][0][1]
         assert ("Variable", "CC_SPY_TARGET=PJSIP/agent1001-") in originate
         assert ("Variable", "CC_SPY_OPTIONS=qEd") in originate
         r.ami.emit("OriginateResponse", Response="Success", Uniqueid="spy-1-sup")
@@ -384,7 +343,7 @@ async def test_api_start_rings_the_supervisor_into_chanspy_and_follows_it() -> N
         assert s.channel == "PJSIP/super9001-00000009" and s.spying
         assert r.service.snapshot()[0]["session_id"] == "spy-1"
         await r.service.set_mode("spy-1", "barge")
-        assert r.ami.actions[-2:] == [
+        assert r.ami.history()[-2:] == [
             ("Setvar", {"Channel": s.channel, "Variable": "CC_SPY_OPTIONS", "Value": "qEBd"}),
             ("Redirect", {"Channel": s.channel, "Context": "cc-spy", "Exten": "s", "Priority": "1"}),
         ]
@@ -392,7 +351,7 @@ async def test_api_start_rings_the_supervisor_into_chanspy_and_follows_it() -> N
         r.ami.emit("ChanSpyStart", SpyerChannel=s.channel, SpyeeChannel="PJSIP/agent1001-0000000b")
         assert r.service.snapshot()[0]["mode"] == "barge"
         await r.service.stop("spy-1")
-        assert r.ami.actions[-1] == ("Hangup", {"Channel": s.channel})
+        assert r.ami.history()[-1] == ("Hangup", {"Channel": s.channel})
         assert r.service.sessions == {}
     kinds = [(e.kind, e.detail["mode"] if e.detail else None) for e in r.call_events()]
     assert kinds == [("monitor_start", "listen"), ("monitor_mode", "barge"), ("monitor_end", "barge")]
@@ -424,7 +383,7 @@ async def test_api_refusals_have_stable_codes_and_are_logged(
     async with rig() as r:
         with pytest.raises(DomainError) as err:
             await r.service.start(sup, agent, mode, pin=pin)
-    assert err.value.code == code and r.outcomes() == [code] and r.ami.actions == []
+    assert err.value.code == code and r.outcomes() == [code] and r.ami.history() == []
 
 
 async def test_api_wrong_pins_count_towards_the_same_lockout() -> None:
@@ -477,18 +436,18 @@ async def test_a_muted_recording_takes_the_supervisors_of_that_bridge_off_the_ca
         r.ami.emit("ChanSpyStart", SpyerChannel=b, SpyeeChannel="PJSIP/agent1003-00000005")
         r.ami.emit("MixMonitorMute", Channel=caller, Direction="both", State="1")
         await r.service.drain()
-        assert r.ami.actions == [
+        assert r.ami.history() == [
             ("Redirect", {"Channel": a, "Context": "cc-hold", "Exten": "s", "Priority": "1"})
         ]
         r.ami.emit("ChanSpyStop", SpyerChannel=a)
         r.ami.emit("MixMonitorMute", Channel=caller, Direction="both", State="0")
         await r.service.drain()
-        assert [x[0] for x in r.ami.actions] == ["Redirect", "Setvar", "Redirect"]
-        assert r.ami.actions[-1][1]["Context"] == "cc-spy"
+        assert [x[0] for x in r.ami.history()] == ["Redirect", "Setvar", "Redirect"]
+        assert r.ami.history()[-1][1]["Context"] == "cc-spy"
         r.ami.emit("BridgeLeave", Channel=caller, BridgeUniqueid="br-1")
         r.ami.emit("MixMonitorMute", Channel=caller, Direction="both", State="1")  # no longer bridged
         await r.service.drain()
-        assert len(r.ami.actions) == 3
+        assert len(r.ami.history()) == 3
     kinds = [(e.kind, e.call_id) for e in r.call_events() if e.kind in ("pci_pause", "pci_resume")]
     assert kinds == [("pci_pause", "call-A"), ("pci_resume", "call-A")]
 
@@ -508,7 +467,7 @@ async def test_pci_told_twice_acts_once_and_a_call_ending_in_the_pause_frees_the
         r.ami.emit("MixMonitorMute", Channel=caller, State="0")
         await r.service.drain()
         await r.service.pci_changed("call-A", paused=False)
-        assert [x[0] for x in r.ami.actions] == ["Redirect", "Setvar", "Redirect"]
+        assert [x[0] for x in r.ami.history()] == ["Redirect", "Setvar", "Redirect"]
         r.ami.emit("ChanSpyStart", SpyerChannel=a, SpyeeChannel=leg)
         # paused again, and the call ends while the supervisor hears music
         await r.service.pci_changed("call-A", paused=True)
@@ -516,7 +475,7 @@ async def test_pci_told_twice_acts_once_and_a_call_ending_in_the_pause_frees_the
         assert a in r.service.sessions
         r.ami.emit("Hangup", Channel=leg)
         await r.service.drain()
-        assert r.ami.actions[-1] == ("Hangup", {"Channel": a})
+        assert r.ami.history()[-1] == ("Hangup", {"Channel": a})
         assert r.service.sessions == {}
     assert r.outcomes()[-1] == "ended"
 
@@ -527,7 +486,7 @@ def test_linked_channels_through_bridges_and_local_halves() -> None:
     assert local_peer("Local/s@cc-endpoints-0000000a;1") == "Local/s@cc-endpoints-0000000a;2"
     assert local_peer("Local/s@cc-endpoints-0000000a;2") == "Local/s@cc-endpoints-0000000a;1"
     assert local_peer("PJSIP/agent1001-0000000b") is None
-    service = MonitorService(center_config(), writer=Sink(), clock=FakeClock(OPEN_NOW))
+    service = MonitorService(center_config(), writer=RecordSink(), clock=FakeClock(OPEN_NOW))
     # caller <-> Local ;1 in bridge A; Local ;2 <-> the agent's PJSIP phone in bridge B
     for chan, bridge in (
         ("PJSIP/carrier-00000001", "A"),

@@ -19,7 +19,6 @@ a Redirect or Hangup of the spyer is not acted on.)
 from __future__ import annotations
 
 import contextlib
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -33,18 +32,8 @@ from callcenter.asterisk.ami_client import AMIClient
 from callcenter.clock import FakeClock
 from callcenter.config import model as m
 from callcenter.supervision.service import MonitorService
-from tests import test_real_asterisk as rt
-from tests.asterisk_harness import (
-    example_center,
-    free_port,
-    music_dirs,
-    rendered_files,
-    require_asterisk,
-    running_asterisk,
-    short_tempdir,
-)
-from tests.supervision.test_monitor import AgentsOnCalls
-from tests.supervision.test_monitor_sim import Sink
+from tests import asterisk_harness as rt
+from tests.fakes import FakeAgentCalls, RecordSink
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.timeout(120)]
 
@@ -66,16 +55,8 @@ exten => caller,1,Answer()
 
 @pytest.fixture(scope="module")
 def center() -> Iterator[rt.Center]:
-    binary = require_asterisk()
-    with short_tempdir() as root:
-        ami_port, agi_port = free_port(), free_port()
-        secret = "t-" + secrets.token_hex(10)
-        config = example_center(root, ami_port=ami_port, agi_port=agi_port, ami_secret=secret)
-        music_dirs(config)
-        with running_asterisk(
-            rendered_files(config), binary=binary, root=root, ami_port=ami_port, dialplan_extra=TONE_PHONES
-        ) as ast:
-            yield rt.Center(ast, config, secret, agi_port)
+    with rt.real_center(TONE_PHONES) as c:
+        yield c
 
 
 def local_endpoint(channel: str) -> str | None:
@@ -90,13 +71,13 @@ def local_target(agent: m.Agent) -> str:
 @dataclass
 class Rig:
     service: MonitorService
-    sink: Sink
+    sink: RecordSink
     server: FastAGIServer
 
 
 @contextlib.asynccontextmanager
 async def monitor_on(center: rt.Center) -> AsyncIterator[Rig]:
-    sink = Sink()
+    sink = RecordSink()
     a = center.config.asterisk.ami
     client = AMIClient(
         port=center.asterisk.ami_port,
@@ -110,7 +91,7 @@ async def monitor_on(center: rt.Center) -> AsyncIterator[Rig]:
             center.config,
             writer=sink,
             clock=FakeClock(rt.OPEN_MONDAY),
-            acd=AgentsOnCalls({"1001": "call-real"}),
+            acd=FakeAgentCalls({"1001": "call-real"}),
             ami=client,
             endpoint_of_channel=local_endpoint,
             target_of=local_target,
@@ -190,9 +171,9 @@ async def test_listen_switch_to_whisper_and_the_call_ending_ends_the_spy(center:
                     timeout=30,
                 )
                 assert (start.get("SpyeeChannel") or "").startswith("Local/agent1001@cc-test-tone-")
-                await r.sink.until(lambda s: len(s.events("monitor_start")) == 1)
+                await r.sink.until(lambda: len(r.sink.events(kind="monitor_start")) == 1, timeout=20)
                 await press(admin, phone, "5")
-                await r.sink.until(lambda s: len(s.events("monitor_mode")) == 1)
+                await r.sink.until(lambda: len(r.sink.events(kind="monitor_mode")) == 1, timeout=20)
                 await admin.send_action(names.ACTION_HANGUP, {"Channel": agent_1}, timeout=10)
                 await watcher.wait(
                     lambda e: e.name == "ChanSpyStop" and e.get("SpyerChannel") == spyer,
@@ -204,7 +185,7 @@ async def test_listen_switch_to_whisper_and_the_call_ending_ends_the_spy(center:
                     "the spy call did not end",
                     timeout=30,
                 )
-                await r.sink.until(lambda s: len(s.events("monitor_end")) == 1)
+                await r.sink.until(lambda: len(r.sink.events(kind="monitor_end")) == 1, timeout=20)
         finally:
             await rt.hang_up_everything(admin)
             await watcher.close()
@@ -313,7 +294,7 @@ async def test_muting_the_recording_takes_the_supervisor_off_and_back(center: rt
                     "no ChanSpy",
                     timeout=30,
                 )
-                await r.sink.until(lambda s: len(s.events("monitor_start")) == 1)
+                await r.sink.until(lambda: len(r.sink.events(kind="monitor_start")) == 1, timeout=20)
                 # the ACD's PCI pause: MixMonitorMute on the caller's recording
                 recording = f"{center.config.recording.directory}/pci-{uuid.uuid4().hex[:8]}.wav"
                 await admin.send_action("MixMonitor", {"Channel": caller, "File": recording}, timeout=10)
@@ -334,7 +315,7 @@ async def test_muting_the_recording_takes_the_supervisor_off_and_back(center: rt
                     timeout=30,
                     after=start,
                 )
-                await r.sink.until(lambda s: len(s.events("pci_resume")) == 1)
+                await r.sink.until(lambda: len(r.sink.events(kind="pci_resume")) == 1, timeout=20)
         finally:
             await rt.hang_up_everything(admin)
             await watcher.close()

@@ -3,14 +3,14 @@
 dials the monitor code (``cc-agents`` -> ``cc-features`` -> the controller's ``spy`` FastAGI route ->
 ``cc-spy`` -> ChanSpy); the controller follows the session over a real AMI link. Each mode, DTMF
 mode switching, a wrong PIN and the lockout, an idle agent, the call ending during the spy, and
-two supervisors on one agent."""
+two supervisors on one agent. The simulator and the controller share one autojump clock, and
+every wait is bounded in simulated seconds."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +19,16 @@ import pytest
 from callcenter.asterisk import names
 from callcenter.asterisk.agi_server import FastAGIServer
 from callcenter.asterisk.ami_client import AMIClient
-from callcenter.clock import FakeClock, ScaledClock
+from callcenter.clock import AutojumpClock
 from callcenter.config import model as m
-from callcenter.config.load import load_config
 from callcenter.config.render import render, write_files
-from callcenter.reporting.records import CallEvent, LogRecord, MonitorSession
 from callcenter.sim import SimulatedPBX
 from callcenter.supervision.service import MonitorService, MonitorSettings
-from tests.supervision.test_monitor import AgentsOnCalls
+from tests.centers import REPO, example
+from tests.fakes import FakeAgentCalls, RecordSink, SimPerson, within
 
-REPO = Path(__file__).resolve().parents[2]
+DEADLINE = 600.0  # simulated seconds for any one condition
+START = 1_795_446_000.0
 SECRET = "sim-secret"
 PIN_9001 = "246810"  # dialplans/people.yaml default
 PIN_9002 = "135791"
@@ -36,7 +36,7 @@ PIN_9002 = "135791"
 
 @pytest.fixture(scope="module")
 def center() -> m.Config:
-    return load_config(REPO / "dialplans", env={"CC_AMI_SECRET": SECRET, "CC_PIN_9001": PIN_9001})
+    return example(env={"CC_AMI_SECRET": SECRET, "CC_PIN_9001": PIN_9001})
 
 
 @pytest.fixture(scope="module")
@@ -46,75 +46,33 @@ def etc(center: m.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-class Sink:
-    """The call-log writer at the seam; wakes waiters on every record."""
-
-    def __init__(self) -> None:
-        self.records: list[LogRecord] = []
-        self.changed = asyncio.Event()
-
-    def submit(self, record: LogRecord) -> None:
-        self.records.append(record)
-        self.changed.set()
-
-    async def until(self, predicate: Any, timeout: float = 20) -> None:
-        async with asyncio.timeout(timeout):
-            while not predicate(self):
-                self.changed.clear()
-                await self.changed.wait()
-
-    def events(self, kind: str | None = None) -> list[CallEvent]:
-        return [r for r in self.records if isinstance(r, CallEvent) and kind in (None, str(r.kind))]
-
-    def outcomes(self) -> list[str]:
-        return [r.outcome for r in self.records if isinstance(r, MonitorSession) and r.outcome]
-
-
-@dataclass
-class Phone:
-    """A supervisor's phone: types the PIN (and a mode) at the prompts; records what it heard."""
-
-    pins: list[str]
-    mode_key: str | None = None
-    prompts: list[str] = field(default_factory=list)
-    apps: list[str] = field(default_factory=list)
-    gone: asyncio.Event = field(default_factory=asyncio.Event)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    chan: Any = None
-
-    async def until(self, predicate: Any, timeout: float = 20) -> None:
-        async with asyncio.timeout(timeout):
-            while not predicate(self):
-                self.changed.clear()
-                await self.changed.wait()
-
-    def on_event(self, pbx: Any, chan: Any, what: str, detail: str) -> None:
-        loop = asyncio.get_running_loop()
-        self.changed.set()
-        if what == "prompt":
-            name = detail.rsplit("/", 1)[-1]
-            self.prompts.append(name)
-            keys = ""
-            if name == "enter-pin" and self.pins:
-                keys = self.pins.pop(0) + "#"
-            elif name == "spy-mode-menu" and self.mode_key:
-                keys = self.mode_key
-            for d in keys:
-                loop.call_soon(pbx.send_dtmf, chan, d, 100)
-        elif what == "app":
-            self.apps.append(detail)
-        elif what == "hangup":
-            self.gone.set()
+def supervisor_phone(*pins: str) -> SimPerson:
+    """A supervisor's phone: types each PIN (and ``#``) at the PIN prompt in turn; never hangs
+    up by itself (not even on the music of a PCI hold)."""
+    return SimPerson(
+        {"enter-pin": [p + "#" for p in pins]}, hang_up_in=frozenset(), hang_up_on_hold=False, dtmf_ms=100
+    )
 
 
 @dataclass
 class Center:
     sim: SimulatedPBX
-    sink: Sink
-    acd: AgentsOnCalls
+    sink: RecordSink
+    acd: FakeAgentCalls
     service: MonitorService
+    clock: AutojumpClock
 
-    def dial(self, endpoint: str, digits: str, phone: Phone) -> Any:
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        await self.sink.until(predicate, timeout=DEADLINE, clock=self.clock)
+
+    async def gone(self, *phones: SimPerson) -> None:
+        for p in phones:
+            await within(p.gone.wait(), timeout=DEADLINE, clock=self.clock)
+
+    async def hears(self, phone: SimPerson, predicate: Callable[[], bool]) -> None:
+        await phone.until(predicate, timeout=DEADLINE, clock=self.clock)
+
+    def dial(self, endpoint: str, digits: str, phone: SimPerson) -> Any:
         pbx = self.sim.pbx
         chan = pbx.new_sip_channel(endpoint)
         chan.context, chan.exten = names.CTX_AGENT_PHONES, digits
@@ -145,16 +103,17 @@ class Center:
 
 @contextlib.asynccontextmanager
 async def running(
-    center: m.Config, etc: Path, tmp: Path, settings: MonitorSettings | None = None
+    center: m.Config, etc: Path, tmp: Path, clock: AutojumpClock, settings: MonitorSettings | None = None
 ) -> AsyncIterator[Center]:
-    sink, acd = Sink(), AgentsOnCalls()
+    clock = clock.starting_at(START)
+    sink, acd = RecordSink(), FakeAgentCalls()
     ids = iter(f"spy-{i}" for i in range(1, 1000))
     server_routes: dict[str, Any] = {}
     server = FastAGIServer(server_routes, host="127.0.0.1", port=0)
     async with server:
         sim = SimulatedPBX(
             etc,
-            clock=ScaledClock(20),
+            clock=clock,
             agi_host="127.0.0.1",
             agi_port=server.port,
             recordings_dir=tmp / "rec",
@@ -163,12 +122,17 @@ async def running(
         async with sim:
             ami = center.asterisk.ami
             async with AMIClient(
-                host="127.0.0.1", port=sim.ami_port, username=ami.username, secret=SECRET, ping_interval=0
+                host="127.0.0.1",
+                port=sim.ami_port,
+                username=ami.username,
+                secret=SECRET,
+                ping_interval=0,
+                clock=clock,
             ) as client:
                 service = MonitorService(
                     center,
                     writer=sink,
-                    clock=FakeClock(start=1_795_446_000.0),
+                    clock=clock,
                     acd=acd,
                     ami=client,
                     settings=settings,
@@ -176,72 +140,72 @@ async def running(
                 )
                 server.routes[names.AGI_SPY] = service.handle
                 detach = service.attach()
-                yield Center(sim, sink, acd, service)
+                yield Center(sim, sink, acd, service, clock)
                 detach()
     assert server.failed == 0
 
 
-def started(n: int) -> Any:
-    return lambda s: len(s.events("monitor_start")) >= n
+def started(c: Center, n: int) -> Callable[[], bool]:
+    return lambda: len(c.sink.events(kind="monitor_start")) >= n
 
 
 @pytest.mark.parametrize(("code", "mode"), [("*81", "listen"), ("*82", "whisper"), ("*83", "barge")])
 async def test_each_mode_spies_on_the_agents_call(
-    center: m.Config, etc: Path, tmp_path: Path, code: str, mode: str
+    center: m.Config, etc: Path, tmp_path: Path, autojump_clock: AutojumpClock, code: str, mode: str
 ) -> None:
-    async with running(center, etc, tmp_path) as c:
+    async with running(center, etc, tmp_path, autojump_clock) as c:
         caller, leg = c.agent_on_call("1001", "call-1")
-        phone = Phone([PIN_9001])
+        phone = supervisor_phone(PIN_9001)
         c.dial("super9001", f"{code}1001", phone)
-        await c.sink.until(started(1))
-        start = c.sink.events("monitor_start")[0]
+        await c.until(started(c, 1))
+        start = c.sink.events(kind="monitor_start")[0]
         assert start.call_id == "call-1" and start.agent_id == "1001"
         assert start.detail is not None and start.detail["mode"] == mode
         assert str(start.detail["spyee"]).startswith("PJSIP/agent1001-")
         await c.hang_up(phone.chan)  # the supervisor hangs up
-        await c.sink.until(lambda s: "ended" in s.outcomes())
+        await c.until(lambda: "ended" in c.sink.outcomes())
         assert not caller.gone and not leg.gone  # the call goes on
     assert phone.prompts == ["enter-pin"]
     assert "ChanSpy" in phone.apps
 
 
 async def test_dtmf_switches_modes_and_the_call_ending_ends_the_spy(
-    center: m.Config, etc: Path, tmp_path: Path
+    center: m.Config, etc: Path, tmp_path: Path, autojump_clock: AutojumpClock
 ) -> None:
-    async with running(center, etc, tmp_path) as c:
+    async with running(center, etc, tmp_path, autojump_clock) as c:
         caller, _leg = c.agent_on_call("1001", "call-2")
-        phone = Phone([PIN_9001])
+        phone = supervisor_phone(PIN_9001)
         chan = c.dial("super9001", "*811001", phone)
-        await c.sink.until(started(1))
+        await c.until(started(c, 1))
         for n, digit in enumerate("564", start=1):
             c.sim.pbx.send_dtmf(chan, digit, 100)
-            await c.sink.until(lambda s, n=n: len(s.events("monitor_mode")) >= n)
+            await c.until(lambda n=n: len(c.sink.events(kind="monitor_mode")) >= n)
         await c.hang_up(caller)  # the customer hangs up: the agent's leg ends, ChanSpy (E) ends
-        async with asyncio.timeout(20):
-            await phone.gone.wait()
-        await c.sink.until(lambda s: len(s.events("monitor_end")) == 1)
-    modes = [e.detail["mode"] for e in c.sink.events("monitor_mode") if e.detail]
+        await c.gone(phone)
+        await c.until(lambda: len(c.sink.events(kind="monitor_end")) == 1)
+    modes = [e.detail["mode"] for e in c.sink.events(kind="monitor_mode") if e.detail]
     assert modes == ["whisper", "barge", "listen"]
-    end = c.sink.events("monitor_end")[0].detail
+    end = c.sink.events(kind="monitor_end")[0].detail
     assert end is not None and end["modes"] == "listen,whisper,barge,listen"
     assert c.service.sessions == {}
 
 
-async def test_wrong_pins_lock_the_supervisor_out(center: m.Config, etc: Path, tmp_path: Path) -> None:
-    async with running(center, etc, tmp_path, MonitorSettings(max_pin_failures=5, lockout_seconds=600)) as c:
+async def test_wrong_pins_lock_the_supervisor_out(
+    center: m.Config, etc: Path, tmp_path: Path, autojump_clock: AutojumpClock
+) -> None:
+    async with running(
+        center, etc, tmp_path, autojump_clock, MonitorSettings(max_pin_failures=5, lockout_seconds=600)
+    ) as c:
         c.agent_on_call("1001", "call-3")
-        first = Phone(["1111", "2222", "3333"])
+        first = supervisor_phone("1111", "2222", "3333")
         c.dial("super9001", "*811001", first)
-        async with asyncio.timeout(20):
-            await first.gone.wait()
-        second = Phone(["4444", "5555"])
+        await c.gone(first)
+        second = supervisor_phone("4444", "5555")
         c.dial("super9001", "*811001", second)
-        async with asyncio.timeout(20):
-            await second.gone.wait()
-        third = Phone([PIN_9001])
+        await c.gone(second)
+        third = supervisor_phone(PIN_9001)
         c.dial("super9001", "*811001", third)
-        async with asyncio.timeout(20):
-            await third.gone.wait()
+        await c.gone(third)
     assert first.prompts == ["enter-pin", "pin-invalid"] * 3
     assert second.prompts == ["enter-pin", "pin-invalid", "enter-pin", "locked-out"]
     assert third.prompts == ["locked-out"]
@@ -249,17 +213,17 @@ async def test_wrong_pins_lock_the_supervisor_out(center: m.Config, etc: Path, t
     assert c.sink.outcomes() == ["bad_pin", "locked_out", "locked_out"]
 
 
-async def test_unauthorised_supervisor_or_agent(center: m.Config, etc: Path, tmp_path: Path) -> None:
-    async with running(center, etc, tmp_path) as c:
+async def test_unauthorised_supervisor_or_agent(
+    center: m.Config, etc: Path, tmp_path: Path, autojump_clock: AutojumpClock
+) -> None:
+    async with running(center, etc, tmp_path, autojump_clock) as c:
         c.agent_on_call("1003", "call-4")  # Carla serves support and general
-        agent_phone = Phone([])
+        agent_phone = supervisor_phone()
         c.dial("agent1001", "*811003", agent_phone)  # an agent's phone is not a supervisor's
-        async with asyncio.timeout(20):
-            await agent_phone.gone.wait()
-        outside = Phone([PIN_9001])
+        await c.gone(agent_phone)
+        outside = supervisor_phone(PIN_9001)
         c.dial("super9001", "*819999", outside)  # no such agent (every example agent is in 9001's scope)
-        async with asyncio.timeout(20):
-            await outside.gone.wait()
+        await c.gone(outside)
     assert agent_phone.prompts == ["spy-not-allowed"]
     assert outside.prompts == ["enter-pin", "spy-not-allowed"]  # the PIN first: nothing revealed before
     assert c.sink.outcomes() == ["unauthorised", "unknown_agent"]
@@ -267,88 +231,89 @@ async def test_unauthorised_supervisor_or_agent(center: m.Config, etc: Path, tmp
 
 
 async def test_idle_agent_the_supervisor_waits_for_the_next_call(
-    center: m.Config, etc: Path, tmp_path: Path
+    center: m.Config, etc: Path, tmp_path: Path, autojump_clock: AutojumpClock
 ) -> None:
-    async with running(center, etc, tmp_path) as c:
-        phone = Phone([PIN_9001])
+    async with running(center, etc, tmp_path, autojump_clock) as c:
+        phone = supervisor_phone(PIN_9001)
         c.dial("super9001", "*811001", phone)
-        await c.sink.until(lambda s: "waiting" in s.outcomes())
+        await c.until(lambda: "waiting" in c.sink.outcomes())
         assert phone.prompts == ["enter-pin", "spy-agent-idle"]
         c.agent_on_call("1001", "call-5")  # the agent's next call
-        await c.sink.until(started(1))
-        assert c.sink.events("monitor_start")[0].call_id == "call-5"
+        await c.until(started(c, 1))
+        assert c.sink.events(kind="monitor_start")[0].call_id == "call-5"
         await c.hang_up(phone.chan)
 
 
-async def test_two_supervisors_on_one_agent(center: m.Config, etc: Path, tmp_path: Path) -> None:
-    async with running(center, etc, tmp_path) as c:
+async def test_two_supervisors_on_one_agent(
+    center: m.Config, etc: Path, tmp_path: Path, autojump_clock: AutojumpClock
+) -> None:
+    async with running(center, etc, tmp_path, autojump_clock) as c:
         caller, _leg = c.agent_on_call("1001", "call-6")
-        a, b = Phone([PIN_9001]), Phone([PIN_9002])
+        a, b = supervisor_phone(PIN_9001), supervisor_phone(PIN_9002)
         c.dial("super9001", "*811001", a)
         c.dial("super9002", "*831001", b)
-        await c.sink.until(started(2))
+        await c.until(started(c, 2))
         await c.hang_up(caller)
-        async with asyncio.timeout(20):
-            await a.gone.wait()
-            await b.gone.wait()
-        await c.sink.until(lambda s: len(s.events("monitor_end")) == 2)
-    sessions = {e.detail["session_id"]: e.detail["mode"] for e in c.sink.events("monitor_start") if e.detail}
+        await c.gone(a, b)
+        await c.until(lambda: len(c.sink.events(kind="monitor_end")) == 2)
+    sessions = {
+        e.detail["session_id"]: e.detail["mode"] for e in c.sink.events(kind="monitor_start") if e.detail
+    }
     assert sorted(sessions.values()) == ["barge", "listen"]
 
 
 async def test_pci_pause_silences_the_supervisor_and_resume_restores_the_mode(
-    center: m.Config, etc: Path, tmp_path: Path
+    center: m.Config, etc: Path, tmp_path: Path, autojump_clock: AutojumpClock
 ) -> None:
-    async with running(center, etc, tmp_path) as c:
+    async with running(center, etc, tmp_path, autojump_clock) as c:
         caller, _leg = c.agent_on_call("1001", "call-7")
-        phone = Phone([PIN_9001])
+        phone = supervisor_phone(PIN_9001)
         chan = c.dial("super9001", "*811001", phone)
-        await c.sink.until(started(1))
+        await c.until(started(c, 1))
         c.sim.pbx.send_dtmf(chan, "5", 100)  # whisper
-        await c.sink.until(lambda s: len(s.events("monitor_mode")) == 1)
+        await c.until(lambda: len(c.sink.events(kind="monitor_mode")) == 1)
         await c.service.pci_changed("call-7", paused=True)
-        await c.sink.until(lambda s: len(s.events("pci_pause")) == 1)
-        await phone.until(lambda p: "MusicOnHold" in p.apps)  # out of ChanSpy, hearing music
+        await c.until(lambda: len(c.sink.events(kind="pci_pause")) == 1)
+        await c.hears(phone, lambda: "MusicOnHold" in phone.apps)  # out of ChanSpy, hearing music
         spy = c.service.sessions[chan.name]
         assert spy.pci_hold
-        await c.sink.until(lambda s: not spy.spying)
+        await c.until(lambda: not spy.spying)
         await c.service.pci_changed("call-7", paused=False)
-        await phone.until(lambda p: p.apps.count("ChanSpy") == 2)
-        await c.sink.until(lambda s: spy.spying)
+        await c.hears(phone, lambda: phone.apps.count("ChanSpy") == 2)
+        await c.until(lambda: spy.spying)
         assert spy.mode == "whisper" and not spy.pci_hold
         assert c.sim.pbx.get_variable(chan, names.VAR_SPY_OPTIONS) == "qEwd"
         await c.hang_up(caller)
-        async with asyncio.timeout(20):
-            await phone.gone.wait()
-        await c.sink.until(lambda s: len(s.events("monitor_end")) == 1)
+        await c.gone(phone)
+        await c.until(lambda: len(c.sink.events(kind="monitor_end")) == 1)
     kinds = [str(e.kind) for e in c.sink.events()]
     assert kinds == ["monitor_start", "monitor_mode", "pci_pause", "pci_resume", "monitor_end"]
     assert not list((tmp_path / "rec").rglob("*.wav"))  # monitoring recorded nothing
 
 
 async def test_muting_the_recording_for_card_data_silences_the_supervisor(
-    center: m.Config, etc: Path, tmp_path: Path
+    center: m.Config, etc: Path, tmp_path: Path, autojump_clock: AutojumpClock
 ) -> None:
     """The ACD's PCI pause is ``MixMonitorMute`` on the caller's recording; the monitor follows the
     event alone (nothing wired between them)."""
-    async with running(center, etc, tmp_path) as c:
+    async with running(center, etc, tmp_path, autojump_clock) as c:
         caller, _leg = c.agent_on_call("1001", "call-8")
-        phone = Phone([PIN_9001])
+        phone = supervisor_phone(PIN_9001)
         chan = c.dial("super9001", "*811001", phone)
-        await c.sink.until(started(1))
+        await c.until(started(c, 1))
         ami = c.service.ami
         assert ami is not None
         await ami.send_action(
             "MixMonitorMute", {"Channel": caller.name, "Direction": "both", "State": "1"}, timeout=5
         )
-        await phone.until(lambda p: "MusicOnHold" in p.apps)
+        await c.hears(phone, lambda: "MusicOnHold" in phone.apps)
         await ami.send_action(
             "MixMonitorMute", {"Channel": caller.name, "Direction": "both", "State": "0"}, timeout=5
         )
-        await phone.until(lambda p: p.apps.count("ChanSpy") == 2)
+        await c.hears(phone, lambda: phone.apps.count("ChanSpy") == 2)
         await c.service.drain()
         await c.hang_up(chan)
-        await c.sink.until(lambda s: len(s.events("monitor_end")) == 1)
+        await c.until(lambda: len(c.sink.events(kind="monitor_end")) == 1)
     assert [str(e.kind) for e in c.sink.events()] == [
         "monitor_start",
         "pci_pause",

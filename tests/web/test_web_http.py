@@ -11,28 +11,7 @@ import pytest
 from callcenter.errors import DomainError
 from callcenter.reporting.metrics import Registry
 from callcenter.web.http import HTTPServer, Request, Response, Router, json_response
-
-
-async def _request(port: int, raw: bytes, *, timeout: float = 5.0) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(raw)
-        await writer.drain()
-        return await asyncio.wait_for(reader.read(), timeout)
-    finally:
-        writer.close()
-        await writer.wait_closed()
-
-
-def _get(path: str, body: bytes = b"", method: str = "GET") -> bytes:
-    return (
-        f"{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: {len(body)}\r\n\r\n"
-    ).encode() + body
-
-
-def _split(resp: bytes) -> tuple[int, bytes]:
-    head, _, body = resp.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), body
+from tests.fakes import http_exchange, http_request, http_split
 
 
 @pytest.fixture
@@ -70,36 +49,36 @@ async def server() -> AsyncIterator[HTTPServer]:
 
 
 async def test_routes_and_params(server: HTTPServer) -> None:
-    status, body = _split(await _request(server.port, _get("/agents/1001?q=x")))
+    status, body = http_split(await http_exchange(server.port, http_request("/agents/1001?q=x")))
     assert status == 200
     assert json.loads(body) == {"agent": "1001", "q": "x"}
 
 
 async def test_errors_name_what_went_wrong(server: HTTPServer) -> None:
-    status, body = _split(await _request(server.port, _get("/nope")))
+    status, body = http_split(await http_exchange(server.port, http_request("/nope")))
     assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
-    status, body = _split(await _request(server.port, _get("/echo")))
+    status, body = http_split(await http_exchange(server.port, http_request("/echo")))
     assert status == 405
-    status, body = _split(await _request(server.port, _get("/echo", b"{not json", "POST")))
+    status, body = http_split(await http_exchange(server.port, http_request("/echo", b"{not json", "POST")))
     assert status == 400 and "not JSON" in json.loads(body)["error"]["message"]
-    status, body = _split(await _request(server.port, _get("/refuse", b"", "POST")))
+    status, body = http_split(await http_exchange(server.port, http_request("/refuse", b"", "POST")))
     assert status == 409 and json.loads(body)["error"]["code"] == "agent_not_logged_in"
-    status, body = _split(await _request(server.port, _get("/echo", b"x" * 5000, "POST")))
+    status, body = http_split(await http_exchange(server.port, http_request("/echo", b"x" * 5000, "POST")))
     assert status == 413
 
 
 async def test_a_failing_handler_does_not_stop_the_server(
     server: HTTPServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    status, _ = _split(await _request(server.port, _get("/boom")))
+    status, _ = http_split(await http_exchange(server.port, http_request("/boom")))
     assert status == 500
     assert "handler failed" in caplog.text
-    status, _ = _split(await _request(server.port, _get("/agents/7")))
+    status, _ = http_split(await http_exchange(server.port, http_request("/agents/7")))
     assert status == 200
 
 
 async def test_garbage_and_slow_clients(server: HTTPServer) -> None:
-    status, _ = _split(await _request(server.port, b"\x00\x01garbage\r\n\r\n"))
+    status, _ = http_split(await http_exchange(server.port, b"\x00\x01garbage\r\n\r\n"))
     assert status == 400
     # A client that sends half a request and stalls is dropped after read_timeout.
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -111,7 +90,7 @@ async def test_garbage_and_slow_clients(server: HTTPServer) -> None:
 
 
 async def test_server_sent_events_stream(server: HTTPServer) -> None:
-    resp = await _request(server.port, _get("/events"))
+    resp = await http_exchange(server.port, http_request("/events"))
     assert b"text/event-stream" in resp
     assert resp.count(b"data: ") == 3
 

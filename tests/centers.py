@@ -1,35 +1,52 @@
-"""Helpers shared by the IVR tests (no tests here): a small center built straight from the config
-model, and a scripted driver for the pure interpreter."""
+"""The centers the tests run (no tests here): the example center of ``dialplans/``, as is or
+with twenty agents for the end-to-end runs, and a small IVR center built straight from the config
+model with instants when it is open, closed and on a holiday."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from callcenter.config import model as m
-from callcenter.inbound.ivr import (
-    CallInfo,
-    Digits,
-    Effect,
-    Exit,
-    Finish,
-    HungUp,
-    Input,
-    Interpreter,
-    IvrState,
-    Log,
-    Lookup,
-    LookupDone,
-    LookupOutcome,
-    Play,
-    Played,
-    Read,
-    SetVariable,
-)
-from callcenter.reporting.records import CallEvent, CallRecord
+from callcenter.config.load import load_config
+from callcenter.inbound.ivr import CallInfo
 
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------------------------ the example center
+def example(env: Mapping[str, str] | None = None) -> m.Config:
+    """The example center (``dialplans/``); ``env`` for its ``${VAR}`` settings."""
+    return load_config(REPO / "dialplans", **({} if env is None else {"env": env}))
+
+
+CREDS = ("acd-test", "acd-secret")  # the AMI user of the end-to-end runs on the simulated PBX
+
+
+def twenty_agents(tmp: Path, ring_timeout: float | None = None) -> m.Config:
+    """The example center with 20 agents: 8 sales, 6 billing, 6 support (some also general),
+    recordings under ``tmp``; ``ring_timeout``: every queue's, if given."""
+    base = example()
+    agents = {}
+    for i in range(20):
+        aid = f"{2001 + i}"
+        if i < 8:
+            skills = {"sales": 5 + i % 5, "general": 3}
+        elif i < 14:
+            skills = {"billing": 4 + i % 6}
+        else:
+            skills = {"support": 3 + i % 7, "general": 2}
+        agents[aid] = m.Agent(aid, f"Agent {aid}", f"agent{aid}", f"3{aid}", skills, m.Secret("2468"))
+    recording = dataclasses.replace(base.recording, directory=str(tmp / "recordings"))
+    queues = dict(base.queues)
+    if ring_timeout is not None:
+        queues = {k: dataclasses.replace(q, ring_timeout=ring_timeout) for k, q in queues.items()}
+    return dataclasses.replace(base, agents=agents, recording=recording, queues=queues)
+
+
+# ------------------------------------------------------------------------------------ a small IVR center
 NY = "America/New_York"
 # Monday 2026-11-23 15:00 UTC = 10:00 EST: open
 OPEN_NOW = dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.UTC).timestamp()
@@ -47,7 +64,7 @@ def tr(a: str, b: str) -> m.TimeRange:
     return m.TimeRange(dt.time(h1, m1), dt.time(h2, m2))
 
 
-def center() -> m.Center:
+def ivr_center() -> m.Center:
     weekday = (tr("08:00", "20:00"),)
     return m.Center(
         name="Test",
@@ -155,10 +172,10 @@ def billing_flow() -> m.Flow:
     return m.Flow(id="billing", start="account", nodes=m.frozen_map({n.id: n for n in nodes}))
 
 
-def config(*extra_flows: m.Flow, numbers: Iterable[m.Number] = ()) -> m.Config:
+def ivr_config(*extra_flows: m.Flow, numbers: Iterable[m.Number] = ()) -> m.Config:
     flows = {f.id: f for f in (main_flow(), billing_flow(), *extra_flows)}
     return m.Config(
-        center=center(),
+        center=ivr_center(),
         numbers=(m.Number(number="+" + DID, flow="main"), *numbers),
         flows=m.frozen_map(flows),
         queues=m.frozen_map(
@@ -174,93 +191,3 @@ def config(*extra_flows: m.Flow, numbers: Iterable[m.Number] = ()) -> m.Config:
 
 def call(caller: str = "2125550100", e164: str | None = "+12125550100", call_id: str = "c1") -> CallInfo:
     return CallInfo(call_id=call_id, caller=caller, dialed=DID, caller_e164=e164)
-
-
-@dataclass
-class Run:
-    """The record of a scripted run."""
-
-    state: IvrState
-    effects: list[Effect] = field(default_factory=list)
-    reads: list[Read] = field(default_factory=list)
-    plays: list[Play] = field(default_factory=list)
-    lookups: list[Lookup] = field(default_factory=list)
-    variables: list[SetVariable] = field(default_factory=list)
-
-    @property
-    def exit(self) -> Exit:
-        assert self.state.exit is not None
-        return self.state.exit
-
-    @property
-    def logs(self) -> list[Any]:
-        return [e.record for e in self.effects if isinstance(e, Log)]
-
-    @property
-    def events(self) -> list[CallEvent]:
-        return [r for r in self.logs if isinstance(r, CallEvent)]
-
-    @property
-    def records(self) -> list[CallRecord]:
-        return [r for r in self.logs if isinstance(r, CallRecord)]
-
-    def node_events(self, node: str | None = None) -> list[CallEvent]:
-        return [e for e in self.events if e.kind == "ivr_node" and (node is None or e.node == node)]
-
-
-def check_batch(effects: list[Effect]) -> None:
-    """Every batch ends with exactly one effect that needs an answer or ends the IVR."""
-    waiting = [i for i, e in enumerate(effects) if isinstance(e, Play | Read | Lookup | Finish)]
-    assert waiting == [len(effects) - 1], effects
-
-
-def drive(
-    ivr: Interpreter,
-    digits: Iterable[str],
-    *,
-    now: float = OPEN_NOW,
-    info: CallInfo | None = None,
-    lookup: LookupDone | Callable[[Lookup], LookupDone] | None = None,
-    hang_up_after: int | None = None,
-    max_steps: int = 100_000,
-) -> Run:
-    """Run a call: each Read is answered by the next of ``digits`` ("" = timeout; when the script
-    runs out, the caller hangs up), each Play by Played, each Lookup by ``lookup`` (default:
-    not found). ``hang_up_after``: the caller hangs up after that many answers."""
-    script = iter(digits)
-    state, effects = ivr.start(info or call(), now)
-    run = Run(state)
-    answers = 0
-    for _ in range(max_steps):
-        check_batch(effects)
-        run.effects.extend(effects)
-        last = effects[-1]
-        for e in effects:
-            if isinstance(e, SetVariable):
-                run.variables.append(e)
-        if isinstance(last, Finish):
-            run.state = state
-            assert state.done and state.exit == last.exit
-            return run
-        event: Input
-        if hang_up_after is not None and answers >= hang_up_after:
-            event = HungUp()
-        elif isinstance(last, Read):
-            run.reads.append(last)
-            nxt = next(script, None)
-            event = HungUp() if nxt is None else Digits(nxt)
-        elif isinstance(last, Play):
-            run.plays.append(last)
-            event = Played()
-        else:
-            assert isinstance(last, Lookup)
-            run.lookups.append(last)
-            if lookup is None:
-                event = LookupDone(LookupOutcome.NOT_FOUND)
-            elif callable(lookup):
-                event = lookup(last)
-            else:
-                event = lookup
-        answers += 1
-        state, effects = ivr.feed(state, event, now)
-    raise AssertionError("the IVR did not finish")
