@@ -4,7 +4,7 @@ A shell depends on these Protocols, never on the class on the other side; tests 
 (``tests/fakes.py``). Who implements each:
 
 ==================  =====================================================================
-``Clock``           ``callcenter.clock`` (``RealClock``, ``ScaledClock``, ``FakeClock``)
+``Clock``           ``callcenter.clock`` (``RealClock``, ``ScaledClock``, ``FakeClock``, ``AutojumpClock``)
 ``AMILink``         ``callcenter.asterisk.ami_client.AMIClient``
 ``ActionSender``    the action half of ``AMILink`` (recorder, config reload)
 ``AGISession``      ``callcenter.asterisk.agi_server.AGISession`` (one FastAGI connection)
