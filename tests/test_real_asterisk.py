@@ -38,8 +38,10 @@ from callcenter.asterisk.ami_client import AMIClient, EventGap
 from callcenter.clock import ScaledClock
 from callcenter.config import model as cm
 from callcenter.errors import CallcenterError
+from tests import sipp
 from tests.asterisk_harness import (
     ADMIN_USER,
+    CARRIER_ADDRESS,
     RealAsterisk,
     example_center,
     free_port,
@@ -748,110 +750,30 @@ async def test_waiting_caller_hears_announcements_then_overflows_to_voicemail(
     assert missing == [], f"Playback({prompt}): " + " | ".join(ln.split("] ")[-1] for ln in missing)
 
 
-# ============================================================================ 3. a real SIP call
-SIPP_UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!-- tests/test_real_asterisk.py: the carrier calls a DID, stays 4 s (in the IVR), hangs up -->
-<scenario name="carrier-inbound">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Test Caller" <sip:+12125559876@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:+12125559876@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=carrier 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-16
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send>
-    <![CDATA[
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Test Caller" <sip:+12125559876@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <pause milliseconds="4000"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Test Caller" <sip:+12125559876@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="200" crlf="true"/>
-</scenario>
-"""
-
-
+# ============================================================================ 3. real SIP calls
 async def test_sip_call_from_the_carrier_reaches_the_ivr(center: Center, db_dsn: str, tmp_path: Path) -> None:
-    """A real SIP INVITE (SIPp as the carrier, from 127.0.0.1: the rendered identify matches it)
-    to 18005550100 lands in cc-inbound on PJSIP/carrier, the IVR answers it over FastAGI with the
-    caller's number from the From header (trust_id_inbound), and the BYE mid-IVR is an IVR
-    abandon in the call log."""
-    sipp = shutil.which("sipp")
-    if sipp is None:
-        pytest.skip("sipp is not installed")
-    scenario = tmp_path / "uac.xml"
-    scenario.write_text(SIPP_UAC)
+    """A real SIP INVITE (SIPp as the carrier, from its own address CARRIER_ADDRESS: the rendered
+    identify matches it) to 18005550100 lands in cc-inbound on PJSIP/carrier, the IVR answers it
+    over FastAGI with the caller's number from the From header (trust_id_inbound), and the BYE
+    mid-IVR is an IVR abandon in the call log."""
+    binary = sipp.require_sipp()
+    carrier = sipp.Party("+12125559876", display="Test Caller")
     async with admin(center) as client:
         watcher = Watcher(client)
         try:
             async with controller_for(center, db_dsn, tmp_path):
-                proc = await asyncio.create_subprocess_exec(
-                    sipp,
+                done = await sipp.run(
+                    binary,
+                    sipp.call(sipp.Call(carrier, hold_ms=4000), tmp_path),
                     f"127.0.0.1:{center.asterisk.sip_port}",
-                    "-sf",
-                    str(scenario),
-                    "-s",
-                    "18005550100",
-                    "-i",
-                    "127.0.0.1",
-                    "-p",
-                    str(free_port()),
-                    "-mp",
-                    str(free_port()),
-                    "-m",
-                    "1",
-                    "-timeout",
-                    "30",
-                    "-nostdin",
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.STDOUT,
+                    workdir=tmp_path,
+                    local_ip=CARRIER_ADDRESS,
+                    port=free_port(),
+                    media_port=free_port(),
+                    service="18005550100",
+                    deadline=40,
                 )
-                try:
-                    out, _ = await asyncio.wait_for(proc.communicate(), 40)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
-                    raise
-                assert proc.returncode == 0, out.decode("utf-8", "replace")[-2000:]
+                assert done.ok, done.explain()
                 new = await watcher.wait(
                     lambda m: (
                         m.name == "Newchannel" and (m.get("Channel") or "").startswith("PJSIP/carrier-")
@@ -883,6 +805,90 @@ async def test_sip_call_from_the_carrier_reaches_the_ivr(center: Center, db_dsn:
             "queue": None,
         }
     ]
+
+
+async def test_agent_phone_on_the_pbx_host_registers_dials_login_and_is_answered(
+    center: Center, db_dsn: str, tmp_path: Path
+) -> None:
+    """A SIP phone on the PBX's own host (127.0.0.1) registers to agent 1001's endpoint with digest
+    auth and is identified as that agent, not as the carrier; it dials *11: the call is answered
+    (200 OK) before the controller's PIN prompt plays, the PIN typed as RFC 4733 DTMF logs the
+    agent in, and the controller hangs up after the confirmation."""
+    binary = sipp.require_sipp()
+    agent = center.config.agents["1001"]
+    assert agent.sip_password is not None
+    phone = sipp.Party(agent.endpoint, password=agent.sip_password.value, display=agent.name)
+    port = free_port()
+    remote = f"127.0.0.1:{center.asterisk.sip_port}"
+    async with admin(center) as client:
+        watcher = Watcher(client)
+        try:
+            async with controller_for(center, db_dsn, tmp_path) as ctl:
+                registered = await sipp.run(
+                    binary, sipp.register(phone), remote, workdir=tmp_path, port=port, media_port=free_port()
+                )
+                assert registered.ok, registered.explain()
+                assert "SIP/2.0 200 OK" in registered.messages and "SIP/2.0 404" not in registered.messages
+                contacts = await command(client, f"pjsip show aor {agent.endpoint}")
+                assert f"sip:{agent.endpoint}@127.0.0.1:{port}" in contacts, contacts
+                login = sipp.Call(phone, keys=agent.pin.value + "#", remote_hangup=True)
+                dialled = await sipp.run(
+                    binary,
+                    sipp.call(login, tmp_path),
+                    remote,
+                    workdir=tmp_path,
+                    port=port,
+                    media_port=free_port(),
+                    service=center.config.feature_codes.agent_login,
+                    deadline=45,
+                )
+                assert dialled.ok, dialled.explain()
+                assert re.search(r"SIP/2\.0 200 OK[^\n]*\n(?:[^\n]+\n)*CSeq: 2 INVITE", dialled.messages), (
+                    dialled.messages[-3000:]
+                )
+                new = await watcher.wait(
+                    lambda m: m.name == "Newchannel" and (m.get("Channel") or "").startswith("PJSIP/"),
+                    "no PJSIP channel for the phone",
+                )
+                chan = new.get("Channel") or ""
+                assert chan.startswith(f"PJSIP/{agent.endpoint}-"), chan  # the agent, not the carrier
+                assert new.get("Context") == names.CTX_AGENT_PHONES
+                assert new.get("Exten") == center.config.feature_codes.agent_login
+                up = await watcher.wait(
+                    lambda m: (
+                        m.name == "Newstate"
+                        and m.get("Channel") == chan
+                        and m.get("ChannelStateDesc") == "Up"
+                    ),
+                    "the phone's call was never answered",
+                )
+                prompt = await watcher.wait(
+                    lambda m: (
+                        m.name == "AGIExecStart"
+                        and m.get("Channel") == chan
+                        and '/enter-pin"' in (m.get("Command") or "")
+                    ),
+                    "the PIN prompt never played",
+                )
+                assert watcher.seen.index(up) < watcher.seen.index(prompt)  # answered before the prompt
+                await wait_until(
+                    lambda: ctl.acd.agent_state(agent.id).status.value == "available",
+                    "the PIN typed on the phone did not log the agent in",
+                )
+                await watcher.wait(
+                    lambda m: (
+                        m.name == "AGIExecStart"
+                        and m.get("Channel") == chan
+                        and '/agent-logged-in"' in (m.get("Command") or "")
+                    ),
+                    "no confirmation played",
+                )
+        finally:
+            await hang_up_everything(client)
+            await watcher.close()
+    assert not any(
+        (m.get("Channel") or "").startswith("PJSIP/carrier-") for m in watcher.seen if m.name == "Newchannel"
+    )
 
 
 async def test_controller_restart_mid_call_rebuilds_from_real_status(

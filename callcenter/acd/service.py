@@ -89,6 +89,8 @@ from callcenter.reporting.records import (
     Disposition,
     EventKind,
     LegRecord,
+    dead_leg,
+    ended_by,
 )
 
 log = logging.getLogger(__name__)
@@ -1008,7 +1010,8 @@ class ACD:
                     ended_at=now,
                     talk_seconds=round(talk, 3),
                     wrapup_seconds=queue.wrapup,
-                    hangup_by="agent",
+                    hangup_cause=cause,
+                    hangup_by=ended_by("agent", cause),
                 )
             )
             if self.recorder is not None:
@@ -1075,7 +1078,7 @@ class ACD:
                     disposition=Disposition.ABANDONED_QUEUE,
                     ended_at=now,
                     hangup_cause=cause,
-                    hangup_by="caller",
+                    hangup_by=ended_by("caller", cause),
                 )
             )
         elif c.state == "connected":
@@ -1087,13 +1090,17 @@ class ACD:
                     ended_at=now,
                     talk_seconds=round(talk, 3),
                     hangup_cause=cause,
-                    hangup_by="caller",
+                    hangup_by=ended_by("caller", cause),
                 )
             )
             if self.recorder is not None:
                 self.recorder.call_ended(call_id)
-        else:  # transferred out, expired, ended by the agent
-            self.sink.submit(CallRecord(call_id, now, ended_at=now, hangup_cause=cause))
+        else:  # transferred out, expired, ended by the agent (or the caller's leg died first)
+            self.sink.submit(
+                CallRecord(
+                    call_id, now, ended_at=now, hangup_cause=cause, hangup_by=dead_leg("caller", cause)
+                )
+            )
             if self.recorder is not None:
                 self.recorder.call_ended(call_id)
         c.state = "ended"
