@@ -3,7 +3,10 @@ the example center loads cleanly, the controller's AMI user logs in with the ren
 the controller drives real calls: the FastAGI IVR takes DTMF and queues the call on music on
 hold, an unregistered agent phone is a RONA, and an agent reached over a Local channel answers,
 is bridged to the caller and recorded by MixMonitor. With the controller down, the static
-fallback path runs. Every wait is bounded; everything listens on loopback ports chosen free.
+fallback path runs. SIPp (``tests/sipp.py``) is the carrier, from its own loopback address
+``CARRIER_ADDRESS``, and an agent's phone on 127.0.0.1 that registers with digest auth and logs
+in with ``*11`` and RFC 4733 DTMF; a carrier leg that sends no audio is ended by the RTP timeout.
+Every wait is bounded; everything listens on loopback ports chosen free.
 
 The harness (``tests/asterisk_harness.py``) adds test-only contexts to the dialplan:
 ``cc-test-agents`` (an agent "phone" that answers and plays a tone, dialled as
@@ -38,6 +41,7 @@ from callcenter.asterisk.ami_client import AMIClient, EventGap
 from callcenter.clock import ScaledClock
 from callcenter.config import model as cm
 from callcenter.errors import CallcenterError
+from callcenter.reporting.records import MEDIA_TIMEOUT_CAUSE, ended_by
 from tests import sipp
 from tests.asterisk_harness import (
     ADMIN_USER,
@@ -889,6 +893,66 @@ async def test_agent_phone_on_the_pbx_host_registers_dials_login_and_is_answered
     assert not any(
         (m.get("Channel") or "").startswith("PJSIP/carrier-") for m in watcher.seen if m.name == "Newchannel"
     )
+
+
+async def test_a_caller_sending_no_audio_is_hung_up_after_the_rtp_timeout_with_cause_44(
+    tmp_path: Path,
+) -> None:
+    """The carrier's leg sends no RTP: Asterisk ends it rtp_timeout seconds after the answer with
+    hangup cause 44, the cause the call log names a media timeout (``records.ended_by``). Its own
+    Asterisk (the carrier's rtp_timeout at 5 s), no controller: the call runs the static fallback
+    and waits in voicemail, where only the timeout can end it."""
+    binary = require_asterisk()
+    sipp_bin = sipp.require_sipp()
+    with short_tempdir() as root:
+        ami_port, agi_port = free_port(), free_port()
+        config = example_center(
+            root, ami_port=ami_port, agi_port=agi_port, ami_secret="t-" + secrets.token_hex(8)
+        )
+        carrier = config.trunks["carrier"]
+        quick = dataclasses.replace(carrier, media=dataclasses.replace(carrier.media, rtp_timeout=5))
+        config = dataclasses.replace(config, trunks=cm.frozen_map({**config.trunks, "carrier": quick}))
+        music_dirs(config)
+        with running_asterisk(rendered_files(config), binary=binary, root=root, ami_port=ami_port) as ast:
+            center = Center(ast, config, "", agi_port)
+            async with admin(center) as client:
+                watcher = Watcher(client)
+                try:
+                    silent = sipp.Call(
+                        sipp.Party("+12125550199", display="Silent Caller"), remote_hangup=True
+                    )
+                    done = await sipp.run(
+                        sipp_bin,
+                        sipp.call(silent, tmp_path),
+                        f"127.0.0.1:{ast.sip_port}",
+                        workdir=tmp_path,
+                        local_ip=CARRIER_ADDRESS,
+                        port=free_port(),
+                        media_port=free_port(),
+                        service="18005550100",
+                        deadline=40,
+                        recv_timeout_ms=30000,
+                    )
+                    assert done.ok, done.explain()  # Asterisk's BYE came, and was answered
+                    up = await watcher.wait(
+                        lambda m: (
+                            m.name == "Newstate"
+                            and (m.get("Channel") or "").startswith("PJSIP/carrier-")
+                            and m.get("ChannelStateDesc") == "Up"
+                        ),
+                        "the carrier's call was never answered",
+                    )
+                    chan = up.get("Channel")
+                    hangup = await watcher.wait(
+                        lambda m: m.name == "Hangup" and m.get("Channel") == chan, "no Hangup event"
+                    )
+                finally:
+                    await hang_up_everything(client)
+                    await watcher.close()
+            log = ast.full_log()
+    assert hangup.get("Cause") == str(MEDIA_TIMEOUT_CAUSE), hangup.headers
+    assert ended_by("caller", int(hangup.get("Cause") or 0)) == "caller_media_timeout"
+    assert re.search(rf"Disconnecting channel '{re.escape(chan or '')}' for lack of audio RTP activity", log)
 
 
 async def test_controller_restart_mid_call_rebuilds_from_real_status(
