@@ -334,7 +334,7 @@ def _check_trunks(c: m.Config, endpoints: Mapping[str, tuple[str, ...]]) -> Iter
             if net.prefixlen == 0:
                 yield Problem(
                     f"match {text} is every address: every phone would be taken for carrier {t.id!r} "
-                    "(match the carrier's own addresses)",
+                    "(list the carrier's own signalling addresses)",
                     mp,
                 )
                 continue
@@ -342,8 +342,7 @@ def _check_trunks(c: m.Config, endpoints: Mapping[str, tuple[str, ...]]) -> Iter
             if own is not None:
                 yield Problem(
                     f"match {text} covers this PBX's own host ({own}): a phone or tool there would be "
-                    f"taken for carrier {t.id!r} (match the carrier's own addresses; a test sets its "
-                    "own loopback address)",
+                    f"taken for carrier {t.id!r} (list the carrier's own signalling addresses)",
                     mp,
                 )
             for other, trunk_id in seen:

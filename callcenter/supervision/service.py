@@ -8,8 +8,8 @@ not locked out, the right PIN (asked through the IVR engine, counted by
 :class:`~callcenter.acd.pin.PinGuard`: no digits at all, or a failed command of ours, is no wrong
 PIN; nothing about the agent is revealed before it), an agent in the supervisor's queues
 (``rules.in_scope``); then the options and, last, the target (the dialplan spies as soon as it is
-set). Every attempt and session is a
-``MonitorSession`` record with its outcome (``ok``, ``bad_pin``, ``locked_out``, ``out_of_scope``...).
+set). Every attempt and session is a ``MonitorSession`` record with its outcome (``ok``,
+``bad_pin``, ``locked_out``, ``out_of_scope``...).
 
 With the AMI attached (:meth:`attach`) the service follows each session: ``ChanSpyStart`` /
 ``ChanSpyStop`` / the supervisor's ``Hangup``, and ``DTMFEnd`` 4/5/6 on the supervisor's channel as
