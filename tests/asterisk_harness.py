@@ -3,8 +3,12 @@
 ``start_asterisk(files, ...)`` writes the given configuration files (normally our own, from
 ``callcenter.config.render.render``) into ``ROOT/etc``, plus what the harness generates:
 
-* ``asterisk.conf`` pointing every writable directory into ROOT (modules and sounds stay in the
-  installation beside the binary); the rendered one (``/etc/asterisk`` paths) is replaced;
+* ``asterisk.conf`` pointing every writable directory into ROOT (modules stay in the installation
+  beside the binary); the rendered one (``/etc/asterisk`` paths) is replaced. The data directory
+  is the installation's when its ``sounds/`` holds Asterisk's core sounds (``digits/1``), else
+  ROOT/data: the installation's data linked in, with ``sounds`` linked to the first directory
+  that really holds them (Debian's ``/usr/share/asterisk/sounds``, ...): a hand-built Asterisk
+  installs an empty sounds directory;
 * in ``pjsip.conf`` every ``bind = 0.0.0.0:5060`` becomes ``127.0.0.1:<free port>`` (loopback);
 * ``manager.conf`` gets a second, test-only AMI user with every permission (``command``,
   ``dialplan``, ``agi`` events) so tests can run CLI commands and watch what the controller's
@@ -59,6 +63,11 @@ ASTERISK_BIN = os.environ.get("ASTERISK_BIN", "")
 SKIP_REASON = "ASTERISK_BIN is not set (path of a real Asterisk 22 binary)"
 ADMIN_USER = "cctest"
 DEBIAN_MOH = Path("/usr/share/asterisk/moh")
+# Where Asterisk's core sounds (digits/N, vm-*) may be installed, after the installation's own.
+SOUNDS_CANDIDATES = (Path("/usr/share/asterisk/sounds"), Path("/var/lib/asterisk/sounds"))
+# A test carrier's source address: loopback, yet not the 127.0.0.1 phones register from (a
+# carrier's identify match covering a phone's address would take the phone for the carrier).
+CARRIER_ADDRESS = "127.0.0.2"
 
 MINIMAL_AMD = """; amd.conf - test harness (app_amd declines to load without this file)
 [general]
@@ -123,9 +132,38 @@ def installation_dirs(binary: Path) -> tuple[Path, Path]:
     if not mod.is_dir():
         mod = prefix / "lib64" / "asterisk" / "modules"
     data = prefix / "var" / "lib" / "asterisk"
-    if not (data / "sounds").exists() and Path("/usr/share/asterisk/sounds").is_dir():
+    if not data.is_dir() and Path("/usr/share/asterisk").is_dir():
         data = Path("/usr/share/asterisk")
     return mod, data
+
+
+def has_core_sounds(sounds: Path) -> bool:
+    """``sounds`` really holds Asterisk's core sounds (``en/digits/1.*`` or ``digits/1.*``), not
+    just the empty directory a source install leaves."""
+    return any(any((sounds / sub).glob("1.*")) for sub in ("en/digits", "digits") if (sounds / sub).is_dir())
+
+
+def core_sounds(data: Path) -> Path | None:
+    """The first of ``data/sounds`` and ``SOUNDS_CANDIDATES`` that holds the core sounds."""
+    return next((d for d in (data / "sounds", *SOUNDS_CANDIDATES) if has_core_sounds(d)), None)
+
+
+def data_dir(root: Path, binary: Path) -> Path:
+    """Asterisk's ``astdatadir`` for a test: the installation's own when it holds the core sounds
+    (or none is found anywhere); else ROOT/data with the installation's entries linked in and
+    ``sounds`` linked to the directory that holds them."""
+    _, data = installation_dirs(binary)
+    sounds = core_sounds(data)
+    if sounds is None or sounds == data / "sounds":
+        return data
+    out = root / "data"
+    out.mkdir(exist_ok=True)
+    for entry in sorted(data.iterdir()) if data.is_dir() else ():
+        if entry.name != "sounds" and not (out / entry.name).exists():
+            (out / entry.name).symlink_to(entry)
+    if not (out / "sounds").exists():
+        (out / "sounds").symlink_to(sounds)
+    return out
 
 
 # ============================================================================ the example center
@@ -139,7 +177,8 @@ class CenterSetup:
 def example_center(root: Path, *, ami_port: int, agi_port: int, ami_secret: str) -> cm.Config:
     """``dialplans/`` as ops wrote it, with the AMI secret from the environment mapping the loader
     reads, and the machine-specific places moved for the test: AMI/AGI ports, prompts from the
-    repository's ``ivr_prompts/``, music under ROOT/moh, recordings and spool under ROOT."""
+    repository's ``ivr_prompts/``, music under ROOT/moh, recordings and spool under ROOT, and the
+    carrier matched at ``CARRIER_ADDRESS`` (its documentation range reaches nothing here)."""
     config = load_config(
         REPO / "dialplans",
         env={"CC_AMI_SECRET": ami_secret, "CC_SIP_1001": "from-env-1001"},
@@ -154,7 +193,9 @@ def example_center(root: Path, *, ami_port: int, agi_port: int, ami_secret: str)
         spool_dir=str(root / "spool"),
     )
     recording = dataclasses.replace(config.recording, directory=str(root / "recordings"))
-    return dataclasses.replace(config, asterisk=asterisk, recording=recording)
+    carrier = dataclasses.replace(config.trunks["carrier"], match=(CARRIER_ADDRESS,))
+    trunks = cm.frozen_map({**config.trunks, "carrier": carrier})
+    return dataclasses.replace(config, asterisk=asterisk, recording=recording, trunks=trunks)
 
 
 def music_dirs(config: cm.Config) -> None:
@@ -265,7 +306,8 @@ class RealAsterisk:
 
 
 def _asterisk_conf(root: Path, binary: Path) -> str:
-    mod, data = installation_dirs(binary)
+    mod, _ = installation_dirs(binary)
+    data = data_dir(root, binary)
     dirs = {
         "astetcdir": root / "etc",
         "astmoddir": mod,

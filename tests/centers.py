@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import textwrap
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import pytest
+from asterisk.config import Config as AstConfig
+
 from callcenter.config import model as m
-from callcenter.config.load import load_config
+from callcenter.config.load import load, load_config
+from callcenter.errors import ValidationError
 from callcenter.inbound.ivr import CallInfo
 
 REPO = Path(__file__).resolve().parent.parent
@@ -191,3 +196,57 @@ def ivr_config(*extra_flows: m.Flow, numbers: Iterable[m.Number] = ()) -> m.Conf
 
 def call(caller: str = "2125550100", e164: str | None = "+12125550100", call_id: str = "c1") -> CallInfo:
     return CallInfo(call_id=call_id, caller=caller, dialed=DID, caller_e164=e164)
+
+
+# ------------------------------------------------------------------------------ config files
+BASE = """\
+center:
+  name: Test center
+  timezone: Europe/Paris
+  hours: {mon-fri: "09:00-17:00"}
+  languages: [en, fr]
+skills: [sales, general]
+queues:
+  sales: {skills: {sales: 3}}
+flows:
+  main:
+    start: menu
+    nodes:
+      menu:
+        type: menu
+        prompt: hello
+        choices: {1: {queue: sales}}
+        fallback: {hangup: bye}
+numbers:
+  - {number: "+15550001000", flow: main}
+agents:
+  - {id: "1001", name: Ann, endpoint: a1, extension: "201", pin: "1234", sip_password: pw1,
+     skills: {sales: 5}}
+"""
+
+
+def write(tmp_path: Path, extra: str | None = None, *, base: str = BASE) -> Path:
+    d = tmp_path / "dialplans"
+    d.mkdir(exist_ok=True)
+    (d / "base.yaml").write_text(base)
+    if extra is not None:
+        (d / "extra.yaml").write_text(textwrap.dedent(extra))
+    return d
+
+
+def problems(tmp_path: Path, extra: str | None = None, *, base: str = BASE) -> list[str]:
+    d = write(tmp_path, extra, base=base)
+    with pytest.raises(ValidationError) as info:
+        load(d, prompts_dir=None, env={})
+    return [str(p) for p in info.value.problems]
+
+
+class TextConfig(AstConfig):  # type: ignore[misc]
+    """pyst2's config reader on a string (its own ``load()`` leaves the file open)."""
+
+    def __init__(self, text: str) -> None:
+        self.filename = "<rendered>"
+        self.raw_lines = text.splitlines(keepends=True)
+        self.lines: list[object] = []
+        self.categories: list[object] = []
+        self.parse()

@@ -3,7 +3,10 @@ the example center loads cleanly, the controller's AMI user logs in with the ren
 the controller drives real calls: the FastAGI IVR takes DTMF and queues the call on music on
 hold, an unregistered agent phone is a RONA, and an agent reached over a Local channel answers,
 is bridged to the caller and recorded by MixMonitor. With the controller down, the static
-fallback path runs. Every wait is bounded; everything listens on loopback ports chosen free.
+fallback path runs. SIPp (``tests/sipp.py``) is the carrier, from its own loopback address
+``CARRIER_ADDRESS``, and an agent's phone on 127.0.0.1 that registers with digest auth and logs
+in with ``*11`` and RFC 4733 DTMF; a carrier leg that sends no audio is ended by the RTP timeout.
+Every wait is bounded; everything listens on loopback ports chosen free.
 
 The harness (``tests/asterisk_harness.py``) adds test-only contexts to the dialplan:
 ``cc-test-agents`` (an agent "phone" that answers and plays a tone, dialled as
@@ -16,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-import shutil
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,16 +32,25 @@ from callcenter.asterisk.ami import Message
 from callcenter.asterisk.ami_client import AMIClient
 from callcenter.config import model as cm
 from callcenter.errors import CallcenterError
+from callcenter.reporting.records import MEDIA_TIMEOUT_CAUSE, ended_by
+from tests import sipp
 from tests.asterisk_harness import (
+    CARRIER_ADDRESS,
     Center,
     Watcher,
     admin,
     call_in,
     command,
     controller_for,
+    example_center,
     free_port,
     hang_up_everything,
+    music_dirs,
     real_center,
+    rendered_files,
+    require_asterisk,
+    running_asterisk,
+    short_tempdir,
     wait_until,
 )
 
@@ -515,110 +527,30 @@ async def test_waiting_caller_hears_announcements_then_overflows_to_voicemail(
     assert missing == [], f"Playback({prompt}): " + " | ".join(ln.split("] ")[-1] for ln in missing)
 
 
-# ============================================================================ 3. a real SIP call
-SIPP_UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!-- tests/test_real_asterisk.py: the carrier calls a DID, stays 4 s (in the IVR), hangs up -->
-<scenario name="carrier-inbound">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Test Caller" <sip:+12125559876@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:+12125559876@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=carrier 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-16
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send>
-    <![CDATA[
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Test Caller" <sip:+12125559876@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <pause milliseconds="4000"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Test Caller" <sip:+12125559876@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="200" crlf="true"/>
-</scenario>
-"""
-
-
+# ============================================================================ 3. real SIP calls
 async def test_sip_call_from_the_carrier_reaches_the_ivr(center: Center, db_dsn: str, tmp_path: Path) -> None:
-    """A real SIP INVITE (SIPp as the carrier, from 127.0.0.1: the rendered identify matches it)
-    to 18005550100 lands in cc-inbound on PJSIP/carrier, the IVR answers it over FastAGI with the
-    caller's number from the From header (trust_id_inbound), and the BYE mid-IVR is an IVR
-    abandon in the call log."""
-    sipp = shutil.which("sipp")
-    if sipp is None:
-        pytest.skip("sipp is not installed")
-    scenario = tmp_path / "uac.xml"
-    scenario.write_text(SIPP_UAC)
+    """A real SIP INVITE (SIPp as the carrier, from its own address CARRIER_ADDRESS: the rendered
+    identify matches it) to 18005550100 lands in cc-inbound on PJSIP/carrier, the IVR answers it
+    over FastAGI with the caller's number from the From header (trust_id_inbound), and the BYE
+    mid-IVR is an IVR abandon in the call log."""
+    binary = sipp.require_sipp()
+    carrier = sipp.Party("+12125559876", display="Test Caller")
     async with admin(center) as client:
         watcher = Watcher(client)
         try:
             async with controller_for(center, db_dsn, tmp_path):
-                proc = await asyncio.create_subprocess_exec(
-                    sipp,
+                done = await sipp.run(
+                    binary,
+                    sipp.call(sipp.Call(carrier, hold_ms=4000), tmp_path),
                     f"127.0.0.1:{center.asterisk.sip_port}",
-                    "-sf",
-                    str(scenario),
-                    "-s",
-                    "18005550100",
-                    "-i",
-                    "127.0.0.1",
-                    "-p",
-                    str(free_port()),
-                    "-mp",
-                    str(free_port()),
-                    "-m",
-                    "1",
-                    "-timeout",
-                    "30",
-                    "-nostdin",
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.STDOUT,
+                    workdir=tmp_path,
+                    local_ip=CARRIER_ADDRESS,
+                    port=free_port(),
+                    media_port=free_port(),
+                    service="18005550100",
+                    deadline=40,
                 )
-                try:
-                    out, _ = await asyncio.wait_for(proc.communicate(), 40)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
-                    raise
-                assert proc.returncode == 0, out.decode("utf-8", "replace")[-2000:]
+                assert done.ok, done.explain()
                 new = await watcher.wait(
                     lambda m: (
                         m.name == "Newchannel" and (m.get("Channel") or "").startswith("PJSIP/carrier-")
@@ -650,6 +582,150 @@ async def test_sip_call_from_the_carrier_reaches_the_ivr(center: Center, db_dsn:
             "queue": None,
         }
     ]
+
+
+async def test_agent_phone_on_the_pbx_host_registers_dials_login_and_is_answered(
+    center: Center, db_dsn: str, tmp_path: Path
+) -> None:
+    """A SIP phone on the PBX's own host (127.0.0.1) registers to agent 1001's endpoint with digest
+    auth and is identified as that agent, not as the carrier; it dials *11: the call is answered
+    (200 OK) before the controller's PIN prompt plays, the PIN typed as RFC 4733 DTMF logs the
+    agent in, and the controller hangs up after the confirmation."""
+    binary = sipp.require_sipp()
+    agent = center.config.agents["1001"]
+    assert agent.sip_password is not None
+    phone = sipp.Party(agent.endpoint, password=agent.sip_password.value, display=agent.name)
+    port = free_port()
+    remote = f"127.0.0.1:{center.asterisk.sip_port}"
+    async with admin(center) as client:
+        watcher = Watcher(client)
+        try:
+            async with controller_for(center, db_dsn, tmp_path) as ctl:
+                registered = await sipp.run(
+                    binary, sipp.register(phone), remote, workdir=tmp_path, port=port, media_port=free_port()
+                )
+                assert registered.ok, registered.explain()
+                assert "SIP/2.0 200 OK" in registered.messages and "SIP/2.0 404" not in registered.messages
+                contacts = await command(client, f"pjsip show aor {agent.endpoint}")
+                assert f"sip:{agent.endpoint}@127.0.0.1:{port}" in contacts, contacts
+                login = sipp.Call(phone, keys=agent.pin.value + "#", remote_hangup=True)
+                dialled = await sipp.run(
+                    binary,
+                    sipp.call(login, tmp_path),
+                    remote,
+                    workdir=tmp_path,
+                    port=port,
+                    media_port=free_port(),
+                    service=center.config.feature_codes.agent_login,
+                    deadline=45,
+                )
+                assert dialled.ok, dialled.explain()
+                assert re.search(r"SIP/2\.0 200 OK[^\n]*\n(?:[^\n]+\n)*CSeq: 2 INVITE", dialled.messages), (
+                    dialled.messages[-3000:]
+                )
+                new = await watcher.wait(
+                    lambda m: m.name == "Newchannel" and (m.get("Channel") or "").startswith("PJSIP/"),
+                    "no PJSIP channel for the phone",
+                )
+                chan = new.get("Channel") or ""
+                assert chan.startswith(f"PJSIP/{agent.endpoint}-"), chan  # the agent, not the carrier
+                assert new.get("Context") == names.CTX_AGENT_PHONES
+                assert new.get("Exten") == center.config.feature_codes.agent_login
+                up = await watcher.wait(
+                    lambda m: (
+                        m.name == "Newstate"
+                        and m.get("Channel") == chan
+                        and m.get("ChannelStateDesc") == "Up"
+                    ),
+                    "the phone's call was never answered",
+                )
+                prompt = await watcher.wait(
+                    lambda m: (
+                        m.name == "AGIExecStart"
+                        and m.get("Channel") == chan
+                        and '/enter-pin"' in (m.get("Command") or "")
+                    ),
+                    "the PIN prompt never played",
+                )
+                assert watcher.seen.index(up) < watcher.seen.index(prompt)  # answered before the prompt
+                await wait_until(
+                    lambda: ctl.acd.agent_state(agent.id).status.value == "available",
+                    "the PIN typed on the phone did not log the agent in",
+                )
+                await watcher.wait(
+                    lambda m: (
+                        m.name == "AGIExecStart"
+                        and m.get("Channel") == chan
+                        and '/agent-logged-in"' in (m.get("Command") or "")
+                    ),
+                    "no confirmation played",
+                )
+        finally:
+            await hang_up_everything(client)
+            await watcher.close()
+    assert not any(
+        (m.get("Channel") or "").startswith("PJSIP/carrier-") for m in watcher.seen if m.name == "Newchannel"
+    )
+
+
+async def test_a_caller_sending_no_audio_is_hung_up_after_the_rtp_timeout_with_cause_44(
+    tmp_path: Path,
+) -> None:
+    """The carrier's leg sends no RTP: Asterisk ends it rtp_timeout seconds after the answer with
+    hangup cause 44, the cause the call log names a media timeout (``records.ended_by``). Its own
+    Asterisk (the carrier's rtp_timeout at 5 s), no controller: the call runs the static fallback
+    and waits in voicemail, where only the timeout can end it."""
+    binary = require_asterisk()
+    sipp_bin = sipp.require_sipp()
+    with short_tempdir() as root:
+        ami_port, agi_port = free_port(), free_port()
+        config = example_center(
+            root, ami_port=ami_port, agi_port=agi_port, ami_secret="t-" + secrets.token_hex(8)
+        )
+        carrier = config.trunks["carrier"]
+        quick = dataclasses.replace(carrier, media=dataclasses.replace(carrier.media, rtp_timeout=5))
+        config = dataclasses.replace(config, trunks=cm.frozen_map({**config.trunks, "carrier": quick}))
+        music_dirs(config)
+        with running_asterisk(rendered_files(config), binary=binary, root=root, ami_port=ami_port) as ast:
+            center = Center(ast, config, "", agi_port)
+            async with admin(center) as client:
+                watcher = Watcher(client)
+                try:
+                    silent = sipp.Call(
+                        sipp.Party("+12125550199", display="Silent Caller"), remote_hangup=True
+                    )
+                    done = await sipp.run(
+                        sipp_bin,
+                        sipp.call(silent, tmp_path),
+                        f"127.0.0.1:{ast.sip_port}",
+                        workdir=tmp_path,
+                        local_ip=CARRIER_ADDRESS,
+                        port=free_port(),
+                        media_port=free_port(),
+                        service="18005550100",
+                        deadline=40,
+                        recv_timeout_ms=30000,
+                    )
+                    assert done.ok, done.explain()  # Asterisk's BYE came, and was answered
+                    up = await watcher.wait(
+                        lambda m: (
+                            m.name == "Newstate"
+                            and (m.get("Channel") or "").startswith("PJSIP/carrier-")
+                            and m.get("ChannelStateDesc") == "Up"
+                        ),
+                        "the carrier's call was never answered",
+                    )
+                    chan = up.get("Channel")
+                    hangup = await watcher.wait(
+                        lambda m: m.name == "Hangup" and m.get("Channel") == chan, "no Hangup event"
+                    )
+                finally:
+                    await hang_up_everything(client)
+                    await watcher.close()
+            log = ast.full_log()
+    assert hangup.get("Cause") == str(MEDIA_TIMEOUT_CAUSE), hangup.headers
+    assert ended_by("caller", int(hangup.get("Cause") or 0)) == "caller_media_timeout"
+    assert re.search(rf"Disconnecting channel '{re.escape(chan or '')}' for lack of audio RTP activity", log)
 
 
 async def test_controller_restart_mid_call_rebuilds_from_real_status(

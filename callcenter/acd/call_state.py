@@ -73,6 +73,8 @@ from callcenter.reporting.records import (
     EventKind,
     LegRecord,
     LogRecord,
+    dead_leg,
+    ended_by,
 )
 
 
@@ -860,7 +862,7 @@ def _caller_left(c: Call, ev: CallerHungUp | Withdraw, now: float, s: Setup) -> 
                 disposition=Disposition.ABANDONED_QUEUE,
                 ended_at=now,
                 hangup_cause=cause,
-                hangup_by="caller",
+                hangup_by=ended_by("caller", cause),
             )
         ),
     ]
@@ -877,7 +879,7 @@ def _caller_hung_up_talking(c: Call, ev: CallerHungUp, now: float, s: Setup) -> 
                 ended_at=now,
                 talk_seconds=round(talk, 3),
                 hangup_cause=ev.cause,
-                hangup_by="caller",
+                hangup_by=ended_by("caller", ev.cause),
             )
         ),
         RecordingEnded(c.call_id),
@@ -888,7 +890,11 @@ def _caller_hung_up_talking(c: Call, ev: CallerHungUp, now: float, s: Setup) -> 
 def _caller_hung_up_after(c: Call, ev: CallerHungUp, now: float, s: Setup) -> Result:
     """Transferred out, ended by the agent, or waiting for its callback retry."""
     effects: list[Effect] = [
-        Log(CallRecord(c.call_id, now, ended_at=now, hangup_cause=ev.cause)),
+        Log(
+            CallRecord(
+                c.call_id, now, ended_at=now, hangup_cause=ev.cause, hangup_by=dead_leg("caller", ev.cause)
+            )
+        ),
         RecordingEnded(c.call_id),
     ]
     return _close(c, effects)
@@ -1190,7 +1196,8 @@ def _leg_hung_up(c: Call, leg: Leg, ev: LegHungUp, now: float, s: Setup) -> Resu
                 ended_at=now,
                 talk_seconds=round(talk, 3),
                 wrapup_seconds=queue.wrapup,
-                hangup_by="agent",
+                hangup_cause=ev.cause,
+                hangup_by=ended_by("agent", ev.cause),
             )
         ),
         RecordingEnded(c.call_id),

@@ -1,5 +1,6 @@
 """Shell: the agents' feature codes (the ``feature`` FastAGI route): log in with a PIN, log out, pause,
-unpause, PCI pause/resume and record on demand, from the agent's own phone."""
+unpause, PCI pause/resume and record on demand, from the agent's own phone. The route answers the
+call before any prompt when the dialplan has not (a phone hears nothing and sends no DTMF before)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import posixpath
 from collections.abc import Mapping
 
 from callcenter.acd.service import ACD
+from callcenter.asterisk import names
 from callcenter.config import model as cm
 from callcenter.errors import (
     AGIError,
@@ -27,11 +29,13 @@ class AgentFeatures:
     reason's digits)::
 
         agent_login     the phone's own agent (an agent endpoint) or an id asked for, then the PIN
-                        (``pin_attempts`` tries; 5 wrong PINs lock the id: ``callcenter.acd.pin``)
+                        (``pin_attempts`` tries; 5 wrong PINs lock the id: ``callcenter.acd.pin``;
+                        no digits at all, or a command of ours that failed, is no wrong PIN)
         agent_logout    agent_pause (+ reason digits; none = the first reason)   agent_unpause
         pci_pause       pci_resume   record_start   (on the agent's current call)
 
-    Every command is bounded by ``command_timeout``; a hang-up ends the session quietly.
+    The channel is answered first if it is not up (``CHANNEL STATUS``, then ``ANSWER``). Every
+    command is bounded by ``command_timeout``; a hang-up ends the session quietly.
     Wire it: ``agi_server.add_route(names.AGI_FEATURE, AgentFeatures(acd).handle)``."""
 
     def __init__(self, acd: ACD, *, command_timeout: float = 10.0, pin_attempts: int = 3) -> None:
@@ -43,9 +47,12 @@ class AgentFeatures:
         env = session.env
         feature = env.get("agi_arg_1", "")
         try:
+            await answer_first(session, timeout=self.command_timeout)
             await self._run(session, feature, env)
-        except AGIError:
+        except AGIHangupError:
             return  # the phone hung up
+        except AGIError as exc:  # a command of ours failed: nothing was counted against the agent
+            log.warning("feature %s on %s failed: %r", feature, env.get("agi_channel"), exc)
 
     def _sound(self, prompt: str) -> str:
         config = self.acd.config
@@ -57,10 +64,12 @@ class AgentFeatures:
         await session.command("STREAM FILE", self._sound(prompt), "", timeout=self.command_timeout + 60)
 
     async def _ask(self, session: AGISession, prompt: str, max_digits: int) -> str:
+        """The digits typed (``""``: none before the timeout). A command Asterisk refuses raises
+        ``AGICommandError``: the session ends there and nothing is counted."""
         reply = await session.command(
             "GET DATA", self._sound(prompt), 5000, max_digits, timeout=self.command_timeout + 60
         )
-        if reply.result_int == -1:
+        if reply.hungup:
             raise AGIHangupError("hung up while entering digits")
         return reply.result or ""
 
@@ -123,11 +132,14 @@ class AgentFeatures:
         if agent_id is None:
             typed = await self._ask(session, "enter-agent-id", 8)
             if typed not in acd.config.agents:
-                await self._play(session, "invalid-option")
+                await self._play(session, "invalid-option" if typed else "no-input")
                 return
             agent_id = typed
         for _ in range(self.pin_attempts):
             pin = await self._ask(session, "enter-pin", 12)
+            if not pin:  # nothing typed (or the phone could not send DTMF): not a wrong PIN
+                await self._play(session, "no-input")
+                continue
             try:
                 await acd.login(agent_id, pin=pin)
             except DomainError as exc:
@@ -141,3 +153,22 @@ class AgentFeatures:
                 return
             await self._play(session, "agent-logged-in")
             return
+
+
+async def answer_first(session: AGISession, *, timeout: float) -> None:
+    """Answer the channel unless it is up already (a dialplan without ``Answer()``: then a prompt
+    would play to nobody and the phone could send no DTMF); said in the log, so it gets fixed."""
+    status = await session.command("CHANNEL STATUS", timeout=timeout)
+    if status.hungup:
+        raise AGIHangupError("hung up before the feature code ran")
+    if status.result_int == names.AST_STATE_UP:
+        return
+    log.warning(
+        "%s: channel %s was not answered by the dialplan (state %s): answering",
+        session.env.get("agi_network_script", "agi"),
+        session.env.get("agi_channel", "?"),
+        status.result,
+    )
+    reply = await session.command("ANSWER", timeout=timeout)
+    if reply.hungup:
+        raise AGIHangupError("hung up while being answered")

@@ -2,7 +2,9 @@
 
 A wrong PIN counts for ``lockout_seconds``; the ``max_failures``-th one within that window locks the
 id for ``lockout_seconds`` from then on (the ``security`` section of the config describes the same
-rule). A right PIN clears the count; a locked id's PIN is not even compared. ``now`` is passed in.
+rule). Only digits actually entered count: an empty entry (a timeout, a phone that could not send
+DTMF, a failed prompt) is refused without counting. A right PIN clears the count; a locked id's
+PIN is not even compared. ``now`` is passed in.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from enum import StrEnum
 
 class PinCheck(StrEnum):
     OK = "ok"
+    EMPTY = "empty"  # nothing entered: refused, not counted
     WRONG = "wrong"  # counted; the id is not locked (yet)
     LOCKED_NOW = "locked_now"  # this wrong PIN locked the id
     LOCKED = "locked"  # the id was locked already: the PIN was not compared
@@ -29,10 +32,13 @@ class PinGuard:
     locked_until: dict[str, float] = field(default_factory=dict)
 
     def check(self, key: str, typed: str, expected: str, now: float) -> PinCheck:
-        """Compare ``typed`` with ``expected`` (constant time; an empty PIN is wrong) and count it."""
+        """Compare ``typed`` with ``expected`` (constant time) and count a wrong one; nothing typed
+        is ``EMPTY`` and is not counted."""
         if self.locked(key, now) is not None:
             return PinCheck.LOCKED
-        if typed and hmac.compare_digest(typed.encode(), expected.encode()):
+        if not typed:
+            return PinCheck.EMPTY
+        if hmac.compare_digest(typed.encode(), expected.encode()):
             self.success(key)
             return PinCheck.OK
         return PinCheck.LOCKED_NOW if self.failure(key, now) else PinCheck.WRONG

@@ -56,6 +56,9 @@ VAR_DIALSTATUS: Final = "DIALSTATUS"  # set by Dial()
 VAR_POSITION: Final = "CC_POSITION"  # cc-announce: the caller's place in line (1 = next)
 VAR_EWT: Final = "CC_EWT"  # cc-announce: expected wait in whole seconds ("" when unknown)
 
+# ---------------------------------------------------------------- channel states
+AST_STATE_UP: Final = 6  # CHANNEL STATUS result (and ChannelState) of an answered channel
+
 # ---------------------------------------------------------------- AMI actions
 ACTION_LOGIN: Final = "Login"
 ACTION_LOGOFF: Final = "Logoff"

@@ -11,8 +11,8 @@ Secrets may be written ``${ENV_VAR}`` or ``${ENV_VAR:-default}``; they are resol
 
 Sections (top-level keys), which may be spread over several files:
 
-* once, in one file: ``center``, ``asterisk``, ``recording``, ``feature_codes``, ``fallback``,
-  ``security``;
+* once, in one file: ``center``, ``asterisk``, ``phones``, ``recording``, ``feature_codes``,
+  ``fallback``, ``security``;
 * maps keyed by id, merged across files: ``trunks``, ``flows``, ``queues``, ``music``,
   ``mailboxes``, ``campaigns``, ``pause_reasons``;
 * lists, concatenated: ``numbers``, ``skills``, ``agents``, ``supervisors``.
@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import enum
+import ipaddress
 import os
 import re
 import zoneinfo
@@ -771,6 +772,84 @@ def read_asterisk(r: Reader, node: yaml.Node, path: Path_) -> m.AsteriskSettings
     )
 
 
+MEDIA_KEYS: Final = (
+    "dtmf_mode",
+    "rtp_timeout",
+    "rtp_timeout_hold",
+    "timers",
+    "timers_sess_expires",
+    "timers_min_se",
+)
+
+
+def _timers(r: Reader, node: yaml.Node, path: Path_) -> m.SessionTimers | None:
+    """``timers``: one of no, yes, required, always (``true`` / ``false`` mean yes / no)."""
+    value = r.raw(node, path, "one of no, yes, required, always")
+    if value is not None and value.lower() in ("true", "false", "on", "off"):
+        return m.SessionTimers.YES if value.lower() in ("true", "on") else m.SessionTimers.NO
+    return r.choice(node, path, m.SessionTimers)
+
+
+def read_media(r: Reader, mr: MapReader, path: Path_, default: m.SipMedia) -> m.SipMedia:
+    """The DTMF mode, RTP timeouts and session timers of an endpoint (keys ``MEDIA_KEYS`` of the
+    mapping ``mr``; each missing one keeps ``default``'s)."""
+    dtmf = mr.get("dtmf_mode", lambda n, p: r.choice(n, p, m.DtmfMode), default.dtmf_mode)
+    rtp = mr.get("rtp_timeout", lambda n, p: r.integer(n, p, 0, 3600), default.rtp_timeout)
+    hold = mr.get("rtp_timeout_hold", lambda n, p: r.integer(n, p, 0, 86400), default.rtp_timeout_hold)
+    timers = mr.get("timers", lambda n, p: _timers(r, n, p), default.timers)
+    expires = mr.get(
+        "timers_sess_expires", lambda n, p: r.integer(n, p, 90, 86400), default.timers_sess_expires
+    )
+    min_se = mr.get("timers_min_se", lambda n, p: r.integer(n, p, 90, 86400), default.timers_min_se)
+    media = m.SipMedia(
+        dtmf_mode=_opt(dtmf, default.dtmf_mode),
+        rtp_timeout=_opt(rtp, default.rtp_timeout),
+        rtp_timeout_hold=_opt(hold, default.rtp_timeout_hold),
+        timers=_opt(timers, default.timers),
+        timers_sess_expires=_opt(expires, default.timers_sess_expires),
+        timers_min_se=_opt(min_se, default.timers_min_se),
+    )
+    if media.timers_min_se > media.timers_sess_expires:
+        key = "timers_min_se" if "timers_min_se" in mr.entries else "timers_sess_expires"
+        r.problems.add(
+            f"timers_sess_expires ({media.timers_sess_expires}) is below timers_min_se "
+            f"({media.timers_min_se}): a session could never be refreshed in time",
+            (*path, key),
+            m.Where(r.rel, mr.line(key)),
+        )
+    if media.rtp_timeout and media.rtp_timeout < 5:
+        r.problems.add(
+            f"rtp_timeout {media.rtp_timeout} s would end calls over a short network hiccup "
+            "(expected 0 to turn it off, or 5 s and more)",
+            (*path, "rtp_timeout"),
+            m.Where(r.rel, mr.line("rtp_timeout")),
+        )
+    return media
+
+
+def read_phones(r: Reader, node: yaml.Node, path: Path_) -> m.SipMedia | None:
+    """``phones``: what every agent's and supervisor's phone endpoint does about DTMF and dead legs."""
+    mr = r.mapping(node, path, "phones {" + ", ".join(f"{k}:" for k in MEDIA_KEYS) + "}")
+    if mr is None:
+        return None
+    media = read_media(r, mr, path, m.SipMedia())
+    mr.finish()
+    return media
+
+
+def _match(r: Reader, node: yaml.Node, path: Path_) -> str | None:
+    """One of a trunk's source addresses: an IPv4/IPv6 address or network (``203.0.113.0/24``)."""
+    value = r.text(node, path, pattern=CIDR_RE, expected="an IP address or network (CIDR)")
+    if value is None:
+        return None
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        r.bad(node, path, f"expected an IP address or network (CIDR), found {value!r}")
+        return None
+    return value
+
+
 def read_trunk(r: Reader, tid: str, node: yaml.Node, path: Path_) -> m.Trunk | None:
     mr = r.mapping(node, path)
     if mr is None:
@@ -789,15 +868,18 @@ def read_trunk(r: Reader, tid: str, node: yaml.Node, path: Path_) -> m.Trunk | N
             am.finish()
             if user is not None and pw is not None:
                 auth = m.TrunkAuth(user, pw)
-    match = _list(r, mr, "match", path, lambda n, p: r.text(n, p, pattern=CIDR_RE, expected="an IP or CIDR"))
+    match = _list(r, mr, "match", path, lambda n, p: _match(r, n, p))
     codecs = _list(r, mr, "codecs", path, lambda n, p: r.text(n, p, pattern=CODEC_RE, expected="a codec"))
     trust = mr.get("trust_caller_id", r.boolean, d.trust_caller_id)
     cid = mr.get("caller_id", lambda n, p: _e164(r, n, p), None)
     outbound = mr.get("outbound", r.boolean, d.outbound)
+    media = read_media(r, mr, path, d.media)
     mr.finish()
     if host is None:
         return None
-    if auth is None and not match:
+    match_node = mr.node_of("match")
+    written = isinstance(match_node, yaml.SequenceNode) and bool(match_node.value)
+    if auth is None and not match and not written:  # (unreadable addresses are reported already)
         r.problems.add(
             "a trunk needs auth (username/password) or match (the carrier's IPs), found neither",
             path,
@@ -814,6 +896,7 @@ def read_trunk(r: Reader, tid: str, node: yaml.Node, path: Path_) -> m.Trunk | N
         trust_caller_id=_opt(trust, d.trust_caller_id),
         caller_id=cid,
         outbound=_opt(outbound, d.outbound),
+        media=media,
     )
 
 
@@ -1450,6 +1533,7 @@ def read_agent(r: Reader, node: yaml.Node, path: Path_) -> m.Agent | None:
     pin = mr.get("pin", r.pin, expected="a PIN or ${ENV_VAR}")
     box = mr.get("mailbox", lambda n, p: r.text(n, p, pattern=DIGITS_RE, expected="a mailbox number"), None)
     sip = mr.get("sip_password", r.secret, expected="the phone's SIP password or ${ENV_VAR}")
+    dtmf = mr.get("dtmf_mode", lambda n, p: r.choice(n, p, m.DtmfMode), None)
     mr.finish()
     if aid is None or name is None or ep is None or ext is None or pin is None:
         return None
@@ -1462,6 +1546,7 @@ def read_agent(r: Reader, node: yaml.Node, path: Path_) -> m.Agent | None:
         pin=pin,
         mailbox=box,
         sip_password=sip,
+        dtmf_mode=dtmf,
     )
 
 
@@ -1475,6 +1560,7 @@ def read_supervisor(r: Reader, node: yaml.Node, path: Path_) -> m.Supervisor | N
     ext = mr.get("extension", lambda n, p: r.text(n, p, pattern=EXTEN_RE, expected="an extension"), None)
     pin = mr.get("pin", r.pin, expected="a PIN or ${ENV_VAR}")
     sip = mr.get("sip_password", r.secret, expected="the phone's SIP password or ${ENV_VAR}")
+    dtmf = mr.get("dtmf_mode", lambda n, p: r.choice(n, p, m.DtmfMode), None)
     queues = _list(r, mr, "queues", path, r.ident)
     if queues is None and "queues" not in mr.entries:
         r.problems.add(
@@ -1486,7 +1572,14 @@ def read_supervisor(r: Reader, node: yaml.Node, path: Path_) -> m.Supervisor | N
     if sid is None or name is None or ep is None or pin is None or queues is None:
         return None
     return m.Supervisor(
-        id=sid, name=name, endpoint=ep, pin=pin, queues=tuple(queues), extension=ext, sip_password=sip
+        id=sid,
+        name=name,
+        endpoint=ep,
+        pin=pin,
+        queues=tuple(queues),
+        extension=ext,
+        sip_password=sip,
+        dtmf_mode=dtmf,
     )
 
 
@@ -1765,7 +1858,15 @@ def load_prompts(prompts_dir: Path | None, problems: Problems, env: Mapping[str,
 
 
 # ============================================================================ the directory
-SINGLE_SECTIONS: Final = ("center", "asterisk", "recording", "feature_codes", "fallback", "security")
+SINGLE_SECTIONS: Final = (
+    "center",
+    "asterisk",
+    "phones",
+    "recording",
+    "feature_codes",
+    "fallback",
+    "security",
+)
 MAP_SECTIONS: Final = ("trunks", "flows", "queues", "music", "mailboxes", "campaigns", "pause_reasons")
 LIST_SECTIONS: Final = ("numbers", "skills", "agents", "supervisors")
 ALL_SECTIONS: Final = SINGLE_SECTIONS + MAP_SECTIONS + LIST_SECTIONS
@@ -1897,6 +1998,7 @@ def load(
         center=center,
         asterisk=singles.get("asterisk") or m.AsteriskSettings(),
         trunks=m.frozen_map({k: v for k, v in maps["trunks"].items() if v is not None}),
+        phones=singles.get("phones") or m.SipMedia(),
         numbers=_numbers(lists["numbers"], problems),
         flows=m.frozen_map({k: v for k, v in maps["flows"].items() if v is not None}),
         skills=tuple(v for v, _ in lists["skills"] if v is not None),
@@ -1942,6 +2044,8 @@ def _read_single(r: Reader, section: str, node: yaml.Node, path: Path_) -> Any:
         return read_feature_codes(r, node, path)
     if section == "security":
         return read_security(r, node, path)
+    if section == "phones":
+        return read_phones(r, node, path)
     return read_fallback(r, node, path)
 
 

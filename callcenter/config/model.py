@@ -166,6 +166,44 @@ class Transport(enum.StrEnum):
     TLS = "tls"
 
 
+class DtmfMode(enum.StrEnum):
+    """How an endpoint's DTMF travels (PJSIP's ``dtmf_mode``)."""
+
+    RFC4733 = "rfc4733"  # telephone-event RTP packets (RFC 4733 / 2833): most phones and carriers
+    INFO = "info"  # SIP INFO requests (some desk phones and softphones)
+    INBAND = "inband"  # tones in the audio: only with an uncompressed codec (ulaw, alaw)
+    AUTO = "auto"  # RFC 4733 when the far end offers it, else inband
+    AUTO_INFO = "auto_info"  # RFC 4733 when the far end offers it, else SIP INFO
+
+
+class SessionTimers(enum.StrEnum):
+    """SIP session timers (RFC 4028, PJSIP's ``timers``): ``yes`` uses them when the far end
+    supports them, ``required`` refuses a peer without them, ``always`` uses them regardless."""
+
+    NO = "no"
+    YES = "yes"
+    REQUIRED = "required"
+    ALWAYS = "always"
+
+
+@dataclass(frozen=True)
+class SipMedia:
+    """What a PJSIP endpoint (a trunk, or every phone) does about DTMF and dead legs.
+
+    A leg that sends no RTP for ``rtp_timeout`` seconds (``rtp_timeout_hold`` while on hold) is
+    ended by Asterisk with hangup cause 44; a dialog that is not refreshed within
+    ``timers_sess_expires`` ends with cause 18. Either frees the agent on the other side; the
+    call log says ``media_timeout`` / ``session_timeout`` (``reporting.records.ended_by``).
+    ``0`` turns an RTP timeout off."""
+
+    dtmf_mode: DtmfMode = DtmfMode.RFC4733
+    rtp_timeout: int = 30
+    rtp_timeout_hold: int = 300
+    timers: SessionTimers = SessionTimers.YES
+    timers_sess_expires: int = 1800
+    timers_min_se: int = 90
+
+
 @dataclass(frozen=True)
 class TrunkAuth:
     username: str
@@ -174,7 +212,8 @@ class TrunkAuth:
 
 @dataclass(frozen=True)
 class Trunk:
-    """A SIP carrier: outbound registration/auth and inbound identification by IP."""
+    """A SIP carrier: outbound registration/auth and inbound identification by its own source
+    addresses (``match``) only, never by the user name in From."""
 
     id: str
     host: str
@@ -186,6 +225,7 @@ class Trunk:
     trust_caller_id: bool = True  # take the carrier's P-Asserted-Identity / Remote-Party-ID
     caller_id: str | None = None  # outbound caller id number (E.164) when a campaign sets none
     outbound: bool = True  # may carry the dialer's calls
+    media: SipMedia = SipMedia()
 
 
 @dataclass(frozen=True)
@@ -544,6 +584,7 @@ class Agent:
     pin: Secret
     mailbox: str | None = None
     sip_password: Secret | None = None  # the phone's SIP registration password (pjsip.conf)
+    dtmf_mode: DtmfMode | None = None  # this phone's, when not ``Config.phones.dtmf_mode``
 
 
 @dataclass(frozen=True)
@@ -555,6 +596,7 @@ class Supervisor:
     queues: tuple[str, ...]  # the queues whose agents they may monitor
     extension: str | None = None
     sip_password: Secret | None = None
+    dtmf_mode: DtmfMode | None = None  # this phone's, when not ``Config.phones.dtmf_mode``
 
 
 @dataclass(frozen=True)
@@ -729,6 +771,7 @@ class Config:
     center: Center
     asterisk: AsteriskSettings = AsteriskSettings()
     trunks: Mapping[str, Trunk] = field(default_factory=lambda: frozen_map({}))
+    phones: SipMedia = SipMedia()  # every agent's and supervisor's phone endpoint
     numbers: tuple[Number, ...] = ()
     flows: Mapping[str, Flow] = field(default_factory=lambda: frozen_map({}))
     skills: tuple[str, ...] = ()

@@ -160,6 +160,19 @@ def open_hours_specs(center: m.Center) -> list[str]:
     return out
 
 
+def endpoint_media(media: m.SipMedia, dtmf_mode: m.DtmfMode | None = None) -> list[tuple[str, str]]:
+    """An endpoint's DTMF, RTP-timeout and session-timer options as pjsip.conf lines (key, value);
+    ``dtmf_mode`` (one phone's own) overrides ``media``'s."""
+    return [
+        ("dtmf_mode", (dtmf_mode or media.dtmf_mode).value),
+        ("rtp_timeout", str(media.rtp_timeout)),
+        ("rtp_timeout_hold", str(media.rtp_timeout_hold)),
+        ("timers", media.timers.value),
+        ("timers_sess_expires", str(media.timers_sess_expires)),
+        ("timers_min_se", str(media.timers_min_se)),
+    ]
+
+
 def template_context(config: m.Config) -> dict[str, Any]:
     a = config.asterisk
 
@@ -190,6 +203,7 @@ def template_context(config: m.Config) -> dict[str, Any]:
         "vm_context": VOICEMAIL_CONTEXT,
         "spy_options": m.SPY_OPTIONS,
         "open_hours": open_hours_specs(config.center),
+        "media": endpoint_media,
     }
 
 

@@ -4,12 +4,15 @@
 path (``("queues", "sales", "skills", "billing")``) into file and line. Checked: unknown queue,
 flow, node, skill, prompt (and prompt audio), mailbox, music class, trunk, language and pause
 reason; duplicate extensions, DIDs, endpoints and pause digits; overlapping feature codes;
-unreachable flow nodes; flow loops that never wait for the caller.
+unreachable flow nodes; flow loops that never wait for the caller; trunk addresses that would
+take a phone for a carrier.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import ipaddress
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -184,6 +187,9 @@ def _check(c: m.Config, check_prompts: bool, broken: frozenset[tuple[str, str]])
             )
         digits.setdefault(r.digits, r.code)
 
+    # ---------------------------------------------------------------- trunks
+    yield from _check_trunks(c, endpoints)
+
     # ---------------------------------------------------------------- feature codes
     codes = c.feature_codes.items()
     for i, (name, code) in enumerate(codes):
@@ -291,6 +297,70 @@ def _check_flow(
                 yield Problem(
                     f"node {nid!r} is unreachable from the start node {flow.start!r}", node_path(flow.id, nid)
                 )
+
+
+# Codecs that carry inband DTMF tones intact.
+_PLAIN_CODECS = frozenset({"ulaw", "alaw", "slin", "g722"})
+
+
+def _pbx_hosts(c: m.Config) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The addresses known to be this PBX's own host: loopback, and the AMI and AGI hosts when
+    they are written as addresses (phones and tools on that host send from them)."""
+    hosts: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = [
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    ]
+    for host in (c.asterisk.ami.host, c.asterisk.agi.host):
+        with contextlib.suppress(ValueError):
+            hosts.append(ipaddress.ip_network(host))
+    return hosts
+
+
+def _check_trunks(c: m.Config, endpoints: Mapping[str, tuple[str, ...]]) -> Iterator[Problem]:
+    """Carriers are identified by their source addresses before phones by their user names, so
+    a trunk's ``match`` must cover no address a phone may send from that can be known here (the
+    PBX's own host, everything), nor another trunk's; and no trunk may share a PJSIP section name
+    with a phone."""
+    pbx = _pbx_hosts(c)
+    seen: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
+    for t in c.trunks.values():
+        p = ("trunks", t.id)
+        for i, text in enumerate(t.match):
+            try:
+                net = ipaddress.ip_network(text, strict=False)
+            except ValueError:  # reported by the loader
+                continue
+            mp = (*p, "match", str(i))
+            if net.prefixlen == 0:
+                yield Problem(
+                    f"match {text} is every address: every phone would be taken for carrier {t.id!r} "
+                    "(list the carrier's own signalling addresses)",
+                    mp,
+                )
+                continue
+            own = next((h for h in pbx if h.version == net.version and h.overlaps(net)), None)
+            if own is not None:
+                yield Problem(
+                    f"match {text} covers this PBX's own host ({own}): a phone or tool there would be "
+                    f"taken for carrier {t.id!r} (list the carrier's own signalling addresses)",
+                    mp,
+                )
+            for other, trunk_id in seen:
+                if trunk_id != t.id and other.version == net.version and other.overlaps(net):
+                    yield Problem(f"match {text} overlaps trunk {trunk_id!r}'s {other}", mp)
+            seen.append((net, t.id))
+        own_sections = {t.id, f"{t.id}-auth", f"{t.id}-reg", f"{t.id}-identify"}
+        for ep, who in endpoints.items():
+            if ep in own_sections or f"{ep}-auth" in own_sections:
+                yield Problem(
+                    f"trunk {t.id!r} and {_who(who)}'s endpoint {ep!r} would share a PJSIP section name", p
+                )
+        if t.media.dtmf_mode in (m.DtmfMode.INBAND, m.DtmfMode.AUTO) and not _PLAIN_CODECS & set(t.codecs):
+            yield Problem(
+                f"dtmf_mode {t.media.dtmf_mode.value} needs an uncompressed codec (ulaw or alaw) to carry "
+                f"tones, found {', '.join(t.codecs)}",
+                (*p, "dtmf_mode"),
+            )
 
 
 def _check_loops(c: m.Config) -> Iterator[Problem]:

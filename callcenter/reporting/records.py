@@ -112,6 +112,28 @@ class EventKind(StrEnum):
     NOTE = "note"
 
 
+# Q.850 hangup causes Asterisk sets on a leg it ends itself because the leg is dead.
+MEDIA_TIMEOUT_CAUSE = 44  # no RTP for the endpoint's rtp_timeout (res_pjsip_sdp_rtp: REQUESTED_CHAN_UNAVAIL)
+SESSION_TIMEOUT_CAUSE = 18  # no session refresh in timers_sess_expires (pjsip's 408 -> NO_USER_RESPONSE)
+_DEAD_LEG: Mapping[int, str] = {
+    MEDIA_TIMEOUT_CAUSE: "media_timeout",
+    SESSION_TIMEOUT_CAUSE: "session_timeout",
+}
+
+
+def dead_leg(side: str, cause: int | None) -> str | None:
+    """``CallRecord.hangup_by`` for an answered leg that Asterisk ended as dead (``caller_media_timeout``,
+    ``agent_session_timeout``), or ``None`` when ``cause`` says the person hung up."""
+    reason = _DEAD_LEG.get(cause or 0)
+    return f"{side}_{reason}" if reason is not None else None
+
+
+def ended_by(side: str, cause: int | None) -> str:
+    """``CallRecord.hangup_by`` when ``side`` (caller, agent) left an answered call: the side, or
+    why Asterisk ended it (``dead_leg``)."""
+    return dead_leg(side, cause) or side
+
+
 # How the reports count agent states (``AgentStateChange.state``): busy (handling) and idle
 # (ready); paused, not_ready and logged_out are not counted in occupancy.
 BUSY_STATES: tuple[str, ...] = tuple(
@@ -270,7 +292,7 @@ class CallRecord:
     wrapup_seconds: float | None = None
     transfers: int | None = None
     hangup_cause: int | None = None
-    hangup_by: str | None = None  # caller / agent / system
+    hangup_by: str | None = None  # caller / agent / system, or <side>_media_timeout / _session_timeout
     language: str | None = None
     priority: int | None = None
     campaign_id: str | None = None

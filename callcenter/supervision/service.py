@@ -2,12 +2,14 @@
 
 A supervisor dials a monitor code and an agent id (``*811001``: listen to agent 1001). The rendered
 dialplan runs the FastAGI ``spy`` route (:meth:`MonitorService.handle`), then ``cc-spy`` runs
-``ChanSpy(${CC_SPY_TARGET},${CC_SPY_OPTIONS})`` if the route set the target. The route validates
-first and acts last: a configured supervisor, not locked out, the right PIN (asked through the
-IVR engine, counted by :class:`~callcenter.acd.pin.PinGuard`; nothing about the agent is revealed
-before it), an agent in the supervisor's queues (``rules.in_scope``); then the options and, last,
-the target (the dialplan spies as soon as it is set). Every attempt and session is a
-``MonitorSession`` record with its outcome (``ok``, ``bad_pin``, ``locked_out``, ``out_of_scope``...).
+``ChanSpy(${CC_SPY_TARGET},${CC_SPY_OPTIONS})`` if the route set the target. The route answers the
+call first if the dialplan has not, then validates first and acts last: a configured supervisor,
+not locked out, the right PIN (asked through the IVR engine, counted by
+:class:`~callcenter.acd.pin.PinGuard`: no digits at all, or a failed command of ours, is no wrong
+PIN; nothing about the agent is revealed before it), an agent in the supervisor's queues
+(``rules.in_scope``); then the options and, last, the target (the dialplan spies as soon as it is
+set). Every attempt and session is a ``MonitorSession`` record with its outcome (``ok``,
+``bad_pin``, ``locked_out``, ``out_of_scope``...).
 
 With the AMI attached (:meth:`attach`) the service follows each session: ``ChanSpyStart`` /
 ``ChanSpyStop`` / the supervisor's ``Hangup``, and ``DTMFEnd`` 4/5/6 on the supervisor's channel as
@@ -352,8 +354,8 @@ class MonitorService:
         if checked is PinCheck.LOCKED_NOW:
             log.warning("supervisor %s locked out of monitoring after wrong PINs (API)", sup.id)
             raise refuse("locked_out", f"supervisor {sup.id} is now locked out of monitoring")
-        if checked is PinCheck.WRONG:
-            raise refuse("bad_pin", "wrong PIN")
+        if checked is not PinCheck.OK:  # wrong, or none at all (not counted)
+            raise refuse("bad_pin", "wrong PIN" if checked is PinCheck.WRONG else "no PIN given")
         if agent is None:
             raise refuse("unknown_agent", f"no agent {agent_id!r}")
         if mode not in MODES:
@@ -597,8 +599,21 @@ class _Attempt:
             raise ChannelGone
         return state.exit
 
+    async def answer(self) -> None:
+        """Answer the supervisor's call unless the dialplan did (prompts and DTMF need it up)."""
+        status = await self.io.cmd("CHANNEL STATUS")
+        if status.result_int == names.AST_STATE_UP:
+            return
+        log.warning(
+            "spy: channel %s was not answered by the dialplan (state %s): answering",
+            self.io.channel,
+            status.result,
+        )
+        await self.io.cmd("ANSWER")
+
     async def run(self) -> None:
         svc, cfg = self.svc, self.svc.config
+        await self.answer()
         now = svc.clock.now()
         endpoint = svc.endpoint_of_channel(self.io.channel)
         self.supervisor = cfg.supervisor_by_endpoint(endpoint) if endpoint else None
@@ -626,6 +641,9 @@ class _Attempt:
             checked = svc.guard.check(sup.id, typed, sup.pin.value, svc.clock.now())
             if checked is PinCheck.OK:
                 break
+            if checked is PinCheck.EMPTY:  # no digits (a timeout, a phone sending none): not counted
+                await self.say("no-input")
+                continue
             if checked is not PinCheck.WRONG:  # locked by this PIN (or meanwhile by another call)
                 log.warning("supervisor %s locked out of monitoring after wrong PINs", sup.id)
                 await self.say("locked-out")

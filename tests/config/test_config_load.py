@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import textwrap
 import time
 from pathlib import Path
 
@@ -14,50 +13,9 @@ import pytest
 from callcenter.config import model as m
 from callcenter.config.load import load, load_config
 from callcenter.errors import ConfigError, ValidationError
-from tests.centers import REPO
+from tests.centers import BASE, REPO, problems, write
 
 EXAMPLE = REPO / "dialplans"
-
-BASE = """\
-center:
-  name: Test center
-  timezone: Europe/Paris
-  hours: {mon-fri: "09:00-17:00"}
-  languages: [en, fr]
-skills: [sales, general]
-queues:
-  sales: {skills: {sales: 3}}
-flows:
-  main:
-    start: menu
-    nodes:
-      menu:
-        type: menu
-        prompt: hello
-        choices: {1: {queue: sales}}
-        fallback: {hangup: bye}
-numbers:
-  - {number: "+15550001000", flow: main}
-agents:
-  - {id: "1001", name: Ann, endpoint: a1, extension: "201", pin: "1234", sip_password: pw1,
-     skills: {sales: 5}}
-"""
-
-
-def write(tmp_path: Path, extra: str | None = None, *, base: str = BASE) -> Path:
-    d = tmp_path / "dialplans"
-    d.mkdir(exist_ok=True)
-    (d / "base.yaml").write_text(base)
-    if extra is not None:
-        (d / "extra.yaml").write_text(textwrap.dedent(extra))
-    return d
-
-
-def problems(tmp_path: Path, extra: str | None = None, *, base: str = BASE) -> list[str]:
-    d = write(tmp_path, extra, base=base)
-    with pytest.raises(ValidationError) as info:
-        load(d, prompts_dir=None, env={})
-    return [str(p) for p in info.value.problems]
 
 
 # ------------------------------------------------------------------------------ the example

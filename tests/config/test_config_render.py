@@ -30,7 +30,7 @@ from callcenter.config.render import (
     write_files,
 )
 from callcenter.errors import ConfigError, UnsafeValueError
-from tests.centers import REPO
+from tests.centers import REPO, TextConfig
 from tests.fakes import FakeAMI, FakeReloader
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -71,17 +71,6 @@ def example() -> m.Config:
 @pytest.fixture(scope="module")
 def rendered(example: m.Config) -> dict[str, RenderedFile]:
     return {f.name: f for f in render(example)}
-
-
-class TextConfig(AstConfig):  # type: ignore[misc]
-    """pyst2's config reader on a string (its own ``load()`` leaves the file open)."""
-
-    def __init__(self, text: str) -> None:
-        self.filename = "<rendered>"
-        self.raw_lines = text.splitlines(keepends=True)
-        self.lines: list[object] = []
-        self.categories: list[object] = []
-        self.parse()
 
 
 def _parse(tmp_path: Path, f: RenderedFile) -> AstConfig:
@@ -207,10 +196,14 @@ def test_feature_codes_reach_the_controller(tmp_path: Path, rendered: dict[str, 
         for k, v in _items(_parse(tmp_path, rendered["extensions.conf"]), names.CTX_FEATURES)
         if k == "exten"
     ]
-    assert "*11,1,AGI(agi://127.0.0.1:4573/feature,agent_login)" in exts
-    assert "_*13.,1,AGI(agi://127.0.0.1:4573/feature,agent_pause)" in exts
-    assert "_*81.,1,AGI(agi://127.0.0.1:4573/spy,listen)" in exts
-    assert "_*80.,1,AGI(agi://127.0.0.1:4573/spy,ask)" in exts
+    # answered first: a prompt on an unanswered channel reaches no phone, and no DTMF comes back
+    for code in ("*11", "_*13.", "_*81.", "_*80."):
+        assert f"{code},1,Answer()" in exts
+    text = rendered["extensions.conf"].text
+    assert "*11,1,Answer()\n same => n,AGI(agi://127.0.0.1:4573/feature,agent_login)\n" in text
+    assert "_*13.,1,Answer()\n same => n,AGI(agi://127.0.0.1:4573/feature,agent_pause)\n" in text
+    assert "_*81.,1,Answer()\n same => n,AGI(agi://127.0.0.1:4573/spy,listen)\n" in text
+    assert "_*80.,1,Answer()\n same => n,AGI(agi://127.0.0.1:4573/spy,ask)\n" in text
 
 
 def test_manager_user_is_least_privilege_on_loopback(

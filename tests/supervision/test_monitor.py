@@ -12,11 +12,13 @@ from dataclasses import dataclass
 import pytest
 
 from callcenter.asterisk import names
+from callcenter.asterisk.agi import AGIReply, encode_reply
 from callcenter.asterisk.agi_server import FastAGIServer
 from callcenter.asterisk.ami import Message
 from callcenter.asterisk.events import BridgeEnter, BridgeLeave
 from callcenter.clock import FakeClock
 from callcenter.config import model as m
+from callcenter.errors import DomainError
 from callcenter.reporting.records import CallEvent, MonitorSession
 from callcenter.supervision.rules import agent_from_extension, endpoint_of, spy_target
 from callcenter.supervision.service import MonitorService, MonitorSettings
@@ -59,6 +61,32 @@ def spy_env(endpoint: str, mode: str, dialled: str, n: int = 1) -> dict[str, str
 
 
 @dataclass
+class Phone(Caller):
+    """The scripted supervisor's phone, with a channel state: ``answered`` says whether the
+    dialplan answered before the AGI; ``CHANNEL STATUS`` reports it and ``ANSWER`` changes it."""
+
+    answered: bool = True
+
+    def respond(self, words: list[str]) -> bytes:
+        index = len(self.commands)
+        if self.gone or self.hang_up_at == index or words[0] not in ("CHANNEL", "ANSWER"):
+            return super().respond(words)
+        self.commands.append(words)
+        if words[0] == "ANSWER":
+            self.answered = True
+            return encode_reply(AGIReply.ok(0))
+        return encode_reply(AGIReply.ok(names.AST_STATE_UP if self.answered else 4))
+
+    def answered_at(self) -> int | None:
+        """The index of the ANSWER command sent (None: none was)."""
+        return next((i for i, w in enumerate(self.commands) if w[0] == "ANSWER"), None)
+
+    def first_prompt_at(self) -> int | None:
+        plays = (["STREAM", "FILE"], ["GET", "DATA"])
+        return next((i for i, w in enumerate(self.commands) if w[:2] in plays), None)
+
+
+@dataclass
 class Rig:
     service: MonitorService
     server: FastAGIServer
@@ -67,9 +95,11 @@ class Rig:
     ami: FakeAMI
     clock: FakeClock
 
-    async def dial(self, endpoint: str, mode: str, dialled: str, keys: list[str], n: int = 1) -> Caller:
+    async def dial(
+        self, endpoint: str, mode: str, dialled: str, keys: list[str], n: int = 1, *, answered: bool = True
+    ) -> Phone:
         return await place_call(
-            self.server.port, Caller(keys), environment=spy_env(endpoint, mode, dialled, n)
+            self.server.port, Phone(keys, answered=answered), environment=spy_env(endpoint, mode, dialled, n)
         )
 
     def sessions(self) -> list[MonitorSession]:
@@ -194,10 +224,51 @@ async def test_a_right_pin_resets_the_failure_count() -> None:
         assert r.outcomes() == ["ok"]
 
 
-async def test_no_pin_at_all_counts_as_wrong() -> None:
-    async with rig() as r:
+async def test_no_pin_at_all_is_refused_but_never_counted() -> None:
+    """A phone that sends no DTMF (or a supervisor who types nothing) is not guessing PINs: two
+    calls of three empty entries each lock nobody out, and the right PIN still works."""
+    async with rig(MonitorSettings(max_pin_failures=3)) as r:
         caller = await r.dial("super9001", "listen", "*811001", ["", "", ""])
-    assert r.outcomes() == ["bad_pin"] and names.VAR_SPY_TARGET not in caller.variables
+        assert caller.played() == [snd("enter-pin"), snd("no-input")] * 3
+        again = await r.dial("super9001", "listen", "*811001", ["", "", ""], n=2)
+        assert r.outcomes() == ["bad_pin", "bad_pin"] and names.VAR_SPY_TARGET not in caller.variables
+        assert names.VAR_SPY_TARGET not in again.variables
+        assert r.service.guard.failures == {} and r.service.guard.locked_until == {}
+        mixed = await r.dial("super9001", "listen", "*811001", ["", "1", "246810"], n=3)
+        assert r.service.guard.failures == {}  # the right PIN cleared the one wrong entry
+    assert mixed.played() == [
+        snd("enter-pin"),
+        snd("no-input"),
+        snd("enter-pin"),
+        snd("pin-invalid"),
+        snd("enter-pin"),
+    ]
+    assert mixed.variables[names.VAR_SPY_TARGET] == "PJSIP/agent1001-"
+
+
+async def test_api_without_a_pin_is_refused_and_not_counted() -> None:
+    async with rig(MonitorSettings(max_pin_failures=2)) as r:
+        for _ in range(3):
+            with pytest.raises(DomainError) as err:
+                await r.service.start("9001", "1001", "listen", pin="")
+            assert err.value.code == "bad_pin"
+        assert r.service.guard.failures == {}
+        session = await r.service.start("9001", "1001", "listen", pin="246810")
+    assert session.agent_id == "1001"
+
+
+async def test_the_route_answers_a_call_the_dialplan_left_unanswered() -> None:
+    """A dialplan without Answer() before the AGI: the route answers before the first prompt (a
+    phone hears nothing and sends no DTMF before); an answered call is not answered again."""
+    async with rig() as r:
+        ringing = await r.dial("super9001", "listen", "*811001", ["246810"], answered=False)
+        up = await r.dial("super9001", "listen", "*811001", ["246810"], n=2)
+    assert ringing.commands[0][:2] == ["CHANNEL", "STATUS"]
+    answered_at, first_prompt = ringing.answered_at(), ringing.first_prompt_at()
+    assert answered_at is not None and first_prompt is not None and answered_at < first_prompt
+    assert ringing.variables[names.VAR_SPY_TARGET] == "PJSIP/agent1001-"
+    assert up.answered_at() is None and up.variables[names.VAR_SPY_TARGET] == "PJSIP/agent1001-"
+    assert r.outcomes() == ["ok", "ok"]
 
 
 async def test_ask_mode_menu() -> None:
@@ -232,8 +303,8 @@ async def test_idle_agent_waits_for_the_next_call_or_ends() -> None:
 
 async def test_hanging_up_during_the_pin_is_logged() -> None:
     async with rig() as r:
-        await place_call(
-            r.server.port, Caller(["1"], hang_up_at=1), environment=spy_env("super9001", "listen", "*811001")
+        await place_call(  # 0 CHANNEL STATUS, 1 GET DATA (the PIN), 2 STREAM FILE pin-invalid
+            r.server.port, Phone(["1"], hang_up_at=2), environment=spy_env("super9001", "listen", "*811001")
         )
     assert r.outcomes() == ["ended"]
     assert r.service.sessions == {}

@@ -1,0 +1,311 @@
+"""Test helper: SIPp (Debian's ``sip-tester``) as a SIP phone or a carrier against a real Asterisk.
+
+Scenarios are written here as XML text (``register``, ``call``) and run by ``run``: one SIPp
+process, one call (``-m 1``), bounded in time (SIPp's own ``-timeout`` and ``-recv_timeout``, and
+an asyncio deadline that kills it), its SIP messages traced to a file the test can read. A phone
+registers with ``register`` from a port, then calls from the same port with ``call``; digest auth
+answers Asterisk's 401 challenges for both. DTMF is RFC 4733 (``telephone-event``) played from
+pcaps written for each call (``dtmf_pcaps``): the pcaps Debian ships all share one RTP stream, so
+Asterisk drops a key whose file has lower sequence numbers than the key before it (``*11`` then
+``4821`` loses the 2 and the 1); ours number every key of a call in order.
+
+``require_sipp()`` skips the calling test when SIPp is not installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import shutil
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+DTMF_PAYLOAD_TYPE: Final = 101  # telephone-event in our SDP offer
+DTMF_EVENTS: Final = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
+_runs = itertools.count(1)
+
+
+def require_sipp() -> str:
+    """The sipp binary, or skip the calling test."""
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        pytest.skip("sipp is not installed (Debian package sip-tester)")
+    return sipp
+
+
+def _frame(rtp: bytes, ident: int) -> bytes:
+    """An Ethernet/IPv4/UDP frame around ``rtp`` (SIPp keeps only the UDP payload and port)."""
+    udp = struct.pack("!HHHH", 49176, 10000, 8 + len(rtp), 0) + rtp
+    loopback = bytes([127, 0, 0, 1])
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), ident, 0, 64, 17, 0, loopback, loopback)
+    return bytes(12) + b"\x08\x00" + ip + udp
+
+
+def dtmf_pcaps(keys: str, directory: Path, *, prefix: str = "dtmf", ssrc: int = 0x0E05384E) -> list[Path]:
+    """One pcap per key of ``keys`` (0-9, * and #): RFC 4733 events as a phone sends them (a
+    packet every 20 ms for 140 ms, then the end packet three times), on one RTP stream whose
+    sequence numbers and timestamps keep increasing from one key to the next. SIPp plays each
+    with ``play_pcap_audio`` (it keeps the RTP header and payload, and takes the UDP ports and
+    addresses from the call)."""
+    out: list[Path] = []
+    seq, timestamp = 1000, 16000
+    for n, key in enumerate(keys):
+        if key not in DTMF_EVENTS:
+            raise ValueError(f"not a DTMF key: {key!r}")
+        pcap = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i in range(10):
+            end = i >= 7  # the end packet, sent three times with the same sequence number
+            marker = 0x80 if i == 0 else 0
+            flags = (0x80 if end else 0) | 10  # E bit, volume -10 dBm0
+            rtp = struct.pack(
+                "!BBHIIBBH", 0x80, marker | DTMF_PAYLOAD_TYPE, seq, timestamp, ssrc, DTMF_EVENTS[key], flags,
+                320 * min(i, 7),
+            )  # fmt: skip
+            if i < 7:
+                seq += 1
+            frame = _frame(rtp, i)
+            usec = 20_000 * min(i, 7)
+            pcap += struct.pack("<IIII", usec // 1_000_000, usec % 1_000_000, len(frame), len(frame)) + frame
+        seq += 1
+        timestamp += 8 * 500  # the next key starts at least 500 ms of audio later
+        path = directory / f"{prefix}-{n}.pcap"
+        path.write_bytes(bytes(pcap))
+        out.append(path)
+    return out
+
+
+@dataclass(frozen=True)
+class Party:
+    """Who SIPp is: ``user`` goes in From (a phone's endpoint name, or a caller's number from a
+    carrier), ``password`` answers digest challenges (None: none expected)."""
+
+    user: str
+    password: str | None = None
+    display: str = ""
+
+    def from_header(self) -> str:
+        name = f'"{self.display}" ' if self.display else ""
+        return f"From: {name}<sip:{self.user}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]"
+
+    def auth(self) -> str:
+        if self.password is None:
+            return ""
+        return f"[authentication username={self.user} password={self.password}]"
+
+
+def _xml(name: str, body: str) -> str:
+    return f'<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="{name}">\n{body}</scenario>\n'
+
+
+def _send(message: str, *, retrans: bool = True) -> str:
+    lines = "\n".join(f"      {ln}" if ln else "" for ln in message.strip("\n").splitlines())
+    attr = ' retrans="500"' if retrans else ""
+    return f"  <send{attr}>\n    <![CDATA[\n\n{lines}\n\n    ]]>\n  </send>\n"
+
+
+def register(party: Party, *, expires: int = 300) -> str:
+    """REGISTER ``party.user`` (its Contact is SIPp's address and port), answering the digest
+    challenge; the scenario succeeds on 200 OK."""
+    head = f"""\
+REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{party.user}@[remote_ip]:[remote_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{party.user}@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: {{cseq}} REGISTER
+Contact: <sip:{party.user}@[local_ip]:[local_port]>
+Expires: {expires}
+Max-Forwards: 70
+User-Agent: SIPp
+"""
+    body = _send(head.format(cseq=1) + "Content-Length: 0\n")
+    if party.password is not None:
+        body += '  <recv response="401" auth="true"/>\n'
+        body += _send(head.format(cseq=2) + f"{party.auth()}\nContent-Length: 0\n")
+    body += '  <recv response="200"/>\n'
+    return _xml(f"register-{party.user}", body)
+
+
+def _sdp() -> str:
+    return """\
+v=0
+o=sipp 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-16
+a=ptime:20
+a=sendrecv
+"""
+
+
+@dataclass(frozen=True)
+class Call:
+    """A call from ``party`` to ``[service]`` (``run``'s ``service``): after the answer, wait
+    ``dtmf_after_ms``, press ``keys`` (RFC 4733, ``key_gap_ms`` apart), then either hang up
+    after ``hold_ms`` or, with ``remote_hangup``, wait (up to ``run``'s deadline) for Asterisk's
+    BYE and answer it."""
+
+    party: Party
+    keys: str = ""
+    dtmf_after_ms: int = 1500
+    key_gap_ms: int = 800
+    hold_ms: int = 2000
+    remote_hangup: bool = False
+
+
+def call(spec: Call, pcap_dir: Path) -> str:
+    """The scenario for ``spec``: INVITE (with digest auth when the party has a password), the
+    answer (200 OK is required), ACK, keys (pcaps written into ``pcap_dir``), then BYE sent or
+    received."""
+    p = spec.party
+    pcaps = dtmf_pcaps(spec.keys, pcap_dir, prefix=f"dtmf-{next(_runs)}")
+    invite = f"""\
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+{p.from_header()}
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: {{cseq}} INVITE
+Contact: <sip:{p.user}@[local_ip]:[local_port]>
+Max-Forwards: 70
+User-Agent: SIPp
+{{auth}}Content-Type: application/sdp
+Content-Length: [len]
+
+{_sdp()}"""
+    cseq = 1
+    body = _send(invite.format(cseq=cseq, auth=""))
+    if p.password is not None:
+        body += '  <recv response="100" optional="true"/>\n'
+        body += '  <recv response="401" auth="true"/>\n'
+        body += _send(
+            f"""\
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+[last_Via:]
+{p.from_header()}
+[last_To:]
+Call-ID: [call_id]
+CSeq: {cseq} ACK
+Max-Forwards: 70
+Content-Length: 0
+""",
+            retrans=False,
+        )
+        cseq = 2
+        body += _send(invite.format(cseq=cseq, auth=p.auth() + "\n"))
+    body += '  <recv response="100" optional="true"/>\n'
+    body += '  <recv response="180" optional="true"/>\n'
+    body += '  <recv response="183" optional="true"/>\n'
+    body += '  <recv response="200" rtd="true" rrs="true"/>\n'
+    in_dialog = f"""\
+{{method}} [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+{p.from_header()}
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: {{cseq}} {{method}}
+Contact: <sip:{p.user}@[local_ip]:[local_port]>
+Max-Forwards: 70
+User-Agent: SIPp
+Content-Length: 0
+"""
+    body += _send(in_dialog.format(method="ACK", cseq=cseq), retrans=False)
+    if pcaps:
+        body += f'  <pause milliseconds="{spec.dtmf_after_ms}"/>\n'
+        for i, pcap in enumerate(pcaps):
+            if i:
+                body += f'  <pause milliseconds="{spec.key_gap_ms}"/>\n'
+            body += f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
+    if spec.remote_hangup:
+        body += '  <recv request="BYE"/>\n'
+        body += _send(
+            """\
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+""",
+            retrans=False,
+        )
+    else:
+        body += f'  <pause milliseconds="{spec.hold_ms}"/>\n'
+        body += _send(in_dialog.format(method="BYE", cseq=cseq + 1))
+        body += '  <recv response="200" crlf="true"/>\n'
+    return _xml(f"call-{p.user}", body)
+
+
+@dataclass(frozen=True)
+class SippRun:
+    returncode: int
+    output: str  # SIPp's stdout and stderr
+    messages: str  # every SIP message sent and received (-trace_msg)
+
+    @property
+    def ok(self) -> bool:
+        """The call succeeded (SIPp's exit status 0: every call of the run passed)."""
+        return self.returncode == 0
+
+    def explain(self) -> str:
+        return (
+            f"sipp exited {self.returncode}:\n{self.output[-2000:]}\n--- messages:\n{self.messages[-4000:]}"
+        )
+
+
+async def run(
+    sipp: str,
+    scenario: str,
+    remote: str,
+    *,
+    workdir: Path,
+    port: int,
+    media_port: int,
+    local_ip: str = "127.0.0.1",
+    service: str = "s",
+    deadline: float = 60.0,
+    recv_timeout_ms: int = 15000,
+) -> SippRun:
+    """Run ``scenario`` once against ``remote`` (``host:port``) from ``local_ip:port``; SIPp's
+    own timeouts end a stuck call, and the process is killed past ``deadline`` seconds."""
+    n = next(_runs)
+    xml = workdir / f"sipp-{n}.xml"
+    xml.write_text(scenario, encoding="utf-8")
+    messages = workdir / f"sipp-{n}-messages.log"
+    proc = await asyncio.create_subprocess_exec(
+        sipp,
+        remote,
+        "-sf", str(xml),
+        "-s", service,
+        "-i", local_ip,
+        "-p", str(port),
+        "-mp", str(media_port),
+        "-m", "1",
+        "-timeout", str(max(1, int(deadline) - 5)),
+        "-timeout_error",
+        "-recv_timeout", str(recv_timeout_ms),
+        "-trace_msg", "-message_file", str(messages),
+        "-nostdin",
+        cwd=workdir,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), deadline)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError(f"sipp still running after {deadline} s") from None
+    text = messages.read_text("utf-8", "replace") if messages.exists() else ""
+    return SippRun(
+        proc.returncode if proc.returncode is not None else -1, out.decode("utf-8", "replace"), text
+    )
