@@ -26,6 +26,7 @@ from callcenter.config.render import render, write_files
 from callcenter.reporting.records import CallEvent, LogRecord, MonitorSession
 from callcenter.sim import SimulatedPBX
 from callcenter.supervision.service import MonitorService, MonitorSettings
+from tests.sim.dialplan_edits import answering_features
 from tests.supervision.test_monitor import AgentsOnCalls
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,8 +42,12 @@ def center() -> m.Config:
 
 @pytest.fixture(scope="module")
 def etc(center: m.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The rendered configuration, its feature codes answering (the simulator, as Asterisk, lets
+    no prompt be heard on an unanswered phone: see tests/sim/test_feature_answer.py)."""
     out = tmp_path_factory.mktemp("etc")
     write_files(render(center), out)
+    ext = out / "extensions.conf"
+    ext.write_text(answering_features(ext.read_text()))
     return out
 
 
@@ -115,13 +120,8 @@ class Center:
     service: MonitorService
 
     def dial(self, endpoint: str, digits: str, phone: Phone) -> Any:
-        pbx = self.sim.pbx
-        chan = pbx.new_sip_channel(endpoint)
-        chan.context, chan.exten = names.CTX_AGENT_PHONES, digits
-        chan.owner = phone
+        chan = self.sim.pbx.phone_call(endpoint, digits, context=names.CTX_AGENT_PHONES, owner=phone)
         phone.chan = chan
-        pbx.chan_event("Newchannel", chan)
-        pbx.start_dialplan(chan, names.CTX_AGENT_PHONES, digits, 1)
         return chan
 
     def agent_on_call(self, agent: str, call_id: str) -> tuple[Any, Any]:
