@@ -581,12 +581,13 @@ async def act_playdtmf(session: AMISession, msg: Message) -> None:
     except ValueError:
         duration = 100
     await pbx.clock.sleep(duration / 1000.0)
+    # Queued whatever the channel's state; on an unanswered SIP channel the digit goes nowhere
+    # and no DTMF event follows (the Local ;2 behind a ;1 gets it in any state).
     session.respond(msg, "Success", ("Message", "DTMF successfully queued"))
     target = chan.peer if chan.peer is not None and not chan.peer.gone else None
     if target is not None:
         pbx.send_dtmf(target, digit[0], duration)
-    else:
-        pbx.send_dtmf(chan, digit[0], duration, direction="Sent")
+    elif pbx.send_dtmf(chan, digit[0], duration, direction="Sent"):
         pbx.notify(chan, "dtmf_sent", digit[0])
 
 

@@ -192,13 +192,16 @@ async def app_gotoiftime(pbx: PBX, chan: Channel, data: str) -> Any:
 # ---------------------------------------------------------------- media
 async def play(pbx: PBX, chan: Channel, files: str, *, digits: str = "") -> tuple[str, str | None, float]:
     """Play ``a&b`` prompts. Returns (outcome, digit, seconds played): outcome ``done``,
-    ``digit`` (interrupted by one of ``digits``), ``missing``, or a ``wait`` interruption."""
+    ``digit`` (interrupted by one of ``digits``), ``missing``, or a ``wait`` interruption.
+    On a channel that carries no media (unanswered SIP) a prompt still takes its length, as
+    Asterisk streams it, but nobody hears it: the person on the channel is not told."""
     played = 0.0
     for name in [f for f in files.split("&") if f]:
         length = pbx.sounds.duration(name)
         if length is None:
             return "missing", None, played
-        pbx.notify(chan, "prompt", name)
+        if chan.media:
+            pbx.notify(chan, "prompt", name)
         started = pbx.clock.monotonic()
         remaining = length
         if not digits:
@@ -222,7 +225,16 @@ async def play(pbx: PBX, chan: Channel, files: str, *, digits: str = "") -> tupl
 
 
 async def app_playback(pbx: PBX, chan: Channel, data: str) -> Any:
+    """Playback() answers the channel first, unless ``noanswer`` (or ``skip``: nothing is played
+    on a channel not yet answered)."""
     args = split_args(data)
+    options = {o.strip() for o in (args[1] if len(args) > 1 else "").split("&")}
+    if chan.state != UP:
+        if "skip" in options:
+            pbx.varset(chan, "PLAYBACKSTATUS", "SUCCESS")
+            return None
+        if "noanswer" not in options:
+            pbx.answer(chan)
     outcome, _, _ = await play(pbx, chan, args[0])
     if chan.gone:
         return "-1"
@@ -264,7 +276,15 @@ async def _collect(pbx: PBX, chan: Channel, first: str, timeout: float) -> tuple
 
 
 async def app_background(pbx: PBX, chan: Channel, data: str) -> Any:
+    """Background() answers the channel first, unless option ``n`` (``s``: return at once on a
+    channel not yet answered)."""
     args = split_args(data)
+    options = args[1] if len(args) > 1 else ""
+    if chan.state != UP:
+        if "s" in options:
+            return None
+        if "n" not in options:
+            pbx.answer(chan)
     outcome, digit, _ = await play(pbx, chan, args[0], digits="0123456789*#")
     if chan.gone or _gone(outcome):
         return "-1"
@@ -432,6 +452,8 @@ async def app_chanspy(pbx: PBX, chan: Channel, data: str) -> Any:
     prefix = args[0].strip()
     options = args[1] if len(args) > 1 else ""
     mode = "barge" if "B" in options else "whisper" if "w" in options else "listen"
+    if chan.state != UP:  # ChanSpy() answers the spying channel first
+        pbx.answer(chan)
     why = await pbx.wait(chan, SPY_ATTACH)
     if why != "timeout":
         return "-1"

@@ -145,6 +145,16 @@ class Channel:
     def alive(self) -> bool:
         return not self.gone
 
+    @property
+    def media(self) -> bool:
+        """Whether audio and DTMF pass between this channel and the party on its far end.
+
+        A SIP channel carries media only once it is Up: Asterisk sends no early media (no 183
+        with SDP) on its own, so before the 200 OK the phone hears nothing and has nowhere to send
+        RTP, and even RTP aimed at the channel's port is not read (``tests/fixtures/unanswered``).
+        A Local channel passes frames between its halves in any state."""
+        return self.state == UP or self.tech == "Local"
+
 
 def parse_callerid(text: str) -> tuple[str, str]:
     """``"Alice" <5551230001>`` -> (num, name); ``5551230001`` -> (num, '')."""

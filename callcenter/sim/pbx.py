@@ -12,7 +12,12 @@ Hangup rules learnt from the traces:
 * a channel running dialplan that ends because of a hangup request, or runs ``Hangup()``, first
   emits ``SoftHangupRequest`` ``Cause: 16``; a channel running an Originate'd application does not;
 * the ``Hangup`` cause is the channel's cause if set (Busy 17, Congestion 34, no answer 19,
-  unavailable 3, a peer's request), else 16 for a channel that was bridged, else 0.
+  unavailable 3, a peer's request), else 16 for a channel that was bridged, else 0; running off
+  the end of the dialplan sets none (``SoftHangupRequest`` Cause 16, then ``Hangup`` Cause 0).
+
+What an unanswered SIP channel does (``tests/fixtures/unanswered``): applications and AGI commands
+run as on an answered one (a prompt takes its length, ``GET DATA`` times out), but no media passes:
+the person on it hears no prompt and no music, and no DTMF reaches it (see ``Channel.media``).
 """
 
 from __future__ import annotations
@@ -503,6 +508,9 @@ class PBX:
             if chan.half == 2 and chan.variables.get("DIALSTATUS"):
                 self.varset(peer, "CHANLOCALSTATUS", chan.variables["DIALSTATUS"])
             self.queue_hangup(peer, cause)
+            if chan.half == 2:
+                # A ;2 that ends before answering: whoever dials the ;1 (Originate, Dial) learns it now.
+                self.signal_outcome(peer, DialResult("HANGUP", cause))
         for spy in list(chan.spies):
             spy.stop()
         if chan.moh_class is not None:
@@ -528,7 +536,8 @@ class PBX:
     def moh_start(self, chan: Channel, klass: str) -> None:
         chan.moh_class = klass or "default"
         self.chan_event("MusicOnHoldStart", chan, [("Class", chan.moh_class)])
-        self.notify(chan, "moh", chan.moh_class)
+        if chan.media:  # MusicOnHold() does not answer: an unanswered phone hears nothing
+            self.notify(chan, "moh", chan.moh_class)
 
     def moh_stop(self, chan: Channel) -> None:
         if chan.moh_class is None:
@@ -742,8 +751,9 @@ class PBX:
             else:
                 self.start_dialplan(one, req.context or "default", req.exten or "s", req.priority)
             return True, 4
-        # Failure: busy / congestion / no answer / the callee hung up.
-        reason = {"BUSY": 5, "CONGESTION": 8, "TIMEOUT": 3}.get(result.status, 1)
+        # Failure: busy / congestion / no answer / the ;2 ended unanswered (Reason 0, then DialEnd
+        # NOANSWER, as tests/fixtures/unanswered shows).
+        reason = {"BUSY": 5, "CONGESTION": 8, "TIMEOUT": 3, "HANGUP": 0}.get(result.status, 1)
         if result.status in ("BUSY", "CONGESTION"):
             self.emit(
                 "DialEnd", CALL, [("Privilege", CALL), *one.snapshot("Dest"), ("DialStatus", result.status)]
@@ -764,6 +774,10 @@ class PBX:
             await self.wait_gone(two)
             if req.is_async:
                 self.originate_response(req, False, reason, None)
+            if result.status == "HANGUP":
+                self.emit(
+                    "DialEnd", CALL, [("Privilege", CALL), *one.snapshot("Dest"), ("DialStatus", "NOANSWER")]
+                )
         self.hangup(one)
         return False, reason
 
@@ -1010,6 +1024,30 @@ class PBX:
         self.start_dialplan(chan, context, did, 1)
         return chan
 
+    def phone_call(
+        self,
+        endpoint: str,
+        exten: str,
+        *,
+        context: str,
+        caller_num: str = "",
+        caller_name: str = "",
+        owner: Any = None,
+    ) -> Channel:
+        """A registered phone (``endpoint``) dials ``exten``: its INVITE makes a SIP channel in
+        state Ring that runs ``context`` (the endpoint's). Nothing answers it but the dialplan
+        (``Answer()``, or an application that answers by itself) or an AGI ``ANSWER``; until then
+        the phone hears no prompt and its DTMF does not pass. If the dialplan ends first, the
+        phone's call fails (603 Decline; ``Hangup`` with the channel's cause in state Ring)."""
+        chan = self.new_sip_channel(endpoint, state=RING)
+        chan.context, chan.exten, chan.dnid = context, exten, exten
+        chan.caller_num, chan.caller_name = caller_num or UNKNOWN, caller_name or UNKNOWN
+        chan.headers_in = {"User-Agent": "callcenter-sim-phone"}
+        chan.owner = owner
+        self.chan_event("Newchannel", chan)
+        self.start_dialplan(chan, context, exten, 1)
+        return chan
+
     def remote_hangup(self, chan: Channel) -> None:
         """The far end hangs up (SIP BYE): ``HangupRequest`` without a cause."""
         if chan.gone:
@@ -1020,10 +1058,13 @@ class PBX:
 
     def send_dtmf(
         self, chan: Channel, digit: str, duration_ms: int = 100, direction: str = "Received"
-    ) -> None:
-        """A digit arrives on ``chan`` (events, then the digit is queued for the application)."""
-        if chan.gone:
-            return
+    ) -> bool:
+        """A digit arrives on ``chan`` from its far end (``Received``: events, then the digit is
+        queued for the application), or is sent to the far end (``Sent``: events only). A channel
+        that carries no media (an unanswered SIP channel) passes no digit either way and shows no
+        event; returns whether the digit passed."""
+        if chan.gone or not chan.media:
+            return False
         self.chan_event("DTMFBegin", chan, [("Digit", digit), ("Direction", direction)], DTMF_PRIV)
         self.chan_event(
             "DTMFEnd",
@@ -1035,6 +1076,7 @@ class PBX:
             chan.dtmf.append(digit)
             self.wake(chan)
             self.notify(chan, "dtmf", digit)
+        return True
 
     # ------------------------------------------------------------------ runners
     def start_dialplan(self, chan: Channel, context: str, exten: str, priority: int) -> asyncio.Task[Any]:
@@ -1096,8 +1138,12 @@ class PBX:
                 return
             step = self.dialplan.find(chan.context, chan.exten, chan.priority)
             if step is None:
-                if not chan.hangupcause:
-                    chan.hangupcause = 16
+                # Off the end of the dialplan: Asterisk requests a soft hangup (Cause 16) and the
+                # channel keeps the cause it has, answered or not (0, "Unknown", when none was set;
+                # the phone of an unanswered one gets 603 Decline).
+                if not chan.soft_event_sent:
+                    chan.soft_event_sent = True
+                    self.chan_event("SoftHangupRequest", chan, [("Cause", "16")])
                 return
             env = _Env(self, chan)
             try:

@@ -1,6 +1,7 @@
 """Shell: the simulated people at work: callers arriving on DIDs, agents' phones, outbound
-targets behind the trunk. They act through the engine (inbound calls, DTMF, hangups, answering)
-and wait on the injected clock, so an accelerated clock runs a busy hour in a minute.
+targets behind the trunk, and agents and supervisors dialling codes from their desk phones. They
+act through the engine (inbound calls, phone calls, DTMF, hangups, answering) and wait on the
+injected clock, so an accelerated clock runs a busy hour in a minute.
 
 Each person draws from its own ``random.Random`` derived from the scenario seed and a stable
 name, so one caller's choices do not shift when another's timing changes.
@@ -15,6 +16,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from callcenter.asterisk import names
 from callcenter.sim.channel import UP, Channel
 from callcenter.sim.pbx import PBX, DialResult
 from callcenter.sim.people import AgentProfile, CallerProfile, OutboundProfile, Scenario
@@ -232,6 +234,55 @@ class AgentPhone:
             self.population.pbx.remote_hangup(chan)
 
 
+class PhoneCall:
+    """A call placed from a desk phone (an agent's or a supervisor's endpoint), e.g. a feature
+    code: a SIP channel in state Ring until something answers it (see ``PBX.phone_call``).
+
+    The person types ``keys[prompt]`` (then the next entry at the prompt's next play) when they
+    hear a prompt (its base name, ``enter-pin``); a prompt played before the call is answered is
+    not heard, so nothing is typed. ``heard`` and ``pressed`` say what happened; when the call
+    ends, ``answered`` tells whether the phone ever got its 200 OK (if not, it showed a failure:
+    Asterisk declines the INVITE with 603) and ``ended`` is set."""
+
+    def __init__(self, population: Population, endpoint: str, exten: str, keys: dict[str, list[str]]) -> None:
+        self.population = population
+        self.pbx = population.pbx
+        self.endpoint = endpoint
+        self.exten = exten
+        self.keys = {prompt: list(seq) for prompt, seq in keys.items()}
+        self.timers = Task(self.pbx)
+        self.heard: list[str] = []
+        self.pressed: list[str] = []
+        self.answered = False
+        self.cause: int | None = None
+        self.ended = asyncio.Event()
+        self.chan: Channel | None = None
+
+    def on_event(self, pbx: PBX, chan: Channel, what: str, detail: str) -> None:
+        if chan.state == UP:
+            self.answered = True
+        if what == "prompt":
+            name = detail.rsplit("/", 1)[-1]
+            self.heard.append(name)
+            queue = self.keys.get(name)
+            if queue:
+                for i, digit in enumerate(queue.pop(0)):
+                    self.timers.later(0.3 + 0.25 * i, self._digit, digit)
+        elif what == "hangup":
+            self.timers.cancel()
+            self.cause = int(detail) if detail.isdigit() else None
+            self.ended.set()
+
+    def _digit(self, digit: str) -> None:
+        chan = self.chan
+        if chan is not None and self.pbx.send_dtmf(chan, digit, 120):
+            self.pressed.append(digit)
+
+    def hang_up(self) -> None:
+        if self.chan is not None and not self.chan.gone:
+            self.pbx.remote_hangup(self.chan)
+
+
 class Trunk:
     """The outbound trunk: each number dialled behaves as the outbound profile draws."""
 
@@ -360,6 +411,21 @@ class Population:
         self.active.add(caller)
         caller.call()
         return caller
+
+    def dial(
+        self,
+        endpoint: str,
+        exten: str,
+        *,
+        keys: dict[str, list[str]] | None = None,
+        context: str = names.CTX_AGENT_PHONES,
+        caller_num: str = "",
+    ) -> PhoneCall:
+        """The desk phone of ``endpoint`` (an agent's or a supervisor's) dials ``exten`` in its
+        endpoint's context; its user types ``keys`` at the prompts they hear."""
+        call = PhoneCall(self, endpoint, exten, keys or {})
+        call.chan = self.pbx.phone_call(endpoint, exten, context=context, caller_num=caller_num, owner=call)
+        return call
 
     def redial(self, profile: CallerProfile, number: str, delay: float) -> None:
         async def again() -> None:

@@ -41,6 +41,8 @@ def center() -> m.Config:
 
 @pytest.fixture(scope="module")
 def etc(center: m.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The rendered configuration as is (its feature codes answer: the simulator, as Asterisk, lets
+    no prompt be heard on an unanswered phone; see tests/sim/test_feature_answer.py)."""
     out = tmp_path_factory.mktemp("etc")
     write_files(render(center), out)
     return out
@@ -73,13 +75,8 @@ class Center:
         await phone.until(predicate, timeout=DEADLINE, clock=self.clock)
 
     def dial(self, endpoint: str, digits: str, phone: SimPerson) -> Any:
-        pbx = self.sim.pbx
-        chan = pbx.new_sip_channel(endpoint)
-        chan.context, chan.exten = names.CTX_AGENT_PHONES, digits
-        chan.owner = phone
+        chan = self.sim.pbx.phone_call(endpoint, digits, context=names.CTX_AGENT_PHONES, owner=phone)
         phone.chan = chan
-        pbx.chan_event("Newchannel", chan)
-        pbx.start_dialplan(chan, names.CTX_AGENT_PHONES, digits, 1)
         return chan
 
     def agent_on_call(self, agent: str, call_id: str) -> tuple[Any, Any]:
