@@ -26,6 +26,7 @@ COMMANDS = (
     "sim",
     "agent",
     "recordings",
+    "doctor",
     "run",
     "demo",
 )

@@ -10,6 +10,14 @@ hold the PBX).
 Responses, error messages and EventList shapes follow the traces in
 ``tests/fixtures/asterisk-traces`` (``Originate successfully queued``, ``Extension does not
 exist.``, ``Originate failed``, ``No such channel``, ``Channel does not exist: X`` ...).
+
+What ``callcenter doctor`` asks is answered in the shapes of ``tests/fixtures/asterisk-doctor``:
+``ListCommands`` (the actions served here, with Asterisk 22's synopsis and write classes),
+``CoreSettings``, ``ModuleCheck`` (against ``modules``), ``Getvar ASTDATADIR`` (``data_dir``) and
+``PJSIPShowEndpoints``/``PJSIPShowContacts``/``PJSIPShowEndpoint`` from the engine's endpoints
+(a phone registered or not, the trunks reachable; ``EndpointDetail`` carries a few of Asterisk's
+~150 headers). With ``write_classes`` set, an action none of whose classes the user has is refused
+with ``Permission denied``, as Asterisk does; ``None`` (the default) allows every action.
 """
 
 from __future__ import annotations
@@ -17,9 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -28,7 +37,8 @@ from callcenter.errors import AMIProtocolError, UnsafeValueError
 from callcenter.sim.apps import start_mixmonitor
 from callcenter.sim.channel import UNKNOWN, Channel, duration_hms
 from callcenter.sim.expr import UnknownFunctionError
-from callcenter.sim.pbx import PBX, OriginateRefused, OriginateRequest, SimulatorError, valid_digit
+from callcenter.sim.pbx import PBX, Endpoint, OriginateRefused, OriginateRequest, SimulatorError, valid_digit
+from callcenter.sim.sounds import SYSTEM_SOUND_DIRS
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +48,78 @@ READ_CHUNK: Final = 1 << 16
 _EVENT_NAME: Final = re.compile(r"\^?Event: ?([A-Za-z0-9_]+)\$?")
 AUTH_TIMEOUT: Final = 30.0
 GOODBYE: Final = "Thanks for all the fish."
+
+# The Asterisk the simulator answers as: the 22 whose traces it was measured against.
+ASTERISK_VERSION: Final = "22.10.1"
+AMI_VERSION: Final = "11.0.0"
+# Each action served here: its name as Asterisk spells it, its synopsis and the write classes
+# that unlock it (none: any logged-in user), as Asterisk 22's ListCommands gives them.
+ACTION_INFO: Final[dict[str, tuple[str, str, tuple[str, ...]]]] = {
+    name.lower(): (name, synopsis, classes)
+    for name, synopsis, classes in (
+        ("Atxfer", "Attended transfer.", ("call",)),
+        ("Bridge", "Bridge two channels already in the PBX.", ("call",)),
+        ("Command", "Execute Asterisk CLI Command.", ("command",)),
+        ("CoreSettings", "Show PBX core settings (version etc).", ("system", "reporting")),
+        ("CoreShowChannels", "List currently active channels.", ("system", "reporting")),
+        ("Events", "Control Event Flow.", ()),
+        ("Filter", "Dynamically add filters for the current manager session.", ("system",)),
+        ("Getvar", "Gets a channel variable or function value.", ("call", "reporting")),
+        ("Hangup", "Hangup channel.", ("system", "call")),
+        ("ListCommands", "List available manager commands.", ()),
+        ("Login", "Login Manager.", ()),
+        ("Logoff", "Logoff Manager.", ()),
+        (
+            "MixMonitor",
+            "Record a call and mix the audio during the recording.  Use of StopMixMonitor is required"
+            " to guarantee the audio file is available for processing during dialplan execution.",
+            ("system",),
+        ),
+        ("MixMonitorMute", "Mute / unMute a Mixmonitor recording.", ("system", "call")),
+        ("ModuleCheck", "Check if module is loaded.", ("system",)),
+        ("Originate", "Originate a call.", ("originate",)),
+        ("Ping", "Keepalive command.", ()),
+        ("PJSIPShowContacts", "Lists PJSIP Contacts.", ("system",)),
+        ("PJSIPShowEndpoint", "Detail listing of an endpoint and its objects.", ("system",)),
+        ("PJSIPShowEndpoints", "Lists PJSIP endpoints.", ("system",)),
+        ("PlayDTMF", "Play DTMF signal on a specific channel.", ("call",)),
+        ("Redirect", "Redirect (transfer) a call.", ("call",)),
+        ("Reload", "Send a reload event.", ("system", "config")),
+        ("Setvar", "Sets a channel variable or function value.", ("call",)),
+        ("Status", "List channel status.", ("system", "call", "reporting")),
+        (
+            "StopMixMonitor",
+            "Stop recording a call through MixMonitor, and free the recording's file handle.",
+            ("system", "call"),
+        ),
+    )
+}
+# The modules of a stock Asterisk 22 whose part the simulator plays (``ModuleCheck``).
+MODULES: Final = frozenset(
+    {
+        "app_amd", "app_bridgewait", "app_chanspy", "app_dial", "app_milliwatt", "app_mixmonitor",
+        "app_playback", "app_voicemail", "bridge_holding", "bridge_simple", "chan_pjsip",
+        "codec_alaw", "codec_ulaw", "format_gsm", "format_pcm", "format_wav", "format_wav_gsm",
+        "pbx_config", "res_agi", "res_musiconhold", "res_pjsip", "res_pjsip_authenticator_digest",
+        "res_pjsip_caller_id", "res_pjsip_dtmf_info", "res_pjsip_endpoint_identifier_ip",
+        "res_pjsip_endpoint_identifier_user", "res_pjsip_outbound_authenticator_digest",
+        "res_pjsip_outbound_registration", "res_pjsip_registrar", "res_pjsip_sdp_rtp",
+        "res_pjsip_session", "res_rtp_asterisk",
+    }
+)  # fmt: skip
+# Where the simulated phones and trunks are reached, for their PJSIP contacts.
+CONTACT_HOST: Final = "127.0.0.1"
+CONTACT_PORT: Final = 5060
+REGISTRATION_SECONDS: Final = 3600
+
+
+def default_data_dir() -> str:
+    """Asterisk's data dir as the simulator plays it: above the first system sounds directory it
+    reads core sounds from (``/usr/share/asterisk``), else Asterisk's default."""
+    for sounds in SYSTEM_SOUND_DIRS:
+        if sounds.is_dir():
+            return str(sounds.parent.parent)
+    return "/var/lib/asterisk"
 
 
 def _truthy(value: str | None) -> bool:
@@ -194,6 +276,9 @@ class AMISession:
                 f"Invalid/unknown command: {action}. Use Action: ListCommands to show available commands.",
             )
             return
+        if not self.server.permits(name):
+            self.error(msg, "Permission denied")
+            return
         await handler(self, msg)
 
     def login(self, msg: Message) -> None:
@@ -266,8 +351,15 @@ class AMIServer:
         max_message_size: int = 1 << 20,
         idle_timeout: float = 24 * 3600.0,
         reload: Callable[[], str] | None = None,
+        write_classes: Iterable[str] | None = None,
+        modules: Iterable[str] = MODULES,
+        data_dir: str | None = None,
     ) -> None:
         self.pbx = pbx
+        # The user's write classes (manager.conf ``write``); None: every action allowed.
+        self.write_classes = frozenset(write_classes) if write_classes is not None else None
+        self.modules = frozenset(m.removesuffix(".so") for m in modules)
+        self.data_dir = data_dir if data_dir is not None else default_data_dir()
         self.host = host
         self.requested_port = port
         self.port = port
@@ -302,6 +394,12 @@ class AMIServer:
             "command": act_command,
             "reload": act_reload,
             "atxfer": act_atxfer,
+            "listcommands": act_listcommands,
+            "coresettings": act_coresettings,
+            "modulecheck": act_modulecheck,
+            "pjsipshowendpoints": act_pjsipshowendpoints,
+            "pjsipshowendpoint": act_pjsipshowendpoint,
+            "pjsipshowcontacts": act_pjsipshowcontacts,
         }
         pbx.listeners.append(self._on_event)
 
@@ -343,6 +441,14 @@ class AMIServer:
 
     def broadcast(self, name: str, headers: Headers) -> None:
         self._on_event(name, headers[0][1] if headers else "", headers)
+
+    def permits(self, action: str) -> bool:
+        """Whether the user may send ``action`` (lower case): it needs no class, or one of its
+        classes is granted (``all`` grants every class)."""
+        if self.write_classes is None:
+            return True
+        classes = ACTION_INFO.get(action, ("", "", ()))[2]
+        return not classes or "all" in self.write_classes or bool(self.write_classes.intersection(classes))
 
 
 # ---------------------------------------------------------------- actions
@@ -549,7 +655,9 @@ async def act_getvar(session: AMISession, msg: Message) -> None:
         return
     ident = (msg.get("Channel") or "").strip()
     if not ident:
-        session.respond(msg, "Success", ("Variable", name), ("Value", pbx.dialplan.globals.get(name, "")))
+        # Asterisk's built-in directory variables come before the globals.
+        found = session.server.data_dir if name == "ASTDATADIR" else pbx.dialplan.globals.get(name, "")
+        session.respond(msg, "Success", ("Variable", name), ("Value", found))
         return
     chan = pbx.find_channel(ident)
     if chan is None:
@@ -789,3 +897,242 @@ async def act_reload(session: AMISession, msg: Message) -> None:
     if hook is not None:
         hook()
     session.respond(msg, "Success", ("Message", "Module Reloaded."))
+
+
+# ---------------------------------------------------------------- what `callcenter doctor` asks
+def _event(msg: Message, name: str, *headers: tuple[str, str]) -> Headers:
+    """An event answering ``msg``: ``Event``, then ``ActionID`` (if any), then ``headers``."""
+    out: Headers = [("Event", name)]
+    aid = msg.get("ActionID")
+    if aid is not None:
+        out.append(("ActionID", aid))
+    out.extend(headers)
+    return out
+
+
+def _complete(session: AMISession, msg: Message, name: str, items: int) -> None:
+    session.send(_event(msg, name, ("EventList", "Complete"), ("ListItems", str(items))))
+
+
+async def act_listcommands(session: AMISession, msg: Message) -> None:
+    listed = sorted(
+        (
+            info
+            for key, info in ACTION_INFO.items()
+            if key in session.server.actions or key in ("login", "logoff")
+        ),
+        key=lambda info: info[0].lower(),
+    )
+    session.respond(
+        msg,
+        "Success",
+        *[
+            (name, f"{synopsis}  (Priv: {','.join((*classes, 'all')) if classes else '<none>'})")
+            for name, synopsis, classes in listed
+            if session.server.permits(name.lower())
+        ],
+    )
+
+
+async def act_coresettings(session: AMISession, msg: Message) -> None:
+    session.respond(
+        msg,
+        "Success",
+        ("AMIversion", AMI_VERSION),
+        ("AsteriskVersion", ASTERISK_VERSION),
+        ("SystemName", ""),
+        ("CoreMaxCalls", "0"),
+        ("CoreMaxLoadAvg", "0.000000"),
+        ("CoreRunUser", ""),
+        ("CoreRunGroup", ""),
+        ("CoreMaxFilehandles", "0"),
+        ("CoreRealTimeEnabled", "No"),
+        ("CoreCDRenabled", "No"),
+        ("CoreHTTPenabled", "No"),
+        ("SoundsSearchCustomDir", "No"),
+    )
+
+
+async def act_modulecheck(session: AMISession, msg: Message) -> None:
+    module = (msg.get("Module") or "").strip().removesuffix(".so")
+    if module not in session.server.modules:
+        session.error(msg, "Module not loaded")
+        return
+    session.respond(msg, "Success", ("Version", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class _SipEndpoint:
+    name: str
+    trunk: bool
+    registered: bool
+    channels: int
+
+    @property
+    def uri(self) -> str:
+        if self.trunk:
+            return f"sip:{CONTACT_HOST}:{CONTACT_PORT}"
+        return f"sip:{self.name}@{CONTACT_HOST}:{CONTACT_PORT}"
+
+    @property
+    def contact_hash(self) -> str:
+        return hashlib.md5(self.uri.encode(), usedforsecurity=False).hexdigest()
+
+    @property
+    def device_state(self) -> str:
+        if not self.registered:
+            return "Unavailable"
+        return "In use" if self.channels else "Not in use"
+
+
+def _sip_endpoints(pbx: PBX) -> dict[str, _SipEndpoint]:
+    """The engine's PJSIP endpoints by name: the phones and trunks it was given, and the trunk its
+    callers arrive on (any endpoint that is also the default ``*`` is a trunk)."""
+    default: Endpoint | None = pbx.endpoints.get("*")
+    known: dict[str, tuple[bool, bool]] = {pbx.trunk_endpoint: (True, True)}
+    for name, endpoint in pbx.endpoints.items():
+        if name != "*":
+            known[name] = (endpoint is default, endpoint.registered)
+    active: dict[str, int] = {}
+    for chan in pbx.channels.values():
+        if chan.endpoint and not chan.gone:
+            active[chan.endpoint] = active.get(chan.endpoint, 0) + 1
+    return {
+        name: _SipEndpoint(name, trunk, registered, active.get(name, 0))
+        for name, (trunk, registered) in sorted(known.items())
+    }
+
+
+async def act_pjsipshowendpoints(session: AMISession, msg: Message) -> None:
+    endpoints = _sip_endpoints(session.server.pbx)
+    if not endpoints:
+        session.error(msg, "No endpoints found")
+        return
+    session.respond(
+        msg,
+        "Success",
+        ("EventList", "start"),
+        ("Message", "A listing of Endpoints follows, presented as EndpointList events"),
+    )
+    for e in endpoints.values():
+        session.send(
+            _event(
+                msg,
+                "EndpointList",
+                ("ObjectType", "endpoint"),
+                ("ObjectName", e.name),
+                ("Transport", ""),
+                ("Aor", e.name),
+                ("Auths", ""),
+                ("OutboundAuths", ""),
+                ("Contacts", f"{e.name}/{e.uri}," if e.registered else ""),
+                ("DeviceState", e.device_state),
+                ("ActiveChannels", str(e.channels)),
+            )
+        )
+    _complete(session, msg, "EndpointListComplete", len(endpoints))
+
+
+async def act_pjsipshowcontacts(session: AMISession, msg: Message) -> None:
+    pbx = session.server.pbx
+    # A trunk's contact is permanent (from pjsip.conf): Asterisk lists only registered ones.
+    phones = [e for e in _sip_endpoints(pbx).values() if e.registered and not e.trunk]
+    if not phones:
+        session.error(msg, "No Contacts found")
+        return
+    session.respond(
+        msg,
+        "Success",
+        ("EventList", "start"),
+        ("Message", "A listing of Contacts follows, presented as ContactList events"),
+    )
+    expires = str(int(pbx.clock.now()) + REGISTRATION_SECONDS)
+    for e in phones:
+        session.send(
+            _event(
+                msg,
+                "ContactList",
+                ("ObjectType", "contact"),
+                ("ObjectName", f"{e.name};@{e.contact_hash}"),
+                ("ViaAddr", CONTACT_HOST),
+                ("QualifyTimeout", "3.000000"),
+                ("Qualify2xxOnly", "false"),
+                ("CallId", f"{e.name}@{CONTACT_HOST}"),
+                ("RegServer", ""),
+                ("PruneOnBoot", "no"),
+                ("Path", ""),
+                ("Endpoint", e.name),
+                ("ViaPort", str(CONTACT_PORT)),
+                ("AuthenticateQualify", "no"),
+                ("Uri", e.uri),
+                ("QualifyFrequency", "30"),
+                ("UserAgent", "callcenter simulated phone"),
+                ("ExpirationTime", expires),
+                ("OutboundProxy", ""),
+                ("Status", "Reachable"),
+                ("RoundtripUsec", "0"),
+            )
+        )
+    _complete(session, msg, "ContactListComplete", len(phones))
+
+
+async def act_pjsipshowendpoint(session: AMISession, msg: Message) -> None:
+    pbx = session.server.pbx
+    name = (msg.get("Endpoint") or "").strip()
+    if not name:
+        session.error(msg, "PJSIPShowEndpoint requires an endpoint name")
+        return
+    if name.lower().startswith("pjsip/"):
+        name = name[6:]
+    e = _sip_endpoints(pbx).get(name)
+    if e is None:
+        session.error(msg, f"Unable to retrieve endpoint {name}")
+        return
+    session.respond(
+        msg,
+        "Success",
+        ("EventList", "start"),
+        ("Message", "Following are Events for each object associated with the Endpoint"),
+    )
+    session.send(
+        _event(
+            msg,
+            "EndpointDetail",
+            ("ObjectType", "endpoint"),
+            ("ObjectName", e.name),
+            ("Aors", e.name),
+            ("DeviceState", e.device_state),
+            ("ActiveChannels", str(e.channels)),
+        )
+    )
+    items = 1
+    if e.registered:
+        expires = "0" if e.trunk else str(int(pbx.clock.now()) + REGISTRATION_SECONDS)
+        via = (
+            ()
+            if e.trunk
+            else (("ViaAddress", f"{CONTACT_HOST}:{CONTACT_PORT}"), ("CallID", f"{e.name}@{CONTACT_HOST}"))
+        )
+        session.send(
+            _event(
+                msg,
+                "ContactStatusDetail",
+                ("AOR", e.name),
+                ("URI", e.uri),
+                ("UserAgent", "" if e.trunk else "callcenter simulated phone"),
+                ("RegExpire", expires),
+                *via,
+                ("Status", "Reachable"),
+                ("RoundtripUsec", "0"),
+                ("EndpointName", e.name),
+                ("ID", f"{e.name}{'@@' if e.trunk else ';@'}{e.contact_hash}"),
+                ("AuthenticateQualify", "0"),
+                ("OutboundProxy", ""),
+                ("Path", ""),
+                ("QualifyFrequency", "0" if e.trunk else "30"),
+                ("QualifyTimeout", "3.000"),
+                ("Qualify2xxOnly", "0"),
+            )
+        )
+        items += 1
+    _complete(session, msg, "EndpointDetailComplete", items)
