@@ -32,7 +32,6 @@ import heapq
 import itertools
 import logging
 import math
-import posixpath
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -41,6 +40,7 @@ from typing import Any
 from callcenter.acd import agents as ag
 from callcenter.acd import call_state as cs
 from callcenter.acd import routing as rt
+from callcenter.acd.announcements import announcement_prompt
 from callcenter.acd.pin import PinCheck, PinGuard
 from callcenter.acd.recorder import Recorder
 from callcenter.asterisk import events, names
@@ -1012,24 +1012,6 @@ def _caller_id(name: str, number: str | None) -> str:
     clean_name = "".join(ch for ch in name if ch.isprintable() and ch not in '"<>')[:40]
     clean_number = re.sub(r"[^0-9+*#]", "", number or "")[:32]
     return f'"{clean_name}" <{clean_number}>'
-
-
-def announcement_prompt(ann: rt.Announcement, language: str, queue: cm.Queue, *, sounds_dir: str = "") -> str:
-    """What ``cc-announce`` plays (``Playback`` sound names joined by ``&``): "your position is
-    <n>", "your expected wait is about <m> minutes", per the queue's announce options. Our own
-    prompts are named under ``sounds_dir`` (where they are installed); ``digits/N`` are Asterisk's
-    core sounds."""
-
-    def ours(prompt_id: str) -> str:
-        return posixpath.join(sounds_dir, cm.prompt_sound(prompt_id, language))
-
-    parts: list[str] = []
-    if queue.announce_position:
-        parts += [ours("queue-position"), f"digits/{min(ann.position, 99)}"]
-    if queue.announce_wait and ann.ewt is not None:
-        minutes = max(1, min(99, round(ann.ewt / 60)))
-        parts += [ours("queue-wait"), f"digits/{minutes}", ours("minutes")]
-    return "&".join(parts) or ours("please-hold")
 
 
 def _variables(m: Message) -> dict[str, str]:

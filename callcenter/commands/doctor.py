@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from callcenter.acd.announcements import announcement_prompt
 from callcenter.acd.routing import Announcement
-from callcenter.acd.service import announcement_prompt
 from callcenter.app.controller import Links
 from callcenter.asterisk import names
 from callcenter.asterisk.ami_client import AMIClient
