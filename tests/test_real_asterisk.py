@@ -766,9 +766,15 @@ async def test_controller_restart_mid_call_rebuilds_from_real_status(
                     )
                 ).get("Value")
             # The first controller is gone; the call goes on in Asterisk.
+            mark = len(watcher.seen)
             async with controller_for(center, db_dsn, tmp_path / "b", agent_channel=local) as second:
                 state = second.acd.agent_state("1001")
-                assert state.status.value == "on_call", state
+                ended = [  # if the agent is not on the call: which channels ended, and who asked
+                    (m.name, m.get("Channel"), m.get("Cause"))
+                    for m in watcher.seen[mark:]
+                    if m.name in ("SoftHangupRequest", "HangupRequest", "Hangup")
+                ]
+                assert state.status.value == "on_call", (state, ended)
                 assert call_id in second.acd.snapshot()["calls"]
                 await client.send_action(names.ACTION_HANGUP, {"Channel": caller.phone}, timeout=10)
                 await wait_until(

@@ -44,6 +44,10 @@ caller hung up, the leg a blind transfer left behind); a gone leg leaves the rec
 call with no leg left is dropped by the shell. A settled leg whose channel shows up later is hung
 up. The ring guard reaps a settled leg that never became a channel.
 
+After a controller restart, ``survey`` sorts the channels the PBX still has (callers, agents on
+a call, legs nobody follows any more: hung up) and ``restore_waiting`` / ``restore_connected``
+make the records again.
+
 Every pair is in a table. A pair that cannot happen in a consistent ACD raises ``DomainError``
 (``code``); a late or stale event (a timer of an older wait, an answer after the caller left)
 returns the call unchanged with an ``Ignored`` effect saying why. Timers are started and cancelled
@@ -54,7 +58,7 @@ waits to be retried, a leg's ring guard while it rings (or, settled, has no chan
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any, Literal, TypeVar
@@ -624,6 +628,66 @@ def restore_connected(
         answered_at=now,
         legs=(leg,),
     )
+
+
+# ------------------------------------------------------------------------------------ restart
+def other_half(leg_id: str) -> str:
+    """The uniqueid of the ``;2`` half of a Local agent leg (the Originate's ``OtherChannelId``);
+    the ``;1`` half, which runs ``cc-agent-leg`` and joins the caller's bridge, has ``leg_id``."""
+    return f"{leg_id}-2"
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A channel of the PBX's ``Status`` answer that carries our CC_* variables."""
+
+    channel: str
+    uniqueid: str
+    call_id: str
+    agent_id: str = ""  # set on an agent leg's channels (both halves of a Local leg)
+    queue: str = ""
+    bridge_id: str = ""
+    seconds: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """What a restarted controller makes of the PBX's channels."""
+
+    callers: Mapping[str, Found]  # call id -> its caller's channel
+    on_call: Mapping[str, Found]  # agent id -> the bridged channel of its leg on a live call
+    hang_up: tuple[str, ...]  # one channel per agent leg that serves no call any more
+
+
+def survey(found: Iterable[Found], agents: Collection[str]) -> Survey:
+    """Sort the channels found after a restart. An agent leg is the channels of one Originate:
+    the one whose uniqueid is the leg id and, for a Local agent channel, its ``;2`` half
+    (``other_half``), which never enters the caller's bridge. A leg with a bridged channel, of a
+    known agent, whose caller is still there is on the call; any other leg (offered, ringing, or
+    waiting in cc-hold for a ring-all race nobody follows now) is hung up, once per leg: ending
+    either half of a Local pair ends both."""
+    callers: dict[str, Found] = {}
+    agent_channels: list[Found] = []
+    for f in found:
+        if f.agent_id:
+            agent_channels.append(f)
+        else:
+            callers[f.call_id] = f
+    halves = {other_half(f.uniqueid): f.uniqueid for f in agent_channels if f.uniqueid}
+    legs: dict[str, list[Found]] = {}  # leg id -> its channels, ;1 (or the only one) first
+    for f in agent_channels:
+        legs.setdefault(halves.get(f.uniqueid, f.uniqueid) or f.channel, []).append(f)
+    on_call: dict[str, Found] = {}
+    hang_up: list[str] = []
+    for leg_id, channels in legs.items():
+        channels.sort(key=lambda f: f.uniqueid != leg_id)
+        head = channels[0]
+        bridged = next((f for f in channels if f.bridge_id), None)
+        if bridged is not None and head.agent_id in agents and head.call_id in callers:
+            on_call[head.agent_id] = bridged
+        elif head.channel:
+            hang_up.append(head.channel)
+    return Survey(callers, on_call, tuple(hang_up))
 
 
 def withdrawable(call: Call) -> bool:

@@ -708,7 +708,7 @@ class ACD:
             ("Channel", self.agent_channel.format(endpoint=agent.endpoint, agent=agent.id)),
             ("Timeout", str(int(queue.ring_timeout * 1000))),
             ("ChannelId", e.leg_id),
-            ("OtherChannelId", f"{e.leg_id}-2"),
+            ("OtherChannelId", cs.other_half(e.leg_id)),
             ("CallerID", _caller_id(queue.name, e.caller_number)),
             ("Async", "true"),
             ("Context", e.context),
@@ -874,27 +874,30 @@ class ACD:
         except AsteriskError:
             log.warning("ACD rebuild: Status failed; starting empty", exc_info=True)
             items = []
-        callers: dict[str, events.Status] = {}
-        legs: list[tuple[str, events.Status]] = []  # several per call while a ring-all group rang
+        found: list[cs.Found] = []
         for view in _statuses(items):
             if names.VAR_CALL_ID not in _variables(view.message):
                 view = events.Status.from_message(await self._with_variables(view))
             var = _variables(view.message)
-            call_id, agent_id = var.get(names.VAR_CALL_ID), var.get(names.VAR_AGENT_ID)
+            call_id = var.get(names.VAR_CALL_ID)
             if not call_id or not SAFE_ID.match(call_id):
                 continue
-            if agent_id:
-                legs.append((call_id, view))
-            else:
-                callers[call_id] = view
-        # Agents first (logged in per the database; on a call if the PBX says so).
-        on_call: dict[str, tuple[str, events.Status]] = {}
-        for call_id, view in legs:
-            agent_id = _variables(view.message).get(names.VAR_AGENT_ID, "")
-            if agent_id in self.agents and view.bridge_id and call_id in callers:
-                on_call[agent_id] = (call_id, view)
-            elif view.channel.channel:
-                self._spawn(self._act(cs.Hangup(view.channel.channel)), f"rebuild-hangup-{call_id}")
+            found.append(
+                cs.Found(
+                    view.channel.channel,
+                    view.channel.uniqueid or "",
+                    call_id,
+                    agent_id=var.get(names.VAR_AGENT_ID, ""),
+                    queue=var.get(names.VAR_QUEUE, ""),
+                    bridge_id=view.bridge_id or "",
+                    seconds=view.seconds or 0,
+                )
+            )
+        seen = cs.survey(found, self.agents)
+        callers, on_call = seen.callers, seen.on_call
+        for channel in seen.hang_up:
+            self._spawn(self._act(cs.Hangup(channel)), f"rebuild-hangup-{channel}")
+        # Agents (logged in per the database; on a call if the PBX says so).
         for agent_id, (state, reason) in stored.agents.items():
             if agent_id not in self.agents or state == ag.Status.LOGGED_OUT.value:
                 continue
@@ -912,26 +915,24 @@ class ACD:
                     self._agent_event(agent_id, ag.Pause(reason or "not_ready"), now)
                 else:
                     self._agent_event(agent_id, ag.Login(paused_reason=paused, reason="restart"), now)
-        for agent_id, pair in on_call.items():
+        for agent_id, leg in on_call.items():
             if self.agents[agent_id].status is ag.Status.LOGGED_OUT:
-                self._restore_on_call(agent_id, pair, callers, now)
+                self._restore_on_call(agent_id, leg, callers, now)
         # Callers still holding go back in line at their first arrival.
-        for call_id, view in callers.items():
+        for call_id, caller in callers.items():
             if call_id in self._calls:
                 continue
-            queue_id = _variables(view.message).get(names.VAR_QUEUE) or (
-                stored.calls[call_id].queue if call_id in stored.calls else ""
-            )
+            queue_id = caller.queue or (stored.calls[call_id].queue if call_id in stored.calls else "")
             if queue_id not in self.config.queues:
                 continue
             sc = stored.calls.get(call_id)
-            arrived = sc.queued_at if sc else now - (view.seconds or 0)
+            arrived = sc.queued_at if sc else now - caller.seconds
             info = QueuedCall(
                 call_id,
-                view.channel.channel,
+                caller.channel,
                 queue_id,
                 priority=sc.priority if sc else 0,
-                uniqueid=view.channel.uniqueid,
+                uniqueid=caller.uniqueid or None,
                 redirect_to_hold=False,
             )
             self._commit(call_id, None, cs.restore_waiting(info, queue_id, arrived))
@@ -960,24 +961,24 @@ class ACD:
         return Message([*m.headers, *extra])
 
     def _restore_on_call(
-        self, agent_id: str, pair: tuple[str, events.Status], callers: Mapping[str, events.Status], now: float
+        self, agent_id: str, leg: cs.Found, callers: Mapping[str, cs.Found], now: float
     ) -> None:
-        call_id, view = pair
+        call_id = leg.call_id
         caller = callers.get(call_id)
         if caller is None:
             return
-        queue_id = _variables(view.message).get(names.VAR_QUEUE) or ""
+        queue_id = leg.queue
         if queue_id not in self.config.queues:
             queue_id = next(iter(self.config.queues))
         info = QueuedCall(
             call_id,
-            caller.channel.channel,
+            caller.channel,
             queue_id,
-            uniqueid=caller.channel.uniqueid,
+            uniqueid=caller.uniqueid or None,
             redirect_to_hold=False,
         )
-        leg_id = view.channel.uniqueid or f"ccleg-{uuid.uuid4().hex}"
-        c = cs.restore_connected(info, queue_id, agent_id, leg_id, view.channel.channel or None, now)
+        leg_id = leg.uniqueid or f"ccleg-{uuid.uuid4().hex}"
+        c = cs.restore_connected(info, queue_id, agent_id, leg_id, leg.channel or None, now)
         self._commit(call_id, None, c)
         # Straight to on_call (never through available: no offer may reach it in between).
         old = self.agents[agent_id]

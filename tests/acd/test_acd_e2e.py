@@ -32,18 +32,28 @@ from callcenter.asterisk.ami_client import AMIClient
 from callcenter.clock import AutojumpClock
 from callcenter.config import model as cm
 from callcenter.config.render import render, write_files
-from callcenter.ports import QueuedCall
+from callcenter.ports import QueuedCall, StoredState
 from callcenter.reporting.records import AgentStateChange, CallEvent, CallRecord, Disposition, RecordingRecord
 from callcenter.sim.people import AgentProfile, Dist, Scenario
 from callcenter.sim.server import SimulatedPBX
 from callcenter.store.acd import PgACDStore
 from callcenter.store.writer import CallLogWriter
 from tests.centers import CREDS, twenty_agents
-from tests.fakes import RecordSink, within
+from tests.fakes import MemoryACDStore, RecordSink, within
 
 T = TypeVar("T")
 RONA_AGENTS = {"2007", "2013"}  # their phones reject every call (a RONA, cause "rejected")
 RING_TIMEOUT = 300.0  # seconds an unanswered phone rings before it counts as RONA
+# An agent "phone" reached over a Local channel, as the real-Asterisk suite dials its agents
+# (``agent_channel="Local/{endpoint}@cc-test-agents"``): it answers at once and talks until the
+# call is hung up. The n of "agent" is bracketed: a bare N in a pattern means any digit 2-9.
+LOCAL_AGENT_CHANNEL = "Local/{endpoint}@cc-test-agents"
+LOCAL_AGENT_CONTEXT = """
+[cc-test-agents]
+exten => _age[n]t.,1,Answer()
+ same => n,Wait(3600)
+ same => n,Hangup()
+"""
 DEADLINE = 900.0  # simulated seconds for any one condition; never reached unless something is broken
 LINK_BOUND = 30.0  # real seconds for the controller's own network waits (AMI, the call log)
 
@@ -60,7 +70,7 @@ class Center:
     task: asyncio.Task[None] | None = None
     serial: int = 0
 
-    async def start_acd(self, store: Any = None) -> ACD:
+    async def start_acd(self, store: Any = None, *, agent_channel: str = "PJSIP/{endpoint}") -> ACD:
         self.ami = AMIClient(
             port=self.sim.ami_port,
             username=CREDS[0],
@@ -80,6 +90,7 @@ class Center:
             recorder=rec,
             store=store,
             action_timeout=LINK_BOUND,
+            agent_channel=agent_channel,
         )
         self.task = asyncio.create_task(self.acd.run())
         await self.within(self.acd.ready.wait())
@@ -128,6 +139,9 @@ async def world(
         }
         config = dataclasses.replace(config, queues={**config.queues, **queues})
     write_files(render(config), tmp_path / "asterisk")
+    if param.get("local_agents"):
+        with (tmp_path / "asterisk" / "extensions.conf").open("a") as f:
+            f.write(LOCAL_AGENT_CONTEXT)
     clock = autojump_clock
     phones = tuple(
         AgentProfile(
@@ -296,6 +310,36 @@ async def test_restart_mid_call_keeps_bridged_calls_and_the_queue(world: Center,
     finally:
         await writer.close(timeout=LINK_BOUND)
         await writer_task
+
+
+@pytest.mark.parametrize("world", [{"local_agents": True}], indirect=True)
+async def test_restart_keeps_an_agent_reached_over_a_local_channel_on_its_call(world: Center) -> None:
+    """The agent's leg is a Local pair: both halves carry the call's variables, the ``;1`` runs
+    cc-agent-leg and is bridged to the caller, the ``;2`` sits in the phone's context, in no
+    bridge. A restarted ACD keeps the agent on the call: the ``;2`` is part of the bridged leg,
+    not a half-offered leg to hang up (hanging it up ends the ``;1`` and the call with it)."""
+    acd = await world.start_acd(agent_channel=LOCAL_AGENT_CHANNEL)
+    await acd.login("2001")  # sales
+    call_id, chan = await world.call("sales")
+    await world.until(lambda: world.tee.went("2001", "on_call") == 1)
+    halves = [c for c in world.sim.pbx.channels.values() if c.name.startswith("Local/agent2001@")]
+    assert sorted(c.half for c in halves) == [1, 2]
+    assert [c.half for c in halves if c.bridge is not None] == [1]
+    await world.stop_acd()  # the controller dies mid-call
+
+    store = MemoryACDStore(StoredState(agents={"2001": ("on_call", "answered")}))  # its last state
+    acd = await world.start_acd(store=store, agent_channel=LOCAL_AGENT_CHANNEL)
+    await world.within(acd.idle())  # every action the rebuild started has been answered
+    assert all(not (c.soft or c.gone) for c in halves), "the restart hung the agent's leg up"
+    assert world.state("2001") is ag.Status.ON_CALL
+    assert acd.call_state(call_id) == "connected"
+    assert world.tee.went("2001", "wrap_up") == 0
+    # The caller hangs up: the new ACD sees the call end and the agent wraps up once.
+    world.sim.pbx.remote_hangup(chan)
+    await world.until(lambda: world.tee.ended(call_id))
+    await world.until(lambda: world.tee.went("2001", "wrap_up") == 1)
+    dispositions = [r.disposition for r in world.tee.of(CallRecord) if r.call_id == call_id and r.disposition]
+    assert dispositions == [Disposition.ANSWERED]
 
 
 @pytest.mark.parametrize("world", [{"ring_all": ["sales"]}], indirect=True)

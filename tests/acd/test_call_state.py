@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -493,6 +494,56 @@ def test_the_closed_call_is_terminal() -> None:
     for ev in (cs.CallerHungUp(), cs.Withdraw(), cs.Expired("sales"), cs.TimerDue(cs.TimerKind.ANNOUNCE)):
         c2, effects = step(c, ev)
         assert c2 == c and of(effects, cs.Ignored), ev
+
+
+# ------------------------------------------------------------------------------------ restart
+def found(channel: str, uniqueid: str, call_id: str, agent_id: str = "", bridge: str = "") -> cs.Found:
+    return cs.Found(channel, uniqueid, call_id, agent_id=agent_id, queue="sales", bridge_id=bridge)
+
+
+def test_a_local_agent_leg_is_on_the_call_through_its_bridged_half() -> None:
+    """What a real Asterisk's Status shows mid-call when agents are Local channels: both halves
+    of the agent's leg carry CC_CALL_ID and CC_AGENT_ID, only the ``;1`` is in the caller's
+    bridge. The ``;2`` is not a half-offered leg: hanging it up would end the call."""
+    leg = "ccleg-f593"
+    caller = found("Local/18005550100@cc-inbound-00000000;2", "cct-4-2", "c1", bridge="b1")
+    one = found("Local/agent1001@cc-test-agents-00000001;1", leg, "c1", "1001", bridge="b1")
+    two = found("Local/agent1001@cc-test-agents-00000001;2", cs.other_half(leg), "c1", "1001")
+    for order in itertools.permutations([caller, one, two]):
+        seen = cs.survey(order, {"1001"})
+        assert seen.callers == {"c1": caller}
+        assert seen.on_call == {"1001": one}
+        assert seen.hang_up == ()
+
+
+def test_legs_nobody_follows_after_a_restart_are_hung_up_once_each() -> None:
+    caller = found("PJSIP/carrier-7", "u7", "ring-1")
+    legs = [  # a ring-all offer over Local channels: both legs ringing, no bridge
+        found("Local/agent1001@cc-test-agents-00000002;2", "ccleg-a-2", "ring-1", "1001"),
+        found("Local/agent1001@cc-test-agents-00000002;1", "ccleg-a", "ring-1", "1001"),
+        found("Local/agent1002@cc-test-agents-00000003;1", "ccleg-b", "ring-1", "1002"),
+        found("Local/agent1002@cc-test-agents-00000003;2", "ccleg-b-2", "ring-1", "1002"),
+    ]
+    seen = cs.survey([caller, *legs], {"1001", "1002"})
+    assert seen.on_call == {}
+    assert sorted(seen.hang_up) == [  # the ;1 of each: ending one half ends the pair
+        "Local/agent1001@cc-test-agents-00000002;1",
+        "Local/agent1002@cc-test-agents-00000003;1",
+    ]
+    # A ;2 whose ;1 is already gone is a leg of its own, hung up too.
+    orphan = found("Local/agent1003@cc-test-agents-00000004;2", "ccleg-c-2", "ring-1", "1003")
+    assert cs.survey([caller, orphan], {"1003"}).hang_up == (orphan.channel,)
+
+
+def test_a_bridged_pjsip_leg_stays_only_with_its_caller_and_a_known_agent() -> None:
+    caller = found("PJSIP/carrier-2", "u2", "talk-1", bridge="b1")
+    talking = found("PJSIP/agent1001-9", "ccleg-x", "talk-1", "1001", bridge="b1")
+    ringing = found("PJSIP/agent1002-9", "ccleg-y", "ring-1", "1002")
+    left = found("PJSIP/agent1003-9", "ccleg-z", "gone-1", "1003", bridge="b2")  # its caller left
+    stranger = found("PJSIP/agent9999-9", "ccleg-w", "talk-1", "9999", bridge="b1")
+    seen = cs.survey([caller, talking, ringing, left, stranger], {"1001", "1002", "1003"})
+    assert seen.on_call == {"1001": talking}
+    assert seen.hang_up == ("PJSIP/agent1002-9", "PJSIP/agent1003-9", "PJSIP/agent9999-9")
 
 
 # ------------------------------------------------------------------------------------ the random walk
