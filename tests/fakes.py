@@ -803,10 +803,13 @@ class SimPerson:
 
 
 # ------------------------------------------------------------------------------------ HTTP, on the wire
-def http_request(path: str, body: bytes = b"", method: str = "GET") -> bytes:
-    """One HTTP/1.1 request (``connection: close``)."""
+def http_request(path: str, body: bytes = b"", method: str = "GET", headers: str = "") -> bytes:
+    """One HTTP/1.1 request (``connection: close``) to loopback, a body sent as JSON; ``headers``
+    are more header lines, each ending in CRLF."""
+    kind = "content-type: application/json\r\n" if body else ""
     return (
-        f"{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: {len(body)}\r\n\r\n"
+        f"{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n{kind}{headers}"
+        f"content-length: {len(body)}\r\n\r\n"
     ).encode() + body
 
 

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
+
 from callcenter.acd import agents as ag
 from callcenter.acd.service import ACD
-from callcenter.web.http import json_response
+from callcenter.web.http import Router, body, json_response
+from callcenter.web.schema import Field, Schema
+
+LOGIN = Schema((Field("paused_reason", max_length=40), Field("pin", max_length=20)))
+PAUSE = Schema((Field("reason", max_length=40),))
+TRANSFER = Schema(
+    (Field("queue", max_length=40), Field("number", max_length=32), Field("attended", "boolean"))
+)
 
 
-def register_routes(router: Any, acd: ACD) -> None:
-    """Mount the agent API on a ``callcenter.web.http.Router``::
+def register_routes(router: Router, acd: ACD) -> None:
+    """Mount the agent API::
 
     POST /api/agents/{agent_id}/login   {"paused_reason": "...", "pin": "..."}  (both optional)
     POST /api/agents/{agent_id}/logout
@@ -30,52 +39,52 @@ def register_routes(router: Any, acd: ACD) -> None:
             "call_id": s.call_id,
         }
 
-    async def login(req: Any) -> Any:
-        body = req.json()
+    async def login(req: web.Request) -> web.StreamResponse:
+        b = body(req)
         s = await acd.login(
-            req.params["agent_id"], paused_reason=body.get("paused_reason"), pin=body.get("pin")
+            req.match_info["agent_id"], paused_reason=b.get("paused_reason"), pin=b.get("pin")
         )
         return json_response(state_json(s))
 
-    async def logout(req: Any) -> Any:
-        return json_response(state_json(await acd.logout(req.params["agent_id"])))
+    async def logout(req: web.Request) -> web.StreamResponse:
+        return json_response(state_json(await acd.logout(req.match_info["agent_id"])))
 
-    async def pause(req: Any) -> Any:
-        reason = str(req.json().get("reason") or "")
-        return json_response(state_json(await acd.pause(req.params["agent_id"], reason)))
+    async def pause(req: web.Request) -> web.StreamResponse:
+        reason = str(body(req).get("reason") or "")
+        return json_response(state_json(await acd.pause(req.match_info["agent_id"], reason)))
 
-    async def resume(req: Any) -> Any:
-        return json_response(state_json(await acd.resume(req.params["agent_id"])))
+    async def resume(req: web.Request) -> web.StreamResponse:
+        return json_response(state_json(await acd.resume(req.match_info["agent_id"])))
 
-    async def list_agents(req: Any) -> Any:
+    async def list_agents(req: web.Request) -> web.StreamResponse:
         return json_response(acd.snapshot())
 
-    async def pci_pause(req: Any) -> Any:
-        return json_response({"paused": await acd.pci_pause(req.params["call_id"], by="api")})
+    async def pci_pause(req: web.Request) -> web.StreamResponse:
+        return json_response({"paused": await acd.pci_pause(req.match_info["call_id"], by="api")})
 
-    async def pci_resume(req: Any) -> Any:
-        return json_response({"resumed": await acd.pci_resume(req.params["call_id"], by="api")})
+    async def pci_resume(req: web.Request) -> web.StreamResponse:
+        return json_response({"resumed": await acd.pci_resume(req.match_info["call_id"], by="api")})
 
-    async def record(req: Any) -> Any:
-        return json_response({"recording": await acd.record(req.params["call_id"])})
+    async def record(req: web.Request) -> web.StreamResponse:
+        return json_response({"recording": await acd.record(req.match_info["call_id"])})
 
-    async def transfer(req: Any) -> Any:
-        body = req.json()
-        call_id = req.params["call_id"]
-        if body.get("queue"):
-            await acd.transfer_to_queue(call_id, str(body["queue"]))
-        elif body.get("attended"):
-            await acd.attended_transfer(call_id, str(body.get("number") or ""))
+    async def transfer(req: web.Request) -> web.StreamResponse:
+        b = body(req)
+        call_id = req.match_info["call_id"]
+        if b.get("queue"):
+            await acd.transfer_to_queue(call_id, str(b["queue"]))
+        elif b.get("attended"):
+            await acd.attended_transfer(call_id, str(b.get("number") or ""))
         else:
-            await acd.transfer_to_number(call_id, str(body.get("number") or ""))
+            await acd.transfer_to_number(call_id, str(b.get("number") or ""))
         return json_response({"ok": True})
 
-    router.add("POST", "/api/agents/{agent_id}/login", login)
+    router.add("POST", "/api/agents/{agent_id}/login", login, schema=LOGIN)
     router.add("POST", "/api/agents/{agent_id}/logout", logout)
-    router.add("POST", "/api/agents/{agent_id}/pause", pause)
+    router.add("POST", "/api/agents/{agent_id}/pause", pause, schema=PAUSE)
     router.add("POST", "/api/agents/{agent_id}/resume", resume)
     router.add("GET", "/api/agents", list_agents)
     router.add("POST", "/api/calls/{call_id}/pci_pause", pci_pause)
     router.add("POST", "/api/calls/{call_id}/pci_resume", pci_resume)
     router.add("POST", "/api/calls/{call_id}/record", record)
-    router.add("POST", "/api/calls/{call_id}/transfer", transfer)
+    router.add("POST", "/api/calls/{call_id}/transfer", transfer, schema=TRANSFER)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from aiohttp import web
 
 from callcenter.acd import features as acd_features
 from callcenter.acd import http as acd_http
@@ -42,7 +43,7 @@ from callcenter.store import reports
 from callcenter.store.acd import PgACDStore
 from callcenter.store.customers import CustomerDirectory
 from callcenter.store.writer import CallLogWriter
-from callcenter.web.http import HTTPServer, Request, Response, Router, json_response
+from callcenter.web.http import HTTPServer, Router, json_response, trusted_hosts_for
 from callcenter.web.pages import page
 
 log = logging.getLogger("callcenter")
@@ -60,6 +61,9 @@ class Links:
     agi_port: int
     http_host: str | None = "127.0.0.1"
     http_port: int = 8080
+    # Names and addresses the HTTP API answers to beyond loopback and its bound address
+    # (``$CALLCENTER_HTTP_HOSTS``, comma-separated): any other ``Host`` is refused.
+    http_trusted_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: cm.Config, **overrides: Any) -> Links:
@@ -72,6 +76,9 @@ class Links:
             "ami_secret": env.get("CALLCENTER_AMI_SECRET", a.ami.secret.value),
             "agi_bind": a.agi.bind,
             "agi_port": a.agi.port,
+            "http_trusted_hosts": tuple(
+                h.strip() for h in env.get("CALLCENTER_HTTP_HOSTS", "").split(",") if h.strip()
+            ),
         }
         # None leaves a setting at its default, except http_host where None turns HTTP off.
         values.update({k: v for k, v in overrides.items() if v is not None or k == "http_host"})
@@ -310,27 +317,36 @@ class Controller:
         )
 
     def _routes(self) -> None:
-        async def status(req: Request) -> Response:
+        async def status(req: web.Request) -> web.StreamResponse:
             return json_response(self.snapshot().to_dict())
 
-        async def metrics(req: Request) -> Response:
-            return Response(200, self.metrics.render().encode(), content_type="text/plain; version=0.0.4")
+        async def metrics(req: web.Request) -> web.StreamResponse:
+            return web.Response(
+                body=self.metrics.render().encode(),
+                headers={"Content-Type": "text/plain; version=0.0.4"},
+            )
 
-        async def wallboard_events(req: Request) -> Response:
-            async def stream() -> Any:
+        async def wallboard_events(req: web.Request) -> web.StreamResponse:
+            resp = web.StreamResponse(
+                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+            )
+            await resp.prepare(req)
+            try:
                 while True:
-                    data = self.snapshot().to_dict()
-                    yield f"data: {json_response(data).body.decode().strip()}\n\n".encode()  # type: ignore[union-attr]
+                    data = json_response(self.snapshot().to_dict()).body
+                    assert isinstance(data, bytes)  # noqa: S101 - json_response's own body
+                    await resp.write(b"data: " + data.strip() + b"\n\n")
                     await self.clock.sleep(1.0)
+            except (ConnectionError, RuntimeError):
+                pass  # the board went away
+            return resp
 
-            return Response(200, stream(), content_type="text/event-stream")
-
-        async def wallboard(req: Request) -> Response:
-            return Response(200, page("wallboard.html"), content_type="text/html; charset=utf-8")
+        async def wallboard(req: web.Request) -> web.StreamResponse:
+            return web.Response(body=page("wallboard.html"), content_type="text/html", charset="utf-8")
 
         self.router.add("GET", "/api/status", status)
         self.router.add("GET", "/metrics", metrics)
-        self.router.add("GET", "/wallboard/events", wallboard_events)
+        self.router.add("GET", "/wallboard/events", wallboard_events, stream=True)
         self.router.add("GET", "/", wallboard)
         acd_http.register_routes(self.router, self.acd)
 
@@ -394,7 +410,12 @@ class Controller:
         await self.agi.start()
         self._routes()
         if self.links.http_host is not None:
-            self.http = HTTPServer(self.router, host=self.links.http_host, port=self.links.http_port)
+            self.http = HTTPServer(
+                self.router,
+                host=self.links.http_host,
+                port=self.links.http_port,
+                trusted_hosts=trusted_hosts_for(self.links.http_host, self.links.http_trusted_hosts),
+            )
             await self.http.start()
         log.info(
             "controller ready: AMI %s:%s, FastAGI %s:%s, HTTP %s",

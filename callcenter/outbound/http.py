@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
+
+from aiohttp import web
 
 from callcenter.outbound.service import DialerService
-from callcenter.web.http import HTTPError, json_response
+from callcenter.web.http import Router, body, json_response
+from callcenter.web.schema import Field, Schema
 
 log = logging.getLogger(__name__)
 
+NEXT = Schema((Field("agent_id", required=True, max_length=40),))
+DIAL = Schema(
+    (Field("agent_id", required=True, max_length=40), Field("contact", required=True, max_length=200))
+)
+SKIP = Schema((*DIAL.fields, Field("delay", "number", minimum=0, maximum=366 * 86400)))
 
-def register_routes(router: Any, service: DialerService) -> None:
-    """Mount the campaign API on a ``callcenter.web.http.Router``::
+
+def register_routes(router: Router, service: DialerService) -> None:
+    """Mount the campaign API::
 
     GET  /api/campaigns                          every campaign's status (pacing explained)
     GET  /api/campaigns/{campaign}               one campaign's status
@@ -25,32 +32,26 @@ def register_routes(router: Any, service: DialerService) -> None:
     A refused request (unknown campaign, stopped campaign, contact not held) answers 409 with the
     ``CampaignError`` code."""
 
-    def text(body: Mapping[str, Any], key: str) -> str:
-        value = body.get(key)
-        if not isinstance(value, str) or not value:
-            raise HTTPError(400, "bad_request", f"{key!r} (a string) is required")
-        return value
-
-    async def list_all(req: Any) -> Any:
+    async def list_all(req: web.Request) -> web.StreamResponse:
         return json_response({cid: service.status(cid) for cid in sorted(service.campaign_ids())})
 
-    async def one(req: Any) -> Any:
-        return json_response(service.status(req.params["campaign"]))
+    async def one(req: web.Request) -> web.StreamResponse:
+        return json_response(service.status(req.match_info["campaign"]))
 
-    async def pause(req: Any) -> Any:
-        await service.pause(req.params["campaign"])
-        return json_response(service.status(req.params["campaign"]))
+    async def pause(req: web.Request) -> web.StreamResponse:
+        await service.pause(req.match_info["campaign"])
+        return json_response(service.status(req.match_info["campaign"]))
 
-    async def resume(req: Any) -> Any:
-        await service.resume(req.params["campaign"])
-        return json_response(service.status(req.params["campaign"]))
+    async def resume(req: web.Request) -> web.StreamResponse:
+        await service.resume(req.match_info["campaign"])
+        return json_response(service.status(req.match_info["campaign"]))
 
-    async def stop(req: Any) -> Any:
-        await service.stop(req.params["campaign"])
-        return json_response(service.status(req.params["campaign"]))
+    async def stop(req: web.Request) -> web.StreamResponse:
+        await service.stop(req.match_info["campaign"])
+        return json_response(service.status(req.match_info["campaign"]))
 
-    async def preview_next(req: Any) -> Any:
-        held = service.preview_next(req.params["campaign"], text(req.json(), "agent_id"))
+    async def preview_next(req: web.Request) -> web.StreamResponse:
+        held = service.preview_next(req.match_info["campaign"], body(req)["agent_id"])
         if held is None:
             return json_response({"contact": None})
         c = held.contact
@@ -65,20 +66,15 @@ def register_routes(router: Any, service: DialerService) -> None:
             }
         )
 
-    async def preview_dial(req: Any) -> Any:
-        body = req.json()
-        attempt = await service.preview_dial(
-            req.params["campaign"], text(body, "contact"), text(body, "agent_id")
-        )
+    async def preview_dial(req: web.Request) -> web.StreamResponse:
+        b = body(req)
+        attempt = await service.preview_dial(req.match_info["campaign"], b["contact"], b["agent_id"])
         return json_response({"attempt": attempt.attempt_id, "number": attempt.number})
 
-    async def preview_skip(req: Any) -> Any:
-        body = req.json()
-        delay = body.get("delay", 0)
-        if not isinstance(delay, int | float) or delay < 0:
-            raise HTTPError(400, "bad_request", "'delay' must be a number of seconds >= 0")
+    async def preview_skip(req: web.Request) -> web.StreamResponse:
+        b = body(req)
         service.preview_skip(
-            req.params["campaign"], text(body, "contact"), text(body, "agent_id"), delay=float(delay)
+            req.match_info["campaign"], b["contact"], b["agent_id"], delay=float(b.get("delay", 0))
         )
         return json_response({"ok": True})
 
@@ -87,6 +83,6 @@ def register_routes(router: Any, service: DialerService) -> None:
     router.add("POST", "/api/campaigns/{campaign}/pause", pause)
     router.add("POST", "/api/campaigns/{campaign}/resume", resume)
     router.add("POST", "/api/campaigns/{campaign}/stop", stop)
-    router.add("POST", "/api/campaigns/{campaign}/preview/next", preview_next)
-    router.add("POST", "/api/campaigns/{campaign}/preview/dial", preview_dial)
-    router.add("POST", "/api/campaigns/{campaign}/preview/skip", preview_skip)
+    router.add("POST", "/api/campaigns/{campaign}/preview/next", preview_next, schema=NEXT)
+    router.add("POST", "/api/campaigns/{campaign}/preview/dial", preview_dial, schema=DIAL)
+    router.add("POST", "/api/campaigns/{campaign}/preview/skip", preview_skip, schema=SKIP)

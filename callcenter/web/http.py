@@ -1,10 +1,27 @@
-"""Shell: a small HTTP/1.1 server on h11 (sans-IO) and asyncio streams.
+"""Shell: the HTTP application on aiohttp.web, with its guards.
 
-Routes are ``(method, pattern)`` -> ``async handler(request) -> Response``; a pattern's ``{name}``
-segments become ``request.params``. A response body is bytes or an async iterator of bytes (server-sent
-events stream that way). Every read is bounded by ``read_timeout``, request bodies by ``max_body``;
-bad requests get a JSON error naming what was wrong; a failing handler answers 500 and the server keeps
-serving other connections.
+aiohttp.web is asyncio-native (it runs inside the controller's event loop, no separate ASGI server
+process), has middleware, streams responses (the server-sent events of the wallboard) and caps
+request bodies. Features register routes on a ``Router`` (method, path with ``{name}`` segments,
+handler, the body's ``Schema``, whether it streams); ``HTTPServer`` mounts them and answers on a
+listener of its own that admits connections per client.
+
+Every request passes, in order:
+
+- the connection gate: at most ``per_client_connections`` per client address and
+  ``max_connections`` in all (a refused connection gets a bare 429 or 503), and a connection that
+  has no request in progress for ``head_timeout`` seconds is closed, so slow-drip clients that
+  never finish a request head give their slot back;
+- errors: every refusal is JSON ``{"error": {"code", "message"[, "field"]}}`` with a stable code;
+  a failing handler answers 500 and the server keeps serving;
+- trusted hosts: a ``Host`` not among the names the API answers to gets 421 (DNS rebinding);
+- mutating requests (POST, PUT, PATCH, DELETE): a foreign ``Origin`` or a cross-site
+  ``Sec-Fetch-Site`` gets 403, any body other than ``application/json`` 415 (a cross-site
+  ``text/plain`` form post never reaches a handler);
+- per-client concurrency: event streams and API calls are counted apart (429 over either cap);
+- the body: read within the request deadline (408 if the client drips it), parsed (400 if not
+  JSON) and validated by the route's schema (422 naming the field), before the handler runs;
+- the total request deadline for API calls (503 ``deadline_exceeded``).
 """
 
 from __future__ import annotations
@@ -13,51 +30,22 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
-import h11
+from aiohttp import web
 
 from callcenter.errors import CallcenterError, DomainError
+from callcenter.web.schema import EMPTY, BodyError, Schema
 
 log = logging.getLogger(__name__)
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-    params: dict[str, str] = field(default_factory=dict)
-
-    def json(self) -> Any:
-        if not self.body:
-            return {}
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HTTPError(400, "bad_json", f"request body is not JSON: {exc}") from exc
-
-    def arg(self, name: str, default: str | None = None) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else default
-
-
-@dataclass
-class Response:
-    status: int = 200
-    body: bytes | AsyncIterator[bytes] = b""
-    content_type: str = "application/json"
-    headers: list[tuple[str, str]] = field(default_factory=list)
-
-
-def json_response(data: Any, status: int = 200) -> Response:
-    return Response(status, json.dumps(data, default=str, sort_keys=True).encode() + b"\n")
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+BODY_KEY = web.RequestKey("body", dict[str, Any])
 
 
 class HTTPError(CallcenterError):
@@ -68,204 +56,374 @@ class HTTPError(CallcenterError):
         self.status = status
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(data, default=str, sort_keys=True).encode() + b"\n",
+        content_type="application/json",
+    )
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+    err: dict[str, str] = {"code": code, "message": message}
+    if field is not None:
+        err["field"] = field
+    return json_response({"error": err}, status)
+
+
+def body(request: web.Request) -> dict[str, Any]:
+    """The request's body, already validated by its route's schema (``{}`` when it had none)."""
+    return dict(request.get(BODY_KEY) or {})
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    schema: Schema | None = None
+    stream: bool = False
 
 
 class Router:
+    """The routes the features register; ``HTTPServer`` mounts them on aiohttp's dispatcher."""
+
     def __init__(self) -> None:
-        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.routes: list[Route] = []
 
-    def add(self, method: str, pattern: str, handler: Handler) -> None:
-        regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$"
-        self._routes.append((method.upper(), re.compile(regex), handler))
+    def add(
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        *,
+        schema: Schema | None = None,
+        stream: bool = False,
+    ) -> None:
+        """Add a route. A mutating route without a ``schema`` takes an empty body only."""
+        method = method.upper()
+        if schema is None and method in MUTATING:
+            schema = EMPTY
+        self.routes.append(Route(method, path, handler, schema, stream))
 
-    def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
-        allowed = False
-        for m, regex, handler in self._routes:
-            match = regex.match(path)
-            if match:
-                if m == method:
-                    return handler, match.groupdict()
-                allowed = True
-        if allowed:
-            raise HTTPError(405, "method_not_allowed", f"{method} is not allowed on {path}")
-        raise HTTPError(404, "not_found", f"no such resource: {path}")
+
+@dataclass(frozen=True)
+class Limits:
+    """The HTTP side's bounds (seconds, bytes, counts)."""
+
+    max_body: int = 1 << 20
+    request_deadline: float = 15.0
+    head_timeout: float = 10.0
+    keepalive_timeout: float = 15.0
+    max_connections: int = 512
+    per_client_connections: int = 32
+    per_client_requests: int = 16
+    per_client_streams: int = 4
 
 
-_REASONS = {
-    200: b"OK",
-    201: b"Created",
-    400: b"Bad Request",
-    404: b"Not Found",
-    405: b"Method Not Allowed",
-    409: b"Conflict",
-    413: b"Payload Too Large",
-    422: b"Unprocessable Entity",
-    500: b"Internal Server Error",
-    503: b"Service Unavailable",
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def trusted_hosts_for(bind: str, extra: Iterable[str] = ()) -> frozenset[str]:
+    """The host names the API answers to: the loopback names, the bound address (unless it is a
+    wildcard) and ``extra`` (the names and addresses clients use to reach it)."""
+    names = set(LOOPBACK_NAMES) | {h.strip().lower() for h in extra if h.strip()}
+    if bind not in ("", "0.0.0.0", "::"):  # noqa: S104 - comparing, not binding
+        names.add(bind.lower())
+    return frozenset(names)
+
+
+def host_name(value: str) -> str:
+    """The name in a ``Host`` header or an origin's netloc, without port or IPv6 brackets."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:].partition("]")[0]
+    return value.rpartition(":")[0] if value.count(":") == 1 else value
+
+
+# ------------------------------------------------------------------------------------ connection gate
+class _Gate:
+    """Connections per client address and in all; each admitted one is a ``_Guarded``."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.per_client: dict[str, int] = {}
+        self.total = 0
+        self.refused = 0
+        self.expired = 0
+        self.open: dict[asyncio.BaseTransport, _Guarded] = {}
+
+    def admit(self, client: str) -> bytes | None:
+        """None when admitted (and counted), else the bare response that refuses it."""
+        if self.total >= self.limits.max_connections:
+            self.refused += 1
+            return b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        if self.per_client.get(client, 0) >= self.limits.per_client_connections:
+            self.refused += 1
+            return b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        self.total += 1
+        self.per_client[client] = self.per_client.get(client, 0) + 1
+        return None
+
+    def release(self, client: str) -> None:
+        self.total -= 1
+        left = self.per_client.get(client, 1) - 1
+        if left:
+            self.per_client[client] = left
+        else:
+            self.per_client.pop(client, None)
+
+
+class _Guarded(asyncio.Protocol):
+    """aiohttp's protocol for one connection, behind the gate and the idle-head timer."""
+
+    def __init__(self, inner: asyncio.Protocol, gate: _Gate) -> None:
+        self._inner = inner
+        self._gate = gate
+        self._client = ""
+        self._transport: asyncio.BaseTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._busy = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        refusal = self._gate.admit(client)
+        if refusal is not None:
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.write(refusal)
+            transport.close()
+            return
+        self._client = client
+        self._transport = transport
+        self._gate.open[transport] = self
+        self._arm()
+        self._inner.connection_made(transport)
+
+    def _arm(self) -> None:
+        self._disarm()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._gate.limits.head_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self._transport is not None and not self._busy:
+            self._gate.expired += 1
+            self._transport.close()
+
+    def busy(self) -> None:
+        self._busy += 1
+        self._disarm()
+
+    def idle(self) -> None:
+        self._busy -= 1
+        if not self._busy and self._transport is not None:
+            self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is not None:
+            self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._transport is not None else None
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        transport, self._transport = self._transport, None
+        if transport is None:
+            return
+        self._disarm()
+        self._gate.open.pop(transport, None)
+        self._gate.release(self._client)
+        self._inner.connection_lost(exc)
+
+
+# ------------------------------------------------------------------------------------ middleware
+_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
 }
 
 
+@dataclass
+class _Guards:
+    limits: Limits
+    trusted_hosts: frozenset[str]
+    gate: _Gate
+    # aiohttp's route (method and resource) -> ours
+    routes: dict[object, Route] = field(default_factory=dict)
+    requests: dict[str, int] = field(default_factory=dict)
+    streams: dict[str, int] = field(default_factory=dict)
+
+
+def _middlewares(g: _Guards) -> list[Any]:
+    @web.middleware
+    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        guarded = g.gate.open.get(request.transport) if request.transport is not None else None
+        if guarded is not None:
+            guarded.busy()
+        try:
+            return await handler(request)
+        except HTTPError as exc:
+            return error_response(exc.status, exc.code, exc.message)
+        except BodyError as exc:
+            return error_response(422, exc.code, exc.message, exc.field)
+        except DomainError as exc:
+            return error_response(409, exc.code, exc.message)
+        except CallcenterError as exc:
+            return error_response(422, exc.code, exc.message)
+        except web.HTTPException as exc:
+            code = _CODES.get(exc.status, "http_error")
+            return error_response(exc.status, code, exc.reason)
+        except Exception:  # a failing handler answers 500; the server keeps serving
+            log.exception("HTTP handler failed: %s %s", request.method, request.path)
+            return error_response(500, "internal_error", "the handler failed; see the controller log")
+        finally:
+            if guarded is not None:
+                guarded.idle()
+
+    @web.middleware
+    async def origin(request: web.Request, handler: Handler) -> web.StreamResponse:
+        host = request.headers.get("Host", "")
+        if host_name(host) not in g.trusted_hosts:
+            raise HTTPError(421, "unknown_host", f"this server does not answer to host {host!r}")
+        if request.method in MUTATING:
+            sent = request.headers.get("Origin")
+            if sent is not None and urlsplit(sent).netloc.lower() != host.strip().lower():
+                raise HTTPError(403, "foreign_origin", f"requests from origin {sent!r} are refused")
+            if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+                raise HTTPError(403, "foreign_origin", "cross-site requests are refused")
+            has_body = bool(request.content_length) or "Transfer-Encoding" in request.headers
+            if (has_body or "Content-Type" in request.headers) and request.content_type != "application/json":
+                raise HTTPError(
+                    415, "unsupported_media_type", "a request body must be sent as application/json"
+                )
+        return await handler(request)
+
+    @web.middleware
+    async def limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = g.routes.get(request.match_info.route)
+        if route is None:
+            return await handler(request)
+        client = request.remote or "?"
+        counts, cap = (
+            (g.streams, g.limits.per_client_streams)
+            if route.stream
+            else (g.requests, g.limits.per_client_requests)
+        )
+        if counts.get(client, 0) >= cap:
+            what = "event streams" if route.stream else "requests in progress"
+            raise HTTPError(429, "too_many_requests", f"at most {cap} {what} per client")
+        counts[client] = counts.get(client, 0) + 1
+        try:
+            if route.stream:
+                return await handler(request)
+            reading = True
+            try:
+                async with asyncio.timeout(g.limits.request_deadline) as deadline:
+                    if route.schema is not None:
+                        request[BODY_KEY] = await _read_body(request, route.schema)
+                    reading = False
+                    return await handler(request)
+            except TimeoutError as exc:
+                if not deadline.expired():
+                    raise
+                if reading:
+                    raise HTTPError(408, "request_timeout", "the request body came too slowly") from exc
+                raise HTTPError(
+                    503, "deadline_exceeded", f"no answer within {g.limits.request_deadline:g} s"
+                ) from exc
+        finally:
+            left = counts[client] - 1
+            if left:
+                counts[client] = left
+            else:
+                counts.pop(client, None)
+
+    return [errors, origin, limits]
+
+
+async def _read_body(request: web.Request, schema: Schema) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        return schema.validate({})
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPError(400, "bad_json", f"request body is not JSON: {exc}") from exc
+    return schema.validate(data)
+
+
+# ------------------------------------------------------------------------------------ the server
 class HTTPServer:
+    """The HTTP listener: ``await start()`` (``port`` is then the bound port), ``await close()``."""
+
     def __init__(
         self,
         router: Router,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        read_timeout: float = 10.0,
-        max_body: int = 1 << 20,
-        max_connections: int = 200,
+        trusted_hosts: Iterable[str] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.router = router
         self.host = host
         self.port = port
-        self.read_timeout = read_timeout
-        self.max_body = max_body
-        self._sem = asyncio.Semaphore(max_connections)
+        self.limits = limits or Limits()
+        self.trusted_hosts = (
+            frozenset(h.lower() for h in trusted_hosts)
+            if trusted_hosts is not None
+            else trusted_hosts_for(host)
+        )
+        self.gate = _Gate(self.limits)
+        self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
-        self._conns: set[asyncio.Task[None]] = set()
+
+    def application(self) -> web.Application:
+        guards = _Guards(self.limits, self.trusted_hosts, self.gate)
+        app = web.Application(middlewares=_middlewares(guards), client_max_size=self.limits.max_body)
+        for route in self.router.routes:
+            guards.routes[app.router.add_route(route.method, route.path, route.handler)] = route
+        return app
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        sock = self._server.sockets[0]
-        self.port = sock.getsockname()[1]
+        self._runner = web.AppRunner(
+            self.application(),
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=self.limits.keepalive_timeout,
+        )
+        await self._runner.setup()
+        factory = self._runner.server
+        assert factory is not None  # noqa: S101 - set by setup()
+        gate = self.gate
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Guarded(factory(), gate), self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._conns):
-            task.cancel()
-        for task in list(self._conns):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._conns.add(task)
-        try:
-            if self._sem.locked():
-                writer.write(
-                    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                )
-                return
-            async with self._sem:
-                await self._serve(reader, writer)
-        except (ConnectionError, TimeoutError, h11.RemoteProtocolError):
-            pass
-        except asyncio.CancelledError:
-            # close() cancels open connections (an SSE stream never ends by itself). This task is
-            # the connection's root, created by asyncio's server; ending it quietly here keeps
-            # asyncio from reporting the cancellation as an unobserved error.
-            pass
-        finally:
-            if task is not None:
-                self._conns.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError, TimeoutError):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
-
-    async def _next_event(self, conn: h11.Connection, reader: asyncio.StreamReader) -> Any:
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                data = await asyncio.wait_for(reader.read(65536), self.read_timeout)
-                conn.receive_data(data)
-                continue
-            return event
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16384)
-        while True:
-            try:
-                event = await self._next_event(conn, reader)
-            except h11.RemoteProtocolError as exc:
-                if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                    await self._send(conn, writer, _error(400, "bad_request", str(exc)))
-                return
-            if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
-                return
-            if not isinstance(event, h11.Request):
-                return
-            body = bytearray()
-            too_big = False
-            while True:
-                ev = await self._next_event(conn, reader)
-                if isinstance(ev, h11.Data):
-                    if len(body) + len(ev.data) > self.max_body:
-                        too_big = True
-                    else:
-                        body += ev.data
-                elif isinstance(ev, h11.EndOfMessage):
-                    break
-                else:
-                    return
-            target = event.target.decode("latin-1")
-            parts = urlsplit(target)
-            request = Request(
-                method=event.method.decode("ascii").upper(),
-                path=parts.path,
-                query=parse_qs(parts.query),
-                headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers},
-                body=bytes(body),
-            )
-            if too_big:
-                response = _error(413, "too_large", f"request body over {self.max_body} bytes")
-            else:
-                response = await self._dispatch(request)
-            await self._send(conn, writer, response)
-            if conn.our_state is h11.MUST_CLOSE or isinstance(response.body, AsyncIterator):
-                return
-            try:
-                conn.start_next_cycle()
-            except h11.LocalProtocolError:
-                return
-
-    async def _dispatch(self, request: Request) -> Response:
-        try:
-            handler, params = self.router.resolve(request.method, request.path)
-            request.params = params
-            return await handler(request)
-        except HTTPError as exc:
-            return _error(exc.status, exc.code, exc.message)
-        except DomainError as exc:
-            return _error(409, exc.code, exc.message)
-        except CallcenterError as exc:
-            return _error(422, exc.code, exc.message)
-        except Exception:  # a failing handler answers 500; the server keeps serving
-            log.exception("HTTP handler failed: %s %s", request.method, request.path)
-            return _error(500, "internal_error", "the handler failed; see the controller log")
-
-    async def _send(self, conn: h11.Connection, writer: asyncio.StreamWriter, resp: Response) -> None:
-        headers = [("content-type", resp.content_type), *resp.headers]
-        if isinstance(resp.body, bytes):
-            headers.append(("content-length", str(len(resp.body))))
-        else:
-            headers += [("cache-control", "no-cache"), ("connection", "close")]
-        reason = _REASONS.get(resp.status, b"")
-        writer.write(conn.send(h11.Response(status_code=resp.status, headers=headers, reason=reason)))
-        if isinstance(resp.body, bytes):
-            if resp.body:
-                writer.write(conn.send(h11.Data(data=resp.body)))
-            writer.write(conn.send(h11.EndOfMessage()))
-            await writer.drain()
-            return
-        await writer.drain()
-        stream = resp.body
-        try:
-            async for chunk in stream:
-                writer.write(conn.send(h11.Data(data=chunk)))
-                await asyncio.wait_for(writer.drain(), self.read_timeout)
-            writer.write(conn.send(h11.EndOfMessage()))
-            await writer.drain()
-        finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-
-def _error(status: int, code: str, message: str) -> Response:
-    return json_response({"error": {"code": code, "message": message}}, status)
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            with contextlib.suppress(OSError):
+                await runner.cleanup()
+        if server is not None:
+            await server.wait_closed()

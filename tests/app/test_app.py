@@ -98,7 +98,7 @@ async def test_the_controller_serves_calls_api_wallboard_and_metrics(running: Ru
     assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
     # The wallboard stream sends snapshots as server-sent events.
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /wallboard/events HTTP/1.1\r\nhost: x\r\n\r\n")
+    writer.write(b"GET /wallboard/events HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
     await writer.drain()
     chunk = b""
     async with asyncio.timeout(20):

@@ -448,7 +448,8 @@ async def test_http_api_pause_resume_stop_and_preview(rig: Rig) -> None:
         )
         assert status == 200 and dialled["number"] == 1
         await rig.server.wait_for(lambda: rig.server.count("Originate") == 1)
-        assert (await call("POST", "/api/campaigns/spring/preview/next", {}))[0] == 400
+        status, err = await call("POST", "/api/campaigns/spring/preview/next", {})
+        assert (status, err["error"]["code"], err["error"]["field"]) == (422, "missing_field", "agent_id")
         assert (await call("POST", "/api/campaigns/spring/stop"))[1]["state"] == "stopped"
         assert (await call("POST", "/api/campaigns/spring/resume"))[0] == 409
         assert (await call("GET", "/api/campaigns/nope"))[0] == 409

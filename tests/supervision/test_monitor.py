@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -474,24 +475,33 @@ async def test_api_routes() -> None:
     import json
 
     from callcenter.supervision.http import register_routes
-    from callcenter.web.http import Request, Router
+    from callcenter.web.http import HTTPServer, Router
+    from tests.fakes import http_exchange, http_request, http_split
 
     async with rig() as r:
         router = Router()
         register_routes(router, r.service)
-        handler, params = router.resolve("POST", "/api/monitor/sessions")
-        body = json.dumps({"supervisor_id": "9002", "agent_id": "1003", "mode": "whisper", "pin": "1357"})
-        resp = await handler(Request("POST", "/api/monitor/sessions", {}, {}, body.encode(), params))
-        assert resp.status == 201 and json.loads(resp.body)["mode"] == "whisper"  # type: ignore[arg-type]
-        handler, params = router.resolve("GET", "/api/monitor/sessions")
-        resp = await handler(Request("GET", "/api/monitor/sessions", {}, {}, b"", params))
-        assert [x["agent_id"] for x in json.loads(resp.body)["sessions"]] == ["1003"]  # type: ignore[arg-type]
-        handler, params = router.resolve("POST", "/api/monitor/sessions/spy-1/mode")
-        resp = await handler(Request("POST", "/x", {}, {}, b'{"mode": "barge"}', params))
-        assert json.loads(resp.body)["mode"] == "barge"  # type: ignore[arg-type]
-        handler, params = router.resolve("POST", "/api/monitor/sessions/spy-1/stop")
-        resp = await handler(Request("POST", "/x", {}, {}, b"", params))
-        assert resp.status == 200 and r.service.sessions == {}
+        server = HTTPServer(router)
+        await server.start()
+
+        async def call(method: str, path: str, body: bytes = b"") -> tuple[int, Any]:
+            status, payload = http_split(await http_exchange(server.port, http_request(path, body, method)))
+            return status, json.loads(payload)
+
+        try:
+            body = json.dumps({"supervisor_id": "9002", "agent_id": "1003", "mode": "whisper", "pin": "1357"})
+            status, view = await call("POST", "/api/monitor/sessions", body.encode())
+            assert status == 201 and view["mode"] == "whisper"
+            status, listing = await call("GET", "/api/monitor/sessions")
+            assert [x["agent_id"] for x in listing["sessions"]] == ["1003"]
+            status, err = await call("POST", "/api/monitor/sessions/spy-1/mode", b'{"mode": null}')
+            assert (status, err["error"]["code"], err["error"]["field"]) == (422, "wrong_type", "mode")
+            status, view = await call("POST", "/api/monitor/sessions/spy-1/mode", b'{"mode": "barge"}')
+            assert view["mode"] == "barge"
+            status, _ = await call("POST", "/api/monitor/sessions/spy-1/stop")
+            assert status == 200 and r.service.sessions == {}
+        finally:
+            await server.close()
 
 
 async def test_a_muted_recording_takes_the_supervisors_of_that_bridge_off_the_call() -> None:
