@@ -25,6 +25,8 @@ COMMANDS = (
     "campaign",
     "sim",
     "agent",
+    "users",
+    "audit",
     "recordings",
     "doctor",
     "run",

@@ -833,3 +833,28 @@ def http_split(resp: bytes) -> tuple[int, bytes]:
 
 async def http_get(port: int, path: str, *, timeout: float = 10.0) -> tuple[int, bytes]:
     return http_split(await http_exchange(port, http_request(path), timeout=timeout))
+
+
+class TokenTable:
+    """The ``Authenticator`` seam over a dict: token -> principal (the users store stands in a
+    database; route tests of one feature need only who holds which token)."""
+
+    def __init__(self, tokens: dict[str, Any]) -> None:
+        self.tokens = tokens
+
+    async def principal_for_token(self, token: str, *, timeout: float) -> Any:
+        return self.tokens.get(token)
+
+
+ADMIN = "admin-token"
+
+
+def admin_tokens() -> TokenTable:
+    from callcenter.web.access import Principal
+
+    return TokenTable({ADMIN: Principal("root", "admin")})
+
+
+def bearer(token: str = ADMIN) -> str:
+    """The header line that authenticates a request of ``http_request``."""
+    return f"authorization: Bearer {token}\r\n"

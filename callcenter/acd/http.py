@@ -8,7 +8,8 @@ from aiohttp import web
 
 from callcenter.acd import agents as ag
 from callcenter.acd.service import ACD
-from callcenter.web.http import Router, body, json_response
+from callcenter.web.access import Target
+from callcenter.web.http import Router, body, json_response, principal
 from callcenter.web.schema import Field, Schema
 
 LOGIN = Schema((Field("paused_reason", max_length=40), Field("pin", max_length=20)))
@@ -19,7 +20,8 @@ TRANSFER = Schema(
 
 
 def register_routes(router: Router, acd: ACD) -> None:
-    """Mount the agent API::
+    """Mount the agent API (an agent acts on itself and its own calls, a supervisor on its
+    queues' agents and calls, an admin on any)::
 
     POST /api/agents/{agent_id}/login   {"paused_reason": "...", "pin": "..."}  (both optional)
     POST /api/agents/{agent_id}/logout
@@ -29,6 +31,28 @@ def register_routes(router: Router, acd: ACD) -> None:
     POST /api/calls/{call_id}/pci_pause | pci_resume | record
     POST /api/calls/{call_id}/transfer  {"queue": "billing"} or {"number": "..."} [+ "attended": true]
     """
+
+    def agent_target(agent_id: str) -> Target:
+        agent = acd.config.agents.get(agent_id)
+        queues = frozenset(acd.config.queues_of(agent)) if agent is not None else frozenset()
+        return Target(agent_id=agent_id, queues=queues, label=f"agent {agent_id}")
+
+    def of_agent(req: web.Request, checked: dict[str, Any]) -> Target:
+        return agent_target(req.match_info["agent_id"])
+
+    def of_call(req: web.Request, checked: dict[str, Any]) -> Target:
+        call_id = req.match_info["call_id"]
+        call = acd.snapshot()["calls"].get(call_id) or {}
+        queue = call.get("queue")
+        return Target(
+            agent_id=call.get("agent_id"),
+            queues=frozenset({queue}) if queue else frozenset(),
+            label=f"call {call_id}",
+        )
+
+    def by(req: web.Request) -> str:
+        who = principal(req)
+        return who.name if who is not None else "api"
 
     def state_json(s: ag.AgentState) -> dict[str, Any]:
         return {
@@ -60,10 +84,10 @@ def register_routes(router: Router, acd: ACD) -> None:
         return json_response(acd.snapshot())
 
     async def pci_pause(req: web.Request) -> web.StreamResponse:
-        return json_response({"paused": await acd.pci_pause(req.match_info["call_id"], by="api")})
+        return json_response({"paused": await acd.pci_pause(req.match_info["call_id"], by=by(req))})
 
     async def pci_resume(req: web.Request) -> web.StreamResponse:
-        return json_response({"resumed": await acd.pci_resume(req.match_info["call_id"], by="api")})
+        return json_response({"resumed": await acd.pci_resume(req.match_info["call_id"], by=by(req))})
 
     async def record(req: web.Request) -> web.StreamResponse:
         return json_response({"recording": await acd.record(req.match_info["call_id"])})
@@ -79,12 +103,15 @@ def register_routes(router: Router, acd: ACD) -> None:
             await acd.transfer_to_number(call_id, str(b.get("number") or ""))
         return json_response({"ok": True})
 
-    router.add("POST", "/api/agents/{agent_id}/login", login, schema=LOGIN)
-    router.add("POST", "/api/agents/{agent_id}/logout", logout)
-    router.add("POST", "/api/agents/{agent_id}/pause", pause, schema=PAUSE)
-    router.add("POST", "/api/agents/{agent_id}/resume", resume)
-    router.add("GET", "/api/agents", list_agents)
-    router.add("POST", "/api/calls/{call_id}/pci_pause", pci_pause)
-    router.add("POST", "/api/calls/{call_id}/pci_resume", pci_resume)
-    router.add("POST", "/api/calls/{call_id}/record", record)
-    router.add("POST", "/api/calls/{call_id}/transfer", transfer, schema=TRANSFER)
+    state, call = "agent.state", "call.control"
+    router.add("POST", "/api/agents/{agent_id}/login", login, schema=LOGIN, action=state, target=of_agent)
+    router.add("POST", "/api/agents/{agent_id}/logout", logout, action=state, target=of_agent)
+    router.add("POST", "/api/agents/{agent_id}/pause", pause, schema=PAUSE, action=state, target=of_agent)
+    router.add("POST", "/api/agents/{agent_id}/resume", resume, action=state, target=of_agent)
+    router.add("GET", "/api/agents", list_agents, action="agents.view")
+    router.add("POST", "/api/calls/{call_id}/pci_pause", pci_pause, action=call, target=of_call)
+    router.add("POST", "/api/calls/{call_id}/pci_resume", pci_resume, action=call, target=of_call)
+    router.add("POST", "/api/calls/{call_id}/record", record, action=call, target=of_call)
+    router.add(
+        "POST", "/api/calls/{call_id}/transfer", transfer, schema=TRANSFER, action=call, target=of_call
+    )

@@ -41,7 +41,9 @@ from callcenter.reporting.metrics import Registry
 from callcenter.reporting.wallboard import DialerView, QueueView, Snapshot
 from callcenter.store import reports
 from callcenter.store.acd import PgACDStore
+from callcenter.store.audit import PgAudit
 from callcenter.store.customers import CustomerDirectory
+from callcenter.store.users import PgUsers
 from callcenter.store.writer import CallLogWriter
 from callcenter.web.http import HTTPServer, Router, json_response, trusted_hosts_for
 from callcenter.web.pages import page
@@ -344,7 +346,9 @@ class Controller:
         async def wallboard(req: web.Request) -> web.StreamResponse:
             return web.Response(body=page("wallboard.html"), content_type="text/html", charset="utf-8")
 
-        self.router.add("GET", "/api/status", status)
+        # The wallboard page, its stream and /metrics carry aggregate counts only (no caller data):
+        # a wall screen and a Prometheus scraper read them without a token.
+        self.router.add("GET", "/api/status", status, action="status.view")
         self.router.add("GET", "/metrics", metrics)
         self.router.add("GET", "/wallboard/events", wallboard_events, stream=True)
         self.router.add("GET", "/", wallboard)
@@ -415,6 +419,8 @@ class Controller:
                 host=self.links.http_host,
                 port=self.links.http_port,
                 trusted_hosts=trusted_hosts_for(self.links.http_host, self.links.http_trusted_hosts),
+                authenticator=PgUsers(self.pool),
+                audit=PgAudit(self.pool),
             )
             await self.http.start()
         log.info(

@@ -3,8 +3,10 @@ controller's HTTP API (``callcenter.acd.http.register_routes``).
 
 The API address is ``--api`` or ``$CALLCENTER_API`` (default ``http://127.0.0.1:8080``); only
 loopback or the operator's own controller is ever contacted, every request is bounded by
-``--timeout``. The controller answers with the agent's new state, or a JSON error whose ``code``
-is stable (``unknown_agent``, ``already_logged_in``, ``unknown_pause_reason``, ``locked_out`` ...).
+``--timeout``. Requests carry the bearer token of ``--token`` or ``$CALLCENTER_TOKEN`` (from
+``callcenter users token NAME``). The controller answers with the agent's new state, or a JSON
+error whose ``code`` is stable (``unknown_agent``, ``already_logged_in``, ``unknown_pause_reason``,
+``locked_out``, ``unauthenticated``, ``forbidden`` ...).
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("agent", help="log agents in and out, pause and resume them (running controller)")
     p.add_argument("--api", default=os.environ.get("CALLCENTER_API", DEFAULT_API), help="controller API URL")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the controller")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("CALLCENTER_TOKEN"),
+        help="API bearer token (default $CALLCENTER_TOKEN; `callcenter users token NAME` makes one)",
+    )
     asub = p.add_subparsers(dest="agent_command", required=True)
     login = asub.add_parser("login", help="log an agent in (optionally already paused)")
     login.add_argument("agent_id")
@@ -47,12 +54,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status.set_defaults(func=cmd_status)
 
 
-def _request(api: str, method: str, path: str, body: dict[str, Any] | None, timeout: float) -> Any:
+def _request(
+    api: str, method: str, path: str, body: dict[str, Any] | None, timeout: float, token: str | None
+) -> Any:
     url = api.rstrip("/") + path
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise CallcenterError(f"the API address must be http(s): {api}", code="bad_api_url")
     data = None if body is None else json.dumps(body).encode()
     headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (scheme checked above)
@@ -76,14 +87,14 @@ def cmd_agent(args: argparse.Namespace) -> int:
         body["paused_reason"] = args.paused
     if args.verb == "pause":
         body["reason"] = args.reason
-    state = _request(args.api, "POST", f"/api/agents/{agent}/{args.verb}", body, args.timeout)
+    state = _request(args.api, "POST", f"/api/agents/{agent}/{args.verb}", body, args.timeout, args.token)
     reason = f" ({state.get('reason')})" if state.get("reason") else ""
     print(f"agent {state.get('agent_id')}: {state.get('status')}{reason}")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    snap = _request(args.api, "GET", "/api/agents", None, args.timeout)
+    snap = _request(args.api, "GET", "/api/agents", None, args.timeout, args.token)
     if args.format == "json":
         json.dump(snap, sys.stdout, indent=2, sort_keys=True)
         print()

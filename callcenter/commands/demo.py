@@ -19,6 +19,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import secrets
 import signal
 import sys
 import time
@@ -49,10 +50,11 @@ from callcenter.reporting.html import ReportData, Table, render_report
 from callcenter.reporting.kpi import KpiSettings
 from callcenter.sim.population import Population
 from callcenter.sim.server import SimulatedPBX
-from callcenter.store import run_report
+from callcenter.store import run_report, users
 from callcenter.store.campaigns import CampaignStore
 from callcenter.store.database import database
 from callcenter.store.reports import ReportQuery, queue_report
+from callcenter.web.auth import hash_password
 
 log = logging.getLogger("callcenter.demo")
 
@@ -185,6 +187,19 @@ async def supervise(controller: Controller, clock: Clock, duration: float) -> No
             return
 
 
+DEMO_ADMIN = "demo-admin"
+
+
+async def demo_admin_token(conn: Any) -> str:
+    """The demo's admin user (made on first use, with a random password nobody needs) and a new
+    API token for it."""
+    try:
+        await users.get_user(conn, DEMO_ADMIN)
+    except CallcenterError:
+        await users.add_user(conn, DEMO_ADMIN, "admin", hash_password(secrets.token_urlsafe(24)))
+    return await users.issue_token(conn, DEMO_ADMIN)
+
+
 def _http(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host or "127.0.0.1", int(port or 0)
@@ -200,8 +215,14 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
     conn = await asyncpg.connect(dsn, timeout=30)
     try:
         latest = await run_report.latest_activity(conn)
+        token = await demo_admin_token(conn)
     finally:
         await conn.close()
+    print(
+        f"demo: API user {DEMO_ADMIN} (admin), token for this run: {token}"
+        f"  (CALLCENTER_TOKEN={token} callcenter agent status --api http://HOST:PORT)",
+        flush=True,
+    )
     conf_dir = run_dir / "asterisk"
     files = render(config)
     write_files(files, conf_dir)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 
 from callcenter.outbound.service import DialerService
+from callcenter.web.access import Target
 from callcenter.web.http import Router, body, json_response
 from callcenter.web.schema import Field, Schema
 
@@ -20,7 +22,8 @@ SKIP = Schema((*DIAL.fields, Field("delay", "number", minimum=0, maximum=366 * 8
 
 
 def register_routes(router: Router, service: DialerService) -> None:
-    """Mount the campaign API::
+    """Mount the campaign API (supervisors and admins see campaigns, admins control them, an
+    agent previews as itself)::
 
     GET  /api/campaigns                          every campaign's status (pacing explained)
     GET  /api/campaigns/{campaign}               one campaign's status
@@ -31,6 +34,13 @@ def register_routes(router: Router, service: DialerService) -> None:
 
     A refused request (unknown campaign, stopped campaign, contact not held) answers 409 with the
     ``CampaignError`` code."""
+
+    def of_campaign(req: web.Request, checked: dict[str, Any]) -> Target:
+        return Target(label=f"campaign {req.match_info['campaign']}")
+
+    def of_previewer(req: web.Request, checked: dict[str, Any]) -> Target:
+        agent_id = str(checked.get("agent_id", ""))
+        return Target(agent_id=agent_id, label=f"campaign {req.match_info['campaign']} agent {agent_id}")
 
     async def list_all(req: web.Request) -> web.StreamResponse:
         return json_response({cid: service.status(cid) for cid in sorted(service.campaign_ids())})
@@ -78,11 +88,13 @@ def register_routes(router: Router, service: DialerService) -> None:
         )
         return json_response({"ok": True})
 
-    router.add("GET", "/api/campaigns", list_all)
-    router.add("GET", "/api/campaigns/{campaign}", one)
-    router.add("POST", "/api/campaigns/{campaign}/pause", pause)
-    router.add("POST", "/api/campaigns/{campaign}/resume", resume)
-    router.add("POST", "/api/campaigns/{campaign}/stop", stop)
-    router.add("POST", "/api/campaigns/{campaign}/preview/next", preview_next, schema=NEXT)
-    router.add("POST", "/api/campaigns/{campaign}/preview/dial", preview_dial, schema=DIAL)
-    router.add("POST", "/api/campaigns/{campaign}/preview/skip", preview_skip, schema=SKIP)
+    view, control, preview = "campaign.view", "campaign.control", "campaign.preview"
+    base = "/api/campaigns/{campaign}"
+    router.add("GET", "/api/campaigns", list_all, action=view)
+    router.add("GET", base, one, action=view, target=of_campaign)
+    router.add("POST", base + "/pause", pause, action=control, target=of_campaign)
+    router.add("POST", base + "/resume", resume, action=control, target=of_campaign)
+    router.add("POST", base + "/stop", stop, action=control, target=of_campaign)
+    router.add("POST", base + "/preview/next", preview_next, schema=NEXT, action=preview, target=of_previewer)
+    router.add("POST", base + "/preview/dial", preview_dial, schema=DIAL, action=preview, target=of_previewer)
+    router.add("POST", base + "/preview/skip", preview_skip, schema=SKIP, action=preview, target=of_previewer)

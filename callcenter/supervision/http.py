@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from callcenter.supervision.service import MonitorService
+from callcenter.web.access import Target
 from callcenter.web.http import Router, body, json_response
 from callcenter.web.schema import Field, Schema
 
@@ -20,7 +23,8 @@ MODE = Schema((Field("mode", required=True, max_length=20),))
 
 
 def register_routes(router: Router, monitor: MonitorService) -> None:
-    """Mount the monitoring API::
+    """Mount the monitoring API (a supervisor acts as itself, on its queues' agents; an admin on
+    any)::
 
     GET  /api/monitor/sessions                          the sessions in progress
     POST /api/monitor/sessions    {"supervisor_id", "agent_id", "mode", "pin"}   ring and spy
@@ -29,6 +33,22 @@ def register_routes(router: Router, monitor: MonitorService) -> None:
 
     Refusals are ``DomainError`` codes: unauthorised, locked_out, bad_pin, unknown_agent,
     bad_mode, out_of_scope, unknown_session, no_ami."""
+
+    def agent_target(agent_id: str, acting_as: str | None, label: str) -> Target:
+        agent = monitor.config.agents.get(agent_id)
+        queues = frozenset(monitor.config.queues_of(agent)) if agent is not None else frozenset()
+        return Target(agent_id=agent_id, queues=queues, acting_as=acting_as, label=label)
+
+    def of_start(req: web.Request, checked: dict[str, Any]) -> Target:
+        agent_id = str(checked.get("agent_id", ""))
+        return agent_target(agent_id, str(checked.get("supervisor_id", "")), f"agent {agent_id}")
+
+    def of_session(req: web.Request, checked: dict[str, Any]) -> Target:
+        sid = req.match_info["session_id"]
+        session = next((x for x in monitor.sessions.values() if x.session_id == sid), None)
+        if session is None:
+            return Target(label=f"session {sid}")
+        return agent_target(session.agent_id, session.supervisor_id, f"session {sid}")
 
     async def sessions(req: web.Request) -> web.StreamResponse:
         return json_response({"sessions": monitor.snapshot()})
@@ -46,7 +66,15 @@ def register_routes(router: Router, monitor: MonitorService) -> None:
         await monitor.stop(req.match_info["session_id"])
         return json_response({"stopped": req.match_info["session_id"]})
 
-    router.add("GET", "/api/monitor/sessions", sessions)
-    router.add("POST", "/api/monitor/sessions", start, schema=START)
-    router.add("POST", "/api/monitor/sessions/{session_id}/mode", mode, schema=MODE)
-    router.add("POST", "/api/monitor/sessions/{session_id}/stop", stop)
+    control = "monitor.control"
+    router.add("GET", "/api/monitor/sessions", sessions, action="monitor.view")
+    router.add("POST", "/api/monitor/sessions", start, schema=START, action=control, target=of_start)
+    router.add(
+        "POST",
+        "/api/monitor/sessions/{session_id}/mode",
+        mode,
+        schema=MODE,
+        action=control,
+        target=of_session,
+    )
+    router.add("POST", "/api/monitor/sessions/{session_id}/stop", stop, action=control, target=of_session)

@@ -19,9 +19,14 @@ Every request passes, in order:
   ``Sec-Fetch-Site`` gets 403, any body other than ``application/json`` 415 (a cross-site
   ``text/plain`` form post never reaches a handler);
 - per-client concurrency: event streams and API calls are counted apart (429 over either cap);
+- a route with an action needs ``Authorization: Bearer <token>`` of an enabled user (401);
 - the body: read within the request deadline (408 if the client drips it), parsed (400 if not
-  JSON) and validated by the route's schema (422 naming the field), before the handler runs;
+  JSON) and validated by the route's schema (422 naming the field);
+- the authorization table (``callcenter.web.access``): the user's role must be allowed the
+  route's action on the target the request touches (403 ``forbidden``);
 - the total request deadline for API calls (503 ``deadline_exceeded``).
+
+Every mutating request, refused or done, is then written to the ``AuditSink``.
 """
 
 from __future__ import annotations
@@ -38,14 +43,19 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from callcenter.errors import CallcenterError, DomainError
+from callcenter.web.access import Principal, Target, decide
+from callcenter.web.auth import AuditEntry, AuditSink, Authenticator
 from callcenter.web.schema import EMPTY, BodyError, Schema
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+TargetOf = Callable[[web.Request, dict[str, Any]], Target]
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BODY_KEY = web.RequestKey("body", dict[str, Any])
+PRINCIPAL_KEY = web.RequestKey("principal", Principal)
+TARGET_KEY = web.RequestKey("target", Target)
 
 
 class HTTPError(CallcenterError):
@@ -76,6 +86,11 @@ def body(request: web.Request) -> dict[str, Any]:
     return dict(request.get(BODY_KEY) or {})
 
 
+def principal(request: web.Request) -> Principal | None:
+    """Who sent the request (None on a public route)."""
+    return request.get(PRINCIPAL_KEY)
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -83,6 +98,11 @@ class Route:
     handler: Handler
     schema: Schema | None = None
     stream: bool = False
+    action: str | None = None
+    target: TargetOf | None = None
+
+
+ROUTE_KEY = web.RequestKey("route", Route)
 
 
 class Router:
@@ -99,12 +119,17 @@ class Router:
         *,
         schema: Schema | None = None,
         stream: bool = False,
+        action: str | None = None,
+        target: TargetOf | None = None,
     ) -> None:
-        """Add a route. A mutating route without a ``schema`` takes an empty body only."""
+        """Add a route. ``action`` (see ``callcenter.web.access.RULES``) makes it need a bearer
+        token of a role allowed that action on the request's ``target`` (computed from the request
+        and its validated body); without ``action`` it is public. A mutating route without a
+        ``schema`` takes an empty body only."""
         method = method.upper()
         if schema is None and method in MUTATING:
             schema = EMPTY
-        self.routes.append(Route(method, path, handler, schema, stream))
+        self.routes.append(Route(method, path, handler, schema, stream, action, target))
 
 
 @dataclass(frozen=True)
@@ -265,6 +290,8 @@ class _Guards:
     limits: Limits
     trusted_hosts: frozenset[str]
     gate: _Gate
+    authenticator: Authenticator | None
+    audit: AuditSink | None
     # aiohttp's route (method and resource) -> ours
     routes: dict[object, Route] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
@@ -278,21 +305,10 @@ def _middlewares(g: _Guards) -> list[Any]:
         if guarded is not None:
             guarded.busy()
         try:
-            return await handler(request)
-        except HTTPError as exc:
-            return error_response(exc.status, exc.code, exc.message)
-        except BodyError as exc:
-            return error_response(422, exc.code, exc.message, exc.field)
-        except DomainError as exc:
-            return error_response(409, exc.code, exc.message)
-        except CallcenterError as exc:
-            return error_response(422, exc.code, exc.message)
-        except web.HTTPException as exc:
-            code = _CODES.get(exc.status, "http_error")
-            return error_response(exc.status, code, exc.reason)
-        except Exception:  # a failing handler answers 500; the server keeps serving
-            log.exception("HTTP handler failed: %s %s", request.method, request.path)
-            return error_response(500, "internal_error", "the handler failed; see the controller log")
+            response, code = await _answer(request, handler)
+            if request.method in MUTATING and g.audit is not None:
+                await _audit(g.audit, request, response.status, code)
+            return response
         finally:
             if guarded is not None:
                 guarded.idle()
@@ -330,15 +346,20 @@ def _middlewares(g: _Guards) -> list[Any]:
             what = "event streams" if route.stream else "requests in progress"
             raise HTTPError(429, "too_many_requests", f"at most {cap} {what} per client")
         counts[client] = counts.get(client, 0) + 1
+        request[ROUTE_KEY] = route
         try:
             if route.stream:
+                await _authorise(g, request, route, {})
                 return await handler(request)
             reading = True
             try:
                 async with asyncio.timeout(g.limits.request_deadline) as deadline:
+                    if route.action is not None:
+                        request[PRINCIPAL_KEY] = await _authenticate(g, request)
                     if route.schema is not None:
                         request[BODY_KEY] = await _read_body(request, route.schema)
                     reading = False
+                    await _authorise(g, request, route, body(request))
                     return await handler(request)
             except TimeoutError as exc:
                 if not deadline.expired():
@@ -356,6 +377,79 @@ def _middlewares(g: _Guards) -> list[Any]:
                 counts.pop(client, None)
 
     return [errors, origin, limits]
+
+
+async def _answer(request: web.Request, handler: Handler) -> tuple[web.StreamResponse, str]:
+    """The response, and the stable code it carries (``ok`` when the request was done)."""
+    try:
+        return await handler(request), "ok"
+    except HTTPError as exc:
+        resp = error_response(exc.status, exc.code, exc.message)
+        if exc.status == 401:
+            resp.headers["WWW-Authenticate"] = "Bearer"
+        return resp, exc.code
+    except BodyError as exc:
+        return error_response(422, exc.code, exc.message, exc.field), exc.code
+    except DomainError as exc:
+        return error_response(409, exc.code, exc.message), exc.code
+    except CallcenterError as exc:
+        return error_response(422, exc.code, exc.message), exc.code
+    except web.HTTPException as exc:
+        code = _CODES.get(exc.status, "http_error")
+        return error_response(exc.status, code, exc.reason), code
+    except Exception:  # a failing handler answers 500; the server keeps serving
+        log.exception("HTTP handler failed: %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "the handler failed; see the controller log"), (
+            "internal_error"
+        )
+
+
+async def _authenticate(g: _Guards, request: web.Request) -> Principal:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPError(401, "unauthenticated", "send Authorization: Bearer <token>")
+    found = None
+    if g.authenticator is not None:
+        found = await g.authenticator.principal_for_token(token.strip(), timeout=5.0)
+    if found is None:
+        raise HTTPError(401, "unauthenticated", "the token is unknown, revoked or its user disabled")
+    return found
+
+
+async def _authorise(g: _Guards, request: web.Request, route: Route, checked: dict[str, Any]) -> None:
+    if route.action is None:
+        return
+    who = request.get(PRINCIPAL_KEY)
+    if who is None:
+        who = request[PRINCIPAL_KEY] = await _authenticate(g, request)
+    target = route.target(request, checked) if route.target is not None else Target()
+    request[TARGET_KEY] = target
+    verdict = decide(who, route.action, target)
+    if not verdict.allowed:
+        raise HTTPError(
+            403, "forbidden", f"{who.role} {who.name!r} may not {route.action} here ({verdict.reason})"
+        )
+
+
+async def _audit(sink: AuditSink, request: web.Request, status: int, code: str) -> None:
+    who = request.get(PRINCIPAL_KEY)
+    route = request.get(ROUTE_KEY)
+    target = request.get(TARGET_KEY)
+    entry = AuditEntry(
+        who=who.name if who is not None else "-",
+        role=who.role if who is not None else "",
+        client=request.remote or "?",
+        action=(route.action or "") if route is not None else "",
+        method=request.method,
+        path=request.path[:500],
+        target=target.label if target is not None else "",
+        status=status,
+        code=code,
+    )
+    try:
+        await sink.record(entry, timeout=5.0)
+    except (OSError, TimeoutError, CallcenterError) as exc:
+        log.error("audit entry not written (%s): %s", exc, entry)
 
 
 async def _read_body(request: web.Request, schema: Schema) -> dict[str, Any]:
@@ -381,8 +475,12 @@ class HTTPServer:
         port: int = 0,
         trusted_hosts: Iterable[str] | None = None,
         limits: Limits | None = None,
+        authenticator: Authenticator | None = None,
+        audit: AuditSink | None = None,
     ) -> None:
         self.router = router
+        self.authenticator = authenticator
+        self.audit = audit
         self.host = host
         self.port = port
         self.limits = limits or Limits()
@@ -396,7 +494,7 @@ class HTTPServer:
         self._server: asyncio.Server | None = None
 
     def application(self) -> web.Application:
-        guards = _Guards(self.limits, self.trusted_hosts, self.gate)
+        guards = _Guards(self.limits, self.trusted_hosts, self.gate, self.authenticator, self.audit)
         app = web.Application(middlewares=_middlewares(guards), client_max_size=self.limits.max_body)
         for route in self.router.routes:
             guards.routes[app.router.add_route(route.method, route.path, route.handler)] = route

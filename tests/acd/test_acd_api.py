@@ -13,9 +13,10 @@ from callcenter.acd import agents as ag
 from callcenter.acd.http import register_routes
 from callcenter.cli import main
 from callcenter.config.model import Config
+from callcenter.web.access import Principal
 from callcenter.web.http import HTTPServer, Router
 from tests.centers import example
-from tests.fakes import acd_rig
+from tests.fakes import TokenTable, acd_rig
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +28,15 @@ async def test_agent_commands_drive_the_running_acd(config: Config, tmp_path: Pa
     async with acd_rig(config, tmp_path) as rig:
         router = Router()
         register_routes(router, rig.acd)
-        server = HTTPServer(router, host="127.0.0.1", port=0)
+        tokens = TokenTable(
+            {
+                "t-admin": Principal("root", "admin"),
+                "t-1001": Principal("alice", "agent", agent_id="1001"),
+            }
+        )
+        server = HTTPServer(router, host="127.0.0.1", port=0, authenticator=tokens)
         await server.start()
-        api = ["agent", "--api", f"http://127.0.0.1:{server.port}", "--timeout", "5"]
+        api = ["agent", "--api", f"http://127.0.0.1:{server.port}", "--timeout", "5", "--token", "t-admin"]
 
         out: list[str] = []
         err: list[str] = []
@@ -67,6 +74,16 @@ async def test_agent_commands_drive_the_running_acd(config: Config, tmp_path: Pa
             assert "1001" in out[-1]
             assert await cli("logout", "1001") == 0
             assert rig.acd.agent_state("1001").status is ag.Status.LOGGED_OUT
+            # An agent's token works for its own agent only, and not for every agent's state.
+            api[-1] = "t-1001"
+            assert await cli("login", "1001") == 0
+            assert await cli("login", "1002") == 1
+            assert "may not agent.state" in err[-1]
+            assert await cli("status") == 1
+            api[-2:] = []
+            assert await cli("logout", "1001") == 1
+            assert "Bearer" in err[-1]
+            assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
         finally:
             await server.close()
 

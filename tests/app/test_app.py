@@ -20,8 +20,10 @@ from callcenter.commands.demo import demo_start, for_demo
 from callcenter.commands.sim import center_scenario, start_sim
 from callcenter.config.load import load_config
 from callcenter.config.render import render, write_files
+from callcenter.store import users
+from callcenter.web.auth import hash_password
 from tests.centers import REPO
-from tests.fakes import http_get, within
+from tests.fakes import bearer, http_exchange, http_get, http_request, http_split, within
 
 TRAFFIC_DEADLINE = 3600.0  # simulated seconds for the demo's callers to produce what a test needs
 
@@ -79,6 +81,14 @@ async def test_the_controller_serves_calls_api_wallboard_and_metrics(running: Ru
 
     await within(answered_calls(), timeout=TRAFFIC_DEADLINE, clock=ctl.clock)
     status, body = await http_get(port, "/api/status")
+    assert (status, json.loads(body)["error"]["code"]) == (401, "unauthenticated")
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        await users.add_user(conn, "wall", "supervisor", hash_password("wallboard-pw"), queues=["sales"])
+        token = await users.issue_token(conn, "wall")
+    finally:
+        await conn.close()
+    status, body = http_split(await http_exchange(port, http_request("/api/status", headers=bearer(token))))
     assert status == 200
     snap = json.loads(body)
     assert sum(q["answered"] for q in snap["queues"]) >= 2

@@ -32,6 +32,8 @@ from tests.fakes import (
     FakeAgentPool,
     FakeAGISession,
     FakeAMIServer,
+    admin_tokens,
+    bearer,
     client_for,
     http_exchange,
     http_request,
@@ -424,13 +426,14 @@ async def test_http_api_pause_resume_stop_and_preview(rig: Rig) -> None:
     service = await rig.service(agents, rt, contacts(2))
     router = Router()
     register_routes(router, service)
-    server = HTTPServer(router, host="127.0.0.1", port=0)
+    server = HTTPServer(router, host="127.0.0.1", port=0, authenticator=admin_tokens())
     await server.start()
     try:
 
         async def call(method: str, path: str, body: dict[str, object] | None = None) -> tuple[int, Any]:
             raw = json.dumps(body).encode() if body is not None else b""
-            status, payload = http_split(await http_exchange(server.port, http_request(path, raw, method)))
+            request = http_request(path, raw, method, bearer())
+            status, payload = http_split(await http_exchange(server.port, request))
             return status, json.loads(payload)
 
         status, listing = await call("GET", "/api/campaigns")

@@ -475,20 +475,34 @@ async def test_api_routes() -> None:
     import json
 
     from callcenter.supervision.http import register_routes
+    from callcenter.web.access import Principal
     from callcenter.web.http import HTTPServer, Router
-    from tests.fakes import http_exchange, http_request, http_split
+    from tests.fakes import TokenTable, bearer, http_exchange, http_request, http_split
 
+    supervisor = Principal("lee", "supervisor", frozenset({"billing", "support"}), "9002")
     async with rig() as r:
         router = Router()
         register_routes(router, r.service)
-        server = HTTPServer(router)
+        server = HTTPServer(router, authenticator=TokenTable({"t9002": supervisor}))
         await server.start()
 
         async def call(method: str, path: str, body: bytes = b"") -> tuple[int, Any]:
-            status, payload = http_split(await http_exchange(server.port, http_request(path, body, method)))
+            request = http_request(path, body, method, bearer("t9002"))
+            status, payload = http_split(await http_exchange(server.port, request))
             return status, json.loads(payload)
 
         try:
+            # Acting as another supervisor, or on an agent outside the user's queues: refused.
+            other = json.dumps({"supervisor_id": "9001", "agent_id": "1003", "mode": "listen", "pin": "1"})
+            status, err = await call("POST", "/api/monitor/sessions", other.encode())
+            assert (status, err["error"]["code"]) == (403, "forbidden") and "not_yourself" in err["error"][
+                "message"
+            ]
+            away = json.dumps({"supervisor_id": "9002", "agent_id": "1001", "mode": "listen", "pin": "1"})
+            status, err = await call("POST", "/api/monitor/sessions", away.encode())
+            assert (status, err["error"]["code"]) == (403, "forbidden") and "out_of_scope" in err["error"][
+                "message"
+            ]
             body = json.dumps({"supervisor_id": "9002", "agent_id": "1003", "mode": "whisper", "pin": "1357"})
             status, view = await call("POST", "/api/monitor/sessions", body.encode())
             assert status == 201 and view["mode"] == "whisper"
@@ -497,7 +511,7 @@ async def test_api_routes() -> None:
             status, err = await call("POST", "/api/monitor/sessions/spy-1/mode", b'{"mode": null}')
             assert (status, err["error"]["code"], err["error"]["field"]) == (422, "wrong_type", "mode")
             status, view = await call("POST", "/api/monitor/sessions/spy-1/mode", b'{"mode": "barge"}')
-            assert view["mode"] == "barge"
+            assert view.get("mode") == "barge", view
             status, _ = await call("POST", "/api/monitor/sessions/spy-1/stop")
             assert status == 200 and r.service.sessions == {}
         finally:
