@@ -33,7 +33,7 @@ from callcenter.app.plugins import Plugin, PluginFactory
 from callcenter.asterisk import names
 from callcenter.asterisk.agi_server import FastAGIServer
 from callcenter.asterisk.ami_client import AMIClient
-from callcenter.clock import Clock
+from callcenter.clock import Clock, RealClock
 from callcenter.config import model as cm
 from callcenter.errors import CallcenterError
 from callcenter.inbound.service import IvrService
@@ -47,6 +47,7 @@ from callcenter.store.users import PgUsers
 from callcenter.store.writer import CallLogWriter
 from callcenter.web.http import HTTPServer, Router, json_response, trusted_hosts_for
 from callcenter.web.pages import page
+from callcenter.web.session import BrowserSessions
 
 log = logging.getLogger("callcenter")
 
@@ -155,6 +156,7 @@ class Controller:
         self.agi: FastAGIServer | None = None
         self.http: HTTPServer | None = None
         self.router = Router()
+        self.sessions: BrowserSessions | None = None
         self._register_metrics()
 
     # ------------------------------------------------------------------ wallboard / metrics
@@ -353,6 +355,10 @@ class Controller:
         self.router.add("GET", "/wallboard/events", wallboard_events, stream=True)
         self.router.add("GET", "/", wallboard)
         acd_http.register_routes(self.router, self.acd)
+        if self.pool is not None:
+            # People's sessions run on wall time, also when the demo's clock runs faster.
+            self.sessions = BrowserSessions(PgUsers(self.pool), RealClock())
+            self.sessions.register(self.router)
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self, stop: asyncio.Event) -> None:
@@ -421,6 +427,7 @@ class Controller:
                 trusted_hosts=trusted_hosts_for(self.links.http_host, self.links.http_trusted_hosts),
                 authenticator=PgUsers(self.pool),
                 audit=PgAudit(self.pool),
+                sessions=self.sessions,
             )
             await self.http.start()
         log.info(

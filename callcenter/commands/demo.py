@@ -190,14 +190,15 @@ async def supervise(controller: Controller, clock: Clock, duration: float) -> No
 DEMO_ADMIN = "demo-admin"
 
 
-async def demo_admin_token(conn: Any) -> str:
-    """The demo's admin user (made on first use, with a random password nobody needs) and a new
-    API token for it."""
+async def demo_admin(conn: Any) -> tuple[str, str]:
+    """The demo's admin user (made on first use) with a new password and API token for this run."""
+    password = secrets.token_urlsafe(12)
     try:
         await users.get_user(conn, DEMO_ADMIN)
+        await users.set_password(conn, DEMO_ADMIN, hash_password(password))
     except CallcenterError:
-        await users.add_user(conn, DEMO_ADMIN, "admin", hash_password(secrets.token_urlsafe(24)))
-    return await users.issue_token(conn, DEMO_ADMIN)
+        await users.add_user(conn, DEMO_ADMIN, "admin", hash_password(password))
+    return password, await users.issue_token(conn, DEMO_ADMIN)
 
 
 def _http(text: str) -> tuple[str, int]:
@@ -215,14 +216,9 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
     conn = await asyncpg.connect(dsn, timeout=30)
     try:
         latest = await run_report.latest_activity(conn)
-        token = await demo_admin_token(conn)
+        password, token = await demo_admin(conn)
     finally:
         await conn.close()
-    print(
-        f"demo: API user {DEMO_ADMIN} (admin), token for this run: {token}"
-        f"  (CALLCENTER_TOKEN={token} callcenter agent status --api http://HOST:PORT)",
-        flush=True,
-    )
     conf_dir = run_dir / "asterisk"
     files = render(config)
     write_files(files, conf_dir)
@@ -286,6 +282,13 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
             f"{args.minutes:g} simulated minutes at x{args.speed:g}, seed {args.seed}",
             flush=True,
         )
+        if controller.http:
+            api = f"http://{http_host}:{controller.http.port}"
+            print(
+                f"demo: sign in at {api}/login as {DEMO_ADMIN} / {password} (admin); API token for this "
+                f"run: CALLCENTER_TOKEN={token} callcenter agent --api {api} status",
+                flush=True,
+            )
         view = LiveView(
             lambda: controller.snapshot(duration=duration),
             title=f"callcenter demo ({config.center.name})",

@@ -79,6 +79,12 @@ async def issue_token(conn: Any, name: str) -> str:
     return token
 
 
+async def set_password(conn: Any, name: str, password_hash: str) -> None:
+    done = await conn.execute("UPDATE users SET password_hash = $2 WHERE name = $1", name, password_hash)
+    if done == "UPDATE 0":
+        raise CallcenterError(f"no user {name!r}", code="unknown_user")
+
+
 async def get_user(conn: Any, name: str) -> User:
     row = await conn.fetchrow(
         "SELECT name, role, queues, agent_id, disabled FROM users WHERE name = $1", name
@@ -102,14 +108,8 @@ async def disable_user(conn: Any, name: str) -> None:
         await conn.execute("DELETE FROM api_tokens WHERE user_name = $1", name)
 
 
-async def password_hash_of(conn: Any, name: str) -> str | None:
-    """The stored password hash of an enabled user (None when there is no such user)."""
-    value = await conn.fetchval("SELECT password_hash FROM users WHERE name = $1 AND NOT disabled", name)
-    return str(value) if value is not None else None
-
-
 class PgUsers:
-    """``Authenticator`` over a connection pool."""
+    """``Authenticator`` and ``Credentials`` (browser logins) over a connection pool."""
 
     def __init__(self, pool: Any) -> None:
         self.pool = pool
@@ -126,3 +126,16 @@ class PgUsers:
         except (OSError, asyncpg.PostgresError) as exc:
             raise StoreError(f"users not reachable: {exc}", code="users_unavailable") from exc
         return _user(row).principal() if row is not None else None
+
+    async def login_record(self, name: str, *, timeout: float) -> tuple[Principal, str] | None:
+        try:
+            async with self.pool.acquire(timeout=timeout) as conn:
+                row = await conn.fetchrow(
+                    "SELECT name, role, queues, agent_id, disabled, password_hash FROM users"
+                    " WHERE name = $1 AND NOT disabled",
+                    name,
+                    timeout=timeout,
+                )
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StoreError(f"users not reachable: {exc}", code="users_unavailable") from exc
+        return (_user(row).principal(), str(row["password_hash"])) if row is not None else None

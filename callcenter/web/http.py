@@ -19,7 +19,9 @@ Every request passes, in order:
   ``Sec-Fetch-Site`` gets 403, any body other than ``application/json`` 415 (a cross-site
   ``text/plain`` form post never reaches a handler);
 - per-client concurrency: event streams and API calls are counted apart (429 over either cap);
-- a route with an action needs ``Authorization: Bearer <token>`` of an enabled user (401);
+- a route with an action needs ``Authorization: Bearer <token>`` of an enabled user, or a browser
+  session's cookie (``callcenter.web.session``) and, on a mutating request, that session's
+  ``X-CSRF-Token`` (401, 403 ``csrf_failed``);
 - the body: read within the request deadline (408 if the client drips it), parsed (400 if not
   JSON) and validated by the route's schema (422 naming the field);
 - the authorization table (``callcenter.web.access``): the user's role must be allowed the
@@ -35,9 +37,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -53,9 +56,16 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TargetOf = Callable[[web.Request, dict[str, Any]], Target]
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SESSION_COOKIE = "cc_session"
 BODY_KEY = web.RequestKey("body", dict[str, Any])
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)
 TARGET_KEY = web.RequestKey("target", Target)
+
+
+class SessionLookup(Protocol):
+    def principal_for_cookie(self, cookie: str) -> tuple[Principal, str] | None:
+        """The principal of a live browser session and its CSRF token."""
+        ...
 
 
 class HTTPError(CallcenterError):
@@ -292,6 +302,7 @@ class _Guards:
     gate: _Gate
     authenticator: Authenticator | None
     audit: AuditSink | None
+    sessions: SessionLookup | None
     # aiohttp's route (method and resource) -> ours
     routes: dict[object, Route] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
@@ -405,15 +416,25 @@ async def _answer(request: web.Request, handler: Handler) -> tuple[web.StreamRes
 
 
 async def _authenticate(g: _Guards, request: web.Request) -> Principal:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if "Authorization" not in request.headers and cookie and g.sessions is not None:
+        found = g.sessions.principal_for_cookie(cookie)
+        if found is None:
+            raise HTTPError(401, "unauthenticated", "the session has ended; sign in again")
+        who, csrf = found
+        sent = request.headers.get("X-CSRF-Token", "")
+        if request.method in MUTATING and not secrets.compare_digest(sent.encode(), csrf.encode()):
+            raise HTTPError(403, "csrf_failed", "a browser request must carry its session's X-CSRF-Token")
+        return who
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HTTPError(401, "unauthenticated", "send Authorization: Bearer <token>")
-    found = None
+    holder = None
     if g.authenticator is not None:
-        found = await g.authenticator.principal_for_token(token.strip(), timeout=5.0)
-    if found is None:
+        holder = await g.authenticator.principal_for_token(token.strip(), timeout=5.0)
+    if holder is None:
         raise HTTPError(401, "unauthenticated", "the token is unknown, revoked or its user disabled")
-    return found
+    return holder
 
 
 async def _authorise(g: _Guards, request: web.Request, route: Route, checked: dict[str, Any]) -> None:
@@ -477,10 +498,12 @@ class HTTPServer:
         limits: Limits | None = None,
         authenticator: Authenticator | None = None,
         audit: AuditSink | None = None,
+        sessions: SessionLookup | None = None,
     ) -> None:
         self.router = router
         self.authenticator = authenticator
         self.audit = audit
+        self.sessions = sessions
         self.host = host
         self.port = port
         self.limits = limits or Limits()
@@ -494,7 +517,9 @@ class HTTPServer:
         self._server: asyncio.Server | None = None
 
     def application(self) -> web.Application:
-        guards = _Guards(self.limits, self.trusted_hosts, self.gate, self.authenticator, self.audit)
+        guards = _Guards(
+            self.limits, self.trusted_hosts, self.gate, self.authenticator, self.audit, self.sessions
+        )
         app = web.Application(middlewares=_middlewares(guards), client_max_size=self.limits.max_body)
         for route in self.router.routes:
             guards.routes[app.router.add_route(route.method, route.path, route.handler)] = route
