@@ -45,7 +45,7 @@ from callcenter.store.audit import PgAudit
 from callcenter.store.customers import CustomerDirectory
 from callcenter.store.users import PgUsers
 from callcenter.store.writer import CallLogWriter
-from callcenter.web.http import HTTPServer, Router, json_response, trusted_hosts_for
+from callcenter.web.http import HTTPServer, Router, closing, json_response, trusted_hosts_for
 from callcenter.web.pages import page
 from callcenter.web.session import BrowserSessions
 
@@ -335,14 +335,20 @@ class Controller:
                 headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
             )
             await resp.prepare(req)
+            ending = asyncio.ensure_future(closing(req).wait())
             try:
-                while True:
+                while not ending.done():
                     data = json_response(self.snapshot().to_dict()).body
                     assert isinstance(data, bytes)  # noqa: S101 - json_response's own body
-                    await resp.write(b"data: " + data.strip() + b"\n\n")
-                    await self.clock.sleep(1.0)
-            except (ConnectionError, RuntimeError):
+                    # A board that stops reading is dropped rather than held forever.
+                    await asyncio.wait_for(resp.write(b"data: " + data.strip() + b"\n\n"), 10.0)
+                    pause = asyncio.ensure_future(self.clock.sleep(1.0))
+                    await asyncio.wait({pause, ending}, return_when=asyncio.FIRST_COMPLETED)
+                    pause.cancel()
+            except (ConnectionError, RuntimeError, TimeoutError):
                 pass  # the board went away
+            finally:
+                ending.cancel()
             return resp
 
         async def wallboard(req: web.Request) -> web.StreamResponse:

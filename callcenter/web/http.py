@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from callcenter.errors import CallcenterError, DomainError
+from callcenter.errors import CallcenterError, DomainError, StoreError
 from callcenter.web.access import Principal, Target, decide
 from callcenter.web.auth import AuditEntry, AuditSink, Authenticator
 from callcenter.web.schema import EMPTY, BodyError, Schema
@@ -57,6 +57,7 @@ TargetOf = Callable[[web.Request, dict[str, Any]], Target]
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SESSION_COOKIE = "cc_session"
+CLOSING_KEY = web.AppKey("closing", asyncio.Event)
 BODY_KEY = web.RequestKey("body", dict[str, Any])
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)
 TARGET_KEY = web.RequestKey("target", Target)
@@ -94,6 +95,11 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 def body(request: web.Request) -> dict[str, Any]:
     """The request's body, already validated by its route's schema (``{}`` when it had none)."""
     return dict(request.get(BODY_KEY) or {})
+
+
+def closing(request: web.Request) -> asyncio.Event:
+    """Set when the server closes: a streaming handler ends its stream then."""
+    return request.app[CLOSING_KEY]
 
 
 def principal(request: web.Request) -> Principal | None:
@@ -403,6 +409,9 @@ async def _answer(request: web.Request, handler: Handler) -> tuple[web.StreamRes
         return error_response(422, exc.code, exc.message, exc.field), exc.code
     except DomainError as exc:
         return error_response(409, exc.code, exc.message), exc.code
+    except StoreError as exc:  # the users or audit store is away: not the client's fault
+        log.error("HTTP %s %s: %s", request.method, request.path, exc)
+        return error_response(503, exc.code, "the user store is not reachable; try again"), exc.code
     except CallcenterError as exc:
         return error_response(422, exc.code, exc.message), exc.code
     except web.HTTPException as exc:
@@ -515,12 +524,14 @@ class HTTPServer:
         self.gate = _Gate(self.limits)
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
+        self._closing = asyncio.Event()
 
     def application(self) -> web.Application:
         guards = _Guards(
             self.limits, self.trusted_hosts, self.gate, self.authenticator, self.audit, self.sessions
         )
         app = web.Application(middlewares=_middlewares(guards), client_max_size=self.limits.max_body)
+        app[CLOSING_KEY] = self._closing
         for route in self.router.routes:
             guards.routes[app.router.add_route(route.method, route.path, route.handler)] = route
         return app
@@ -531,6 +542,9 @@ class HTTPServer:
             access_log=None,
             handle_signals=False,
             keepalive_timeout=self.limits.keepalive_timeout,
+            # Requests in progress get this long to finish when the server closes, then are
+            # cancelled (event streams end at once: they watch ``closing``).
+            shutdown_timeout=5.0,
         )
         await self._runner.setup()
         factory = self._runner.server
@@ -541,6 +555,7 @@ class HTTPServer:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
+        self._closing.set()
         server, self._server = self._server, None
         if server is not None:
             server.close()

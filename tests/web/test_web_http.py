@@ -14,9 +14,9 @@ from aiohttp import web
 
 from callcenter.errors import DomainError
 from callcenter.reporting.metrics import Registry
-from callcenter.web.http import HTTPServer, Limits, Router, body, json_response
+from callcenter.web.http import HTTPServer, Limits, Router, body, closing, json_response
 from callcenter.web.schema import Field, Schema
-from tests.fakes import http_exchange, http_get, http_request, http_split
+from tests.fakes import admin_tokens, bearer, http_exchange, http_get, http_request, http_split
 
 ECHO = Schema((Field("name", required=True, max_length=10), Field("n", "integer", minimum=0, maximum=9)))
 
@@ -26,6 +26,9 @@ def make_router(release: asyncio.Event) -> Router:
 
     async def hello(req: web.Request) -> web.StreamResponse:
         return json_response({"agent": req.match_info["agent_id"], "q": req.query.get("q")})
+
+    async def hello_private(req: web.Request) -> web.StreamResponse:
+        return json_response({"ok": True})
 
     async def echo(req: web.Request) -> web.StreamResponse:
         return json_response({"got": body(req)})
@@ -46,7 +49,7 @@ def make_router(release: asyncio.Event) -> Router:
         for i in range(3):
             await resp.write(f"data: {i}\n\n".encode())
         if req.query.get("hold"):
-            await release.wait()
+            await closing(req).wait()
         return resp
 
     router.add("GET", "/agents/{agent_id}", hello)
@@ -56,6 +59,7 @@ def make_router(release: asyncio.Event) -> Router:
     router.add("POST", "/refuse", refuse)
     router.add("GET", "/slow", slow)
     router.add("GET", "/events", stream, stream=True)
+    router.add("GET", "/private", hello_private, action="status.view")
     return router
 
 
@@ -77,7 +81,12 @@ async def release() -> asyncio.Event:
 
 @pytest.fixture
 async def server(release: asyncio.Event) -> AsyncIterator[HTTPServer]:
-    srv = HTTPServer(make_router(release), trusted_hosts=["127.0.0.1", "cc.example"], limits=LIMITS)
+    srv = HTTPServer(
+        make_router(release),
+        trusted_hosts=["127.0.0.1", "cc.example"],
+        limits=LIMITS,
+        authenticator=admin_tokens(),
+    )
     await srv.start()
     yield srv
     release.set()
@@ -142,6 +151,14 @@ async def test_a_valid_body_reaches_the_handler(server: HTTPServer) -> None:
     # A route without a schema takes no body at all.
     assert await post(server.port, "/empty", b"") == (200, {"got": {}})
     assert error_of(await post(server.port, "/empty", b'{"x": 1}')) == (422, "unknown_field", "x")
+
+
+async def test_a_route_with_an_action_needs_a_token(server: HTTPServer) -> None:
+    status, payload = await http_get(server.port, "/private")
+    assert (status, json.loads(payload)["error"]["code"]) == (401, "unauthenticated")
+    raw = http_request("/private", headers="authorization: Bearer nope\r\n")
+    assert http_split(await http_exchange(server.port, raw))[0] == 401
+    assert http_split(await http_exchange(server.port, http_request("/private", headers=bearer())))[0] == 200
 
 
 async def test_unknown_host_is_refused(server: HTTPServer) -> None:
@@ -284,7 +301,8 @@ async def test_slow_drip_clients_do_not_starve_the_api(server: HTTPServer) -> No
     dripping = asyncio.create_task(drip())
     try:
         for _ in range(5):
-            status, _ = await http_get(server.port, "/agents/1", timeout=5)
+            request = http_request("/private", headers=bearer())
+            status, _ = http_split(await http_exchange(server.port, request, timeout=5))
             assert status == 200
         assert server.gate.total >= 250
     finally:
@@ -311,3 +329,33 @@ def test_metrics_text_format() -> None:
         calls.inc(-1)
     with pytest.raises(ValueError):
         reg.gauge_fn("calls_total", "clash", lambda: 0)
+
+
+class _StoreAway:
+    async def principal_for_token(self, token: str, *, timeout: float) -> None:
+        from callcenter.errors import StoreError
+
+        raise StoreError("connection refused", code="users_unavailable")
+
+
+async def test_a_user_store_that_is_away_answers_503_not_4xx(release: asyncio.Event) -> None:
+    srv = HTTPServer(make_router(release), authenticator=_StoreAway())
+    await srv.start()
+    try:
+        raw = http_request("/private", headers=bearer())
+        status, payload = http_split(await http_exchange(srv.port, raw))
+        assert (status, json.loads(payload)["error"]["code"]) == (503, "users_unavailable")
+    finally:
+        await srv.close()
+
+
+async def test_closing_with_an_event_stream_open_ends_quietly(release: asyncio.Event) -> None:
+    srv = HTTPServer(make_router(release))
+    await srv.start()
+    writer = await open_stream(srv.port, "/events?hold=1")
+    try:
+        await asyncio.wait_for(srv.close(), 2)
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
