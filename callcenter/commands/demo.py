@@ -125,11 +125,17 @@ async def import_demo_contacts(config: cm.Config, config_dir: Path, run_dir: Pat
                 default_region=config.center.country,
                 default_zone=c.timezone,
                 dnc_path=dnc,
+                config=config,
             )
             synthetic = run_dir / f"demo-contacts-{c.id}.csv"
             synthetic.write_text(demo_contacts_csv(c.id, 120), encoding="utf-8")
             result2, added2 = await ds.import_file(
-                store, c.id, synthetic, default_region=config.center.country, default_zone=c.timezone
+                store,
+                c.id,
+                synthetic,
+                default_region=config.center.country,
+                default_zone=c.timezone,
+                config=config,
             )
             said.append(
                 f"{c.id} ({c.mode}): {added + added2} new contacts "

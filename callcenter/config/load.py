@@ -12,7 +12,7 @@ Secrets may be written ``${ENV_VAR}`` or ``${ENV_VAR:-default}``; they are resol
 Sections (top-level keys), which may be spread over several files:
 
 * once, in one file: ``center``, ``asterisk``, ``phones``, ``recording``, ``feature_codes``,
-  ``fallback``, ``security``;
+  ``fallback``, ``security``, ``dialout``;
 * maps keyed by id, merged across files: ``trunks``, ``flows``, ``queues``, ``music``,
   ``mailboxes``, ``campaigns``, ``pause_reasons``;
 * lists, concatenated: ``numbers``, ``skills``, ``agents``, ``supervisors``.
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+import phonenumbers
 import yaml
 
 from callcenter.config import model as m
@@ -1661,6 +1662,59 @@ def read_security(r: Reader, node: yaml.Node, path: Path_) -> m.Security | None:
     return m.Security(_opt(attempts, d.pin_attempts), _opt(lockout, d.lockout_seconds))
 
 
+PREFIX_RE: Final = re.compile(r"\+[1-9][0-9]{0,14}")
+
+
+def read_dialout(r: Reader, node: yaml.Node, path: Path_) -> m.DialOut | None:
+    mr = r.mapping(node, path, "dialout {countries:, number_types:, allow:, deny:, internal:}")
+    if mr is None:
+        return None
+    d = m.DialOut()
+    regions = _list(r, mr, "countries", path, lambda n, p: _region(r, n, p))
+    types = _list(r, mr, "number_types", path, lambda n, p: _number_type(r, n, p))
+    prefix = "an E.164 prefix such as +1900"
+    allow = _list(r, mr, "allow", path, lambda n, p: r.text(n, p, pattern=PREFIX_RE, expected=prefix))
+    deny = _list(r, mr, "deny", path, lambda n, p: r.text(n, p, pattern=PREFIX_RE, expected=prefix))
+    internal = mr.get("internal", r.boolean, d.internal)
+    mr.finish()
+    denied = tuple(deny) if deny is not None else d.deny
+    for i, a in enumerate(allow or ()):
+        inside = next((x for x in denied if a.startswith(x)), None)
+        if inside is not None:
+            r.problems.add(
+                f"allowed prefix {a} lies inside denied prefix {inside}",
+                (*path, "allow", str(i)),
+                m.Where(r.rel, mr.line("allow")),
+            )
+    return m.DialOut(
+        countries=tuple(regions) if regions is not None else d.countries,
+        number_types=tuple(types) if types is not None else d.number_types,
+        allow=tuple(allow or ()),
+        deny=denied,
+        internal=_opt(internal, d.internal),
+    )
+
+
+def _region(r: Reader, node: yaml.Node, path: Path_) -> str | None:
+    value = r.raw(node, path, "an ISO country code such as US")
+    if value is None:
+        return None
+    if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        r.bad(node, path, f"expected an ISO country code such as US, found {value!r}")
+        return None
+    return value.upper()
+
+
+def _number_type(r: Reader, node: yaml.Node, path: Path_) -> str | None:
+    value = r.raw(node, path, "a number type")
+    if value is None:
+        return None
+    if value not in m.NUMBER_TYPES:
+        r.bad(node, path, f"expected one of {', '.join(m.NUMBER_TYPES)}, found {value!r}")
+        return None
+    return value
+
+
 def read_music(r: Reader, mid: str, node: yaml.Node, path: Path_) -> m.MusicClass | None:
     mr = r.mapping(node, path, "a music class {directory:, sort:}")
     if mr is None:
@@ -1866,6 +1920,7 @@ SINGLE_SECTIONS: Final = (
     "feature_codes",
     "fallback",
     "security",
+    "dialout",
 )
 MAP_SECTIONS: Final = ("trunks", "flows", "queues", "music", "mailboxes", "campaigns", "pause_reasons")
 LIST_SECTIONS: Final = ("numbers", "skills", "agents", "supervisors")
@@ -2009,6 +2064,7 @@ def load(
         recording=singles.get("recording") or m.Recording(),
         feature_codes=singles.get("feature_codes") or m.FeatureCodes(),
         security=singles.get("security") or m.Security(),
+        dialout=singles.get("dialout") or m.DialOut(),
         music=m.frozen_map({k: v for k, v in maps["music"].items() if v is not None}),
         mailboxes=m.frozen_map({k: v for k, v in maps["mailboxes"].items() if v is not None}),
         fallback=singles.get("fallback"),
@@ -2044,6 +2100,8 @@ def _read_single(r: Reader, section: str, node: yaml.Node, path: Path_) -> Any:
         return read_feature_codes(r, node, path)
     if section == "security":
         return read_security(r, node, path)
+    if section == "dialout":
+        return read_dialout(r, node, path)
     if section == "phones":
         return read_phones(r, node, path)
     return read_fallback(r, node, path)

@@ -666,6 +666,49 @@ class Security:
     lockout_seconds: float = 900.0
 
 
+class DialPurpose(enum.StrEnum):
+    """Why the center dials out: each checks the one dial-out policy."""
+
+    TRANSFER = "transfer"  # an agent's blind or attended transfer
+    CALLBACK = "callback"  # a caller asked to be called back
+    CAMPAIGN = "campaign"  # a campaign contact
+
+
+# phonenumbers' number types an operator may allow (lower case), plus ``satellite`` (the
+# non-geographic satellite codes, which phonenumbers types as mobile).
+NUMBER_TYPES: tuple[str, ...] = (
+    "fixed_line",
+    "mobile",
+    "toll_free",
+    "voip",
+    "personal_number",
+    "uan",
+    "pager",
+    "voicemail",
+    "premium_rate",
+    "shared_cost",
+    "satellite",
+)
+
+
+@dataclass(frozen=True)
+class DialOut:
+    """What transfers, callbacks and campaigns may dial (``callcenter.config.dialout`` decides).
+
+    A number must be valid, of an allowed ``number_types``, must not start with a ``deny`` prefix
+    (E.164) and must be in one of ``countries`` (ISO codes; empty: the center's own country) or,
+    when ``allow`` prefixes are given, start with one of them instead. Emergency numbers are
+    never dialled.
+    ``internal``: transfers may also reach the center's own agent and supervisor extensions.
+    ``deny`` and the countries (or ``allow``) are rendered into the dialplan as well."""
+
+    countries: tuple[str, ...] = ()
+    number_types: tuple[str, ...] = ("fixed_line", "mobile", "toll_free")
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ("+1900", "+1976", "+808", "+870", "+881", "+882", "+883", "+979")
+    internal: bool = True
+
+
 # ChanSpy options per monitoring mode (q: quiet, E: end when the spied channel hangs up,
 # d: DTMF 4/5/6 switch modes, w: whisper, B: barge).
 SPY_OPTIONS: Mapping[str, str] = frozen_map({"listen": "qEd", "whisper": "qEwd", "barge": "qEBd"})
@@ -782,6 +825,7 @@ class Config:
     recording: Recording = Recording()
     feature_codes: FeatureCodes = FeatureCodes()
     security: Security = Security()
+    dialout: DialOut = DialOut()
     music: Mapping[str, MusicClass] = field(default_factory=lambda: frozen_map({}))
     mailboxes: Mapping[str, Mailbox] = field(default_factory=lambda: frozen_map({}))
     fallback: Fallback | None = None
