@@ -129,3 +129,33 @@ def test_the_rendered_dialplan_checks_the_same_policy() -> None:
     plan = _transfer_plan(gb)
     assert "Dial" in _fate(plan, "+447911123456") and "Dial" in _fate(plan, "+33612345678")
     assert "Hangup(21)" in _fate(plan, "+448712345678") and "Hangup(21)" in _fate(plan, "+12125550199")
+
+
+def test_a_callback_to_an_untrusted_caller_id_must_collect_the_number(tmp_path: Path) -> None:
+    flows = """
+        trunks:
+          spoofable: {host: sip.other.example, match: [198.51.100.7], trust_caller_id: false}
+          carrier: {host: sip.carrier.example, match: [203.0.113.0/24]}
+        numbers:
+          - {number: "+15550002000", flow: cb, trunk: spoofable}
+          - {number: "+15550003000", flow: ok, trunk: carrier}
+        flows:
+          cb:
+            start: first
+            nodes:
+              first: {type: goto_flow, flow: back}
+          back:
+            start: ask
+            nodes:
+              ask: {type: callback, queue: sales}
+          ok:
+            start: ask
+            nodes:
+              ask: {type: callback, queue: sales}
+        """
+    got = problems(tmp_path, flows)
+    assert got == [
+        "extra.yaml:16: flows.back.nodes.ask: calls back the caller ID, which is not trusted here "
+        "(trunk 'spoofable' of +15550002000 does not set trust_caller_id): collect the number first "
+        "and name it in number_variable",
+    ]  # the flow "ok" is reached from a trusted trunk only
