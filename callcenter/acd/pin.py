@@ -9,14 +9,19 @@ on the right owner); a wrong PIN counts against every source given, and any lock
 refuses. Only digits actually entered count: an empty entry (a timeout, a phone that could not
 send DTMF, a failed prompt) is refused without counting. A right PIN clears the count; a locked id's
 PIN is not even compared. ``now`` is passed in.
+
+A stored PIN is either the digits (the demo's, from ``${ENV}``) or a hash (``pin_hash`` in the YAML,
+made by ``callcenter pin-hash``); ``callcenter.config.secrets.pin_matches`` compares either in
+constant time.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from callcenter.config.secrets import pin_matches
 
 
 class PinCheck(StrEnum):
@@ -52,7 +57,7 @@ class PinGuard:
             return PinCheck.LOCKED
         if not typed:
             return PinCheck.EMPTY
-        if hmac.compare_digest(typed.encode(), expected.encode()):
+        if pin_matches(typed, expected):
             for k in keys:
                 self.success(k)
             return PinCheck.OK

@@ -52,10 +52,12 @@ class Where:
 
 @dataclass(frozen=True)
 class Secret:
-    """A secret value. ``env`` names the environment variable it came from (``${ENV}``), if any."""
+    """A secret value. ``env`` names the environment variable it came from (``${ENV}``), if any;
+    ``in_yaml``: the value is written in the YAML (literally, or a ``${ENV:-default}``'s default)."""
 
     value: str = field(repr=False)
     env: str | None = None
+    in_yaml: bool = True
 
     def __str__(self) -> str:
         return "***"
@@ -219,7 +221,8 @@ class Trunk:
     host: str
     port: int = 5060
     transport: Transport = Transport.UDP
-    auth: TrunkAuth | None = None
+    auth: TrunkAuth | None = None  # what we answer the carrier's challenges with (registration, calls)
+    inbound_auth: TrunkAuth | None = None  # what the carrier must answer ours with, if it can
     match: tuple[str, ...] = ()  # IPs / CIDRs identifying the carrier's inbound INVITEs
     codecs: tuple[str, ...] = ("ulaw", "alaw")
     trust_caller_id: bool = True  # take the carrier's P-Asserted-Identity / Remote-Party-ID
