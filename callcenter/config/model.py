@@ -388,8 +388,10 @@ class VoicemailNode(Node):
 
 @dataclass(frozen=True, kw_only=True)
 class CallbackNode(Node):
-    """Terminal: register a callback request in ``queue`` for the caller's number (or digits
-    collected into ``number_variable``), play ``prompt`` (a confirmation), then hang up."""
+    """Terminal: register a callback request in ``queue`` for the digits collected into
+    ``number_variable`` (or the caller ID, when the number's trunk sets ``trust_caller_id``),
+    play ``prompt`` (a confirmation), then hang up. A number the dial-out policy refuses leaves
+    the caller waiting in ``queue`` instead."""
 
     queue: str
     prompt: str | None = None
