@@ -35,6 +35,7 @@ the message text::
         ├── AgentStateError            an agent state change refused (agent_id, state, event, code)
         ├── RoutingError               a routing request refused: unknown call/agent/queue (code)
         ├── InvalidPhoneNumberError    a number that is not a valid E.164 number (raw, reason)
+        ├── DialOutRefusedError        the dial-out policy refuses a number (purpose, reason)
         └── CampaignError              a campaign operation refused (campaign, code)
 """
 
@@ -293,3 +294,16 @@ class RoutingError(DomainError):
     """A routing request refused: unknown call, agent or queue, or a duplicate (``code``)."""
 
     code = "routing_error"
+
+
+class DialOutRefusedError(DomainError):
+    """The dial-out policy refuses to dial ``number`` for ``purpose`` (transfer, callback,
+    campaign); ``reason`` is a stable code of ``callcenter.config.dialout``."""
+
+    code = "dial_out_refused"
+
+    def __init__(self, message: str, *, number: str, purpose: str, reason: str) -> None:
+        self.number = number
+        self.purpose = purpose
+        self.reason = reason
+        super().__init__(message)

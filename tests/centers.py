@@ -181,7 +181,8 @@ def ivr_config(*extra_flows: m.Flow, numbers: Iterable[m.Number] = ()) -> m.Conf
     flows = {f.id: f for f in (main_flow(), billing_flow(), *extra_flows)}
     return m.Config(
         center=ivr_center(),
-        numbers=(m.Number(number="+" + DID, flow="main"), *numbers),
+        trunks=m.frozen_map({"carrier": m.Trunk("carrier", "sip.carrier.example", trust_caller_id=True)}),
+        numbers=(m.Number(number="+" + DID, flow="main", trunk="carrier"), *numbers),
         flows=m.frozen_map(flows),
         queues=m.frozen_map(
             {

@@ -788,3 +788,58 @@ async def test_controller_restart_mid_call_rebuilds_from_real_status(
     assert len(rows) == 1
     assert rows[0]["disposition"] == "answered" and rows[0]["agent_id"] == "1001"
     assert rows[0]["ended_at"] is not None
+
+
+async def test_the_transfer_context_refuses_what_the_dial_out_policy_refuses(center: Center) -> None:
+    """Asterisk's own pattern order picks the denied prefix over the allowed country code, the
+    center's extensions over any pattern, and the catch-all refusal for everything else."""
+    async with admin(center) as client:
+        for target, chosen in [
+            ("+19005550100", "'_+1900.' =>"),
+            ("+12125550199", "'_+1X.' =>"),
+            ("+881612345678", "'_+881.' =>"),
+            ("+447911123456", "'_+X.' =>"),
+            ("911", "'_X.' =>"),
+            ("2002", "'2002' =>"),
+        ]:
+            out = await command(client, f"dialplan show {target}@{names.CTX_TRANSFER}")
+            first = next(line.strip() for line in out.splitlines() if "=>" in line)
+            assert first.startswith(chosen), (target, out)
+
+
+async def test_a_premium_transfer_target_is_hung_up_by_the_dialplan(center: Center) -> None:
+    """Even if the controller let it through, the rendered cc-transfer refuses +1900 (cause 21)
+    without dialling the trunk."""
+    async with admin(center) as client:
+        watcher = Watcher(client)
+        try:
+            await client.send_action(
+                names.ACTION_ORIGINATE,
+                [
+                    ("Channel", f"Local/s@{names.CTX_TRANSFER}"),
+                    ("Application", "Wait"),
+                    ("Data", "5"),
+                    ("Variable", f"{names.VAR_TRANSFER_TARGET}=+19005550100"),
+                    ("Async", "true"),
+                ],
+                timeout=10,
+            )
+            refused = await watcher.wait(
+                lambda m: (
+                    m.name == "Newexten"
+                    and m.get("Context") == names.CTX_TRANSFER
+                    and m.get("Extension") == "+19005550100"
+                    and m.get("Application") == "Hangup"
+                ),
+                "the denied prefix's Hangup",
+            )
+            assert refused.get("AppData") == "21"
+            hangup = await watcher.wait(
+                lambda m: m.name == "Hangup" and (m.get("Channel") or "").endswith(";2"),
+                "the Local ;2 hangup",
+            )
+            assert hangup.get("Cause") == "21"
+            dialled = [m.get("DestChannel") for m in watcher.seen if m.name == "DialBegin"]
+            assert not [d for d in dialled if (d or "").startswith("PJSIP/")], dialled  # the trunk never
+        finally:
+            await watcher.close()

@@ -2,16 +2,26 @@
 
 A wrong PIN counts for ``lockout_seconds``; the ``max_failures``-th one within that window locks the
 id for ``lockout_seconds`` from then on (the ``security`` section of the config describes the same
-rule). Only digits actually entered count: an empty entry (a timeout, a phone that could not send
-DTMF, a failed prompt) is refused without counting. A right PIN clears the count; a locked id's
+rule). With ``sources`` (the phone's endpoint, the caller ID, an API client) the count and the
+lockout belong to the owner *as reached from* each source: wrong PINs from one phone lock that
+phone and that caller ID out of the owner, never the owner on its own phone (no denial of service
+on the right owner); a wrong PIN counts against every source given, and any locked source
+refuses. Only digits actually entered count: an empty entry (a timeout, a phone that could not
+send DTMF, a failed prompt) is refused without counting. A right PIN clears the count; a locked id's
 PIN is not even compared. ``now`` is passed in.
+
+A stored PIN is either the digits (the demo's, from ``${ENV}``) or a hash (``pin_hash`` in the YAML,
+made by ``callcenter pin-hash``); ``callcenter.config.secrets.pin_matches`` compares either in
+constant time.
 """
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from callcenter.config.secrets import pin_matches
 
 
 class PinCheck(StrEnum):
@@ -20,6 +30,11 @@ class PinCheck(StrEnum):
     WRONG = "wrong"  # counted; the id is not locked (yet)
     LOCKED_NOW = "locked_now"  # this wrong PIN locked the id
     LOCKED = "locked"  # the id was locked already: the PIN was not compared
+
+
+def source_keys(key: str, sources: Sequence[str]) -> tuple[str, ...]:
+    """The counters an attempt on ``key`` from ``sources`` uses: ``key`` alone without sources."""
+    return tuple(f"{key}|{s}" for s in sources) if sources else (key,)
 
 
 @dataclass
@@ -31,17 +46,28 @@ class PinGuard:
     failures: dict[str, list[float]] = field(default_factory=dict)  # id -> times of recent wrong PINs
     locked_until: dict[str, float] = field(default_factory=dict)
 
-    def check(self, key: str, typed: str, expected: str, now: float) -> PinCheck:
+    def check(
+        self, key: str, typed: str, expected: str, now: float, *, sources: Sequence[str] = ()
+    ) -> PinCheck:
         """Compare ``typed`` with ``expected`` (constant time) and count a wrong one; nothing typed
-        is ``EMPTY`` and is not counted."""
-        if self.locked(key, now) is not None:
+        is ``EMPTY`` and is not counted. ``sources``: where the attempt comes from (see the module
+        docstring); none counts against ``key`` itself."""
+        keys = source_keys(key, sources)
+        if any(self.locked(k, now) is not None for k in keys):
             return PinCheck.LOCKED
         if not typed:
             return PinCheck.EMPTY
-        if hmac.compare_digest(typed.encode(), expected.encode()):
-            self.success(key)
+        if pin_matches(typed, expected):
+            for k in keys:
+                self.success(k)
             return PinCheck.OK
-        return PinCheck.LOCKED_NOW if self.failure(key, now) else PinCheck.WRONG
+        locked_now = [self.failure(k, now) for k in keys]
+        return PinCheck.LOCKED_NOW if any(locked_now) else PinCheck.WRONG
+
+    def locked_from(self, key: str, now: float, sources: Sequence[str]) -> float | None:
+        """Until when ``key`` is locked for an attempt from ``sources``, or ``None``."""
+        untils = [u for k in source_keys(key, sources) if (u := self.locked(k, now)) is not None]
+        return max(untils) if untils else None
 
     def locked(self, key: str, now: float) -> float | None:
         """Until when ``key`` is locked out, or ``None`` (an expired lockout forgets the count)."""

@@ -46,11 +46,13 @@ from callcenter.acd.recorder import Recorder
 from callcenter.asterisk import events, names
 from callcenter.asterisk.ami import Message
 from callcenter.clock import Clock
+from callcenter.config import dialout
 from callcenter.config import model as cm
 from callcenter.errors import (
     AgentStateError,
     AsteriskError,
     CallcenterError,
+    DialOutRefusedError,
     DomainError,
     RoutingError,
     UnsafeValueError,
@@ -380,6 +382,7 @@ class ACD:
         is rung first, then ``number`` is dialled from the agent's leg."""
         _check(number, "callback number", SAFE_NUMBER)
         self._get_call(call_id)
+        number = self._dial_out(call_id, number, cm.DialPurpose.CALLBACK)
         self._call_event(call_id, cs.AcceptCallback(number), self.clock.now())
 
     async def transfer_to_queue(self, call_id: str, queue_id: str, *, priority: int | None = None) -> None:
@@ -399,6 +402,7 @@ class ACD:
         """Blind transfer to an outside number (cc-transfer,<number>,1)."""
         _check(number, "transfer number", SAFE_NUMBER)
         self._get_call(call_id)
+        number = self._dial_out(call_id, number, cm.DialPurpose.TRANSFER)
         for action in self._call_event(call_id, cs.TransferToNumber(number), self.clock.now(), inline=True):
             await self._act(action)
 
@@ -407,8 +411,19 @@ class ACD:
         first; hanging up completes it). The agent wraps up once, when its leg ends."""
         _check(target, "transfer target", SAFE_NUMBER)
         self._get_call(call_id)
+        target = self._dial_out(call_id, target, cm.DialPurpose.TRANSFER)
         for action in self._call_event(call_id, cs.AttendedTransfer(target), self.clock.now(), inline=True):
             await self._act(action)
+
+    def _dial_out(self, call_id: str, number: str, purpose: cm.DialPurpose) -> str:
+        """The number to dial for ``purpose`` if the dial-out policy allows it; a refusal is
+        logged on the call and raised (``DialOutRefusedError``)."""
+        try:
+            return dialout.check(self.config, number, purpose)
+        except DialOutRefusedError as exc:
+            self.sink.submit(dialout.refusal_event(call_id, self.clock.now(), exc))
+            log.warning("call %s: %s", call_id, exc)
+            raise
 
     async def pci_pause(self, call_id: str, *, by: str) -> bool:
         done = self.recorder is not None and await self.recorder.pci_pause(call_id, by=by)

@@ -72,7 +72,7 @@ async def dialer_plugin(ctl: Host) -> Plugin | None:
         for c in ctl.config.campaigns.values()
     ]
     pool = AcdAgentPool(ctl.acd, {rt.id: rt.queue for rt in runtimes})
-    service = DialerService(ami=ctl.ami, store=store, agents=pool, clock=ctl.clock)
+    service = DialerService(ami=ctl.ami, store=store, agents=pool, clock=ctl.clock, config=ctl.config)
     for rt in runtimes:
         await service.add_campaign(rt)
     ctl.dialer = service

@@ -12,7 +12,7 @@ Secrets may be written ``${ENV_VAR}`` or ``${ENV_VAR:-default}``; they are resol
 Sections (top-level keys), which may be spread over several files:
 
 * once, in one file: ``center``, ``asterisk``, ``phones``, ``recording``, ``feature_codes``,
-  ``fallback``, ``security``;
+  ``fallback``, ``security``, ``dialout``;
 * maps keyed by id, merged across files: ``trunks``, ``flows``, ``queues``, ``music``,
   ``mailboxes``, ``campaigns``, ``pause_reasons``;
 * lists, concatenated: ``numbers``, ``skills``, ``agents``, ``supervisors``.
@@ -32,9 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+import phonenumbers
 import yaml
 
 from callcenter.config import model as m
+from callcenter.config import secrets
 from callcenter.config.validate import check
 from callcenter.errors import ConfigError, ValidationError
 
@@ -397,9 +399,11 @@ class Reader:
             return None
         ref = SECRET_REF_RE.fullmatch(value)
         env_name: str | None = None
+        in_yaml = True
         if ref is not None:
             env_name = ref.group(1)
             resolved = self.env.get(env_name)
+            in_yaml = resolved is None
             if resolved is None:
                 if ref.group(2) is None:
                     self.bad(node, path, f"environment variable {env_name} is not set")
@@ -410,7 +414,7 @@ class Reader:
             source = f" (from ${{{env_name}}})" if env_name else ""
             self.bad(node, path, f"expected {expected}{source}, found an unsafe or empty value")
             return None
-        return m.Secret(value, env_name)
+        return m.Secret(value, env_name, in_yaml)
 
     def pin(self, node: yaml.Node, path: Path_) -> m.Secret | None:
         s = self.secret(node, path)
@@ -858,16 +862,8 @@ def read_trunk(r: Reader, tid: str, node: yaml.Node, path: Path_) -> m.Trunk | N
     host = mr.get("host", lambda n, p: r.text(n, p, pattern=HOST_RE, expected="a host name or IP"))
     port = mr.get("port", lambda n, p: r.integer(n, p, 1, 65535), d.port)
     transport = mr.get("transport", lambda n, p: r.choice(n, p, m.Transport), d.transport)
-    auth: m.TrunkAuth | None = None
-    anode = mr.node_of("auth")
-    if anode is not None:
-        am = r.mapping(anode, (*path, "auth"), "auth {username:, password:}")
-        if am is not None:
-            user = am.get("username", lambda n, p: r.text(n, p, pattern=USER_RE, expected="a SIP user name"))
-            pw = am.get("password", r.secret, expected="a password or ${ENV_VAR}")
-            am.finish()
-            if user is not None and pw is not None:
-                auth = m.TrunkAuth(user, pw)
+    auth = _trunk_auth(r, mr, "auth", path)
+    inbound_auth = _trunk_auth(r, mr, "inbound_auth", path)
     match = _list(r, mr, "match", path, lambda n, p: _match(r, n, p))
     codecs = _list(r, mr, "codecs", path, lambda n, p: r.text(n, p, pattern=CODEC_RE, expected="a codec"))
     trust = mr.get("trust_caller_id", r.boolean, d.trust_caller_id)
@@ -891,6 +887,7 @@ def read_trunk(r: Reader, tid: str, node: yaml.Node, path: Path_) -> m.Trunk | N
         port=_opt(port, d.port),
         transport=_opt(transport, d.transport),
         auth=auth,
+        inbound_auth=inbound_auth,
         match=tuple(match or ()),
         codecs=tuple(codecs) if codecs else d.codecs,
         trust_caller_id=_opt(trust, d.trust_caller_id),
@@ -898,6 +895,19 @@ def read_trunk(r: Reader, tid: str, node: yaml.Node, path: Path_) -> m.Trunk | N
         outbound=_opt(outbound, d.outbound),
         media=media,
     )
+
+
+def _trunk_auth(r: Reader, mr: MapReader, key: str, path: Path_) -> m.TrunkAuth | None:
+    node = mr.node_of(key)
+    if node is None:
+        return None
+    am = r.mapping(node, (*path, key), f"{key} {{username:, password:}}")
+    if am is None:
+        return None
+    user = am.get("username", lambda n, p: r.text(n, p, pattern=USER_RE, expected="a SIP user name"))
+    pw = am.get("password", r.secret, expected="a password or ${ENV_VAR}")
+    am.finish()
+    return m.TrunkAuth(user, pw) if user is not None and pw is not None else None
 
 
 def _list(
@@ -1530,7 +1540,7 @@ def read_agent(r: Reader, node: yaml.Node, path: Path_) -> m.Agent | None:
         "extension", lambda n, p: r.text(n, p, pattern=EXTEN_RE, expected="an extension (2-10 digits)")
     )
     skills = _skill_levels(r, mr, "skills", path)
-    pin = mr.get("pin", r.pin, expected="a PIN or ${ENV_VAR}")
+    pin = _pin_or_hash(r, mr, path)
     box = mr.get("mailbox", lambda n, p: r.text(n, p, pattern=DIGITS_RE, expected="a mailbox number"), None)
     sip = mr.get("sip_password", r.secret, expected="the phone's SIP password or ${ENV_VAR}")
     dtmf = mr.get("dtmf_mode", lambda n, p: r.choice(n, p, m.DtmfMode), None)
@@ -1550,6 +1560,18 @@ def read_agent(r: Reader, node: yaml.Node, path: Path_) -> m.Agent | None:
     )
 
 
+def _pin_or_hash(r: Reader, mr: MapReader, path: Path_) -> m.Secret | None:
+    """``pin`` (digits or ${ENV_VAR}) or ``pin_hash`` (``callcenter pin-hash``), exactly one."""
+    if mr.has("pin_hash"):
+        if mr.has("pin"):
+            r.problems.add("give pin or pin_hash, not both", (*path, "pin"), m.Where(r.rel, mr.line("pin")))
+        mr.node_of("pin")
+        expected = "a PIN hash made by `callcenter pin-hash` (scrypt:...)"
+        stored = mr.get("pin_hash", lambda n, p: r.text(n, p, pattern=secrets.PIN_HASH_RE, expected=expected))
+        return m.Secret(stored, None, in_yaml=True) if stored is not None else None
+    return mr.get("pin", r.pin, expected="a PIN, ${ENV_VAR} or pin_hash")
+
+
 def read_supervisor(r: Reader, node: yaml.Node, path: Path_) -> m.Supervisor | None:
     mr = r.mapping(node, path, "a supervisor {id:, name:, endpoint:, pin:, queues:}")
     if mr is None:
@@ -1558,7 +1580,7 @@ def read_supervisor(r: Reader, node: yaml.Node, path: Path_) -> m.Supervisor | N
     name = mr.get("name", r.text, expected="the supervisor's name")
     ep = mr.get("endpoint", lambda n, p: r.text(n, p, pattern=ENDPOINT_RE, expected="a PJSIP endpoint name"))
     ext = mr.get("extension", lambda n, p: r.text(n, p, pattern=EXTEN_RE, expected="an extension"), None)
-    pin = mr.get("pin", r.pin, expected="a PIN or ${ENV_VAR}")
+    pin = _pin_or_hash(r, mr, path)
     sip = mr.get("sip_password", r.secret, expected="the phone's SIP password or ${ENV_VAR}")
     dtmf = mr.get("dtmf_mode", lambda n, p: r.choice(n, p, m.DtmfMode), None)
     queues = _list(r, mr, "queues", path, r.ident)
@@ -1659,6 +1681,59 @@ def read_security(r: Reader, node: yaml.Node, path: Path_) -> m.Security | None:
     lockout = mr.get("lockout_seconds", lambda n, p: r.number(n, p, 1, 86400), d.lockout_seconds)
     mr.finish()
     return m.Security(_opt(attempts, d.pin_attempts), _opt(lockout, d.lockout_seconds))
+
+
+PREFIX_RE: Final = re.compile(r"\+[1-9][0-9]{0,14}")
+
+
+def read_dialout(r: Reader, node: yaml.Node, path: Path_) -> m.DialOut | None:
+    mr = r.mapping(node, path, "dialout {countries:, number_types:, allow:, deny:, internal:}")
+    if mr is None:
+        return None
+    d = m.DialOut()
+    regions = _list(r, mr, "countries", path, lambda n, p: _region(r, n, p))
+    types = _list(r, mr, "number_types", path, lambda n, p: _number_type(r, n, p))
+    prefix = "an E.164 prefix such as +1900"
+    allow = _list(r, mr, "allow", path, lambda n, p: r.text(n, p, pattern=PREFIX_RE, expected=prefix))
+    deny = _list(r, mr, "deny", path, lambda n, p: r.text(n, p, pattern=PREFIX_RE, expected=prefix))
+    internal = mr.get("internal", r.boolean, d.internal)
+    mr.finish()
+    denied = tuple(deny) if deny is not None else d.deny
+    for i, a in enumerate(allow or ()):
+        inside = next((x for x in denied if a.startswith(x)), None)
+        if inside is not None:
+            r.problems.add(
+                f"allowed prefix {a} lies inside denied prefix {inside}",
+                (*path, "allow", str(i)),
+                m.Where(r.rel, mr.line("allow")),
+            )
+    return m.DialOut(
+        countries=tuple(regions) if regions is not None else d.countries,
+        number_types=tuple(types) if types is not None else d.number_types,
+        allow=tuple(allow or ()),
+        deny=denied,
+        internal=_opt(internal, d.internal),
+    )
+
+
+def _region(r: Reader, node: yaml.Node, path: Path_) -> str | None:
+    value = r.raw(node, path, "an ISO country code such as US")
+    if value is None:
+        return None
+    if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        r.bad(node, path, f"expected an ISO country code such as US, found {value!r}")
+        return None
+    return value.upper()
+
+
+def _number_type(r: Reader, node: yaml.Node, path: Path_) -> str | None:
+    value = r.raw(node, path, "a number type")
+    if value is None:
+        return None
+    if value not in m.NUMBER_TYPES:
+        r.bad(node, path, f"expected one of {', '.join(m.NUMBER_TYPES)}, found {value!r}")
+        return None
+    return value
 
 
 def read_music(r: Reader, mid: str, node: yaml.Node, path: Path_) -> m.MusicClass | None:
@@ -1866,6 +1941,7 @@ SINGLE_SECTIONS: Final = (
     "feature_codes",
     "fallback",
     "security",
+    "dialout",
 )
 MAP_SECTIONS: Final = ("trunks", "flows", "queues", "music", "mailboxes", "campaigns", "pause_reasons")
 LIST_SECTIONS: Final = ("numbers", "skills", "agents", "supervisors")
@@ -2009,6 +2085,7 @@ def load(
         recording=singles.get("recording") or m.Recording(),
         feature_codes=singles.get("feature_codes") or m.FeatureCodes(),
         security=singles.get("security") or m.Security(),
+        dialout=singles.get("dialout") or m.DialOut(),
         music=m.frozen_map({k: v for k, v in maps["music"].items() if v is not None}),
         mailboxes=m.frozen_map({k: v for k, v in maps["mailboxes"].items() if v is not None}),
         fallback=singles.get("fallback"),
@@ -2044,6 +2121,8 @@ def _read_single(r: Reader, section: str, node: yaml.Node, path: Path_) -> Any:
         return read_feature_codes(r, node, path)
     if section == "security":
         return read_security(r, node, path)
+    if section == "dialout":
+        return read_dialout(r, node, path)
     if section == "phones":
         return read_phones(r, node, path)
     return read_fallback(r, node, path)

@@ -52,10 +52,12 @@ class Where:
 
 @dataclass(frozen=True)
 class Secret:
-    """A secret value. ``env`` names the environment variable it came from (``${ENV}``), if any."""
+    """A secret value. ``env`` names the environment variable it came from (``${ENV}``), if any;
+    ``in_yaml``: the value is written in the YAML (literally, or a ``${ENV:-default}``'s default)."""
 
     value: str = field(repr=False)
     env: str | None = None
+    in_yaml: bool = True
 
     def __str__(self) -> str:
         return "***"
@@ -219,7 +221,8 @@ class Trunk:
     host: str
     port: int = 5060
     transport: Transport = Transport.UDP
-    auth: TrunkAuth | None = None
+    auth: TrunkAuth | None = None  # what we answer the carrier's challenges with (registration, calls)
+    inbound_auth: TrunkAuth | None = None  # what the carrier must answer ours with, if it can
     match: tuple[str, ...] = ()  # IPs / CIDRs identifying the carrier's inbound INVITEs
     codecs: tuple[str, ...] = ("ulaw", "alaw")
     trust_caller_id: bool = True  # take the carrier's P-Asserted-Identity / Remote-Party-ID
@@ -385,8 +388,10 @@ class VoicemailNode(Node):
 
 @dataclass(frozen=True, kw_only=True)
 class CallbackNode(Node):
-    """Terminal: register a callback request in ``queue`` for the caller's number (or digits
-    collected into ``number_variable``), play ``prompt`` (a confirmation), then hang up."""
+    """Terminal: register a callback request in ``queue`` for the digits collected into
+    ``number_variable`` (or the caller ID, when the number's trunk sets ``trust_caller_id``),
+    play ``prompt`` (a confirmation), then hang up. A number the dial-out policy refuses leaves
+    the caller waiting in ``queue`` instead."""
 
     queue: str
     prompt: str | None = None
@@ -666,6 +671,49 @@ class Security:
     lockout_seconds: float = 900.0
 
 
+class DialPurpose(enum.StrEnum):
+    """Why the center dials out: each checks the one dial-out policy."""
+
+    TRANSFER = "transfer"  # an agent's blind or attended transfer
+    CALLBACK = "callback"  # a caller asked to be called back
+    CAMPAIGN = "campaign"  # a campaign contact
+
+
+# phonenumbers' number types an operator may allow (lower case), plus ``satellite`` (the
+# non-geographic satellite codes, which phonenumbers types as mobile).
+NUMBER_TYPES: tuple[str, ...] = (
+    "fixed_line",
+    "mobile",
+    "toll_free",
+    "voip",
+    "personal_number",
+    "uan",
+    "pager",
+    "voicemail",
+    "premium_rate",
+    "shared_cost",
+    "satellite",
+)
+
+
+@dataclass(frozen=True)
+class DialOut:
+    """What transfers, callbacks and campaigns may dial (``callcenter.config.dialout`` decides).
+
+    A number must be valid, of an allowed ``number_types``, must not start with a ``deny`` prefix
+    (E.164) and must be in one of ``countries`` (ISO codes; empty: the center's own country) or,
+    when ``allow`` prefixes are given, start with one of them instead. Emergency numbers are
+    never dialled.
+    ``internal``: transfers may also reach the center's own agent and supervisor extensions.
+    ``deny`` and the countries (or ``allow``) are rendered into the dialplan as well."""
+
+    countries: tuple[str, ...] = ()
+    number_types: tuple[str, ...] = ("fixed_line", "mobile", "toll_free")
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ("+1900", "+1976", "+808", "+870", "+881", "+882", "+883", "+979")
+    internal: bool = True
+
+
 # ChanSpy options per monitoring mode (q: quiet, E: end when the spied channel hangs up,
 # d: DTMF 4/5/6 switch modes, w: whisper, B: barge).
 SPY_OPTIONS: Mapping[str, str] = frozen_map({"listen": "qEd", "whisper": "qEwd", "barge": "qEBd"})
@@ -782,6 +830,7 @@ class Config:
     recording: Recording = Recording()
     feature_codes: FeatureCodes = FeatureCodes()
     security: Security = Security()
+    dialout: DialOut = DialOut()
     music: Mapping[str, MusicClass] = field(default_factory=lambda: frozen_map({}))
     mailboxes: Mapping[str, Mailbox] = field(default_factory=lambda: frozen_map({}))
     fallback: Fallback | None = None

@@ -29,6 +29,7 @@ from typing import Any, Final
 import jinja2
 
 from callcenter.asterisk import names
+from callcenter.config import dialout
 from callcenter.config import model as m
 from callcenter.errors import ApplyError, CallcenterError, ConfigError, UnsafeValueError
 from callcenter.ports import ActionSender, Reloader
@@ -204,6 +205,7 @@ def template_context(config: m.Config) -> dict[str, Any]:
         "spy_options": m.SPY_OPTIONS,
         "open_hours": open_hours_specs(config.center),
         "media": endpoint_media,
+        "dialout": dialout.dialplan_rules(config),
     }
 
 

@@ -5,7 +5,7 @@ path (``("queues", "sales", "skills", "billing")``) into file and line. Checked:
 flow, node, skill, prompt (and prompt audio), mailbox, music class, trunk, language and pause
 reason; duplicate extensions, DIDs, endpoints and pause digits; overlapping feature codes;
 unreachable flow nodes; flow loops that never wait for the caller; trunk addresses that would
-take a phone for a carrier.
+take a phone for a carrier; callbacks to a caller ID no trunk is trusted to assert.
 """
 
 from __future__ import annotations
@@ -189,6 +189,7 @@ def _check(c: m.Config, check_prompts: bool, broken: frozenset[tuple[str, str]])
 
     # ---------------------------------------------------------------- trunks
     yield from _check_trunks(c, endpoints)
+    yield from _check_callback_numbers(c)
 
     # ---------------------------------------------------------------- feature codes
     codes = c.feature_codes.items()
@@ -296,6 +297,38 @@ def _check_flow(
             if nid not in seen:
                 yield Problem(
                     f"node {nid!r} is unreachable from the start node {flow.start!r}", node_path(flow.id, nid)
+                )
+
+
+def _check_callback_numbers(c: m.Config) -> Iterator[Problem]:
+    """A callback node that would call back the caller ID, in a flow reached from a number whose
+    trunk is not trusted to assert caller IDs (or names no trunk): the IVR would never call back,
+    so the flow must collect the number first (``number_variable``)."""
+    untrusted: dict[str, str] = {}  # flow id -> why its callers' IDs are not trusted
+    for num in c.numbers:
+        trunk = c.trunks.get(num.trunk) if num.trunk else None
+        if trunk is not None and trunk.trust_caller_id:
+            continue
+        why = (
+            f"number {num.number} names no trunk"
+            if num.trunk is None
+            else f"trunk {num.trunk!r} of {num.number}"
+        )
+        todo = [num.flow]
+        while todo:
+            fid = todo.pop()
+            flow = c.flows.get(fid)
+            if flow is None or fid in untrusted:
+                continue
+            untrusted[fid] = why
+            todo += [n.flow for n in flow.nodes.values() if isinstance(n, m.GotoFlowNode)]
+    for fid, why in untrusted.items():
+        for node in c.flows[fid].nodes.values():
+            if isinstance(node, m.CallbackNode) and node.number_variable is None:
+                yield Problem(
+                    f"calls back the caller ID, which is not trusted here ({why} does not set "
+                    "trust_caller_id): collect the number first and name it in number_variable",
+                    node_path(fid, node.id),
                 )
 
 

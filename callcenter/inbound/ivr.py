@@ -48,10 +48,12 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from callcenter.asterisk import names
+from callcenter.config import dialout
 from callcenter.config.model import (
     CallbackNode,
     CollectNode,
     Config,
+    DialPurpose,
     Flow,
     GotoFlowNode,
     HangupNode,
@@ -654,6 +656,12 @@ class Interpreter:
         self._log_node(effects, state, node, now, str(done.outcome), next=target, tier=done.tier)
         return self._enter(state, target, now, effects)
 
+    def _caller_id_trusted(self, call: CallInfo) -> bool:
+        """True when the number called arrives on a trunk configured with ``trust_caller_id``."""
+        number = self.config.number(call.dialed)
+        trunk = self.config.trunks.get(number.trunk) if number is not None and number.trunk else None
+        return trunk is not None and trunk.trust_caller_id
+
     # ------------------------------------------------------------------ endings
     def _terminal(
         self, state: IvrState, node: IVRNode, now: float, effects: list[Effect]
@@ -692,16 +700,23 @@ class Interpreter:
                 )
                 self._log_node(effects, state, node, now, "voicemail", mailbox=node.mailbox)
             case CallbackNode():
-                candidates = (
-                    data.get(node.number_variable) if node.number_variable else None,
-                    state.call.caller_e164,
-                    state.call.caller,
-                )
-                number = next((n for n in candidates if n and _CALLBACK_NUMBER.fullmatch(n)), None)
-                if number is None:  # nobody to call back (anonymous caller, nothing collected)
+                # Digits the caller keyed in first; the caller ID only when its trunk is trusted
+                # to assert it (a spoofed caller ID must not make the center ring a number).
+                candidates = [data.get(node.number_variable) if node.number_variable else None]
+                if self._caller_id_trusted(state.call):
+                    candidates += [state.call.caller_e164, state.call.caller]
+                given = next((n for n in candidates if n and _CALLBACK_NUMBER.fullmatch(n)), None)
+                if given is None:  # nobody to call back (anonymous or untrusted caller, nothing collected)
                     self._log_node(effects, state, node, now, "no_callback_number")
                     exit_ = self._hangup_exit(state, "no_callback_number", Disposition.FAILED)
                     return self._finish(state, exit_, now, effects)
+                verdict = dialout.decide(self.config, given, DialPurpose.CALLBACK)
+                if not verdict.allowed:  # the caller waits in line instead
+                    self._log_node(effects, state, node, now, "callback_refused", reason=verdict.reason)
+                    detail = {"purpose": "callback", "reason": verdict.reason, "number": given}
+                    effects.append(Log(CallEvent(state.call.call_id, now, dialout.EVENT_KIND, detail=detail)))
+                    return self._terminal(state, QueueNode(id=node.id, queue=node.queue), now, effects)
+                number = verdict.number
                 exit_ = Exit(
                     ExitKind.CALLBACK,
                     queue=node.queue,

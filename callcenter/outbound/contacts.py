@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -106,8 +106,10 @@ def parse_contacts(
     default_region: str | None,
     default_zone: str,
     dnc: DncList | None = None,
+    refuse: Callable[[str], str | None] | None = None,
 ) -> ImportResult:
-    """Parse a contact CSV (see the module docstring). Never raises for a bad row."""
+    """Parse a contact CSV (see the module docstring). Never raises for a bad row. ``refuse``
+    (the dial-out policy) gives the reason a number may not be dialled, or None."""
     problems: list[RowProblem] = []
     contacts: list[Contact] = []
     on_dnc: list[int] = []
@@ -168,6 +170,11 @@ def parse_contacts(
             e164 = normalize(raw_phone, default_region)
         except InvalidPhoneNumberError as exc:
             problems.append(RowProblem(line, header[phone_col], exc.reason, str(exc)))
+            continue
+        refused = refuse(e164) if refuse is not None else None
+        if refused is not None:
+            message = f"{e164}: the dial-out policy refuses it ({refused})"
+            problems.append(RowProblem(line, header[phone_col], "dial_out_refused", message))
             continue
         if e164 in seen_phone:
             problems.append(

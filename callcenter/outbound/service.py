@@ -56,6 +56,8 @@ from pathlib import Path
 
 from callcenter.asterisk import events, names
 from callcenter.clock import Clock, RealClock
+from callcenter.config import dialout
+from callcenter.config import model as cm
 from callcenter.errors import (
     ActionLostError,
     AGIError,
@@ -98,9 +100,11 @@ async def import_file(
     default_region: str | None,
     default_zone: str,
     dnc_path: Path | None = None,
+    config: cm.Config | None = None,
 ) -> tuple[ImportResult, int]:
     """Import a contact CSV (and a DNC file into the campaign's own list); returns the parse
-    result (problems by line) and how many contacts were new."""
+    result (problems by line) and how many contacts were new. With ``config``, numbers its
+    dial-out policy refuses are problems (reason ``dial_out_refused``), not contacts."""
     dnc = DncList()
     dnc_problems: tuple[RowProblem, ...] = ()
     if dnc_path is not None:
@@ -109,13 +113,23 @@ async def import_file(
     if dnc.numbers:
         await store.add_dnc(dnc.numbers, campaign_id=campaign_id, source=str(dnc_path))
     full_dnc = await store.dnc(campaign_id)
+    refuse = None if config is None else functools.partial(_refusal, config)
     result = parse_contacts(
-        read_text(csv_path), default_region=default_region, default_zone=default_zone, dnc=full_dnc
+        read_text(csv_path),
+        default_region=default_region,
+        default_zone=default_zone,
+        dnc=full_dnc,
+        refuse=refuse,
     )
     added = await store.import_contacts(campaign_id, result.contacts)
     if dnc_problems:
         result = ImportResult(result.contacts, result.problems + dnc_problems, result.on_dnc)
     return result, added
+
+
+def _refusal(config: cm.Config, number: str) -> str | None:
+    verdict = dialout.decide(config, number, cm.DialPurpose.CAMPAIGN)
+    return None if verdict.allowed else verdict.reason
 
 
 # ------------------------------------------------------------------------------------ service
@@ -166,8 +180,10 @@ class DialerService:
         action_timeout: float = 5.0,
         lost_after: float = 60.0,
         answered_lost_after: float = 300.0,
+        config: cm.Config | None = None,
     ) -> None:
         self.ami = ami
+        self.config = config  # its dial-out policy is checked before every Originate
         self.store = store
         self.agents = agents
         self.clock: Clock = clock or RealClock()
@@ -369,6 +385,18 @@ class DialerService:
         runtime = camp.runtime
         now = self.clock.now()
         channel_id = f"cc-dial-{attempt.attempt_id}"
+        refused = None if self.config is None else _refusal(self.config, attempt.contact.phone)
+        if refused is not None:
+            # Never dialled, and not again: the contact ends as a do-not-call one.
+            camp.dialer.abort_attempt(attempt.attempt_id, now, retry_in=60.0)
+            camp.dialer.mark_dnc(attempt.contact.key)
+            log.warning(
+                "dialer: %s: contact %s not dialled: dial-out policy (%s)",
+                runtime.id,
+                attempt.contact.key,
+                refused,
+            )
+            return
         try:
             await self.store.record_attempt(attempt, channel_id=channel_id)
         except CampaignError as exc:

@@ -117,3 +117,13 @@ def engine_config(config: m.Config, *, pin_timeout: float, max_pin_digits: int =
     )
     flows = {**config.flows, PIN_FLOW: pin, AGENT_FLOW: agent, MODE_FLOW: mode}
     return dataclasses.replace(config, flows=m.frozen_map(flows))
+
+
+def pin_sources(endpoint: str, caller_id: str) -> tuple[str, ...]:
+    """Where a monitoring PIN comes from on a phone: its endpoint and its caller ID (each counted
+    and locked out on its own, see ``callcenter.acd.pin``)."""
+    sources = [f"endpoint:{endpoint}"]
+    caller = caller_id.strip()[:80]
+    if caller and caller not in ("unknown", "anonymous"):
+        sources.append(f"caller:{caller}")
+    return tuple(sources)

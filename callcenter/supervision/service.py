@@ -53,6 +53,7 @@ from callcenter.supervision.rules import (
     engine_config,
     in_scope,
     local_peer,
+    pin_sources,
     spy_target,
 )
 
@@ -329,10 +330,11 @@ class MonitorService:
         return [s.view() for s in self.sessions.values()]
 
     def _check_api(
-        self, supervisor_id: str, agent_id: str, mode: str, pin: str
+        self, supervisor_id: str, agent_id: str, mode: str, pin: str, source: str
     ) -> tuple[m.Supervisor, m.Agent]:
-        """Validate an API request exactly as the feature code does (PIN counted, lockout,
-        scope); refusals are ``DomainError`` with a stable code, and logged."""
+        """Validate an API request exactly as the feature code does (PIN counted and locked out
+        per ``source``, the API client; scope); refusals are ``DomainError`` with a stable code,
+        and logged."""
         cfg, now = self.config, self.clock.now()
         sup = cfg.supervisors.get(supervisor_id)
         agent = cfg.agents.get(agent_id)
@@ -348,11 +350,11 @@ class MonitorService:
 
         if sup is None:
             raise refuse("unauthorised", f"no supervisor {supervisor_id!r}")
-        checked = self.guard.check(sup.id, pin, sup.pin.value, now)
+        checked = self.guard.check(sup.id, pin, sup.pin.value, now, sources=(f"api:{source}",))
         if checked is PinCheck.LOCKED:
             raise refuse("locked_out", f"supervisor {sup.id} is locked out of monitoring")
         if checked is PinCheck.LOCKED_NOW:
-            log.warning("supervisor %s locked out of monitoring after wrong PINs (API)", sup.id)
+            log.warning("supervisor %s locked out of monitoring from API client %r", sup.id, source)
             raise refuse("locked_out", f"supervisor {sup.id} is now locked out of monitoring")
         if checked is not PinCheck.OK:  # wrong, or none at all (not counted)
             raise refuse("bad_pin", "wrong PIN" if checked is PinCheck.WRONG else "no PIN given")
@@ -365,13 +367,21 @@ class MonitorService:
         return sup, agent
 
     async def start(
-        self, supervisor_id: str, agent_id: str, mode: str, *, pin: str, ring_timeout: float = 30.0
+        self,
+        supervisor_id: str,
+        agent_id: str,
+        mode: str,
+        *,
+        pin: str,
+        ring_timeout: float = 30.0,
+        source: str = "",
     ) -> SpySession:
         """Ring the supervisor's phone; when answered it spies on the agent in ``mode`` (AMI
-        ``Originate`` into ``cc-spy`` with CC_SPY_TARGET / CC_SPY_OPTIONS set)."""
+        ``Originate`` into ``cc-spy`` with CC_SPY_TARGET / CC_SPY_OPTIONS set). ``source`` names
+        the API client (its user or address): wrong PINs lock that client out, not the owner."""
         if self.ami is None:
             raise DomainError("monitoring from the API needs the AMI link", code="no_ami")
-        sup, agent = self._check_api(supervisor_id, agent_id, mode, pin)
+        sup, agent = self._check_api(supervisor_id, agent_id, mode, pin, source)
         now = self.clock.now()
         session_id = self.new_session_id()
         uniqueid = f"{session_id}-sup"
@@ -623,7 +633,8 @@ class _Attempt:
             await self.say("spy-not-allowed")
             return self.log("unauthorised", note=f"endpoint {endpoint!r} is not a supervisor")
         sup = self.supervisor
-        if svc.guard.locked(sup.id, now) is not None:
+        sources = pin_sources(endpoint or "", self.io.env.get("agi_callerid", ""))
+        if svc.guard.locked_from(sup.id, now, sources) is not None:
             await self.say("locked-out")
             return self.log("locked_out")
         # the agent: from the dialled digits, or asked
@@ -638,14 +649,16 @@ class _Attempt:
         for _ in range(svc.settings.pin_attempts):
             exit_ = await self.run_engine(PIN_FLOW)
             typed = exit_.data.get("pin", "") if exit_.node == "done" else ""
-            checked = svc.guard.check(sup.id, typed, sup.pin.value, svc.clock.now())
+            checked = svc.guard.check(sup.id, typed, sup.pin.value, svc.clock.now(), sources=sources)
             if checked is PinCheck.OK:
                 break
             if checked is PinCheck.EMPTY:  # no digits (a timeout, a phone sending none): not counted
                 await self.say("no-input")
                 continue
             if checked is not PinCheck.WRONG:  # locked by this PIN (or meanwhile by another call)
-                log.warning("supervisor %s locked out of monitoring after wrong PINs", sup.id)
+                log.warning(
+                    "supervisor %s locked out of monitoring from %s after wrong PINs", sup.id, sources
+                )
                 await self.say("locked-out")
                 return self.log("locked_out", note="too many wrong PINs")
             await self.say("pin-invalid")

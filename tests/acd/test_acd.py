@@ -21,7 +21,7 @@ from callcenter.asterisk import names
 from callcenter.asterisk.ami import Message
 from callcenter.config.load import load_config
 from callcenter.config.model import Config
-from callcenter.errors import AgentStateError, DomainError, UnsafeValueError
+from callcenter.errors import AgentStateError, DialOutRefusedError, DomainError, UnsafeValueError
 from callcenter.ports import QueuedCall, StoredCall, StoredState
 from callcenter.reporting.records import CallEvent, Disposition, RecordingRecord
 from tests.centers import REPO, example
@@ -177,9 +177,9 @@ async def test_blind_transfer_to_a_number_and_unsafe_values(rig: AcdRig) -> None
     await rig.answer(caller)
     with pytest.raises(UnsafeValueError):
         await rig.acd.transfer_to_number("call-10", "123\r\nAction: Hangup")
-    await rig.acd.transfer_to_number("call-10", "+15559870000")
+    await rig.acd.transfer_to_number("call-10", "+12125550199")
     sv = rig.ami.actions("Setvar")[-1]
-    assert (sv["Variable"], sv["Value"]) == (names.VAR_TRANSFER_TARGET, "+15559870000")
+    assert (sv["Variable"], sv["Value"]) == (names.VAR_TRANSFER_TARGET, "+12125550199")
     r = rig.ami.actions("Redirect")[-1]
     assert (r["Context"], r["Exten"]) == (names.CTX_TRANSFER, "s")
     assert rig.sink.disposition("call-10") is Disposition.TRANSFERRED
@@ -188,6 +188,31 @@ async def test_blind_transfer_to_a_number_and_unsafe_values(rig: AcdRig) -> None
     with pytest.raises(UnsafeValueError):
         await rig.acd.enqueue(QueuedCall("fine-id", "PJSIP/x\r\nAction: Hangup", "sales"))
     assert rig.acd.call_state("fine-id") is None
+
+
+async def test_transfers_and_callbacks_outside_the_dial_out_policy_are_refused_and_logged(
+    rig: AcdRig,
+) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-20", "sales")
+    await rig.answer(caller)
+    sent = len(rig.ami.sent)
+    refusals = [
+        (rig.acd.transfer_to_number, "+19005550100", "premium_rate"),
+        (rig.acd.transfer_to_number, "911", "emergency"),
+        (rig.acd.attended_transfer, "+881612345678", "satellite"),
+        (rig.acd.attended_transfer, "+447911123456", "country"),
+        (rig.acd.accept_callback, "+15550001111", "invalid_number"),
+    ]
+    for method, number, reason in refusals:
+        with pytest.raises(DialOutRefusedError) as err:
+            await method("call-20", number)
+        assert (err.value.code, err.value.reason) == ("dial_out_refused", reason)
+    assert len(rig.ami.sent) == sent  # nothing reached Asterisk
+    logged = rig.sink.events("call-20", kind="dial_out_refused")
+    assert [(e.detail or {}).get("reason") for e in logged] == [r for _, _, r in refusals]
+    assert (logged[0].detail or {})["purpose"] == "transfer"
+    assert rig.acd.call_state("call-20") is not None  # the call goes on with its agent
 
 
 async def test_attended_transfer_uses_atxfer_on_the_agent_leg(rig: AcdRig) -> None:
@@ -241,13 +266,13 @@ async def test_announcements_and_max_wait_to_voicemail(rig: AcdRig) -> None:
 
 async def test_callback_keeps_the_place_and_rings_the_agent_first(rig: AcdRig) -> None:
     caller = await rig.call("call-14", "support")
-    await rig.acd.accept_callback("call-14", "+15550001111")
+    await rig.acd.accept_callback("call-14", "+13055550144")
     await rig.hangup(caller)
     assert rig.acd.router.is_waiting("call-14")
     await rig.acd.login("1003")  # support 8
     await rig.settle()
     o = rig.ami.last_originate()
-    assert o["Context"] == names.CTX_TRANSFER and f"{names.VAR_TRANSFER_TARGET}=+15550001111" in o["Variable"]
+    assert o["Context"] == names.CTX_TRANSFER and f"{names.VAR_TRANSFER_TARGET}=+13055550144" in o["Variable"]
     leg, chan = await rig.agent_rings()
     rig.ami.emit("OriginateResponse", Response="Success", Uniqueid=leg, Reason="4")
     # The customer does not answer: tried again after the retry delay, same agent or another.

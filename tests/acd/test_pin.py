@@ -60,3 +60,19 @@ def test_a_locked_id_stays_locked_whatever_is_typed() -> None:
     guard = PinGuard(max_failures=1, lockout_seconds=60)
     assert guard.check("a", "0000", "1234", 0) is PinCheck.LOCKED_NOW
     assert guard.check("a", "", "1234", 1) is PinCheck.LOCKED
+
+
+def test_sources_count_and_lock_apart_and_never_the_owner_itself() -> None:
+    guard = PinGuard(max_failures=2, lockout_seconds=60)
+    phone = ("endpoint:super9001", "caller:2901")
+    assert guard.check("9001", "0", "1234", 0, sources=phone) is PinCheck.WRONG
+    assert guard.check("9001", "0", "1234", 1, sources=phone) is PinCheck.LOCKED_NOW
+    assert guard.check("9001", "1234", "1234", 2, sources=phone) is PinCheck.LOCKED
+    # the same caller ID from another phone is locked too: each source refuses on its own
+    assert guard.check("9001", "1234", "1234", 2, sources=("endpoint:x", "caller:2901")) is PinCheck.LOCKED
+    assert guard.locked_from("9001", 2, ("endpoint:super9001",)) == 61
+    # the owner is not locked: another source, or none, still gets in with the right PIN
+    assert guard.check("9001", "1234", "1234", 3, sources=("api:10.0.0.7",)) is PinCheck.OK
+    assert guard.check("9001", "1234", "1234", 3) is PinCheck.OK
+    assert guard.locked("9001", 3) is None
+    assert guard.check("9001", "1234", "1234", 61, sources=phone) is PinCheck.OK

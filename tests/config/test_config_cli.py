@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import stat
@@ -17,9 +18,68 @@ from tests.centers import REPO
 
 
 def test_validate_clean_example(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["validate", str(REPO / "dialplans")]) == 0
+    assert main(["validate", str(REPO / "dialplans"), "--allow-demo-secrets"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{REPO / 'dialplans'}: OK (4 numbers, 2 flows")
+
+
+def _line(path: Path, text: str) -> int:
+    return path.read_text().splitlines().index(text) + 1
+
+
+def test_validate_refuses_the_demo_secrets_located(capsys: pytest.CaptureFixture[str]) -> None:
+    d = REPO / "dialplans"
+    assert main(["validate", str(d)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    ami = _line(
+        d / "center.yaml", "    secret: ${CC_AMI_SECRET:-change-me-ami}   # set CC_AMI_SECRET in production"
+    )
+    trunk = _line(d / "trunks.yaml", "      password: ${CC_DIALER_TRUNK_PASSWORD:-change-me-trunk}")
+    pin = _line(d / "people.yaml", '    pin: "4821"')
+    sip = _line(d / "people.yaml", "    sip_password: ${CC_SIP_9002:-nw-9002-phone}")
+    placeholder = "weak secret: a placeholder; set a strong one (e.g. from ${ENV_VAR})"
+    assert f"center.yaml:{ami}: asterisk.ami.secret: {placeholder}" in err
+    assert f"trunks.yaml:{trunk}: trunks.dialer.auth.password: {placeholder}" in err
+    assert f"people.yaml:{sip}: supervisors.9002.sip_password: {placeholder}" in err
+    plain = "PIN in plain text in the YAML: store pin_hash (callcenter pin-hash) or ${ENV_VAR}"
+    assert f"people.yaml:{pin}: agents.1001.pin: {plain}" in err
+    assert err[-1] == f"{d}: 16 problem(s)"  # the AMI secret, one trunk, 8 phones, 6 agents' PINs
+    assert not any("4821" in line or "change-me-ami" in line for line in err)  # never the secret
+
+
+def test_strong_secrets_from_the_environment_and_pin_hashes_validate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = tmp_path / "dialplans"
+    shutil.copytree(REPO / "dialplans", d)
+    shutil.copytree(REPO / "ivr_prompts", tmp_path / "ivr_prompts")
+    people = (d / "people.yaml").read_text()
+    for i, pin in enumerate(("4821", "7310", "1946", "5503", "8820", "3377")):
+        monkeypatch.setattr("sys.stdin", io.StringIO(f"{pin}\n"))
+        assert main(["pin-hash"]) == 0
+        hashed = capsys.readouterr().out.strip()
+        assert hashed.startswith("scrypt:16384:8:1:") and pin not in hashed
+        people = people.replace(f'    pin: "{pin}"', f"    pin_hash: {hashed}")
+        monkeypatch.setenv(f"CC_SIP_100{i + 1}", f"Phone-{i}-x7Rk2pQ9vW")
+    (d / "people.yaml").write_text(people)
+    for name in ("CC_AMI_SECRET", "CC_DIALER_TRUNK_PASSWORD", "CC_SIP_9001", "CC_SIP_9002"):
+        monkeypatch.setenv(name, f"{name.lower()}-Zq8vN3kLw5")
+    assert main(["validate", str(d)]) == 0, capsys.readouterr().err
+    monkeypatch.setenv("CC_AMI_SECRET", "short1")
+    assert main(["validate", str(d)]) == 2
+    assert (
+        "asterisk.ami.secret: weak secret: shorter than 12 characters (from ${CC_AMI_SECRET})"
+        in capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize("typed", ["1234", "246810", "000000", "12", "12ab"])
+def test_pin_hash_refuses_weak_or_malformed_pins(
+    typed: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(typed + "\n"))
+    assert main(["pin-hash"]) == 2
+    assert capsys.readouterr().out == ""
 
 
 def test_validate_reports_every_problem_and_exits_2(

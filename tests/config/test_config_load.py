@@ -30,8 +30,8 @@ def test_example_center_loads_with_every_section() -> None:
     assert c.agents["1001"].skills["sales"] == 9
     assert c.agents["1001"].pin.value == "4821"
     assert "4821" not in repr(c.agents["1001"])  # secrets hidden from repr
-    assert c.supervisors["9001"].pin.value == "246810"  # ${CC_PIN_9001:-246810}
-    assert c.supervisors["9001"].pin.env == "CC_PIN_9001"
+    assert c.supervisors["9001"].pin.value.startswith("scrypt:")  # pin_hash
+    assert c.agents["1001"].pin.in_yaml and c.asterisk.ami.secret.in_yaml  # demo values
     assert c.asterisk.ami.secret.value == "change-me-ami"
     assert c.campaigns["renewals"].mode is m.DialMode.PREDICTIVE
     assert c.campaigns["renewals"].window.days == frozenset(range(6))
@@ -51,7 +51,7 @@ def test_example_center_loads_with_every_section() -> None:
 
 def test_env_overrides_secret_defaults() -> None:
     c = load_config(EXAMPLE, env={"CC_AMI_SECRET": "s3cret-from-env"})
-    assert c.asterisk.ami.secret == m.Secret("s3cret-from-env", "CC_AMI_SECRET")
+    assert c.asterisk.ami.secret == m.Secret("s3cret-from-env", "CC_AMI_SECRET", in_yaml=False)
 
 
 def test_inline_actions_become_nodes_with_derived_ids() -> None:
@@ -371,7 +371,7 @@ def test_missing_required_keys(tmp_path: Path) -> None:
     assert got == [
         "extra.yaml:2: agents.1002.endpoint: missing required key 'endpoint' (a value)",
         "extra.yaml:2: agents.1002.extension: missing required key 'extension' (a value)",
-        "extra.yaml:2: agents.1002.pin: missing required key 'pin' (a PIN or ${ENV_VAR})",
+        "extra.yaml:2: agents.1002.pin: missing required key 'pin' (a PIN, ${ENV_VAR} or pin_hash)",
         "extra.yaml:2: agents.1002.sip_password: missing required key 'sip_password' "
         "(the phone's SIP password or ${ENV_VAR})",
     ]

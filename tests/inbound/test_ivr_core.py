@@ -3,6 +3,7 @@ changes and on holidays, deep flows, loops, hostile input."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -455,15 +456,56 @@ def test_callback_to_a_collected_number() -> None:
             }
         ),
     )
-    cfg = ivr_config(flow, numbers=[m.Number(number="+18005550199", flow="cb")])
+    untrusted = m.Number(number="+18005550199", flow="cb", trunk="spoofable")
+    cfg = ivr_config(flow, numbers=[untrusted])
+    trunks = {**cfg.trunks, "spoofable": m.Trunk("spoofable", "sip.other.example", trust_caller_id=False)}
+    cfg = dataclasses.replace(cfg, trunks=m.frozen_map(trunks))
     info = CallInfo("c9", "x", "18005550199", None)
     run = drive(Interpreter(cfg), ["2125550199#"], info=info)
-    assert run.exit.number == "2125550199"
+    assert run.exit.number == "+12125550199"  # keyed in, checked and normalised by the policy
     run = drive(Interpreter(cfg), [""] * 3, info=info)  # nothing collected, anonymous caller
     assert run.exit.kind is ExitKind.HANGUP and run.exit.reason == "no_callback_number"
     assert run.exit.disposition is Disposition.FAILED
-    run = drive(Interpreter(cfg), [""] * 3, info=CallInfo("c9", "5551230001", "18005550199", None))
-    assert run.exit.number == "5551230001"
+    # The caller ID of a trunk not trusted to assert it is never called back.
+    run = drive(Interpreter(cfg), [""] * 3, info=CallInfo("c9", "3055550144", "18005550199", "+13055550144"))
+    assert run.exit.kind is ExitKind.HANGUP and run.exit.reason == "no_callback_number"
+    trusted = dataclasses.replace(
+        cfg, numbers=(*cfg.numbers[:-1], dataclasses.replace(untrusted, trunk="carrier"))
+    )
+    run = drive(
+        Interpreter(trusted), [""] * 3, info=CallInfo("c9", "3055550144", "18005550199", "+13055550144")
+    )
+    assert run.exit.number == "+13055550144"
+
+
+@pytest.mark.parametrize(
+    ("keyed", "reason"),
+    [("19005550100", "premium_rate"), ("911", "emergency"), ("011881612345678", "satellite")],
+)
+def test_a_callback_the_dial_out_policy_refuses_waits_in_line_instead(keyed: str, reason: str) -> None:
+    flow = m.Flow(
+        id="cb",
+        start="num",
+        nodes=m.frozen_map(
+            {
+                "num": m.CollectNode(
+                    id="num",
+                    prompt="enter-number",
+                    variable="n",
+                    min_digits=3,
+                    max_digits=15,
+                    next="cb",
+                    fallback="cb",
+                ),
+                "cb": m.CallbackNode(id="cb", queue="general", number_variable="n"),
+            }
+        ),
+    )
+    cfg = ivr_config(flow, numbers=[m.Number(number="+18005550199", flow="cb", trunk="carrier")])
+    run = drive(Interpreter(cfg), [keyed + "#"], info=CallInfo("c9", "x", "18005550199", None))
+    assert run.exit.kind is ExitKind.QUEUE and run.exit.queue == "general"
+    refused = [e for e in run.events if str(e.kind) == "dial_out_refused"]
+    assert [(e.detail or {}).get("reason") for e in refused] == [reason]
 
 
 def test_unknown_number_ends_at_once(ivr: Interpreter) -> None:

@@ -82,3 +82,12 @@ def test_import_never_raises(text: str) -> None:
     for contact in result.contacts:
         assert contact.phone.startswith("+")
         assert contact.zones
+
+
+def test_import_refuses_numbers_outside_the_dial_out_policy() -> None:
+    text = "phone,name\n+12125550199,A\n+19005550100,B\n+881612345678,C\n"
+    refusals = {"+19005550100": "premium_rate", "+881612345678": "satellite"}
+    result = parse_contacts(text, default_region="US", default_zone="UTC", refuse=refusals.get)
+    assert [c.phone for c in result.contacts] == ["+12125550199"]
+    assert [(p.line, p.reason) for p in result.problems] == [(3, "dial_out_refused"), (4, "dial_out_refused")]
+    assert "premium_rate" in result.problems[0].message

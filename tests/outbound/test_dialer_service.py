@@ -317,6 +317,20 @@ async def test_dnc_in_the_database_is_never_dialled(rig: Rig) -> None:
     assert service.dialer("spring").contact("k0").status.value == "dnc"
 
 
+async def test_a_contact_the_dial_out_policy_refuses_is_never_dialled(rig: Rig) -> None:
+    agents = FakeAgentPool(idle=0)
+    premium = Contact(key="k9", phone="+19005550100", zones=("America/New_York",))
+    book = [*contacts(2), premium]
+    service = await rig.service(agents, runtime(), book, state_poll=1e9, config=example())
+    await service.step()
+    agents.idle = 3
+    await service.step()
+    await rig.server.wait_for(lambda: rig.server.count("Originate") >= 2)
+    assert rig.server.count("Originate") == 2  # step() returns once every Originate is answered
+    assert all(premium.phone not in (sent.get("Channel") or "") for sent in rig.originates())
+    assert service.dialer("spring").contact("k9").status.value == "dnc"
+
+
 async def test_pause_resume_stop_from_the_database_and_the_api(rig: Rig) -> None:
     agents = FakeAgentPool(idle=1)
     service = await rig.service(agents, runtime(), contacts(3))

@@ -38,6 +38,7 @@ from callcenter.asterisk.agi import AGIReply
 from callcenter.asterisk.agi_server import FastAGIServer
 from callcenter.asterisk.ami_client import AMIClient
 from callcenter.clock import FakeClock, ScaledClock
+from callcenter.commands.demo import DEMO_PINS
 from callcenter.config import model as m
 from callcenter.config.load import load_config
 from callcenter.config.render import render, write_files
@@ -50,13 +51,13 @@ from tests.sim.dialplan_edits import answering_features, features_answer, unansw
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "sim-secret"
-PIN_9001 = "246810"
+PIN_9001 = DEMO_PINS["9001"]
 DEADLINE = 30.0  # real seconds for any one condition (the calls take about 2 s at 20x)
 
 
 @pytest.fixture(scope="module")
 def center() -> m.Config:
-    return load_config(REPO / "dialplans", env={"CC_AMI_SECRET": SECRET, "CC_PIN_9001": PIN_9001})
+    return load_config(REPO / "dialplans", env={"CC_AMI_SECRET": SECRET})
 
 
 @pytest.fixture(scope="module")

@@ -458,17 +458,35 @@ async def test_api_refusals_have_stable_codes_and_are_logged(
     assert err.value.code == code and r.outcomes() == [code] and r.ami.history() == []
 
 
-async def test_api_wrong_pins_count_towards_the_same_lockout() -> None:
+async def test_wrong_pins_lock_out_their_source_not_the_supervisor() -> None:
+    """Wrong PINs from one API client lock that client out of the supervisor; the supervisor's own
+    phone and another client with the right PIN still get in. Wrong PINs from the phone lock the
+    phone (its endpoint and caller ID), and the API still works."""
     from callcenter.errors import DomainError
 
     async with rig() as r:
         await r.dial("super9001", "listen", "*811001", ["1", "2", "3"])  # 3 wrong by phone
         codes = []
-        for _ in range(3):
+        for _ in range(6):
             with pytest.raises(DomainError) as err:
-                await r.service.start("9001", "1001", "listen", pin="0")
+                await r.service.start("9001", "1001", "listen", pin="0", source="10.0.0.66")
             codes.append(err.value.code)
-    assert codes == ["bad_pin", "locked_out", "locked_out"]
+        assert codes == ["bad_pin"] * 4 + ["locked_out"] * 2
+        with pytest.raises(DomainError) as err:  # locked: even the right PIN, from that client
+            await r.service.start("9001", "1001", "listen", pin="246810", source="10.0.0.66")
+        assert err.value.code == "locked_out"
+        session = await r.service.start("9001", "1001", "listen", pin="246810", source="10.0.0.7")
+        assert session.supervisor_id == "9001"
+        phone = await r.dial("super9001", "listen", "*811001", ["246810"], n=2)
+        assert phone.variables[names.VAR_SPY_TARGET] == "PJSIP/agent1001-"
+        # five wrong from the phone (after its count was cleared): the phone is locked ...
+        await r.dial("super9001", "listen", "*811001", ["1", "2", "3"], n=3)
+        locked = await r.dial("super9001", "listen", "*811001", ["4", "5"], n=4)
+        assert locked.played()[-1] == snd("locked-out")
+        assert r.service.guard.locked_from("9001", r.clock.now(), ("caller:2901",)) is not None
+        # ... and the supervisor is not: the API still lets the right PIN in
+        again = await r.service.start("9001", "1001", "listen", pin="246810", source="10.0.0.7")
+    assert again.supervisor_id == "9001"
 
 
 async def test_api_routes() -> None:

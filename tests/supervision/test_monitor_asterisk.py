@@ -30,6 +30,7 @@ from callcenter.asterisk.agi_server import FastAGIServer
 from callcenter.asterisk.ami import Message
 from callcenter.asterisk.ami_client import AMIClient
 from callcenter.clock import FakeClock
+from callcenter.commands.demo import DEMO_PINS
 from callcenter.config import model as m
 from callcenter.supervision.service import MonitorService
 from tests import asterisk_harness as rt
@@ -37,7 +38,7 @@ from tests.fakes import FakeAgentCalls, RecordSink
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.timeout(120)]
 
-PIN = "246810"  # super9001's PIN in dialplans/people.yaml (${CC_PIN_9001:-246810})
+PIN = DEMO_PINS["9001"]  # super9001's demo PIN (dialplans/people.yaml stores its hash)
 TEST_PHONES = "@cc-test-tone-"  # Local channels of the test's "phones"
 # Local channels carry no media of their own, and ChanSpy's audiohooks only detach when frames
 # pass through the channels (see tests/fixtures/asterisk-traces/README.md): every "phone" here

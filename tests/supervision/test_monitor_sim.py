@@ -20,6 +20,7 @@ from callcenter.asterisk import names
 from callcenter.asterisk.agi_server import FastAGIServer
 from callcenter.asterisk.ami_client import AMIClient
 from callcenter.clock import AutojumpClock
+from callcenter.commands.demo import DEMO_PINS
 from callcenter.config import model as m
 from callcenter.config.render import render, write_files
 from callcenter.sim import SimulatedPBX
@@ -30,13 +31,13 @@ from tests.fakes import FakeAgentCalls, RecordSink, SimPerson, within
 DEADLINE = 600.0  # simulated seconds for any one condition
 START = 1_795_446_000.0
 SECRET = "sim-secret"
-PIN_9001 = "246810"  # dialplans/people.yaml default
-PIN_9002 = "135791"
+PIN_9001 = DEMO_PINS["9001"]  # dialplans/people.yaml stores their hashes
+PIN_9002 = DEMO_PINS["9002"]
 
 
 @pytest.fixture(scope="module")
 def center() -> m.Config:
-    return example(env={"CC_AMI_SECRET": SECRET, "CC_PIN_9001": PIN_9001})
+    return example(env={"CC_AMI_SECRET": SECRET})
 
 
 @pytest.fixture(scope="module")
