@@ -8,7 +8,7 @@ from aiohttp import web
 
 from callcenter.supervision.service import MonitorService
 from callcenter.web.access import Target
-from callcenter.web.http import Router, body, json_response
+from callcenter.web.http import Router, body, json_response, principal
 from callcenter.web.schema import Field, Schema
 
 START = Schema(
@@ -55,7 +55,12 @@ def register_routes(router: Router, monitor: MonitorService) -> None:
 
     async def start(req: web.Request) -> web.StreamResponse:
         b = body(req)
-        s = await monitor.start(b["supervisor_id"], b["agent_id"], b["mode"], pin=b.get("pin", ""))
+        # Wrong PINs lock out their source: the signed-in user (and the address it came from).
+        who = principal(req)
+        source = f"{who.name}@{req.remote}" if who is not None else str(req.remote)
+        s = await monitor.start(
+            b["supervisor_id"], b["agent_id"], b["mode"], pin=b.get("pin", ""), source=source
+        )
         return json_response(s.view(), status=201)
 
     async def mode(req: web.Request) -> web.StreamResponse:

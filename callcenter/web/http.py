@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from callcenter.errors import CallcenterError, DomainError, StoreError
+from callcenter.errors import CallcenterError, DialOutRefusedError, DomainError, StoreError
 from callcenter.web.access import Principal, Target, decide
 from callcenter.web.auth import AuditEntry, AuditSink, Authenticator
 from callcenter.web.schema import EMPTY, BodyError, Schema
@@ -407,6 +407,8 @@ async def _answer(request: web.Request, handler: Handler) -> tuple[web.StreamRes
         return resp, exc.code
     except BodyError as exc:
         return error_response(422, exc.code, exc.message, exc.field), exc.code
+    except DialOutRefusedError as exc:  # the dial-out policy forbids the number
+        return error_response(403, exc.code, f"{exc.message}: {exc.reason}"), exc.code
     except DomainError as exc:
         return error_response(409, exc.code, exc.message), exc.code
     except StoreError as exc:  # the users or audit store is away: not the client's fault

@@ -40,7 +40,8 @@ class LoginThrottle:
         f = self._table.get((name, client))
         if f is None:
             return 0.0
-        return max(0.0, f.last + self.delay(f.count) - now)
+        delay = self.delay(f.count)
+        return min(delay, max(0.0, f.last + delay - now))
 
     def failed(self, name: str, client: str, now: float) -> None:
         key = (name, client)

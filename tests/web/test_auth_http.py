@@ -92,6 +92,26 @@ async def test_an_agent_acts_on_itself_only(api: Api) -> None:
     assert api.rig.acd.agent_state("1002").status is ag.Status.LOGGED_OUT
 
 
+async def test_a_premium_transfer_is_forbidden_and_a_queue_transfer_done(api: Api) -> None:
+    assert (await api.call("POST", "/api/agents/1001/login", "alice"))[0] == 200
+    caller = await api.rig.call("call-1", "sales")
+    await api.rig.answer(caller)
+    sent = len(api.rig.ami.sent)
+    status, payload = await api.call(
+        "POST", "/api/calls/call-1/transfer", "alice", b'{"number": "+19005550100"}'
+    )
+    assert (status, payload["error"]["code"]) == (403, "dial_out_refused")
+    assert "premium_rate" in payload["error"]["message"]
+    assert len(api.rig.ami.sent) == sent  # nothing reached Asterisk
+    assert (await api.call("POST", "/api/calls/call-1/transfer", "alice", b'{"queue": "billing"}'))[0] == 200
+    async with api.pool.acquire() as conn:
+        rows = await audit.entries(conn)
+    assert [(r["who"], r["target"], r["status"], r["code"]) for r in rows][-2:] == [
+        ("alice", "call call-1", 403, "dial_out_refused"),
+        ("alice", "call call-1", 200, "ok"),
+    ]
+
+
 async def test_a_supervisor_acts_within_its_queues(api: Api) -> None:
     # 1005 takes billing calls; 1001 takes sales and general only.
     assert (await api.call("POST", "/api/agents/1005/login", "lee"))[0] == 200
