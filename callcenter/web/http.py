@@ -26,7 +26,9 @@ Every request passes, in order:
   JSON) and validated by the route's schema (422 naming the field);
 - the authorization table (``callcenter.web.access``): the user's role must be allowed the
   route's action on the target the request touches (403 ``forbidden``);
-- the total request deadline for API calls (503 ``deadline_exceeded``).
+- the total request deadline for API calls (503 ``deadline_exceeded``);
+- the handler: a refusal of the dial-out policy answers 403 ``dial_out_refused``, another refused
+  request 409 with its code, a user store that is away 503.
 
 Every mutating request, refused or done, is then written to the ``AuditSink``.
 """
@@ -368,14 +370,15 @@ def _middlewares(g: _Guards) -> list[Any]:
             if route.stream:
                 await _authorise(g, request, route, {})
                 return await handler(request)
-            reading = True
+            reading = False
             try:
                 async with asyncio.timeout(g.limits.request_deadline) as deadline:
                     if route.action is not None:
                         request[PRINCIPAL_KEY] = await _authenticate(g, request)
                     if route.schema is not None:
+                        reading = True
                         request[BODY_KEY] = await _read_body(request, route.schema)
-                    reading = False
+                        reading = False
                     await _authorise(g, request, route, body(request))
                     return await handler(request)
             except TimeoutError as exc:
