@@ -27,6 +27,16 @@ codec's size cap; a peer that goes away before the blank line ends only its own 
 handler's exception is logged and ends only its own session; ``AGIHangupError`` is the normal
 end of a call and is not logged as an error.
 
+Who is believed: a connection from an address that is neither loopback nor in ``allow`` (IP
+addresses or networks) is closed at accept (``denied``). One peer may hold at most
+``max_pending_per_peer`` connections whose environment has not arrived yet (Asterisk sends it at
+once, so a real PBX holds one or two) and ``max_sessions_per_peer`` sessions in all; past either
+it gets the failure line and is closed at once (``refused``), so a flood of half-open
+connections from one peer holds only a few of the ``max_sessions`` slots. With ``channels`` (a
+``ChannelRegistry``), a session runs only when its ``agi_channel`` is a live channel the AMI
+reported with that ``agi_uniqueid`` (asked for up to ``trust_timeout`` seconds); any other gets
+the failure line before a route runs (``untrusted``).
+
 ``AGISession.command(name, *args, timeout=None)`` sends one command and returns its
 :class:`~callcenter.asterisk.agi.AGIReply`. It raises ``AGIHangupError`` when the channel is gone
 (``200 result=-1``, ``511``, the link closed, or a ``HANGUP`` notice seen before, unless
@@ -40,10 +50,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from callcenter.asterisk.agi import (
     DEFAULT_MAX_ENV_SIZE,
@@ -57,7 +69,10 @@ from callcenter.asterisk.agi import (
 )
 from callcenter.errors import AGICommandError, AGIHangupError, AGIProtocolError
 
-__all__ = ["AGISession", "FastAGIServer", "Handler"]
+if TYPE_CHECKING:
+    from callcenter.ports import ChannelRegistry
+
+__all__ = ["AGISession", "FastAGIServer", "Handler", "PeerFilter"]
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +243,31 @@ class AGISession:
 
 Handler = Callable[[AGISession], Awaitable[None]]
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class PeerFilter:
+    """Which peer addresses may open a FastAGI connection: loopback, and the ``allow`` list."""
+
+    def __init__(self, allow: Iterable[str] = ()) -> None:
+        self.networks: tuple[IPNetwork, ...] = tuple(ipaddress.ip_network(a, strict=False) for a in allow)
+
+    def allows(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return address.is_loopback or any(address in net for net in self.networks)
+
+
+def _peer_host(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return ""
+
 
 class FastAGIServer:
     """Serve FastAGI sessions: route by script name, cap concurrency, bound every read."""
@@ -244,6 +284,11 @@ class FastAGIServer:
         max_env_size: int = DEFAULT_MAX_ENV_SIZE,
         close_timeout: float = 5.0,
         backlog: int = 1024,
+        allow: Iterable[str] = (),
+        max_pending_per_peer: int = 100,
+        max_sessions_per_peer: int | None = None,
+        channels: ChannelRegistry | None = None,
+        trust_timeout: float = 3.0,
     ) -> None:
         self.routes = dict(routes)
         self.host = host
@@ -254,15 +299,25 @@ class FastAGIServer:
         self.max_env_size = max_env_size
         self.close_timeout = close_timeout
         self.backlog = backlog
+        self.peers = PeerFilter(allow)
+        self.max_pending_per_peer = max_pending_per_peer
+        self.max_sessions_per_peer = max_sessions if max_sessions_per_peer is None else max_sessions_per_peer
+        self.channels = channels
+        self.trust_timeout = trust_timeout
+        self._pending_by_peer: dict[str, int] = {}  # connections still sending their environment
+        self._active_by_peer: dict[str, int] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         self.active = 0
-        # Counters (read by metrics): sessions served, refused (cap), bad (protocol / timeout /
-        # unknown route), failed (handler raised something other than a hang-up).
+        # Counters (read by metrics): sessions served, refused (a cap), bad (protocol / timeout /
+        # unknown route), failed (handler raised something other than a hang-up), denied (peer
+        # address not allowed), untrusted (a channel the AMI did not report).
         self.served = 0
         self.refused = 0
         self.bad = 0
         self.failed = 0
+        self.denied = 0
+        self.untrusted = 0
 
     @property
     def port(self) -> int:
@@ -312,17 +367,38 @@ class FastAGIServer:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
+        peer = _peer_host(writer)
         try:
+            if not self.peers.allows(peer):
+                self.denied += 1
+                log.warning("FastAGI: refusing a connection from %s (not in asterisk.agi.allow)", peer)
+                return
             if self.active >= self.max_sessions:
                 self.refused += 1
                 log.warning("FastAGI: refusing a session, %d already running (max_sessions)", self.active)
                 await self._end_with_failure(reader, writer)
                 return
+            pending = self._pending_by_peer.get(peer, 0)
+            peer_active = self._active_by_peer.get(peer, 0)
+            if pending >= self.max_pending_per_peer or peer_active >= self.max_sessions_per_peer:
+                self.refused += 1
+                if self.refused % 100 == 1:  # a flood logs a line now and then, not per connection
+                    log.warning(
+                        "FastAGI: refusing sessions from %s (%d waiting for their environment, %d in all)",
+                        peer,
+                        pending,
+                        peer_active,
+                    )
+                with contextlib.suppress(OSError):
+                    writer.write(FAILURE_LINE)
+                return
             self.active += 1
+            self._active_by_peer[peer] = peer_active + 1
             try:
-                await self._session(reader, writer)
+                await self._session(reader, writer, peer)
             finally:
                 self.active -= 1
+                _decrement(self._active_by_peer, peer)
         except asyncio.CancelledError:
             # close() (or the loop's teardown) cancels running sessions. Python 3.11's
             # start_server callback then calls task.exception(), which raises for a cancelled
@@ -334,11 +410,17 @@ class FastAGIServer:
             task.uncancel()
         finally:
             writer.close()
-            with contextlib.suppress(OSError, TimeoutError):
-                async with asyncio.timeout(self.close_timeout):
-                    await writer.wait_closed()
-            if task is not None:
-                self._tasks.discard(task)
+            try:
+                with contextlib.suppress(OSError, TimeoutError):
+                    async with asyncio.timeout(self.close_timeout):
+                        await writer.wait_closed()
+            except asyncio.CancelledError:
+                if task is None:
+                    raise
+                task.uncancel()  # close() came while the socket closed: end normally, as above
+            finally:
+                if task is not None:
+                    self._tasks.discard(task)
 
     async def _read_env(
         self, reader: asyncio.StreamReader
@@ -355,7 +437,8 @@ class FastAGIServer:
                         return parser, env, items
                     raise AGIProtocolError("FastAGI stream did not start with the environment")
 
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
+        self._pending_by_peer[peer] = self._pending_by_peer.get(peer, 0) + 1
         try:
             parser, env, items = await self._read_env(reader)
         except (AGIProtocolError, TimeoutError, ConnectionError, OSError) as exc:
@@ -364,6 +447,21 @@ class FastAGIServer:
             with contextlib.suppress(OSError):
                 writer.write(FAILURE_LINE)  # best effort: the peer may not be Asterisk at all
             return
+        finally:
+            _decrement(self._pending_by_peer, peer)
+        if self.channels is not None:
+            channel, uniqueid = env.env.get("agi_channel", ""), env.env.get("agi_uniqueid", "")
+            if not await self.channels.confirm(uniqueid, channel, timeout=self.trust_timeout):
+                self.untrusted += 1
+                log.warning(
+                    "FastAGI: refusing a session from %s for channel %r (unique id %r): not a live"
+                    " channel the AMI reported",
+                    peer,
+                    channel[:80],
+                    uniqueid[:40],
+                )
+                await self._end_with_failure(reader, writer)
+                return
         script = env.script
         handler = self.routes.get(script)
         if handler is None:
@@ -401,3 +499,11 @@ class FastAGIServer:
                     received += len(data)
         except (OSError, TimeoutError):
             return
+
+
+def _decrement(counts: dict[str, int], key: str) -> None:
+    left = counts.get(key, 0) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
