@@ -20,19 +20,20 @@ API::
 A route is chosen by script name (``agi://host/ivr?x=1`` -> ``"ivr"``, see ``agi.script_name``).
 A call the server will not serve ends with ``AGISTATUS=FAILURE`` so that the dialplan's static
 fallback runs: the server sends ``agi.FAILURE_LINE`` (res_agi's own special case) for an unknown
-script, past ``max_sessions`` (at once, without reading the environment; counted in
-``refused``), and after a handler raised (not after a hang-up). Merely closing the socket would
+script, past ``max_sessions`` (counted in ``refused``), and after a handler raised (not after a
+hang-up). Merely closing the socket would
 give ``AGISTATUS=SUCCESS``. Reading the ``agi_*`` block is bounded by ``read_timeout`` and by the
 codec's size cap; a peer that goes away before the blank line ends only its own session. A
 handler's exception is logged and ends only its own session; ``AGIHangupError`` is the normal
 end of a call and is not logged as an error.
 
 Who is believed: a connection from an address that is neither loopback nor in ``allow`` (IP
-addresses or networks) is closed at accept (``denied``). One peer may hold at most
-``max_pending_per_peer`` connections whose environment has not arrived yet (Asterisk sends it at
-once, so a real PBX holds one or two) and ``max_sessions_per_peer`` sessions in all; past either
-it gets the failure line and is closed at once (``refused``), so a flood of half-open
-connections from one peer holds only a few of the ``max_sessions`` slots. With ``channels`` (a
+addresses or networks) is closed at accept (``denied``). A connection still sending its
+environment (``pending``) holds no session slot; one peer may hold at most
+``max_pending_per_peer`` of them (default ``max_sessions``), each for at most ``read_timeout``,
+and past that gets the failure line and is closed at once (``refused``): a flood of half-open
+connections from one peer neither fills the sessions nor stops another peer's. One peer may run
+at most ``max_sessions_per_peer`` sessions (default ``max_sessions``). With ``channels`` (a
 ``ChannelRegistry``), a session runs only when its ``agi_channel`` is a live channel the AMI
 reported with that ``agi_uniqueid`` (asked for up to ``trust_timeout`` seconds); any other gets
 the failure line before a route runs (``untrusted``).
@@ -285,7 +286,7 @@ class FastAGIServer:
         close_timeout: float = 5.0,
         backlog: int = 1024,
         allow: Iterable[str] = (),
-        max_pending_per_peer: int = 100,
+        max_pending_per_peer: int | None = None,
         max_sessions_per_peer: int | None = None,
         channels: ChannelRegistry | None = None,
         trust_timeout: float = 3.0,
@@ -300,7 +301,7 @@ class FastAGIServer:
         self.close_timeout = close_timeout
         self.backlog = backlog
         self.peers = PeerFilter(allow)
-        self.max_pending_per_peer = max_pending_per_peer
+        self.max_pending_per_peer = max_sessions if max_pending_per_peer is None else max_pending_per_peer
         self.max_sessions_per_peer = max_sessions if max_sessions_per_peer is None else max_sessions_per_peer
         self.channels = channels
         self.trust_timeout = trust_timeout
@@ -308,7 +309,8 @@ class FastAGIServer:
         self._active_by_peer: dict[str, int] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[object]] = set()
-        self.active = 0
+        self.active = 0  # sessions running (their environment read)
+        self.pending = 0  # connections still sending their environment
         # Counters (read by metrics): sessions served, refused (a cap), bad (protocol / timeout /
         # unknown route), failed (handler raised something other than a hang-up), denied (peer
         # address not allowed), untrusted (a channel the AMI did not report).
@@ -373,29 +375,44 @@ class FastAGIServer:
                 self.denied += 1
                 log.warning("FastAGI: refusing a connection from %s (not in asterisk.agi.allow)", peer)
                 return
-            if self.active >= self.max_sessions:
-                self.refused += 1
-                log.warning("FastAGI: refusing a session, %d already running (max_sessions)", self.active)
-                await self._end_with_failure(reader, writer)
-                return
             pending = self._pending_by_peer.get(peer, 0)
-            peer_active = self._active_by_peer.get(peer, 0)
-            if pending >= self.max_pending_per_peer or peer_active >= self.max_sessions_per_peer:
+            if pending >= self.max_pending_per_peer:
                 self.refused += 1
                 if self.refused % 100 == 1:  # a flood logs a line now and then, not per connection
                     log.warning(
-                        "FastAGI: refusing sessions from %s (%d waiting for their environment, %d in all)",
-                        peer,
-                        pending,
-                        peer_active,
+                        "FastAGI: refusing connections from %s, %d wait for their environment", peer, pending
                     )
                 with contextlib.suppress(OSError):
-                    writer.write(FAILURE_LINE)
+                    writer.write(FAILURE_LINE)  # and closed at once: a flood holds nothing more
+                return
+            self._pending_by_peer[peer] = pending + 1
+            self.pending += 1
+            try:
+                read = await self._read_env(reader)
+            except (AGIProtocolError, TimeoutError, ConnectionError, OSError) as exc:
+                self.bad += 1
+                log.warning("FastAGI: dropped a connection before its environment was complete: %r", exc)
+                with contextlib.suppress(OSError):
+                    writer.write(FAILURE_LINE)  # best effort: the peer may not be Asterisk at all
+                return
+            finally:
+                self.pending -= 1
+                _decrement(self._pending_by_peer, peer)
+            peer_active = self._active_by_peer.get(peer, 0)
+            if self.active >= self.max_sessions or peer_active >= self.max_sessions_per_peer:
+                self.refused += 1
+                log.warning(
+                    "FastAGI: refusing a session from %s, %d running (%d from that peer)",
+                    peer,
+                    self.active,
+                    peer_active,
+                )
+                await self._end_with_failure(reader, writer)
                 return
             self.active += 1
             self._active_by_peer[peer] = peer_active + 1
             try:
-                await self._session(reader, writer, peer)
+                await self._session(reader, writer, peer, *read)
             finally:
                 self.active -= 1
                 _decrement(self._active_by_peer, peer)
@@ -437,18 +454,15 @@ class FastAGIServer:
                         return parser, env, items
                     raise AGIProtocolError("FastAGI stream did not start with the environment")
 
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
-        self._pending_by_peer[peer] = self._pending_by_peer.get(peer, 0) + 1
-        try:
-            parser, env, items = await self._read_env(reader)
-        except (AGIProtocolError, TimeoutError, ConnectionError, OSError) as exc:
-            self.bad += 1
-            log.warning("FastAGI: dropped a connection before its environment was complete: %r", exc)
-            with contextlib.suppress(OSError):
-                writer.write(FAILURE_LINE)  # best effort: the peer may not be Asterisk at all
-            return
-        finally:
-            _decrement(self._pending_by_peer, peer)
+    async def _session(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+        parser: AGIParser,
+        env: AGIEnvironment,
+        items: deque[AGIEvent],
+    ) -> None:
         if self.channels is not None:
             channel, uniqueid = env.env.get("agi_channel", ""), env.env.get("agi_uniqueid", "")
             if not await self.channels.confirm(uniqueid, channel, timeout=self.trust_timeout):

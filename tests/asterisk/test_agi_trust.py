@@ -162,7 +162,7 @@ async def test_a_flood_of_half_open_connections_from_one_peer_does_not_stop_real
             _, writer = await _half_open(server.port, "127.0.0.2")
             flood.append(writer)
         await settled(lambda: server.refused == 600 - 8)
-        assert server.active == 8  # the flood holds its own few slots, not the server's
+        assert server.pending == 8 and server.active == 0  # the flood holds no session slot
         for n in range(20):
             channel, uniqueid = f"PJSIP/carrier-{n:08x}", f"1795420800.{n}"
             ami.emit("Newchannel", Channel=channel, Uniqueid=uniqueid)
@@ -177,13 +177,13 @@ async def test_a_flood_of_half_open_connections_from_one_peer_does_not_stop_real
                 await writer.wait_closed()
 
 
-async def test_a_peer_over_its_session_cap_gets_the_failure_line(trusted: Trusted) -> None:
+async def test_a_peer_over_its_half_open_cap_gets_the_failure_line(trusted: Trusted) -> None:
     ami, channels, make, ran = trusted
-    server = make(max_sessions_per_peer=3, max_pending_per_peer=3)
+    server = make(max_pending_per_peer=3)
     await server.start()
     held = [await _half_open(server.port, "127.0.0.3") for _ in range(3)]
     try:
-        await settled(lambda: server.active == 3)
+        await settled(lambda: server.pending == 3)
         # Refused at once, before anything is read (unread bytes would make the close a reset).
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port, local_addr=("127.0.0.3", 0))
         async with asyncio.timeout(5):
@@ -235,3 +235,25 @@ def test_binding_beyond_loopback_needs_an_allow_list(tmp_path: Path) -> None:
     assert config.config.asterisk.agi.allow == ("10.0.0.5/32", "10.0.1.0/24")
     loopback = load(write(tmp_path, AGI_EXTRA.format("    bind: 127.0.0.1\n")), prompts_dir=None, env={})
     assert loopback.config.asterisk.agi.allow == ()
+
+
+async def test_a_peer_over_its_session_cap_gets_the_failure_line(trusted: Trusted) -> None:
+    ami, channels, make, ran = trusted
+    release = asyncio.Event()
+
+    async def hold(s: AGISession) -> None:
+        ran.append(s.channel)
+        await release.wait()
+
+    server = make(max_sessions_per_peer=2)
+    server.routes["ivr"] = hold
+    await server.start()
+    for n in range(3):
+        ami.emit("Newchannel", Channel=f"PJSIP/carrier-{n}", Uniqueid=f"7.{n}")
+    envs = [{**ENV, "agi_channel": f"PJSIP/carrier-{n}", "agi_uniqueid": f"7.{n}"} for n in range(3)]
+    first = [asyncio.create_task(fake_asterisk(server.port, replay([]), env=envs[n])) for n in range(2)]
+    await settled(lambda: len(ran) == 2)
+    assert await fake_asterisk(server.port, replay([]), env=envs[2]) == [["failure"]]
+    assert server.refused == 1 and server.active == 2
+    release.set()
+    assert await asyncio.gather(*first) == [[], []]
