@@ -8,6 +8,7 @@ A shell depends on these Protocols, never on the class on the other side; tests 
 ``AMILink``         ``callcenter.asterisk.ami_client.AMIClient``
 ``ActionSender``    the action half of ``AMILink`` (recorder, config reload)
 ``AGISession``      ``callcenter.asterisk.agi_server.AGISession`` (one FastAGI connection)
+``ChannelRegistry`` ``callcenter.asterisk.channels.LiveChannels`` (which FastAGI sessions to believe)
 ``RecordSink``      ``callcenter.store.writer.CallLogWriter`` (``submit`` never blocks)
 ``CallDistributor`` ``callcenter.acd.service.ACD`` as the IVR hands calls to it
 ``AgentCalls``      ``callcenter.acd.service.ACD`` as the monitor asks which call an agent is on
@@ -91,6 +92,14 @@ class AGISession(Protocol):
     async def exec(self, application: str, *args: str, timeout: float | None = None) -> int: ...
 
     async def hangup(self, channel: str | None = None) -> None: ...
+
+
+class ChannelRegistry(Protocol):
+    """The live channels the AMI reported, asked by the FastAGI server before any route runs."""
+
+    async def confirm(self, uniqueid: str, channel: str, *, timeout: float) -> bool:
+        """Whether ``channel`` is a live channel with ``uniqueid`` (waits at most ``timeout``
+        seconds for a channel whose ``Newchannel`` has not been read yet)."""
 
 
 # ------------------------------------------------------------------------------------ the call log

@@ -8,7 +8,9 @@ the configured ``auto_resume``), and indexes each recording in the call log (``R
 path, start, end, length, seconds paused).
 
 File names come from the date and the call id only (``YYYY/MM/DD/<call_id>-<n>.<ext>`` under the
-recordings directory): never from caller input. A call id that is not made of safe characters is
+recordings directory): never from caller input. The recordings directory and each date folder
+are made mode 0700 before a recording starts (Asterisk would make them 0755), and a finished
+recording is set 0600. A call id that is not made of safe characters is
 refused (``UnsafeValueError``) before anything is sent.
 
 ``purge(directory, retention_days, now, store)`` deletes recordings older than the retention
@@ -19,8 +21,10 @@ folders that match the naming pattern. It never follows a path out of the direct
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +47,18 @@ def check_id(call_id: str) -> str:
     if not SAFE_ID.match(call_id):
         raise UnsafeValueError("a call id used in a file name must be safe characters", field="call_id")
     return call_id
+
+
+def private_dirs(root: Path, sub: Path) -> Path:
+    """Create ``root / sub`` with every folder from ``root`` down mode 0700; return it."""
+    target = root / sub
+    target.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o700)
+    d = root
+    for part in sub.parts:
+        d = d / part
+        os.chmod(d, 0o700)
+    return target
 
 
 def relative_path(call_id: str, now: float, n: int = 1, fmt: str = "wav") -> str:
@@ -118,6 +134,10 @@ class Recorder:
         self._counts[call_id] = n
         rel = relative_path(call_id, now, n, self.fmt)
         self._planned[call_id] = (rel, n, now)
+        try:
+            private_dirs(self.directory, Path(rel).parent)
+        except OSError as exc:  # Asterisk may still make it; the recording is not given up here
+            log.warning("cannot make the recordings folder for %s: %s", call_id, exc)
         return str(self.directory / rel)
 
     def adopt_planned(self, call_id: str, channel: str, *, queue: str | None, agent_id: str | None) -> bool:
@@ -163,7 +183,7 @@ class Recorder:
         n = self._counts.get(call_id, 0) + 1
         rel = relative_path(call_id, now, n, self.fmt)
         target = self.directory / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dirs(self.directory, Path(rel).parent)
         rec = _Recording(f"{call_id}-{n}", call_id, channel, queue, agent_id, rel, now)
         self._active[call_id] = rec
         self._counts[call_id] = n
@@ -240,6 +260,8 @@ class Recorder:
             rec.resume_task.cancel()
         if rec.paused_since is not None:
             rec.paused_total += now - rec.paused_since
+        with contextlib.suppress(OSError):  # Asterisk wrote it with its own umask
+            os.chmod(self.directory / rec.path, 0o600)
         done = RecordingRecord(
             rec.recording_id,
             now,

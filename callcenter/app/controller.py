@@ -33,6 +33,7 @@ from callcenter.app.plugins import Plugin, PluginFactory
 from callcenter.asterisk import names
 from callcenter.asterisk.agi_server import FastAGIServer
 from callcenter.asterisk.ami_client import AMIClient
+from callcenter.asterisk.channels import LiveChannels
 from callcenter.clock import Clock, RealClock
 from callcenter.config import model as cm
 from callcenter.errors import CallcenterError
@@ -136,6 +137,8 @@ class Controller:
             connect_timeout=config.asterisk.ami.connect_timeout,
             action_timeout=config.asterisk.ami.action_timeout,
         )
+        self.channels = LiveChannels(self.ami)  # which FastAGI sessions to believe
+        self.channels.attach()
         rec_dir = Path(config.recording.directory)
         if not rec_dir.is_absolute():
             rec_dir = self.run_dir / rec_dir
@@ -289,7 +292,7 @@ class Controller:
                 return {}
             return {
                 (("kind", k),): float(getattr(self.agi, k))
-                for k in ("served", "refused", "bad", "failed", "active")
+                for k in ("served", "refused", "bad", "failed", "active", "denied", "untrusted")
                 if isinstance(getattr(self.agi, k, None), int)
             }
 
@@ -422,7 +425,13 @@ class Controller:
                 tg.create_task(plugin.task(), name=plugin.name)
             if plugin.http is not None:
                 plugin.http(self.router)
-        self.agi = FastAGIServer(routes, host=self.links.agi_bind, port=self.links.agi_port)
+        self.agi = FastAGIServer(
+            routes,
+            host=self.links.agi_bind,
+            port=self.links.agi_port,
+            allow=self.config.asterisk.agi.allow,
+            channels=self.channels,
+        )
         await self.agi.start()
         self._routes()
         if self.links.http_host is not None:

@@ -20,12 +20,23 @@ API::
 A route is chosen by script name (``agi://host/ivr?x=1`` -> ``"ivr"``, see ``agi.script_name``).
 A call the server will not serve ends with ``AGISTATUS=FAILURE`` so that the dialplan's static
 fallback runs: the server sends ``agi.FAILURE_LINE`` (res_agi's own special case) for an unknown
-script, past ``max_sessions`` (at once, without reading the environment; counted in
-``refused``), and after a handler raised (not after a hang-up). Merely closing the socket would
+script, past ``max_sessions`` (counted in ``refused``), and after a handler raised (not after a
+hang-up). Merely closing the socket would
 give ``AGISTATUS=SUCCESS``. Reading the ``agi_*`` block is bounded by ``read_timeout`` and by the
 codec's size cap; a peer that goes away before the blank line ends only its own session. A
 handler's exception is logged and ends only its own session; ``AGIHangupError`` is the normal
 end of a call and is not logged as an error.
+
+Who is believed: a connection from an address that is neither loopback nor in ``allow`` (IP
+addresses or networks) is closed at accept (``denied``). A connection still sending its
+environment (``pending``) holds no session slot; one peer may hold at most
+``max_pending_per_peer`` of them (default ``max_sessions``), each for at most ``read_timeout``,
+and past that gets the failure line and is closed at once (``refused``): a flood of half-open
+connections from one peer neither fills the sessions nor stops another peer's. One peer may run
+at most ``max_sessions_per_peer`` sessions (default ``max_sessions``). With ``channels`` (a
+``ChannelRegistry``), a session runs only when its ``agi_channel`` is a live channel the AMI
+reported with that ``agi_uniqueid`` (asked for up to ``trust_timeout`` seconds); any other gets
+the failure line before a route runs (``untrusted``).
 
 ``AGISession.command(name, *args, timeout=None)`` sends one command and returns its
 :class:`~callcenter.asterisk.agi.AGIReply`. It raises ``AGIHangupError`` when the channel is gone
@@ -40,10 +51,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from callcenter.asterisk.agi import (
     DEFAULT_MAX_ENV_SIZE,
@@ -57,7 +70,10 @@ from callcenter.asterisk.agi import (
 )
 from callcenter.errors import AGICommandError, AGIHangupError, AGIProtocolError
 
-__all__ = ["AGISession", "FastAGIServer", "Handler"]
+if TYPE_CHECKING:
+    from callcenter.ports import ChannelRegistry
+
+__all__ = ["AGISession", "FastAGIServer", "Handler", "PeerFilter"]
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +244,31 @@ class AGISession:
 
 Handler = Callable[[AGISession], Awaitable[None]]
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class PeerFilter:
+    """Which peer addresses may open a FastAGI connection: loopback, and the ``allow`` list."""
+
+    def __init__(self, allow: Iterable[str] = ()) -> None:
+        self.networks: tuple[IPNetwork, ...] = tuple(ipaddress.ip_network(a, strict=False) for a in allow)
+
+    def allows(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return address.is_loopback or any(address in net for net in self.networks)
+
+
+def _peer_host(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return ""
+
 
 class FastAGIServer:
     """Serve FastAGI sessions: route by script name, cap concurrency, bound every read."""
@@ -244,6 +285,11 @@ class FastAGIServer:
         max_env_size: int = DEFAULT_MAX_ENV_SIZE,
         close_timeout: float = 5.0,
         backlog: int = 1024,
+        allow: Iterable[str] = (),
+        max_pending_per_peer: int | None = None,
+        max_sessions_per_peer: int | None = None,
+        channels: ChannelRegistry | None = None,
+        trust_timeout: float = 3.0,
     ) -> None:
         self.routes = dict(routes)
         self.host = host
@@ -254,15 +300,26 @@ class FastAGIServer:
         self.max_env_size = max_env_size
         self.close_timeout = close_timeout
         self.backlog = backlog
+        self.peers = PeerFilter(allow)
+        self.max_pending_per_peer = max_sessions if max_pending_per_peer is None else max_pending_per_peer
+        self.max_sessions_per_peer = max_sessions if max_sessions_per_peer is None else max_sessions_per_peer
+        self.channels = channels
+        self.trust_timeout = trust_timeout
+        self._pending_by_peer: dict[str, int] = {}  # connections still sending their environment
+        self._active_by_peer: dict[str, int] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[object]] = set()
-        self.active = 0
-        # Counters (read by metrics): sessions served, refused (cap), bad (protocol / timeout /
-        # unknown route), failed (handler raised something other than a hang-up).
+        self.active = 0  # sessions running (their environment read)
+        self.pending = 0  # connections still sending their environment
+        # Counters (read by metrics): sessions served, refused (a cap), bad (protocol / timeout /
+        # unknown route), failed (handler raised something other than a hang-up), denied (peer
+        # address not allowed), untrusted (a channel the AMI did not report).
         self.served = 0
         self.refused = 0
         self.bad = 0
         self.failed = 0
+        self.denied = 0
+        self.untrusted = 0
 
     @property
     def port(self) -> int:
@@ -312,17 +369,53 @@ class FastAGIServer:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
+        peer = _peer_host(writer)
         try:
-            if self.active >= self.max_sessions:
+            if not self.peers.allows(peer):
+                self.denied += 1
+                log.warning("FastAGI: refusing a connection from %s (not in asterisk.agi.allow)", peer)
+                return
+            pending = self._pending_by_peer.get(peer, 0)
+            if pending >= self.max_pending_per_peer:
                 self.refused += 1
-                log.warning("FastAGI: refusing a session, %d already running (max_sessions)", self.active)
+                if self.refused % 100 == 1:  # a flood logs a line now and then, not per connection
+                    log.warning(
+                        "FastAGI: refusing connections from %s, %d wait for their environment", peer, pending
+                    )
+                with contextlib.suppress(OSError):
+                    writer.write(FAILURE_LINE)  # and closed at once: a flood holds nothing more
+                return
+            self._pending_by_peer[peer] = pending + 1
+            self.pending += 1
+            try:
+                read = await self._read_env(reader)
+            except (AGIProtocolError, TimeoutError, ConnectionError, OSError) as exc:
+                self.bad += 1
+                log.warning("FastAGI: dropped a connection before its environment was complete: %r", exc)
+                with contextlib.suppress(OSError):
+                    writer.write(FAILURE_LINE)  # best effort: the peer may not be Asterisk at all
+                return
+            finally:
+                self.pending -= 1
+                _decrement(self._pending_by_peer, peer)
+            peer_active = self._active_by_peer.get(peer, 0)
+            if self.active >= self.max_sessions or peer_active >= self.max_sessions_per_peer:
+                self.refused += 1
+                log.warning(
+                    "FastAGI: refusing a session from %s, %d running (%d from that peer)",
+                    peer,
+                    self.active,
+                    peer_active,
+                )
                 await self._end_with_failure(reader, writer)
                 return
             self.active += 1
+            self._active_by_peer[peer] = peer_active + 1
             try:
-                await self._session(reader, writer)
+                await self._session(reader, writer, peer, *read)
             finally:
                 self.active -= 1
+                _decrement(self._active_by_peer, peer)
         except asyncio.CancelledError:
             # close() (or the loop's teardown) cancels running sessions. Python 3.11's
             # start_server callback then calls task.exception(), which raises for a cancelled
@@ -334,11 +427,17 @@ class FastAGIServer:
             task.uncancel()
         finally:
             writer.close()
-            with contextlib.suppress(OSError, TimeoutError):
-                async with asyncio.timeout(self.close_timeout):
-                    await writer.wait_closed()
-            if task is not None:
-                self._tasks.discard(task)
+            try:
+                with contextlib.suppress(OSError, TimeoutError):
+                    async with asyncio.timeout(self.close_timeout):
+                        await writer.wait_closed()
+            except asyncio.CancelledError:
+                if task is None:
+                    raise
+                task.uncancel()  # close() came while the socket closed: end normally, as above
+            finally:
+                if task is not None:
+                    self._tasks.discard(task)
 
     async def _read_env(
         self, reader: asyncio.StreamReader
@@ -355,15 +454,28 @@ class FastAGIServer:
                         return parser, env, items
                     raise AGIProtocolError("FastAGI stream did not start with the environment")
 
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            parser, env, items = await self._read_env(reader)
-        except (AGIProtocolError, TimeoutError, ConnectionError, OSError) as exc:
-            self.bad += 1
-            log.warning("FastAGI: dropped a connection before its environment was complete: %r", exc)
-            with contextlib.suppress(OSError):
-                writer.write(FAILURE_LINE)  # best effort: the peer may not be Asterisk at all
-            return
+    async def _session(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+        parser: AGIParser,
+        env: AGIEnvironment,
+        items: deque[AGIEvent],
+    ) -> None:
+        if self.channels is not None:
+            channel, uniqueid = env.env.get("agi_channel", ""), env.env.get("agi_uniqueid", "")
+            if not await self.channels.confirm(uniqueid, channel, timeout=self.trust_timeout):
+                self.untrusted += 1
+                log.warning(
+                    "FastAGI: refusing a session from %s for channel %r (unique id %r): not a live"
+                    " channel the AMI reported",
+                    peer,
+                    channel[:80],
+                    uniqueid[:40],
+                )
+                await self._end_with_failure(reader, writer)
+                return
         script = env.script
         handler = self.routes.get(script)
         if handler is None:
@@ -401,3 +513,11 @@ class FastAGIServer:
                     received += len(data)
         except (OSError, TimeoutError):
             return
+
+
+def _decrement(counts: dict[str, int], key: str) -> None:
+    left = counts.get(key, 0) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)

@@ -54,6 +54,7 @@ from callcenter.store import run_report, users
 from callcenter.store.campaigns import CampaignStore
 from callcenter.store.database import database
 from callcenter.store.reports import ReportQuery, queue_report
+from callcenter.store.spool import private_dir, write_private
 from callcenter.web.auth import hash_password
 
 log = logging.getLogger("callcenter.demo")
@@ -512,12 +513,11 @@ def _html(
         ],
         notes=["Service level: answered within the queue's target over offered (abandons count)."],
     )
-    out = run_dir / "reports"
-    out.mkdir(parents=True, exist_ok=True)
+    out = private_dir(run_dir / "reports")  # call data: 0700, the report 0600
     stamp = dt.datetime.fromtimestamp(t0, dt.UTC).strftime("%Y%m%dT%H%M%S")
     path = out / f"demo-{stamp}.html"
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(render_report(data), encoding="utf-8")
+    write_private(tmp, render_report(data).encode("utf-8"))
     tmp.replace(path)
     return path
 

@@ -758,10 +758,22 @@ def read_asterisk(r: Reader, node: yaml.Node, path: Path_) -> m.AsteriskSettings
             host = gm.get("host", lambda n, q: r.text(n, q, pattern=HOST_RE, expected="a host"), agi.host)
             port = gm.get("port", lambda n, q: r.integer(n, q, 1, 65535), agi.port)
             bind = gm.get("bind", lambda n, q: r.text(n, q, pattern=HOST_RE, expected="an address"), agi.bind)
+            allow = gm.get("allow", _agi_allow(r), agi.allow)
+            bind_node, allow_node = gm.node_of("bind"), gm.node_of("allow")
             gm.finish()
             agi = m.AGISettings(
-                host=_opt(host, agi.host), port=_opt(port, agi.port), bind=_opt(bind, agi.bind)
+                host=_opt(host, agi.host),
+                port=_opt(port, agi.port),
+                bind=_opt(bind, agi.bind),
+                allow=_opt(allow, agi.allow),
             )
+            if bind_node is not None and allow_node is None and not _is_loopback(agi.bind):
+                r.bad(
+                    bind_node,
+                    (*path, "agi", "bind"),
+                    f"FastAGI bound to {agi.bind!r}, beyond loopback, needs asterisk.agi.allow:"
+                    " the addresses of the Asterisk nodes that may connect",
+                )
     base = m.AsteriskSettings()
     sounds = mr.get("sounds_dir", r.abs_path, base.sounds_dir)
     moh = mr.get("moh_dir", r.abs_path, base.moh_dir)
@@ -774,6 +786,36 @@ def read_asterisk(r: Reader, node: yaml.Node, path: Path_) -> m.AsteriskSettings
         moh_dir=_opt(moh, base.moh_dir),
         spool_dir=_opt(spool, base.spool_dir),
     )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _agi_allow(r: Reader) -> Callable[[yaml.Node, Path_], tuple[str, ...] | None]:
+    """``asterisk.agi.allow``: a list of IP addresses or networks (``10.0.0.5``, ``10.0.0.0/24``)."""
+
+    def read(node: yaml.Node, path: Path_) -> tuple[str, ...] | None:
+        items = r.seq(node, path, "a list of IP addresses or networks")
+        if items is None:
+            return None
+        out: list[str] = []
+        for i, item in enumerate(items):
+            value = r.raw(item, (*path, str(i)), "an IP address or network")
+            if value is None:
+                continue
+            try:
+                out.append(str(ipaddress.ip_network(value.strip(), strict=False)))
+            except ValueError:
+                r.bad(item, (*path, str(i)), f"expected an IP address or network, found {value!r}")
+        return tuple(out) if len(out) == len(items) else None
+
+    return read
 
 
 MEDIA_KEYS: Final = (

@@ -150,6 +150,9 @@ class AGISettings:
     host: str = "127.0.0.1"
     port: int = 4573
     bind: str = "127.0.0.1"  # the address the controller listens on
+    # Peers (IP addresses or networks) besides loopback that may connect; required to bind
+    # beyond loopback.
+    allow: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,15 @@ from callcenter.errors import AGIHangupError, CallcenterError, InvalidPhoneNumbe
 from callcenter.inbound import ivr as core
 from callcenter.phone import normalize
 from callcenter.ports import AGISession, CallDistributor, CustomerDirectory, QueuedCall, RecordSink
-from callcenter.reporting.records import CallEvent, CallRecord, Disposition, EventKind, LegRecord, LogRecord
+from callcenter.reporting.records import (
+    CallEvent,
+    CallRecord,
+    Disposition,
+    EventKind,
+    LegRecord,
+    LogRecord,
+    caller_text,
+)
 
 log = logging.getLogger("callcenter.inbound.ivr")
 
@@ -148,7 +156,7 @@ class IvrService:
 
 def _dialed(env: Mapping[str, str]) -> str:
     for key in ("agi_arg_1", "agi_extension", "agi_dnid"):
-        value = env.get(key, "").strip()
+        value = caller_text(env.get(key, "")).strip()
         if value and value != "unknown" and value != "s":
             return value
     return ""
@@ -306,7 +314,8 @@ class _CallRun(AgiChannel):
     # ------------------------------------------------------------------ the run
     async def execute(self) -> None:
         now = self.now()
-        caller = self.env.get("agi_callerid", "").strip()
+        # The caller ID is the caller's to choose: capped and cleaned before anything logs it.
+        caller = caller_text(self.env.get("agi_callerid", "")).strip()
         if caller in ("", "unknown"):
             caller = "anonymous"
         try:

@@ -30,15 +30,35 @@ Campaign attempts are not records here: an attempt must be stored *before* its O
 synchronously itself (``callcenter.store.campaigns``). Any other part that wants a table of its own
 logged through the writer declares a record class with a ``TABLE`` (a ``TableSpec``) and a
 ``row()`` method; nothing here needs to know it (the spool stores each batch's table layout).
+
+What a caller chose (caller ID number and name, the number dialled) is :func:`caller_text` before
+it is logged or stored: control characters (line breaks, escapes, bidi overrides) removed and the
+length capped (``CALLER_TEXT_MAX``); ``CallRecord`` applies it to its caller columns itself.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import ClassVar, Literal, Protocol
+from typing import ClassVar, Final, Literal, Protocol
+
+CALLER_TEXT_MAX: Final = 80  # caller ID number or name, number dialled: longer is cut
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def caller_text(value: str, limit: int = CALLER_TEXT_MAX) -> str:
+    """``value`` from a caller (caller ID, name, digits) made safe to log and store: control and
+    format characters (categories Cc, Cf: CR/LF, ESC, bidi overrides) removed, then cut to
+    ``limit`` characters."""
+    value = value[: limit * 4]  # a 60 KB caller ID is not scanned whole
+    value = _CONTROL.sub("", value)
+    if not value.isascii():
+        value = "".join(ch for ch in value if unicodedata.category(ch) not in ("Cc", "Cf"))
+    return value[:limit]
 
 
 class Status(StrEnum):
@@ -298,6 +318,12 @@ class CallRecord:
     campaign_id: str | None = None
     callback_of: str | None = None
     data: Detail | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("did", "caller_number", "called_number"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, caller_text(value))
 
     def row(self) -> Row:
         return (

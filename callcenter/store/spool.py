@@ -15,6 +15,9 @@ the CRC covers the batch number and the payload. A record that fails its framing
 write at a crash, a flipped bit) is reported through ``on_corrupt`` and skipped: reading resumes at
 the next MAGIC. Fully acknowledged segments are deleted. When the segments together would pass
 ``limit_bytes`` the append is refused with ``SpoolFullError`` (the writer says so loudly).
+
+The spool holds call rows: its directory is mode 0700 and every file in it 0600
+(:func:`private_dir`, :func:`write_private`), whatever the umask.
 """
 
 from __future__ import annotations
@@ -51,6 +54,34 @@ class Location:
 class Entry:
     bn: int
     location: Location
+
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) and set it mode 0700; the parents it created too."""
+    missing: list[Path] = []
+    p = path
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    path.mkdir(parents=True, exist_ok=True)
+    for d in {path, *missing}:
+        os.chmod(d, PRIVATE_DIR_MODE)
+    return path
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``path`` whole, mode 0600 from its creation (never readable by others meanwhile)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)  # an existing file keeps its old mode through O_CREAT
+        with os.fdopen(fd, "wb", closefd=False) as fh:
+            fh.write(data)
+    finally:
+        os.close(fd)
 
 
 def encode_record(bn: int, payload: bytes) -> bytes:
@@ -119,7 +150,7 @@ class Spool:
     def open(self) -> list[Entry]:
         """Create the directory if needed and return the unacknowledged records, oldest first."""
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            private_dir(self.directory)
         except OSError as exc:
             raise SpoolError(
                 f"cannot create spool directory {self.directory}: {exc}", path=str(self.directory)
@@ -215,7 +246,7 @@ class Spool:
             self._fh = None
         path = self.directory / f"seg-{self.next_bn:016d}.spool"
         try:
-            self._fh = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._fh = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
             if self.fsync:
                 dfd = os.open(self.directory, os.O_RDONLY)
                 try:
@@ -260,7 +291,7 @@ class Spool:
             path = self.directory / "checkpoint"
             tmp = self.directory / "checkpoint.tmp"
             try:
-                tmp.write_text(f"{bn}\n")
+                write_private(tmp, f"{bn}\n".encode())
                 os.replace(tmp, path)
             except OSError as exc:
                 raise SpoolError(f"cannot write {path}: {exc}", path=str(path)) from exc

@@ -50,7 +50,7 @@ import asyncpg
 from callcenter.clock import Clock
 from callcenter.errors import CallLogTimeoutError, SpoolCorruptError, SpoolError, SpoolFullError
 from callcenter.reporting.records import Group, LogRecord, Row, SeqSource, TableSpec, group_rows
-from callcenter.store.spool import Entry, Spool
+from callcenter.store.spool import Entry, Spool, private_dir, write_private
 
 log = logging.getLogger("callcenter.reporting.records")
 
@@ -606,13 +606,11 @@ class CallLogWriter:
             log.error("call log: %d row(s) refused by PostgreSQL were saved in %s", len(rejected), path)
 
     def _save_rejected(self, rejected: list[tuple[TableSpec, Row, str]]) -> Path:
-        d = self.spool_dir / "rejected"
-        d.mkdir(parents=True, exist_ok=True)
+        d = private_dir(self.spool_dir / "rejected")  # call rows: 0700, each file 0600
         path = d / f"rejected-{time.time_ns()}.jsonl"
-        with path.open("w") as fh:
-            for spec, row, why in rejected:
-                fh.write(
-                    json.dumps({"table": spec.name, "columns": spec.column_names, "row": row, "error": why})
-                    + "\n"
-                )
+        lines = (
+            json.dumps({"table": spec.name, "columns": spec.column_names, "row": row, "error": why}) + "\n"
+            for spec, row, why in rejected
+        )
+        write_private(path, "".join(lines).encode())
         return path

@@ -18,7 +18,7 @@ from callcenter.clock import FakeClock
 from callcenter.config import model as m
 from callcenter.inbound.ivr import mask
 from callcenter.inbound.service import IvrService
-from callcenter.reporting.records import Disposition, LegRecord
+from callcenter.reporting.records import CALLER_TEXT_MAX, CallRecord, Disposition, LegRecord, caller_text
 from callcenter.store.customers import Customer
 from tests.centers import CLOSED_NOW, OPEN_NOW, ivr_config
 from tests.fakes import Caller, FakeDirectory, FakeDistributor, RecordSink, agi_env, place_call
@@ -274,3 +274,28 @@ def test_settings_are_frozen() -> None:
 
     with pytest.raises(dataclasses.FrozenInstanceError):
         IvrSettings().command_timeout = 1.0  # type: ignore[misc]
+
+
+async def test_a_sixty_kilobyte_caller_id_is_stored_capped_and_without_control_characters(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spoofed = "\x1b[2J2125550100\x07\tFAKE LOG LINE\u202e" + "9" * 60_000  # CR/LF end the line
+    async with rig() as r:
+        await r.call(Caller(["1", "1"]), environment={**agi_env(), "agi_callerid": spoofed})
+    call = r.acd.calls[0]
+    assert call.caller_number is not None and len(call.caller_number) <= CALLER_TEXT_MAX
+    calls = [x for x in r.sink.records if isinstance(x, CallRecord) and x.caller_number is not None]
+    assert calls and all(len(x.caller_number or "") <= CALLER_TEXT_MAX for x in calls)
+    stored = calls[0].caller_number or ""
+    assert stored.startswith("[2J2125550100FAKE LOG LINE9") and len(stored) == CALLER_TEXT_MAX
+    for text in [call.caller_number, stored, *(rec.getMessage() for rec in caplog.records)]:
+        assert not any(ch in text for ch in "\x1b\x07\t\u202e"), text
+
+
+def test_caller_text_strips_controls_and_caps() -> None:
+    assert caller_text("Ann\r\nAction: Hangup") == "AnnAction: Hangup"
+    assert caller_text("\x00\x7f\x85\u200e\u2066Bo\u00e9") == "Bo\u00e9"  # C0, DEL, C1, format chars
+    assert caller_text("5" * 100) == "5" * CALLER_TEXT_MAX and caller_text("12", limit=1) == "1"
+    record = CallRecord("c1", 0.0, caller_number="1\n" * 100, called_number="\x1b800", did="x" * 81)
+    assert record.caller_number == "1" * CALLER_TEXT_MAX and record.called_number == "800"
+    assert record.did == "x" * CALLER_TEXT_MAX and CallRecord("c2", 0.0).caller_number is None
