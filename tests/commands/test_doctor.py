@@ -877,11 +877,8 @@ async def test_doctor_on_a_real_asterisk(capsys: pytest.CaptureFixture[str]) -> 
     assert c["phones"].status is dr.Status.WARN
     assert not any(d.startswith("agent1001") for d in c["phones"].details) or sipp is None
     assert c["trunks"].summary == "0 of 2 trunks reachable"  # the example carriers do not exist here
-    core = c["core sounds"]
-    assert core.status is dr.Status.FAIL
-    assert not any(d.startswith("no Asterisk sound set has") for d in core.details)
-    if any(d.startswith("missing: vm-theperson") for d in core.details):  # an empty sounds dir
-        assert any("apt-get install asterisk-core-sounds-en-wav" in f or "they are in" in f for f in core.fix)
+    core = c["core sounds"]  # the harness gives Asterisk a data dir whose sounds hold the core set
+    assert core.status is dr.Status.OK, core
     assert c["center prompts"].status is dr.Status.OK
     assert c["music on hold"].status is dr.Status.OK
     assert dr.exit_status(checks) == 1
