@@ -881,7 +881,7 @@ async def test_doctor_on_a_real_asterisk(capsys: pytest.CaptureFixture[str]) -> 
     assert core.status is dr.Status.OK, core
     assert c["center prompts"].status is dr.Status.OK
     assert c["music on hold"].status is dr.Status.OK
-    assert dr.exit_status(checks) == 1
+    assert dr.exit_status(checks) == 0  # warnings only (the system class, phones, trunks not qualified yet)
 
 
 async def _register_phone(ast: RealAsterisk, sipp: str, root: Path) -> asyncio.subprocess.Process:
