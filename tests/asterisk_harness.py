@@ -41,7 +41,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -49,6 +49,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from callcenter.app.controller import Controller, Links
+from callcenter.app.plugins import PluginFactory
 from callcenter.asterisk import names
 from callcenter.asterisk.ami import Message
 from callcenter.asterisk.ami_client import AMIClient, EventGap
@@ -494,14 +495,19 @@ class Center:
 
 
 @contextlib.contextmanager
-def real_center(dialplan_extra: str = TEST_CONTEXTS) -> Iterator[Center]:
+def real_center(
+    dialplan_extra: str = TEST_CONTEXTS, *, tweak: Callable[[cm.Config], cm.Config] | None = None
+) -> Iterator[Center]:
     """The example center rendered and running in a real Asterisk (``require_asterisk`` skips
-    without one), with the test-only contexts ``dialplan_extra``."""
+    without one), with the test-only contexts ``dialplan_extra``; ``tweak`` changes the config
+    before it is rendered (shorter timeouts for a test)."""
     binary = require_asterisk()
     with short_tempdir() as root:
         ami_port, agi_port = free_port(), free_port()
         secret = "t-" + secrets.token_hex(10)
         config = example_center(root, ami_port=ami_port, agi_port=agi_port, ami_secret=secret)
+        if tweak is not None:
+            config = tweak(config)
         music_dirs(config)
         files = rendered_files(config)
         with running_asterisk(
@@ -554,6 +560,7 @@ class Watcher:
     def __init__(self, client: AMIClient) -> None:
         self.client = client
         self.seen: list[Message] = []
+        self.arrived: list[float] = []  # the loop's time at each event's arrival (as ``seen``)
         self._changed = asyncio.Event()
         self._stream = client.events()
         self._task = asyncio.create_task(self._pump(), name="ami-watcher")
@@ -564,6 +571,7 @@ class Watcher:
             if isinstance(item, EventGap):
                 continue
             self.seen.append(item)
+            self.arrived.append(asyncio.get_running_loop().time())
             for hook in self.hooks:
                 result = hook(item)
                 if result is not None:
@@ -592,6 +600,14 @@ class Watcher:
         except TimeoutError:
             names_seen = sorted({m.name or "" for m in self.seen})
             raise AssertionError(f"{what} (after {timeout} s; events seen: {names_seen})") from None
+
+    def at(self, msg: Message) -> float:
+        """When ``msg`` (one of ``seen``) arrived, on the loop's clock (as ``RtpPeer`` packets)."""
+        return self.arrived[next(n for n, m in enumerate(self.seen) if m is msg)]
+
+    def last(self) -> Message | None:
+        """The latest event so far: ``wait(..., after=watcher.last())`` looks only at what follows."""
+        return self.seen[-1] if self.seen else None
 
     async def close(self) -> None:
         self._task.cancel()
@@ -656,8 +672,16 @@ async def call_in(
 
 @contextlib.asynccontextmanager
 async def controller_for(
-    center: Center, dsn: str, run_dir: Path, *, agent_channel: str | None = None
+    center: Center,
+    dsn: str,
+    run_dir: Path,
+    *,
+    agent_channel: str | None = None,
+    plugins: Sequence[PluginFactory] = (),
 ) -> AsyncIterator[Controller]:
+    """The controller for ``center`` (HTTP off), started and ready; stopped (its call log
+    flushed) on exit. ``plugins``: ``standard_plugins()`` for the controller ``callcenter run``
+    starts (the supervisors' monitor, the dialer); none by default."""
     links = Links.from_config(
         center.config,
         ami_host="127.0.0.1",
@@ -676,6 +700,7 @@ async def controller_for(
         clock=ScaledClock(1.0, start=OPEN_MONDAY),
         links=links,
         writer_batch_delay=0.2,
+        plugins=plugins,
     )
     if agent_channel is not None:
         ctl.acd.agent_channel = agent_channel

@@ -13,7 +13,9 @@ Hangup rules learnt from the traces:
   emits ``SoftHangupRequest`` ``Cause: 16``; a channel running an Originate'd application does not;
 * the ``Hangup`` cause is the channel's cause if set (Busy 17, Congestion 34, no answer 19,
   unavailable 3, a peer's request), else 16 for a channel that was bridged, else 0; running off
-  the end of the dialplan sets none (``SoftHangupRequest`` Cause 16, then ``Hangup`` Cause 0).
+  the end of the dialplan sets none (``SoftHangupRequest`` Cause 16, then ``Hangup`` Cause 0);
+* a member hanging up dissolves a two-party bridge with its cause, which the other member keeps
+  (the agent leg of a caller ended by the RTP timeout, ``media_timeout``, ends with 44 too).
 
 What an unanswered SIP channel does (``tests/fixtures/unanswered``): applications and AGI commands
 run as on an answered one (a prompt takes its length, ``GET DATA`` times out), but no media passes:
@@ -62,6 +64,7 @@ AGI_PRIV: Final = "agi,all"
 DTMF_PRIV: Final = "dtmf,all"
 
 ANSWER_WAIT: Final = 0.5  # Answer() on a channel not yet up waits up to 500 ms for media
+MEDIA_TIMEOUT_CAUSE: Final = 44  # AST_CAUSE_REQUESTED_CHAN_UNAVAIL, set by the RTP timeout
 SPY_ATTACH: Final = 0.1  # ChanSpyStart comes about 100 ms after ChanSpy() starts
 
 STOP: Final = "stop"  # an application asks the dialplan loop to end (Hangup)
@@ -1056,6 +1059,17 @@ class PBX:
         chan.soft = True
         self.wake(chan)
 
+    def media_timeout(self, chan: Channel) -> None:
+        """The leg's far end went silent for its endpoint's ``rtp_timeout``: Asterisk sets cause
+        44 and soft-hangs it up (``SoftHangupRequest`` with flag 1, AST_SOFTHANGUP_DEV:
+        res_pjsip_sdp_rtp.c rtp_check_timeout); a bridge it is in passes the cause on."""
+        if chan.gone:
+            return
+        chan.hangupcause = MEDIA_TIMEOUT_CAUSE
+        self.chan_event("SoftHangupRequest", chan, [("Cause", "1")])
+        chan.soft = True
+        self.wake(chan)
+
     def send_dtmf(
         self, chan: Channel, digit: str, duration_ms: int = 100, direction: str = "Received"
     ) -> bool:
@@ -1234,6 +1248,11 @@ class PBX:
         self.emit("BridgeLeave", CALL, [("Privilege", CALL), *bridge.headers(), *leaver.snapshot()])
         if len(bridge.members) <= 1 and not (bridge.held and bridge.members):
             for m in list(bridge.members):
+                # The bridge dissolves with the leaver's cause, which a member it kicks out keeps
+                # unless it has one (bridge_channel.c channel_set_cause): the agent leg of a
+                # caller ended by the RTP timeout hangs up with 44 too.
+                if leaver.hangupcause and not m.hangupcause:
+                    m.hangupcause = leaver.hangupcause
                 bridge.members.remove(m)
                 m.bridge = None
                 self.emit("BridgeLeave", CALL, [("Privilege", CALL), *bridge.headers(), *m.snapshot()])

@@ -276,6 +276,26 @@ async def test_transfer_pause_and_resume(world: Center) -> None:
 
 
 @pytest.mark.parametrize("world", [{"long_talk": True}], indirect=True)
+async def test_a_caller_gone_silent_ends_the_call_as_a_media_timeout(world: Center) -> None:
+    """As a real Asterisk 22 does (``tests/test_real_phones.py``): the RTP timeout ends the
+    caller's leg mid-call with cause 44, the bridge ends the agent leg with the same cause; the
+    call log says the caller's media timed out and the agent wraps up, then takes calls again."""
+    acd = await world.start_acd()
+    await acd.login("2001")  # sales
+    call_id, chan = await world.call("sales")
+    await world.until(lambda: world.tee.went("2001", "on_call") == 1)
+    world.sim.pbx.media_timeout(chan)
+    await world.until(lambda: world.tee.ended(call_id))
+    ends = [r.hangup_by for r in world.tee.of(CallRecord) if r.call_id == call_id and r.hangup_by]
+    assert ends == ["caller_media_timeout"]
+    assert [r.hangup_cause for r in world.tee.of(CallRecord) if r.call_id == call_id and r.hangup_cause] == [
+        44
+    ]
+    await world.until(lambda: world.state("2001") is ag.Status.AVAILABLE)
+    assert world.tee.went("2001", "wrap_up") == 1
+
+
+@pytest.mark.parametrize("world", [{"long_talk": True}], indirect=True)
 async def test_restart_mid_call_keeps_bridged_calls_and_the_queue(world: Center, db_dsn: str) -> None:
     writer = CallLogWriter(
         db_dsn, spool_dir=world.tmp / "spool", clock=world.clock, batch_delay=0.05, fsync=False

@@ -320,6 +320,36 @@ async def test_agent_phones_answer_rona_reject_unregistered(ami: AMIPeer) -> Non
     assert (sync["Response"], sync["Message"]) == ("Error", "Originate failed")
 
 
+async def test_a_caller_leg_without_media_ends_with_44_and_so_does_its_agent_leg(
+    ami: AMIPeer, sim: SimulatedPBX
+) -> None:
+    """What a real Asterisk 22 did when a SIP caller bridged with an agent's phone went silent
+    (``tests/test_real_phones.py``): the RTP timeout sets cause 44 and soft-hangs the caller up
+    (``SoftHangupRequest`` Cause 1, the AST_SOFTHANGUP_DEV flag), the bridge dissolves with that
+    cause and the agent leg, its Bridge() over, hangs up with 44 as well."""
+    caller = sim.pbx.inbound_call("s", caller_num="+15550001", context="hold")
+    moh = await event(ami, "MusicOnHoldStart", Channel=caller.name)
+    assert moh["Uniqueid"] == caller.uniqueid
+    await act(
+        ami,
+        "leg",
+        ("Action", "Originate"),
+        ("Channel", "PJSIP/agent1"),
+        ("Context", "leg"),
+        ("Exten", "s"),
+        ("Priority", "1"),
+        ("Variable", f"CALLER={caller.name}"),
+        ("Async", "true"),
+        ("ChannelId", "dead-leg"),
+    )
+    await event(ami, "BridgeEnter", Uniqueid="dead-leg")
+    sim.pbx.media_timeout(caller)
+    soft = await event(ami, "SoftHangupRequest", Channel=caller.name)
+    assert soft["Cause"] == "1"
+    assert (await event(ami, "Hangup", Channel=caller.name))["Cause"] == "44"
+    assert (await event(ami, "Hangup", Uniqueid="dead-leg"))["Cause"] == "44"
+
+
 async def test_attended_transfer_completes_when_the_agent_hangs_up(ami: AMIPeer, sim: SimulatedPBX) -> None:
     caller = await hold_caller(ami, "x")
     await act(
