@@ -25,6 +25,8 @@ The call (``CallStatus``; what ``ACD.call_state`` shows in brackets)::
                                                               instead (waiting, caller gone)
     waiting ----Expired------------------------> closed       voicemail or hang-up per the queue
     waiting ----Overflowed / TimerDue(announce)> waiting      another queue / position + EWT played
+    connected --CallerHangupRequested----------> connected    the caller's side hung up: its end,
+                                                              whichever Hangup is reported first
     connected --its leg hung up----------------> ended        ("ended") agent wraps up, caller up
     connected --callback leg hung up-----------> retry|closed customer not reached: tried again
     retry ------TimerDue(callback_retry)-------> waiting      same place in line
@@ -173,6 +175,7 @@ class Call:
     callback_reached: bool = False
     callback_attempts: int = 0
     caller_gone: bool = False  # a callback caller hung up on purpose: no channel to follow
+    caller_leaving: bool = False  # the caller's far end hung up while connected (HangupRequest)
     transfers: int = 0
     ring: tuple[str, ...] = ()  # ring-all legs still ringing
     ring_missed: frozenset[str] = frozenset()  # agents of the ring-all group whose leg failed
@@ -229,6 +232,12 @@ class Offered:
 @dataclass(frozen=True, slots=True)
 class CallerHungUp:
     cause: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallerHangupRequested:
+    """The caller's far end hung up (its BYE: AMI ``HangupRequest`` on the caller's channel). The
+    call's two Hangups follow in either order; this says the caller ended it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +346,7 @@ CallEventType = (
     HoldReady
     | Offered
     | CallerHungUp
+    | CallerHangupRequested
     | Withdraw
     | OfferWithdrawn
     | Expired
@@ -354,6 +364,7 @@ CALL_EVENTS: tuple[type[CallEventType], ...] = (
     HoldReady,
     Offered,
     CallerHungUp,
+    CallerHangupRequested,
     Withdraw,
     OfferWithdrawn,
     Expired,
@@ -951,6 +962,10 @@ def _caller_hung_up_talking(c: Call, ev: CallerHungUp, now: float, s: Setup) -> 
     return _close(c, effects)
 
 
+def _caller_hangup_requested(c: Call, ev: CallerHangupRequested, now: float, s: Setup) -> Result:
+    return _evolve(c, caller_leaving=True), []
+
+
 def _caller_hung_up_after(c: Call, ev: CallerHungUp, now: float, s: Setup) -> Result:
     """Transferred out, ended by the agent, or waiting for its callback retry."""
     effects: list[Effect] = [
@@ -1261,7 +1276,7 @@ def _leg_hung_up(c: Call, leg: Leg, ev: LegHungUp, now: float, s: Setup) -> Resu
                 talk_seconds=round(talk, 3),
                 wrapup_seconds=queue.wrapup,
                 hangup_cause=ev.cause,
-                hangup_by=ended_by("agent", ev.cause),
+                hangup_by=ended_by("caller" if c.caller_leaving else "agent", ev.cause),
             )
         ),
         RecordingEnded(c.call_id),
@@ -1345,6 +1360,12 @@ CALL_TABLE: dict[tuple[CallStatus, type[CallEventType]], CallHandler] = {
     (C.CONNECTED, CallerHungUp): _caller_hung_up_talking,
     **{(st, CallerHungUp): _caller_hung_up_after for st in (C.CALLBACK_PENDING, C.TRANSFERRED, C.ENDED)},
     (C.CLOSED, CallerHungUp): _ignore("already closed"),
+    (C.CONNECTED, CallerHangupRequested): _caller_hangup_requested,
+    **{
+        (st, CallerHangupRequested): _ignore("its Hangup says who ended it")
+        for st in C
+        if st is not C.CONNECTED
+    },
     **{(st, Withdraw): _caller_left for st in IN_LINE},
     **{(st, Withdraw): _ignore("an agent has the call") for st in (*_AFTER, C.CLOSED)},
     # the router's verdicts on a waiting call

@@ -67,7 +67,14 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 SAFE_CHANNEL = re.compile(r"^[^\s\x00-\x1f\x7f]{1,255}$")  # a channel name: no space, no control
 
 # The AMI events the ACD follows.
-_Seen = events.OriginateResponse | events.Newchannel | events.Hangup | events.BridgeEnter | events.DialEnd
+_Seen = (
+    events.OriginateResponse
+    | events.Newchannel
+    | events.Hangup
+    | events.HangupRequest
+    | events.BridgeEnter
+    | events.DialEnd
+)
 # Effects that are AMI actions: awaited by the API call that caused them, else run as tasks.
 _Action = cs.Originate | cs.Hangup | cs.SetVariables | cs.Redirect | cs.RedirectLeg | cs.Atxfer
 
@@ -161,6 +168,7 @@ class ACD:
             self.ami.on(events.OriginateResponse, inbox),
             self.ami.on(events.Newchannel, inbox),
             self.ami.on(events.Hangup, inbox),
+            self.ami.on(events.HangupRequest, inbox),
             self.ami.on(events.BridgeEnter, inbox),
             self.ami.on(events.DialEnd, inbox),
         ]
@@ -828,6 +836,14 @@ class ACD:
             call_id = self._by_channel.get(chan) or self._by_channel.get(uid)
             if call_id is not None:
                 self._call_event(call_id, cs.CallerHungUp(view.cause), now)
+        elif isinstance(view, events.HangupRequest):
+            # the caller's far end hung up (a BYE; never our own Hangup action): the caller ended
+            # the call, even if the agent leg's Hangup is reported before the caller's
+            uid, chan = view.channel.uniqueid or "", view.channel.channel
+            if uid not in self._legs and chan not in self._leg_by_channel:
+                call_id = self._by_channel.get(chan) or self._by_channel.get(uid)
+                if call_id is not None:
+                    self._call_event(call_id, cs.CallerHangupRequested(), now)
         elif isinstance(view, events.DialEnd):
             leg_id = self._leg_by_channel.get(view.channel.channel if view.channel else "")
             if leg_id is not None:

@@ -353,6 +353,25 @@ def test_agent_hangs_up_first_the_call_ends_and_waits_for_the_caller() -> None:
     assert c.status is cs.CallStatus.CLOSED and logged(effects, CallRecord)[0].hangup_cause == 16
 
 
+def test_the_callers_hangup_request_makes_it_the_callers_end_whichever_hangup_comes_first() -> None:
+    """A real Asterisk reports the bridged call's two Hangups in either order; the caller's
+    HangupRequest (its BYE) comes before both: the agent leg's Hangup reported first then still
+    ends the call as the caller's."""
+    c, effects = step(connected(), cs.CallerHangupRequested(), T0 + 64)
+    assert c.status is cs.CallStatus.CONNECTED and c.caller_leaving and effects == []
+    c, effects = step(c, cs.LegHungUp("L1", 16), T0 + 65)
+    assert c.status is cs.CallStatus.ENDED
+    assert [r.hangup_by for r in logged(effects, CallRecord)] == ["caller"]
+    assert agent_events(effects) == [("a1", "CallEnded")]
+    c, effects = step(c, cs.CallerHungUp(16), T0 + 65)
+    assert c.status is cs.CallStatus.CLOSED and not [
+        r.hangup_by for r in logged(effects, CallRecord) if r.hangup_by
+    ]
+    for waiting in (call_in(), offered()):  # before an agent has it: the Hangup decides
+        same, effects = step(waiting, cs.CallerHangupRequested())
+        assert same == waiting and of(effects, cs.Ignored)
+
+
 def test_withdraw_is_refused_once_an_agent_has_the_call() -> None:
     c = connected()
     assert not cs.withdrawable(c) and cs.withdrawable(offered())

@@ -207,6 +207,29 @@ async def test_the_agent_leg_hung_up_first_still_records_the_callers_media_timeo
     assert rig.acd.agent_state("1001").status is ag.Status.WRAP_UP
 
 
+async def test_a_caller_hanging_up_ends_the_call_as_the_callers_when_the_agent_legs_hangup_comes_first(
+    rig: Rig,
+) -> None:
+    """On a real Asterisk 22 the agent leg's Hangup came before the caller's in 2 calls of 12
+    after the caller's BYE (tests/test_real_phones.py); the caller's HangupRequest, first of all,
+    says who ended the call. The agent's own BYE is a HangupRequest on its leg: the agent's end."""
+    await rig.acd.login("1001")
+    caller = await rig.call("call-bye", "sales")
+    leg, agent_chan = await rig.answer(caller)
+    rig.ami.emit("HangupRequest", Channel=caller, Uniqueid="caller")
+    await rig.hangup(agent_chan, leg)
+    await rig.hangup(caller)
+    assert hangups(rig, "call-bye") == ["caller"]
+    assert rig.acd.agent_state("1001").status is ag.Status.WRAP_UP
+    await rig.advance(20)
+    caller = await rig.call("call-agent-bye", "sales")
+    leg, agent_chan = await rig.answer(caller)
+    rig.ami.emit("HangupRequest", Channel=agent_chan, Uniqueid=leg)
+    await rig.hangup(agent_chan, leg)
+    await rig.hangup(caller)
+    assert hangups(rig, "call-agent-bye") == ["agent"]
+
+
 async def test_an_agent_phone_without_media_or_session_refresh(rig: Rig) -> None:
     await rig.acd.login("1001")
     caller = await rig.call("call-rtp3", "sales")
