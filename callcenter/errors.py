@@ -12,6 +12,7 @@ the message text::
     │   ├── AMIProtocolError           bad AMI framing, oversized message, EOF mid-message
     │   └── AGIProtocolError           bad FastAGI header block or reply, EOF mid-reply
     ├── UnsafeValueError               a value bound for Asterisk carries CR/LF or other unsafe text
+    ├── DispositionError               a wrap-up code refused by its call's codes (code, field)
     ├── AsteriskError                  Asterisk reachable but the operation did not succeed
     │   ├── AMIConnectionError         cannot connect / login refused / connection lost
     │   │   └── AMILoginError          the credentials were refused
@@ -116,6 +117,17 @@ class UnsafeValueError(CallcenterError):
         self.field = field
         self.value = value
         super().__init__(message)
+
+
+class DispositionError(CallcenterError):
+    """A disposition refused by the codes of its call's queue or campaign (``unknown_disposition``,
+    ``disposition_required``); ``field`` names the request field at fault."""
+
+    code = "unknown_disposition"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.field = field
 
 
 class AsteriskError(CallcenterError):

@@ -16,6 +16,7 @@ A shell depends on these Protocols, never on the class on the other side; tests 
 ``ACDStore``        ``callcenter.store.acd.PgACDStore`` (what a restart reads back)
 ``PurgeStore``      ``callcenter.store.recordings.PgPurgeStore``
 ``CustomerDirectory`` ``callcenter.store.customers.CustomerDirectory``
+``CallHistory``     ``callcenter.store.dispositions.PgCallHistory`` (screen pop, disposition reports)
 ``Reloader``        ``callcenter.config.render.AMIReloader``
 ==================  =====================================================================
 """
@@ -132,6 +133,8 @@ class QueuedCall:
     redirect_to_hold: bool = True
     direction: str = "inbound"  # "outbound": a dialer call connected through the ACD
     campaign_id: str | None = None
+    caller_name: str | None = None  # the caller ID name (cleaned), for the agent's screen
+    did: str | None = None  # the number the caller dialled
 
 
 class CallDistributor(Protocol):
@@ -200,6 +203,30 @@ class CustomerDirectory(Protocol):
     timeout."""
 
     async def lookup(self, phone_e164: str) -> LookupResult: ...
+
+
+class CallHistory(Protocol):
+    """What the call log tells an agent's screen and the disposition reports (each bounded by
+    ``timeout``; a database problem raises ``StoreError``)."""
+
+    async def call_context(self, call_id: str, *, timeout: float) -> Mapping[str, Any]:
+        """``did``, ``caller_number``, ``started_at`` and ``ivr_path`` (list of node steps)."""
+
+    async def recent_calls(
+        self, caller_number: str, *, exclude: str, limit: int, timeout: float
+    ) -> list[Mapping[str, Any]]:
+        """The caller's previous calls, newest first, with their dispositions."""
+
+    async def disposition_counts(
+        self,
+        start: float,
+        end: float,
+        *,
+        queues: Iterable[str] | None,
+        agents: Iterable[str] | None,
+        timeout: float,
+    ) -> list[Mapping[str, Any]]:
+        """Calls per (queue | campaign | agent, code) with dispositions given in [start, end)."""
 
 
 class Reloader(Protocol):

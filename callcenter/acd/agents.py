@@ -15,6 +15,7 @@ States (``Status``)::
     reserved/ringing --CancelOffer(call)--> available         caller abandoned / offer withdrawn
     on_call    --CallEnded(call, wrap)----> wrap_up (timed) | available
     wrap_up    --WrapUpEnd(now>=deadline)-> available
+    wrap_up    --Dispose(call)------------> available         the disposition ends the wrap-up
     available/not_ready/paused/wrap_up --Pause(r)--> paused(r)
     paused/not_ready/wrap_up --Resume----> available
     any logged-in --Logout----------------> logged_out (deferred to the end of the call if on_call)
@@ -23,6 +24,14 @@ One agent serves many queues with ONE wrap-up: wrap-up is a state of the agent, 
 call that ended (its queue's wrap-up seconds travel in ``CallEnded``); a pause or logout asked for
 while the agent is busy (reserved, ringing, on call) is remembered (``pending``) and applied when
 the work (call and wrap-up) is over, never lost and never skipping the wrap-up.
+
+Dispositions (wrap-up codes): a call whose queue or campaign has codes ends with
+``CallEnded(needs_disposition=True)``; the agent owes one (``disposition_due``) for that call
+(``wrap_call_id``). ``Dispose`` gives it, during the call (``disposed_call``: nothing more is owed
+when it ends), in wrap-up (which it ends), or late for the agent's last call. While one is owed the
+agent cannot ``Resume`` out of wrap-up (``disposition_required``) and a ``Pause`` waits for it;
+when the wrap-up times out, the agent logs out, or the queue has no wrap-up time, the table says
+so with ``DispositionMissing`` (the shell stores the code ``none`` with that reason).
 
 Pairs absent from ``TABLE`` are refused with ``AgentStateError`` (stable ``code``). A wrap-up
 timer that fires late or for an older wrap-up (``WrapUpEnd`` outside wrap-up, or before the
@@ -60,6 +69,11 @@ class AgentState:
     pending_reason: str = ""
     missed: int = 0  # consecutive offers not answered (RONA count)
     calls_handled: int = 0
+    wrap_call_id: str | None = None  # the agent's last call (the one it wraps up or wrapped up)
+    wrap_queue: str | None = None  # that call's queue and campaign (whose codes apply)
+    wrap_campaign: str | None = None
+    disposition_due: bool = False  # a disposition is owed for ``wrap_call_id``
+    disposed_call: str | None = None  # the call a disposition was given for during the call
 
 
 # ------------------------------------------------------------------------------------ events
@@ -124,6 +138,17 @@ class CallEnded:
     call_id: str
     wrap_up_seconds: float = 0.0  # from the queue of the call that ended
     reason: str = "hangup"
+    queue: str | None = None  # the queue the agent took it from
+    campaign: str | None = None  # its campaign (outbound)
+    needs_disposition: bool = False  # its queue or campaign has wrap-up codes
+
+
+@dataclass(frozen=True, slots=True)
+class Dispose:
+    """The agent gave the disposition of ``call_id`` (its current or last call)."""
+
+    call_id: str
+    reason: str = "disposition"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +157,18 @@ class WrapUpEnd:
 
 
 Event = (
-    Login | Logout | Pause | Resume | Reserve | Ring | Answer | NoAnswer | CancelOffer | CallEnded | WrapUpEnd
+    Login
+    | Logout
+    | Pause
+    | Resume
+    | Reserve
+    | Ring
+    | Answer
+    | NoAnswer
+    | CancelOffer
+    | CallEnded
+    | WrapUpEnd
+    | Dispose
 )
 EVENT_TYPES: tuple[type[Event], ...] = (
     Login,
@@ -146,6 +182,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     CancelOffer,
     CallEnded,
     WrapUpEnd,
+    Dispose,
 )
 
 
@@ -190,7 +227,20 @@ class WithdrawOffer:
     reason: str
 
 
-Effect = StateChanged | Deferred | ScheduleWrapUpEnd | WithdrawOffer
+@dataclass(frozen=True, slots=True)
+class DispositionMissing:
+    """The wrap-up of ``call_id`` ended without the disposition it needed: ``reason`` is
+    ``timed_out``, ``logged_out`` or ``no_wrap_up`` (the queue has no wrap-up time)."""
+
+    agent_id: str
+    call_id: str
+    reason: str
+    at: float
+    queue: str | None = None
+    campaign: str | None = None
+
+
+Effect = StateChanged | Deferred | ScheduleWrapUpEnd | WithdrawOffer | DispositionMissing
 Result = tuple[AgentState, list[Effect]]
 Handler = Callable[[AgentState, Any, float], Result]
 
@@ -259,8 +309,26 @@ def _already_in(s: AgentState, ev: Event, now: float) -> Result:
     raise _refuse(s, ev, "already_logged_in", "the agent is logged in")
 
 
+def _missing(s: AgentState, reason: str, now: float) -> list[Effect]:
+    """The disposition owed for the last call, reported missing (nothing if none is owed)."""
+    if not s.disposition_due or s.wrap_call_id is None:
+        return []
+    return [DispositionMissing(s.agent_id, s.wrap_call_id, reason, now, s.wrap_queue, s.wrap_campaign)]
+
+
 def _logout_now(s: AgentState, ev: Logout, now: float) -> Result:
-    return _move(s, Status.LOGGED_OUT, ev.reason, now, wrap_up_until=None, pending=None, pending_reason="")
+    missing = _missing(s, "logged_out", now) if s.status is Status.WRAP_UP else []
+    return _move(
+        s,
+        Status.LOGGED_OUT,
+        ev.reason,
+        now,
+        effects=missing,
+        wrap_up_until=None,
+        pending=None,
+        pending_reason="",
+        disposition_due=s.disposition_due and not missing,
+    )
 
 
 def _logout_offer(s: AgentState, ev: Logout, now: float) -> Result:
@@ -278,6 +346,8 @@ def _defer(s: AgentState, ev: Pause | Logout, now: float) -> Result:
 def _pause(s: AgentState, ev: Pause, now: float) -> Result:
     if not ev.reason:
         raise _refuse(s, ev, "pause_reason_required", "a pause needs a reason code")
+    if s.status is Status.WRAP_UP and s.disposition_due:
+        return _defer(s, ev, now)  # the pause starts once the disposition is given (or missed)
     return _move(s, Status.PAUSED, ev.reason, now, wrap_up_until=None)
 
 
@@ -288,6 +358,10 @@ def _pause_busy(s: AgentState, ev: Pause, now: float) -> Result:
 
 
 def _resume(s: AgentState, ev: Resume, now: float) -> Result:
+    if s.status is Status.WRAP_UP and s.disposition_due:
+        if s.pending is not None:  # withdraw the pause waiting for the disposition
+            return replace(s, pending=None, pending_reason=""), [Deferred(s.agent_id, None, ev.reason, now)]
+        raise _refuse(s, ev, "disposition_required", f"call {s.wrap_call_id} needs a disposition first")
     return _move(s, Status.AVAILABLE, ev.reason, now, wrap_up_until=None, missed=0)
 
 
@@ -337,18 +411,47 @@ def _cancel_offer(s: AgentState, ev: CancelOffer, now: float) -> Result:
 def _call_ended(s: AgentState, ev: CallEnded, now: float) -> Result:
     _same_call(s, ev, ev.call_id)
     handled = s.calls_handled + 1
+    last: dict[str, Any] = {
+        "calls_handled": handled,
+        "wrap_call_id": ev.call_id,
+        "wrap_queue": ev.queue,
+        "wrap_campaign": ev.campaign,
+        "disposition_due": ev.needs_disposition and s.disposed_call != ev.call_id,
+        "disposed_call": None,
+    }
     if ev.wrap_up_seconds > 0:
         until = now + ev.wrap_up_seconds
-        ns, eff = _move(s, Status.WRAP_UP, ev.reason, now, wrap_up_until=until, calls_handled=handled)
+        ns, eff = _move(s, Status.WRAP_UP, ev.reason, now, wrap_up_until=until, **last)
         eff.append(ScheduleWrapUpEnd(s.agent_id, until))
         return ns, eff
-    return _settle(s, ev.reason, now, calls_handled=handled)
+    ended = replace(s, **last)
+    missing = _missing(ended, "no_wrap_up", now)
+    return _settle(ended, ev.reason, now, missing, disposition_due=False)
 
 
 def _wrap_up_end(s: AgentState, ev: WrapUpEnd, now: float) -> Result:
     if s.wrap_up_until is not None and now < s.wrap_up_until:
         return s, []  # an older wrap-up's timer
-    return _settle(s, ev.reason, now, wrap_up_until=None)
+    missing = _missing(s, "timed_out", now)
+    return _settle(s, ev.reason, now, missing, wrap_up_until=None, disposition_due=False)
+
+
+def _dispose_on_call(s: AgentState, ev: Dispose, now: float) -> Result:
+    _same_call(s, ev, ev.call_id)
+    return replace(s, disposed_call=ev.call_id), []
+
+
+def _dispose_wrap_up(s: AgentState, ev: Dispose, now: float) -> Result:
+    if ev.call_id != s.wrap_call_id:
+        raise _refuse(s, ev, "wrong_call", f"the agent wraps up call {s.wrap_call_id!r}, not {ev.call_id!r}")
+    return _settle(s, ev.reason, now, wrap_up_until=None, disposition_due=False)
+
+
+def _dispose_late(s: AgentState, ev: Dispose, now: float) -> Result:
+    """A disposition for the last call after its wrap-up ended (it replaces a missing one)."""
+    if ev.call_id != s.wrap_call_id:
+        raise _refuse(s, ev, "wrong_call", f"call {ev.call_id!r} is not the agent's current or last call")
+    return replace(s, disposition_due=False), []
 
 
 def _stale_timer(s: AgentState, ev: Event, now: float) -> Result:
@@ -413,6 +516,10 @@ TABLE: dict[tuple[Status, type[Event]], Handler] = {
     **{(st, CallEnded): _not_on_call for st in Status if st is not S.ON_CALL},
     (S.WRAP_UP, WrapUpEnd): _wrap_up_end,
     **{(st, WrapUpEnd): _stale_timer for st in Status if st is not S.WRAP_UP},
+    # dispositions
+    (S.ON_CALL, Dispose): _dispose_on_call,
+    (S.WRAP_UP, Dispose): _dispose_wrap_up,
+    **{(st, Dispose): _dispose_late for st in Status if st not in (S.ON_CALL, S.WRAP_UP)},
 }
 
 

@@ -1262,7 +1262,12 @@ def _leg_hung_up(c: Call, leg: Leg, ev: LegHungUp, now: float, s: Setup) -> Resu
     # Counted first, so least_calls sees it when the agent frees (at once if no wrap-up).
     effects += [
         RecordHandled(leg.queue, leg.agent_id, talk + queue.wrapup, talk),
-        AgentEvent(leg.agent_id, ag.CallEnded(c.call_id, wrap_up_seconds=queue.wrapup)),
+        AgentEvent(
+            leg.agent_id,
+            ag.CallEnded(
+                c.call_id, wrap_up_seconds=queue.wrapup, queue=leg.queue, campaign=c.info.campaign_id
+            ),
+        ),
     ]
     if c.leg_id != leg.leg_id or c.status is not CallStatus.CONNECTED:
         return c, effects  # a leg a transfer left behind, or the caller left first

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -35,11 +36,13 @@ import math
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from callcenter.acd import agents as ag
 from callcenter.acd import call_state as cs
 from callcenter.acd import routing as rt
+from callcenter.acd import wrapup
 from callcenter.acd.announcements import announcement_prompt
 from callcenter.acd.pin import PinCheck, PinGuard
 from callcenter.acd.recorder import Recorder
@@ -58,6 +61,7 @@ from callcenter.errors import (
     UnsafeValueError,
 )
 from callcenter.ports import ACDStore, AMILink, QueuedCall, RecordSink, StoredState
+from callcenter.reporting.dispositions import DispositionRecord
 from callcenter.reporting.records import AgentStateChange, CallEvent, EventKind
 
 log = logging.getLogger(__name__)
@@ -156,6 +160,7 @@ class ACD:
         self._unsubscribe: list[Callable[[], None]] = []
         self._pins = PinGuard(lockout_seconds=lockout_seconds)
         self._group_files: dict[str, str] = {}  # call id -> the recording planned for its ring-all group
+        self._last_calls: dict[str, LastCall] = {}  # agent id -> its last call (wrap-up, screen pop)
         self.ready = asyncio.Event()  # set once run() has subscribed and rebuilt
         self.stats = {"offers": 0, "answered": 0, "rona": 0, "abandoned": 0, "transfers": 0}
 
@@ -472,6 +477,77 @@ class ACD:
     def call_of_agent(self, agent_id: str) -> str | None:
         return self.agents[agent_id].call_id if agent_id in self.agents else None
 
+    # ================================================================== dispositions, screen pop
+    async def dispose(
+        self,
+        agent_id: str,
+        code: str | None,
+        notes: str | None = None,
+        *,
+        call_id: str | None = None,
+        by: str,
+    ) -> tuple[ag.AgentState, DispositionRecord]:
+        """The disposition of the agent's current call, or of its last one (which ends its wrap-up):
+        ``code`` one of the codes of that call's queue or campaign (``DispositionError``), ``notes``
+        cleaned (``wrapup.clean_notes``). ``call_id``, if given, must be that call (``wrong_call``).
+        The record goes to the call log; the agent's new state is returned."""
+        state = self.agent_state(agent_id)
+        current = self._calls.get(state.call_id or "") if state.status is ag.Status.ON_CALL else None
+        queue: str | None
+        if current is not None:
+            target, queue, campaign = current.call_id, current.queue, current.info.campaign_id
+        elif state.wrap_call_id is not None:
+            target, queue, campaign = state.wrap_call_id, state.wrap_queue, state.wrap_campaign
+        else:
+            raise DomainError(f"agent {agent_id} has no call to give a disposition for", code="no_call")
+        if call_id is not None and call_id != target:
+            raise DomainError(
+                f"call {call_id!r} is not agent {agent_id}'s current or last call", code="wrong_call"
+            )
+        chosen = wrapup.choose(self.config.disposition_codes(queue, campaign), code)
+        now = self.clock.now()
+        new = self._agent_event(agent_id, ag.Dispose(target), now)
+        record = DispositionRecord(
+            target,
+            agent_id,
+            now,
+            queue=queue,
+            campaign_id=campaign,
+            code=chosen.code if chosen else None,
+            label=chosen.label if chosen else None,
+            notes=wrapup.clean_notes(notes),
+            outcome="given",
+            given_by=by,
+        )
+        self.sink.submit(record)
+        return new, record
+
+    def agent_call(self, agent_id: str) -> AgentCall | None:
+        """What the agent's screen shows of its call: the one offered to it or that it is on, else
+        the last one it handled (wrap-up); None if it has had none since the controller started."""
+        state = self.agent_state(agent_id)
+        c = self._calls.get(state.call_id or "")
+        if c is not None and c.agent_id == agent_id:
+            stage = "offered" if state.status in (ag.Status.RESERVED, ag.Status.RINGING) else "connected"
+            return AgentCall(c.info, c.queue, stage, c.queued_at, c.answered_at, None)
+        last = self._last_calls.get(agent_id)
+        if last is None or last.info.call_id != state.wrap_call_id:
+            return None
+        stage = "wrap_up" if state.status is ag.Status.WRAP_UP else "ended"
+        return AgentCall(last.info, last.queue, stage, last.queued_at, last.answered_at, last.ended_at)
+
+    def _call_ended(self, e: cs.AgentEvent, ev: ag.CallEnded, now: float) -> cs.AgentEvent:
+        """An agent's call ended: remember it for its screen, and whether a disposition is owed."""
+        c = self._calls.get(ev.call_id) or next(
+            (x for x in self._closing.values() if x.call_id == ev.call_id), None
+        )
+        if c is not None:
+            leg = next((x for x in c.legs if x.agent_id == e.agent_id), None)
+            answered = leg.answered_at if leg is not None else c.answered_at
+            self._last_calls[e.agent_id] = LastCall(c.info, ev.queue or c.queue, c.queued_at, answered, now)
+        needs = bool(self.config.disposition_codes(ev.queue, ev.campaign))
+        return cs.AgentEvent(e.agent_id, dataclasses.replace(ev, needs_disposition=needs), strict=e.strict)
+
     def _get_call(self, call_id: str) -> cs.Call:
         c = self._calls.get(call_id)
         if c is None:
@@ -500,6 +576,19 @@ class ACD:
                 self._call_event(eff.call_id, cs.OfferWithdrawn(agent_id), now)
             elif isinstance(eff, ag.Deferred):
                 log.info("agent %s: %s deferred (%s)", agent_id, eff.request, eff.reason)
+            elif isinstance(eff, ag.DispositionMissing):
+                self.sink.submit(
+                    DispositionRecord(
+                        eff.call_id,
+                        agent_id,
+                        now,
+                        queue=eff.queue,
+                        campaign_id=eff.campaign,
+                        code=cm.NO_DISPOSITION,
+                        outcome=eff.reason,
+                        given_by="system",
+                    )
+                )
         self._sync_router(agent_id, old, new, now)
         return new
 
@@ -632,6 +721,8 @@ class ACD:
             elif isinstance(e, cs.Count):
                 self.stats[e.stat] += 1
             elif isinstance(e, cs.AgentEvent):
+                if isinstance(e.event, ag.CallEnded):
+                    e = self._call_ended(e, e.event, now)
                 if e.strict:
                     self._agent_event(e.agent_id, e.event, now)
                 else:
@@ -1024,6 +1115,27 @@ class ACD:
                 agent_id, now, ag.Status.ON_CALL.value, "restart", queue=queue_id, call_id=call_id
             )
         )
+
+
+@dataclass(frozen=True, slots=True)
+class LastCall:
+    info: QueuedCall
+    queue: str
+    queued_at: float
+    answered_at: float | None
+    ended_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCall:
+    """An agent's call as its screen shows it: ``stage`` offered / connected / wrap_up / ended."""
+
+    info: QueuedCall
+    queue: str
+    stage: str
+    queued_at: float
+    answered_at: float | None
+    ended_at: float | None
 
 
 def _subject(e: _Action) -> str:

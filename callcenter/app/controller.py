@@ -25,9 +25,11 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from callcenter.acd import desktop as acd_desktop
 from callcenter.acd import features as acd_features
 from callcenter.acd import http as acd_http
 from callcenter.acd import service as acd_mod
+from callcenter.acd.agent_feed import AgentFeed
 from callcenter.acd.recorder import Recorder
 from callcenter.app.plugins import Plugin, PluginFactory
 from callcenter.asterisk import names
@@ -44,6 +46,7 @@ from callcenter.store import reports
 from callcenter.store.acd import PgACDStore
 from callcenter.store.audit import PgAudit
 from callcenter.store.customers import CustomerDirectory
+from callcenter.store.dispositions import PgCallHistory
 from callcenter.store.users import PgUsers
 from callcenter.store.writer import CallLogWriter
 from callcenter.web.http import HTTPServer, Router, closing, json_response, trusted_hosts_for
@@ -145,10 +148,12 @@ class Controller:
         self.recorder = Recorder.from_config(self.ami, self.writer, clock, config.recording)
         self.recorder_dir = rec_dir
         self.pool: Any = None
+        # The ACD's records pass through the agents' live feed (the agent desktop) to the writer.
+        self.agent_feed = AgentFeed(self.writer)
         self.acd = acd_mod.ACD(
             config,
             self.ami,
-            self.writer,
+            self.agent_feed,
             clock,
             recorder=self.recorder,
             store=PgACDStore(dsn),
@@ -364,6 +369,14 @@ class Controller:
         self.router.add("GET", "/wallboard/events", wallboard_events, stream=True)
         self.router.add("GET", "/", wallboard)
         acd_http.register_routes(self.router, self.acd)
+        self.desktop = acd_desktop.Desktop(
+            self.acd,
+            self.clock,
+            history=PgCallHistory(self.pool) if self.pool is not None else None,
+            customers=CustomerDirectory(self.pool) if self.pool is not None else None,
+        )
+        acd_desktop.register_routes(self.router, self.desktop)
+        self.agent_feed.register(self.router, lambda: self.acd.config)
         if self.pool is not None:
             # People's sessions run on wall time, also when the demo's clock runs faster.
             self.sessions = BrowserSessions(PgUsers(self.pool), RealClock())

@@ -45,14 +45,16 @@ from callcenter.errors import CallcenterError, ConfigError
 from callcenter.outbound import service as ds
 from callcenter.outbound.dialer import CampaignState
 from callcenter.outbound.runtime import runtime_from_config
+from callcenter.reporting.dispositions import shares
 from callcenter.reporting.erlang import agents_needed
-from callcenter.reporting.html import ReportData, Table, render_report
+from callcenter.reporting.html import ReportData, Table, disposition_tables, render_report
 from callcenter.reporting.kpi import KpiSettings
 from callcenter.sim.population import Population
 from callcenter.sim.server import SimulatedPBX
 from callcenter.store import run_report, users
 from callcenter.store.campaigns import CampaignStore
 from callcenter.store.database import database
+from callcenter.store.dispositions import disposition_counts
 from callcenter.store.reports import ReportQuery, queue_report
 from callcenter.store.spool import private_dir, write_private
 from callcenter.web.auth import hash_password
@@ -201,6 +203,7 @@ async def supervise(controller: Controller, clock: Clock, duration: float) -> No
 
 
 DEMO_ADMIN = "demo-admin"
+DEMO_AGENT = "demo-agent"
 
 
 async def demo_admin(conn: Any) -> tuple[str, str]:
@@ -212,6 +215,25 @@ async def demo_admin(conn: Any) -> tuple[str, str]:
     except CallcenterError:
         await users.add_user(conn, DEMO_ADMIN, "admin", hash_password(password))
     return password, await users.issue_token(conn, DEMO_ADMIN)
+
+
+async def demo_agent(conn: Any, config: cm.Config) -> tuple[str, str, str] | None:
+    """The demo's agent user, bound to the center's first agent (made on first use), with a new
+    password for this run: (user, password, agent id); None if the center has no agents."""
+    agent_id = next(iter(config.agents), None)
+    if agent_id is None:
+        return None
+    password = secrets.token_urlsafe(12)
+    name = DEMO_AGENT
+    try:
+        user = await users.get_user(conn, name)
+        if user.agent_id != agent_id:  # made for another center's agent: one of its own for this
+            name = f"{DEMO_AGENT}-{agent_id}"
+            user = await users.get_user(conn, name)
+        await users.set_password(conn, name, hash_password(password))
+    except CallcenterError:
+        await users.add_user(conn, name, "agent", hash_password(password), agent_id=agent_id)
+    return name, password, agent_id
 
 
 def _http(text: str) -> tuple[str, int]:
@@ -230,6 +252,7 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
     try:
         latest = await run_report.latest_activity(conn)
         password, token = await demo_admin(conn)
+        desk_login = await demo_agent(conn, config)
     finally:
         await conn.close()
     conf_dir = run_dir / "asterisk"
@@ -302,6 +325,13 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
                 f"run: CALLCENTER_TOKEN={token} callcenter agent --api {api} status",
                 flush=True,
             )
+            if desk_login is not None:
+                user, desk_password, agent_id = desk_login
+                print(
+                    f"demo: agent desktop {api}/agent (sign in at {api}/login as {user} / {desk_password}: "
+                    f"agent {agent_id}, {config.agents[agent_id].name})",
+                    flush=True,
+                )
         view = LiveView(
             lambda: controller.snapshot(duration=duration),
             title=f"callcenter demo ({config.center.name})",
@@ -371,6 +401,7 @@ async def _report(
         no_disp = await run_report.calls_without_disposition(conn, start)
         waits = await run_report.queue_waits(conn, start, end)
         states = await run_report.state_changes(conn, start, end)
+        dispositions = shares(await disposition_counts(conn, start, end))
     finally:
         await conn.close()
     keep = (
@@ -437,7 +468,13 @@ async def _report(
         for row in advice:
             t.add_row(*[str(c) for c in row])
         Console(width=120).print(t)
-    path = _html(config, run_dir, per15, day, waits, states, advice, t0, args)
+    if dispositions:
+        write_table(
+            [r for r in dispositions if r["dimension"] != "agent"],
+            "table",
+            title="Dispositions (wrap-up codes)",
+        )
+    path = _html(config, run_dir, per15, day, waits, states, advice, t0, args, dispositions=dispositions)
     print(f"demo: HTML report written to {path}", flush=True)
 
 
@@ -451,6 +488,8 @@ def _html(
     advice: list[list[object]],
     t0: float,
     args: argparse.Namespace,
+    *,
+    dispositions: list[dict[str, Any]] | None = None,
 ) -> Path:
     labels = sorted({str(r["interval"]) for r in per15})
     short = [lbl[11:16] if len(lbl) >= 16 else lbl for lbl in labels]
@@ -510,6 +549,7 @@ def _html(
                 ["queue", "interval", "calls", "AHT s", "agents", "SL", "ASA s"],
                 advice,
             ),
+            *disposition_tables(dispositions or []),
         ],
         notes=["Service level: answered within the queue's target over offered (abandons count)."],
     )

@@ -1,6 +1,6 @@
 """Composition root: ``callcenter report``, the call center's numbers from the call log.
 
-    callcenter report [--by queue|agent] [--format table|csv|json] [--from WHEN] [--to WHEN]
+    callcenter report [--by queue|agent|disposition] [--format table|csv|json] [--from WHEN] [--to WHEN]
                       [--queue Q ...] [--agent A ...] [--interval 15|30|60|day] [--tz ZONE]
                       [--sl-target SECONDS] [--queue-target QUEUE=SECONDS ...]
                       [--sl-variant offered|answered|no_short|abandon_ok]
@@ -8,6 +8,8 @@
 
 ``WHEN`` is an ISO date or date-time; without a zone it is read in ``--tz`` (default UTC). The
 default window is today, local midnight to now. KPI definitions: ``callcenter.reporting.kpi``.
+``--by disposition``: calls per wrap-up code, per queue, campaign and agent, of the dispositions
+given in the window (``none``: the wrap-up ended without one), with each code's share of its group.
 """
 
 from __future__ import annotations
@@ -27,17 +29,24 @@ from rich.console import Console
 from rich.table import Table
 
 from callcenter.errors import ConfigError
+from callcenter.reporting.dispositions import shares
 from callcenter.reporting.kpi import KpiSettings, SLVariant
 from callcenter.store.database import database
+from callcenter.store.dispositions import disposition_counts
 from callcenter.store.migrate import migrate
 from callcenter.store.reports import INTERVALS, ReportQuery, agent_report, queue_report
 
-RATIOS = ("service_level", "abandon_rate", "occupancy", "fcr")
+RATIOS = ("service_level", "abandon_rate", "occupancy", "fcr", "share")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("report", help="queue and agent KPIs per interval from the call log")
-    p.add_argument("--by", choices=("queue", "agent"), default="queue", help="rows per queue or per agent")
+    p.add_argument(
+        "--by",
+        choices=("queue", "agent", "disposition"),
+        default="queue",
+        help="rows per queue, per agent, or per wrap-up code (queue, campaign and agent)",
+    )
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("--from", dest="start", help="start (ISO date or date-time; default: today 00:00)")
     p.add_argument("--to", dest="end", help="end, exclusive (default: now)")
@@ -119,6 +128,10 @@ async def fetch_report(dsn: str, q: ReportQuery, *, by: str, now: dt.datetime) -
     conn = await asyncpg.connect(dsn, timeout=30)
     try:
         await migrate(conn)
+        if by == "disposition":
+            async with asyncio.timeout(600):
+                counts = await disposition_counts(conn, q.start, q.end, queues=q.queues, agents=q.agents)
+            return shares(counts)
         fn = agent_report if by == "agent" else queue_report
         async with asyncio.timeout(600):
             return await fn(conn, q, now=now)
@@ -155,7 +168,9 @@ def write(rows: list[dict[str, Any]], fmt: str, *, title: str, out: Any = None) 
     for col in columns:
         table.add_column(
             col.replace("_seconds", "_s"),
-            justify="left" if col in ("interval", "queue", "agent") else "right",
+            justify="left"
+            if col in ("interval", "queue", "agent", "dimension", "name", "code", "label")
+            else "right",
         )
     for r in rows:
         table.add_row(*[_cell(c, r[c]) for c in columns])
@@ -167,6 +182,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     q = build_query(args, now=now)
     with database(Path(args.run_dir), echo=False) as dsn:
         rows = asyncio.run(fetch_report(dsn, q, by=args.by, now=now))
-    title = f"{args.by} report {q.start.isoformat()} .. {q.end.isoformat()} every {args.interval}"
+    every = "" if args.by == "disposition" else f" every {args.interval}"
+    title = f"{args.by} report {q.start.isoformat()} .. {q.end.isoformat()}{every}"
     write(rows, args.format, title=title)
     return 0

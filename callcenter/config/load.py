@@ -1518,6 +1518,7 @@ def read_queue(r: Reader, qid: str, node: yaml.Node, path: Path_) -> m.Queue | N
         "mailbox", lambda n, p: r.text(n, p, pattern=DIGITS_RE, expected="a mailbox number"), None
     )
     cid = mr.get("caller_id", lambda n, p: _e164(r, n, p), None)
+    codes = _disposition_list(r, mr, path)
     mr.finish()
     if skills is None:
         return None
@@ -1545,6 +1546,7 @@ def read_queue(r: Reader, qid: str, node: yaml.Node, path: Path_) -> m.Queue | N
         relaxation=tuple(relax),
         mailbox=mailbox,
         caller_id=cid,
+        dispositions=codes,
     )
 
 
@@ -1665,6 +1667,43 @@ def read_pause_reason(r: Reader, code: str, node: yaml.Node, path: Path_) -> m.P
     return m.PauseReason(
         code=code, name=_opt(name, code), digits=digits, paid=_opt(paid, False), max_minutes=mx
     )
+
+
+def read_disposition(r: Reader, code: str, node: yaml.Node, path: Path_) -> m.DispositionCode | None:
+    """A wrap-up code: ``sale: Sale made`` or ``sale: {label: Sale made}``."""
+    if code == m.NO_DISPOSITION:
+        r.bad(node, path, f"{code!r} is reserved (what a wrap-up that ended without a disposition stores)")
+        return None
+    if isinstance(node, yaml.MappingNode):
+        mr = r.mapping(node, path, "a disposition {label:}")
+        if mr is None:  # pragma: no cover - a mapping node always reads
+            return None
+        label = mr.get("label", r.note, expected="the label agents choose")
+        mr.finish()
+    else:
+        label = r.note(node, path)
+    return None if label is None else m.DispositionCode(code, label)
+
+
+def _disposition_list(r: Reader, mr: MapReader, path: Path_) -> tuple[str, ...]:
+    """A queue's or campaign's ``dispositions: [code, ...]`` (each code once; unknown codes are
+    found by the cross-checks)."""
+    node = mr.node_of("dispositions")
+    if node is None:
+        return ()
+    dp = (*path, "dispositions")
+    seen: dict[str, m.Where] = {}
+    for i, item in enumerate(r.seq(node, dp, "a list of disposition codes") or []):
+        ip = (*dp, str(i))
+        code = r.ident(item, ip)
+        if code is None:
+            continue
+        if code in seen:
+            r.bad(item, ip, f"disposition {code!r} is listed twice (first at {seen[code]})")
+            continue
+        seen[code] = r.where(item)
+        r.record(item, ip)
+    return tuple(seen)
 
 
 def read_recording(r: Reader, node: yaml.Node, path: Path_) -> m.Recording | None:
@@ -1896,6 +1935,7 @@ def read_campaign(r: Reader, cid: str, node: yaml.Node, path: Path_) -> m.Campai
     ratio = mr.get("max_ratio", lambda n, p: r.number(n, p, 1, 10), 3.0)
     ring = mr.get("ring_timeout", lambda n, p: r.number(n, p, 5, 120), 25.0)
     enabled = mr.get("enabled", r.boolean, True)
+    codes = _disposition_list(r, mr, path)
     mr.finish()
     if amd_action == m.AMDAction.MESSAGE and amd_msg is None and amd_action is not None:
         r.problems.add(
@@ -1929,6 +1969,7 @@ def read_campaign(r: Reader, cid: str, node: yaml.Node, path: Path_) -> m.Campai
         max_ratio=_opt(ratio, 3.0),
         ring_timeout=_opt(ring, 25.0),
         enabled=_opt(enabled, True),
+        dispositions=codes,
     )
 
 
@@ -1985,7 +2026,16 @@ SINGLE_SECTIONS: Final = (
     "security",
     "dialout",
 )
-MAP_SECTIONS: Final = ("trunks", "flows", "queues", "music", "mailboxes", "campaigns", "pause_reasons")
+MAP_SECTIONS: Final = (
+    "trunks",
+    "flows",
+    "queues",
+    "music",
+    "mailboxes",
+    "campaigns",
+    "pause_reasons",
+    "dispositions",
+)
 LIST_SECTIONS: Final = ("numbers", "skills", "agents", "supervisors")
 ALL_SECTIONS: Final = SINGLE_SECTIONS + MAP_SECTIONS + LIST_SECTIONS
 
@@ -1997,6 +2047,7 @@ _MAP_READERS: Final[dict[str, Callable[[Reader, str, yaml.Node, Path_], Any]]] =
     "mailboxes": read_mailbox,
     "campaigns": read_campaign,
     "pause_reasons": read_pause_reason,
+    "dispositions": read_disposition,
 }
 # Campaign ids become dialplan extension names, where Asterisk ignores "-": no dashes there.
 _MAP_KEY_RE: Final = {"mailboxes": DIGITS_RE, "campaigns": re.compile(r"[a-z][a-z0-9_]{0,63}")}
@@ -2124,6 +2175,7 @@ def load(
         agents=_by_id(lists["agents"], "agents", problems),
         supervisors=_by_id(lists["supervisors"], "supervisors", problems),
         pause_reasons=m.frozen_map({k: v for k, v in maps["pause_reasons"].items() if v is not None}),
+        dispositions=m.frozen_map({k: v for k, v in maps["dispositions"].items() if v is not None}),
         recording=singles.get("recording") or m.Recording(),
         feature_codes=singles.get("feature_codes") or m.FeatureCodes(),
         security=singles.get("security") or m.Security(),

@@ -27,7 +27,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Final, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -580,6 +580,7 @@ class Queue:
     relaxation: tuple[Relaxation, ...] = ()
     mailbox: str | None = None  # the queue's voicemail box
     caller_id: str | None = None  # shown on the agent's phone instead of the caller's
+    dispositions: tuple[str, ...] = ()  # wrap-up codes an agent chooses from (``Config.dispositions``)
 
 
 @dataclass(frozen=True)
@@ -617,6 +618,18 @@ class PauseReason:
     digits: str
     paid: bool = False
     max_minutes: int | None = None
+
+
+@dataclass(frozen=True)
+class DispositionCode:
+    """A wrap-up code: ``code`` is its id (stored with the call), ``label`` what agents read."""
+
+    code: str
+    label: str
+
+
+#: The code stored when a wrap-up ended without the disposition its call needed (never configurable).
+NO_DISPOSITION: Final = "none"
 
 
 @dataclass(frozen=True)
@@ -812,6 +825,7 @@ class Campaign:
     max_ratio: float = 3.0  # predictive: at most this many lines per free agent
     ring_timeout: float = 25.0
     enabled: bool = True
+    dispositions: tuple[str, ...] = ()  # wrap-up codes of its calls (``Config.dispositions``)
 
 
 # =============================================================================== the whole
@@ -830,6 +844,7 @@ class Config:
     agents: Mapping[str, Agent] = field(default_factory=lambda: frozen_map({}))
     supervisors: Mapping[str, Supervisor] = field(default_factory=lambda: frozen_map({}))
     pause_reasons: Mapping[str, PauseReason] = field(default_factory=lambda: frozen_map({}))
+    dispositions: Mapping[str, DispositionCode] = field(default_factory=lambda: frozen_map({}))
     recording: Recording = Recording()
     feature_codes: FeatureCodes = FeatureCodes()
     security: Security = Security()
@@ -866,6 +881,19 @@ class Config:
 
     def queues_of(self, agent: Agent) -> tuple[str, ...]:
         return tuple(q.id for q in self.queues.values() if self.agent_serves(agent, q))
+
+    def disposition_codes(
+        self, queue: str | None, campaign: str | None = None
+    ) -> tuple[DispositionCode, ...]:
+        """The wrap-up codes of a call: its campaign's if it has any, else its queue's (empty: no
+        disposition is asked for)."""
+        ids: tuple[str, ...] = ()
+        camp = self.campaigns.get(campaign or "")
+        if camp is not None and camp.dispositions:
+            ids = camp.dispositions
+        elif (q := self.queues.get(queue or "")) is not None:
+            ids = q.dispositions
+        return tuple(self.dispositions[c] for c in ids if c in self.dispositions)
 
     def pause_reason_by_digits(self, digits: str) -> PauseReason | None:
         for r in self.pause_reasons.values():

@@ -229,6 +229,23 @@ def _check(c: m.Config, check_prompts: bool, broken: frozenset[tuple[str, str]])
             yield Problem(f"unknown trunk {camp.trunk!r} ({_expected(c.trunks)})", (*p, "trunk"))
         yield from prompt(camp.amd_message, (*p, "amd_message"))
         yield from prompt(camp.identification_prompt, (*p, "identification_prompt"))
+        yield from _check_dispositions(c, camp.dispositions, p, missing)
+    for q in c.queues.values():
+        yield from _check_dispositions(c, q.dispositions, ("queues", q.id), missing)
+
+
+def _check_dispositions(
+    c: m.Config,
+    codes: tuple[str, ...],
+    path: tuple[str, ...],
+    missing: Callable[[str, str | None, Mapping[str, object]], bool],
+) -> Iterator[Problem]:
+    """Every wrap-up code a queue or campaign lists is one of the ``dispositions`` section's."""
+    for i, code in enumerate(codes):
+        if missing("dispositions", code, c.dispositions):
+            yield Problem(
+                f"unknown disposition {code!r} ({_expected(c.dispositions)})", (*path, "dispositions", str(i))
+            )
 
 
 def _check_flow(

@@ -154,6 +154,12 @@ class IvrService:
             self.stats.active -= 1
 
 
+def _caller_name(raw: str) -> str | None:
+    """The caller ID name as the agent's screen shows it (cleaned, capped; None when unknown)."""
+    name = caller_text(raw).strip()
+    return None if name.lower() in ("", "unknown", "anonymous") else name
+
+
 def _dialed(env: Mapping[str, str]) -> str:
     for key in ("agi_arg_1", "agi_extension", "agi_dnid"):
         value = caller_text(env.get(key, "")).strip()
@@ -460,6 +466,8 @@ class _CallRun(AgiChannel):
             data=data,
             uniqueid=self.uniqueid or None,
             redirect_to_hold=False,  # the dialplan goes to cc-hold when the AGI ends
+            caller_name=_caller_name(self.env.get("agi_calleridname", "")),
+            did=state.call.dialed or None,
         )
         async with asyncio.timeout(self.settings.handoff_timeout):
             await self.svc.distributor.enqueue(call)

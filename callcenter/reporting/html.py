@@ -263,3 +263,31 @@ def render_report(data: ReportData) -> str:
         + (f"<ul>{notes}</ul>" if notes else "")
         + "</body></html>\n"
     )
+
+
+# ------------------------------------------------------------------------------------ dispositions
+def disposition_tables(rows: Sequence[Mapping[str, object]]) -> list[Table]:
+    """The report's dispositions section: one table per dimension (queue, campaign, agent), each
+    code's calls and share of its group (rows of ``callcenter.reporting.dispositions.shares``)."""
+    titles = {
+        "queue": "Dispositions by queue",
+        "campaign": "Dispositions by campaign",
+        "agent": "Dispositions by agent",
+    }
+    out: list[Table] = []
+    for dimension, title in titles.items():
+        mine = [r for r in rows if r.get("dimension") == dimension]
+        if not mine:
+            continue
+        body = [
+            [
+                str(r.get("name", "")),
+                str(r.get("code", "")),
+                str(r.get("label") or ("(none given)" if r.get("code") == "none" else "")),
+                int(str(r.get("calls", 0))),
+                f"{float(str(r.get('share', 0.0))) * 100:.0f}%",
+            ]
+            for r in mine
+        ]
+        out.append(Table(title, [dimension, "code", "label", "calls", "share"], body))
+    return out

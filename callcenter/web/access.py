@@ -66,6 +66,17 @@ RULES: Final[Mapping[tuple[str, str], Scope]] = {
     ("agent", "call.control"): Scope.OWN_AGENT,
     ("supervisor", "call.control"): Scope.OWN_QUEUES,
     ("admin", "call.control"): Scope.ANY,
+    # the agent desktop: an agent's state, call, screen pop and the center's choices it needs
+    ("agent", "agent.desk"): Scope.OWN_AGENT,
+    ("supervisor", "agent.desk"): Scope.OWN_QUEUES,
+    ("admin", "agent.desk"): Scope.ANY,
+    # the disposition (wrap-up code) of a call, given by its agent (or fixed by a supervisor)
+    ("agent", "call.disposition"): Scope.OWN_AGENT,
+    ("supervisor", "call.disposition"): Scope.OWN_QUEUES,
+    ("admin", "call.disposition"): Scope.ANY,
+    # reports (a supervisor's are limited to its queues by the route)
+    ("supervisor", "reports.view"): Scope.ANY,
+    ("admin", "reports.view"): Scope.ANY,
     # listen, whisper, barge
     ("supervisor", "monitor.view"): Scope.ANY,
     ("admin", "monitor.view"): Scope.ANY,

@@ -16,6 +16,8 @@ from callcenter.acd.agents import (
     CallEnded,
     CancelOffer,
     Deferred,
+    Dispose,
+    DispositionMissing,
     Event,
     Login,
     Logout,
@@ -42,7 +44,7 @@ def in_state(status: Status) -> AgentState:
     if status in (S.RESERVED, S.RINGING, S.ON_CALL):
         return replace(base, call_id=CALL)
     if status is S.WRAP_UP:
-        return replace(base, wrap_up_until=50.0)
+        return replace(base, wrap_up_until=50.0, wrap_call_id=CALL)
     if status is S.PAUSED:
         return replace(base, reason="lunch")
     return base
@@ -60,6 +62,7 @@ SAMPLES: dict[type[Event], Event] = {
     CancelOffer: CancelOffer(CALL),
     CallEnded: CallEnded(CALL, wrap_up_seconds=30),
     WrapUpEnd: WrapUpEnd(),
+    Dispose: Dispose(CALL),
 }
 
 # state -> event -> expected new status, "same" (no-op / deferred) or the refusal code.
@@ -67,42 +70,42 @@ EXPECTED: dict[Status, dict[type[Event], str]] = {
     S.LOGGED_OUT: {
         Login: "available", Logout: "!not_logged_in", Pause: "!not_logged_in", Resume: "!not_logged_in",
         Reserve: "!not_available", Ring: "!no_offer", Answer: "!no_offer", NoAnswer: "!no_offer",
-        CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "same",
+        CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "same", Dispose: "!wrong_call",
     },
     S.AVAILABLE: {
         Login: "!already_logged_in", Logout: "logged_out", Pause: "paused", Resume: "!not_paused",
         Reserve: "reserved", Ring: "!no_offer", Answer: "!no_offer", NoAnswer: "!no_offer",
-        CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "same",
+        CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "same", Dispose: "!wrong_call",
     },
     S.RESERVED: {
         Login: "!already_logged_in", Logout: "logged_out", Pause: "same", Resume: "!not_paused",
         Reserve: "!not_available", Ring: "ringing", Answer: "on_call", NoAnswer: "not_ready",
-        CancelOffer: "available", CallEnded: "!not_on_call", WrapUpEnd: "same",
+        CancelOffer: "available", CallEnded: "!not_on_call", WrapUpEnd: "same", Dispose: "!wrong_call",
     },
     S.RINGING: {
         Login: "!already_logged_in", Logout: "logged_out", Pause: "same", Resume: "!not_paused",
         Reserve: "!not_available", Ring: "!no_offer", Answer: "on_call", NoAnswer: "not_ready",
-        CancelOffer: "available", CallEnded: "!not_on_call", WrapUpEnd: "same",
+        CancelOffer: "available", CallEnded: "!not_on_call", WrapUpEnd: "same", Dispose: "!wrong_call",
     },
     S.ON_CALL: {
         Login: "!already_logged_in", Logout: "same", Pause: "same", Resume: "!not_paused",
         Reserve: "!not_available", Ring: "!no_offer", Answer: "!no_offer", NoAnswer: "!no_offer",
-        CancelOffer: "!no_offer", CallEnded: "wrap_up", WrapUpEnd: "same",
+        CancelOffer: "!no_offer", CallEnded: "wrap_up", WrapUpEnd: "same", Dispose: "same",
     },
     S.WRAP_UP: {
         Login: "!already_logged_in", Logout: "logged_out", Pause: "paused", Resume: "available",
         Reserve: "!not_available", Ring: "!no_offer", Answer: "!no_offer", NoAnswer: "!no_offer",
-        CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "available",
+        CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "available", Dispose: "available",
     },
     S.PAUSED: {
         Login: "!already_logged_in", Logout: "logged_out", Pause: "paused", Resume: "available",
         Reserve: "!not_available", Ring: "!no_offer", Answer: "!no_offer", NoAnswer: "!no_offer",
-        CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "same",
+        CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "same", Dispose: "!wrong_call",
     },
     S.NOT_READY: {
         Login: "!already_logged_in", Logout: "logged_out", Pause: "paused", Resume: "available",
         Reserve: "!not_available", Ring: "!no_offer", Answer: "!no_offer", NoAnswer: "!no_offer",
-        CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "same",
+        CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "same", Dispose: "!wrong_call",
     },
 }  # fmt: skip
 
@@ -218,8 +221,11 @@ events = st.one_of(
     st.builds(Answer, st.sampled_from(["a", "b"])),
     st.builds(NoAnswer, st.sampled_from(["a", "b"]), max_missed=st.integers(1, 3)),
     st.builds(CancelOffer, st.sampled_from(["a", "b"])),
-    st.builds(CallEnded, st.sampled_from(["a", "b"]), st.sampled_from([0.0, 5.0])),
+    st.builds(
+        CallEnded, st.sampled_from(["a", "b"]), st.sampled_from([0.0, 5.0]), needs_disposition=st.booleans()
+    ),
     st.just(WrapUpEnd()),
+    st.builds(Dispose, st.sampled_from(["a", "b"])),
 )
 
 
@@ -245,4 +251,12 @@ def test_random_walks_keep_the_invariants(walk: list[tuple[Event, float]]) -> No
             assert len(changed) == 1 and changed[0].reason
         if new.status is S.LOGGED_OUT:
             assert new.pending is None
+        # A disposition is owed only during the wrap-up of the agent's last call; once that
+        # wrap-up ends without it, the table says so exactly once.
+        if new.disposition_due:
+            assert new.status is S.WRAP_UP and new.wrap_call_id is not None
+        missing = [e for e in effects if isinstance(e, DispositionMissing)]
+        assert len(missing) == (
+            1 if s.disposition_due and not new.disposition_due and not isinstance(ev, Dispose) else 0
+        )
         s = new

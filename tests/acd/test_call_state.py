@@ -340,7 +340,9 @@ def test_caller_hangs_up_while_talking_the_agent_leg_is_followed_to_its_end() ->
     assert cs.RecordingEnded("c1") in effects
     c, effects = step(c, cs.LegHungUp("L1", 16), T0 + 66)
     assert c.legs == ()
-    assert [e.event for e in of(effects, cs.AgentEvent)] == [ag.CallEnded("c1", wrap_up_seconds=15.0)]
+    assert [e.event for e in of(effects, cs.AgentEvent)] == [
+        ag.CallEnded("c1", wrap_up_seconds=15.0, queue="sales")
+    ]
     assert of(effects, cs.RecordHandled) == [cs.RecordHandled("sales", "a1", 61 + 15, 61)]
 
 
