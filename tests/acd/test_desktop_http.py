@@ -4,6 +4,7 @@ screen pop with the caller's data masked; the page and its assets served."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -13,15 +14,26 @@ from typing import Any
 import pytest
 
 from callcenter.acd import agents as ag
+from callcenter.acd.agent_feed import AgentFeed
 from callcenter.acd.desktop import Desktop, register_routes
 from callcenter.acd.http import register_routes as register_acd
 from callcenter.config.model import Config
 from callcenter.reporting.dispositions import DispositionRecord
+from callcenter.reporting.records import AgentStateChange
 from callcenter.web.access import Principal
 from callcenter.web.auth import AuditEntry
 from callcenter.web.http import HTTPServer, Router
 from tests.centers import example
-from tests.fakes import AcdRig, TokenTable, acd_rig, bearer, http_exchange, http_request, http_split
+from tests.fakes import (
+    AcdRig,
+    RecordSink,
+    TokenTable,
+    acd_rig,
+    bearer,
+    http_exchange,
+    http_request,
+    http_split,
+)
 
 TOKENS = {
     "t-1001": Principal("alice", "agent", agent_id="1001"),
@@ -242,3 +254,45 @@ async def test_the_page_its_assets_and_the_disposition_report(site: Site) -> Non
     ]
     status, body = await site.send("GET", "/api/reports/dispositions?from=yesterday", "t-root")
     assert (status, body["error"]["code"]) == (422, "bad_query")
+
+
+async def test_the_live_feed_streams_an_agents_own_changes_only(config: Config) -> None:
+    sink = RecordSink()
+    feed = AgentFeed(sink, keepalive=0.2)
+    router = Router()
+    feed.register(router, lambda: config)
+    server = HTTPServer(router, authenticator=TokenTable(dict(TOKENS)))
+    await server.start()
+    try:
+        for token, path, status in (
+            (None, "/api/agents/1001/events", 401),
+            ("t-1001", "/api/agents/1002/events", 403),
+            ("t-lee", "/api/agents/1001/events", 403),  # 1001 serves no billing queue
+        ):
+            head = bearer(token) if token else ""
+            got, _ = http_split(await http_exchange(server.port, http_request(path, b"", "GET", head)))
+            assert got == status, (token, path)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(http_request("/api/agents/1001/events", b"", "GET", bearer("t-1001")))
+        await writer.drain()
+        seen = b""
+        async with asyncio.timeout(10):
+            while b": connected" not in seen:
+                seen += await reader.read(4096)
+            assert b"text/event-stream" in seen and feed.streams("1001") == 1
+            feed.submit(AgentStateChange("1002", 5.0, "on_call", "answered", queue="sales", call_id="x"))
+            feed.submit(AgentStateChange("1001", 6.0, "on_call", "answered", queue="sales", call_id="c1"))
+            feed.submit(DispositionRecord("c1", "1001", 7.0, code="sale"))
+            while seen.count(b"event: agent") < 2 or b": keepalive" not in seen:
+                seen += await reader.read(4096)
+        events = [json.loads(line[6:]) for line in seen.decode().splitlines() if line.startswith("data: ")]
+        assert [(e["agent_id"], e["kind"], e.get("status"), e.get("code")) for e in events] == [
+            ("1001", "state", "on_call", None),
+            ("1001", "disposition", None, "sale"),
+        ]
+        assert len(sink.records) == 3  # every record still reaches the writer
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        await server.close()
+    assert feed.streams("1001") == 0

@@ -62,6 +62,12 @@ def test_short_demo_report_matches_the_call_log(db_dsn: str, tmp_path: Path) -> 
     assert html and Path(html.group(1)).is_file()
     page = Path(html.group(1)).read_text()
     assert page.count("<svg") == 4
+    # The agent desktop's address and a login for the demo's agent; the simulated agents give no
+    # disposition, so their wrap-ups time out and the report counts them as "none".
+    assert re.search(
+        r"agent desktop http://127\.0\.0\.1:\d+/agent \(sign in at \S+ as demo-agent / \S+", out
+    ), out
+    assert "Dispositions by queue" in page and "(none given)" in page
     # The printed report agrees with the call log in the database.
     rows, total, undisposed = asyncio.run(_call_log(db_dsn))
     assert total == placed and undisposed == 0

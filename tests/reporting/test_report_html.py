@@ -48,3 +48,27 @@ def test_charts_handle_empty_and_zero_data() -> None:
     assert "no data" in histogram("waits", [])
     svg = bar_chart("zero", ["a"], {"x": [0.0]})
     assert svg.startswith("<svg") and svg.endswith("</svg>")
+
+
+def test_the_dispositions_section_has_a_table_per_dimension() -> None:
+    from callcenter.reporting.dispositions import shares
+    from callcenter.reporting.html import ReportData, disposition_tables, render_report
+
+    rows = shares(
+        [
+            {"dimension": "agent", "name": "1001", "code": "sale", "label": "Sale made", "calls": 2},
+            {"dimension": "queue", "name": "sales", "code": "sale", "label": "Sale made", "calls": 2},
+            {"dimension": "queue", "name": "sales", "code": "none", "label": "", "calls": 1},
+            {"dimension": "queue", "name": "sales", "code": "<b>", "label": "<script>", "calls": 1},
+        ]
+    )
+    tables = disposition_tables(rows)
+    assert [t.title for t in tables] == ["Dispositions by queue", "Dispositions by agent"]
+    assert [list(r) for r in tables[0].rows] == [
+        ["sales", "sale", "Sale made", 2, "50%"],
+        ["sales", "<b>", "<script>", 1, "25%"],
+        ["sales", "none", "(none given)", 1, "25%"],
+    ]
+    page = render_report(ReportData(title="t", tables=tables))
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert disposition_tables([]) == []
