@@ -49,7 +49,7 @@ from callcenter.store.customers import CustomerDirectory
 from callcenter.store.users import PgUsers
 from callcenter.store.writer import CallLogWriter
 from callcenter.web.feed import FeedStreams
-from callcenter.web.http import HTTPServer, Router, json_response, trusted_hosts_for
+from callcenter.web.http import HTTPServer, Router, json_response, principal, trusted_hosts_for
 from callcenter.web.pages import page, register_pages
 from callcenter.web.session import BrowserSessions
 
@@ -188,7 +188,7 @@ class Controller:
             store=PgACDStore(dsn),
         )
         self.acd.on_change = self._on_change
-        self.feed = FeedStreams(self.hub, clock=self.feed_clock, initial=self.feed_initial)
+        self.feed = FeedStreams(self.hub, clock=self.feed_clock, initial=self.feed_initial, stamp=clock.now)
         self.ivr: IvrService | None = None
         self.dialer: Any = None
         self.monitor: Any = None
@@ -227,6 +227,7 @@ class Controller:
             queues.append(
                 QueueView(
                     name=qid,
+                    label=q.name,
                     waiting=waiting,
                     longest_wait=longest,
                     offered=c.offered,
@@ -266,6 +267,8 @@ class Controller:
             calls_active=len(snap["calls"]) + (stats.active if stats else 0),
             calls_total=stats.started if stats else 0,
             monitoring=len(self.monitor.sessions) if self.monitor is not None else 0,
+            timezone=self.config.center.timezone,
+            center=self.config.center.name,
         )
 
     def _ewt(self, queue: str) -> float | None:
@@ -486,10 +489,37 @@ class Controller:
                 headers={"Cache-Control": "no-store"},
             )
 
+        async def console(req: web.Request) -> web.StreamResponse:
+            """What the supervisor console needs besides the stream: pause reasons, the queues
+            and campaigns the user may act on."""
+            who = principal(req)
+            mine = (lambda q: True) if who is None or who.role == "admin" else who.queues.__contains__
+            return json_response(
+                {
+                    "pause_reasons": [
+                        {"code": r.code, "name": r.name} for r in self.config.pause_reasons.values()
+                    ],
+                    "queues": [
+                        {"id": q.id, "name": q.name} for q in self.config.queues.values() if mine(q.id)
+                    ],
+                    "campaigns": [
+                        {"id": c.id, "queue": c.queue, "mode": str(c.mode)}
+                        for c in self.config.campaigns.values()
+                        if mine(c.queue)
+                    ],
+                    "agents": {
+                        a.id: {"name": a.name, "queues": list(self.config.queues_of(a))}
+                        for a in self.config.agents.values()
+                        if any(mine(q) for q in self.config.queues_of(a))
+                    },
+                }
+            )
+
         # The wallboard page, its stream and /metrics carry aggregate counts only (no caller data):
         # a wall screen and a Prometheus scraper read them without a token.
         self.router.add("GET", "/api/status", status, action="status.view")
         self.router.add("GET", "/metrics", metrics)
+        self.router.add("GET", "/api/console", console, action="agents.view")
         self.router.add("GET", "/", wallboard)
         self.router.add("GET", "/wallboard", wallboard)
         self.feed.register(self.router)

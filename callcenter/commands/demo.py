@@ -214,6 +214,31 @@ async def demo_admin(conn: Any) -> tuple[str, str]:
     return password, await users.issue_token(conn, DEMO_ADMIN)
 
 
+DEMO_SUPERVISOR = "demo-supervisor"
+
+
+async def demo_supervisor(conn: Any, config: cm.Config) -> tuple[str, str] | None:
+    """The demo's supervisor user (made on first use, a new password each run), bound to the
+    example center's first supervisor and its queues: (its id, the password); None without one."""
+    sup = next(iter(config.supervisors.values()), None) if config.supervisors else None
+    if sup is None:
+        return None
+    password = secrets.token_urlsafe(12)
+    try:
+        await users.get_user(conn, DEMO_SUPERVISOR)
+        await users.set_password(conn, DEMO_SUPERVISOR, hash_password(password))
+    except CallcenterError:
+        await users.add_user(
+            conn,
+            DEMO_SUPERVISOR,
+            "supervisor",
+            hash_password(password),
+            queues=sorted(sup.queues),
+            agent_id=sup.id,
+        )
+    return sup.id, password
+
+
 def _http(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host or "127.0.0.1", int(port or 0)
@@ -230,6 +255,7 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
     try:
         latest = await run_report.latest_activity(conn)
         password, token = await demo_admin(conn)
+        supervisor = await demo_supervisor(conn, config)
     finally:
         await conn.close()
     conf_dir = run_dir / "asterisk"
@@ -302,6 +328,14 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
                 f"run: CALLCENTER_TOKEN={token} callcenter agent --api {api} status",
                 flush=True,
             )
+            print(f"demo: wallboard (no sign-in) {api}/wallboard", flush=True)
+            if supervisor is not None:
+                sup_id, sup_password = supervisor
+                print(
+                    f"demo: supervisor console {api}/supervisor: sign in as {DEMO_SUPERVISOR} / "
+                    f"{sup_password} (supervisor {sup_id}, phone PIN {DEMO_PINS.get(sup_id, '?')})",
+                    flush=True,
+                )
         view = LiveView(
             lambda: controller.snapshot(duration=duration),
             title=f"callcenter demo ({config.center.name})",

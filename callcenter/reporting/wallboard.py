@@ -32,6 +32,7 @@ class QueueView:
     agents: Mapping[str, int] = field(default_factory=dict)  # its agents by state
     levels: Mapping[str, str] = field(default_factory=dict)  # metric -> ok | amber | red
     limits: Mapping[str, float | None] = field(default_factory=dict)  # the thresholds applied
+    label: str = ""  # the queue's name as people know it
 
     @property
     def asa(self) -> float | None:
@@ -82,6 +83,8 @@ class Snapshot:
     calls_active: int = 0
     calls_total: int = 0
     monitoring: int = 0
+    timezone: str = "UTC"  # the center's, for its clock and its day
+    center: str = ""  # the center's name
 
     @property
     def progress(self) -> float | None:

@@ -80,6 +80,9 @@ RULES: Final[Mapping[tuple[str, str], Scope]] = {
     ("supervisor", "campaign.view"): Scope.ANY,
     ("admin", "campaign.view"): Scope.ANY,
     ("admin", "campaign.control"): Scope.ANY,
+    # pause and resume a campaign (a supervisor: one whose queue is its own)
+    ("supervisor", "campaign.pause"): Scope.OWN_QUEUES,
+    ("admin", "campaign.pause"): Scope.ANY,
     ("agent", "campaign.preview"): Scope.OWN_AGENT,
     ("admin", "campaign.preview"): Scope.ANY,
     # the center itself

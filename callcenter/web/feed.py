@@ -9,7 +9,7 @@
     GET /api/events           any signed-in user: an agent its own agent and calls, a supervisor its
                               queues, an admin everything (the agent desktop reads this one)
 
-Each push is one SSE message ``data: {"at": <server UNIX time>, "changes": [<change>, ...]}``
+Each push is one SSE message ``data: {"at": <controller's time>, "changes": [<change>, ...]}``
 (a change is ``Change.to_dict()``). The first push carries the current picture (``initial()``:
 the snapshot and every agent's state, filtered); later pushes come at most every ``min_interval``
 wall seconds with whatever changed meanwhile (coalesced by the hub), and an empty push every
@@ -73,6 +73,7 @@ class FeedStreams:
         *,
         clock: Clock,
         initial: Callable[[], list[feed.Change]] = list,
+        stamp: Callable[[], float] | None = None,
         min_interval: float = 0.5,
         heartbeat: float = 5.0,
         write_timeout: float = 10.0,
@@ -80,6 +81,7 @@ class FeedStreams:
         self.hub = hub
         self.clock = clock
         self.initial = initial
+        self.stamp = stamp or clock.now
         self.min_interval = min_interval
         self.heartbeat = heartbeat
         self.write_timeout = write_timeout
@@ -131,7 +133,7 @@ class FeedStreams:
         return resp
 
     async def _write(self, resp: web.StreamResponse, changes: list[feed.Change]) -> None:
-        data = encode(self.clock.now(), changes)
+        data = encode(self.stamp(), changes)
         await asyncio.wait_for(resp.write(data), self.write_timeout)
         self.pushes += 1
         self.bytes += len(data)
