@@ -4,8 +4,8 @@ and the disposition report.
 Routes (an agent sees and acts on itself only, a supervisor on its queues' agents, an admin on any;
 ``callcenter.web.access``)::
 
-    GET  /agent                              the agent desktop (static page, signs in via /login)
-    GET  /agent/{asset}                      its script and style sheet (agent.js, agent.css)
+    GET  /agent                              the agent desktop (its script and style sheet are
+                                             ``/static/agent.js`` and ``agent.css``: web.pages)
     GET  /api/agents/{agent_id}/desk         state, choices (pause reasons, transfer targets) + call
     GET  /api/agents/{agent_id}/call         the screen pop of the offered / current / last call
     POST /api/agents/{agent_id}/disposition  {"code", "notes", "call_id"}: its current or last call
@@ -50,10 +50,6 @@ DISPOSITION = Schema(
     )
 )
 CALL_DISPOSITION = Schema(DISPOSITION.fields[:2])
-ASSETS: Mapping[str, str] = {
-    "agent.js": "text/javascript",
-    "agent.css": "text/css",
-}
 LOOKUP_TIMEOUT = 2.0
 RECENT_CALLS = 5
 
@@ -290,14 +286,12 @@ def register_routes(router: Router, desktop: Desktop) -> None:
         return who.name if who is not None else "api"
 
     async def agent_page(req: web.Request) -> web.StreamResponse:
-        return web.Response(body=page("agent.html"), content_type="text/html", charset="utf-8")
-
-    async def asset(req: web.Request) -> web.StreamResponse:
-        name = req.match_info["asset"]
-        kind = ASSETS.get(name)
-        if kind is None:
-            raise HTTPError(404, "not_found", f"no {name!r} here")
-        return web.Response(body=page(name), content_type=kind, charset="utf-8")
+        return web.Response(
+            body=page("agent.html"),
+            content_type="text/html",
+            charset="utf-8",
+            headers={"Cache-Control": "no-store"},
+        )
 
     async def desk(req: web.Request) -> web.StreamResponse:
         agent_id = req.match_info["agent_id"]
@@ -354,7 +348,6 @@ def register_routes(router: Router, desktop: Desktop) -> None:
 
     state = "agent.desk"
     router.add("GET", "/agent", agent_page)
-    router.add("GET", "/agent/{asset}", asset)
     router.add("GET", "/api/agents/{agent_id}/desk", desk, action=state, target=of_agent)
     router.add("GET", "/api/agents/{agent_id}/call", call, action=state, target=of_agent)
     router.add(

@@ -236,6 +236,31 @@ async def demo_agent(conn: Any, config: cm.Config) -> tuple[str, str, str] | Non
     return name, password, agent_id
 
 
+DEMO_SUPERVISOR = "demo-supervisor"
+
+
+async def demo_supervisor(conn: Any, config: cm.Config) -> tuple[str, str] | None:
+    """The demo's supervisor user (made on first use, a new password each run), bound to the
+    example center's first supervisor and its queues: (its id, the password); None without one."""
+    sup = next(iter(config.supervisors.values()), None) if config.supervisors else None
+    if sup is None:
+        return None
+    password = secrets.token_urlsafe(12)
+    try:
+        await users.get_user(conn, DEMO_SUPERVISOR)
+        await users.set_password(conn, DEMO_SUPERVISOR, hash_password(password))
+    except CallcenterError:
+        await users.add_user(
+            conn,
+            DEMO_SUPERVISOR,
+            "supervisor",
+            hash_password(password),
+            queues=sorted(sup.queues),
+            agent_id=sup.id,
+        )
+    return sup.id, password
+
+
 def _http(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host or "127.0.0.1", int(port or 0)
@@ -253,6 +278,7 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
         latest = await run_report.latest_activity(conn)
         password, token = await demo_admin(conn)
         desk_login = await demo_agent(conn, config)
+        supervisor = await demo_supervisor(conn, config)
     finally:
         await conn.close()
     conf_dir = run_dir / "asterisk"
@@ -325,6 +351,14 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
                 f"run: CALLCENTER_TOKEN={token} callcenter agent --api {api} status",
                 flush=True,
             )
+            print(f"demo: wallboard (no sign-in) {api}/wallboard", flush=True)
+            if supervisor is not None:
+                sup_id, sup_password = supervisor
+                print(
+                    f"demo: supervisor console {api}/supervisor: sign in as {DEMO_SUPERVISOR} / "
+                    f"{sup_password} (supervisor {sup_id}, phone PIN {DEMO_PINS.get(sup_id, '?')})",
+                    flush=True,
+                )
             if desk_login is not None:
                 user, desk_password, agent_id = desk_login
                 print(

@@ -4,7 +4,6 @@ screen pop with the caller's data masked; the page and its assets served."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -14,19 +13,17 @@ from typing import Any
 import pytest
 
 from callcenter.acd import agents as ag
-from callcenter.acd.agent_feed import AgentFeed
 from callcenter.acd.desktop import Desktop, register_routes
 from callcenter.acd.http import register_routes as register_acd
 from callcenter.config.model import Config
 from callcenter.reporting.dispositions import DispositionRecord
-from callcenter.reporting.records import AgentStateChange
 from callcenter.web.access import Principal
 from callcenter.web.auth import AuditEntry
 from callcenter.web.http import HTTPServer, Router
+from callcenter.web.pages import register_pages
 from tests.centers import example
 from tests.fakes import (
     AcdRig,
-    RecordSink,
     TokenTable,
     acd_rig,
     bearer,
@@ -103,6 +100,7 @@ async def site(config: Config, tmp_path: Path) -> AsyncIterator[Site]:
         router = Router()
         register_acd(router, rig.acd)
         register_routes(router, Desktop(rig.acd, rig.clock, history=History()))
+        register_pages(router)
         audit = Audit()
         server = HTTPServer(router, authenticator=TokenTable(dict(TOKENS)), audit=audit)
         await server.start()
@@ -237,13 +235,11 @@ async def test_the_screen_pop_shows_the_call_with_card_digits_masked(site: Site)
 
 async def test_the_page_its_assets_and_the_disposition_report(site: Site) -> None:
     status, body = await site.send("GET", "/agent")
-    assert status == 200 and 'src="/agent/agent.js"' in body["raw"]
-    status, body = await site.send("GET", "/agent/agent.js")
-    assert status == 200 and "EventSource" in body["raw"]
-    status, body = await site.send("GET", "/agent/agent.css")
+    assert status == 200 and 'src="/static/agent.js"' in body["raw"] and "/static/agent.css" in body["raw"]
+    status, body = await site.send("GET", "/static/agent.js")
+    assert status == 200 and 'new EventSource("/api/events")' in body["raw"]
+    status, body = await site.send("GET", "/static/agent.css")
     assert status == 200
-    status, body = await site.send("GET", "/agent/..%2Fhttp.py")
-    assert status == 404
     status, body = await site.send("GET", "/api/reports/dispositions", "t-1001")
     assert status == 403
     status, body = await site.send("GET", "/api/reports/dispositions?from=2026-12-01T00:00:00", "t-root")
@@ -254,45 +250,3 @@ async def test_the_page_its_assets_and_the_disposition_report(site: Site) -> Non
     ]
     status, body = await site.send("GET", "/api/reports/dispositions?from=yesterday", "t-root")
     assert (status, body["error"]["code"]) == (422, "bad_query")
-
-
-async def test_the_live_feed_streams_an_agents_own_changes_only(config: Config) -> None:
-    sink = RecordSink()
-    feed = AgentFeed(sink, keepalive=0.2)
-    router = Router()
-    feed.register(router, lambda: config)
-    server = HTTPServer(router, authenticator=TokenTable(dict(TOKENS)))
-    await server.start()
-    try:
-        for token, path, status in (
-            (None, "/api/agents/1001/events", 401),
-            ("t-1001", "/api/agents/1002/events", 403),
-            ("t-lee", "/api/agents/1001/events", 403),  # 1001 serves no billing queue
-        ):
-            head = bearer(token) if token else ""
-            got, _ = http_split(await http_exchange(server.port, http_request(path, b"", "GET", head)))
-            assert got == status, (token, path)
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(http_request("/api/agents/1001/events", b"", "GET", bearer("t-1001")))
-        await writer.drain()
-        seen = b""
-        async with asyncio.timeout(10):
-            while b": connected" not in seen:
-                seen += await reader.read(4096)
-            assert b"text/event-stream" in seen and feed.streams("1001") == 1
-            feed.submit(AgentStateChange("1002", 5.0, "on_call", "answered", queue="sales", call_id="x"))
-            feed.submit(AgentStateChange("1001", 6.0, "on_call", "answered", queue="sales", call_id="c1"))
-            feed.submit(DispositionRecord("c1", "1001", 7.0, code="sale"))
-            while seen.count(b"event: agent") < 2 or b": keepalive" not in seen:
-                seen += await reader.read(4096)
-        events = [json.loads(line[6:]) for line in seen.decode().splitlines() if line.startswith("data: ")]
-        assert [(e["agent_id"], e["kind"], e.get("status"), e.get("code")) for e in events] == [
-            ("1001", "state", "on_call", None),
-            ("1001", "disposition", None, "sale"),
-        ]
-        assert len(sink.records) == 3  # every record still reaches the writer
-        writer.close()
-        await writer.wait_closed()
-    finally:
-        await server.close()
-    assert feed.streams("1001") == 0

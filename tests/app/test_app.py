@@ -103,7 +103,7 @@ async def test_the_controller_serves_calls_api_wallboard_and_metrics(running: Ru
     assert "callcenter_ami_connected 1" in text
     assert 'callcenter_queue_calls{kind="answered",queue="' in text
     status, body = await http_get(port, "/")
-    assert status == 200 and b"EventSource" in body
+    assert status == 200 and b"/static/wallboard.js" in body and b"{{INITIAL}}" not in body
     status, body = await http_get(port, "/api/nope")
     assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
     # The wallboard stream sends snapshots as server-sent events.

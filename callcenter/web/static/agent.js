@@ -1,6 +1,6 @@
 // The agent desk: signs in through /login (session cookie + CSRF token), shows the agent's
-// state and call, and acts through the API. Live: a server-sent event stream of this agent's
-// changes; each event refreshes the desk. Nothing polls; the clock only ticks the timers shown.
+// state and call, and acts through the API. Live: the event hub's stream (this agent's state and
+// calls); a change reloads the desk. Nothing polls; the clock only ticks the timers shown.
 
 const $ = (id) => document.getElementById(id);
 const STATUS_NAMES = {
@@ -99,18 +99,22 @@ $("signout").addEventListener("click", async () => {
 });
 
 // ---------------------------------------------------------------------------- live updates
-function eventsUrl(agentId) {
-  return `/api/agents/${encodeURIComponent(agentId)}/events`;
-}
+// The controller's event hub (GET /api/events): an agent receives its own agent's state and its own
+// calls' changes (plus the center's aggregate snapshot, which the desk does not show). Each push
+// that touches this agent or its calls reloads the desk; heartbeats and snapshots do not.
+const MINE = (c) => c.kind === "agent.state" || c.kind.startsWith("call.");
 
 function listen() {
   if (events) events.close();
-  events = new EventSource(eventsUrl(session.agent_id));
+  events = new EventSource("/api/events");
   const live = $("live");
-  events.onopen = () => { live.textContent = "live"; live.dataset.ok = "1"; refresh(); };
+  events.onopen = () => { live.textContent = "live"; live.dataset.ok = "1"; };
   events.onerror = () => { live.textContent = "reconnecting"; live.dataset.ok = "0"; };
-  events.onmessage = () => refresh();
-  events.addEventListener("agent", () => refresh());
+  events.onmessage = (e) => {
+    let push;
+    try { push = JSON.parse(e.data); } catch (err) { return; }
+    if ((push.changes || []).some(MINE)) refresh();
+  };
 }
 
 // One refresh at a time; events that arrive meanwhile ask for one more.
