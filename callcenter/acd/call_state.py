@@ -619,6 +619,48 @@ def enqueue(info: QueuedCall, now: float, setup: Setup) -> Result:
     return call, effects
 
 
+def schedule_callback(info: QueuedCall, at: float, now: float, *, of: str) -> Result:
+    """A callback an agent scheduled for the customer of call ``of``: a new call with no caller
+    channel (``info.caller_number`` is the number to dial) that waits, as a callback that was not
+    reached does, until ``at``; then it joins its queue's line (its place: ``at``), an agent is
+    rung first and the number dialled from the agent's leg; not reached, it is tried again."""
+    number = info.caller_number or ""
+    call = Call(
+        info,
+        info.queue,
+        CallStatus.CALLBACK_PENDING,
+        queued_at=at,
+        callback_number=number,
+        caller_gone=True,
+    )
+    effects: list[Effect] = [
+        Log(
+            CallRecord(
+                info.call_id,
+                now,
+                direction=Direction.OUTBOUND,
+                started_at=now,
+                queue=info.queue,
+                caller_number=number,
+                language=info.language,
+                priority=info.priority,
+                callback_of=of,
+            )
+        ),
+        Log(
+            CallEvent(
+                info.call_id,
+                now,
+                EventKind.CALLBACK_REQUEST,
+                queue=info.queue,
+                detail={"number": number, "at": at, "scheduled_by_agent": True},
+            )
+        ),
+        StartTimer(TimerKind.CALLBACK_RETRY, info.call_id, at),
+    ]
+    return call, effects
+
+
 def restore_waiting(info: QueuedCall, queue: str, arrived: float) -> Call:
     """A caller found holding after a restart (feed ``HoldReady(arrived_at=arrived)`` next)."""
     return Call(info, queue, queued_at=arrived)

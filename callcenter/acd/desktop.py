@@ -10,6 +10,7 @@ Routes (an agent sees and acts on itself only, a supervisor on its queues' agent
     GET  /api/agents/{agent_id}/call         the screen pop of the offered / current / last call
     POST /api/agents/{agent_id}/disposition  {"code", "notes", "call_id"}: its current or last call
     POST /api/calls/{call_id}/disposition    {"code", "notes"}: by the agent who has or had it
+    POST /api/calls/{call_id}/callback       {"minutes", "number"}: call the customer back then
     GET  /api/reports/dispositions?from=&to=&queue=&agent=   calls per code (UNIX seconds)
 
 The screen pop joins what the ACD holds of the call (caller, queue, wait, the data the IVR
@@ -50,6 +51,12 @@ DISPOSITION = Schema(
     )
 )
 CALL_DISPOSITION = Schema(DISPOSITION.fields[:2])
+CALLBACK = Schema(
+    (
+        Field("minutes", "number", required=True, minimum=1, maximum=30 * 24 * 60),
+        Field("number", max_length=32),
+    )
+)
 LOOKUP_TIMEOUT = 2.0
 RECENT_CALLS = 5
 
@@ -328,6 +335,12 @@ def register_routes(router: Router, desktop: Desktop) -> None:
             raise HTTPError(404, "unknown_call", f"no agent has or had call {call_id!r}")
         return await dispose(holder.agent_id, body(req), call_id, by(req))
 
+    async def callback(req: web.Request) -> web.StreamResponse:
+        b = body(req)
+        at = desktop.clock.now() + float(b["minutes"]) * 60.0
+        new_id = await acd.schedule_callback(req.match_info["call_id"], b.get("number"), at, by=by(req))
+        return json_response({"callback_call_id": new_id, "at": at})
+
     async def report(req: web.Request) -> web.StreamResponse:
         if desktop.history is None:
             raise HTTPError(503, "store_unavailable", "the call log is not connected")
@@ -364,6 +377,14 @@ def register_routes(router: Router, desktop: Desktop) -> None:
         call_disposition,
         schema=CALL_DISPOSITION,
         action="call.disposition",
+        target=of_call,
+    )
+    router.add(
+        "POST",
+        "/api/calls/{call_id}/callback",
+        callback,
+        schema=CALLBACK,
+        action="call.control",
         target=of_call,
     )
     router.add("GET", "/api/reports/dispositions", report, action="reports.view")

@@ -402,6 +402,51 @@ class ACD:
         number = self._dial_out(call_id, number, cm.DialPurpose.CALLBACK)
         self._call_event(call_id, cs.AcceptCallback(number), self.clock.now())
 
+    async def schedule_callback(self, call_id: str, number: str | None, at: float, *, by: str) -> str:
+        """A callback to the customer of ``call_id`` (the agent's current or last call) at ``at``:
+        ``number`` (default: the caller's) passes the dial-out policy; when its time comes it
+        waits in that call's queue like a caller's callback (``cs.schedule_callback``). Returns
+        the new call's id."""
+        orig = self._calls.get(call_id) or next(
+            (c for c in self._closing.values() if c.call_id == call_id), None
+        )
+        info = orig.info if orig is not None else None
+        queue = orig.queue if orig is not None else None
+        if orig is None:
+            last = next((x for x in self._last_calls.values() if x.info.call_id == call_id), None)
+            if last is None:
+                raise DomainError(f"no call {call_id!r} to call back", code="unknown_call")
+            info, queue = last.info, last.queue
+        assert info is not None and queue is not None  # noqa: S101 - set on every path above
+        raw = number or info.caller_number or ""
+        if not raw:
+            raise DomainError(f"call {call_id} has no number to call back", code="no_number")
+        _check(raw, "callback number", SAFE_NUMBER)
+        now = self.clock.now()
+        if not now < at <= now + 30 * 86400:
+            raise DomainError("a callback is scheduled within the next 30 days", code="bad_time")
+        if queue not in self.config.queues:
+            raise DomainError(f"no queue {queue!r}", code="unknown_queue")
+        dial = self._dial_out(call_id, raw, cm.DialPurpose.CALLBACK)
+        new_id = f"{call_id[:80]}-cb{next(self._seq)}"
+        cb = QueuedCall(
+            new_id,
+            f"callback/{new_id}",  # no caller channel: never one the PBX reports
+            queue,
+            skills=info.skills,
+            priority=info.priority,
+            language=info.language,
+            caller_number=dial,
+            data=info.data,
+            redirect_to_hold=False,
+            caller_name=info.caller_name,
+        )
+        c, effects = cs.schedule_callback(cb, at, now, of=call_id)
+        self._commit(new_id, None, c)
+        self._carry(effects, now)
+        log.info("call %s: callback %s scheduled by %s for %s", call_id, new_id, by, at)
+        return new_id
+
     async def transfer_to_queue(self, call_id: str, queue_id: str, *, priority: int | None = None) -> None:
         """Blind transfer by the agent to a queue: the caller returns to hold (its data kept),
         the agent's leg ends and the agent wraps up; the call waits in ``queue_id``."""

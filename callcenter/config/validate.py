@@ -241,10 +241,10 @@ def _check_dispositions(
     missing: Callable[[str, str | None, Mapping[str, object]], bool],
 ) -> Iterator[Problem]:
     """Every wrap-up code a queue or campaign lists is one of the ``dispositions`` section's."""
-    for i, code in enumerate(codes):
+    for code in codes:
         if missing("dispositions", code, c.dispositions):
             yield Problem(
-                f"unknown disposition {code!r} ({_expected(c.dispositions)})", (*path, "dispositions", str(i))
+                f"unknown disposition {code!r} ({_expected(c.dispositions)})", (*path, "dispositions")
             )
 
 

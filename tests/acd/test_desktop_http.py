@@ -15,6 +15,7 @@ import pytest
 from callcenter.acd import agents as ag
 from callcenter.acd.desktop import Desktop, register_routes
 from callcenter.acd.http import register_routes as register_acd
+from callcenter.asterisk import names
 from callcenter.config.model import Config
 from callcenter.reporting.dispositions import DispositionRecord
 from callcenter.web.access import Principal
@@ -250,3 +251,42 @@ async def test_the_page_its_assets_and_the_disposition_report(site: Site) -> Non
     ]
     status, body = await site.send("GET", "/api/reports/dispositions?from=yesterday", "t-root")
     assert (status, body["error"]["code"]) == (422, "bad_query")
+
+
+async def test_an_agent_schedules_a_callback_to_its_customer(site: Site) -> None:
+    rig = site.rig
+    await handled(rig, "1001", "c1")
+    status, body = await site.send("POST", "/api/calls/c1/callback", "t-1002", {"minutes": 60})
+    assert (status, body["error"]["code"]) == (403, "forbidden")
+    status, body = await site.send("POST", "/api/calls/c1/callback", "t-1001", {"minutes": 0})
+    assert (status, body["error"]["code"]) == (422, "out_of_range")
+    # the caller's own number (+1 555...) is not a dialable one: the dial-out policy says so
+    status, body = await site.send("POST", "/api/calls/c1/callback", "t-1001", {"minutes": 60})
+    assert (status, body["error"]["code"]) == (403, "dial_out_refused")
+    status, body = await site.send(
+        "POST", "/api/calls/c1/callback", "t-1001", {"minutes": 60, "number": "+19005550100"}
+    )
+    assert (status, body["error"]["code"]) == (403, "dial_out_refused")
+    status, body = await site.send(
+        "POST", "/api/calls/c1/callback", "t-1001", {"minutes": 60, "number": "+12125550100"}
+    )
+    assert status == 200, body
+    new_id = body["callback_call_id"]
+    assert new_id.startswith("c1-cb") and body["at"] == rig.clock.now() + 3600
+    assert rig.acd.call_state(new_id) == "retry"
+    (scheduled,) = [r for r in rig.sink.calls() if r.call_id == new_id]
+    assert (scheduled.callback_of, scheduled.direction, scheduled.caller_number) == (
+        "c1",
+        "outbound",
+        "+12125550100",
+    )
+    status, body = await site.send("POST", "/api/agents/1001/disposition", "t-1001", {"code": "follow_up"})
+    assert status == 200 and body["state"]["status"] == "available"
+    originated = len(rig.ami.actions("Originate"))
+    await rig.advance(3590)
+    assert len(rig.ami.actions("Originate")) == originated  # not before its time
+    await rig.advance(20)
+    o = rig.ami.last_originate()
+    assert len(rig.ami.actions("Originate")) == originated + 1
+    assert o["Context"] == names.CTX_TRANSFER and f"{names.VAR_TRANSFER_TARGET}=+12125550100" in o["Variable"]
+    assert rig.acd.agent_state("1001").status in (ag.Status.RESERVED, ag.Status.RINGING)

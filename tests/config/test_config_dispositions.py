@@ -53,7 +53,9 @@ def test_unknown_repeated_and_reserved_codes_are_refused_where_they_are(tmp_path
         " (first at base.yaml:10)" in found
     )
     assert any(
-        p.startswith("base.yaml:10: queues.sales.dispositions.") and "unknown disposition 'bogus'" in p
+        p.startswith(
+            "base.yaml:10: queues.sales.dispositions: unknown disposition 'bogus' (expected one of: sale,"
+        )
         for p in found
     ), found
     assert any("extra.yaml:4: dispositions.none: 'none' is reserved" in p for p in found), found

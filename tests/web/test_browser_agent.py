@@ -163,6 +163,11 @@ def drive(d: Desk, place_call: Callable[[], None]) -> dict[str, Any]:
         wait.until(ec.text_to_be_present_in_element((By.ID, "state-name"), "Wrap-up"))
         seen["ready_disabled_in_wrap_up"] = not driver.find_element(By.ID, "ready").is_enabled()
         seen["codes"] = [o.text for o in Select(driver.find_element(By.ID, "disposition-code")).options]
+        # The customer wants a call tomorrow: the number is the caller's, prefilled.
+        seen["callback_number"] = driver.find_element(By.ID, "callback-number").get_attribute("value")
+        Select(driver.find_element(By.ID, "callback-in")).select_by_visible_text("1 day")
+        driver.find_element(By.ID, "callback-go").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "message"), "Callback scheduled"))
         driver.find_element(By.ID, "disposition-save").click()  # nothing chosen: refused
         wait.until(ec.text_to_be_present_in_element((By.ID, "message"), "choose a disposition"))
         Select(driver.find_element(By.ID, "disposition-code")).select_by_visible_text("Sale made")
@@ -210,7 +215,10 @@ async def test_an_agent_takes_a_call_from_screen_pop_to_disposition(desk: Desk, 
     assert seen["codes"][1:] == [
         "Sale made", "Quote sent, no sale yet", "Not interested", "Needs a follow-up", "Wrong number",
     ]  # fmt: skip
+    assert seen["callback_number"] == CALLER
     call_id = seen["call_id"]
+    callbacks = [c for c in desk.controller.acd.snapshot()["calls"] if c.startswith(f"{call_id}-cb")]
+    assert len(callbacks) == 1 and desk.controller.acd.call_state(callbacks[0]) == "retry"
 
     # The disposition lands in the call log (the writer flushes on its own; bounded wait)...
     conn = await asyncpg.connect(db_dsn)

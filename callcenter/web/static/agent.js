@@ -67,9 +67,13 @@ function showSignin() {
 
 async function start(s) {
   session = s;
-  if (!s.agent_id) {
+  if (s.role !== "agent" || !s.agent_id) {
     showSignin();
-    $("signin-error").textContent = `${s.user} is not bound to an agent (role ${s.role})`;
+    session = s;  // signed in, but this desk is an agent's: say where to go instead
+    $("signout").hidden = false;
+    $("signin-error").textContent = s.role === "agent"
+      ? `${s.user} is not bound to an agent`
+      : `${s.user} is a ${s.role}: the agent desk is for agents (supervisors: /supervisor)`;
     return;
   }
   $("signin").hidden = true;
@@ -202,6 +206,7 @@ function render() {
   if (!connected) pciPaused = false;
   $("pci").textContent = pciPaused ? "Resume recording" : "Pause recording (card data)";
   renderTransferTargets();
+  renderCallback(call);
   renderWrap(call, st);
   renderPreview();
 }
@@ -267,13 +272,23 @@ function renderCall(call) {
 
 function renderTransferTargets() {
   const kind = $("transfer-kind").value;
-  setOptions($("transfer-agent"), desk.transfer.agents.map((a) => [a.extension, `${a.name} (${a.id}) · ${STATUS_NAMES[a.status] || a.status}`]), true);
+  setOptions($("transfer-agent"), desk.transfer.agents.map((a) => [a.extension, `${a.name} · ${(STATUS_NAMES[a.status] || a.status).toLowerCase()}`]), true);
   setOptions($("transfer-queue"), desk.transfer.queues.map((q) => [q.id, q.name]), true);
   $("transfer-agent").hidden = kind !== "agent";
   $("transfer-queue").hidden = kind !== "queue";
   $("transfer-number").hidden = kind !== "number";
   $("transfer-attended").disabled = kind === "queue";
   if (kind === "queue") $("transfer-attended").checked = false;
+}
+
+let callbackFor = null;
+function renderCallback(call) {
+  const show = !!call && call.stage !== "offered";
+  $("callback").hidden = !show;
+  if (show && callbackFor !== call.call_id) {
+    callbackFor = call.call_id;
+    $("callback-number").value = call.caller.number || "";
+  }
 }
 
 let wrapFor = null;
@@ -340,6 +355,20 @@ $("transfer").addEventListener("submit", (e) => {
     else body = { number: $("transfer-number").value.replace(/[^0-9+*#]/g, ""), attended };
     await api("POST", `/api/calls/${encodeURIComponent(id)}/transfer`, body);
     say(attended ? "Consulting: hang up your phone to complete the transfer." : "Transferred.", "ok");
+  });
+});
+
+$("callback-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  act("Callback", async () => {
+    const id = callId();
+    if (!id) throw new Error("no call");
+    const body = { minutes: Number($("callback-in").value) };
+    const number = $("callback-number").value.replace(/[^0-9+*#]/g, "");
+    if (number) body.number = number;
+    const done = await api("POST", `/api/calls/${encodeURIComponent(id)}/callback`, body);
+    const when = new Date(Date.now() + (done.at - serverNow()) * 1000);
+    say(`Callback scheduled for ${when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}.`, "ok");
   });
 });
 
