@@ -207,6 +207,12 @@ def supervise(base: str, pin: str) -> dict[str, Any]:
         seen["session"] = driver.find_element(By.CSS_SELECTOR, "#sessions .session b").text
         seen["notice"] = driver.find_element(By.ID, "notice").text
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#feed li"))
+        # pause the campaign of one of its queues: its state comes back through the stream
+        pause = "#campaigns [data-campaign=renewals] button"
+        wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, pause), "Pause"))
+        driver.find_element(By.CSS_SELECTOR, pause).click()
+        wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, pause), "Resume"))
+        seen["campaign"] = driver.find_element(By.CSS_SELECTOR, "#campaigns [data-campaign=renewals]").text
         driver.save_screenshot(str(SHOTS / "supervisor-1920x1080.png"))
         driver.execute_cdp_cmd(
             "Emulation.setDeviceMetricsOverride",
@@ -240,6 +246,15 @@ async def test_a_supervisor_watches_the_grid_and_listens_in_with_one_click(site:
     finally:
         await conn.close()
     assert [(r["who"], r["status"]) for r in rows] == [("grace", 201)]
+    assert "paused" in seen["campaign"]
+    conn = await asyncpg.connect(site.controller.dsn)
+    try:
+        paused = [e for e in await audit.entries(conn) if e["action"] == "campaign.pause"]
+    finally:
+        await conn.close()
+    assert [(r["who"], r["path"], r["status"]) for r in paused] == [
+        ("grace", "/api/campaigns/renewals/pause", 200)
+    ]
 
 
 @pytest.fixture
