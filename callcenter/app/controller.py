@@ -308,10 +308,15 @@ class Controller:
         }
 
     def _on_change(self, change: feed.Change) -> None:
-        """A change from the ACD: an agent's carries its day's figures too; then the hub."""
-        if change.kind == feed.AGENT_STATE and change.agent_id is not None:
-            change = dataclasses.replace(change, data={**change.data, **self._agent_stats(change.agent_id)})
-        self.hub.publish(change)
+        """A change from the ACD: an agent's carries its day's figures too; then the hub. Called
+        inside the ACD's handling of an event: a failure here is logged, never the ACD's."""
+        try:
+            if change.kind == feed.AGENT_STATE and change.agent_id is not None:
+                data = {**change.data, **self._agent_stats(change.agent_id)}
+                change = dataclasses.replace(change, data=data)
+            self.hub.publish(change)
+        except Exception:  # the screens must never stop call handling
+            log.exception("event hub: change %s not published", change.kind)
 
     def _agent_change(self, agent_id: str, now: float, calls: dict[str, Any]) -> feed.Change:
         s = self.acd.agents[agent_id]
@@ -372,8 +377,8 @@ class Controller:
         while True:
             try:
                 self.publish_picture()
-            except (KeyError, ValueError, CallcenterError) as exc:
-                log.warning("wallboard picture not published: %s", exc)
+            except Exception:  # the screens must never stop the controller
+                log.exception("wallboard picture not published")
             await self.feed_clock.sleep(self.feed_interval)
 
     async def _counter_loop(self) -> None:

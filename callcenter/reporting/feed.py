@@ -28,6 +28,15 @@ Kinds::
     threshold          a queue's metric crossed a threshold (data: metric, level, previous, value)
     snapshot           the aggregate wallboard picture (key "snapshot": always coalesced)
 
+Where changes come from (the composition root wires them): the ACD calls ``ACD.on_change`` with
+each step of a call's life (``call.*``: queued, offered, answered, transferred, ended; data: queue,
+state, agent_id, caller_number, direction, campaign_id, queued_at, answered_at) and each agent
+state change; the controller adds the agent's day (name, calls_today, aht) and publishes on
+``Controller.hub``; its picture loop publishes the ``snapshot`` (the wallboard's aggregates, with
+each queue's threshold ``levels`` and ``limits``) and the ``threshold`` crossings. Another feature
+publishes with ``controller.hub.publish(Change(...))`` (``call.held`` has no producer in the ACD
+yet: hold is the agent desktop's).
+
 Also here: the thresholds' maths (``levels``: a queue's metrics against its amber/red limits) and
 ``crossings`` (the threshold changes between two pictures).
 """

@@ -8,6 +8,7 @@ listen-in from the console, which rings the supervisor's own (simulated) phone. 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import web
 
 from callcenter.app.controller import Controller, Links, login_all
 from callcenter.app.plugins import standard_plugins
@@ -24,8 +26,13 @@ from callcenter.commands.demo import DEMO_PINS, demo_start, for_demo
 from callcenter.commands.sim import center_scenario, start_sim
 from callcenter.config.load import load_config
 from callcenter.config.render import render, write_files
+from callcenter.reporting import feed
+from callcenter.reporting.wallboard import QueueView, Snapshot
 from callcenter.store import audit, users
 from callcenter.web.auth import hash_password
+from callcenter.web.feed import FeedStreams
+from callcenter.web.http import HTTPServer, Router
+from callcenter.web.pages import page, register_pages
 from tests.centers import REPO
 
 CHROMIUM = shutil.which("chromium")
@@ -200,6 +207,12 @@ def supervise(base: str, pin: str) -> dict[str, Any]:
         seen["session"] = driver.find_element(By.CSS_SELECTOR, "#sessions .session b").text
         seen["notice"] = driver.find_element(By.ID, "notice").text
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#feed li"))
+        # pause the campaign of one of its queues: its state comes back through the stream
+        pause = "#campaigns [data-campaign=renewals] button"
+        wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, pause), "Pause"))
+        driver.find_element(By.CSS_SELECTOR, pause).click()
+        wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, pause), "Resume"))
+        seen["campaign"] = driver.find_element(By.CSS_SELECTOR, "#campaigns [data-campaign=renewals]").text
         driver.save_screenshot(str(SHOTS / "supervisor-1920x1080.png"))
         driver.execute_cdp_cmd(
             "Emulation.setDeviceMetricsOverride",
@@ -233,3 +246,81 @@ async def test_a_supervisor_watches_the_grid_and_listens_in_with_one_click(site:
     finally:
         await conn.close()
     assert [(r["who"], r["status"]) for r in rows] == [("grace", 201)]
+    assert "paused" in seen["campaign"]
+    conn = await asyncpg.connect(site.controller.dsn)
+    try:
+        paused = [e for e in await audit.entries(conn) if e["action"] == "campaign.pause"]
+    finally:
+        await conn.close()
+    assert [(r["who"], r["path"], r["status"]) for r in paused] == [
+        ("grace", "/api/campaigns/renewals/pause", 200)
+    ]
+
+
+@pytest.fixture
+async def board() -> AsyncIterator[tuple[str, feed.Hub]]:
+    """The wallboard page and its stream alone, fed by the test through the hub."""
+    hub = feed.Hub()
+    first = Snapshot(
+        at=1_796_300_000.0,
+        queues=(QueueView("sales", label="Sales", offered=4, answered=3, answered_in_target=3),),
+        agents_by_state={"available": 2, "on_call": 1},
+        timezone="America/New_York",
+        center="Test center",
+    ).to_dict()
+
+    async def page_(req: web.Request) -> web.StreamResponse:
+        body = page("wallboard.html").replace(b"{{INITIAL}}", json.dumps(first).encode())
+        return web.Response(body=body, content_type="text/html")
+
+    router = Router()
+    router.add("GET", "/wallboard", page_)
+    register_pages(router)
+    FeedStreams(hub, clock=RealClock(), min_interval=0.1).register(router)
+    server = HTTPServer(router)
+    await server.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}", hub
+    finally:
+        await server.close()
+
+
+def watch_stale(base: str, publish: Any) -> dict[str, Any]:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = browser(1280, 720)
+    try:
+        wait = WebDriverWait(driver, 30, poll_frequency=0.2)
+        driver.get(base + "/wallboard?stale=2")
+        seen = {"first": driver.find_element(By.CSS_SELECTOR, "#t-sl .value").text}
+        seen["fresh_hidden"] = driver.find_element(By.ID, "stale").get_attribute("hidden") is not None
+        wait.until(ec.visibility_of_element_located((By.ID, "stale")))  # no update for 2 s
+        seen["stale_text"] = driver.find_element(By.ID, "stale").text
+        driver.save_screenshot(str(SHOTS / "wallboard-stale-1280x720.png"))
+        publish(waiting=3)  # a call arrives (two more already wait)
+        wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "#t-waiting .value"), "3"))
+        wait.until(ec.invisibility_of_element_located((By.ID, "stale")))
+        seen["row"] = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#queue-rows tr td")]
+        return seen
+    finally:
+        driver.quit()
+
+
+async def test_the_wallboard_warns_when_updates_stop_and_recovers(board: tuple[str, feed.Hub]) -> None:
+    base, hub = board
+    loop = asyncio.get_running_loop()
+
+    def publish(waiting: int) -> None:
+        view = QueueView("sales", label="Sales", waiting=waiting, longest_wait=42.0, offered=5, answered=3)
+        data = Snapshot(at=1_796_300_060.0, queues=(view,), timezone="America/New_York").to_dict()
+        change = feed.Change(feed.SNAPSHOT, 1_796_300_060.0, data=data, key="snapshot")
+        loop.call_soon_threadsafe(hub.publish, change)
+
+    seen = await asyncio.wait_for(asyncio.to_thread(watch_stale, base, publish), 120)
+    assert seen["first"] == "75%" and seen["fresh_hidden"]
+    assert seen["stale_text"].startswith("STALE: no update since")
+    name, waiting, longest = seen["row"][:3]
+    assert (name, waiting) == ("Sales", "3")
+    assert longest.startswith("0:4")  # 42 s, ticking on in the browser

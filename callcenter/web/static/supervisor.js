@@ -268,29 +268,33 @@ async function loadSessions() {
   }));
 }
 
-async function loadCampaigns() {
+function renderCampaigns() {
+  // the campaigns' states ride in the snapshot (its dialers): live, no polling
   const box = $("campaigns");
-  if (!setup.campaigns.length) return;
-  const rows = [];
-  for (const c of setup.campaigns) {
-    const [status, data] = await api("GET", `/api/campaigns/${encodeURIComponent(c.id)}`);
-    const state = status === 200 ? (data.state || "running") : "unknown";
+  if (!setup.campaigns.length || !snap) return;
+  const states = Object.fromEntries((snap.dialers || []).map((d) => [d.campaign, d]));
+  const rows = setup.campaigns.map((c) => {
+    const d = states[c.id];
+    const state = d ? d.state : "unknown";
     const row = el("div", "campaign");
     row.dataset.campaign = c.id;
     row.append(el("b", "", `${c.id} (${c.mode}, ${c.queue})`), el("span", "", state));
     const paused = state === "paused";
     const b = el("button", "", paused ? "Resume" : "Pause");
-    b.disabled = state === "stopped" || state === "done" || state === "unknown";
+    b.disabled = state !== "running" && state !== "paused";
     b.addEventListener("click", async () => {
-      const [st, d] = await api("POST", `/api/campaigns/${encodeURIComponent(c.id)}/${paused ? "resume" : "pause"}`);
-      if (st !== 200) failed(`${paused ? "resume" : "pause"} ${c.id}`, st, d);
+      const [st, data] = await api("POST", `/api/campaigns/${encodeURIComponent(c.id)}/${paused ? "resume" : "pause"}`);
+      if (st !== 200) failed(`${paused ? "resume" : "pause"} ${c.id}`, st, data);
       else notice(`Campaign ${c.id} ${paused ? "resumed" : "paused"}.`);
-      await loadCampaigns();
     });
     row.append(b);
-    rows.push(row);
+    return row;
+  });
+  const key = JSON.stringify(setup.campaigns.map((c) => states[c.id]?.state));
+  if (box.dataset.key !== key) {  // rebuilt only when a state changed (a click is never lost)
+    box.dataset.key = key;
+    box.replaceChildren(...rows);
   }
-  box.replaceChildren(...rows);
 }
 
 // ------------------------------------------------------------------ the stream
@@ -335,6 +339,7 @@ function connect() {
     first = false;
     renderTiles();
     renderGrid();
+    renderCampaigns();
   };
 }
 
@@ -367,7 +372,6 @@ async function start() {
   }
   $("console").hidden = false;
   connect();
-  loadCampaigns();
   setInterval(() => {
     for (const td of document.querySelectorAll("td[data-since]")) td.textContent = duration(now() - Number(td.dataset.since));
     renderTiles();

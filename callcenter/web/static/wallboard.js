@@ -2,7 +2,8 @@
 // stream (/wallboard/events: aggregates only). No polling; a "stale" warning when updates stop.
 import { pct, duration, clock, day, STATES, foldStates, el } from "/static/format.js";
 
-const STALE_AFTER = 15; // seconds without a snapshot (the server sends one at least every 5 s)
+// seconds without a snapshot (the server sends one at least every 5 s); ?stale=N changes it
+const STALE_AFTER = Number(new URLSearchParams(location.search).get("stale")) || 15;
 let snap = null;
 let receivedAt = 0; // browser's time (s) when `snap` arrived
 let lastMessage = 0;
