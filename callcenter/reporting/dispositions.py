@@ -1,10 +1,11 @@
 """Pure: the disposition (wrap-up code) of a call as the call log stores it, and its report rows.
 
-``DispositionRecord`` lands in ``call_dispositions`` (migration 0005) through the call-log writer,
-one row per (call, agent), merged like ``calls``: the later record wins column by column, so a
-disposition given late replaces the ``none`` a timed-out wrap-up stored. ``outcome`` says how the
-row came to be: ``given`` by a person, or ``timed_out`` / ``logged_out`` / ``no_wrap_up`` when the
-wrap-up ended without the code its queue or campaign asks for (``code`` is then ``none``).
+``DispositionRecord`` lands in ``call_dispositions`` (migration ``*_dispositions.sql``) through
+the call-log writer, one row per (call, agent), merged like ``calls``: the later record wins
+column by column, so a disposition given late replaces the ``none`` a timed-out wrap-up stored.
+``outcome`` says how the row came to be: ``given`` by a person, or ``timed_out`` /
+``logged_out`` / ``no_wrap_up`` when the wrap-up ended without the code its queue or campaign
+asks for (``code`` is then ``none``).
 
 ``shares`` turns counts per (dimension, name, code) into report rows with each code's share of its
 group.

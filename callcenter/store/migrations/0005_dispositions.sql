@@ -1,4 +1,4 @@
--- 0005: dispositions (wrap-up codes), one row per call and agent who handled it. Written through
+-- Dispositions (wrap-up codes), one row per call and agent who handled it. Written through
 -- the call-log writer (callcenter.reporting.dispositions.DispositionRecord), merged by revision:
 -- a disposition given after a wrap-up timed out replaces the "none" stored then.
 CREATE TABLE call_dispositions (
