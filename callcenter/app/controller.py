@@ -7,6 +7,12 @@ to stop. Nothing below this module imports it; the CLI (``callcenter run``, ``ca
 calls it. Start order: writer, database pool, AMI, ACD (rebuilds state from AMI and the database),
 FastAGI, dialer, HTTP. Stop order is the reverse, then the writer flushes what is left (to
 PostgreSQL, or to its disk spool when the database is away: nothing is lost).
+
+``reload`` takes a new configuration live (``callcenter apply`` over ``POST /api/config/reload``,
+or SIGHUP to ``callcenter run``): it is read and validated whole first, so a config with a problem
+changes nothing; then every service takes it at once. Calls in progress keep what they started
+with (an offer rings with the ring timeout it was made with, an IVR run keeps its flow); what
+starts next uses the new one. ``config_version`` is its content hash (``GET /api/status``).
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ from callcenter.asterisk.ami_client import AMIClient
 from callcenter.asterisk.channels import LiveChannels
 from callcenter.clock import Clock, RealClock
 from callcenter.config import model as cm
-from callcenter.errors import CallcenterError
+from callcenter.config.version import config_version
+from callcenter.errors import CallcenterError, ConfigError, DomainError, ValidationError
 from callcenter.inbound.service import IvrService
 from callcenter.reporting.metrics import Registry
 from callcenter.reporting.wallboard import DialerView, QueueView, Snapshot
@@ -112,8 +119,14 @@ class Controller:
         plugins: Sequence[PluginFactory] = (),
         writer_batch_delay: float = 1.0,
         counter_refresh: float = 2.0,
+        source: Callable[[], cm.Config] | None = None,
     ) -> None:
         self.counter_refresh = counter_refresh
+        # Reads and validates the configuration again (the YAML the controller was started
+        # with); ``reload()`` without a config uses it.
+        self.source = source
+        self.config_version = config_version(config)
+        self._reloading = asyncio.Lock()
         self._counters: dict[str, QueueCounters] = {}
         self.config = config
         self.dsn = dsn
@@ -325,7 +338,17 @@ class Controller:
 
     def _routes(self) -> None:
         async def status(req: web.Request) -> web.StreamResponse:
-            return json_response(self.snapshot().to_dict())
+            return json_response({**self.snapshot().to_dict(), "config_version": self.config_version})
+
+        async def reload(req: web.Request) -> web.StreamResponse:
+            try:
+                version = await self.reload()
+            except ConfigError as exc:
+                problems = [str(p) for p in exc.problems] if isinstance(exc, ValidationError) else [str(exc)]
+                return json_response(
+                    {"error": {"code": exc.code, "message": exc.message, "problems": problems}}, 422
+                )
+            return json_response({"config_version": version})
 
         async def metrics(req: web.Request) -> web.StreamResponse:
             return web.Response(
@@ -360,6 +383,7 @@ class Controller:
         # The wallboard page, its stream and /metrics carry aggregate counts only (no caller data):
         # a wall screen and a Prometheus scraper read them without a token.
         self.router.add("GET", "/api/status", status, action="status.view")
+        self.router.add("POST", "/api/config/reload", reload, action="config.apply")
         self.router.add("GET", "/metrics", metrics)
         self.router.add("GET", "/wallboard/events", wallboard_events, stream=True)
         self.router.add("GET", "/", wallboard)
@@ -368,6 +392,43 @@ class Controller:
             # People's sessions run on wall time, also when the demo's clock runs faster.
             self.sessions = BrowserSessions(PgUsers(self.pool), RealClock())
             self.sessions.register(self.router)
+
+    # ------------------------------------------------------------------ live configuration
+    async def reload(self, config: cm.Config | None = None) -> str:
+        """Take ``config`` (default: read again from ``source``) live and return its version.
+
+        A config that does not load (``ValidationError``) or cannot be taken live
+        (``DomainError``: a logged-in agent removed) changes nothing. Settings of the links
+        themselves (``asterisk``: AMI, FastAGI) take effect at the next start."""
+        async with self._reloading:
+            if config is None:
+                if self.source is None:
+                    raise DomainError("this controller has no configuration source", code="no_source")
+                config = await asyncio.to_thread(self.source)
+            self._check_reload(config)
+            self.acd.reload(config)
+            if self.ivr is not None:
+                self.ivr.reload(config)
+            if self.monitor is not None:
+                self.monitor.reload(config)
+            if self.dialer is not None:
+                await self.dialer.reload(config)
+            if config.asterisk != self.config.asterisk:
+                log.warning("the asterisk section changed: it takes effect when the controller restarts")
+            self.config = config
+            self.config_version = config_version(config)
+            log.info("configuration %s is live", self.config_version)
+            return self.config_version
+
+    def _check_reload(self, config: cm.Config) -> None:
+        gone = [a for a in self.config.agents if a not in config.agents]
+        busy = [a for a in gone if self.acd.agent_state(a).status.value != "logged_out"]
+        if busy:
+            raise DomainError(
+                f"agents {', '.join(busy)} are logged in but absent from the new configuration: "
+                "log them out first",
+                code="agent_logged_in",
+            )
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self, stop: asyncio.Event) -> None:

@@ -39,6 +39,11 @@ class AcdAgentPool:
         self._wrap_started: dict[str, tuple[str, float, float]] = {}  # agent -> (call id, talk, since)
         self._finished: list[tuple[str, float, float]] = []
 
+    def reload(self, queues: Mapping[str, str]) -> None:
+        """New campaigns -> queues (a new configuration): eligible agents are found again."""
+        self.queues = dict(queues)
+        self._eligible.clear()
+
     def _agents_for(self, campaign: str) -> list[str]:
         cached = self._eligible.get(campaign)
         if cached is not None:

@@ -102,3 +102,16 @@ def runtime_from_config(
         name=campaign.name,
         exten=campaign.id,
     )
+
+
+def runtimes_from_config(config: Any) -> list[CampaignRuntime]:
+    """Every campaign of ``config`` (``callcenter.config.model.Config``) as the dialer runs it."""
+    return [
+        runtime_from_config(
+            c,
+            default_region=config.center.country,
+            sounds_dir=config.asterisk.sounds_dir,
+            language=config.center.default_language,
+        )
+        for c in config.campaigns.values()
+    ]

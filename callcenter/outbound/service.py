@@ -77,7 +77,7 @@ from callcenter.outbound.dialer import (
     Dialer,
     Outcome,
 )
-from callcenter.outbound.runtime import CampaignRuntime
+from callcenter.outbound.runtime import CampaignRuntime, runtimes_from_config
 from callcenter.ports import AgentPool, AGISession, AMILink
 from callcenter.store.campaigns import CampaignStore
 
@@ -238,6 +238,26 @@ class DialerService:
         }[snapshot.state]()
         self._campaigns[runtime.id] = _Campaign(runtime, dialer)
         return dialer
+
+    async def reload(self, config: cm.Config) -> None:
+        """A new configuration: its dial-out policy, and each campaign's settings (pacing,
+        window, retries, caller id, trunk...) for what is planned from now on; calls in progress
+        finish as they were placed. A new campaign is added; a campaign gone from the config is
+        no longer dialled (its database state stays as it was)."""
+        self.config = config
+        for rt in runtimes_from_config(config):
+            camp = self._campaigns.get(rt.id)
+            if camp is None:
+                await self.add_campaign(rt)
+                continue
+            camp.runtime = rt
+            camp.dialer.settings = rt.settings
+        for campaign_id, camp in self._campaigns.items():
+            if campaign_id not in config.campaigns:
+                camp.dialer.stop()
+        reload_agents = getattr(self.agents, "reload", None)
+        if reload_agents is not None:
+            reload_agents({rt.id: rt.queue for rt in runtimes_from_config(config)})
 
     def dialer(self, campaign_id: str) -> Dialer:
         return self._campaign(campaign_id).dialer
