@@ -160,6 +160,9 @@ class StoredState:
 
     agents: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)  # id -> (state, reason)
     calls: Mapping[str, StoredCall] = field(default_factory=dict)  # open calls that were queued
+    # Every call the log still has open (no disposition), queued or not: those the PBX no
+    # longer has ended while no controller watched.
+    open_calls: tuple[str, ...] = ()
 
 
 class ACDStore(Protocol):

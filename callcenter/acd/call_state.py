@@ -122,6 +122,7 @@ class TimerKind(StrEnum):
     CALLBACK_RETRY = "callback_retry"  # key: call id
     RING_GUARD = "ring_guard"  # key: leg id
     WRAP_UP = "wrapup"  # key: agent id (the agent table's timer, run by the same shell)
+    PAUSE_LIMIT = "pause_limit"  # key: agent id: a pause reason's max_minutes
 
 
 class RecordingPlan(Enum):
@@ -177,6 +178,9 @@ class Call:
     caller_gone: bool = False  # a callback caller hung up on purpose: no channel to follow
     caller_leaving: bool = False  # the caller's far end hung up while connected (HangupRequest)
     transfers: int = 0
+    hold_seconds: float = 0.0  # caller on hold (music) while connected, holds already over
+    hold_started: float | None = None  # the hold going on now, since then
+    hold_base: float = 0.0  # hold before its current agent (a transfer): not this agent's talk
     ring: tuple[str, ...] = ()  # ring-all legs still ringing
     ring_missed: frozenset[str] = frozenset()  # agents of the ring-all group whose leg failed
     legs: tuple[Leg, ...] = field(default=())
@@ -297,6 +301,17 @@ class BridgeEntered:
     channel: str
 
 
+@dataclass(frozen=True, slots=True)
+class CallerHeld:
+    """Music on hold started on the caller's channel (``MusicOnHoldStart``): while connected,
+    the agent put the caller on hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallerUnheld:
+    """Music on hold stopped on the caller's channel (``MusicOnHoldStop``)."""
+
+
 # Leg events name the leg.
 @dataclass(frozen=True, slots=True)
 class LegChannel:
@@ -357,10 +372,14 @@ CallEventType = (
     | AttendedTransfer
     | TimerDue
     | BridgeEntered
+    | CallerHeld
+    | CallerUnheld
 )
 LegEventType = LegChannel | LegAnswered | LegFailed | LegHungUp | RingGuardDue | DialEnded
 Event = CallEventType | LegEventType
 CALL_EVENTS: tuple[type[CallEventType], ...] = (
+    CallerHeld,
+    CallerUnheld,
     HoldReady,
     Offered,
     CallerHungUp,
@@ -824,7 +843,11 @@ def _detach_agent(call: Call, now: float) -> tuple[Call, list[Effect]]:
     """The agent leaves the call (a transfer): its leg ends by itself; the agent wraps up then."""
     effects: list[Effect] = []
     if call.leg(call.leg_id) is not None and call.answered_at is not None:
-        effects.append(Log(CallRecord(call.call_id, now, talk_seconds=round(now - call.answered_at, 3))))
+        talk, hold = _talk_and_hold(call, now)
+        effects.append(
+            Log(CallRecord(call.call_id, now, talk_seconds=round(talk, 3), hold_seconds=round(hold, 3)))
+        )
+        call = _evolve(call, hold_started=None, hold_seconds=hold, hold_base=hold)
     effects.append(RecordingEnded(call.call_id))
     call = _evolve(call, agent_id=None, leg_id=None, answered_at=None, bridged=frozenset())
     return call, effects
@@ -945,7 +968,7 @@ def _caller_left(c: Call, ev: CallerHungUp | Withdraw, now: float, s: Setup) -> 
 
 
 def _caller_hung_up_talking(c: Call, ev: CallerHungUp, now: float, s: Setup) -> Result:
-    talk = now - (c.answered_at or now)
+    talk, hold = _talk_and_hold(c, now)
     effects: list[Effect] = [
         Log(
             CallRecord(
@@ -953,6 +976,7 @@ def _caller_hung_up_talking(c: Call, ev: CallerHungUp, now: float, s: Setup) -> 
                 now,
                 ended_at=now,
                 talk_seconds=round(talk, 3),
+                hold_seconds=round(hold, 3),
                 hangup_cause=ev.cause,
                 hangup_by=ended_by("caller", ev.cause),
             )
@@ -1121,6 +1145,34 @@ def _timer_stale(c: Call, ev: TimerDue, now: float, s: Setup) -> Result:
     return _ignored(c, ev, f"{ev.kind} timer after the call left the line")
 
 
+def held_seconds(c: Call, now: float) -> float:
+    """The caller's time on hold so far while connected (the hold going on counted up to now)."""
+    return c.hold_seconds + (now - c.hold_started if c.hold_started is not None else 0.0)
+
+
+def _talk_and_hold(c: Call, now: float) -> tuple[float, float]:
+    """(its current agent's talk excluding hold, the call's hold so far) of a connected call
+    ending or leaving its agent at ``now``."""
+    hold = held_seconds(c, now)
+    return max(0.0, now - (c.answered_at or now) - (hold - c.hold_base)), hold
+
+
+def _held(c: Call, ev: CallerHeld, now: float, s: Setup) -> Result:
+    if c.hold_started is not None:
+        return _ignored(c, ev, "already on hold")
+    log = CallEvent(c.call_id, now, EventKind.HOLD, agent_id=c.agent_id, queue=c.queue)
+    return _evolve(c, hold_started=now), [Log(log)]
+
+
+def _unheld(c: Call, ev: CallerUnheld, now: float, s: Setup) -> Result:
+    if c.hold_started is None:
+        return _ignored(c, ev, "not on hold")
+    held = now - c.hold_started
+    detail = {"seconds": round(held, 3)}
+    log = CallEvent(c.call_id, now, EventKind.UNHOLD, agent_id=c.agent_id, queue=c.queue, detail=detail)
+    return _evolve(c, hold_started=None, hold_seconds=c.hold_seconds + held), [Log(log)]
+
+
 def _bridge_entered(c: Call, ev: BridgeEntered, now: float, s: Setup) -> Result:
     c = _evolve(c, bridged=c.bridged | {ev.channel})
     if len(c.bridged) >= 2 and c.status is CallStatus.CONNECTED:
@@ -1266,7 +1318,9 @@ def _leg_hung_up(c: Call, leg: Leg, ev: LegHungUp, now: float, s: Setup) -> Resu
     ]
     if c.leg_id != leg.leg_id or c.status is not CallStatus.CONNECTED:
         return c, effects  # a leg a transfer left behind, or the caller left first
-    c = _evolve(c, status=CallStatus.ENDED)
+    talk, hold = _talk_and_hold(c, now)
+    c = _evolve(c, status=CallStatus.ENDED, hold_started=None, hold_seconds=hold)
+    # The wrap-up is logged as measured, when the agent's wrap-up ends (the ACD's shell).
     effects += [
         Log(
             CallRecord(
@@ -1274,7 +1328,7 @@ def _leg_hung_up(c: Call, leg: Leg, ev: LegHungUp, now: float, s: Setup) -> Resu
                 now,
                 ended_at=now,
                 talk_seconds=round(talk, 3),
-                wrapup_seconds=queue.wrapup,
+                hold_seconds=round(hold, 3),
                 hangup_cause=ev.cause,
                 hangup_by=ended_by("caller" if c.caller_leaving else "agent", ev.cause),
             )
@@ -1390,6 +1444,11 @@ CALL_TABLE: dict[tuple[CallStatus, type[CallEventType]], CallHandler] = {
     # bridges
     **{(st, BridgeEntered): _bridge_entered for st in C if st is not C.CLOSED},
     (C.CLOSED, BridgeEntered): _ignore("already closed"),
+    # hold: the caller hears music while connected (in line, music is the queue's own)
+    (C.CONNECTED, CallerHeld): _held,
+    (C.CONNECTED, CallerUnheld): _unheld,
+    **{(st, CallerHeld): _ignore("music in line, not a hold") for st in C if st is not C.CONNECTED},
+    **{(st, CallerUnheld): _ignore("music in line, not a hold") for st in C if st is not C.CONNECTED},
 }
 
 #: An agent leg's machine (the call's status decides what a leg's outcome does to the call).

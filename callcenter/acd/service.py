@@ -34,7 +34,7 @@ import logging
 import math
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from callcenter.acd import agents as ag
@@ -58,10 +58,12 @@ from callcenter.errors import (
     UnsafeValueError,
 )
 from callcenter.ports import ACDStore, AMILink, QueuedCall, RecordSink, StoredState
-from callcenter.reporting.records import AgentStateChange, CallEvent, EventKind
+from callcenter.reporting.records import AgentStateChange, CallEvent, CallRecord, Disposition, EventKind
 
 log = logging.getLogger(__name__)
 
+# The pause of an agent whose phone was busy on a call the ACD does not know when it started.
+PHONE_BUSY = "phone_busy"
 SAFE_NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 SAFE_CHANNEL = re.compile(r"^[^\s\x00-\x1f\x7f]{1,255}$")  # a channel name: no space, no control
@@ -74,6 +76,8 @@ _Seen = (
     | events.HangupRequest
     | events.BridgeEnter
     | events.DialEnd
+    | events.MusicOnHoldStart
+    | events.MusicOnHoldStop
 )
 # Effects that are AMI actions: awaited by the API call that caused them, else run as tasks.
 _Action = cs.Originate | cs.Hangup | cs.SetVariables | cs.Redirect | cs.RedirectLeg | cs.Atxfer
@@ -120,7 +124,6 @@ class ACD:
         ring_guard: float = 10.0,
         callback_retry_delay: float = 300.0,
         callback_max_attempts: int = 3,
-        lockout_seconds: float = 900.0,
         on_callback_offer: Callable[[str, float], Awaitable[None]] | None = None,
     ) -> None:
         self.config = config
@@ -136,7 +139,6 @@ class ACD:
         self.ring_guard = ring_guard
         self.callback_retry_delay = callback_retry_delay
         self.callback_max_attempts = callback_max_attempts
-        self.lockout_seconds = lockout_seconds
         self.on_callback_offer = on_callback_offer
         self.router = rt.Router(policy_from_config(q) for q in config.queues.values())
         self.agents: dict[str, ag.AgentState] = {a: ag.AgentState(a) for a in config.agents}
@@ -154,8 +156,10 @@ class ACD:
         self._inbox: asyncio.Queue[_Seen] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe: list[Callable[[], None]] = []
-        self._pins = PinGuard(lockout_seconds=lockout_seconds)
+        self._pins = PinGuard(config.security.pin_attempts, config.security.lockout_seconds)
         self._group_files: dict[str, str] = {}  # call id -> the recording planned for its ring-all group
+        self._wrapping: dict[str, tuple[str, float]] = {}  # agent -> (call id, wrap-up since)
+        self._phone_busy: dict[str, set[str]] = {}  # agent -> its phone's channels ACD does not know
         self.ready = asyncio.Event()  # set once run() has subscribed and rebuilt
         self.stats = {"offers": 0, "answered": 0, "rona": 0, "abandoned": 0, "transfers": 0}
 
@@ -171,6 +175,8 @@ class ACD:
             self.ami.on(events.HangupRequest, inbox),
             self.ami.on(events.BridgeEnter, inbox),
             self.ami.on(events.DialEnd, inbox),
+            self.ami.on(events.MusicOnHoldStart, inbox),
+            self.ami.on(events.MusicOnHoldStop, inbox),
         ]
         # the AMI link dropped: events were missed, reconcile with the PBX
         self._unsubscribe.append(self.ami.on_gap(lambda gap: self._spawn(self.reconcile(), "acd-reconcile")))
@@ -204,7 +210,9 @@ class ACD:
             rd = self.router.next_deadline()
             td = self._next_timer()
             due = (td is not None and td <= now) or (rd is not None and rd <= now)
-            if due or not self._parked.is_set() or not self._inbox.empty():
+            # A set wake-up the timer loop has not seen yet means it is about to look again.
+            waking = self._wake.is_set() and self._parked.is_set()
+            if due or waking or not self._parked.is_set() or not self._inbox.empty():
                 await asyncio.sleep(0)  # let the timer loop / event loop take their turn
                 continue
             return
@@ -285,6 +293,8 @@ class ACD:
         the skills they logged in with until they log in again; removed queues keep their calls."""
         now = self.clock.now()
         self.config = config
+        self._pins.max_failures = config.security.pin_attempts
+        self._pins.lockout_seconds = config.security.lockout_seconds
         for agent_id in config.agents:
             self.agents.setdefault(agent_id, ag.AgentState(agent_id))
         for q in config.queues.values():
@@ -494,6 +504,11 @@ class ACD:
                         agent_id, now, eff.new.value, eff.reason, queue=queue, call_id=eff.call_id
                     )
                 )
+                self._measure_wrap_up(agent_id, eff, now)
+                if eff.new is ag.Status.PAUSED:
+                    limit = self._pause_limit(eff.reason)
+                    if limit is not None:
+                        self._timer(now + limit, cs.TimerKind.PAUSE_LIMIT, agent_id)
             elif isinstance(eff, ag.ScheduleWrapUpEnd):
                 self._timer(eff.at, cs.TimerKind.WRAP_UP, agent_id)
             elif isinstance(eff, ag.WithdrawOffer):
@@ -502,6 +517,18 @@ class ACD:
                 log.info("agent %s: %s deferred (%s)", agent_id, eff.request, eff.reason)
         self._sync_router(agent_id, old, new, now)
         return new
+
+    def _measure_wrap_up(self, agent_id: str, eff: ag.StateChanged, now: float) -> None:
+        """Log each call's wrap-up as the agent spent it: from the end of the call to the end of
+        the wrap-up (its timer, a resume, a pause or logout), 0 when the agent had none, whoever
+        ended the call."""
+        if eff.new is ag.Status.WRAP_UP and eff.call_id:
+            self._wrapping[agent_id] = (eff.call_id, now)
+        elif eff.old is ag.Status.WRAP_UP and agent_id in self._wrapping:
+            call_id, since = self._wrapping.pop(agent_id)
+            self.sink.submit(CallRecord(call_id, now, wrapup_seconds=round(now - since, 3)))
+        elif eff.old is ag.Status.ON_CALL and eff.new is not ag.Status.ON_CALL and eff.call_id:
+            self.sink.submit(CallRecord(eff.call_id, now, wrapup_seconds=0.0))
 
     def _sync_router(self, agent_id: str, old: ag.AgentState, new: ag.AgentState, now: float) -> None:
         if new.status is old.status:
@@ -732,7 +759,9 @@ class ACD:
             ("Timeout", str(int(queue.ring_timeout * 1000))),
             ("ChannelId", e.leg_id),
             ("OtherChannelId", cs.other_half(e.leg_id)),
-            ("CallerID", _caller_id(queue.name, e.caller_number)),
+            # The queue's own number, when it sets one, instead of the caller's (agents see which
+            # line the call came in on); the queue's name either way.
+            ("CallerID", _caller_id(queue.name, queue.caller_id or e.caller_number)),
             ("Async", "true"),
             ("Context", e.context),
             ("Exten", "s"),
@@ -829,6 +858,8 @@ class ACD:
                 self._leg_event(leg_id, cs.LegChannel(leg_id, view.channel.channel), now)
         elif isinstance(view, events.Hangup):
             uid, chan = view.channel.uniqueid or "", view.channel.channel
+            if self._phone_busy:
+                self._phone_freed(chan, now)
             leg_id = uid if uid in self._legs else self._leg_by_channel.get(chan)
             if leg_id is not None:
                 self._leg_event(leg_id, cs.LegHungUp(leg_id, view.cause), now)
@@ -848,6 +879,14 @@ class ACD:
             leg_id = self._leg_by_channel.get(view.channel.channel if view.channel else "")
             if leg_id is not None:
                 self._leg_event(leg_id, cs.DialEnded(leg_id, view.dial_status or ""), now)
+        elif isinstance(view, events.MusicOnHoldStart | events.MusicOnHoldStop):
+            # On the caller's channel only (an agent leg's music is not the caller's hold).
+            uid, chan = view.channel.uniqueid or "", view.channel.channel
+            if uid not in self._legs and chan not in self._leg_by_channel:
+                call_id = self._by_channel.get(chan) or self._by_channel.get(uid)
+                if call_id is not None:
+                    held = isinstance(view, events.MusicOnHoldStart)
+                    self._call_event(call_id, cs.CallerHeld() if held else cs.CallerUnheld(), now)
         elif isinstance(view, events.BridgeEnter):
             chan = view.channel.channel
             leg_id = self._leg_by_channel.get(chan)
@@ -855,10 +894,22 @@ class ACD:
             if key is not None:
                 self._call_event(key, cs.BridgeEntered(chan), now)
 
+    def _pause_limit(self, reason: str) -> float | None:
+        """Seconds a pause with ``reason`` may last (its ``max_minutes``), or None."""
+        pause = self.config.pause_reasons.get(reason)
+        return None if pause is None or pause.max_minutes is None else pause.max_minutes * 60.0
+
     def _on_timer(self, kind: cs.TimerKind, key: str, now: float) -> None:
         if kind is cs.TimerKind.WRAP_UP:
             if key in self.agents and self.agents[key].status is ag.Status.WRAP_UP:
                 self._agent_event(key, ag.WrapUpEnd(), now)
+        elif kind is cs.TimerKind.PAUSE_LIMIT:
+            state = self.agents.get(key)
+            limit = None if state is None else self._pause_limit(state.reason)
+            # Still in the same pause, past its limit (a later pause set a timer of its own).
+            if state is not None and state.status is ag.Status.PAUSED and limit is not None:
+                if now - state.since >= limit - 1e-6:
+                    self._agent_event(key, ag.Pause(cm.OVERRUN_PREFIX + state.reason), now)
         elif kind is cs.TimerKind.RING_GUARD:
             self._leg_event(key, cs.RingGuardDue(key), now)
         else:
@@ -906,7 +957,10 @@ class ACD:
             log.warning("ACD rebuild: Status failed; starting empty", exc_info=True)
             items = []
         found: list[cs.Found] = []
+        phones: list[str] = []  # every channel up on the PBX (an agent's phone may be among them)
         for view in _statuses(items):
+            if view.channel.channel:
+                phones.append(view.channel.channel)
             if names.VAR_CALL_ID not in _variables(view.message):
                 view = events.Status.from_message(await self._with_variables(view))
             var = _variables(view.message)
@@ -928,6 +982,11 @@ class ACD:
         callers, on_call = seen.callers, seen.on_call
         for channel in seen.hang_up:
             self._spawn(self._act(cs.Hangup(channel)), f"rebuild-hangup-{channel}")
+        self._close_unseen(stored.open_calls, {f.call_id for f in found}, now)
+        # Agents whose phone is busy on a call the ACD does not know (one the static fallback
+        # rang while no controller ran, a direct call): not offered anything until it ends.
+        ours = {f.channel for f in found if f.agent_id} | set(seen.hang_up)
+        busy = self._busy_phones([c for c in phones if c not in ours])
         # Agents (logged in per the database; on a call if the PBX says so).
         for agent_id, (state, reason) in stored.agents.items():
             if agent_id not in self.agents or state == ag.Status.LOGGED_OUT.value:
@@ -944,6 +1003,10 @@ class ACD:
                 if state == ag.Status.NOT_READY.value:
                     self._agent_event(agent_id, ag.Login(), now)
                     self._agent_event(agent_id, ag.Pause(reason or "not_ready"), now)
+                elif paused is None and agent_id in busy:
+                    # Logged in paused at once: no offer can reach it before its call ends.
+                    self._phone_busy[agent_id] = busy[agent_id]
+                    self._agent_event(agent_id, ag.Login(paused_reason=PHONE_BUSY, reason="restart"), now)
                 else:
                     self._agent_event(agent_id, ag.Login(paused_reason=paused, reason="restart"), now)
         for agent_id, leg in on_call.items():
@@ -968,6 +1031,42 @@ class ACD:
             )
             self._commit(call_id, None, cs.restore_waiting(info, queue_id, arrived))
             self._call_event(call_id, cs.HoldReady(info.priority, arrived_at=arrived), now)
+
+    def _close_unseen(self, open_calls: Iterable[str], on_pbx: Collection[str], now: float) -> None:
+        """Close the calls the log has open that the PBX no longer has: they ended while no
+        controller watched (disposition ``ended_unseen``; their end time is not known)."""
+        for call_id in open_calls:
+            if call_id in on_pbx or call_id in self._calls:
+                continue
+            self.sink.submit(CallRecord(call_id, now, disposition=Disposition.ENDED_UNSEEN))
+            self.sink.submit(
+                CallEvent(call_id, now, EventKind.NOTE, detail={"closed": "gone from the PBX at restart"})
+            )
+
+    def _busy_phones(self, channels: Iterable[str]) -> dict[str, set[str]]:
+        """Agent id -> its phone's channels among ``channels`` (named after ``agent_channel``)."""
+        out: dict[str, set[str]] = {}
+        for agent in self.config.agents.values():
+            prefix = self.agent_channel.format(endpoint=agent.endpoint, agent=agent.id)
+            mine = {c for c in channels if c == prefix or c.startswith(prefix + "-")}
+            if mine:
+                out[agent.id] = mine
+        return out
+
+    def _phone_freed(self, channel: str, now: float) -> None:
+        """A channel of a phone found busy at restart ended: with its last one, the agent is
+        offered calls again (unless it paused itself meanwhile)."""
+        for agent_id, channels in list(self._phone_busy.items()):
+            if channel not in channels:
+                continue
+            channels.discard(channel)
+            if channels:
+                return
+            del self._phone_busy[agent_id]
+            state = self.agents.get(agent_id)
+            if state is not None and state.status is ag.Status.PAUSED and state.reason == PHONE_BUSY:
+                self._agent_event(agent_id, ag.Resume(reason="phone_free"), now)
+            return
 
     async def _with_variables(self, view: events.Status) -> Message:
         """A Status entry without ``Variable:`` lines (a PBX that ignores ``Variables``): read the

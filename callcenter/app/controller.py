@@ -149,6 +149,7 @@ class Controller:
             clock=clock,
             connect_timeout=config.asterisk.ami.connect_timeout,
             action_timeout=config.asterisk.ami.action_timeout,
+            ping_interval=config.asterisk.ami.ping_interval,
         )
         self.channels = LiveChannels(self.ami)  # which FastAGI sessions to believe
         self.channels.attach()

@@ -63,7 +63,9 @@ async def dialer_plugin(ctl: Host) -> Plugin | None:
         return None
     store = await CampaignStore.connect(ctl.dsn)
     runtimes = runtimes_from_config(ctl.config)
-    pool = AcdAgentPool(ctl.acd, {rt.id: rt.queue for rt in runtimes})
+    pool = AcdAgentPool(
+        ctl.acd, {rt.id: rt.queue for rt in runtimes}, skills={rt.id: rt.skills for rt in runtimes}
+    )
     service = DialerService(ami=ctl.ami, store=store, agents=pool, clock=ctl.clock, config=ctl.config)
     for rt in runtimes:
         await service.add_campaign(rt)

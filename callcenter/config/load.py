@@ -777,14 +777,12 @@ def read_asterisk(r: Reader, node: yaml.Node, path: Path_) -> m.AsteriskSettings
     base = m.AsteriskSettings()
     sounds = mr.get("sounds_dir", r.abs_path, base.sounds_dir)
     moh = mr.get("moh_dir", r.abs_path, base.moh_dir)
-    spool = mr.get("spool_dir", r.abs_path, base.spool_dir)
     mr.finish()
     return m.AsteriskSettings(
         ami=ami,
         agi=agi,
         sounds_dir=_opt(sounds, base.sounds_dir),
         moh_dir=_opt(moh, base.moh_dir),
-        spool_dir=_opt(spool, base.spool_dir),
     )
 
 
@@ -985,14 +983,11 @@ def read_number(r: Reader, node: yaml.Node, path: Path_) -> m.Number | None:
     flow = mr.get("flow", r.ident, expected="the IVR flow answering it")
     trunk = mr.get("trunk", r.ident, None)
     label = mr.get("label", r.note, "")
-    toll = mr.get("toll_free", r.boolean, False)
     lang = mr.get("language", lambda n, p: r.text(n, p, pattern=LANG_RE, expected="a language code"), None)
     mr.finish()
     if num is None or flow is None:
         return None
-    return m.Number(
-        number=num, flow=flow, trunk=trunk, label=_opt(label, ""), toll_free=_opt(toll, False), language=lang
-    )
+    return m.Number(number=num, flow=flow, trunk=trunk, label=_opt(label, ""), language=lang)
 
 
 # ---------------------------------------------------------------------------- flows
@@ -1378,7 +1373,6 @@ def read_flow(r: Reader, fid: str, node: yaml.Node, path: Path_) -> m.Flow | Non
     mr = r.mapping(node, path, "a flow {start:, nodes:}")
     if mr is None:
         return None
-    desc = mr.get("description", r.note, "")
     start = mr.get("start", r.ident, expected="the id of the first node")
     fb = _FlowBuilder(r, fid, path)
     nnode = mr.node_of("nodes")
@@ -1413,7 +1407,11 @@ def read_flow(r: Reader, fid: str, node: yaml.Node, path: Path_) -> m.Flow | Non
         return (position.get(base, len(position)), 0 if nid == base else position[nid] + 1)
 
     ordered = dict(sorted(fb.nodes.items(), key=lambda kv: order(kv[0])))
-    return m.Flow(id=fid, start=start, nodes=m.frozen_map(ordered), description=_opt(desc, ""))
+    return m.Flow(
+        id=fid,
+        start=start,
+        nodes=m.frozen_map(ordered),
+    )
 
 
 # ---------------------------------------------------------------------------- ACD & people
@@ -1657,14 +1655,11 @@ def read_pause_reason(r: Reader, code: str, node: yaml.Node, path: Path_) -> m.P
         lambda n, p: r.text(n, p, pattern=re.compile(r"[0-9]{1,3}"), expected="1-3 digits"),
         expected="what agents type after the pause code",
     )
-    paid = mr.get("paid", r.boolean, False)
     mx = mr.get("max_minutes", lambda n, p: r.integer(n, p, 1, 1440), None)
     mr.finish()
     if digits is None:
         return None
-    return m.PauseReason(
-        code=code, name=_opt(name, code), digits=digits, paid=_opt(paid, False), max_minutes=mx
-    )
+    return m.PauseReason(code=code, name=_opt(name, code), digits=digits, max_minutes=mx)
 
 
 def read_recording(r: Reader, node: yaml.Node, path: Path_) -> m.Recording | None:
@@ -1675,7 +1670,6 @@ def read_recording(r: Reader, node: yaml.Node, path: Path_) -> m.Recording | Non
     directory = mr.get("directory", r.abs_path, d.directory)
     fmt = mr.get("format", lambda n, p: r.choice(n, p, m.RecordingFormat), d.format)
     days = mr.get("retention_days", lambda n, p: r.integer(n, p, 1, 3650), d.retention_days)
-    stereo = mr.get("stereo", r.boolean, d.stereo)
     pci = d.pci
     pnode = mr.node_of("pci")
     if pnode is not None:
@@ -1692,7 +1686,6 @@ def read_recording(r: Reader, node: yaml.Node, path: Path_) -> m.Recording | Non
         directory=_opt(directory, d.directory),
         format=_opt(fmt, d.format),
         retention_days=_opt(days, d.retention_days),
-        stereo=_opt(stereo, d.stereo),
         pci=pci,
     )
 

@@ -161,7 +161,6 @@ class AsteriskSettings:
     agi: AGISettings = AGISettings()
     sounds_dir: str = "/var/lib/asterisk/sounds/callcenter"  # where prompts are installed
     moh_dir: str = "/var/lib/asterisk/moh"
-    spool_dir: str = "/var/spool/asterisk"
 
 
 # =============================================================================== trunks, numbers
@@ -242,7 +241,6 @@ class Number:
     flow: str
     trunk: str | None = None
     label: str = ""
-    toll_free: bool = False
     language: str | None = None  # start the flow in this language (else the center's default)
 
     @property
@@ -469,7 +467,6 @@ class Flow:
     id: str
     start: str
     nodes: Mapping[str, IVRNode]
-    description: str = ""
 
     def node(self, node_id: str) -> IVRNode:
         return self.nodes[node_id]
@@ -607,15 +604,18 @@ class Supervisor:
     dtmf_mode: DtmfMode | None = None  # this phone's, when not ``Config.phones.dtmf_mode``
 
 
+OVERRUN_PREFIX = "overrun:"
+
+
 @dataclass(frozen=True)
 class PauseReason:
     """A pause reason code: ``code`` is its id, ``digits`` what agents type after the pause
-    feature code, ``paid`` whether it counts as productive time in reports."""
+    feature code. A pause longer than ``max_minutes`` is logged as an overrun: the agent stays
+    paused, with reason ``overrun:<code>`` from then on (``OVERRUN_PREFIX``)."""
 
     code: str
     name: str
     digits: str
-    paid: bool = False
     max_minutes: int | None = None
 
 
@@ -639,7 +639,6 @@ class Recording:
     directory: str = "/var/spool/asterisk/monitor/callcenter"
     format: RecordingFormat = RecordingFormat.WAV
     retention_days: int = 90
-    stereo: bool = False  # caller and agent on separate channels
     pci: PCIRule = PCIRule()
 
 

@@ -257,7 +257,10 @@ class DialerService:
                 camp.dialer.stop()
         reload_agents = getattr(self.agents, "reload", None)
         if reload_agents is not None:
-            reload_agents({rt.id: rt.queue for rt in runtimes_from_config(config)})
+            runtimes = runtimes_from_config(config)
+            reload_agents({rt.id: rt.queue for rt in runtimes}, {rt.id: rt.skills for rt in runtimes})
+        for rt in runtimes_from_config(config):
+            await self.store.upsert_campaign(rt)  # its enabled flag, which the database enforces too
 
     def dialer(self, campaign_id: str) -> Dialer:
         return self._campaign(campaign_id).dialer
@@ -296,8 +299,12 @@ class DialerService:
 
     # ------------------------------------------------------------------ preview (API)
     def preview_next(self, campaign_id: str, agent_id: str) -> ContactState | None:
-        """Reserve the next contact for ``agent_id`` to look at (preview campaigns); None if none."""
-        return self._campaign(campaign_id).dialer.preview_next(agent_id, self.clock.now())
+        """Reserve the next contact for ``agent_id`` to look at (preview campaigns); None if none
+        (also when the campaign is disabled in the config)."""
+        camp = self._campaign(campaign_id)
+        if not camp.runtime.enabled:
+            return None
+        return camp.dialer.preview_next(agent_id, self.clock.now())
 
     async def preview_dial(self, campaign_id: str, key: str, agent_id: str) -> Attempt:
         """The agent chose to call the contact it holds: recorded, then originated."""
@@ -352,6 +359,8 @@ class DialerService:
                 if campaign_id in self._campaigns:
                     self.record_call_end(campaign_id, talk, wrap)
         for camp in list(self._campaigns.values()):
+            if not camp.runtime.enabled:
+                continue  # disabled in the config: nothing planned, nothing dialled
             load = self.agents.load(camp.runtime.id)
             _, attempts = camp.dialer.plan(load, now)
             for state in camp.dialer.take_settled():

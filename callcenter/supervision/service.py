@@ -63,8 +63,10 @@ log = logging.getLogger("callcenter.supervision.service")
 # ============================================================================ seams
 @dataclass(frozen=True)
 class MonitorSettings:
-    max_pin_failures: int = 5
-    lockout_seconds: float = 900.0
+    """``max_pin_failures`` and ``lockout_seconds``: None takes the config's ``security``."""
+
+    max_pin_failures: int | None = None
+    lockout_seconds: float | None = None
     pin_attempts: int = 3  # per call
     pin_timeout: float = 6.0
     wait_for_call: bool = True  # an idle agent: wait for the next call (else hang up)
@@ -135,7 +137,7 @@ class MonitorService:
         self.acd = acd
         self.ami = ami
         self.new_session_id = new_session_id or (lambda: "spy-" + uuid.uuid4().hex)
-        self.guard = PinGuard(self.settings.max_pin_failures, self.settings.lockout_seconds)
+        self.guard = PinGuard()
         self.sessions: dict[str, SpySession] = {}  # by supervisor channel
         self.bridge_of: dict[str, str] = {}  # channel -> the bridge it is in (BridgeEnter/Leave)
         self.bridge_members: dict[str, set[str]] = {}  # bridge -> its channels
@@ -145,6 +147,13 @@ class MonitorService:
 
     def reload(self, config: m.Config) -> None:
         self.config = config
+        s = self.settings
+        self.guard.max_failures = (
+            config.security.pin_attempts if s.max_pin_failures is None else s.max_pin_failures
+        )
+        self.guard.lockout_seconds = (
+            config.security.lockout_seconds if s.lockout_seconds is None else s.lockout_seconds
+        )
         self.engine = core.Interpreter(engine_config(config, pin_timeout=self.settings.pin_timeout))
 
     # ------------------------------------------------------------------ logging

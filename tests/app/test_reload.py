@@ -9,6 +9,7 @@ the new one. SIGHUP to the process does the same; a config with a problem change
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -27,7 +28,7 @@ from callcenter.acd import agents as ag
 from callcenter.app.controller import Controller, Links
 from callcenter.app.plugins import standard_plugins
 from callcenter.asterisk import names
-from callcenter.clock import AutojumpClock
+from callcenter.clock import AutojumpClock, RealClock
 from callcenter.commands.run import reload_on_sighup
 from callcenter.config import model as cm
 from callcenter.config.load import load_config
@@ -248,3 +249,26 @@ async def test_sighup_reloads_the_running_controller(live: Live) -> None:
         remove()
     assert ctl.config.security.pin_attempts == 3
     assert ctl.config_version == config_version(load_config(live.conf, prompts_dir=REPO / "ivr_prompts"))
+
+
+def test_the_controller_takes_its_ami_settings(tmp_path: Path) -> None:
+    """What the controller builds from the config (no link opened): its AMI client's timeouts and
+    liveness pings, and each queue's service-level target on the wallboard."""
+    base = load_config(REPO / "dialplans", prompts_dir=REPO / "ivr_prompts")
+    ami = dataclasses.replace(base.asterisk.ami, connect_timeout=3.0, action_timeout=7.0, ping_interval=11.0)
+    sales = dataclasses.replace(base.queues["sales"], sl_percent=65.0, sl_seconds=25.0)
+    config = dataclasses.replace(
+        base,
+        asterisk=dataclasses.replace(base.asterisk, ami=ami),
+        queues={**base.queues, "sales": sales},
+    )
+    ctl = Controller(
+        config,
+        dsn="postgresql:///unused",
+        run_dir=tmp_path,
+        clock=RealClock(),
+        links=Links.from_config(config),
+    )
+    assert (ctl.ami.connect_timeout, ctl.ami.action_timeout, ctl.ami.ping_interval) == (3.0, 7.0, 11.0)
+    (view,) = [q for q in ctl.snapshot().queues if q.name == "sales"]
+    assert (view.sl_target_fraction, view.sl_target_seconds) == (0.65, 25.0)

@@ -114,7 +114,7 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(settings: MonitorSettings | None = None) -> AsyncIterator[Rig]:
+async def rig(settings: MonitorSettings | None = None, config: m.Config | None = None) -> AsyncIterator[Rig]:
     sink, acd, ami, clock = (
         RecordSink(),
         FakeAgentCalls({"1001": "call-A", "1003": "call-C"}),
@@ -123,7 +123,7 @@ async def rig(settings: MonitorSettings | None = None) -> AsyncIterator[Rig]:
     )
     ids = iter(f"spy-{i}" for i in range(1, 1000))
     service = MonitorService(
-        center_config(),
+        config or center_config(),
         writer=sink,
         clock=clock,
         acd=acd,
@@ -216,6 +216,22 @@ async def test_wrong_pins_then_lockout_then_unlocked_after_the_lockout_time() ->
         fourth = await r.dial("super9001", "listen", "*811001", ["246810"], n=5)
         assert fourth.variables[names.VAR_SPY_TARGET] == "PJSIP/agent1001-"
     assert r.outcomes() == ["bad_pin", "locked_out", "locked_out", "ok", "ok"]
+
+
+async def test_the_security_section_sets_the_lockout_and_a_reload_changes_it() -> None:
+    config = dataclasses.replace(center_config(), security=m.Security(pin_attempts=2, lockout_seconds=30.0))
+    async with rig(config=config) as r:
+        caller = await r.dial("super9001", "listen", "*811001", ["1", "2"])
+        assert caller.played()[-1] == snd("locked-out")
+        assert r.outcomes() == ["locked_out"]
+        r.clock.advance(31)
+        ok = await r.dial("super9001", "listen", "*811001", ["246810"], n=2)
+        assert ok.variables[names.VAR_SPY_TARGET] == "PJSIP/agent1001-"
+        looser = m.Security(pin_attempts=4, lockout_seconds=30.0)
+        r.service.reload(dataclasses.replace(config, security=looser))
+        three = await r.dial("super9001", "listen", "*811001", ["1", "2", "3"], n=3)
+        assert three.played() == [snd("enter-pin"), snd("pin-invalid")] * 3  # not locked at 3 now
+    assert r.outcomes() == ["locked_out", "ok", "bad_pin"]
 
 
 async def test_a_right_pin_resets_the_failure_count() -> None:
