@@ -81,6 +81,7 @@ _Seen = (
 )
 # Effects that are AMI actions: awaited by the API call that caused them, else run as tasks.
 _Action = cs.Originate | cs.Hangup | cs.SetVariables | cs.Redirect | cs.RedirectLeg | cs.Atxfer
+_ACTIONS = (cs.Originate, cs.Hangup, cs.SetVariables, cs.Redirect, cs.RedirectLeg, cs.Atxfer)
 
 
 def policy_from_config(q: cm.Queue) -> rt.QueuePolicy:
@@ -410,9 +411,7 @@ class ACD:
         if queue_id not in self.config.queues:
             raise DomainError(f"no queue {queue_id!r}", code="unknown_queue")
         now = self.clock.now()
-        await self._put_on_hold(
-            call_id, self._call_event(call_id, cs.TransferToQueue(queue_id), now, inline=True)
-        )
+        await self._confirmed(call_id, cs.TransferToQueue(queue_id), now)
         prio = c.info.priority if priority is None else priority
         self._call_event(call_id, cs.HoldReady(prio, arrived_at=now), now)
 
@@ -421,8 +420,7 @@ class ACD:
         _check(number, "transfer number", SAFE_NUMBER)
         self._get_call(call_id)
         number = self._dial_out(call_id, number, cm.DialPurpose.TRANSFER)
-        for action in self._call_event(call_id, cs.TransferToNumber(number), self.clock.now(), inline=True):
-            await self._act(action)
+        await self._confirmed(call_id, cs.TransferToNumber(number), self.clock.now())
 
     async def attended_transfer(self, call_id: str, target: str) -> None:
         """Attended transfer: Asterisk's Atxfer on the agent's leg (the agent talks to ``target``
@@ -430,8 +428,38 @@ class ACD:
         _check(target, "transfer target", SAFE_NUMBER)
         self._get_call(call_id)
         target = self._dial_out(call_id, target, cm.DialPurpose.TRANSFER)
-        for action in self._call_event(call_id, cs.AttendedTransfer(target), self.clock.now(), inline=True):
-            await self._act(action)
+        await self._confirmed(call_id, cs.AttendedTransfer(target), self.clock.now())
+
+    async def _confirmed(self, key: str, event: cs.CallEventType, now: float) -> None:
+        """A request logged only once Asterisk did it (a transfer): the table's answer is worked
+        out, its AMI actions are sent and awaited, and only then is the new state kept and the
+        rest of its effects (the call log, the agent's wrap-up) carried out. A refused action
+        changes nothing but a note in the call's log, and reaches the caller of the API."""
+        old = self._calls.get(key)
+        if old is None:
+            raise DomainError(f"no call {key!r} in the ACD", code="unknown_call")
+        new, effects = cs.transition(old, event, now, self._setup())  # refusals raise here
+        try:
+            for action in effects:
+                if isinstance(action, _ACTIONS):
+                    await self._act(action)
+        except CallcenterError as exc:
+            note = {"refused": type(event).__name__, "reason": str(exc)[:200]}
+            self.sink.submit(
+                CallEvent(old.call_id, self.clock.now(), EventKind.NOTE, agent_id=old.agent_id, detail=note)
+            )
+            raise
+        current = self._calls.get(key)
+        if current is None:
+            return  # the call ended meanwhile (its hangup is logged on its own)
+        if current is not old:  # events came in meanwhile: apply the request to what is now
+            try:
+                new, effects = cs.transition(current, event, now, self._setup())
+            except DomainError:
+                return
+        self._commit(key, current, new)
+        self._carry([e for e in effects if not isinstance(e, _ACTIONS)], now)
+        self._retire(key)
 
     def _dial_out(self, call_id: str, number: str, purpose: cm.DialPurpose) -> str:
         """The number to dial for ``purpose`` if the dial-out policy allows it; a refusal is

@@ -114,6 +114,7 @@ async def monitor_plugin(ctl: Host) -> Plugin | None:
 
     async def close() -> None:
         detach()
+        service.close()
 
     return Plugin(
         name="monitor",

@@ -59,6 +59,8 @@ from callcenter.supervision.rules import (
 
 log = logging.getLogger("callcenter.supervision.service")
 
+PENDING = "pending:"  # an API session's channel before Asterisk names the supervisor's leg
+
 
 # ============================================================================ seams
 @dataclass(frozen=True)
@@ -228,6 +230,7 @@ class MonitorService:
             ami.on(events.BridgeEnter, self._on_bridge_enter),
             ami.on(events.BridgeLeave, self._on_bridge_leave),
             ami.on(events.MixMonitorMute, self._on_mute),
+            ami.on(events.Newchannel, self._on_newchannel),
         ]
 
         def detach() -> None:
@@ -248,6 +251,18 @@ class MonitorService:
                 s.channel = channel
                 self.sessions[channel] = s
         return s
+
+    def close(self) -> None:
+        """The controller stops: the sessions still open are logged as ended (with their end
+        time); Asterisk's spies go on without it."""
+        for s in list(self.sessions.values()):
+            self._end(s, outcome="controller_stopped")
+
+    def _on_newchannel(self, ev: events.Newchannel) -> None:
+        """An API session's supervisor leg exists: its channel name is known from now on (it can
+        be hung up while it still rings)."""
+        if any(x.uniqueid and x.uniqueid == ev.channel.uniqueid for x in self.sessions.values()):
+            self._session_of(ev.channel)
 
     def _on_spy_start(self, ev: events.ChanSpyStart) -> None:
         s = self._session_of(ev.spyer)
@@ -398,7 +413,7 @@ class MonitorService:
             session_id=session_id,
             supervisor_id=sup.id,
             agent_id=agent.id,
-            channel=f"pending:{uniqueid}",
+            channel=f"{PENDING}{uniqueid}",
             mode=mode,
             created_at=now,
             call_id=self.acd.call_of_agent(agent.id) if self.acd is not None else None,
@@ -437,10 +452,12 @@ class MonitorService:
             raise DomainError(f"mode must be one of {', '.join(MODES)}", code="bad_mode")
         if self.ami is None or mode == s.mode:
             return s
-        s.mode = mode
-        s.modes.append(mode)
-        self._record(s)
-        self._call_event(s, EventKind.MONITOR_MODE, note="api")
+        if s.started_at is None:
+            raise DomainError(
+                f"session {session_id} has not started: the supervisor's phone still rings",
+                code="not_started",
+            )
+        # Asterisk first; the change is logged once it took it.
         await self.ami.send_action(
             names.ACTION_SETVAR,
             {"Channel": s.channel, "Variable": names.VAR_SPY_OPTIONS, "Value": m.SPY_OPTIONS[mode]},
@@ -448,17 +465,31 @@ class MonitorService:
         )
         if s.spying and not s.pci_hold:
             s.restarting = True
-            await self._redirect(s, names.CTX_SPY)
+            try:
+                await self._redirect(s, names.CTX_SPY)
+            except CallcenterError:
+                s.restarting = False
+                raise
+        s.mode = mode
+        s.modes.append(mode)
+        self._record(s)
+        self._call_event(s, EventKind.MONITOR_MODE, note="api")
         return s
 
     async def stop(self, session_id: str) -> None:
         """End a session from the API (hang up the supervisor's leg)."""
         s = self._by_id(session_id)
+        if s.channel.startswith(PENDING):
+            raise DomainError(
+                f"session {session_id}: the supervisor's phone is not reached yet; try again",
+                code="not_started",
+            )
         if self.ami is not None:
             await self.ami.send_action(
                 names.ACTION_HANGUP, {"Channel": s.channel}, timeout=self.settings.action_timeout
             )
-        self._end(s)
+        # Asterisk hung the leg up: a ringing session was cancelled, a running one stopped.
+        self._end(s, outcome="ended" if s.started_at is not None else "cancelled")
 
     def _by_id(self, session_id: str) -> SpySession:
         for s in self.sessions.values():

@@ -23,7 +23,13 @@ from callcenter.asterisk.ami import Message
 from callcenter.config import model as m
 from callcenter.config.load import load_config
 from callcenter.config.model import Config
-from callcenter.errors import AgentStateError, DialOutRefusedError, DomainError, UnsafeValueError
+from callcenter.errors import (
+    AgentStateError,
+    AMIActionError,
+    DialOutRefusedError,
+    DomainError,
+    UnsafeValueError,
+)
 from callcenter.ports import QueuedCall, StoredCall, StoredState
 from callcenter.reporting.records import AgentStateChange, CallEvent, CallRecord, Disposition, RecordingRecord
 from tests.centers import REPO, example
@@ -231,6 +237,33 @@ async def test_blind_transfer_to_a_number_and_unsafe_values(rig: AcdRig) -> None
     with pytest.raises(UnsafeValueError):
         await rig.acd.enqueue(QueuedCall("fine-id", "PJSIP/x\r\nAction: Hangup", "sales"))
     assert rig.acd.call_state("fine-id") is None
+
+
+async def test_a_transfer_asterisk_refuses_is_not_logged_as_one(rig: AcdRig) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-11", "sales")
+    leg, agent_chan = await rig.answer(caller)
+    rig.ami.refuse |= {"Redirect", "Atxfer"}
+    with pytest.raises(AMIActionError):
+        await rig.acd.transfer_to_number("call-11", "+12125550199")
+    with pytest.raises(AMIActionError):
+        await rig.acd.transfer_to_queue("call-11", "billing")
+    with pytest.raises(AMIActionError):
+        await rig.acd.attended_transfer("call-11", "+12125550199")
+    # Nothing happened: no transfer in the log, the caller still talks to the same agent.
+    assert "transfer" not in rig.sink.kinds("call-11")
+    assert rig.sink.disposition("call-11") is Disposition.ANSWERED
+    assert rig.acd.call_state("call-11") == "connected"
+    assert rig.acd.agent_state("1001").status is ag.Status.ON_CALL
+    refused = [
+        e.detail for e in rig.sink.events("call-11", kind="note") if e.detail and "refused" in e.detail
+    ]
+    assert [d["refused"] for d in refused] == ["TransferToNumber", "TransferToQueue", "AttendedTransfer"]
+    # Asterisk takes the next one: logged then.
+    rig.ami.refuse.clear()
+    await rig.acd.transfer_to_number("call-11", "+12125550199")
+    assert rig.sink.kinds("call-11").count("transfer") == 1
+    assert rig.sink.disposition("call-11") is Disposition.TRANSFERRED
 
 
 async def test_transfers_and_callbacks_outside_the_dial_out_policy_are_refused_and_logged(
