@@ -275,6 +275,14 @@ class AcceptCallback:
 
 
 @dataclass(frozen=True, slots=True)
+class CallbackDeferred:
+    """A callback's turn came while its calling window is closed: it leaves the line (keeping
+    its place) until ``until``."""
+
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
 class TransferToQueue:
     queue: str
 
@@ -374,10 +382,12 @@ CallEventType = (
     | BridgeEntered
     | CallerHeld
     | CallerUnheld
+    | CallbackDeferred
 )
 LegEventType = LegChannel | LegAnswered | LegFailed | LegHungUp | RingGuardDue | DialEnded
 Event = CallEventType | LegEventType
 CALL_EVENTS: tuple[type[CallEventType], ...] = (
+    CallbackDeferred,
     CallerHeld,
     CallerUnheld,
     HoldReady,
@@ -468,6 +478,17 @@ class Unroute:
 @dataclass(frozen=True, slots=True)
 class MarkCallback:
     call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackProgress:
+    """Keep a callback's state where it outlives the controller: ``pending`` (not before
+    ``next_at``), ``done`` or ``failed``, after ``attempts`` calls."""
+
+    call_id: str
+    state: str
+    attempts: int
+    next_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -578,6 +599,7 @@ Effect = (
     | Requeue
     | Unroute
     | MarkCallback
+    | CallbackProgress
     | RecordHandled
     | Originate
     | Hangup
@@ -1141,6 +1163,36 @@ def _timer_retry(c: Call, ev: TimerDue, now: float, s: Setup) -> Result:
     return _evolve(c, status=CallStatus.WAITING), effects
 
 
+def _callback_deferred(c: Call, ev: CallbackDeferred, now: float, s: Setup) -> Result:
+    if not (c.caller_gone and c.callback_number):
+        return _ignored(c, ev, "not a callback whose caller left")
+    effects: list[Effect] = [
+        Unroute(c.call_id),
+        StartTimer(TimerKind.CALLBACK_RETRY, c.call_id, ev.until),
+        CallbackProgress(c.call_id, "pending", c.callback_attempts, ev.until),
+        Log(
+            CallEvent(
+                c.call_id, now, EventKind.NOTE, queue=c.queue, detail={"callback_window_opens": ev.until}
+            )
+        ),
+    ]
+    return _evolve(c, status=CallStatus.CALLBACK_PENDING), effects
+
+
+def restore_callback(info: QueuedCall, queue: str, queued_at: float, number: str, attempts: int) -> Call:
+    """A callback the database kept across a restart: its caller left long ago; it waits for its
+    retry timer (feed ``TimerDue(CALLBACK_RETRY)`` when due) to go back to its place in line."""
+    return Call(
+        info,
+        queue,
+        CallStatus.CALLBACK_PENDING,
+        queued_at=queued_at,
+        callback_number=number,
+        callback_attempts=attempts,
+        caller_gone=True,
+    )
+
+
 def _timer_stale(c: Call, ev: TimerDue, now: float, s: Setup) -> Result:
     return _ignored(c, ev, f"{ev.kind} timer after the call left the line")
 
@@ -1342,9 +1394,15 @@ def _leg_hung_up(c: Call, leg: Leg, ev: LegHungUp, now: float, s: Setup) -> Resu
     if c.callback_reached or c.callback_attempts >= s.callback_max_attempts:
         if not c.callback_reached:
             effects.append(Log(CallRecord(c.call_id, now, disposition=Disposition.FAILED)))
+        state = "done" if c.callback_reached else "failed"
+        effects.append(CallbackProgress(c.call_id, state, c.callback_attempts))
         return _close(c, effects)
     c = _evolve(c, status=CallStatus.CALLBACK_PENDING, agent_id=None, leg_id=None, answered_at=None)
-    effects.append(StartTimer(TimerKind.CALLBACK_RETRY, c.call_id, now + s.callback_retry_delay))
+    retry_at = now + s.callback_retry_delay
+    effects += [
+        StartTimer(TimerKind.CALLBACK_RETRY, c.call_id, retry_at),
+        CallbackProgress(c.call_id, "pending", c.callback_attempts, retry_at),
+    ]
     return c, effects
 
 
@@ -1444,6 +1502,9 @@ CALL_TABLE: dict[tuple[CallStatus, type[CallEventType]], CallHandler] = {
     # bridges
     **{(st, BridgeEntered): _bridge_entered for st in C if st is not C.CLOSED},
     (C.CLOSED, BridgeEntered): _ignore("already closed"),
+    # a callback outside its calling window
+    (C.WAITING, CallbackDeferred): _callback_deferred,
+    **{(st, CallbackDeferred): _ignore("not waiting in line") for st in C if st is not C.WAITING},
     # hold: the caller hears music while connected (in line, music is the queue's own)
     (C.CONNECTED, CallerHeld): _held,
     (C.CONNECTED, CallerUnheld): _unheld,

@@ -37,10 +37,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any
 
+from callcenter import phone
 from callcenter.acd import agents as ag
 from callcenter.acd import call_state as cs
 from callcenter.acd import routing as rt
 from callcenter.acd.announcements import announcement_prompt
+from callcenter.acd.callback_policy import next_open
 from callcenter.acd.pin import PinCheck, PinGuard
 from callcenter.acd.recorder import Recorder
 from callcenter.asterisk import events, names
@@ -57,7 +59,15 @@ from callcenter.errors import (
     RoutingError,
     UnsafeValueError,
 )
-from callcenter.ports import ACDStore, AMILink, QueuedCall, RecordSink, StoredState
+from callcenter.ports import (
+    ACDStore,
+    AMILink,
+    CallbackStore,
+    QueuedCall,
+    RecordSink,
+    StoredCallback,
+    StoredState,
+)
 from callcenter.reporting.records import AgentStateChange, CallEvent, CallRecord, Disposition, EventKind
 
 log = logging.getLogger(__name__)
@@ -123,9 +133,8 @@ class ACD:
         action_timeout: float = 5.0,
         agent_channel: str = "PJSIP/{endpoint}",
         ring_guard: float = 10.0,
-        callback_retry_delay: float = 300.0,
-        callback_max_attempts: int = 3,
         on_callback_offer: Callable[[str, float], Awaitable[None]] | None = None,
+        callbacks: CallbackStore | None = None,
     ) -> None:
         self.config = config
         self.ami = ami
@@ -138,9 +147,9 @@ class ACD:
         self.action_timeout = action_timeout
         self.agent_channel = agent_channel
         self.ring_guard = ring_guard
-        self.callback_retry_delay = callback_retry_delay
-        self.callback_max_attempts = callback_max_attempts
         self.on_callback_offer = on_callback_offer
+        self.callbacks = callbacks  # where pending callbacks outlive the controller
+        self._callback_writes: asyncio.Queue[cs.CallbackProgress] = asyncio.Queue()
         self.router = rt.Router(policy_from_config(q) for q in config.queues.values())
         self.agents: dict[str, ag.AgentState] = {a: ag.AgentState(a) for a in config.agents}
         self._calls: dict[str, cs.Call] = {}  # open calls, by call id
@@ -187,6 +196,8 @@ class ACD:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._event_loop(), name="acd-events")
                 tg.create_task(self._timer_loop(), name="acd-timers")
+                if self.callbacks is not None:
+                    tg.create_task(self._callback_loop(self.callbacks), name="acd-callbacks")
         finally:
             for unsub in self._unsubscribe:
                 unsub()
@@ -277,6 +288,28 @@ class ACD:
                     if not f.done():
                         f.cancel()
                 await asyncio.gather(sleeper, waker, return_exceptions=True)
+
+    async def drain_callbacks(self) -> None:
+        """Return once every callback progress so far is kept (tests, shutdown)."""
+        if self.callbacks is not None:
+            await self._callback_writes.join()
+
+    async def _callback_loop(self, store: CallbackStore) -> None:
+        """Keep each callback's progress in the database, in order, off the event path."""
+        while True:
+            p = await self._callback_writes.get()
+            try:
+                await store.progress(
+                    p.call_id,
+                    p.state,
+                    attempts=p.attempts,
+                    next_at=p.next_at,
+                    timeout=self.action_timeout * 2,
+                )
+            except (CallcenterError, OSError) as exc:
+                log.error("callback %s: progress %s not kept: %s", p.call_id, p.state, exc)
+            finally:
+                self._callback_writes.task_done()
 
     async def _event_loop(self) -> None:
         while True:
@@ -400,9 +433,26 @@ class ACD:
         """The caller chose to be called back: it keeps its place; when its turn comes the agent
         is rung first, then ``number`` is dialled from the agent's leg."""
         _check(number, "callback number", SAFE_NUMBER)
-        self._get_call(call_id)
+        c = self._get_call(call_id)
         number = self._dial_out(call_id, number, cm.DialPurpose.CALLBACK)
-        self._call_event(call_id, cs.AcceptCallback(number), self.clock.now())
+        if self.callbacks is not None:
+            # Kept first: a callback the caller was promised survives a restart.
+            stored = StoredCallback(call_id, c.queue, number, c.queued_at, c.info.priority)
+            if not await self.callbacks.add(stored, timeout=self.action_timeout * 2):
+                self.sink.submit(
+                    CallEvent(
+                        call_id, self.clock.now(), EventKind.NOTE, queue=c.queue, detail={"callback": "dnc"}
+                    )
+                )
+                raise DomainError(f"{number} is on a do-not-call list: no callback", code="dnc")
+        try:
+            self._call_event(call_id, cs.AcceptCallback(number), self.clock.now())
+        except DomainError:
+            if self.callbacks is not None:  # answered (or gone) meanwhile: nothing to call back
+                await self.callbacks.progress(
+                    call_id, "cancelled", attempts=0, next_at=None, timeout=self.action_timeout * 2
+                )
+            raise
 
     async def transfer_to_queue(self, call_id: str, queue_id: str, *, priority: int | None = None) -> None:
         """Blind transfer by the agent to a queue: the caller returns to hold (its data kept),
@@ -580,6 +630,11 @@ class ACD:
                 if d.call_id not in self._calls:  # pragma: no cover - the router only knows calls we gave it
                     self.router.agent_unavailable(d.agent_id)
                     continue
+                opens = self._callback_window(self._calls[d.call_id], now)
+                if opens is not None:  # a callback outside its calling window: later, same place
+                    self._call_event(d.call_id, cs.CallbackDeferred(opens), now)
+                    self._apply(self.router.agent_available(d.agent_id, now), now)
+                    continue
                 leg_id = f"ccleg-{uuid.uuid4().hex}"
                 self._call_event(d.call_id, cs.Offered(d.agent_id, leg_id, d.ring), now)
             elif isinstance(d, rt.Relaxed):
@@ -604,6 +659,8 @@ class ACD:
                 )
                 if self.on_callback_offer is not None:
                     self._spawn(self.on_callback_offer(d.call_id, d.ewt), f"callback-offer-{d.call_id}")
+                elif self.callback_number(d.call_id) is not None:
+                    self._spawn(self._offer_callback(d.call_id), f"callback-offer-{d.call_id}")
 
     # ================================================================== the call table
     def _setup(self) -> cs.Setup:
@@ -611,8 +668,8 @@ class ACD:
         return cs.Setup(
             self.config.queues,
             ring_guard=self.ring_guard,
-            callback_retry_delay=self.callback_retry_delay,
-            callback_max_attempts=self.callback_max_attempts,
+            callback_retry_delay=self.config.callbacks.retry_delay,
+            callback_max_attempts=self.config.callbacks.max_attempts,
             recorder=self.recorder is not None,
         )
 
@@ -722,6 +779,9 @@ class ACD:
                 self._spawn(self._act(e), f"ring-winner-{e.leg_id}")
             elif isinstance(e, cs.Ignored):
                 log.debug("call %s: %s ignored in %s: %s", e.call_id, e.event, e.status, e.reason)
+            elif isinstance(e, cs.CallbackProgress):
+                if self.callbacks is not None:
+                    self._callback_writes.put_nowait(e)
             elif inline:
                 actions.append(e)
             else:
@@ -845,6 +905,7 @@ class ACD:
             )
             if self.on_callback_offer is not None:
                 await self.on_callback_offer(call_id, ann.ewt if ann.ewt is not None else float("inf"))
+        offer = ann.offer_callback and self.on_callback_offer is None and self.callback_number(call_id)
         ch = c.info.channel
         for var, value in (
             (
@@ -866,7 +927,48 @@ class ACD:
             )
         current = self._calls.get(call_id)
         if current is not None and current.status is cs.CallStatus.WAITING:
-            await self._redirect(ch, names.CTX_ANNOUNCE)
+            # With the callback offer, the route plays the announcement first, then the offer.
+            await self._redirect(ch, names.CTX_CALLBACK_OFFER if offer else names.CTX_ANNOUNCE)
+
+    def _callback_window(self, c: cs.Call, now: float) -> float | None:
+        """When a callback whose turn came may ring its customer, if not now (None: now)."""
+        if not (c.caller_gone and c.callback_number):
+            return None
+        policy = self.config.callbacks
+        zones = phone.zones_for(c.callback_number, policy.timezone or self.config.center.timezone)
+        opens = next_open(policy.window, zones, now)
+        if opens is None:
+            return now + 86400.0  # never open within a week (a window on no day): look again tomorrow
+        return None if opens <= now else opens
+
+    def callback_number(self, call_id: str) -> str | None:
+        """The number a waiting call would be called back on (its caller's, in E.164), if the
+        dial-out policy allows calling it back; None otherwise (no offer is made then)."""
+        c = self._calls.get(call_id)
+        if c is None or c.status is not cs.CallStatus.WAITING or not c.info.caller_number:
+            return None
+        try:
+            number = phone.normalize(c.info.caller_number, self.config.center.country)
+            return dialout.check(self.config, number, cm.DialPurpose.CALLBACK)
+        except DomainError:
+            return None
+
+    async def _offer_callback(self, call_id: str) -> None:
+        """Send a waiting caller to hear the callback offer (nothing of the announcements)."""
+        c = self._calls.get(call_id)
+        if c is None or c.status is not cs.CallStatus.WAITING:
+            return
+        try:
+            await self.ami.send_action(
+                names.ACTION_SETVAR,
+                {"Channel": c.info.channel, "Variable": names.VAR_PROMPT, "Value": ""},
+                timeout=self.action_timeout,
+            )
+            current = self._calls.get(call_id)
+            if current is not None and current.status is cs.CallStatus.WAITING:
+                await self._redirect(c.info.channel, names.CTX_CALLBACK_OFFER)
+        except AsteriskError as exc:
+            log.info("call %s: callback offer not made: %s", call_id, exc)
 
     # ================================================================== AMI events and timers
     def _on_event(self, view: _Seen) -> None:
@@ -1059,6 +1161,31 @@ class ACD:
             )
             self._commit(call_id, None, cs.restore_waiting(info, queue_id, arrived))
             self._call_event(call_id, cs.HoldReady(info.priority, arrived_at=arrived), now)
+        await self._restore_callbacks(now)
+
+    async def _restore_callbacks(self, now: float) -> None:
+        """The callbacks still to make (the database's): back at their place in line, when due."""
+        if self.callbacks is None:
+            return
+        try:
+            pending = await self.callbacks.pending(timeout=self.action_timeout * 2)
+        except (CallcenterError, OSError):
+            log.error("ACD rebuild: pending callbacks not readable; none restored", exc_info=True)
+            return
+        for cb in pending:
+            if cb.call_id in self._calls or cb.queue not in self.config.queues:
+                continue
+            info = QueuedCall(
+                cb.call_id,
+                f"callback/{cb.call_id}",
+                cb.queue,
+                priority=cb.priority,
+                caller_number=cb.number,
+                redirect_to_hold=False,
+            )
+            restored = cs.restore_callback(info, cb.queue, cb.queued_at, cb.number, cb.attempts)
+            self._commit(cb.call_id, None, restored)
+            self._timer(max(now, cb.next_at or now), cs.TimerKind.CALLBACK_RETRY, cb.call_id)
 
     def _close_unseen(self, open_calls: Iterable[str], on_pbx: Collection[str], now: float) -> None:
         """Close the calls the log has open that the PBX no longer has: they ended while no

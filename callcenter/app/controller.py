@@ -34,6 +34,7 @@ from aiohttp import web
 from callcenter.acd import features as acd_features
 from callcenter.acd import http as acd_http
 from callcenter.acd import service as acd_mod
+from callcenter.acd.callback_offer import CallbackOffers
 from callcenter.acd.recorder import Recorder
 from callcenter.app.plugins import Plugin, PluginFactory
 from callcenter.asterisk import names
@@ -50,6 +51,7 @@ from callcenter.reporting.wallboard import DialerView, QueueView, Snapshot
 from callcenter.store import reports
 from callcenter.store.acd import PgACDStore
 from callcenter.store.audit import PgAudit
+from callcenter.store.callbacks import PgCallbackStore
 from callcenter.store.customers import CustomerDirectory
 from callcenter.store.users import PgUsers
 from callcenter.store.writer import CallLogWriter
@@ -159,6 +161,7 @@ class Controller:
         self.recorder = Recorder.from_config(self.ami, self.writer, clock, config.recording)
         self.recorder_dir = rec_dir
         self.pool: Any = None
+        self.callback_store = PgCallbackStore(dsn)
         self.acd = acd_mod.ACD(
             config,
             self.ami,
@@ -166,6 +169,7 @@ class Controller:
             clock,
             recorder=self.recorder,
             store=PgACDStore(dsn),
+            callbacks=self.callback_store,
         )
         self.ivr: IvrService | None = None
         self.dialer: Any = None
@@ -473,9 +477,11 @@ class Controller:
             clock=self.clock,
         )
         features = acd_features.AgentFeatures(self.acd)
+        self.callback_offers = CallbackOffers(self.acd)
         routes: dict[str, Callable[[Any], Awaitable[None]]] = {
             names.AGI_IVR: self.ivr.handle,
             names.AGI_FEATURE: features.handle,
+            names.AGI_CALLBACK: self.callback_offers.handle,
         }
         for factory in self._plugin_factories:
             plugin = await factory(self)
@@ -533,6 +539,8 @@ class Controller:
                     await plugin.close()
         with contextlib.suppress(CallcenterError, OSError):
             await self.ami.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(self.callback_store.close(), 10)
         try:
             await self.writer.close(timeout=30.0)
         except (CallcenterError, OSError, TimeoutError) as exc:

@@ -1707,6 +1707,53 @@ def read_feature_codes(r: Reader, node: yaml.Node, path: Path_) -> m.FeatureCode
     return m.FeatureCodes(**values)
 
 
+def _window(r: Reader, mr: Any, path: Path_) -> m.CallingWindow:
+    """The ``window`` key of ``mr`` (a calling window), or the default one."""
+    window = m.CallingWindow()
+    wnode = mr.node_of("window")
+    if wnode is None:
+        return window
+    wp = (*path, "window")
+    wm = r.mapping(wnode, wp, "a calling window {start:, end:, days:}")
+    if wm is None:
+        return window
+    start = wm.get("start", r.clock_time, window.start)
+    end = wm.get("end", lambda n, p: r.clock_time(n, p, end=True), window.end)
+    days: set[int] = set(window.days)
+    dnode = wm.node_of("days")
+    if dnode is not None:
+        raw = r.raw(dnode, (*wp, "days"), "weekdays such as mon-fri")
+        if raw is not None:
+            days = set()
+            for part in raw.split(","):
+                ds = _day_keys(part)
+                if ds is None:
+                    r.bad(
+                        dnode, (*wp, "days"), f"expected weekdays such as mon-fri or sat,sun, found {raw!r}"
+                    )
+                    break
+                days.update(ds)
+    wm.finish()
+    if start is not None and end is not None:
+        if end != dt.time(0, 0) and end <= start:
+            r.bad(wnode, wp, "expected the window's end after its start")
+        window = m.CallingWindow(start, end, frozenset(days))
+    return window
+
+
+def read_callbacks(r: Reader, node: yaml.Node, path: Path_) -> m.CallbackPolicy | None:
+    mr = r.mapping(node, path, "callbacks {max_attempts:, retry_delay:, window:, timezone:}")
+    if mr is None:
+        return None
+    d = m.CallbackPolicy()
+    attempts = mr.get("max_attempts", lambda n, p: r.integer(n, p, 1, 20), d.max_attempts)
+    delay = mr.get("retry_delay", lambda n, p: r.number(n, p, 10, 7 * 86400), d.retry_delay)
+    window = _window(r, mr, path)
+    tz = mr.get("timezone", lambda n, p: _timezone(r, n, p), None)
+    mr.finish()
+    return m.CallbackPolicy(_opt(attempts, d.max_attempts), _opt(delay, d.retry_delay), window, tz)
+
+
 def read_security(r: Reader, node: yaml.Node, path: Path_) -> m.Security | None:
     mr = r.mapping(node, path, "security {pin_attempts:, lockout_seconds:}")
     if mr is None:
@@ -1836,35 +1883,7 @@ def read_campaign(r: Reader, cid: str, node: yaml.Node, path: Path_) -> m.Campai
     contacts = mr.get("contacts", r.rel_path, expected="the contacts CSV file")
     skills = _skill_levels(r, mr, "skills", path) or {}
     trunk = mr.get("trunk", r.ident, None)
-    window = m.CallingWindow()
-    wnode = mr.node_of("window")
-    if wnode is not None:
-        wp = (*path, "window")
-        wm = r.mapping(wnode, wp, "a calling window {start:, end:, days:}")
-        if wm is not None:
-            start = wm.get("start", r.clock_time, window.start)
-            end = wm.get("end", lambda n, p: r.clock_time(n, p, end=True), window.end)
-            days: set[int] = set(window.days)
-            dnode = wm.node_of("days")
-            if dnode is not None:
-                raw = r.raw(dnode, (*wp, "days"), "weekdays such as mon-fri")
-                if raw is not None:
-                    days = set()
-                    for part in raw.split(","):
-                        ds = _day_keys(part)
-                        if ds is None:
-                            r.bad(
-                                dnode,
-                                (*wp, "days"),
-                                f"expected weekdays such as mon-fri or sat,sun, found {raw!r}",
-                            )
-                            break
-                        days.update(ds)
-            wm.finish()
-            if start is not None and end is not None:
-                if end != dt.time(0, 0) and end <= start:
-                    r.bad(wnode, wp, "expected the window's end after its start")
-                window = m.CallingWindow(start, end, frozenset(days))
+    window = _window(r, mr, path)
     tz = mr.get("timezone", lambda n, p: _timezone(r, n, p), "UTC")
     attempts = mr.get("max_attempts", lambda n, p: r.integer(n, p, 1, 20), 3)
     retry = m.RetryDelays()
@@ -1977,6 +1996,7 @@ SINGLE_SECTIONS: Final = (
     "fallback",
     "security",
     "dialout",
+    "callbacks",
 )
 MAP_SECTIONS: Final = ("trunks", "flows", "queues", "music", "mailboxes", "campaigns", "pause_reasons")
 LIST_SECTIONS: Final = ("numbers", "skills", "agents", "supervisors")
@@ -2121,6 +2141,7 @@ def load(
         feature_codes=singles.get("feature_codes") or m.FeatureCodes(),
         security=singles.get("security") or m.Security(),
         dialout=singles.get("dialout") or m.DialOut(),
+        callbacks=singles.get("callbacks") or m.CallbackPolicy(),
         music=m.frozen_map({k: v for k, v in maps["music"].items() if v is not None}),
         mailboxes=m.frozen_map({k: v for k, v in maps["mailboxes"].items() if v is not None}),
         fallback=singles.get("fallback"),
@@ -2156,6 +2177,8 @@ def _read_single(r: Reader, section: str, node: yaml.Node, path: Path_) -> Any:
         return read_feature_codes(r, node, path)
     if section == "security":
         return read_security(r, node, path)
+    if section == "callbacks":
+        return read_callbacks(r, node, path)
     if section == "dialout":
         return read_dialout(r, node, path)
     if section == "phones":

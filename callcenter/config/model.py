@@ -813,6 +813,19 @@ class Campaign:
     enabled: bool = True
 
 
+@dataclass(frozen=True)
+class CallbackPolicy:
+    """Callbacks a waiting caller asked for (the in-queue offer, an IVR callback node): at most
+    ``max_attempts`` calls, ``retry_delay`` seconds apart, only inside ``window`` in the number's
+    local time (``timezone`` when the number does not tell it; default: the center's), never to
+    a number on a do-not-call list."""
+
+    max_attempts: int = 3
+    retry_delay: float = 300.0
+    window: CallingWindow = CallingWindow()
+    timezone: str | None = None
+
+
 # =============================================================================== the whole
 @dataclass(frozen=True)
 class Config:
@@ -833,6 +846,7 @@ class Config:
     feature_codes: FeatureCodes = FeatureCodes()
     security: Security = Security()
     dialout: DialOut = DialOut()
+    callbacks: CallbackPolicy = CallbackPolicy()
     music: Mapping[str, MusicClass] = field(default_factory=lambda: frozen_map({}))
     mailboxes: Mapping[str, Mailbox] = field(default_factory=lambda: frozen_map({}))
     fallback: Fallback | None = None

@@ -341,6 +341,7 @@ async def test_announcements_and_max_wait_to_voicemail(rig: AcdRig) -> None:
 
 
 async def test_callback_keeps_the_place_and_rings_the_agent_first(rig: AcdRig) -> None:
+    await rig.advance(9 * 3600)  # noon in Miami: inside the callbacks' calling window
     caller = await rig.call("call-14", "support")
     await rig.acd.accept_callback("call-14", "+13055550144")
     await rig.hangup(caller)

@@ -36,6 +36,7 @@ FEATURES = "tests/acd/test_acd.py::test_feature_codes_login_pause_unpause_logout
 SPY = "tests/supervision/test_monitor_sim.py::test_each_mode_spies_on_the_agents_call"
 ASK = "tests/supervision/test_monitor.py::test_ask_mode_menu"
 NODE = "flows.*.nodes.*"
+CALLBACKS = "tests/acd/test_callback_offer.py::test_callbacks_obey_the_window_the_retry_policy_and_the_do_not_call_list"
 
 PROOF: dict[str, str] = {
     # the center
@@ -175,7 +176,7 @@ PROOF: dict[str, str] = {
     "queues.*.music_class": f"{ACD}::test_answered_call_rings_bridges_records_wraps_up",
     "queues.*.wrapup": f"{ACD}::test_answered_call_rings_bridges_records_wraps_up",
     "queues.*.recording": "tests/acd/test_acd_e2e.py::test_traffic_on_three_queues_with_rona_and_recordings",
-    "queues.*.callback_offer_after": f"{ROUTING}::test_ewt_position_and_callback_offer",
+    "queues.*.callback_offer_after": "tests/acd/test_callback_offer.py::test_the_caller_hears_the_offer_presses_1_and_is_called_back_agent_first",
     "queues.*.strategy": f"{ROUTING}::test_longest_idle_least_calls_best_skill_round_robin",
     "queues.*.ring_timeout": "tests/app/test_reload.py::test_apply_changes_the_ring_timeout_of_the_next_call_with_a_call_in_flight",
     "queues.*.rona_count": f"{ACD}::test_rona_count_two_keeps_the_agent_but_never_reoffers_it_the_same_call",
@@ -235,6 +236,13 @@ PROOF: dict[str, str] = {
     "dialout.allow": "tests/config/test_dialout.py::test_number_types_deny_and_allow_prefixes",
     "dialout.deny": "tests/config/test_dialout.py::test_number_types_deny_and_allow_prefixes",
     "dialout.internal": "tests/config/test_dialout.py::test_number_types_deny_and_allow_prefixes",
+    # callbacks callers asked for
+    "callbacks.max_attempts": CALLBACKS,
+    "callbacks.retry_delay": CALLBACKS,
+    "callbacks.window.start": CALLBACKS,
+    "callbacks.window.end": CALLBACKS,
+    "callbacks.window.days": "tests/acd/test_callback_policy.py::test_the_window_holds_in_every_zone_of_the_number",
+    "callbacks.timezone": "tests/acd/test_callback_policy.py::test_the_window_holds_in_every_zone_of_the_number",
     # music, mailboxes, the static fallback
     "music.*.name": RENDER,
     "music.*.directory": RENDER,
