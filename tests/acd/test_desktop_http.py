@@ -4,11 +4,13 @@ screen pop with the caller's data masked; the page and its assets served."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -286,6 +288,11 @@ async def test_an_agent_schedules_a_callback_to_its_customer(site: Site) -> None
     await rig.advance(3590)
     assert len(rig.ami.actions("Originate")) == originated  # not before its time
     await rig.advance(20)
+    # its time has come, but it is before 09:00 where the number is: it waits for the window
+    local = dt.datetime.fromtimestamp(rig.clock.now(), ZoneInfo("America/New_York"))
+    assert local.hour < 9 and len(rig.ami.actions("Originate")) == originated
+    opens = local.replace(hour=9, minute=0, second=0, microsecond=0).timestamp()
+    await rig.advance(opens - rig.clock.now() + 5)
     o = rig.ami.last_originate()
     assert len(rig.ami.actions("Originate")) == originated + 1
     assert o["Context"] == names.CTX_TRANSFER and f"{names.VAR_TRANSFER_TARGET}=+12125550100" in o["Variable"]

@@ -3,8 +3,12 @@ changes, a slow reader dropped without holding anyone up; the thresholds' levels
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from callcenter.app.controller import queue_limits
+from callcenter.config.load import load_config
 from callcenter.reporting import feed
 from callcenter.web.access import Principal
 from callcenter.web.feed import public_sees, sees_for
@@ -192,3 +196,18 @@ def test_crossings_name_each_metric_that_moved() -> None:
     ]
     assert all(c.kind == feed.THRESHOLD and c.at == 5.0 for c in got)
     assert feed.crossings(after, after, values, 6.0) == []
+
+
+def test_a_queues_yaml_thresholds_set_its_colours() -> None:
+    """``queues.*.thresholds`` from YAML reach the levels; a queue without them gets defaults
+    from its own service-level target."""
+    center = load_config(Path(__file__).resolve().parents[2] / "dialplans")
+    sales = queue_limits(center.queues["sales"])  # service_level 80/65, longest_wait 30/60, waiting 4/8
+    at = feed.levels(sales, service_level=0.70, longest_wait=45.0, waiting=8)
+    assert (at["service_level"], at["longest_wait"], at["waiting"]) == ("amber", "amber", "red")
+    at = feed.levels(sales, service_level=0.60, longest_wait=61.0, waiting=3)
+    assert (at["service_level"], at["longest_wait"], at["waiting"]) == ("red", "red", "ok")
+    general = center.queues["general"]
+    dflt = queue_limits(general)
+    assert dflt.service_level_amber == general.sl_percent / 100.0
+    assert dflt.longest_wait_amber == general.sl_seconds and dflt.waiting_amber is None
