@@ -452,11 +452,26 @@ class ACD:
                 log.warning("PCI %s of %s not passed on: %s", "pause" if paused else "resume", call_id, exc)
 
     async def record(self, call_id: str) -> bool:
-        """On-demand recording of a connected call."""
+        """On-demand recording of a connected call (its agent leg runs cc-agent-leg again)."""
         c = self._get_call(call_id)
         if self.recorder is None or c.status is not cs.CallStatus.CONNECTED:
             return False
-        return await self.recorder.start(call_id, c.info.channel, queue=c.queue, agent_id=c.agent_id)
+        leg = self._recordable_leg(c)
+        if leg is None:
+            return False
+        return await self.recorder.start(
+            call_id, leg, caller_channel=c.info.channel, queue=c.queue, agent_id=c.agent_id
+        )
+
+    @staticmethod
+    def _recordable_leg(c: cs.Call) -> str | None:
+        """The agent leg's channel of a call cc-agent-leg bridged (a callback's leg runs Dial()
+        in cc-transfer instead: redirecting it would drop the person called back)."""
+        leg = c.leg(c.leg_id)
+        if c.callback_number or leg is None or not leg.channel:
+            log.info("call %s: no agent leg in cc-agent-leg to record on", c.call_id)
+            return None
+        return leg.channel
 
     async def withdraw(self, call_id: str) -> bool:
         """Take a call out of the ACD before an agent is on it (a person the dialer reached was
@@ -766,8 +781,13 @@ class ACD:
             return
 
         async def start() -> None:
-            if cs.leg_connected(self._calls.get(e.call_id), e.leg_id):  # not transferred or ended meanwhile
-                await rec.start(e.call_id, e.channel, queue=e.queue, agent_id=e.agent_id)
+            c = self._calls.get(e.call_id)
+            if cs.leg_connected(c, e.leg_id) and c is not None:  # not transferred or ended meanwhile
+                leg = self._recordable_leg(c)
+                if leg is not None:
+                    await rec.start(
+                        e.call_id, leg, caller_channel=c.info.channel, queue=e.queue, agent_id=e.agent_id
+                    )
 
         self._spawn(start(), f"record-{e.call_id}")
 

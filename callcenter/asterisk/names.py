@@ -70,7 +70,6 @@ ACTION_BRIDGE: Final = "Bridge"
 ACTION_SETVAR: Final = "Setvar"
 ACTION_GETVAR: Final = "Getvar"
 ACTION_PLAYDTMF: Final = "PlayDTMF"
-ACTION_MIXMONITOR: Final = "MixMonitor"
 ACTION_MIXMONITOR_MUTE: Final = "MixMonitorMute"
 ACTION_STOP_MIXMONITOR: Final = "StopMixMonitor"
 ACTION_CORE_SHOW_CHANNELS: Final = "CoreShowChannels"
@@ -86,7 +85,6 @@ NON_IDEMPOTENT_ACTIONS: Final = frozenset(
         ACTION_REDIRECT,
         ACTION_HANGUP,
         ACTION_BRIDGE,
-        ACTION_MIXMONITOR,
         ACTION_MIXMONITOR_MUTE,
         ACTION_STOP_MIXMONITOR,
         ACTION_PLAYDTMF,

@@ -112,7 +112,7 @@ def test_validate_missing_directory_exits_2(tmp_path: Path, capsys: pytest.Captu
 
 def test_render_writes_the_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "asterisk"
-    assert main(["render", str(REPO / "dialplans"), "--out", str(out)]) == 0
+    assert main(["render", str(REPO / "dialplans"), "--allow-demo-secrets", "--out", str(out)]) == 0
     assert (out / "extensions.conf").is_file()
     assert stat.S_IMODE((out / "manager.conf").stat().st_mode) == 0o600
     assert "render: 11 files written" in capsys.readouterr().out
@@ -184,13 +184,13 @@ def test_render_diff_is_a_dry_run_that_hides_secrets(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "asterisk"
-    assert main(["render", str(REPO / "dialplans"), "--out", str(out), "--diff"]) == 1
+    assert main(["render", str(REPO / "dialplans"), "--allow-demo-secrets", "--out", str(out), "--diff"]) == 1
     text = capsys.readouterr().out
     assert not out.exists()
     assert "+++ rendered/extensions.conf" in text
     assert "*** pjsip.conf: new (it holds secrets: not shown)" in text
     assert "nw-1001-phone" not in text and "change-me-ami" not in text
-    assert main(["render", str(REPO / "dialplans"), "--out", str(out)]) == 0
+    assert main(["render", str(REPO / "dialplans"), "--allow-demo-secrets", "--out", str(out)]) == 0
     capsys.readouterr()
-    assert main(["render", str(REPO / "dialplans"), "--out", str(out), "--diff"]) == 0
+    assert main(["render", str(REPO / "dialplans"), "--allow-demo-secrets", "--out", str(out), "--diff"]) == 0
     assert capsys.readouterr().out.endswith("no change against " + str(out) + " (nothing written)\n")
