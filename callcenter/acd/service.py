@@ -34,7 +34,7 @@ import logging
 import math
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from callcenter.acd import agents as ag
@@ -292,11 +292,13 @@ class ACD:
         self._wake.set()
 
     # ================================================================== agents API
-    def verify_pin(self, agent_id: str, pin: str) -> None:
-        """Check an agent's PIN (feature-code login); too many wrong ones lock the id a while
-        (``PinGuard``). The wrong PIN that locks is still ``bad_pin``; the next try is refused."""
+    def verify_pin(self, agent_id: str, pin: str, *, sources: Sequence[str]) -> None:
+        """Check an agent's PIN; too many wrong ones from a source (a phone's endpoint, its caller
+        ID, an API client: ``callcenter.acd.pin``) lock the agent out *from that source* a while,
+        never from the agent's own phone. The wrong PIN that locks is still ``bad_pin``; the next
+        try from that source is refused."""
         agent = self._agent_config(agent_id)
-        result = self._pins.check(agent_id, pin, agent.pin.value, self.clock.now())
+        result = self._pins.check(agent_id, pin, agent.pin.value, self.clock.now(), sources=sources)
         if result is PinCheck.LOCKED:
             raise DomainError(
                 f"agent {agent_id} is locked after {self._pins.max_failures} wrong PINs", code="locked_out"
@@ -305,10 +307,19 @@ class ACD:
             raise DomainError("wrong PIN", code="bad_pin")
 
     async def login(
-        self, agent_id: str, *, paused_reason: str | None = None, pin: str | None = None
+        self,
+        agent_id: str,
+        *,
+        paused_reason: str | None = None,
+        pin: str | None = None,
+        sources: Sequence[str] = (),
     ) -> ag.AgentState:
+        """Log ``agent_id`` in; with ``pin``, checked first, counted against ``sources`` (where it
+        was typed: required with a PIN)."""
         if pin is not None:
-            self.verify_pin(agent_id, pin)
+            if not sources:
+                raise DomainError("a PIN needs where it was typed (its sources)", code="bad_request")
+            self.verify_pin(agent_id, pin, sources=sources)
         if paused_reason is not None:
             self._check_pause_reason(paused_reason)
         self._agent_config(agent_id)

@@ -118,7 +118,7 @@ def originate_app_permitted(app: str, data: str, classes: frozenset[str] | None)
             return "system" in classes
     if "queue" in lowered and data:
         args = data.split(",")
-        if len(args) > 6 and args[6].strip():  # Queue(queue,options,URL,announce,timeout,AGI,...)
+        if len(args) > 5 and args[5].strip():  # Queue(queue,options,URL,announce,timeout,AGI,...)
             return bool(classes & {"agi", "system"})
         return True
     for word in ORIGINATE_SYSTEM_DATA:

@@ -3,8 +3,9 @@
 
 Configuration comes from a directory of rendered Asterisk configuration (``extensions.conf``,
 ``manager.conf``), or from dialplan text directly. The AMI credentials are the first user of
-``manager.conf`` unless given; its ``eventfilter`` lines apply to every session. Every user of
-``manager.conf`` may log in, and each is held to its ``write`` classes as Asterisk holds it.
+``manager.conf`` unless given (then they replace its login and keep its write classes); its
+``eventfilter`` lines apply to every session. Every user of ``manager.conf`` may log in, and each
+is held to its ``write`` classes as Asterisk holds it.
 """
 
 from __future__ import annotations
@@ -130,9 +131,12 @@ class SimulatedPBX:
             manager = self.config_dir / "manager.conf"
             if manager.is_file():
                 m_user, m_secret, filters, _ = read_manager_conf(manager)
+                users = read_manager_users(manager)
+                if user and user not in users and m_user in users:
+                    # credentials given replace the first user's login; its classes stay
+                    users[user] = users.pop(m_user)
                 user = user or m_user
                 secret = secret or m_secret
-                users = read_manager_users(manager)
         if dialplan_text is None:
             raise ConfigError("the simulated PBX needs a config directory or dialplan text")
         self._check = check_dialplan

@@ -337,7 +337,7 @@ def test_too_many_and_too_few_permissions(req: dr.Requirements) -> None:
     assert any("remove command and config" in f for f in admin.fix)
 
     listing = messages("ListCommands.ami.txt")[0]
-    without = Message([(k, v) for k, v in listing.headers if k not in ("Originate", "MixMonitor")])
+    without = Message([(k, v) for k, v in listing.headers if k not in ("Originate", "Atxfer")])
     few = by_name(dr.diagnose(req, facts_from_fixtures(req, commands=dr.Reply((without,))), all_files(req)))[
         "AMI permissions"
     ]
@@ -347,7 +347,7 @@ def test_too_many_and_too_few_permissions(req: dr.Requirements) -> None:
         "may not send Originate (write class originate): needed to ring agents, dial campaigns,"
         " connect supervisors" in few.details
     )
-    assert any("add originate, system to the write line" in f for f in few.fix)
+    assert any("add call, originate to the write line" in f for f in few.fix)
 
 
 def test_what_the_ami_user_may_not_ask_is_not_checked(req: dr.Requirements) -> None:
@@ -701,16 +701,20 @@ async def test_doctor_against_the_simulated_pbx(
         " and more than it needs" in report
     )
 
-    # A user without the system class: no module or endpoint check, MixMonitor and Reload refused.
-    pbx.ami.write_classes = frozenset({"call", "originate", "reporting"})
-    assert await cmd.run(args) == 1
+    # The rendered user, without the system class: every action the controller uses, and no
+    # more; the module and endpoint checks need system (doctor says how to run them).
+    pbx.ami.write_classes = frozenset({"call", "originate", "agent"})
+    assert await cmd.run(args) == 0
     lines = capsys.readouterr().out.splitlines()
     assert (
         "SKIP  modules: not checked: AMI user callcenter may not send ModuleCheck (write class system)"
         in lines
     )
-    assert "FAIL  AMI permissions: AMI user callcenter may not send 2 action(s) the controller uses" in lines
-    assert "        may not send MixMonitor (write class system): needed to start recordings" in lines
+    assert "OK    AMI permissions: AMI user callcenter may send every action the controller uses" in lines
+    pbx.ami.write_classes = frozenset({"call", "agent"})
+    assert await cmd.run(args) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert "FAIL  AMI permissions: AMI user callcenter may not send 1 action(s) the controller uses" in lines
 
 
 async def test_every_ami_wait_is_bounded(req: dr.Requirements) -> None:
