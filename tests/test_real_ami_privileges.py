@@ -253,3 +253,59 @@ async def test_recording_on_demand_on_a_bridged_call_writes_a_wav(
     calls = await _db(db_dsn, "SELECT * FROM calls WHERE call_id = $1", call_id)
     assert calls[0]["disposition"] == "answered" and calls[0]["agent_id"] == "1001"
     assert RecordingRecord  # the call-log record type the rows above come from
+
+
+async def test_a_campaign_leg_the_policy_refuses_never_reaches_the_trunk(center: Center) -> None:
+    """The dialer's legs are Local/<number>@cc-dial-<trunk>/n: the rendered context checks the
+    dial-out policy again. A premium-rate number (as if it got past the controller) fails the
+    Originate without a channel on the trunk; an allowed number is dialled on the trunk, with the
+    campaign's caller ID."""
+    async with admin(center) as client:
+        watcher = Watcher(client)
+        try:
+            uid = {}
+            for key, number in (("premium", "+19005550199"), ("allowed", "+12125550143")):
+                uid[key] = "cct-" + key
+                await client.send_action(
+                    names.ACTION_ORIGINATE,
+                    {
+                        "Channel": names.CAMPAIGN_DIAL_TEMPLATE.format(number=number, trunk="dialer"),
+                        "Context": names.CTX_OUTBOUND,
+                        "Exten": "s",
+                        "Priority": "1",
+                        "CallerID": '"Northwind" <+18005550100>',
+                        "Variable": f"{names.VAR_AMD}=0",
+                        "Timeout": "3000",
+                        "Async": "true",
+                        "ChannelId": uid[key],
+                    },
+                    timeout=10,
+                )
+                response = await watcher.wait(
+                    lambda m, u=uid[key]: m.name == "OriginateResponse" and m.get("Uniqueid") == u,
+                    f"no OriginateResponse for {key}",
+                )
+                if key == "premium":
+                    assert response.get("Response") == "Failure"
+                    assert not any(
+                        m.name == "Newchannel" and (m.get("Channel") or "").startswith("PJSIP/dialer-")
+                        for m in watcher.seen
+                    )
+            dial = [
+                m
+                for m in watcher.seen
+                if m.name == "DialBegin" and (m.get("DestChannel") or "").startswith("PJSIP/dialer-")
+            ]
+            assert len(dial) == 1, [m.headers for m in dial]
+            assert dial[0].get("DialString") == "+12125550143@dialer"
+            # The trunk leg's connected line (PJSIP's From on an outgoing call): the campaign's.
+            assert dial[0].get("DestConnectedLineNum") == "+18005550100"
+            refused = [
+                m.get("AppData")
+                for m in watcher.seen
+                if m.name == "Newexten" and "dial-out refused" in (m.get("AppData") or "")
+            ]
+            assert refused == ["dial-out refused: denied prefix +19005550199"]
+        finally:
+            await hang_up_everything(client)
+            await watcher.close()

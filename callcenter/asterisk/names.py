@@ -18,6 +18,9 @@ CTX_AGENT_PHONES: Final = "cc-agents"  # what agents' phones dial: feature codes
 CTX_FEATURES: Final = "cc-features"  # feature codes handed to FastAGI (login, pause, spy...)
 CTX_SPY: Final = "cc-spy"  # supervisor monitoring: ChanSpy with listen/whisper/barge options
 CTX_OUTBOUND: Final = "cc-outbound"  # dialer legs: AMD, then to the agent or a message
+# Dialer legs are Local/<E.164>@cc-dial-<trunk>/n: the dial-out policy checked again, then Dial().
+CAMPAIGN_DIAL_PREFIX: Final = "cc-dial-"  # + the trunk id: one context per campaign trunk
+CAMPAIGN_DIAL_TEMPLATE: Final = "Local/{number}@" + CAMPAIGN_DIAL_PREFIX + "{trunk}/n"
 CTX_FALLBACK: Final = "cc-fallback"  # the controller is unreachable: message, ring group, voicemail
 CTX_VOICEMAIL: Final = "cc-voicemail"  # leave a message in a queue's mailbox
 CTX_TRANSFER: Final = "cc-transfer"  # blind transfer to an outside number
