@@ -24,6 +24,7 @@ from callcenter.config.render import RELOAD_MODULES, AMIReloader
 from callcenter.errors import AMIActionError
 from callcenter.reporting.records import RecordingRecord
 from tests.asterisk_harness import (
+    TEST_CONTEXTS,
     Center,
     Watcher,
     admin,
@@ -47,9 +48,18 @@ def _sales_on_demand(config: cm.Config) -> cm.Config:
     return dataclasses.replace(config, queues=cm.frozen_map(queues))
 
 
+# A far end for Local legs that is busy or congested, as cc-dial-<trunk> passes a trunk's
+# answer back (Busy() / Congestion() on the ;2).
+FAR_END = """
+[cc-test-far-end]
+exten => busy,1,Busy()
+exten => congested,1,Congestion()
+"""
+
+
 @pytest.fixture(scope="module")
 def center() -> Iterator[Center]:
-    with real_center(tweak=_sales_on_demand) as c:
+    with real_center(TEST_CONTEXTS + FAR_END, tweak=_sales_on_demand) as c:
         yield c
 
 
@@ -285,8 +295,13 @@ async def test_a_campaign_leg_the_policy_refuses_never_reaches_the_trunk(center:
                     lambda m, u=uid[key]: m.name == "OriginateResponse" and m.get("Uniqueid") == u,
                     f"no OriginateResponse for {key}",
                 )
+                if key == "allowed":
+                    # The example trunk's host does not exist here: Dial says CHANUNAVAIL and the
+                    # context answers Congestion(): Reason 8, which the dialer takes as failed.
+                    assert (response.get("Response"), response.get("Reason")) == ("Failure", "8")
                 if key == "premium":
-                    assert response.get("Response") == "Failure"
+                    # Hangup(21) on the ;2 before any Dial: Reason 0, failed too.
+                    assert (response.get("Response"), response.get("Reason")) == ("Failure", "0")
                     assert not any(
                         m.name == "Newchannel" and (m.get("Channel") or "").startswith("PJSIP/dialer-")
                         for m in watcher.seen
@@ -306,6 +321,38 @@ async def test_a_campaign_leg_the_policy_refuses_never_reaches_the_trunk(center:
                 if m.name == "Newexten" and "dial-out refused" in (m.get("AppData") or "")
             ]
             assert refused == ["dial-out refused: denied prefix +19005550199"]
+        finally:
+            await hang_up_everything(client)
+            await watcher.close()
+
+
+async def test_busy_and_congestion_on_a_local_leg_reach_the_originate(center: Center) -> None:
+    """What the dialer reads from OriginateResponse when a Local leg's ;2 says Busy() or
+    Congestion() (as cc-dial-<trunk> does after Dial): Reason 5 (busy) and 8 (congestion)."""
+    async with admin(center) as client:
+        watcher = Watcher(client)
+        try:
+            got = {}
+            for exten in ("busy", "congested"):
+                uid = f"cct-far-{exten}"
+                await client.send_action(
+                    names.ACTION_ORIGINATE,
+                    {
+                        "Channel": f"Local/{exten}@cc-test-far-end/n",
+                        "Application": "Wait",
+                        "Data": "1",
+                        "Timeout": "5000",
+                        "Async": "true",
+                        "ChannelId": uid,
+                    },
+                    timeout=10,
+                )
+                response = await watcher.wait(
+                    lambda m, u=uid: m.name == "OriginateResponse" and m.get("Uniqueid") == u,
+                    f"no OriginateResponse for {exten}",
+                )
+                got[exten] = (response.get("Response"), response.get("Reason"))
+            assert got == {"busy": ("Failure", "5"), "congested": ("Failure", "8")}
         finally:
             await hang_up_everything(client)
             await watcher.close()
