@@ -19,6 +19,9 @@ CTX_AGENT_PHONES: Final = "cc-agents"  # what agents' phones dial: feature codes
 CTX_FEATURES: Final = "cc-features"  # feature codes handed to FastAGI (login, pause, spy...)
 CTX_SPY: Final = "cc-spy"  # supervisor monitoring: ChanSpy with listen/whisper/barge options
 CTX_OUTBOUND: Final = "cc-outbound"  # dialer legs: AMD, then to the agent or a message
+# Dialer legs are Local/<E.164>@cc-dial-<trunk>/n: the dial-out policy checked again, then Dial().
+CAMPAIGN_DIAL_PREFIX: Final = "cc-dial-"  # + the trunk id: one context per campaign trunk
+CAMPAIGN_DIAL_TEMPLATE: Final = "Local/{number}@" + CAMPAIGN_DIAL_PREFIX + "{trunk}/n"
 CTX_FALLBACK: Final = "cc-fallback"  # the controller is unreachable: message, ring group, voicemail
 CTX_VOICEMAIL: Final = "cc-voicemail"  # leave a message in a queue's mailbox
 CTX_TRANSFER: Final = "cc-transfer"  # blind transfer to an outside number
@@ -55,6 +58,8 @@ VAR_MAILBOX: Final = "CC_MAILBOX"  # set by the IVR: after the AGI, the call goe
 VAR_AMD: Final = "CC_AMD"  # dialer legs: "0" skips answering-machine detection
 VAR_AMDSTATUS: Final = "AMDSTATUS"  # set by AMD(): HUMAN, MACHINE, NOTSURE, HANGUP
 VAR_DIALSTATUS: Final = "DIALSTATUS"  # set by Dial()
+VAR_BRIDGERESULT: Final = "BRIDGERESULT"  # set by Bridge(): SUCCESS, FAILURE, NONEXISTENT, LOOP
+VAR_BRIDGE_TRIES: Final = "CC_BRIDGE_TRIES"  # cc-agent-leg: Bridge() attempts that failed
 VAR_POSITION: Final = "CC_POSITION"  # cc-announce: the caller's place in line (1 = next)
 VAR_EWT: Final = "CC_EWT"  # cc-announce: expected wait in whole seconds ("" when unknown)
 
@@ -72,7 +77,6 @@ ACTION_BRIDGE: Final = "Bridge"
 ACTION_SETVAR: Final = "Setvar"
 ACTION_GETVAR: Final = "Getvar"
 ACTION_PLAYDTMF: Final = "PlayDTMF"
-ACTION_MIXMONITOR: Final = "MixMonitor"
 ACTION_MIXMONITOR_MUTE: Final = "MixMonitorMute"
 ACTION_STOP_MIXMONITOR: Final = "StopMixMonitor"
 ACTION_CORE_SHOW_CHANNELS: Final = "CoreShowChannels"
@@ -88,7 +92,6 @@ NON_IDEMPOTENT_ACTIONS: Final = frozenset(
         ACTION_REDIRECT,
         ACTION_HANGUP,
         ACTION_BRIDGE,
-        ACTION_MIXMONITOR,
         ACTION_MIXMONITOR_MUTE,
         ACTION_STOP_MIXMONITOR,
         ACTION_PLAYDTMF,

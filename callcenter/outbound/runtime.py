@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from callcenter.asterisk import names
 from callcenter.config.model import prompt_sound
 from callcenter.outbound.dialer import (
     DAY,
@@ -38,7 +39,9 @@ class CampaignRuntime:
     identification_prompt: str = ""
     ring_timeout: float = 25.0
     connect_within: float = 2.0
-    dial_template: str = "PJSIP/{number}@{trunk}"
+    # Through the trunk's checked context (the rendered cc-dial-<trunk>: the dial-out policy
+    # again, then Dial); /n keeps the Local pair, so the leg the dialer follows stays the same.
+    dial_template: str = names.CAMPAIGN_DIAL_TEMPLATE
     name: str = ""
     enabled: bool = True
     """False: the campaign places no call (the dialer plans none, the database refuses any)."""

@@ -370,17 +370,32 @@ async def test_callback_keeps_the_place_and_rings_the_agent_first(rig: AcdRig) -
 
 
 async def test_pin_lockout(rig: AcdRig) -> None:
+    """Five wrong PINs from one source lock the agent out from that source for 15 minutes; the
+    agent's own phone still logs in; a PIN without a source is refused outright."""
+    there = ("endpoint:lobby", "caller:+15550001111")
     for _ in range(5):
         with pytest.raises(DomainError) as err:
-            await rig.acd.login("1001", pin="0000")
+            await rig.acd.login("1001", pin="0000", sources=there)
         assert err.value.code == "bad_pin"
     pin = rig.acd.config.agents["1001"].pin.value
     with pytest.raises(DomainError) as err:
-        await rig.acd.login("1001", pin=pin)
+        await rig.acd.login("1001", pin=pin, sources=there)
     assert err.value.code == "locked_out"
-    rig.clock.advance(901)
-    await rig.acd.login("1001", pin=pin)
+    with pytest.raises(DomainError) as err:
+        await rig.acd.login("1001", pin=pin, sources=("endpoint:other", "caller:+15550001111"))
+    assert err.value.code == "locked_out"  # the same caller ID from another phone
+    with pytest.raises(DomainError) as err:
+        await rig.acd.login("1001", pin=pin)
+    assert err.value.code == "bad_request"
+    await rig.acd.login("1001", pin=pin, sources=("endpoint:agent1001", "caller:3001"))
     assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+    await rig.acd.logout("1001")
+    rig.clock.advance(901)
+    await rig.acd.login("1001", pin=pin, sources=there)
+    assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+
+
+PHONE = ("endpoint:agent1001", "caller:1001")  # where the PINs are typed
 
 
 async def test_pin_lockout_follows_the_security_section_also_after_a_reload(
@@ -391,26 +406,26 @@ async def test_pin_lockout_follows_the_security_section_also_after_a_reload(
         pin = rig.acd.config.agents["1001"].pin.value
         for _ in range(2):
             with pytest.raises(DomainError) as err:
-                await rig.acd.login("1001", pin="0000")
+                await rig.acd.login("1001", pin="0000", sources=PHONE)
             assert err.value.code == "bad_pin"
         with pytest.raises(DomainError) as err:
-            await rig.acd.login("1001", pin=pin)
+            await rig.acd.login("1001", pin=pin, sources=PHONE)
         assert err.value.code == "locked_out"
         rig.clock.advance(59)
         with pytest.raises(DomainError) as err:
-            await rig.acd.login("1001", pin=pin)
+            await rig.acd.login("1001", pin=pin, sources=PHONE)
         assert err.value.code == "locked_out"
         rig.clock.advance(2)
-        await rig.acd.login("1001", pin=pin)
+        await rig.acd.login("1001", pin=pin, sources=PHONE)
         # A new config takes effect at once: one wrong PIN now locks agent 1002 for 10 s.
         rig.acd.reload(dataclasses.replace(config, security=m.Security(pin_attempts=1, lockout_seconds=10.0)))
         with pytest.raises(DomainError):
-            await rig.acd.login("1002", pin="0000")
+            await rig.acd.login("1002", pin="0000", sources=PHONE)
         with pytest.raises(DomainError) as err:
-            await rig.acd.login("1002", pin=rig.acd.config.agents["1002"].pin.value)
+            await rig.acd.login("1002", pin=rig.acd.config.agents["1002"].pin.value, sources=PHONE)
         assert err.value.code == "locked_out"
         rig.clock.advance(11)
-        await rig.acd.login("1002", pin=rig.acd.config.agents["1002"].pin.value)
+        await rig.acd.login("1002", pin=rig.acd.config.agents["1002"].pin.value, sources=PHONE)
 
 
 async def test_a_pause_past_its_max_minutes_is_logged_as_an_overrun(rig: AcdRig) -> None:

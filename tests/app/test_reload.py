@@ -68,7 +68,7 @@ class Live:
         return subprocess.run(
             [sys.executable, "-m", "callcenter", "--run-dir", str(self.out.parent), "apply", str(self.conf),
              "--prompts", str(REPO / "ivr_prompts"), "--out", str(self.out),
-             "--controller", f"http://127.0.0.1:{self.controller.http.port}", *extra],
+             "--controller", f"http://127.0.0.1:{self.controller.http.port}", "--allow-demo-secrets", *extra],
             env=env, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
 

@@ -239,6 +239,8 @@ PROOF: dict[str, str] = {
     "feature_codes.supervisor_barge": SPY,
     "feature_codes.supervisor_ask": ASK,
     # security and dial-out
+    "asterisk.ami_apply.username": "tests/config/test_config_apply.py::test_callcenter_apply_as_typed_reloads_with_its_own_user",
+    "asterisk.ami_apply.secret": "tests/config/test_config_apply.py::test_callcenter_apply_as_typed_reloads_with_its_own_user",
     "security.pin_attempts": f"{ACD}::test_pin_lockout_follows_the_security_section_also_after_a_reload",
     "security.lockout_seconds": "tests/supervision/test_monitor.py::test_the_security_section_sets_the_lockout_and_a_reload_changes_it",
     "dialout.countries": "tests/config/test_dialout.py::test_number_types_deny_and_allow_prefixes",
