@@ -734,7 +734,7 @@ async def act_stopmixmonitor(session: AMISession, msg: Message) -> None:
         session.error(msg, "Could not stop monitoring channel")
         return
     session.respond(msg, "Success")
-    chan.mixmonitor.stop(pbx)
+    chan.mixmonitor.stop(pbx, announce=True)
 
 
 def _listing(pbx: PBX) -> list[Channel]:

@@ -509,7 +509,7 @@ async def app_mixmonitor(pbx: PBX, chan: Channel, data: str) -> Any:
 
 async def app_stopmixmonitor(pbx: PBX, chan: Channel, data: str) -> Any:
     if chan.mixmonitor is not None:
-        chan.mixmonitor.stop(pbx)
+        chan.mixmonitor.stop(pbx, announce=True)
     return None
 
 

@@ -1368,7 +1368,10 @@ class MixMonitor:
             self.muted.append((self.muted_since, now - self.started))
             self.muted_since = None
 
-    def stop(self, pbx: PBX) -> None:
+    def stop(self, pbx: PBX, *, announce: bool = False) -> None:
+        """Write the file. ``announce``: a ``StopMixMonitor`` (the application or the AMI action)
+        stopped it, so ``MixMonitorStop`` is sent; a hang-up ends the recording silently, as in
+        Asterisk (``app_mixmonitor.c``: only ``stop_mixmonitor_full`` raises the event)."""
         if self.stopped:
             return
         self.stopped = True
@@ -1382,7 +1385,8 @@ class MixMonitor:
             log.error("cannot write recording %s: %s", self.path, exc)
         if self.chan.mixmonitor is self:
             self.chan.mixmonitor = None
-        pbx.chan_event("MixMonitorStop", self.chan)
+        if announce:
+            pbx.chan_event("MixMonitorStop", self.chan)
 
 
 def _is_pulled(chan: Channel) -> bool:

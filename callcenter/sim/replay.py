@@ -202,6 +202,7 @@ def reduce(messages: Iterable[Headers]) -> Reduced:
     canon = Canon()
     out = Reduced()
     hung: set[str] = set()
+    originated: dict[str, Headers] = {}
     for headers in messages:
         if not headers:
             continue
@@ -221,11 +222,10 @@ def reduce(messages: Iterable[Headers]) -> Reduced:
         if first != "Event" or value in IGNORED_EVENTS:
             continue
         if value == "OriginateResponse":
-            out.originates[aid or "?"] = (
-                _get(headers, "Response") or "",
-                f"Reason={_get(headers, 'Reason')}",
-                f"Channel={canon.text(_get(headers, 'Channel') or '')}",
-            )
+            # Named once every message is in: Asterisk raises OriginateResponse from the
+            # originating thread and Newchannel through Stasis, so the response may arrive before
+            # the Newchannel of the channel it names (the only reordering allowed here).
+            originated[aid or "?"] = headers
             continue
         if aid is not None and value in (
             "CoreShowChannel",
@@ -249,6 +249,12 @@ def reduce(messages: Iterable[Headers]) -> Reduced:
             out.per_channel.setdefault(owner, []).append(key + ((role,) if role else ()))
         if value == "Hangup":
             hung.update(_owners(headers, canon))
+    for aid, headers in originated.items():
+        out.originates[aid] = (
+            _get(headers, "Response") or "",
+            f"Reason={_get(headers, 'Reason')}",
+            f"Channel={canon.text(_get(headers, 'Channel') or '')}",
+        )
     for rows in out.lists.values():
         rows.sort()
     return out

@@ -262,8 +262,10 @@ async def test_bridge_action_and_mixmonitor_with_a_muted_span(
     await act(ami, "um", ("Action", "MixMonitorMute"), ("Channel", a), ("Direction", "both"), ("State", "0"))
     await sim.clock.sleep(2.0)
     await act(ami, "h", ("Action", "Hangup"), ("Channel", a))
-    await event(ami, "MixMonitorStop")
+    await event(ami, "Hangup", Channel=a)
     await event(ami, "BridgeDestroy")
+    # A hang-up ends the recording with no MixMonitorStop (Asterisk sends it only for StopMixMonitor).
+    assert not [h for h in ami.messages if d(h).get("Event") == "MixMonitorStop"]
     with wave.open(str(tmp_path / "r" / "a.wav")) as w:
         frames = w.readframes(w.getnframes())
         seconds = w.getnframes() / 8000
@@ -550,3 +552,22 @@ async def test_a_client_that_stops_reading_is_cut_off(sim: SimulatedPBX) -> None
     finally:
         writer.close()
         await peer.close()
+
+
+async def test_stop_mixmonitor_is_announced_and_a_hang_up_is_not(ami: AMIPeer, sim: SimulatedPBX) -> None:
+    """``StopMixMonitor`` gives ``MixMonitorStop`` (and the file); a hang-up of a recorded channel
+    writes the file silently, as Asterisk's ``app_mixmonitor`` does."""
+    a = await hold_caller(ami, "sa")
+    b = await hold_caller(ami, "sb")
+    for chan, name in ((a, "r/sa.wav"), (b, "r/sb.wav")):
+        await act(ami, f"m-{name}", ("Action", "MixMonitor"), ("Channel", chan), ("File", name))
+        await event(ami, "MixMonitorStart", Channel=chan)
+    stop = await act(ami, "stop-a", ("Action", "StopMixMonitor"), ("Channel", a))
+    assert stop["Response"] == "Success"
+    await event(ami, "MixMonitorStop", Channel=a)
+    await act(ami, "h-b", ("Action", "Hangup"), ("Channel", b))
+    await event(ami, "Hangup", Channel=b)
+    stops = [d(h).get("Channel") for h in ami.messages if d(h).get("Event") == "MixMonitorStop"]
+    assert stops == [a]
+    again = await act(ami, "stop-b", ("Action", "StopMixMonitor"), ("Channel", a))
+    assert again["Response"] == "Error"

@@ -203,6 +203,26 @@ async def test_sip_inbound_dtmf_matches_the_capture(traces_dir: Path, tmp_path: 
     assert "HANGUP\n" in script.received
 
 
+def test_an_originate_response_before_its_newchannel_still_names_the_channel(traces_dir: Path) -> None:
+    """Asterisk may report ``OriginateResponse`` before the ``Newchannel`` of the channel it names
+    (two threads): the comparison names it all the same; a channel never created stays stale."""
+    msgs = capture_messages(load_capture(traces_dir / "hold-rona-bridge-abandon.ami.txt"))
+    at = next(i for i, h in enumerate(msgs) if dict(h).get("Event") == "OriginateResponse")
+    chan = dict(msgs[at])["Channel"]
+    born = next(
+        i for i, h in enumerate(msgs) if dict(h).get("Event") == "Newchannel" and dict(h)["Channel"] == chan
+    )
+    assert born < at
+    early = [*msgs[:born], msgs[at], *msgs[born:at], *msgs[at + 1 :]]
+    assert compare(msgs, early) == []
+    assert "<stale>" not in " ".join(reduce(early).originates[dict(msgs[at])["ActionID"]])
+    base = chan.rsplit(";", 1)[0]
+    never = [
+        h for h in msgs if not (dict(h).get("Event") == "Newchannel" and dict(h)["Channel"].startswith(base))
+    ]
+    assert "<stale>" in " ".join(reduce(never).originates[dict(msgs[at])["ActionID"]])
+
+
 def test_reduction_ignores_ids_and_noise(traces_dir: Path) -> None:
     msgs = capture_messages(load_capture(traces_dir / "hold-rona-bridge-abandon.ami.txt"))
     renamed = [tuple((k, v.replace("callerA", "zz")) for k, v in h) for h in msgs]
