@@ -13,25 +13,36 @@ servers registered to their PJSIP endpoints; callers come from the carrier's add
    paused with the queue's RONA reason, and the next agent's phone, answering after 2 s of
    ringing, takes the call;
 3. an agent on a recorded call dials ``*15`` (PCI pause) and ``*16`` (resume) from a second line
-   of the phone, then ``*12`` to log out once the call ended.
+   of the phone, then ``*12`` to log out once the call ended;
+4. a supervisor user starts a listen-in over the HTTP API (bearer token): the supervisor's SIP
+   phone rings, answers and hears both parties, the caller hears nothing of it; the API stops it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import aiohttp
+import asyncpg
 import pytest
 
 from callcenter.asterisk import names
 from callcenter.asterisk.ami import Message
 from callcenter.config import model as cm
+from callcenter.store import users
+from callcenter.web.auth import hash_password
 from tests import sipp
 from tests.asterisk_harness import CARRIER_ADDRESS, Center, free_port, real_center, wait_until
 from tests.test_real_phones import (
     AGENT_TONE,
     CALLER_TONE,
+    SUPERVISOR,
+    SUPERVISOR_PIN,
+    SUPERVISOR_TONE,
     AgentPhone,
     Bridged,
     Caller,
@@ -70,12 +81,15 @@ def center() -> Iterator[Center]:
 
 
 # ============================================================================ the parties
-async def phone_of(r: Rig, agent_id: str, scenario: Callable[[sipp.Party, int], str]) -> AgentPhone:
-    """The agent's phone as a SIPp server running ``scenario(party, media port)`` for the ACD's
-    INVITE (and answering qualify OPTIONS), registered, and reachable for the PBX."""
-    agent = r.center.config.agents[agent_id]
-    party = phone_party(r.center, agent.endpoint)
-    media = await r.media(AGENT_TONE)
+async def phone_of(
+    r: Rig, agent_id: str, scenario: Callable[[sipp.Party, int], str], *, tone: int = AGENT_TONE
+) -> AgentPhone:
+    """The agent's (or supervisor's) phone as a SIPp server running ``scenario(party, media
+    port)`` for the INVITE it gets (and answering qualify OPTIONS), registered, and reachable
+    for the PBX."""
+    person = r.center.config.agents.get(agent_id) or r.center.config.supervisors[agent_id]
+    party = phone_party(r.center, person.endpoint)
+    media = await r.media(tone)
     port = free_port()
     mark = r.watcher.last()
     ringer = await r.start(
@@ -86,11 +100,11 @@ async def phone_of(r: Rig, agent_id: str, scenario: Callable[[sipp.Party, int], 
     await r.watcher.wait(
         lambda m: (
             m.name == "ContactStatus"
-            and m.get("AOR") == agent.endpoint
+            and m.get("AOR") == person.endpoint
             and m.get("ContactStatus") == "Reachable"
             and f":{port}" in (m.get("URI") or "")
         ),
-        f"agent {agent_id}'s phone was never reachable (qualify)",
+        f"{agent_id}'s phone was never reachable (qualify)",
         after=mark,
     )
     return AgentPhone(party, ringer, media, free_port())
@@ -326,3 +340,180 @@ async def test_pci_pause_and_resume_from_a_second_line_then_logout_with_the_feat
     assert [k["kind"] for k in kinds] == ["pci_pause", "pci_resume"], kinds
     rows = await call_rows(db_dsn, number)
     assert len(rows) == 1 and rows[0]["agent_id"] == "1001", rows
+
+
+# ============================================================================ 4. listen-in from the API
+async def test_a_supervisor_starts_a_listen_in_from_the_http_api_and_the_phone_rings_and_hears(
+    center: Center, db_dsn: str, tmp_path: Path
+) -> None:
+    number = "+12125559003"
+    conn = await asyncpg.connect(db_dsn, timeout=10)
+    try:
+        await users.add_user(
+            conn,
+            "grace",
+            "supervisor",
+            hash_password("grace-password"),
+            queues=["sales", "general"],
+            agent_id=SUPERVISOR,
+        )
+        token = await users.issue_token(conn, "grace")
+    finally:
+        await asyncio.wait_for(conn.close(), 10)
+    async with rig(center, db_dsn, tmp_path, http=True) as r:
+        ctl = r.ctl
+        assert ctl.http is not None
+        phone = await phone_of(r, "1001", answers_after(0))
+        boss = await phone_of(r, SUPERVISOR, answers_after(1000), tone=SUPERVISOR_TONE)
+        await ctl.acd.login("1001")
+        caller = await carrier_call(r, "+18005550100", number, [("language-menu", "1"), ("main-menu", "1")])
+        talk = await bridged(r, caller, "agent1001")
+        base = f"http://127.0.0.1:{ctl.http.port}"
+        auth = {"Authorization": f"Bearer {token}"}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http:
+            async with http.post(
+                f"{base}/api/monitor/sessions",
+                json={
+                    "supervisor_id": SUPERVISOR,
+                    "agent_id": "1001",
+                    "mode": "listen",
+                    "pin": SUPERVISOR_PIN,
+                },
+                headers=auth,
+            ) as resp:
+                body = await resp.json()
+                assert resp.status == 201, body
+            started = await r.watcher.wait(
+                lambda m: m.name == "ChanSpyStart" and m.get("SpyeeChannel") == talk.leg,
+                "ChanSpy never started",
+            )
+            assert (started.get("SpyerChannel") or "").startswith(f"PJSIP/super{SUPERVISOR}-"), (
+                started.headers
+            )
+            at = r.watcher.at(started)
+            await boss.media.until(
+                lambda: boss.media.hears(CALLER_TONE, since=at) and boss.media.hears(AGENT_TONE, since=at),
+                "the supervisor does not hear the call",
+            )
+            assert not caller.media.hears(SUPERVISOR_TONE, since=at, frames=5)  # a listen-in is silent
+            async with http.get(f"{base}/api/monitor/sessions", headers=auth) as resp:
+                listed = await resp.json()
+                assert resp.status == 200 and len(listed["sessions"]) == 1, listed
+            sid = body["session_id"]
+            async with http.post(f"{base}/api/monitor/sessions/{sid}/stop", json={}, headers=auth) as resp:
+                assert resp.status == 200, await resp.text()
+        done = await boss.ringer.finish()  # the PBX hung the supervisor's phone up
+        assert done.ok, done.explain()
+        await wait_until(lambda: ctl.monitor.sessions == {}, "the monitoring session did not end")
+        caller.proc.poke()
+        for proc in (caller.proc, phone.ringer):
+            done = await proc.finish()
+            assert done.ok, done.explain()
+    sessions = await _db(db_dsn, "SELECT * FROM monitor_sessions WHERE call_id = $1", talk.call_id)
+    assert [(s["supervisor_id"], s["agent_id"], s["mode"]) for s in sessions] == [
+        (SUPERVISOR, "1001", "listen")
+    ]
+    audit = await _db(db_dsn, "SELECT * FROM audit_log ORDER BY 1")
+    assert any("monitor" in str(dict(a)) for a in audit), audit
+
+
+# ============================================================================ 5. transfers
+OTHER_TONE = 1200  # the second agent's phone
+
+
+async def api_user(dsn: str, name: str, role: str, **kw: object) -> str:
+    """A user of the HTTP API and a bearer token for it (as ``callcenter users add`` / ``token``)."""
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await users.add_user(conn, name, role, hash_password(f"{name}-password"), **kw)
+        return str(await users.issue_token(conn, name))
+    finally:
+        await asyncio.wait_for(conn.close(), 10)
+
+
+async def post(port: int, token: str, path: str, body: dict[str, object]) -> dict[str, object]:
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http,
+        http.post(
+            f"http://127.0.0.1:{port}{path}", json=body, headers={"Authorization": f"Bearer {token}"}
+        ) as resp,
+    ):
+        got = await resp.json()
+        assert resp.status in (200, 201), (resp.status, got)
+        return dict(got)
+
+
+@pytest.mark.parametrize("attended", [False, True], ids=["blind-to-a-queue", "attended-to-an-agent"])
+async def test_an_agent_transfers_the_caller_blind_to_a_queue_or_attended_to_another_agent(
+    center: Center, db_dsn: str, tmp_path: Path, attended: bool
+) -> None:
+    number = "+1212555910" + ("2" if attended else "1")
+    token = await api_user(db_dsn, "alice", "agent", agent_id="1001")
+    async with rig(center, db_dsn, tmp_path, http=True) as r:
+        ctl = r.ctl
+        assert ctl.http is not None
+        first = await phone_of(r, "1001", answers_after(0))
+        second = await phone_of(r, "1002", answers_after(1000), tone=OTHER_TONE)
+        await ctl.acd.login("1001")
+        if not attended:
+            await ctl.acd.login("1002")  # the queue's next agent
+            await ctl.acd.pause("1002", "break")  # not offered the first call
+        caller = await carrier_call(r, "+18005550100", number, [("language-menu", "1"), ("main-menu", "1")])
+        talk = await bridged(r, caller, "agent1001")
+        await hear_each_other(first, caller, talk)
+        mark = r.watcher.last()
+        assert mark is not None
+        if attended:
+            await post(
+                ctl.http.port,
+                token,
+                f"/api/calls/{talk.call_id}/transfer",
+                {"number": "2002", "attended": True},
+            )
+            # the agent talks to the colleague first (1002's phone rings, answers after 1 s) ...
+            await first.media.until(
+                lambda: first.media.hears(OTHER_TONE, since=r.watcher.at(mark)), "1001 never spoke to 1002"
+            )
+            # ... then hangs up, which completes the transfer
+            await r.watcher.client.send_action(names.ACTION_HANGUP, {"Channel": talk.leg}, timeout=10)
+        else:
+            await ctl.acd.resume("1002")
+            await post(ctl.http.port, token, f"/api/calls/{talk.call_id}/transfer", {"queue": "general"})
+            await bridged_after(r, caller, "agent1002", mark)
+        done = await first.ringer.finish()  # the first agent's phone was hung up
+        assert done.ok, done.explain()
+        now = asyncio.get_running_loop().time()
+        await caller.media.until(
+            lambda: caller.media.hears(OTHER_TONE, since=now), "the caller never reached 1002"
+        )
+        await second.media.until(
+            lambda: second.media.hears(CALLER_TONE, since=now), "1002 never hears the caller"
+        )
+        caller.proc.poke()
+        for proc in (caller.proc, second.ringer):
+            done = await proc.finish()
+            assert done.ok, done.explain()
+        await wait_until(lambda: ctl.acd.agent_state("1001").status.value == "available", "1001 never freed")
+    rows = await call_rows(db_dsn, number)
+    assert len(rows) == 1, rows
+    # An attended transfer completes when the first agent hangs up: the log ends the agent's part
+    # there ("agent"); it does not follow the caller's talk with the colleague.
+    ended_by = "agent" if attended else "caller"
+    assert (rows[0]["disposition"], rows[0]["hangup_by"]) == ("answered", ended_by), rows[0]
+    transfers = await _db(
+        db_dsn, "SELECT detail FROM call_events WHERE call_id = $1 AND kind = 'transfer'", talk.call_id
+    )
+    assert len(transfers) == 1, transfers
+    detail = (
+        json.loads(transfers[0]["detail"])
+        if isinstance(transfers[0]["detail"], str)
+        else transfers[0]["detail"]
+    )
+    assert (detail["kind"], detail["target"]) == (("attended", "2002") if attended else ("blind", "general"))
+    legs = await _db(
+        db_dsn,
+        "SELECT agent_id FROM call_legs WHERE call_id = $1"
+        " AND answered_at IS NOT NULL AND agent_id IS NOT NULL ORDER BY started_at",
+        talk.call_id,
+    )
+    assert [x["agent_id"] for x in legs][:1] == ["1001"], legs
