@@ -882,6 +882,9 @@ async def act_atxfer(session: AMISession, msg: Message) -> None:
     if not exten:
         session.error(msg, "No extension specified")
         return
+    if not pbx.atxfer_code:
+        session.error(msg, "No attended transfer feature code found")
+        return
     if not pbx.dialplan.exists(context, exten, 1):
         session.error(msg, "Extension does not exist.")
         return
@@ -889,7 +892,11 @@ async def act_atxfer(session: AMISession, msg: Message) -> None:
         session.error(msg, "Channel is not in a bridge")
         return
     session.respond(msg, "Success", ("Message", "Atxfer successfully queued"))
-    pbx.spawn(pbx.attended_transfer(chan, context, exten), name=f"atxfer {chan.name}")
+    # Asterisk types the code and then the Exten as DTMF on the channel: the bridge acts on it only
+    # when the channel may transfer (Bridge() option T), and reads no target from a non-digit
+    # Exten ("s": "Dialed no digits"); either way the call stays as it was.
+    if chan.extra.get("may_transfer") and all(valid_digit(d) for d in exten):
+        pbx.spawn(pbx.attended_transfer(chan, context, exten), name=f"atxfer {chan.name}")
 
 
 async def act_reload(session: AMISession, msg: Message) -> None:

@@ -399,6 +399,8 @@ async def app_bridge(pbx: PBX, chan: Channel, data: str) -> Any:
         return None
     if chan.state != UP:
         pbx.answer(chan)
+    if "T" in (args[1] if len(args) > 1 else ""):
+        chan.extra["may_transfer"] = True  # the initiator may transfer (features' atxfer code)
     why = await bridge_with(pbx, chan, other)
     if not chan.gone:
         pbx.varset(chan, "BRIDGERESULT", "SUCCESS")

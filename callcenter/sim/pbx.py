@@ -297,6 +297,8 @@ class PBX:
         self.closed = False
         # AGI client hook (set by the SimulatedPBX): (pbx, chan, url) -> AGISTATUS
         self.agi_runner: Callable[[PBX, Channel, str], Awaitable[Any]] | None = None
+        # features.conf's [featuremap] atxfer: AMI Atxfer is refused without it, as in Asterisk
+        self.atxfer_code: str | None = None
 
     # ------------------------------------------------------------------ events
     def emit(self, name: str, privilege: str, headers: Headers) -> None:
@@ -496,6 +498,9 @@ class PBX:
             chan.hangupcause = cause
         chan.soft = True
         self.wake(chan)
+        # A leg still ringing (an Originate or a Dial waits for its answer) is cancelled at once,
+        # as Asterisk's dialling loop reads the hang-up (OriginateResponse Reason 1).
+        self.signal_outcome(chan, DialResult("HANGUP", cause or 16))
 
     def hangup(self, chan: Channel) -> None:
         """Destroy ``chan`` now: propagate to its Local peer, end spies, emit Hangup."""

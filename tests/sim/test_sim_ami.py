@@ -28,6 +28,10 @@ exten => s,1,Answer()
  same => n,MusicOnHold(default)
 [leg]
 exten => s,1,NoOp(agent leg for ${CALLER})
+ same => n,Bridge(${CALLER},T)
+ same => n,Hangup()
+[legnt]
+exten => s,1,NoOp(agent leg that may not transfer)
  same => n,Bridge(${CALLER})
  same => n,Hangup()
 [dialer]
@@ -45,6 +49,7 @@ exten => _X.,1,Answer()
 [bad]
 exten => s,1,NoOp(${NOSUCH(x)})
 [xfer]
+exten => 0,1,Goto(s,1)
 exten => s,1,NoOp(transfer to ${XT})
  same => n,Answer()
  same => n,Wait(3600)
@@ -80,6 +85,7 @@ async def sim(tmp_path: Path, autojump_clock: AutojumpClock) -> AsyncIterator[Si
         recordings_dir=tmp_path,
         scenario=agents(),
         check_dialplan=False,
+        atxfer_code="*9",
     )
     await s.start()
     yield s
@@ -371,7 +377,7 @@ async def test_attended_transfer_completes_when_the_agent_hangs_up(ami: AMIPeer,
         ami, "bad", ("Action", "Atxfer"), ("Channel", "xleg"), ("Context", "nope"), ("Exten", "s")
     )
     assert bad["Message"] == "Extension does not exist."
-    ok = await act(ami, "t", ("Action", "Atxfer"), ("Channel", "xleg"), ("Context", "xfer"), ("Exten", "s"))
+    ok = await act(ami, "t", ("Action", "Atxfer"), ("Channel", "xleg"), ("Context", "xfer"), ("Exten", "0"))
     assert ok["Message"] == "Atxfer successfully queued"
     assert (await event(ami, "MusicOnHoldStart", Uniqueid="x-2"))["Channel"] == caller
     noop = await event(ami, "Newexten", Context="xfer", Application="NoOp")
@@ -379,12 +385,53 @@ async def test_attended_transfer_completes_when_the_agent_hangs_up(ami: AMIPeer,
     await event(ami, "DialEnd", DialStatus="ANSWER", Uniqueid="xleg")
     await act(ami, "h", ("Action", "Hangup"), ("Channel", "xleg"))
     done = await event(ami, "AttendedTransfer")
-    assert done["Result"] == "Success" and done["TransferTargetChannel"].startswith("Local/s@xfer-")
+    assert done["Result"] == "Success" and done["TransferTargetChannel"].startswith("Local/0@xfer-")
     await event(ami, "MusicOnHoldStop", Uniqueid="x-2")
     enter = await event(ami, "BridgeEnter", Channel=done["TransferTargetChannel"])
     assert enter["BridgeNumChannels"] == "2"
     assert (await event(ami, "Hangup", Uniqueid="xleg"))["Cause"] == "16"
     assert sim.pbx.find_channel(caller) is not None  # the caller now talks to the target
+
+
+@pytest.mark.parametrize(
+    ("context", "exten", "code", "response"),
+    [
+        ("leg", "0", None, "No attended transfer feature code found"),  # no features.conf code
+        ("leg", "s", "*9", "Atxfer successfully queued"),  # typed as DTMF: "s" is no digit
+        ("legnt", "0", "*9", "Atxfer successfully queued"),  # Bridge() without T
+    ],
+    ids=["no-code", "no-digits", "no-T"],
+)
+async def test_atxfer_needs_a_code_digits_and_a_bridge_that_may_transfer(
+    ami: AMIPeer, sim: SimulatedPBX, context: str, exten: str, code: str | None, response: str
+) -> None:
+    """As Asterisk 22: Atxfer is refused without features.conf's atxfer code; it types the code
+    and ``Exten`` as DTMF on the channel, so a non-digit Exten or a bridge without ``T`` leaves
+    the call as it was (the caller is not put on hold, nothing is dialled)."""
+    sim.pbx.atxfer_code = code
+    caller = await hold_caller(ami, "y")
+    await act(
+        ami,
+        "leg",
+        ("Action", "Originate"),
+        ("Channel", "PJSIP/agent1"),
+        ("Context", context),
+        ("Exten", "s"),
+        ("Variable", f"CALLER={caller}"),
+        ("Async", "true"),
+        ("ChannelId", "yleg"),
+    )
+    await event(ami, "BridgeEnter", Uniqueid="yleg")
+    got = await act(
+        ami, "t", ("Action", "Atxfer"), ("Channel", "yleg"), ("Context", "xfer"), ("Exten", exten)
+    )
+    assert got.get("Message") == response
+    await act(ami, "p", ("Action", "Ping"))
+    await sim.clock.sleep(5.0)
+    chan = sim.pbx.find_channel("yleg")
+    assert chan is not None and chan.bridge is not None and caller in {m.name for m in chan.bridge.members}
+    dialled = [h for h in ami.messages if "@xfer" in dict(h).get("DialString", "")]
+    assert not dialled and not [h for h in ami.messages if dict(h).get("Event") == "AttendedTransfer"]
 
 
 async def test_dial_to_phones_sets_dialstatus(ami: AMIPeer, sim: SimulatedPBX) -> None:
@@ -571,3 +618,29 @@ async def test_stop_mixmonitor_is_announced_and_a_hang_up_is_not(ami: AMIPeer, s
     assert stops == [a]
     again = await act(ami, "stop-b", ("Action", "StopMixMonitor"), ("Channel", a))
     assert again["Response"] == "Error"
+
+
+async def test_an_ami_hangup_cancels_a_ringing_originated_leg(ami: AMIPeer, sim: SimulatedPBX) -> None:
+    """As Asterisk 22: hanging up an originated leg while it rings ends the ringing at once (the
+    phone gets its CANCEL): the leg's Hangup, then a failed OriginateResponse, long before the
+    Originate's own timeout."""
+    await act(
+        ami,
+        "ring",
+        ("Action", "Originate"),
+        ("Channel", "PJSIP/agent2"),  # rings, never answers
+        ("Context", "leg"),
+        ("Exten", "s"),
+        ("Timeout", "60000"),
+        ("Async", "true"),
+        ("ChannelId", "rleg"),
+    )
+    new = await event(ami, "Newchannel", Uniqueid="rleg")
+    start = sim.clock.monotonic()
+    got = await act(ami, "h", ("Action", "Hangup"), ("Channel", new["Channel"]))
+    assert got["Response"] == "Success"
+    await event(ami, "Hangup", Uniqueid="rleg")
+    resp = await event(ami, "OriginateResponse", ActionID="ring")
+    assert (resp["Response"], resp["Reason"]) == ("Failure", "1")  # AST_CONTROL_HANGUP
+    assert sim.clock.monotonic() - start < 5.0
+    assert sim.pbx.find_channel("rleg") is None
