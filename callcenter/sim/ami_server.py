@@ -107,6 +107,14 @@ MODULES: Final = frozenset(
         "res_pjsip_session", "res_rtp_asterisk",
     }
 )  # fmt: skip
+# What ``Reload Module=`` accepts besides loaded modules that can reload: Asterisk's built-in
+# subsystems (measured on Asterisk 22.10: "manager" and "features" reload, "Module Reloaded").
+BUILTIN_RELOADS: Final = frozenset({"manager", "features", "logger", "http", "dnsmgr", "cdr", "cel", "acl"})
+# Loaded modules that do reload (the rest answer "Module does not support reload", as app_dial,
+# app_chanspy, app_mixmonitor, res_agi and chan_pjsip do on Asterisk 22.10).
+RELOADABLE_MODULES: Final = frozenset(
+    {"pbx_config", "res_musiconhold", "res_pjsip", "app_voicemail", "res_pjsip_outbound_registration"}
+)
 # Where the simulated phones and trunks are reached, for their PJSIP contacts.
 CONTACT_HOST: Final = "127.0.0.1"
 CONTACT_PORT: Final = 5060
@@ -900,10 +908,20 @@ async def act_atxfer(session: AMISession, msg: Message) -> None:
 
 
 async def act_reload(session: AMISession, msg: Message) -> None:
+    """As Asterisk 22: a module that is not loaded is an error ("No such module"), as is one
+    that cannot reload; the whole configuration (no ``Module``) or a reloadable one reloads."""
+    module = (msg.get("Module") or "").strip().removesuffix(".so")
+    if module and module not in BUILTIN_RELOADS:
+        if module not in session.server.modules:
+            session.error(msg, "No such module")
+            return
+        if module not in RELOADABLE_MODULES:
+            session.error(msg, "Module does not support reload")
+            return
     hook = session.server.reload_hook
     if hook is not None:
         hook()
-    session.respond(msg, "Success", ("Message", "Module Reloaded."))
+    session.respond(msg, "Success", ("Message", "Module Reloaded"))
 
 
 # ---------------------------------------------------------------- what `callcenter doctor` asks

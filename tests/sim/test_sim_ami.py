@@ -644,3 +644,22 @@ async def test_an_ami_hangup_cancels_a_ringing_originated_leg(ami: AMIPeer, sim:
     assert (resp["Response"], resp["Reason"]) == ("Failure", "1")  # AST_CONTROL_HANGUP
     assert sim.clock.monotonic() - start < 5.0
     assert sim.pbx.find_channel("rleg") is None
+
+
+@pytest.mark.parametrize(
+    ("module", "response", "message"),
+    [
+        ("", "Success", "Module Reloaded"),
+        ("pbx_config.so", "Success", "Module Reloaded"),
+        ("res_musiconhold", "Success", "Module Reloaded"),
+        ("manager", "Success", "Module Reloaded"),
+        ("app_queue.so", "Error", "No such module"),  # not loaded (modules.conf noload)
+        ("nosuch.so", "Error", "No such module"),
+        ("app_dial.so", "Error", "Module does not support reload"),
+        ("res_agi.so", "Error", "Module does not support reload"),
+    ],
+)
+async def test_reload_answers_as_asterisk_22(ami: AMIPeer, module: str, response: str, message: str) -> None:
+    """What Asterisk 22.10 answered to the same ``Reload`` actions (measured on loopback)."""
+    got = await act(ami, "r", ("Action", "Reload"), *([("Module", module)] if module else []))
+    assert (got["Response"], got.get("Message")) == (response, message)
