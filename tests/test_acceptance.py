@@ -15,7 +15,11 @@ servers registered to their PJSIP endpoints; callers come from the carrier's add
 3. an agent on a recorded call dials ``*15`` (PCI pause) and ``*16`` (resume) from a second line
    of the phone, then ``*12`` to log out once the call ended;
 4. a supervisor user starts a listen-in over the HTTP API (bearer token): the supervisor's SIP
-   phone rings, answers and hears both parties, the caller hears nothing of it; the API stops it.
+   phone rings, answers and hears both parties, the caller hears nothing of it; the API stops it;
+5. an agent transfers the caller from the API, blind to a queue (the next agent answers) or
+   attended to another agent's extension (Atxfer: the agents talk, the first hangs up);
+6. ring-all: both free agents' phones ring; one answers, the other gets the PBX's CANCEL and is
+   not counted as a RONA.
 """
 
 from __future__ import annotations
@@ -65,12 +69,15 @@ RING_TIMEOUT = 6.0  # the queues' ring time before RONA, in this module (the exa
 
 
 def _accept(config: cm.Config) -> cm.Config:
-    """``_quick`` (5 s RTP timeout, 2 s wrap-ups) and a 6 s ring time, one RONA pauses."""
+    """``_quick`` (5 s RTP timeout, 2 s wrap-ups) and a 6 s ring time, one RONA pauses; the
+    general queue rings all its agents at once."""
     config = _quick(config)
     queues = {
         q: dataclasses.replace(queue, ring_timeout=RING_TIMEOUT, rona_count=1)
         for q, queue in config.queues.items()
     }
+    # a small team rung all at once (scenario 6)
+    queues["general"] = dataclasses.replace(queues["general"], strategy=cm.Strategy.RING_ALL)
     return dataclasses.replace(config, queues=cm.frozen_map(queues))
 
 
@@ -517,3 +524,37 @@ async def test_an_agent_transfers_the_caller_blind_to_a_queue_or_attended_to_ano
         talk.call_id,
     )
     assert [x["agent_id"] for x in legs][:1] == ["1001"], legs
+
+
+# ============================================================================ 6. ring-all
+async def test_ring_all_rings_every_free_agent_and_cancels_the_others_when_one_answers(
+    center: Center, db_dsn: str, tmp_path: Path
+) -> None:
+    number = "+12125559104"
+    async with rig(center, db_dsn, tmp_path) as r:
+        ctl = r.ctl
+        idle = await phone_of(r, "1001", never_answers)
+        quick = await phone_of(r, "1002", answers_after(1500))
+        await ctl.acd.login("1001")
+        await ctl.acd.login("1002")
+        caller = await carrier_call(r, "+13055550133", number, [("language-menu", "2"), ("main-menu", "0")])
+        talk = await bridged(r, caller, "agent1002")
+        lost = await idle.ringer.finish()  # 1001's phone rang too, then got the PBX's CANCEL
+        assert lost.ok, lost.explain()
+        assert "CANCEL sip:" in lost.messages
+        await hear_each_other(quick, caller, talk)
+        assert ctl.acd.agent_state("1001").status.value == "available"  # losing the race is no RONA
+        caller.proc.poke()
+        for proc in (caller.proc, quick.ringer):
+            done = await proc.finish()
+            assert done.ok, done.explain()
+    rows = await call_rows(db_dsn, number)
+    assert len(rows) == 1, rows
+    assert (rows[0]["disposition"], rows[0]["agent_id"], rows[0]["queue"]) == ("answered", "1002", "general")
+    offers = await _db(
+        db_dsn,
+        "SELECT kind, agent_id FROM call_events WHERE call_id = $1 AND kind IN ('offer', 'rona', 'answer')",
+        talk.call_id,
+    )
+    kinds = sorted((x["kind"], x["agent_id"]) for x in offers)
+    assert kinds == [("answer", "1002"), ("offer", "1001"), ("offer", "1002")], kinds
