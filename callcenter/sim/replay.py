@@ -410,7 +410,7 @@ async def replay(
 
     Before each action, wait (up to ``step_timeout``) until the live PBX has sent as many
     messages like the capture's last one before that action (same event name, or the response
-    to the same ActionID) as the capture had."""
+    to the same ActionID), and as many ``Hangup`` events, as the capture had."""
     peer = AMIPeer()
     await peer.connect(host, port)
     cap = Canon()
@@ -425,11 +425,16 @@ async def replay(
                 continue
             last = next((h for h in reversed(seen) if _get(h, "Event") not in IGNORED_EVENTS), None)
             if last is not None:
-                label = _label(last)
-                count = sum(1 for h in seen if _label(h) == label)
+                # the capture's last message before this action, and every Hangup it had seen by
+                # then (a real PBX under load may report a hang-up after the next message)
+                wanted = {_label(last), ("Event", "Hangup")}
+                counts = {label: sum(1 for h in seen if _label(h) == label) for label in wanted}
 
-                def enough(_: Headers, label: tuple[str, str] = label, count: int = count) -> bool:
-                    return sum(1 for h in peer.messages if _label(h) == label) >= count
+                def enough(_: Headers, counts: dict[tuple[str, str], int] = counts) -> bool:
+                    return all(
+                        sum(1 for h in peer.messages if _label(h) == label) >= n
+                        for label, n in counts.items()
+                    )
 
                 await peer.wait_for(enough, timeout=step_timeout)
             cap = Canon()
