@@ -12,11 +12,12 @@ SEED ?=
 NAME ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench render prompts validate clean help
+.PHONY: demo test acceptance lint bench render prompts validate clean help
 
 help:
 	@echo "make demo    - set up and run the call center against the simulated PBX"
 	@echo "make test    - set up, lint (ruff, mypy --strict, import-linter) and run the whole suite"
+	@echo "make acceptance - the center on a real Asterisk 22 with SIPp phones (needs ASTERISK_BIN)"
 	@echo "make lint    - the gates only"
 	@echo "make bench   - benchmarks (NAME=ami_parse for one); JSON in bench/results/"
 	@echo "make render  - validate dialplans/ and render Asterisk config into .run/asterisk"
@@ -36,6 +37,22 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Each module on its own Asterisk, one after the other, niced (a 2-core machine): the asterisk-marked
+# tests (rendered config, replays against the simulator) and the acceptance scenarios.
+ACCEPTANCE_MODULES := tests/test_real_asterisk.py tests/test_real_phones.py tests/sim/test_sim_replay.py \
+	tests/sim/test_sim_unanswered.py tests/test_acceptance.py
+
+acceptance: $(STAMP)
+	@if [ -z "$${ASTERISK_BIN:-}" ]; then \
+	  echo "make acceptance: skipped: ASTERISK_BIN is not set (the path of a real Asterisk 22 binary; see README, Acceptance on a real Asterisk)"; \
+	  exit 0; \
+	fi; \
+	command -v sipp >/dev/null || { echo "make acceptance: sipp not found (apt-get install sip-tester)"; exit 1; }; \
+	for m in $(ACCEPTANCE_MODULES); do \
+	  echo "== $$m"; \
+	  nice -n 10 $(BIN)/python -m pytest -q -p no:cacheprovider --acceptance -m "asterisk or acceptance" $(PYTEST_ARGS) $$m; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check callcenter tests bench

@@ -682,10 +682,12 @@ async def controller_for(
     *,
     agent_channel: str | None = None,
     plugins: Sequence[PluginFactory] = (),
+    http: bool = False,
 ) -> AsyncIterator[Controller]:
-    """The controller for ``center`` (HTTP off), started and ready; stopped (its call log
-    flushed) on exit. ``plugins``: ``standard_plugins()`` for the controller ``callcenter run``
-    starts (the supervisors' monitor, the dialer); none by default."""
+    """The controller for ``center``, started and ready; stopped (its call log flushed) on exit.
+    ``plugins``: ``standard_plugins()`` for the controller ``callcenter run`` starts (the
+    supervisors' monitor, the dialer); none by default. ``http``: serve the HTTP API on a free
+    loopback port (``ctl.http.port``); off by default."""
     links = Links.from_config(
         center.config,
         ami_host="127.0.0.1",
@@ -695,8 +697,8 @@ async def controller_for(
         agi_bind="127.0.0.1",
         agi_port=center.agi_port,
     )
-    # from_config drops None overrides, so HTTP is turned off here (it would bind 8080).
-    links = dataclasses.replace(links, http_host=None)
+    # from_config drops None overrides, so HTTP is set here (off, or a free port: not 8080).
+    links = dataclasses.replace(links, http_host="127.0.0.1" if http else None, http_port=free_port())
     ctl = Controller(
         center.config,
         dsn=dsn,

@@ -54,6 +54,30 @@ def _autojump_factory(threshold: float) -> Any:
     return new_loop
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--acceptance",
+        action="store_true",
+        default=False,
+        help="also run the acceptance scenarios (marker acceptance; make acceptance)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Acceptance scenarios (minutes of SIPp calls on a real Asterisk) run only with
+    ``--acceptance`` (``make acceptance``): a plain ``pytest`` or ``make test`` deselects them,
+    whatever ``-m`` says, so setting ``ASTERISK_BIN`` for the ``asterisk`` tests does not pull
+    them in."""
+    if config.getoption("--acceptance"):
+        return
+    kept, dropped = [], []
+    for item in items:
+        (dropped if item.get_closest_marker("acceptance") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",

@@ -333,6 +333,43 @@ User-Agent: SIPp
     return _xml(f"answer-{party.user}", body)
 
 
+def never_answers(party: Party) -> str:
+    """A phone that rings and is never picked up: ``INVITE`` -> 180 Ringing, then the PBX gives up
+    (``CANCEL`` -> 200 OK, 487 Request Terminated for the INVITE, its ``ACK``) and SIPp stops
+    itself. Run it with ``answers=True`` as ``answer``."""
+    ringing = f"""\
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:{party.user}@[local_ip]:[local_port]>
+User-Agent: SIPp
+Content-Length: 0
+"""
+    body = '  <recv request="INVITE" crlf="true">\n'
+    body += '    <action><ereg regexp="CSeq: *[0-9]+" search_in="msg" assign_to="invite_cseq"/></action>\n'
+    body += "  </recv>\n"
+    body += _send(ringing, retrans=False)
+    body += '  <recv request="CANCEL"/>\n'
+    done = """\
+SIP/2.0 {status}
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+{cseq}
+User-Agent: SIPp
+Content-Length: 0
+"""
+    body += _send(done.format(status="200 OK", cseq="[last_CSeq:]"), retrans=False)
+    body += _send(done.format(status="487 Request Terminated", cseq="[$invite_cseq] INVITE"))
+    body += '  <recv request="ACK" crlf="true"/>\n'
+    body += '  <nop><action><exec int_cmd="stop_now"/></action></nop>\n'
+    return _xml(f"never-answers-{party.user}", body)
+
+
 @dataclass(frozen=True)
 class SippRun:
     returncode: int

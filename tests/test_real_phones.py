@@ -125,12 +125,12 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(center: Center, dsn: str, work: Path) -> AsyncIterator[Rig]:
+async def rig(center: Center, dsn: str, work: Path, *, http: bool = False) -> AsyncIterator[Rig]:
     binary = sipp.require_sipp()
     async with admin(center) as client:
         watcher = Watcher(client)
         try:
-            async with controller_for(center, dsn, work, plugins=standard_plugins()) as ctl:
+            async with controller_for(center, dsn, work, plugins=standard_plugins(), http=http) as ctl:
                 r = Rig(center, binary, watcher, ctl, work)
                 try:
                     yield r

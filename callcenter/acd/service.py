@@ -1006,7 +1006,7 @@ class ACD:
             )
             await self.ami.send_action(
                 names.ACTION_ATXFER,
-                {"Channel": e.channel, "Exten": "s", "Context": names.CTX_TRANSFER},
+                {"Channel": e.channel, "Exten": names.ATXFER_EXTEN, "Context": names.CTX_ATXFER},
                 timeout=timeout,
             )
 

@@ -25,6 +25,10 @@ CAMPAIGN_DIAL_TEMPLATE: Final = "Local/{number}@" + CAMPAIGN_DIAL_PREFIX + "{tru
 CTX_FALLBACK: Final = "cc-fallback"  # the controller is unreachable: message, ring group, voicemail
 CTX_VOICEMAIL: Final = "cc-voicemail"  # leave a message in a queue's mailbox
 CTX_TRANSFER: Final = "cc-transfer"  # blind transfer to an outside number
+CTX_ATXFER: Final = "cc-atxfer"  # where AMI Atxfer "dials" ATXFER_EXTEN: on to cc-transfer
+# Atxfer queues its Exten as DTMF on the agent's leg, so it must be DTMF digits (not "s"); the
+# target itself travels in VAR_TRANSFER_TARGET. CTX_ATXFER has no other extension: read at once.
+ATXFER_EXTEN: Final = "0"
 CTX_ENDPOINTS: Final = "cc-endpoints"  # dial an agent's endpoint (Local channel target)
 
 # ---------------------------------------------------------------- AGI scripts (agi://host/<name>)

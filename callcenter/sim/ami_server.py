@@ -148,6 +148,14 @@ MODULES: Final = frozenset(
         "res_pjsip_session", "res_rtp_asterisk",
     }
 )  # fmt: skip
+# What ``Reload Module=`` accepts besides loaded modules that can reload: Asterisk's built-in
+# subsystems (measured on Asterisk 22.10: "manager" and "features" reload, "Module Reloaded").
+BUILTIN_RELOADS: Final = frozenset({"manager", "features", "logger", "http", "dnsmgr", "cdr", "cel", "acl"})
+# Loaded modules that do reload (the rest answer "Module does not support reload", as app_dial,
+# app_chanspy, app_mixmonitor, res_agi and chan_pjsip do on Asterisk 22.10).
+RELOADABLE_MODULES: Final = frozenset(
+    {"pbx_config", "res_musiconhold", "res_pjsip", "app_voicemail", "res_pjsip_outbound_registration"}
+)
 # Where the simulated phones and trunks are reached, for their PJSIP contacts.
 CONTACT_HOST: Final = "127.0.0.1"
 CONTACT_PORT: Final = 5060
@@ -795,7 +803,7 @@ async def act_stopmixmonitor(session: AMISession, msg: Message) -> None:
         session.error(msg, "Could not stop monitoring channel")
         return
     session.respond(msg, "Success")
-    chan.mixmonitor.stop(pbx)
+    chan.mixmonitor.stop(pbx, announce=True)
 
 
 def _listing(pbx: PBX) -> list[Channel]:
@@ -943,6 +951,9 @@ async def act_atxfer(session: AMISession, msg: Message) -> None:
     if not exten:
         session.error(msg, "No extension specified")
         return
+    if not pbx.atxfer_code:
+        session.error(msg, "No attended transfer feature code found")
+        return
     if not pbx.dialplan.exists(context, exten, 1):
         session.error(msg, "Extension does not exist.")
         return
@@ -950,14 +961,28 @@ async def act_atxfer(session: AMISession, msg: Message) -> None:
         session.error(msg, "Channel is not in a bridge")
         return
     session.respond(msg, "Success", ("Message", "Atxfer successfully queued"))
-    pbx.spawn(pbx.attended_transfer(chan, context, exten), name=f"atxfer {chan.name}")
+    # Asterisk types the code and then the Exten as DTMF on the channel: the bridge acts on it only
+    # when the channel may transfer (Bridge() option T), and reads no target from a non-digit
+    # Exten ("s": "Dialed no digits"); either way the call stays as it was.
+    if chan.extra.get("may_transfer") and all(valid_digit(d) for d in exten):
+        pbx.spawn(pbx.attended_transfer(chan, context, exten), name=f"atxfer {chan.name}")
 
 
 async def act_reload(session: AMISession, msg: Message) -> None:
+    """As Asterisk 22: a module that is not loaded is an error ("No such module"), as is one
+    that cannot reload; the whole configuration (no ``Module``) or a reloadable one reloads."""
+    module = (msg.get("Module") or "").strip().removesuffix(".so")
+    if module and module not in BUILTIN_RELOADS:
+        if module not in session.server.modules:
+            session.error(msg, "No such module")
+            return
+        if module not in RELOADABLE_MODULES:
+            session.error(msg, "Module does not support reload")
+            return
     hook = session.server.reload_hook
     if hook is not None:
         hook()
-    session.respond(msg, "Success", ("Message", "Module Reloaded."))
+    session.respond(msg, "Success", ("Message", "Module Reloaded"))
 
 
 # ---------------------------------------------------------------- what `callcenter doctor` asks

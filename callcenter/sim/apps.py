@@ -399,6 +399,8 @@ async def app_bridge(pbx: PBX, chan: Channel, data: str) -> Any:
         return None
     if chan.state != UP:
         pbx.answer(chan)
+    if "T" in (args[1] if len(args) > 1 else ""):
+        chan.extra["may_transfer"] = True  # the initiator may transfer (features' atxfer code)
     why = await bridge_with(pbx, chan, other)
     if not chan.gone:
         pbx.varset(chan, "BRIDGERESULT", "SUCCESS")
@@ -509,7 +511,7 @@ async def app_mixmonitor(pbx: PBX, chan: Channel, data: str) -> Any:
 
 async def app_stopmixmonitor(pbx: PBX, chan: Channel, data: str) -> Any:
     if chan.mixmonitor is not None:
-        chan.mixmonitor.stop(pbx)
+        chan.mixmonitor.stop(pbx, announce=True)
     return None
 
 

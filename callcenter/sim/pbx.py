@@ -297,6 +297,8 @@ class PBX:
         self.closed = False
         # AGI client hook (set by the SimulatedPBX): (pbx, chan, url) -> AGISTATUS
         self.agi_runner: Callable[[PBX, Channel, str], Awaitable[Any]] | None = None
+        # features.conf's [featuremap] atxfer: AMI Atxfer is refused without it, as in Asterisk
+        self.atxfer_code: str | None = None
 
     # ------------------------------------------------------------------ events
     def emit(self, name: str, privilege: str, headers: Headers) -> None:
@@ -496,6 +498,9 @@ class PBX:
             chan.hangupcause = cause
         chan.soft = True
         self.wake(chan)
+        # A leg still ringing (an Originate or a Dial waits for its answer) is cancelled at once,
+        # as Asterisk's dialling loop reads the hang-up (OriginateResponse Reason 1).
+        self.signal_outcome(chan, DialResult("HANGUP", cause or 16))
 
     def hangup(self, chan: Channel) -> None:
         """Destroy ``chan`` now: propagate to its Local peer, end spies, emit Hangup."""
@@ -1368,7 +1373,10 @@ class MixMonitor:
             self.muted.append((self.muted_since, now - self.started))
             self.muted_since = None
 
-    def stop(self, pbx: PBX) -> None:
+    def stop(self, pbx: PBX, *, announce: bool = False) -> None:
+        """Write the file. ``announce``: a ``StopMixMonitor`` (the application or the AMI action)
+        stopped it, so ``MixMonitorStop`` is sent; a hang-up ends the recording silently, as in
+        Asterisk (``app_mixmonitor.c``: only ``stop_mixmonitor_full`` raises the event)."""
         if self.stopped:
             return
         self.stopped = True
@@ -1382,7 +1390,8 @@ class MixMonitor:
             log.error("cannot write recording %s: %s", self.path, exc)
         if self.chan.mixmonitor is self:
             self.chan.mixmonitor = None
-        pbx.chan_event("MixMonitorStop", self.chan)
+        if announce:
+            pbx.chan_event("MixMonitorStop", self.chan)
 
 
 def _is_pulled(chan: Channel) -> bool:

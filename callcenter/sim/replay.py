@@ -202,6 +202,7 @@ def reduce(messages: Iterable[Headers]) -> Reduced:
     canon = Canon()
     out = Reduced()
     hung: set[str] = set()
+    originated: dict[str, Headers] = {}
     for headers in messages:
         if not headers:
             continue
@@ -221,11 +222,10 @@ def reduce(messages: Iterable[Headers]) -> Reduced:
         if first != "Event" or value in IGNORED_EVENTS:
             continue
         if value == "OriginateResponse":
-            out.originates[aid or "?"] = (
-                _get(headers, "Response") or "",
-                f"Reason={_get(headers, 'Reason')}",
-                f"Channel={canon.text(_get(headers, 'Channel') or '')}",
-            )
+            # Named once every message is in: Asterisk raises OriginateResponse from the
+            # originating thread and Newchannel through Stasis, so the response may arrive before
+            # the Newchannel of the channel it names (the only reordering allowed here).
+            originated[aid or "?"] = headers
             continue
         if aid is not None and value in (
             "CoreShowChannel",
@@ -249,6 +249,12 @@ def reduce(messages: Iterable[Headers]) -> Reduced:
             out.per_channel.setdefault(owner, []).append(key + ((role,) if role else ()))
         if value == "Hangup":
             hung.update(_owners(headers, canon))
+    for aid, headers in originated.items():
+        out.originates[aid] = (
+            _get(headers, "Response") or "",
+            f"Reason={_get(headers, 'Reason')}",
+            f"Channel={canon.text(_get(headers, 'Channel') or '')}",
+        )
     for rows in out.lists.values():
         rows.sort()
     return out
@@ -404,7 +410,7 @@ async def replay(
 
     Before each action, wait (up to ``step_timeout``) until the live PBX has sent as many
     messages like the capture's last one before that action (same event name, or the response
-    to the same ActionID) as the capture had."""
+    to the same ActionID), and as many ``Hangup`` events, as the capture had."""
     peer = AMIPeer()
     await peer.connect(host, port)
     cap = Canon()
@@ -419,11 +425,16 @@ async def replay(
                 continue
             last = next((h for h in reversed(seen) if _get(h, "Event") not in IGNORED_EVENTS), None)
             if last is not None:
-                label = _label(last)
-                count = sum(1 for h in seen if _label(h) == label)
+                # the capture's last message before this action, and every Hangup it had seen by
+                # then (a real PBX under load may report a hang-up after the next message)
+                wanted = {_label(last), ("Event", "Hangup")}
+                counts = {label: sum(1 for h in seen if _label(h) == label) for label in wanted}
 
-                def enough(_: Headers, label: tuple[str, str] = label, count: int = count) -> bool:
-                    return sum(1 for h in peer.messages if _label(h) == label) >= count
+                def enough(_: Headers, counts: dict[tuple[str, str], int] = counts) -> bool:
+                    return all(
+                        sum(1 for h in peer.messages if _label(h) == label) >= n
+                        for label, n in counts.items()
+                    )
 
                 await peer.wait_for(enough, timeout=step_timeout)
             cap = Canon()

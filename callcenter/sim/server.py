@@ -28,6 +28,25 @@ from callcenter.sim.sounds import SoundLibrary
 log = logging.getLogger(__name__)
 
 
+def read_atxfer_code(path: Path) -> str | None:
+    """``atxfer`` of ``[featuremap]`` in features.conf (None: no file or no code, so Asterisk
+    refuses AMI Atxfer)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    section = ""
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+        elif section == "featuremap" and "=" in line:
+            key, _, value = line.partition("=")
+            if key.strip() == "atxfer":
+                return value.lstrip(">").strip() or None
+    return None
+
+
 def read_manager_conf(path: Path) -> tuple[str | None, str | None, list[str], int | None]:
     """(username, secret, eventfilters, port) from a rendered ``manager.conf``."""
     parser = configparser.ConfigParser(
@@ -114,6 +133,7 @@ class SimulatedPBX:
         sounds_dirs: list[str | Path] | None = None,
         endpoints: dict[str, Endpoint] | None = None,
         check_dialplan: bool = True,
+        atxfer_code: str | None = None,
     ) -> None:
         self.config_dir = Path(config) if config is not None else None
         self.clock: Clock = clock or RealClock()
@@ -156,6 +176,9 @@ class SimulatedPBX:
             else (self.config_dir or Path(".")) / "recordings",
             endpoints=endpoints,
         )
+        self.pbx.atxfer_code = atxfer_code
+        if self.config_dir is not None and atxfer_code is None:
+            self.pbx.atxfer_code = read_atxfer_code(self.config_dir / "features.conf")
         self.agi = FastAGIClient(self.pbx, host=agi_host, port=agi_port, seed=seed)
         self.pbx.agi_runner = self.agi.run
         self.ami = AMIServer(

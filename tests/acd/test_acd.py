@@ -297,7 +297,7 @@ async def test_attended_transfer_uses_atxfer_on_the_agent_leg(rig: AcdRig) -> No
     leg, agent_chan = await rig.answer(caller)
     await rig.acd.attended_transfer("call-11", "2002")
     a = rig.ami.actions(names.ACTION_ATXFER)[-1]
-    assert (a["Channel"], a["Context"]) == (agent_chan, names.CTX_TRANSFER)
+    assert (a["Channel"], a["Context"], a["Exten"]) == (agent_chan, names.CTX_ATXFER, names.ATXFER_EXTEN)
     await rig.hangup(agent_chan, leg)
     assert rig.acd.agent_state("1001").status is ag.Status.WRAP_UP  # one wrap-up, not reset
 

@@ -127,7 +127,7 @@ def test_render_writes_the_set(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["render", str(REPO / "dialplans"), "--allow-demo-secrets", "--out", str(out)]) == 0
     assert (out / "extensions.conf").is_file()
     assert stat.S_IMODE((out / "manager.conf").stat().st_mode) == 0o600
-    assert "render: 11 files written" in capsys.readouterr().out
+    assert "render: 12 files written" in capsys.readouterr().out
 
 
 def test_render_refuses_invalid_yaml_and_writes_nothing(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ EXPECTED_FILES = [
     "amd.conf",
     "asterisk.conf",
     "extensions.conf",
+    "features.conf",
     "indications.conf",
     "logger.conf",
     "manager.conf",
@@ -125,7 +126,11 @@ def test_dialplan_contexts_and_dids(
     assert text.count(agi) == len(example.numbers)
     assert f'GotoIf($["${{{names.VAR_AGISTATUS}}}" = "FAILURE"]?{names.CTX_FALLBACK},s,1)' in text
     agent_leg = _items(cfg, names.CTX_AGENT_LEG)
-    assert ("same", f"n(bridge),Bridge(${{{names.VAR_CALLER_CHANNEL}}})") in agent_leg
+    assert ("same", f"n(bridge),Bridge(${{{names.VAR_CALLER_CHANNEL}}},T)") in agent_leg
+    # AMI Atxfer types its Exten as DTMF: one digit, the only extension of its context
+    assert _items(cfg, names.CTX_ATXFER) == [
+        ("exten", f"{names.ATXFER_EXTEN},1,Goto({names.CTX_TRANSFER},s,1)")
+    ]
     spy = _items(cfg, names.CTX_SPY)
     assert ("same", f"n,ChanSpy(${{{names.VAR_SPY_TARGET}}},${{{names.VAR_SPY_OPTIONS}}})") in spy
     hold = _items(cfg, names.CTX_HOLD)

@@ -28,6 +28,10 @@ exten => s,1,Answer()
  same => n,MusicOnHold(default)
 [leg]
 exten => s,1,NoOp(agent leg for ${CALLER})
+ same => n,Bridge(${CALLER},T)
+ same => n,Hangup()
+[legnt]
+exten => s,1,NoOp(agent leg that may not transfer)
  same => n,Bridge(${CALLER})
  same => n,Hangup()
 [dialer]
@@ -45,6 +49,7 @@ exten => _X.,1,Answer()
 [bad]
 exten => s,1,NoOp(${NOSUCH(x)})
 [xfer]
+exten => 0,1,Goto(s,1)
 exten => s,1,NoOp(transfer to ${XT})
  same => n,Answer()
  same => n,Wait(3600)
@@ -80,6 +85,7 @@ async def sim(tmp_path: Path, autojump_clock: AutojumpClock) -> AsyncIterator[Si
         recordings_dir=tmp_path,
         scenario=agents(),
         check_dialplan=False,
+        atxfer_code="*9",
     )
     await s.start()
     yield s
@@ -354,8 +360,10 @@ async def test_bridge_action_and_mixmonitor_with_a_muted_span(
     await act(ami, "um", ("Action", "MixMonitorMute"), ("Channel", a), ("Direction", "both"), ("State", "0"))
     await sim.clock.sleep(2.0)
     await act(ami, "h", ("Action", "Hangup"), ("Channel", a))
-    await event(ami, "MixMonitorStop")
+    await event(ami, "Hangup", Channel=a)
     await event(ami, "BridgeDestroy")
+    # A hang-up ends the recording with no MixMonitorStop (Asterisk sends it only for StopMixMonitor).
+    assert not [h for h in ami.messages if d(h).get("Event") == "MixMonitorStop"]
     with wave.open(str(tmp_path / "r" / "a.wav")) as w:
         frames = w.readframes(w.getnframes())
         seconds = w.getnframes() / 8000
@@ -461,7 +469,7 @@ async def test_attended_transfer_completes_when_the_agent_hangs_up(ami: AMIPeer,
         ami, "bad", ("Action", "Atxfer"), ("Channel", "xleg"), ("Context", "nope"), ("Exten", "s")
     )
     assert bad["Message"] == "Extension does not exist."
-    ok = await act(ami, "t", ("Action", "Atxfer"), ("Channel", "xleg"), ("Context", "xfer"), ("Exten", "s"))
+    ok = await act(ami, "t", ("Action", "Atxfer"), ("Channel", "xleg"), ("Context", "xfer"), ("Exten", "0"))
     assert ok["Message"] == "Atxfer successfully queued"
     assert (await event(ami, "MusicOnHoldStart", Uniqueid="x-2"))["Channel"] == caller
     noop = await event(ami, "Newexten", Context="xfer", Application="NoOp")
@@ -469,12 +477,53 @@ async def test_attended_transfer_completes_when_the_agent_hangs_up(ami: AMIPeer,
     await event(ami, "DialEnd", DialStatus="ANSWER", Uniqueid="xleg")
     await act(ami, "h", ("Action", "Hangup"), ("Channel", "xleg"))
     done = await event(ami, "AttendedTransfer")
-    assert done["Result"] == "Success" and done["TransferTargetChannel"].startswith("Local/s@xfer-")
+    assert done["Result"] == "Success" and done["TransferTargetChannel"].startswith("Local/0@xfer-")
     await event(ami, "MusicOnHoldStop", Uniqueid="x-2")
     enter = await event(ami, "BridgeEnter", Channel=done["TransferTargetChannel"])
     assert enter["BridgeNumChannels"] == "2"
     assert (await event(ami, "Hangup", Uniqueid="xleg"))["Cause"] == "16"
     assert sim.pbx.find_channel(caller) is not None  # the caller now talks to the target
+
+
+@pytest.mark.parametrize(
+    ("context", "exten", "code", "response"),
+    [
+        ("leg", "0", None, "No attended transfer feature code found"),  # no features.conf code
+        ("leg", "s", "*9", "Atxfer successfully queued"),  # typed as DTMF: "s" is no digit
+        ("legnt", "0", "*9", "Atxfer successfully queued"),  # Bridge() without T
+    ],
+    ids=["no-code", "no-digits", "no-T"],
+)
+async def test_atxfer_needs_a_code_digits_and_a_bridge_that_may_transfer(
+    ami: AMIPeer, sim: SimulatedPBX, context: str, exten: str, code: str | None, response: str
+) -> None:
+    """As Asterisk 22: Atxfer is refused without features.conf's atxfer code; it types the code
+    and ``Exten`` as DTMF on the channel, so a non-digit Exten or a bridge without ``T`` leaves
+    the call as it was (the caller is not put on hold, nothing is dialled)."""
+    sim.pbx.atxfer_code = code
+    caller = await hold_caller(ami, "y")
+    await act(
+        ami,
+        "leg",
+        ("Action", "Originate"),
+        ("Channel", "PJSIP/agent1"),
+        ("Context", context),
+        ("Exten", "s"),
+        ("Variable", f"CALLER={caller}"),
+        ("Async", "true"),
+        ("ChannelId", "yleg"),
+    )
+    await event(ami, "BridgeEnter", Uniqueid="yleg")
+    got = await act(
+        ami, "t", ("Action", "Atxfer"), ("Channel", "yleg"), ("Context", "xfer"), ("Exten", exten)
+    )
+    assert got.get("Message") == response
+    await act(ami, "p", ("Action", "Ping"))
+    await sim.clock.sleep(5.0)
+    chan = sim.pbx.find_channel("yleg")
+    assert chan is not None and chan.bridge is not None and caller in {m.name for m in chan.bridge.members}
+    dialled = [h for h in ami.messages if "@xfer" in dict(h).get("DialString", "")]
+    assert not dialled and not [h for h in ami.messages if dict(h).get("Event") == "AttendedTransfer"]
 
 
 async def test_dial_to_phones_sets_dialstatus(ami: AMIPeer, sim: SimulatedPBX) -> None:
@@ -642,3 +691,67 @@ async def test_a_client_that_stops_reading_is_cut_off(sim: SimulatedPBX) -> None
     finally:
         writer.close()
         await peer.close()
+
+
+async def test_stop_mixmonitor_is_announced_and_a_hang_up_is_not(ami: AMIPeer, sim: SimulatedPBX) -> None:
+    """``StopMixMonitor`` gives ``MixMonitorStop`` (and the file); a hang-up of a recorded channel
+    writes the file silently, as Asterisk's ``app_mixmonitor`` does."""
+    a = await hold_caller(ami, "sa")
+    b = await hold_caller(ami, "sb")
+    for chan, name in ((a, "r/sa.wav"), (b, "r/sb.wav")):
+        await act(ami, f"m-{name}", ("Action", "MixMonitor"), ("Channel", chan), ("File", name))
+        await event(ami, "MixMonitorStart", Channel=chan)
+    stop = await act(ami, "stop-a", ("Action", "StopMixMonitor"), ("Channel", a))
+    assert stop["Response"] == "Success"
+    await event(ami, "MixMonitorStop", Channel=a)
+    await act(ami, "h-b", ("Action", "Hangup"), ("Channel", b))
+    await event(ami, "Hangup", Channel=b)
+    stops = [d(h).get("Channel") for h in ami.messages if d(h).get("Event") == "MixMonitorStop"]
+    assert stops == [a]
+    again = await act(ami, "stop-b", ("Action", "StopMixMonitor"), ("Channel", a))
+    assert again["Response"] == "Error"
+
+
+async def test_an_ami_hangup_cancels_a_ringing_originated_leg(ami: AMIPeer, sim: SimulatedPBX) -> None:
+    """As Asterisk 22: hanging up an originated leg while it rings ends the ringing at once (the
+    phone gets its CANCEL): the leg's Hangup, then a failed OriginateResponse, long before the
+    Originate's own timeout."""
+    await act(
+        ami,
+        "ring",
+        ("Action", "Originate"),
+        ("Channel", "PJSIP/agent2"),  # rings, never answers
+        ("Context", "leg"),
+        ("Exten", "s"),
+        ("Timeout", "60000"),
+        ("Async", "true"),
+        ("ChannelId", "rleg"),
+    )
+    new = await event(ami, "Newchannel", Uniqueid="rleg")
+    start = sim.clock.monotonic()
+    got = await act(ami, "h", ("Action", "Hangup"), ("Channel", new["Channel"]))
+    assert got["Response"] == "Success"
+    await event(ami, "Hangup", Uniqueid="rleg")
+    resp = await event(ami, "OriginateResponse", ActionID="ring")
+    assert (resp["Response"], resp["Reason"]) == ("Failure", "1")  # AST_CONTROL_HANGUP
+    assert sim.clock.monotonic() - start < 5.0
+    assert sim.pbx.find_channel("rleg") is None
+
+
+@pytest.mark.parametrize(
+    ("module", "response", "message"),
+    [
+        ("", "Success", "Module Reloaded"),
+        ("pbx_config.so", "Success", "Module Reloaded"),
+        ("res_musiconhold", "Success", "Module Reloaded"),
+        ("manager", "Success", "Module Reloaded"),
+        ("app_queue.so", "Error", "No such module"),  # not loaded (modules.conf noload)
+        ("nosuch.so", "Error", "No such module"),
+        ("app_dial.so", "Error", "Module does not support reload"),
+        ("res_agi.so", "Error", "Module does not support reload"),
+    ],
+)
+async def test_reload_answers_as_asterisk_22(ami: AMIPeer, module: str, response: str, message: str) -> None:
+    """What Asterisk 22.10 answered to the same ``Reload`` actions (measured on loopback)."""
+    got = await act(ami, "r", ("Action", "Reload"), *([("Module", module)] if module else []))
+    assert (got["Response"], got.get("Message")) == (response, message)

@@ -31,7 +31,17 @@ from callcenter.sim.dialplan import parse
 from callcenter.sim.pbx import PBX
 from callcenter.sim.people import Scenario
 from tests.asterisk_harness import ADMIN_USER, free_port, require_asterisk, short_tempdir
-from tests.sim.unanswered_probe import AMI, CALLS, EXTENSIONS, Facts, Log, capture, read_facts, run_call
+from tests.sim.unanswered_probe import (
+    AMI,
+    CALLS,
+    EXTENSIONS,
+    Facts,
+    Log,
+    capture,
+    local_halves_in_order,
+    read_facts,
+    run_call,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "unanswered"
@@ -282,3 +292,16 @@ async def test_playdtmf_on_an_unanswered_phone_is_queued_and_goes_nowhere(tmp_pa
         async with asyncio.timeout(10):
             await call.ended.wait()
     assert not call.answered and call.heard == []
+
+
+def test_only_adjacent_halves_of_one_local_channel_are_put_in_order() -> None:
+    """The comparison's one reordering: the twin halves of a Local channel hung up back to back."""
+    one, two = ("Local/300@phones-00000002;1", "16", "6"), ("Local/300@phones-00000002;2", "16", "6")
+    other = ("PJSIP/phone-00000003", "16", "4")
+    assert local_halves_in_order((two, one, other)) == (one, two, other)
+    assert local_halves_in_order((one, two)) == (one, two)
+    assert local_halves_in_order((two, other, one)) == (two, other, one)  # not adjacent: kept
+    pjsip = (("PJSIP/b-00000002", "16", "6"), ("PJSIP/a-00000001", "16", "6"))
+    assert local_halves_in_order(pjsip) == pjsip  # two real channels: their order is a fact
+    other_local = ("Local/400@phones-00000004;1", "16", "6")
+    assert local_halves_in_order((two, other_local)) == (two, other_local)
