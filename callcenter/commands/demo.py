@@ -31,11 +31,12 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from callcenter.app.controller import Controller, Links, login_all
+from callcenter.app.controller import Controller, Links, login_all, logout_all
 from callcenter.app.plugins import standard_plugins
 from callcenter.clock import Clock, ScaledClock
 from callcenter.commands.db import migrate_dsn
 from callcenter.commands.demo_view import LiveView
+from callcenter.commands.report import MAIN_COLUMNS
 from callcenter.commands.report import write as write_table
 from callcenter.commands.sim import center_scenario, start_sim
 from callcenter.commands.validate import load_or_report, summary
@@ -333,6 +334,8 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        if controller.ready.is_set() and not ctl_task.done():
+            await logout_all(controller)  # the shift ends with the day: login periods end here
         stop.set()
         await ctl_task
         await sim.close()
@@ -373,21 +376,8 @@ async def _report(
         states = await run_report.state_changes(conn, start, end)
     finally:
         await conn.close()
-    keep = (
-        "queue",
-        "offered",
-        "answered",
-        "abandoned",
-        "short_abandoned",
-        "service_level",
-        "asa_seconds",
-        "aht_seconds",
-        "longest_wait_seconds",
-        "occupancy",
-        "fcr",
-        "overflowed",
-    )
-    write_table([{k: r[k] for k in keep if k in r} for r in day], "table", title="Queues, the whole run")
+    # The same columns and numbers as `callcenter report --interval day` on the demo's day.
+    write_table(day, "table", title="Queues, the whole run", columns=MAIN_COLUMNS["queue"][1:])
     offered_sim = max(placed, 0)
     if sim.population is not None:
         log.info("simulated people: %s", sim.population.stats)
