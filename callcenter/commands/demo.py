@@ -31,6 +31,7 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from callcenter.app import runinfo
 from callcenter.app.controller import Controller, Links, login_all, logout_all
 from callcenter.app.plugins import standard_plugins
 from callcenter.clock import Clock, ScaledClock
@@ -296,6 +297,11 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
             f"{args.minutes:g} simulated minutes at x{args.speed:g}, seed {args.seed}",
             flush=True,
         )
+        runinfo.write(
+            run_dir,
+            api=f"http://{http_host}:{controller.http.port}" if controller.http else None,
+            now=time.time(),
+        )
         if controller.http:
             api = f"http://{http_host}:{controller.http.port}"
             print(
@@ -338,6 +344,7 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
             await logout_all(controller)  # the shift ends with the day: login periods end here
         stop.set()
         await ctl_task
+        runinfo.remove(run_dir)
         await sim.close()
     if placed < 0:
         placed = population.stats.offered if population is not None else 0

@@ -323,11 +323,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     note = sys.stdout if args.format == "table" else sys.stderr
     width = terminal_width()
     if shown is not q:
-        said = (
-            f"report: no calls today ({q.start.date().isoformat()}, {q.tz}); showing "
-            f"{shown.start.date().isoformat()}, the latest day with calls. "
-            f"Days with calls: {_days_line(days)}"
-        )
+        day = shown.start.date().isoformat()
+        if shown.start.date() == q.start.date():  # today's calls are all later than now (simulated)
+            said = f"report: no calls from midnight to now ({q.tz}); showing the whole of {day}. "
+        else:
+            said = (
+                f"report: no calls today ({q.start.date().isoformat()}, {q.tz}); showing {day}, "
+                "the latest day with calls. "
+            )
+        said += f"Days with calls: {_days_line(days)}"
         print(textwrap.fill(said, width=width, subsequent_indent="  "), file=note)
     elif not rows:
         when = f"{_span(q)} {q.tz}"
