@@ -679,3 +679,38 @@ def test_control_characters(tmp_path: Path) -> None:
     assert _file_problems(tmp_path, b"skills:\n  - a\x01b\n") == [
         "zz.yaml:2: not YAML text: character U+0001 is not allowed (control characters are refused)"
     ]
+
+
+# ------------------------------------------------------------------ a structural error stops there
+@pytest.mark.parametrize("indent", ["  ", "   ", "      "])
+def test_a_bad_indentation_is_reported_once_on_its_line_with_the_cause(tmp_path: Path, indent: str) -> None:
+    d = tmp_path / "dialplans"
+    shutil.copytree(REPO / "dialplans", d)
+    lines = (d / "acd.yaml").read_text(encoding="utf-8").splitlines(keepends=True)
+    assert lines[33].startswith("    overflow:")  # line 34, inside the billing queue
+    lines[33] = indent + lines[33].lstrip(" ")
+    (d / "acd.yaml").write_text("".join(lines), encoding="utf-8")
+    with pytest.raises(ValidationError) as info:
+        load(d, prompts_dir=None, env={})
+    got = [str(p) for p in info.value.problems]
+    # One problem: the syntax error on line 34 with its likely cause, and no knock-on errors from
+    # the other files ("unknown queue 'sales' (none is defined)" ...).
+    assert len(got) == 1, got
+    assert got[0].startswith(
+        f"acd.yaml:34: YAML syntax error: bad indentation: line 34 is indented {len(indent)} spaces "
+        "where the lines around it (33 and 35) have 4"
+    ), got
+
+
+def test_other_files_are_still_read_when_one_does_not_parse(tmp_path: Path) -> None:
+    d = write(tmp_path)
+    (d / "zz.yaml").write_bytes(b"skills: [a\n")
+    (d / "yy.yaml").write_bytes(b"queuez: {}\n")
+    got = [str(p) for p in _problems_of(d)]
+    assert [g.split(":")[0] for g in got] == ["yy.yaml", "zz.yaml"]  # yy's own mistake, zz's syntax
+
+
+def _problems_of(d: Path) -> list[ConfigError]:
+    with pytest.raises(ValidationError) as info:
+        load(d, prompts_dir=None, env={})
+    return list(info.value.problems)
