@@ -85,8 +85,8 @@ def _request(
         message = err.get("message") if isinstance(err, dict) else None
         if code == "unauthenticated" and not token:
             message = (
-                f"the controller at {api} needs an API token: --token or CALLCENTER_TOKEN "
-                "(`callcenter users token NAME` makes one; the demo prints one)"
+                f"the controller at {api} needs an API token (Authorization: Bearer): --token or "
+                "CALLCENTER_TOKEN (`callcenter users token NAME` makes one; the demo prints one)"
             )
         raise DomainError(message or f"controller answered {exc.code}", code=code or "api_error") from exc
     except (urllib.error.URLError, OSError) as exc:
