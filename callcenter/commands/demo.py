@@ -36,7 +36,7 @@ from callcenter.app.controller import Controller, Links, login_all, logout_all
 from callcenter.app.plugins import standard_plugins
 from callcenter.clock import Clock, ScaledClock
 from callcenter.commands.db import migrate_dsn
-from callcenter.commands.demo_view import LiveView
+from callcenter.commands.demo_view import LiveDetails, LiveView
 from callcenter.commands.report import MAIN_COLUMNS
 from callcenter.commands.report import write as write_table
 from callcenter.commands.sim import center_scenario, start_sim
@@ -275,6 +275,7 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
     ctl_task = asyncio.create_task(controller.run(stop), name="controller")
     duration = args.minutes * 60.0
     view_task: asyncio.Task[None] | None = None
+    details_task: asyncio.Task[None] | None = None
     coach_task: asyncio.Task[None] | None = None
     interrupted = False
     placed = -1
@@ -309,8 +310,11 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
                 f"run: CALLCENTER_TOKEN={token} callcenter agent --api {api} status",
                 flush=True,
             )
+        details = LiveDetails(controller, refresh=2.0 * args.speed, simulated=True)
+        details_task = asyncio.create_task(details.run(), name="live-details")
         view = LiveView(
             lambda: controller.snapshot(duration=duration),
+            details=details,
             title=f"callcenter demo ({config.center.name})",
             force_plain=True if args.plain else None,
             plain_interval=5.0 * args.speed,
@@ -336,7 +340,7 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
         interrupted = interrupted or stop.is_set()
         placed = population.stats.offered
     finally:
-        for task in (view_task, coach_task):
+        for task in (view_task, coach_task, details_task):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)

@@ -38,6 +38,18 @@ async def _call_log(dsn: str) -> tuple[list[asyncpg.Record], int, int]:
     return rows, total, undisposed
 
 
+async def _last_states(dsn: str) -> dict[str, str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT DISTINCT ON (agent_id) agent_id, state FROM agent_states "
+            "ORDER BY agent_id, at DESC, seq DESC"
+        )
+    finally:
+        await conn.close()
+    return {r["agent_id"]: r["state"] for r in rows}
+
+
 def test_short_demo_report_matches_the_call_log(db_dsn: str, tmp_path: Path) -> None:
     env = {**os.environ, "DATABASE_URL": db_dsn}
     res = subprocess.run(
@@ -65,6 +77,10 @@ def test_short_demo_report_matches_the_call_log(db_dsn: str, tmp_path: Path) -> 
     # The printed report agrees with the call log in the database.
     rows, total, undisposed = asyncio.run(_call_log(db_dsn))
     assert total == placed and undisposed == 0
+    # The agents' shift ends with the demo's day: their login periods end with the run, so the
+    # next run's day does not count the night between as their time.
+    assert set(asyncio.run(_last_states(db_dsn)).values()) == {"logged_out"}
+    assert "simulated time" in out  # the live view says which clock it shows
     table = out[out.index("Queues, the whole run") :]
     demo_rows = _table_rows(table, [r["queue"] for r in rows])
     for r in rows:
