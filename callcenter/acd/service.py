@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -59,6 +60,7 @@ from callcenter.errors import (
     UnsafeValueError,
 )
 from callcenter.ports import ACDStore, AMILink, QueuedCall, RecordSink, StoredState
+from callcenter.reporting import feed
 from callcenter.reporting.records import AgentStateChange, CallEvent, EventKind
 
 log = logging.getLogger(__name__)
@@ -132,6 +134,9 @@ class ACD:
         self.store = store
         # Called as ``await listener(call_id, paused=...)`` after each PCI pause / resume.
         self.pci_listeners: list[Callable[..., Awaitable[None]]] = []
+        # Called with each change of a call or an agent (``callcenter.reporting.feed``): the
+        # controller publishes them on its event hub. Must not block or raise.
+        self.on_change: Callable[[feed.Change], None] | None = None
         self.action_timeout = action_timeout
         self.agent_channel = agent_channel
         self.ring_guard = ring_guard
@@ -502,6 +507,8 @@ class ACD:
                         agent_id, now, eff.new.value, eff.reason, queue=queue, call_id=eff.call_id
                     )
                 )
+                if self.on_change is not None:
+                    self.on_change(self._agent_change(agent_id, new, now, queue))
             elif isinstance(eff, ag.ScheduleWrapUpEnd):
                 self._timer(eff.at, cs.TimerKind.WRAP_UP, agent_id)
             elif isinstance(eff, ag.WithdrawOffer):
@@ -615,6 +622,24 @@ class ACD:
             self._leg_owner[leg.leg_id] = key
             if leg.channel:
                 self._leg_by_channel[leg.channel] = leg.leg_id
+        if self.on_change is not None:
+            change = _call_change(old, new, self.clock.now())
+            if change is not None:
+                self.on_change(change)
+
+    def _agent_change(self, agent_id: str, s: ag.AgentState, now: float, queue: str | None) -> feed.Change:
+        agent = self.config.agents.get(agent_id)
+        queues = set(self.config.queues_of(agent)) if agent is not None else set()
+        change = feed.agent_change(
+            agent_id,
+            now,
+            state=s.status.value,
+            reason=s.reason,
+            since=s.since,
+            call_id=s.call_id,
+            queues=queues | ({queue} if queue else set()),
+        )
+        return dataclasses.replace(change, data={**change.data, "queue": queue})
 
     def _retire(self, key: str) -> None:
         """A closed call leaves the open calls once its effects are carried out (the agent table's
@@ -1042,6 +1067,51 @@ class ACD:
                 agent_id, now, ag.Status.ON_CALL.value, "restart", queue=queue_id, call_id=call_id
             )
         )
+
+
+_CALL_KINDS: Mapping[cs.CallStatus, str] = {
+    cs.CallStatus.WAITING: feed.CALL_QUEUED,
+    cs.CallStatus.OFFERED: feed.CALL_OFFERED,
+    cs.CallStatus.RINGING_ALL: feed.CALL_OFFERED,
+    cs.CallStatus.CONNECTED: feed.CALL_ANSWERED,
+    cs.CallStatus.CALLBACK_PENDING: feed.CALL_QUEUED,
+    cs.CallStatus.TRANSFERRED: feed.CALL_TRANSFERRED,
+    cs.CallStatus.ENDED: feed.CALL_ENDED,
+    cs.CallStatus.CLOSED: feed.CALL_ENDED,
+}
+_OVER = frozenset({cs.CallStatus.ENDED, cs.CallStatus.CLOSED})
+
+
+def _call_change(old: cs.Call | None, new: cs.Call, now: float) -> feed.Change | None:
+    """The feed's view of a step of a call's life (None when nothing a screen shows moved)."""
+    if old is None:
+        kind = feed.CALL_QUEUED
+    elif old.status is new.status and old.queue == new.queue and old.agent_id == new.agent_id:
+        return None
+    elif new.status in _OVER and old.status in _OVER:
+        return None
+    elif old.queue != new.queue and new.status is cs.CallStatus.WAITING:
+        kind = feed.CALL_TRANSFERRED  # overflow or a transfer to another queue
+    else:
+        kind = _CALL_KINDS[new.status]
+    info = new.info
+    return feed.Change(
+        kind,
+        now,
+        agent_id=new.agent_id,
+        call_id=new.call_id,
+        queues=frozenset({new.queue} | ({old.queue} if old is not None else set())),
+        data={
+            "queue": new.queue,
+            "state": new.public or "ended",
+            "agent_id": new.agent_id,
+            "caller_number": info.caller_number,
+            "direction": info.direction,
+            "campaign_id": info.campaign_id,
+            "queued_at": new.queued_at,
+            "answered_at": new.answered_at,
+        },
+    )
 
 
 def _subject(e: _Action) -> str:

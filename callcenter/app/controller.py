@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
+import dataclasses
 import gc
+import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
@@ -38,16 +39,18 @@ from callcenter.clock import Clock, RealClock
 from callcenter.config import model as cm
 from callcenter.errors import CallcenterError
 from callcenter.inbound.service import IvrService
+from callcenter.reporting import feed
 from callcenter.reporting.metrics import Registry
-from callcenter.reporting.wallboard import DialerView, QueueView, Snapshot
+from callcenter.reporting.wallboard import DialerView, QueueView, Snapshot, today_bounds
 from callcenter.store import reports
 from callcenter.store.acd import PgACDStore
 from callcenter.store.audit import PgAudit
 from callcenter.store.customers import CustomerDirectory
 from callcenter.store.users import PgUsers
 from callcenter.store.writer import CallLogWriter
-from callcenter.web.http import HTTPServer, Router, closing, json_response, trusted_hosts_for
-from callcenter.web.pages import page
+from callcenter.web.feed import FeedStreams
+from callcenter.web.http import HTTPServer, Router, json_response, principal, trusted_hosts_for
+from callcenter.web.pages import page, register_pages
 from callcenter.web.session import BrowserSessions
 
 log = logging.getLogger("callcenter")
@@ -95,6 +98,25 @@ class QueueCounters:
     answered: int = 0
     abandoned: int = 0
     answered_in_target: int = 0
+    answer_wait: float = 0.0
+    handled: int = 0
+    handle_time: float = 0.0
+
+
+def queue_limits(q: cm.Queue) -> feed.Limits:
+    """A queue's thresholds for the hub, the configured ones or defaults from its own target."""
+    t = q.thresholds
+    sl = t.service_level or cm.Threshold(q.sl_percent, max(0.0, q.sl_percent - 15.0))
+    lw = t.longest_wait or cm.Threshold(q.sl_seconds, 2 * q.sl_seconds)
+    wt = t.waiting or cm.Threshold()
+    return feed.Limits(
+        service_level_amber=None if sl.amber is None else sl.amber / 100.0,
+        service_level_red=None if sl.red is None else sl.red / 100.0,
+        longest_wait_amber=lw.amber,
+        longest_wait_red=lw.red,
+        waiting_amber=None if wt.amber is None else int(wt.amber),
+        waiting_red=None if wt.red is None else int(wt.red),
+    )
 
 
 class Controller:
@@ -112,9 +134,21 @@ class Controller:
         plugins: Sequence[PluginFactory] = (),
         writer_batch_delay: float = 1.0,
         counter_refresh: float = 2.0,
+        feed_clock: Clock | None = None,
+        feed_interval: float = 1.0,
     ) -> None:
         self.counter_refresh = counter_refresh
         self._counters: dict[str, QueueCounters] = {}
+        self._agent_counts: dict[str, tuple[int, float]] = {}
+        # The event hub (one stream of changes for the desktop, the console and the wallboard);
+        # people's screens are paced in wall time, also when the demo's clock runs faster.
+        self.hub = feed.Hub()
+        self.feed_clock = feed_clock or RealClock()
+        self.feed_interval = feed_interval
+        self._levels: dict[str, dict[str, str]] = {}
+        self._published: dict[str, Any] | None = None
+        self._published_at = 0.0
+        self._agent_stats_sent: dict[str, tuple[int, float | None]] = {}
         self.config = config
         self.dsn = dsn
         self.run_dir = Path(run_dir)
@@ -153,6 +187,8 @@ class Controller:
             recorder=self.recorder,
             store=PgACDStore(dsn),
         )
+        self.acd.on_change = self._on_change
+        self.feed = FeedStreams(self.hub, clock=self.feed_clock, initial=self.feed_initial, stamp=clock.now)
         self.ivr: IvrService | None = None
         self.dialer: Any = None
         self.monitor: Any = None
@@ -171,15 +207,29 @@ class Controller:
             if call["state"] in ("waiting", "queued", "offered", "ringing") and call["agent_id"] is None:
                 waiting_by_queue.setdefault(call["queue"], []).append(now - float(call["queued_at"]))
         counters = self.queue_counters()
+        by_state: dict[str, int] = {}
+        by_queue: dict[str, dict[str, int]] = {}
+        for agent_id, agent in snap["agents"].items():
+            status = agent["status"]
+            by_state[status] = by_state.get(status, 0) + 1
+            cfg = self.config.agents.get(agent_id)
+            for qid in self.config.queues_of(cfg) if cfg is not None else ():
+                counts = by_queue.setdefault(qid, {})
+                counts[status] = counts.get(status, 0) + 1
         queues = []
         for qid, q in self.config.queues.items():
             c = counters.get(qid, QueueCounters())
             waits = waiting_by_queue.get(qid, [])
+            limits = queue_limits(q)
+            waiting = int(snap["waiting"].get(qid, len(waits)))
+            longest = max(waits, default=0.0)
+            sl = c.answered_in_target / c.offered if c.offered else None
             queues.append(
                 QueueView(
                     name=qid,
-                    waiting=int(snap["waiting"].get(qid, len(waits))),
-                    longest_wait=max(waits, default=0.0),
+                    label=q.name,
+                    waiting=waiting,
+                    longest_wait=longest,
                     offered=c.offered,
                     answered=c.answered,
                     abandoned=c.abandoned,
@@ -187,11 +237,21 @@ class Controller:
                     sl_target_seconds=float(q.sl_seconds),
                     sl_target_fraction=float(q.sl_percent) / 100.0,
                     ewt=self._ewt(qid),
+                    answer_wait_total=c.answer_wait,
+                    handled=c.handled,
+                    handle_total=c.handle_time,
+                    agents=by_queue.get(qid, {}),
+                    levels=feed.levels(limits, service_level=sl, longest_wait=longest, waiting=waiting),
+                    limits={
+                        "service_level_amber": limits.service_level_amber,
+                        "service_level_red": limits.service_level_red,
+                        "longest_wait_amber": limits.longest_wait_amber,
+                        "longest_wait_red": limits.longest_wait_red,
+                        "waiting_amber": limits.waiting_amber,
+                        "waiting_red": limits.waiting_red,
+                    },
                 )
             )
-        by_state: dict[str, int] = {}
-        for agent in snap["agents"].values():
-            by_state[agent["status"]] = by_state.get(agent["status"], 0) + 1
         dialers: tuple[DialerView, ...] = ()
         for plugin in self.plugins:
             if plugin.dialers is not None:
@@ -207,6 +267,8 @@ class Controller:
             calls_active=len(snap["calls"]) + (stats.active if stats else 0),
             calls_total=stats.started if stats else 0,
             monitoring=len(self.monitor.sessions) if self.monitor is not None else 0,
+            timezone=self.config.center.timezone,
+            center=self.config.center.name,
         )
 
     def _ewt(self, queue: str) -> float | None:
@@ -221,14 +283,101 @@ class Controller:
         return dict(self._counters)
 
     async def refresh_counters(self) -> None:
-        """Read the "so far" counts of every queue from the call log once."""
+        """Read today's counts (the center's day, in its time zone) of every queue and agent from
+        the call log once."""
         if self.pool is None:
             return
-        since = dt.datetime.fromtimestamp(self.started_at, tz=dt.UTC)
+        since, until = today_bounds(self.clock.now(), self.config.center.timezone)
         targets = {qid: q.sl_seconds for qid, q in self.config.queues.items()}
         async with self.pool.acquire(timeout=10) as conn:
-            counts = await reports.live_queue_counts(conn, since=since, targets=targets)
-        self._counters = {qid: QueueCounters(**c) for qid, c in counts.items()}
+            counts = await reports.live_queue_counts(conn, since=since, until=until, targets=targets)
+            agents = await reports.live_agent_counts(conn, since=since, until=until)
+        self._counters = {qid: QueueCounters(**c) for qid, c in counts.items()}  # type: ignore[arg-type]
+        self._agent_counts = agents
+
+    # ------------------------------------------------------------------ the event hub
+    def _agent_stats(self, agent_id: str) -> dict[str, Any]:
+        handled, total = self._agent_counts.get(agent_id, (0, 0.0))
+        cfg = self.config.agents.get(agent_id)
+        return {
+            "name": cfg.name if cfg is not None else agent_id,
+            "calls_today": handled,
+            "aht": total / handled if handled else None,
+        }
+
+    def _on_change(self, change: feed.Change) -> None:
+        """A change from the ACD: an agent's carries its day's figures too; then the hub. Called
+        inside the ACD's handling of an event: a failure here is logged, never the ACD's."""
+        try:
+            if change.kind == feed.AGENT_STATE and change.agent_id is not None:
+                data = {**change.data, **self._agent_stats(change.agent_id)}
+                change = dataclasses.replace(change, data=data)
+            self.hub.publish(change)
+        except Exception:  # the screens must never stop call handling
+            log.exception("event hub: change %s not published", change.kind)
+
+    def _agent_change(self, agent_id: str, now: float, calls: dict[str, Any]) -> feed.Change:
+        s = self.acd.agents[agent_id]
+        call = calls.get(s.call_id or "") if s.call_id else None
+        queue = call["queue"] if call else None
+        cfg = self.config.agents.get(agent_id)
+        queues = set(self.config.queues_of(cfg)) if cfg is not None else set()
+        change = feed.agent_change(
+            agent_id,
+            now,
+            state=s.status.value,
+            reason=s.reason,
+            since=s.since,
+            call_id=s.call_id,
+            queues=queues | ({queue} if queue else set()),
+        )
+        data = {**change.data, "queue": queue, **self._agent_stats(agent_id)}
+        return dataclasses.replace(change, data=data)
+
+    def feed_initial(self) -> list[feed.Change]:
+        """The current picture, a new reader's first push: the snapshot and every agent."""
+        now = self.clock.now()
+        out = [feed.Change(feed.SNAPSHOT, now, data=self.snapshot().to_dict(), key="snapshot")]
+        calls = self.acd.snapshot()["calls"]
+        out += [self._agent_change(a, now, calls) for a in sorted(self.acd.agents)]
+        return out
+
+    def publish_picture(self) -> None:
+        """Publish the wallboard snapshot (when it changed, or every 5 s as a heartbeat of the
+        controller), the thresholds crossed since the last one, and agents whose day's figures
+        changed."""
+        snap = self.snapshot()
+        now = snap.at
+        levels = {q.name: dict(q.levels) for q in snap.queues}
+        values = {
+            q.name: {"service_level": q.service_level, "longest_wait": q.longest_wait, "waiting": q.waiting}
+            for q in snap.queues
+        }
+        for change in feed.crossings(self._levels, levels, values, now):
+            self.hub.publish(change)
+        self._levels = levels
+        data = snap.to_dict()
+        same = {k: v for k, v in data.items() if k not in ("at", "elapsed", "progress")}
+        wall = self.feed_clock.monotonic()
+        if same != self._published or wall - self._published_at >= 5.0:
+            self.hub.publish(feed.Change(feed.SNAPSHOT, now, data=data, key="snapshot"))
+            self._published, self._published_at = same, wall
+        calls: dict[str, Any] | None = None
+        for agent_id in sorted(self.acd.agents):
+            st = self._agent_stats(agent_id)
+            figures = (st["calls_today"], st["aht"])
+            if self._agent_stats_sent.get(agent_id) != figures:
+                self._agent_stats_sent[agent_id] = figures
+                calls = self.acd.snapshot()["calls"] if calls is None else calls
+                self.hub.publish(self._agent_change(agent_id, now, calls))
+
+    async def _feed_loop(self) -> None:
+        while True:
+            try:
+                self.publish_picture()
+            except Exception:  # the screens must never stop the controller
+                log.exception("wallboard picture not published")
+            await self.feed_clock.sleep(self.feed_interval)
 
     async def _counter_loop(self) -> None:
         while True:
@@ -333,36 +482,53 @@ class Controller:
                 headers={"Content-Type": "text/plain; version=0.0.4"},
             )
 
-        async def wallboard_events(req: web.Request) -> web.StreamResponse:
-            resp = web.StreamResponse(
-                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-            )
-            await resp.prepare(req)
-            ending = asyncio.ensure_future(closing(req).wait())
-            try:
-                while not ending.done():
-                    data = json_response(self.snapshot().to_dict()).body
-                    assert isinstance(data, bytes)  # noqa: S101 - json_response's own body
-                    # A board that stops reading is dropped rather than held forever.
-                    await asyncio.wait_for(resp.write(b"data: " + data.strip() + b"\n\n"), 10.0)
-                    pause = asyncio.ensure_future(self.clock.sleep(1.0))
-                    await asyncio.wait({pause, ending}, return_when=asyncio.FIRST_COMPLETED)
-                    pause.cancel()
-            except (ConnectionError, RuntimeError, TimeoutError):
-                pass  # the board went away
-            finally:
-                ending.cancel()
-            return resp
-
         async def wallboard(req: web.Request) -> web.StreamResponse:
-            return web.Response(body=page("wallboard.html"), content_type="text/html", charset="utf-8")
+            # Filled on first paint: the current picture rides in the page itself.
+            first = json.dumps(self.snapshot().to_dict(), default=str, separators=(",", ":"))
+            first = first.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            html = page("wallboard.html").replace(b"{{INITIAL}}", first.encode())
+            return web.Response(
+                body=html,
+                content_type="text/html",
+                charset="utf-8",
+                headers={"Cache-Control": "no-store"},
+            )
+
+        async def console(req: web.Request) -> web.StreamResponse:
+            """What the supervisor console needs besides the stream: pause reasons, the queues
+            and campaigns the user may act on."""
+            who = principal(req)
+            mine = (lambda q: True) if who is None or who.role == "admin" else who.queues.__contains__
+            return json_response(
+                {
+                    "pause_reasons": [
+                        {"code": r.code, "name": r.name} for r in self.config.pause_reasons.values()
+                    ],
+                    "queues": [
+                        {"id": q.id, "name": q.name} for q in self.config.queues.values() if mine(q.id)
+                    ],
+                    "campaigns": [
+                        {"id": c.id, "queue": c.queue, "mode": str(c.mode)}
+                        for c in self.config.campaigns.values()
+                        if mine(c.queue)
+                    ],
+                    "agents": {
+                        a.id: {"name": a.name, "queues": list(self.config.queues_of(a))}
+                        for a in self.config.agents.values()
+                        if any(mine(q) for q in self.config.queues_of(a))
+                    },
+                }
+            )
 
         # The wallboard page, its stream and /metrics carry aggregate counts only (no caller data):
         # a wall screen and a Prometheus scraper read them without a token.
         self.router.add("GET", "/api/status", status, action="status.view")
         self.router.add("GET", "/metrics", metrics)
-        self.router.add("GET", "/wallboard/events", wallboard_events, stream=True)
+        self.router.add("GET", "/api/console", console, action="agents.view")
         self.router.add("GET", "/", wallboard)
+        self.router.add("GET", "/wallboard", wallboard)
+        self.feed.register(self.router)
+        register_pages(self.router)
         acd_http.register_routes(self.router, self.acd)
         if self.pool is not None:
             # People's sessions run on wall time, also when the demo's clock runs faster.
@@ -400,6 +566,7 @@ class Controller:
         self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=8, timeout=30)
         await self.ami.connect()
         tg.create_task(self._counter_loop(), name="wallboard-counters")
+        tg.create_task(self._feed_loop(), name="event-feed")
         acd_task = tg.create_task(self.acd.run(), name="acd")
         await _wait_ready(self.acd.ready, acd_task)
         customers = CustomerDirectory(self.pool)

@@ -216,6 +216,31 @@ async def demo_admin(conn: Any) -> tuple[str, str]:
     return password, await users.issue_token(conn, DEMO_ADMIN)
 
 
+DEMO_SUPERVISOR = "demo-supervisor"
+
+
+async def demo_supervisor(conn: Any, config: cm.Config) -> tuple[str, str] | None:
+    """The demo's supervisor user (made on first use, a new password each run), bound to the
+    example center's first supervisor and its queues: (its id, the password); None without one."""
+    sup = next(iter(config.supervisors.values()), None) if config.supervisors else None
+    if sup is None:
+        return None
+    password = secrets.token_urlsafe(12)
+    try:
+        await users.get_user(conn, DEMO_SUPERVISOR)
+        await users.set_password(conn, DEMO_SUPERVISOR, hash_password(password))
+    except CallcenterError:
+        await users.add_user(
+            conn,
+            DEMO_SUPERVISOR,
+            "supervisor",
+            hash_password(password),
+            queues=sorted(sup.queues),
+            agent_id=sup.id,
+        )
+    return sup.id, password
+
+
 def _http(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host or "127.0.0.1", int(port or 0)
@@ -232,6 +257,7 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
     try:
         latest = await run_report.latest_activity(conn)
         password, token = await demo_admin(conn)
+        supervisor = await demo_supervisor(conn, config)
     finally:
         await conn.close()
     conf_dir = run_dir / "asterisk"
@@ -310,6 +336,14 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
                 f"run: CALLCENTER_TOKEN={token} callcenter agent --api {api} status",
                 flush=True,
             )
+            print(f"demo: wallboard (no sign-in) {api}/wallboard", flush=True)
+            if supervisor is not None:
+                sup_id, sup_password = supervisor
+                print(
+                    f"demo: supervisor console {api}/supervisor: sign in as {DEMO_SUPERVISOR} / "
+                    f"{sup_password} (supervisor {sup_id}, phone PIN {DEMO_PINS.get(sup_id, '?')})",
+                    flush=True,
+                )
         details = LiveDetails(controller, refresh=2.0 * args.speed, simulated=True)
         details_task = asyncio.create_task(details.run(), name="live-details")
         view = LiveView(
@@ -442,6 +476,9 @@ async def _report(
     print(f"demo: HTML report written to {path}", flush=True)
 
 
+_QUIET = frozenset({"transfers", "callbacks_requested", "overflowed", "short_abandoned"})
+
+
 def _html(
     config: cm.Config,
     run_dir: Path,
@@ -453,8 +490,10 @@ def _html(
     t0: float,
     args: argparse.Namespace,
 ) -> Path:
+    tz = ZoneInfo(config.center.timezone)
     labels = sorted({str(r["interval"]) for r in per15})
-    short = [lbl[11:16] if len(lbl) >= 16 else lbl for lbl in labels]
+    # the call log's buckets are instants: shown as the center's local time of day
+    short = [dt.datetime.fromisoformat(lbl).astimezone(tz).strftime("%H:%M") for lbl in labels]
 
     def total(key: str, label: str) -> float:
         return float(sum(int(r.get(key) or 0) for r in per15 if str(r["interval"]) == label))
@@ -471,6 +510,15 @@ def _html(
             if weight
             else None
         )
+    by_queue: dict[str, list[float | None]] = {}
+    for qid in config.queues:
+        of_queue = {str(r["interval"]): r for r in per15 if r["queue"] == qid}
+        if any(int(r.get("offered") or 0) for r in of_queue.values()):
+            by_queue[qid] = [
+                None if lbl not in of_queue or of_queue[lbl].get("service_level") is None
+                else float(of_queue[lbl]["service_level"])
+                for lbl in labels
+            ]  # fmt: skip
     # Agent states over time: the state of each agent at each 5-minute tick.
     ticks: list[str] = []
     series: dict[str, list[float]] = {}
@@ -484,14 +532,24 @@ def _html(
             while i < len(states) and states[i].at <= t:
                 current[states[i].agent_id] = states[i].state
                 i += 1
-            ticks.append(t.strftime("%H:%M"))
+            ticks.append(t.astimezone(tz).strftime("%H:%M"))
             counts: dict[str, int] = {}
             for s in current.values():
                 counts[s] = counts.get(s, 0) + 1
             for s in set(series) | set(counts):
                 series.setdefault(s, [0.0] * (len(ticks) - 1)).append(float(counts.get(s, 0)))
             t += dt.timedelta(minutes=5)
-    columns = list(day[0]) if day else []
+    columns = [
+        "queue", "offered", "answered", "abandoned", "abandon_rate", "service_level", "sl_target",
+        "asa_seconds", "aht_seconds", "longest_wait_seconds", "occupancy", "transfers", "fcr",
+        "callbacks_requested", "overflowed",
+    ]  # fmt: skip
+    # a count that is zero on every row says nothing here: its column is left out
+    columns = [c for c in columns if c not in _QUIET or any(r.get(c) for r in day)]
+    targets = {qid: q.sl_percent / 100 for qid, q in config.queues.items()}
+    day_rows = [[{**r, "sl_target": targets.get(str(r["queue"]))}.get(c) for c in columns] for r in day]
+    days = sorted({dt.datetime.fromisoformat(str(r["interval"])).astimezone(tz).date() for r in day})
+    when = ", ".join(d.strftime("%a %Y-%m-%d") for d in days)
     data = ReportData(
         title=f"callcenter demo: {config.center.name}",
         subtitle=f"{args.minutes:g} simulated minutes at x{args.speed:g}, seed {args.seed}",
@@ -500,19 +558,25 @@ def _html(
         answered=answered,
         abandoned=abandoned,
         service_level=sl,
-        service_level_target=min((q.sl_percent / 100 for q in config.queues.values()), default=0.8),
+        queue_service_levels=by_queue,
+        queue_targets={q: targets[q] for q in by_queue},
         wait_times=waits,
         agent_state_times=ticks,
         agent_states=series,
         tables=[
-            Table("Queues, the whole run", columns, [[r[c] for c in columns] for r in day]),
+            Table(f"Queues, the whole run ({when}, {config.center.timezone})", columns, day_rows),
             Table(
                 "Staffing advice (Erlang C)",
                 ["queue", "interval", "calls", "AHT s", "agents", "SL", "ASA s"],
                 advice,
             ),
         ],
-        notes=["Service level: answered within the queue's target over offered (abandons count)."],
+        notes=[
+            "Service level: answered within the queue's target over offered (abandons count); "
+            "each queue is drawn against its own target.",
+            f"Times are the center's local time ({config.center.timezone}).",
+            "The wait histogram counts inbound callers in queue only (the dialer's calls never wait).",
+        ],
     )
     out = private_dir(run_dir / "reports")  # call data: 0700, the report 0600
     stamp = dt.datetime.fromtimestamp(t0, dt.UTC).strftime("%Y%m%dT%H%M%S")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import enum
+import functools
 import ipaddress
 import os
 import re
@@ -1560,6 +1561,8 @@ def read_queue(r: Reader, qid: str, node: yaml.Node, path: Path_) -> m.Queue | N
         "mailbox", lambda n, p: r.text(n, p, pattern=DIGITS_RE, expected="a mailbox number"), None
     )
     cid = mr.get("caller_id", lambda n, p: _e164(r, n, p), None)
+    tnode = mr.node_of("thresholds")
+    thresholds = _thresholds(r, tnode, (*path, "thresholds")) if tnode is not None else m.Thresholds()
     mr.finish()
     if skills is None:
         return None
@@ -1587,7 +1590,51 @@ def read_queue(r: Reader, qid: str, node: yaml.Node, path: Path_) -> m.Queue | N
         relaxation=tuple(relax),
         mailbox=mailbox,
         caller_id=cid,
+        thresholds=thresholds,
     )
+
+
+# metric -> (its limits' range, whether red lies below amber, what it measures)
+_THRESHOLD_METRICS: dict[str, tuple[float, float, bool, str]] = {
+    "service_level": (0, 100, True, "percent answered within the target, below which"),
+    "longest_wait": (1, 86400, False, "seconds the longest caller has waited, above which"),
+    "waiting": (1, 10000, False, "callers waiting, at or above which"),
+}
+
+
+def _limit(r: Reader, lo: float, hi: float, node: yaml.Node, path: Path_) -> float | None:
+    return r.number(node, path, lo, hi)
+
+
+def _thresholds(r: Reader, node: yaml.Node, path: Path_) -> m.Thresholds:
+    """``thresholds: {service_level: {amber: 80, red: 60}, longest_wait: {...}, waiting: {...}}``."""
+    tm = r.mapping(node, path, "a mapping of service_level / longest_wait / waiting -> {amber:, red:}")
+    if tm is None:
+        return m.Thresholds()
+    found: dict[str, m.Threshold] = {}
+    for metric, (lo, hi, falling, what) in _THRESHOLD_METRICS.items():
+        mnode = tm.node_of(metric)
+        if mnode is None:
+            continue
+        mp = (*path, metric)
+        lm = r.mapping(mnode, mp, f"{{amber:, red:}} ({what} the queue turns amber, red)")
+        if lm is None:
+            continue
+        limit = functools.partial(_limit, r, lo, hi)
+        amber = lm.get("amber", limit, None)
+        red = lm.get("red", limit, None)
+        lm.finish()
+        if amber is None and red is None:
+            if "amber" not in lm.entries and "red" not in lm.entries:
+                r.bad(mnode, mp, "expected amber or red (or both), found neither")
+            continue
+        if amber is not None and red is not None and (red > amber if falling else red < amber):
+            order = "at or below" if falling else "at or above"
+            r.bad(mnode, (*mp, "red"), f"expected red {order} amber ({amber:g}), found {red:g}")
+            continue
+        found[metric] = m.Threshold(amber, red)
+    tm.finish()
+    return m.Thresholds(**found)
 
 
 def _overflow(r: Reader, node: yaml.Node, path: Path_) -> m.Overflow | None:

@@ -556,6 +556,26 @@ class Relaxation:
 
 
 @dataclass(frozen=True)
+class Threshold:
+    """One watched metric's amber and red limits (either may be None: not watched at that level)."""
+
+    amber: float | None = None
+    red: float | None = None
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """A queue's wallboard and console thresholds: service level (percent) below, longest wait
+    (seconds) and callers waiting above. Absent ones default from the queue's own service-level
+    target (amber below the target, red 15 points under it; the wait amber past the target's
+    seconds, red past twice them; the number waiting unwatched)."""
+
+    service_level: Threshold | None = None
+    longest_wait: Threshold | None = None
+    waiting: Threshold | None = None
+
+
+@dataclass(frozen=True)
 class Queue:
     id: str
     name: str
@@ -580,6 +600,7 @@ class Queue:
     relaxation: tuple[Relaxation, ...] = ()
     mailbox: str | None = None  # the queue's voicemail box
     caller_id: str | None = None  # shown on the agent's phone instead of the caller's
+    thresholds: Thresholds = Thresholds()
 
 
 @dataclass(frozen=True)

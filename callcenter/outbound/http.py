@@ -22,8 +22,8 @@ SKIP = Schema((*DIAL.fields, Field("delay", "number", minimum=0, maximum=366 * 8
 
 
 def register_routes(router: Router, service: DialerService) -> None:
-    """Mount the campaign API (supervisors and admins see campaigns, admins control them, an
-    agent previews as itself)::
+    """Mount the campaign API (supervisors and admins see campaigns; admins control them, a
+    supervisor pauses and resumes those whose queue is its own; an agent previews as itself)::
 
     GET  /api/campaigns                          every campaign's status (pacing explained)
     GET  /api/campaigns/{campaign}               one campaign's status
@@ -36,7 +36,10 @@ def register_routes(router: Router, service: DialerService) -> None:
     ``CampaignError`` code."""
 
     def of_campaign(req: web.Request, checked: dict[str, Any]) -> Target:
-        return Target(label=f"campaign {req.match_info['campaign']}")
+        cid = req.match_info["campaign"]
+        campaign = service.config.campaigns.get(cid) if service.config is not None else None
+        queues = frozenset({campaign.queue}) if campaign is not None else frozenset()
+        return Target(queues=queues, label=f"campaign {cid}")
 
     def of_previewer(req: web.Request, checked: dict[str, Any]) -> Target:
         agent_id = str(checked.get("agent_id", ""))
@@ -92,8 +95,8 @@ def register_routes(router: Router, service: DialerService) -> None:
     base = "/api/campaigns/{campaign}"
     router.add("GET", "/api/campaigns", list_all, action=view)
     router.add("GET", base, one, action=view, target=of_campaign)
-    router.add("POST", base + "/pause", pause, action=control, target=of_campaign)
-    router.add("POST", base + "/resume", resume, action=control, target=of_campaign)
+    router.add("POST", base + "/pause", pause, action="campaign.pause", target=of_campaign)
+    router.add("POST", base + "/resume", resume, action="campaign.pause", target=of_campaign)
     router.add("POST", base + "/stop", stop, action=control, target=of_campaign)
     router.add("POST", base + "/preview/next", preview_next, schema=NEXT, action=preview, target=of_previewer)
     router.add("POST", base + "/preview/dial", preview_dial, schema=DIAL, action=preview, target=of_previewer)

@@ -10,8 +10,29 @@ import html
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
-PALETTE = ("#2b6cb0", "#c53030", "#2f855a", "#b7791f", "#6b46c1", "#319795", "#d53f8c", "#4a5568")
+PALETTE = ("#2b6cb0", "#b7791f", "#6b46c1", "#319795", "#d53f8c", "#4a5568", "#2f855a", "#c53030")
+#: Series whose colour carries a meaning: answered is green and abandoned red, everywhere.
+MEANING: Final = {
+    "offered": "#2b6cb0",
+    "answered": "#2f855a",
+    "abandoned": "#c53030",
+    "calls": "#2b6cb0",
+    "available": "#2f855a",
+    "reserved": "#63b3ed",
+    "ringing": "#63b3ed",
+    "on_call": "#2b6cb0",
+    "wrap_up": "#6b46c1",
+    "paused": "#b7791f",
+    "not_ready": "#c53030",
+    "logged_out": "#a0aec0",
+}
+
+
+def colour(name: str, k: int) -> str:
+    """A series' colour: its meaning's, else the palette's ``k``-th."""
+    return MEANING.get(name, PALETTE[k % len(PALETTE)])
 
 
 @dataclass(frozen=True)
@@ -29,9 +50,12 @@ class ReportData:
     offered: Sequence[float] = ()
     answered: Sequence[float] = ()
     abandoned: Sequence[float] = ()
-    service_level: Sequence[float | None] = ()  # fraction 0..1 per interval
-    service_level_target: float | None = None
-    wait_times: Sequence[float] = ()  # seconds, answered and abandoned callers
+    service_level: Sequence[float | None] = ()  # fraction 0..1 per interval (all queues)
+    service_level_target: float | None = None  # one target line for ``service_level``
+    # per queue: its service level per interval and its own target (one dashed line each)
+    queue_service_levels: Mapping[str, Sequence[float | None]] = field(default_factory=dict)
+    queue_targets: Mapping[str, float] = field(default_factory=dict)
+    wait_times: Sequence[float] = ()  # seconds, inbound callers in queue: until answered or gone
     agent_state_times: Sequence[str] = ()
     agent_states: Mapping[str, Sequence[float]] = field(default_factory=dict)  # state -> counts
     tables: Sequence[Table] = ()
@@ -43,14 +67,16 @@ def _e(text: object) -> str:
 
 
 def _axis_max(values: Sequence[float]) -> float:
+    """A round top for the y axis whose quarters (the grid lines) are round numbers too."""
     top = max([v for v in values if v is not None and math.isfinite(v)] or [1.0])
     if top <= 0:
         return 1.0
-    magnitude = 10 ** math.floor(math.log10(top))
-    for step in (1, 2, 2.5, 5, 10):
-        if step * magnitude >= top:
-            return float(step * magnitude)
-    return float(top)
+    quarter = top / 4
+    magnitude = 10 ** math.floor(math.log10(quarter))
+    for step in (1, 2, 3, 4, 5, 6, 8, 10):
+        if step * magnitude >= quarter:
+            return round(float(4 * step * magnitude), 9)
+    return float(top)  # pragma: no cover - 10 * magnitude always reaches the quarter
 
 
 def bar_chart(
@@ -91,13 +117,14 @@ def bar_chart(
             label = labels[i] if i < len(labels) else i
             parts.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w - 1, 0.5):.1f}" height="{h:.1f}" '
-                f'fill="{PALETTE[k % len(PALETTE)]}"><title>{_e(name)} {_e(label)}: '
-                f"{v:g}</title></rect>"
+                f'fill="{colour(name, k)}"><title>{_e(name)} {_e(label)}: '
+                f"{_num(v)}</title></rect>"
             )
     parts.append(_x_labels(labels, left, top_pad + plot_h, group_w))
-    parts.append(_legend(names, left, 14))
+    legend, extra = _legend([(n, colour(n, k), False) for k, n in enumerate(names)], left, width, height)
+    parts.append(legend)
     parts.append("</svg>")
-    return "".join(parts)
+    return _grow("".join(parts), height, extra)
 
 
 def line_chart(
@@ -107,10 +134,13 @@ def line_chart(
     *,
     ymax: float | None = None,
     target: float | None = None,
+    targets: Mapping[str, float] | None = None,
     percent: bool = False,
     width: int = 760,
     height: int = 240,
 ) -> str:
+    """One line per series; ``target``: one dashed line for all, ``targets``: one per series, in
+    its colour."""
     left, bottom, top_pad = 48, 40, 28
     plot_w, plot_h = width - left - 10, height - bottom - top_pad
     n = max(len(labels), 1)
@@ -118,13 +148,16 @@ def line_chart(
     top = ymax if ymax is not None else _axis_max(values)
     step = plot_w / n
     parts = [_frame(title, width, height, left, top_pad, plot_w, plot_h, top, percent=percent)]
-    if target is not None:
-        y = top_pad + plot_h - plot_h * target / top
-        parts.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#999" '
-            f'stroke-dasharray="4 3"><title>target {target:g}</title></line>'
-        )
     names = list(series)
+    lines = [("", target, "#999")] if target is not None else []
+    lines += [(nm, (targets or {})[nm], colour(nm, j)) for j, nm in enumerate(names) if nm in (targets or {})]
+    for name, value, color in lines:
+        y = top_pad + plot_h - plot_h * value / top
+        shown = _pct(value) if percent else _num(value)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="{color}" '
+            f'stroke-dasharray="5 4"><title>{_e((name + " ").lstrip())}target {shown}</title></line>'
+        )
     for k, name in enumerate(names):
         pts = [
             f"{left + step * (i + 0.5):.1f},{top_pad + plot_h - plot_h * v / top:.1f}"
@@ -132,7 +165,7 @@ def line_chart(
             if v is not None
         ]
         if pts:
-            color = PALETTE[k % len(PALETTE)]
+            color = colour(name, k)
             parts.append(
                 f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(pts)}"/>'
             )
@@ -140,9 +173,18 @@ def line_chart(
                 cx, cy = p.split(",")
                 parts.append(f'<circle cx="{cx}" cy="{cy}" r="2.5" fill="{color}"/>')
     parts.append(_x_labels(labels, left, top_pad + plot_h, step))
-    parts.append(_legend(names, left, 14))
+    entries = [(name, colour(name, j), False) for j, name in enumerate(names)]
+    if target is not None:
+        entries.append((f"target {_pct(target) if percent else _num(target)}", "#999", True))
+    for j, name in enumerate(names):
+        if name in (targets or {}):
+            value = (targets or {})[name]
+            shown = _pct(value) if percent else _num(value)
+            entries.append((f"{name} target {shown}", colour(name, j), True))
+    legend, extra = _legend(entries, left, width, height)
+    parts.append(legend)
     parts.append("</svg>")
-    return "".join(parts)
+    return _grow("".join(parts), height, extra)
 
 
 def histogram(title: str, values: Sequence[float], *, bins: int = 12, unit: str = "s") -> str:
@@ -178,7 +220,7 @@ def _frame(
     for i in range(5):
         v = ymax * i / 4
         y = top_pad + plot_h - plot_h * i / 4
-        label = f"{v * 100:.0f}%" if percent else f"{v:g}"
+        label = f"{v * 100:.0f}%" if percent else _num(v)
         out.append(
             f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w:.1f}" y2="{y:.1f}" stroke="#eee"/>'
             f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{label}</text>'
@@ -200,21 +242,106 @@ def _x_labels(labels: Sequence[str], left: float, y0: float, step: float) -> str
     )
 
 
-def _legend(names: Sequence[str], x: float, y: float) -> str:
+LEGEND_ROW = 16
+
+
+def _text_width(text: str) -> float:
+    """About how wide ``text`` is at the charts' 11 px sans-serif."""
+    return 6.6 * len(text)
+
+
+def _legend(entries: Sequence[tuple[str, str, bool]], x: float, width: int, height: int) -> tuple[str, int]:
+    """The legend under the plot, wrapped onto as many rows as its entries need (name, colour,
+    dashed); returns it and the height it adds to the chart."""
     out = []
-    offset = 260.0
-    for k, name in enumerate(names):
-        cx = x + offset + k * 110
-        out.append(
-            f'<rect x="{cx:.0f}" y="{y - 9}" width="10" height="10" fill="{PALETTE[k % len(PALETTE)]}"/>'
-            f'<text x="{cx + 14:.0f}" y="{y}">{_e(name)}</text>'
+    cx, row = x, 0
+    for name, color, dashed in entries:
+        w = 18 + _text_width(name) + 16
+        if cx + w > width - 6 and cx > x:
+            cx, row = x, row + 1
+        y = height + 4 + row * LEGEND_ROW
+        mark = (
+            f'<line x1="{cx:.0f}" y1="{y - 4}" x2="{cx + 12:.0f}" y2="{y - 4}" stroke="{color}" '
+            'stroke-width="2" stroke-dasharray="4 2"/>'
+            if dashed
+            else f'<rect x="{cx:.0f}" y="{y - 9}" width="12" height="10" fill="{color}"/>'
         )
-    return "".join(out)
+        out.append(mark + f'<text x="{cx + 17:.0f}" y="{y}">{_e(name)}</text>')
+        cx += w
+    return "".join(out), (row + 1) * LEGEND_ROW + 6 if entries else 0
+
+
+def _grow(svg: str, height: int, extra: int) -> str:
+    """The chart made ``extra`` pixels taller (for its legend)."""
+    if not extra:
+        return svg
+    new = height + extra
+    return svg.replace(f'height="{height}" viewBox="0 0 ', f'height="{new}" viewBox="0 0 ', 1).replace(
+        f' {height}" role="img"', f' {new}" role="img"', 1
+    )
+
+
+def _num(v: float) -> str:
+    """A number as people read it: whole when large, one decimal when small."""
+    if not math.isfinite(v):
+        return "-"
+    if v == int(v):
+        return f"{int(v)}"
+    return f"{v:.0f}" if abs(v) >= 10 else f"{v:.1f}"
+
+
+def _pct(v: float) -> str:
+    return f"{v * 100:.0f}%"
+
+
+def _seconds(v: float) -> str:
+    """Seconds as m:ss (h:mm:ss past an hour)."""
+    total = int(round(v))
+    h, rest = divmod(total, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+#: Report columns shown as percentages (their values are fractions 0..1) and as durations.
+PERCENT_COLUMNS: Final = frozenset({"abandon_rate", "service_level", "occupancy", "fcr", "sl_target"})
+HEADINGS: Final = {
+    "abandon_rate": "abandoned %",
+    "service_level": "service level",
+    "asa_seconds": "ASA",
+    "aht_seconds": "AHT",
+    "longest_wait_seconds": "longest wait",
+    "avg_talk_seconds": "talk",
+    "avg_hold_seconds": "hold",
+    "avg_wrapup_seconds": "wrap-up",
+    "short_abandoned": "short aband.",
+    "callbacks_requested": "callbacks asked",
+    "callbacks_completed": "callbacks done",
+    "fcr": "FCR",
+    "sl_target": "SL target",
+}
+
+
+def cell(column: str, value: object) -> str:
+    """A table cell's text: fractions as rounded percentages, seconds as m:ss, floats rounded."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if column in PERCENT_COLUMNS:
+        return _pct(float(value))
+    if column.endswith("_seconds"):
+        return _seconds(float(value))
+    return _num(float(value))
 
 
 def _table(t: Table) -> str:
-    head = "".join(f"<th>{_e(c)}</th>" for c in t.columns)
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in t.rows)
+    head = "".join(f"<th>{_e(HEADINGS.get(c, c.replace('_', ' ')))}</th>" for c in t.columns)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{_e(cell(col, v))}</td>" for col, v in zip(t.columns, row, strict=False))
+        + "</tr>"
+        for row in t.rows
+    )
     return f"<h2>{_e(t.title)}</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -228,17 +355,29 @@ def render_report(data: ReportData) -> str:
                 {"offered": data.offered, "answered": data.answered, "abandoned": data.abandoned},
             )
         )
-        charts.append(
-            line_chart(
-                "Service level per interval",
-                data.interval_labels,
-                {"service level": data.service_level},
-                ymax=1.0,
-                target=data.service_level_target,
-                percent=True,
+        if data.queue_service_levels:
+            charts.append(
+                line_chart(
+                    "Service level per interval, each queue against its own target",
+                    data.interval_labels,
+                    dict(data.queue_service_levels),
+                    ymax=1.0,
+                    targets=data.queue_targets,
+                    percent=True,
+                )
             )
-        )
-    charts.append(histogram("Wait before answer or abandon", data.wait_times))
+        else:
+            charts.append(
+                line_chart(
+                    "Service level per interval",
+                    data.interval_labels,
+                    {"service level": data.service_level},
+                    ymax=1.0,
+                    target=data.service_level_target,
+                    percent=True,
+                )
+            )
+    charts.append(histogram("Inbound callers' wait in queue, until answered or gone", data.wait_times))
     if data.agent_state_times and data.agent_states:
         charts.append(
             bar_chart(
@@ -253,9 +392,12 @@ def render_report(data: ReportData) -> str:
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{_e(data.title)}</title><style>"
-        "body{font-family:sans-serif;margin:2em;color:#222;max-width:900px}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
-        "text-align:right}th{background:#f4f4f4}svg{display:block;margin:1.5em 0}"
+        "body{font-family:sans-serif;margin:2em auto;padding:0 1em;color:#222;max-width:900px}"
+        "table{border-collapse:collapse;margin:1em 0;width:100%;font-size:12px}"
+        "td,th{border:1px solid #ccc;padding:3px 4px;text-align:right}"
+        "td{overflow-wrap:anywhere}th{font-size:11px}"
+        "th{background:#f4f4f4;font-weight:600}td:first-child,th:first-child{text-align:left}"
+        "svg{display:block;margin:1.5em 0;max-width:100%;height:auto}"
         "</style></head><body>"
         f"<h1>{_e(data.title)}</h1><p>{_e(data.subtitle)}</p>"
         + "".join(charts)

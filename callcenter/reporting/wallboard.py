@@ -7,9 +7,11 @@ terminal), the HTTP wallboard's server-sent events and ``/api/status`` all show 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,23 @@ class QueueView:
     sl_target_seconds: float = 20.0
     sl_target_fraction: float = 0.8
     ewt: float | None = None  # expected wait for a new caller, seconds
+    answer_wait_total: float = 0.0  # seconds waited by the answered calls
+    handled: int = 0  # answered calls whose talk is over
+    handle_total: float = 0.0  # their talk + hold + wrap-up, seconds
+    agents: Mapping[str, int] = field(default_factory=dict)  # its agents by state
+    levels: Mapping[str, str] = field(default_factory=dict)  # metric -> ok | amber | red
+    limits: Mapping[str, float | None] = field(default_factory=dict)  # the thresholds applied
+    label: str = ""  # the queue's name as people know it
+
+    @property
+    def asa(self) -> float | None:
+        """Average speed of answer (seconds); None before any answered call."""
+        return self.answer_wait_total / self.answered if self.answered else None
+
+    @property
+    def aht(self) -> float | None:
+        """Average handle time (talk + hold + wrap-up, seconds); None before any call ended."""
+        return self.handle_total / self.handled if self.handled else None
 
     @property
     def service_level(self) -> float | None:
@@ -64,6 +83,8 @@ class Snapshot:
     calls_active: int = 0
     calls_total: int = 0
     monitoring: int = 0
+    timezone: str = "UTC"  # the center's, for its clock and its day
+    center: str = ""  # the center's name
 
     @property
     def progress(self) -> float | None:
@@ -80,6 +101,9 @@ class Snapshot:
             answered=sum(q.answered for q in self.queues),
             abandoned=sum(q.abandoned for q in self.queues),
             answered_in_target=sum(q.answered_in_target for q in self.queues),
+            answer_wait_total=sum(q.answer_wait_total for q in self.queues),
+            handled=sum(q.handled for q in self.queues),
+            handle_total=sum(q.handle_total for q in self.queues),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,7 +113,33 @@ class Snapshot:
         for q, view in zip(data["queues"], self.queues, strict=True):
             q["service_level"] = view.service_level
             q["abandonment"] = view.abandonment
+            q["asa"] = view.asa
+            q["aht"] = view.aht
+            q["agents"] = dict(view.agents)
+            q["levels"] = dict(view.levels)
+            q["limits"] = dict(view.limits)
+        t = self.totals()
+        data["totals"] = {
+            "waiting": t.waiting,
+            "longest_wait": t.longest_wait,
+            "offered": t.offered,
+            "answered": t.answered,
+            "abandoned": t.abandoned,
+            "service_level": t.service_level,
+            "abandonment": t.abandonment,
+            "asa": t.asa,
+            "aht": t.aht,
+        }
         return data
+
+
+def today_bounds(now: float, timezone: str) -> tuple[dt.datetime, dt.datetime]:
+    """The center's day around ``now``: local midnight to the next local midnight (DST-aware)."""
+    tz = ZoneInfo(timezone)
+    day = dt.datetime.fromtimestamp(now, tz).date()
+    start = dt.datetime.combine(day, dt.time(0), tzinfo=tz)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=tz)
+    return start, end
 
 
 def _pct(value: float | None) -> str:

@@ -586,26 +586,55 @@ SELECT queue,
        count(*) FILTER (WHERE answered_at IS NOT NULL AND
                         date_part('epoch', answered_at - queued_at) <=
                         coalesce(($3::float8[])[array_position($2::text[], queue)], 20)) AS in_target,
-       count(*) FILTER (WHERE disposition IS NOT NULL OR answered_at IS NOT NULL) AS settled
+       coalesce(sum(date_part('epoch', answered_at - queued_at))
+                FILTER (WHERE answered_at IS NOT NULL), 0) AS answer_wait,
+       count(*) FILTER (WHERE talk_seconds IS NOT NULL) AS handled,
+       coalesce(sum(coalesce(talk_seconds, 0) + coalesce(hold_seconds, 0) + coalesce(wrapup_seconds, 0))
+                FILTER (WHERE talk_seconds IS NOT NULL), 0) AS handle_time
 FROM calls
-WHERE queued_at >= $1 AND queue IS NOT NULL AND direction IS DISTINCT FROM 'outbound'
+WHERE queued_at >= $1 AND queued_at < $4 AND queue IS NOT NULL AND direction IS DISTINCT FROM 'outbound'
 GROUP BY queue
+"""
+
+_LIVE_AGENTS_SQL = """
+SELECT agent_id,
+       count(*) AS handled,
+       coalesce(sum(coalesce(talk_seconds, 0) + coalesce(hold_seconds, 0) + coalesce(wrapup_seconds, 0)),
+                0) AS handle_time
+FROM calls
+WHERE answered_at >= $1 AND answered_at < $2 AND agent_id IS NOT NULL AND talk_seconds IS NOT NULL
+GROUP BY agent_id
 """
 
 
 async def live_queue_counts(
-    conn: Any, *, since: dt.datetime, targets: dict[str, float]
-) -> dict[str, dict[str, int]]:
-    """Per queue since ``since`` (the wallboard's "so far"): offered, answered, abandoned, and
-    answered within the queue's service-level target (``targets``: queue -> seconds)."""
+    conn: Any, *, since: dt.datetime, until: dt.datetime | None = None, targets: dict[str, float]
+) -> dict[str, dict[str, float]]:
+    """Per queue of the inbound calls queued in [``since``, ``until``) (the wallboard's "today"):
+    offered, answered, abandoned, answered within the queue's service-level target (``targets``:
+    queue -> seconds), the total wait of the answered calls (``answer_wait``, seconds), the calls
+    whose talk is over (``handled``) and their total handle time (talk + hold + wrap-up)."""
     names_ = list(targets)
-    rows = await conn.fetch(_LIVE_SQL, since, names_, [float(targets[n]) for n in names_])
+    end = until if until is not None else dt.datetime.max.replace(tzinfo=dt.UTC)
+    rows = await conn.fetch(_LIVE_SQL, since, names_, [float(targets[n]) for n in names_], end)
     return {
         r["queue"]: {
             "offered": int(r["offered"]),
             "answered": int(r["answered"]),
             "abandoned": int(r["abandoned"]),
             "answered_in_target": int(r["in_target"]),
+            "answer_wait": float(r["answer_wait"]),
+            "handled": int(r["handled"]),
+            "handle_time": float(r["handle_time"]),
         }
         for r in rows
     }
+
+
+async def live_agent_counts(
+    conn: Any, *, since: dt.datetime, until: dt.datetime
+) -> dict[str, tuple[int, float]]:
+    """Per agent, the calls it answered in [``since``, ``until``) whose talk is over, and their
+    total handle time (talk + hold + wrap-up, seconds)."""
+    rows = await conn.fetch(_LIVE_AGENTS_SQL, since, until)
+    return {r["agent_id"]: (int(r["handled"]), float(r["handle_time"])) for r in rows}

@@ -71,10 +71,12 @@ async def calls_without_disposition(conn: Any, since: dt.datetime, *, timeout: f
 async def queue_waits(
     conn: Any, start: dt.datetime, end: dt.datetime, *, timeout: float = 30.0
 ) -> list[float]:
-    """Seconds each call queued in ``[start, end]`` waited, until answered or gone."""
+    """Seconds each inbound call queued in ``[start, end]`` waited, until answered or gone (the
+    dialer's calls, connected to an agent as they answer, never wait in a queue)."""
     rows = await conn.fetch(
         "SELECT date_part('epoch', coalesce(answered_at, ended_at) - queued_at) AS w FROM calls "
-        "WHERE queued_at >= $1 AND queued_at <= $2 AND coalesce(answered_at, ended_at) IS NOT NULL",
+        "WHERE queued_at >= $1 AND queued_at <= $2 AND coalesce(answered_at, ended_at) IS NOT NULL "
+        "AND queue IS NOT NULL AND direction IS DISTINCT FROM 'outbound'",
         start,
         end,
         timeout=timeout,

@@ -66,6 +66,11 @@ RULES: Final[Mapping[tuple[str, str], Scope]] = {
     ("agent", "call.control"): Scope.OWN_AGENT,
     ("supervisor", "call.control"): Scope.OWN_QUEUES,
     ("admin", "call.control"): Scope.ANY,
+    # the event stream: each change is shown to whom it touches (an agent's own agent and calls,
+    # a supervisor's queues)
+    ("agent", "events.view"): Scope.OWN_AGENT,
+    ("supervisor", "events.view"): Scope.OWN_QUEUES,
+    ("admin", "events.view"): Scope.ANY,
     # listen, whisper, barge
     ("supervisor", "monitor.view"): Scope.ANY,
     ("admin", "monitor.view"): Scope.ANY,
@@ -75,6 +80,9 @@ RULES: Final[Mapping[tuple[str, str], Scope]] = {
     ("supervisor", "campaign.view"): Scope.ANY,
     ("admin", "campaign.view"): Scope.ANY,
     ("admin", "campaign.control"): Scope.ANY,
+    # pause and resume a campaign (a supervisor: one whose queue is its own)
+    ("supervisor", "campaign.pause"): Scope.OWN_QUEUES,
+    ("admin", "campaign.pause"): Scope.ANY,
     ("agent", "campaign.preview"): Scope.OWN_AGENT,
     ("admin", "campaign.preview"): Scope.ANY,
     # the center itself

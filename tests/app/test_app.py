@@ -20,6 +20,7 @@ from callcenter.commands.demo import demo_start, for_demo
 from callcenter.commands.sim import center_scenario, start_sim
 from callcenter.config.load import load_config
 from callcenter.config.render import render, write_files
+from callcenter.reporting import feed
 from callcenter.store import users
 from callcenter.web.auth import hash_password
 from tests.centers import REPO
@@ -103,7 +104,7 @@ async def test_the_controller_serves_calls_api_wallboard_and_metrics(running: Ru
     assert "callcenter_ami_connected 1" in text
     assert 'callcenter_queue_calls{kind="answered",queue="' in text
     status, body = await http_get(port, "/")
-    assert status == 200 and b"EventSource" in body
+    assert status == 200 and b"/static/wallboard.js" in body and b"{{INITIAL}}" not in body
     status, body = await http_get(port, "/api/nope")
     assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
     # The wallboard stream sends snapshots as server-sent events.
@@ -136,3 +137,58 @@ async def test_stop_flushes_the_call_log(running: Running, db_dsn: str) -> None:
     finally:
         await conn.close()
     assert n >= 2
+
+
+async def test_the_event_hub_carries_the_centers_changes(running: Running, db_dsn: str) -> None:
+    ctl = running.controller
+    assert ctl.http is not None
+    port = ctl.http.port
+    seen: list[feed.Change] = []
+    sub = ctl.hub.subscribe(lambda c: True)
+
+    async def calls_answered() -> None:
+        while not {feed.CALL_QUEUED, feed.CALL_ANSWERED, feed.CALL_ENDED} <= {c.kind for c in seen}:
+            await ctl.clock.sleep(1.0)
+            seen.extend(sub.take())
+
+    await within(calls_answered(), timeout=TRAFFIC_DEADLINE, clock=ctl.clock)
+    kinds = {c.kind for c in seen}
+    assert {feed.AGENT_STATE, feed.CALL_OFFERED} <= kinds
+    states = [c for c in seen if c.kind == feed.AGENT_STATE]
+    assert all(c.agent_id in ctl.config.agents and "calls_today" in c.data for c in states)
+    ctl.publish_picture()
+    snap = next(c for c in sub.take() + seen if c.kind == feed.SNAPSHOT)
+    assert {q["name"] for q in snap.data["queues"]} == set(ctl.config.queues)
+    assert all(set(q["levels"]) == {"service_level", "longest_wait", "waiting", "overall"}
+               for q in snap.data["queues"])  # fmt: skip
+    sales = next(q for q in snap.data["queues"] if q["name"] == "sales")
+    assert sales["limits"]["longest_wait_red"] == 60 and sales["sl_target_fraction"] == 0.8
+    ctl.hub.unsubscribe(sub)
+    # the console's stream and its setup need a supervisor (or an admin); the board is public
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        await users.add_user(conn, "grace", "supervisor", hash_password("pw-grace-1"), queues=["sales"])
+        await users.add_user(conn, "alice", "agent", hash_password("pw-alice-1"), agent_id="1001")
+        grace = await users.issue_token(conn, "grace")
+        alice = await users.issue_token(conn, "alice")
+    finally:
+        await conn.close()
+    for path in ("/api/console", "/supervisor/events"):
+        status, body = http_split(await http_exchange(port, http_request(path)))
+        assert (status, json.loads(body)["error"]["code"]) == (401, "unauthenticated"), path
+        status, body = http_split(await http_exchange(port, http_request(path, headers=bearer(alice))))
+        assert (status, json.loads(body)["error"]["code"]) == (403, "forbidden"), path
+    status, body = http_split(await http_exchange(port, http_request("/api/console", headers=bearer(grace))))
+    setup = json.loads(body)
+    assert status == 200 and [q["id"] for q in setup["queues"]] == ["sales"]
+    assert [c["id"] for c in setup["campaigns"]] == ["renewals"]
+    assert all("sales" in a["queues"] for a in setup["agents"].values())
+    assert {p["code"] for p in setup["pause_reasons"]} == set(ctl.config.pause_reasons)
+    status, page = await http_get(port, "/supervisor")
+    assert status == 200 and b"/static/supervisor.js" in page
+    for asset in ("supervisor.js", "wallboard.js", "format.js", "wallboard.css", "supervisor.css"):
+        assert (await http_get(port, f"/static/{asset}"))[0] == 200
+    assert (await http_get(port, "/static/..%2Fhttp.py"))[0] == 404
+    status, page = await http_get(port, "/wallboard")
+    first = page.split(b'<script id="initial" type="application/json">')[1].split(b"</script>")[0]
+    assert status == 200 and {q["name"] for q in json.loads(first)["queues"]} == set(ctl.config.queues)

@@ -60,6 +60,8 @@ def test_short_demo_report_matches_the_call_log(db_dsn: str, tmp_path: Path) -> 
     out = res.stdout
     assert res.returncode == 0, out + res.stderr
     assert "controller ready" in out and "Queues, the whole run" in out
+    assert re.search(r"demo: wallboard \(no sign-in\) http://127\.0\.0\.1:\d+/wallboard", out), out
+    assert re.search(r"supervisor console http://\S+/supervisor: sign in as demo-supervisor / \S+ ", out), out
     m = re.search(
         r"call log: (\d+) calls recorded; the simulator placed (\d+) inbound calls; "
         r"duplicate rows (\d+); calls without a disposition (\d+)",
@@ -74,6 +76,8 @@ def test_short_demo_report_matches_the_call_log(db_dsn: str, tmp_path: Path) -> 
     assert html and Path(html.group(1)).is_file()
     page = Path(html.group(1)).read_text()
     assert page.count("<svg") == 4
+    assert "each queue against its own target" in page
+    assert not re.search(r"\d\.\d{4,}", page.split("<h2>", 1)[1])  # the tables' figures are rounded
     # The printed report agrees with the call log in the database.
     rows, total, undisposed = asyncio.run(_call_log(db_dsn))
     assert total == placed and undisposed == 0

@@ -714,3 +714,40 @@ def _problems_of(d: Path) -> list[ConfigError]:
     with pytest.raises(ValidationError) as info:
         load(d, prompts_dir=None, env={})
     return list(info.value.problems)
+
+
+def test_queue_thresholds_load_and_default() -> None:
+    center = load_config(REPO / "dialplans")
+    sales = center.queues["sales"].thresholds
+    assert sales.service_level == m.Threshold(80, 65)
+    assert sales.longest_wait == m.Threshold(30, 60)
+    assert sales.waiting == m.Threshold(4, 8)
+    assert center.queues["general"].thresholds == m.Thresholds()  # defaults from its own target
+
+
+def test_queue_thresholds_errors_are_located(tmp_path: Path) -> None:
+    got = problems(
+        tmp_path,
+        """\
+        queues:
+          q1:
+            skills: {sales: 1}
+            thresholds:
+              service_level: {amber: 70, red: 90}
+              longest_wait: {amber: 60, red: 30}
+              waiting: {amber: many}
+              queue_size: {amber: 3}
+          q2:
+            skills: {sales: 1}
+            thresholds: {service_level: {}, longest_wait: {amber: 0}}
+        """,
+    )
+    assert got == [
+        "extra.yaml:5: queues.q1.thresholds.service_level.red: expected red at or below amber (70), found 90",
+        "extra.yaml:6: queues.q1.thresholds.longest_wait.red: expected red at or above amber (60), found 30",
+        "extra.yaml:7: queues.q1.thresholds.waiting.amber: expected a number 1..10000, found 'many'",
+        "extra.yaml:8: queues.q1.thresholds.queue_size: unknown key 'queue_size'; "
+        "expected one of longest_wait, service_level, waiting",
+        "extra.yaml:11: queues.q2.thresholds.service_level: expected amber or red (or both), found neither",
+        "extra.yaml:11: queues.q2.thresholds.longest_wait.amber: expected a number 1..86400, found 0",
+    ]

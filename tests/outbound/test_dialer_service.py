@@ -472,3 +472,48 @@ async def test_http_api_pause_resume_stop_and_preview(rig: Rig) -> None:
         assert (await call("GET", "/api/campaigns/nope"))[0] == 409
     finally:
         await server.close()
+
+
+async def test_a_supervisor_pauses_the_campaigns_of_its_own_queues_only(rig: Rig) -> None:
+    import json
+
+    from callcenter.outbound.http import register_routes
+    from callcenter.web.access import Principal
+    from callcenter.web.http import HTTPServer, Router
+    from tests.fakes import TokenTable
+
+    # "renewals" dials for the sales queue (dialplans/campaigns.yaml)
+    rt = runtime(
+        settings=CampaignSettings(name="renewals", mode=Mode.PREVIEW, window=ALL_DAY, retry_delays=DELAYS)
+    )
+    service = await rig.service(FakeAgentPool(idle=0), rt, contacts(1), config=example())
+    router = Router()
+    register_routes(router, service)
+    tokens = TokenTable(
+        {
+            "t-grace": Principal("grace", "supervisor", queues=frozenset({"sales"}), agent_id="9001"),
+            "t-hugo": Principal("hugo", "supervisor", queues=frozenset({"billing"}), agent_id="9002"),
+            "t-ann": Principal("ann", "agent", agent_id="1001"),
+        }
+    )
+    server = HTTPServer(router, host="127.0.0.1", port=0, authenticator=tokens)
+    await server.start()
+    try:
+
+        async def call(path: str, who: str) -> tuple[int, Any]:
+            request = http_request(path, b"", "POST", bearer(who))
+            status, payload = http_split(await http_exchange(server.port, request))
+            return status, json.loads(payload)
+
+        for who in ("t-hugo", "t-ann"):
+            status, err = await call("/api/campaigns/renewals/pause", who)
+            assert (status, err["error"]["code"]) == (403, "forbidden")
+        assert service.status("renewals")["state"] == "running"
+        status, done = await call("/api/campaigns/renewals/pause", "t-grace")
+        assert (status, done["state"]) == (200, "paused")
+        status, done = await call("/api/campaigns/renewals/resume", "t-grace")
+        assert (status, done["state"]) == (200, "running")
+        status, err = await call("/api/campaigns/renewals/stop", "t-grace")  # stopping is an admin's
+        assert (status, err["error"]["code"]) == (403, "forbidden")
+    finally:
+        await server.close()

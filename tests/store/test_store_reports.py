@@ -392,3 +392,35 @@ async def fetch(dsn: str, sql: str) -> list[asyncpg.Record]:
         return list(await conn.fetch(sql))
     finally:
         await conn.close()
+
+
+async def test_the_wallboards_counts_are_todays_only(log_dsn: str) -> None:
+    from callcenter.reporting.wallboard import today_bounds
+    from callcenter.store.reports import live_agent_counts, live_queue_counts
+
+    since, until = today_bounds(T + 600, "America/New_York")  # Tue 2023-11-14 in New York
+    assert (since.isoformat(), until.isoformat()) == (
+        "2023-11-14T00:00:00-05:00",
+        "2023-11-15T00:00:00-05:00",
+    )
+    targets = {"sales": 20.0, "support": 30.0}
+    conn = await asyncpg.connect(log_dsn, timeout=10)
+    try:
+        today = await live_queue_counts(conn, since=since, until=until, targets=targets)
+        onwards = await live_queue_counts(conn, since=since, targets=targets)
+        agents = await live_agent_counts(conn, since=since, until=until)
+        later = await live_queue_counts(
+            conn, since=until, until=until + dt.timedelta(days=1), targets=targets
+        )
+    finally:
+        await conn.close()
+    # the call three days later (a future-dated row, seen from that Tuesday) is not today's
+    assert onwards["sales"]["offered"] == today["sales"]["offered"] + 1
+    assert later == {}
+    s1_s2 = 10.0 + 25.0  # the two answered 09:00 calls waited 10 s and 25 s
+    assert today["sales"]["answer_wait"] >= s1_s2
+    assert today["sales"]["answered_in_target"] < today["sales"]["answered"]  # s2 waited past 20 s
+    assert today["sales"]["handled"] <= today["sales"]["answered"]
+    handled_1001, time_1001 = agents["1001"]
+    assert handled_1001 >= 1 and time_1001 >= 90 + 10 + 20  # s1: talk, hold and wrap-up
+    assert all(n > 0 and total >= 0 for n, total in agents.values())
