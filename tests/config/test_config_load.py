@@ -687,8 +687,9 @@ def test_a_bad_indentation_is_reported_once_on_its_line_with_the_cause(tmp_path:
     d = tmp_path / "dialplans"
     shutil.copytree(REPO / "dialplans", d)
     lines = (d / "acd.yaml").read_text(encoding="utf-8").splitlines(keepends=True)
-    assert lines[33].startswith("    overflow:")  # line 34, inside the billing queue
-    lines[33] = indent + lines[33].lstrip(" ")
+    i = lines.index('    overflow: {voicemail: "8200"}\n')  # inside the billing queue
+    n = i + 1
+    lines[i] = indent + lines[i].lstrip(" ")
     (d / "acd.yaml").write_text("".join(lines), encoding="utf-8")
     with pytest.raises(ValidationError) as info:
         load(d, prompts_dir=None, env={})
@@ -697,8 +698,8 @@ def test_a_bad_indentation_is_reported_once_on_its_line_with_the_cause(tmp_path:
     # the other files ("unknown queue 'sales' (none is defined)" ...).
     assert len(got) == 1, got
     assert got[0].startswith(
-        f"acd.yaml:34: YAML syntax error: bad indentation: line 34 is indented {len(indent)} spaces "
-        "where the lines around it (33 and 35) have 4"
+        f"acd.yaml:{n}: YAML syntax error: bad indentation: line {n} is indented {len(indent)} spaces "
+        f"where the lines around it ({n - 1} and {n + 1}) have 4"
     ), got
 
 
