@@ -1,4 +1,4 @@
-"""Shell (composition root's helper): where a running controller can be reached, for the commands.
+"""Composition root: where a running controller can be reached, for the commands.
 
 The controller of ``callcenter run`` or ``callcenter demo`` writes ``RUN_DIR/controller.json``
 (its HTTP API address, its pid and when it started; nothing secret) once it is ready, and removes
