@@ -44,13 +44,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--run-dir",
         default=os.environ.get("CALLCENTER_RUN_DIR", ".run"),
-        help="where private state lives: PostgreSQL cluster, rendered config, recordings (.run)",
+        help="where private state lives: PostgreSQL cluster, rendered config, recordings (.run); "
+        "also accepted after the command",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"callcenter.commands.{name}")
         module.register(sub)
+    _run_dir_everywhere(sub)
     return parser
+
+
+def _run_dir_everywhere(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``--run-dir`` after a command (``callcenter report --run-dir X``) as well as before it: each
+    command's parser takes it too, with no default so that it overrides only when given."""
+    for parser in sub.choices.values():
+        if "--run-dir" not in parser._option_string_actions:
+            parser.add_argument("--run-dir", default=argparse.SUPPRESS, help="as before the command")
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _run_dir_everywhere(action)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -61,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops cleanly, like Ctrl-C
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:  # no command: what there is to run
+        parser.print_help()
+        return 2
     try:
         rc: int = args.func(args)
     except KeyboardInterrupt:

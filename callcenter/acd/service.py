@@ -55,6 +55,7 @@ from callcenter.config import dialout
 from callcenter.config import model as cm
 from callcenter.errors import (
     AgentStateError,
+    AMIActionError,
     AsteriskError,
     CallcenterError,
     DialOutRefusedError,
@@ -242,8 +243,15 @@ class ACD:
         async def guarded() -> None:
             try:
                 await coro
-            except (CallcenterError, OSError):
-                log.warning("ACD task %s failed", name, exc_info=True)
+            except AMIActionError as exc:
+                if not channel_gone(exc):
+                    log.warning("ACD task %s failed: %s", name, exc)
+                else:  # the call ended while this task was under way: a normal race
+                    log.debug("ACD task %s: the channel had gone already (%s)", name, exc)
+            except (CallcenterError, OSError) as exc:
+                # A known failure, said in a line (no traceback over an operator's terminal).
+                log.warning("ACD task %s failed: %s", name, exc)
+                log.debug("ACD task %s failed", name, exc_info=True)
 
         task = asyncio.create_task(guarded(), name=name)
         self._tasks.add(task)
@@ -557,7 +565,8 @@ class ACD:
         try:
             for action in effects:
                 if isinstance(action, _ACTIONS):
-                    await self._act(action)
+                    # every refusal counts here, a gone channel too: the request did not happen
+                    await self._act_now(action)
         except CallcenterError as exc:
             note = {"refused": type(event).__name__, "reason": str(exc)[:200]}
             self.sink.submit(
@@ -976,6 +985,16 @@ class ACD:
 
     # ================================================================== AMI actions
     async def _act(self, e: _Action) -> None:
+        try:
+            await self._act_now(e)
+        except AMIActionError as exc:
+            if not channel_gone(exc):
+                raise
+            # The call ended between the decision and its action: a normal race. Its Hangup event
+            # reaches the call's table, which settles the call; nothing more to do here.
+            log.debug("%s: the channel had gone already (%s)", type(e).__name__, exc)
+
+    async def _act_now(self, e: _Action) -> None:
         timeout = self.action_timeout
         if isinstance(e, cs.Originate):
             await self._originate(e)
@@ -1547,6 +1566,11 @@ def _subject(e: _Action) -> str:
 def _statuses(items: list[Message]) -> list[events.Status]:
     """The channels of a ``Status`` action's answer."""
     return [view for m in items if isinstance(view := events.parse_event(m), events.Status)]
+
+
+def channel_gone(exc: AMIActionError) -> bool:
+    """Whether Asterisk refused an action because its channel no longer exists."""
+    return exc.reason.startswith(names.CHANNEL_GONE_MESSAGES)
 
 
 def _caller_id(name: str, number: str | None) -> str:

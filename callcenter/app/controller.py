@@ -736,6 +736,22 @@ async def login_all(controller: Controller) -> int:
     return n
 
 
+async def logout_all(controller: Controller, reason: str = "shift_end") -> int:
+    """Log out every agent still logged in (the simulated agents' shift end), so the call log's
+    login periods end with the run instead of lasting until the next one. An agent whose state
+    does not allow a logout (still on a call) stays as is."""
+    n = 0
+    for agent_id in controller.config.agents:
+        if controller.acd.agent_state(agent_id).status.value != "logged_out":
+            try:
+                await controller.acd.logout(agent_id, reason)
+            except CallcenterError as exc:
+                log.info("agent %s not logged out at the end of the run: %s", agent_id, exc)
+                continue
+            n += 1
+    return n
+
+
 class _Stop(Exception):
     """Raised inside the TaskGroup to cancel every task when the controller is told to stop."""
 

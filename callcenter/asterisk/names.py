@@ -89,6 +89,10 @@ ACTION_COMMAND: Final = "Command"
 ACTION_ATXFER: Final = "Atxfer"  # attended transfer started on an agent's channel
 ACTION_RELOAD: Final = "Reload"  # with Module: reloads one module's configuration
 
+# How Asterisk answers an action on a channel that has already hung up (``Response: Error``;
+# Hangup/Setvar/Getvar say the first, Redirect the second followed by the name). AMI gives no code.
+CHANNEL_GONE_MESSAGES: Final = ("No such channel", "Channel does not exist")
+
 # Actions that change the world: never re-sent after a reconnect (their fate is unknown).
 NON_IDEMPOTENT_ACTIONS: Final = frozenset(
     {

@@ -1,7 +1,9 @@
 """Composition root: ``callcenter agent login|logout|pause|resume|status`` against the running
 controller's HTTP API (``callcenter.acd.http.register_routes``).
 
-The API address is ``--api`` or ``$CALLCENTER_API`` (default ``http://127.0.0.1:8080``); only
+The API address is ``--api`` or ``$CALLCENTER_API``, else that of the controller running under the
+run dir (``callcenter run`` and ``callcenter demo`` write it to ``RUN_DIR/controller.json``), else
+``http://127.0.0.1:8080``; only
 loopback or the operator's own controller is ever contacted, every request is bounded by
 ``--timeout``. Requests carry the bearer token of ``--token`` or ``$CALLCENTER_TOKEN`` (from
 ``callcenter users token NAME``). The controller answers with the agent's new state, or a JSON
@@ -18,8 +20,10 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
+from callcenter.app import runinfo
 from callcenter.errors import CallcenterError, DomainError
 
 DEFAULT_API = "http://127.0.0.1:8080"
@@ -27,7 +31,11 @@ DEFAULT_API = "http://127.0.0.1:8080"
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("agent", help="log agents in and out, pause and resume them (running controller)")
-    p.add_argument("--api", default=os.environ.get("CALLCENTER_API", DEFAULT_API), help="controller API URL")
+    p.add_argument(
+        "--api",
+        default=os.environ.get("CALLCENTER_API"),
+        help="controller API URL (default: the controller running under --run-dir, else " + DEFAULT_API + ")",
+    )
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the controller")
     p.add_argument(
         "--token",
@@ -75,9 +83,19 @@ def _request(
             err = {}
         code = err.get("code") if isinstance(err, dict) else None
         message = err.get("message") if isinstance(err, dict) else None
+        if code == "unauthenticated" and not token:
+            message = (
+                f"the controller at {api} needs an API token (Authorization: Bearer): --token or "
+                "CALLCENTER_TOKEN (`callcenter users token NAME` makes one; the demo prints one)"
+            )
         raise DomainError(message or f"controller answered {exc.code}", code=code or "api_error") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise CallcenterError(f"cannot reach the controller at {api}: {exc}", code="api_unreachable") from exc
+
+
+def api_of(args: argparse.Namespace) -> str:
+    """``--api``/``$CALLCENTER_API``, the run dir's running controller, or the default."""
+    return str(args.api or runinfo.api_address(Path(args.run_dir)) or DEFAULT_API)
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
@@ -87,14 +105,14 @@ def cmd_agent(args: argparse.Namespace) -> int:
         body["paused_reason"] = args.paused
     if args.verb == "pause":
         body["reason"] = args.reason
-    state = _request(args.api, "POST", f"/api/agents/{agent}/{args.verb}", body, args.timeout, args.token)
+    state = _request(api_of(args), "POST", f"/api/agents/{agent}/{args.verb}", body, args.timeout, args.token)
     reason = f" ({state.get('reason')})" if state.get("reason") else ""
     print(f"agent {state.get('agent_id')}: {state.get('status')}{reason}")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    snap = _request(args.api, "GET", "/api/agents", None, args.timeout, args.token)
+    snap = _request(api_of(args), "GET", "/api/agents", None, args.timeout, args.token)
     if args.format == "json":
         json.dump(snap, sys.stdout, indent=2, sort_keys=True)
         print()

@@ -4,8 +4,10 @@
 line, leaves out numbers on the do-not-call lists, and stores the contacts; ``--config DIR`` takes
 the campaign's zone, region and DNC file from ops' YAML, and reports the numbers its dial-out
 policy refuses (premium rate, ...) as bad rows instead of storing them. ``pause``/``resume``/``stop``
-change the campaign's state in the database; a running controller picks it up within seconds, and no attempt
-is recorded (hence dialled) for a campaign that is not running. ``status`` shows contacts by status,
+change the campaign's state in the database; a running controller picks it up within seconds, and no
+attempt is recorded (hence dialled) for a campaign that is not running. These commands work on the
+call-log database directly, with or without a running controller. ``status [ID]`` shows, for one
+campaign or each, contacts by status,
 attempts by outcome and the abandonment rate over the campaign's rolling window. ``dnc FILE``
 adds numbers to the center-wide do-not-call list (or ``--campaign ID``'s own); every dial checks
 both lists in the same transaction that records the attempt.
@@ -55,8 +57,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dnc.add_argument("--campaign", default="", help="a campaign's own list (default: the center-wide list)")
     dnc.add_argument("--region", default="US", help="region for numbers without a country code")
     dnc.set_defaults(func=cmd_dnc)
-    st = csub.add_parser("status", help="contacts, attempts and abandonment of a campaign")
-    st.add_argument("campaign")
+    st = csub.add_parser("status", help="contacts, attempts and abandonment of a campaign (or of each)")
+    st.add_argument("campaign", nargs="?", help="the campaign (default: every campaign)")
     st.add_argument("--format", choices=("table", "json"), default="table")
     st.set_defaults(func=cmd_status)
 
@@ -144,20 +146,29 @@ def cmd_state(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _status(dsn: str, campaign_id: str) -> dict[str, Any]:
+async def _status(dsn: str, campaign_id: str | None) -> list[dict[str, Any]]:
     store = await CampaignStore.connect(dsn)
     try:
-        return await store.status(campaign_id, now=time.time())
+        ids = [campaign_id] if campaign_id is not None else await store.campaign_ids()
+        return [await store.status(c, now=time.time()) for c in ids]
     finally:
         await store.close()
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     with database(Path(args.run_dir), echo=False) as dsn:
-        status = asyncio.run(_status(dsn, args.campaign))
+        statuses = asyncio.run(_status(dsn, args.campaign))
     if args.format == "json":
-        print(json.dumps(status, sort_keys=True))
+        print(json.dumps(statuses[0] if args.campaign else statuses, sort_keys=True))
         return 0
+    if not statuses:
+        print("campaign status: no campaigns yet (`callcenter campaign import FILE.csv --campaign ID`)")
+    for status in statuses:
+        _print_status(status)
+    return 0
+
+
+def _print_status(status: dict[str, Any]) -> None:
     print(f"campaign {status['campaign']} ({status['name']}): {status['state']}, {status['mode']}")
     contacts = ", ".join(f"{k} {v}" for k, v in sorted(status["contacts"].items())) or "none"
     attempts = ", ".join(f"{k} {v}" for k, v in sorted(status["attempts"].items())) or "none"
@@ -167,4 +178,3 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"  abandoned {status['abandoned']} of {status['live_answered']} live-answered "
         f"({status['abandonment_rate']:.2%}) over {status['abandon_window_days']:g} days"
     )
-    return 0

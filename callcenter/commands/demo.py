@@ -31,11 +31,13 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from callcenter.app.controller import Controller, Links, login_all
+from callcenter.app import runinfo
+from callcenter.app.controller import Controller, Links, login_all, logout_all
 from callcenter.app.plugins import standard_plugins
 from callcenter.clock import Clock, ScaledClock
 from callcenter.commands.db import migrate_dsn
-from callcenter.commands.demo_view import LiveView
+from callcenter.commands.demo_view import LiveDetails, LiveView
+from callcenter.commands.report import MAIN_COLUMNS
 from callcenter.commands.report import write as write_table
 from callcenter.commands.sim import center_scenario, start_sim
 from callcenter.commands.validate import load_or_report, summary
@@ -322,6 +324,7 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
     ctl_task = asyncio.create_task(controller.run(stop), name="controller")
     duration = args.minutes * 60.0
     view_task: asyncio.Task[None] | None = None
+    details_task: asyncio.Task[None] | None = None
     coach_task: asyncio.Task[None] | None = None
     interrupted = False
     placed = -1
@@ -343,6 +346,11 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
             f"demo: controller ready; {len(config.agents)} agents logged in; wallboard {where}; "
             f"{args.minutes:g} simulated minutes at x{args.speed:g}, seed {args.seed}",
             flush=True,
+        )
+        runinfo.write(
+            run_dir,
+            api=f"http://{http_host}:{controller.http.port}" if controller.http else None,
+            now=time.time(),
         )
         if controller.http:
             api = f"http://{http_host}:{controller.http.port}"
@@ -366,8 +374,11 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
                     f"agent {agent_id}, {config.agents[agent_id].name})",
                     flush=True,
                 )
+        details = LiveDetails(controller, refresh=2.0 * args.speed, simulated=True)
+        details_task = asyncio.create_task(details.run(), name="live-details")
         view = LiveView(
             lambda: controller.snapshot(duration=duration),
+            details=details,
             title=f"callcenter demo ({config.center.name})",
             force_plain=True if args.plain else None,
             plain_interval=5.0 * args.speed,
@@ -393,12 +404,15 @@ async def _demo(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
         interrupted = interrupted or stop.is_set()
         placed = population.stats.offered
     finally:
-        for task in (view_task, coach_task):
+        for task in (view_task, coach_task, details_task):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        if controller.ready.is_set() and not ctl_task.done():
+            await logout_all(controller)  # the shift ends with the day: login periods end here
         stop.set()
         await ctl_task
+        runinfo.remove(run_dir)
         await sim.close()
     if placed < 0:
         placed = population.stats.offered if population is not None else 0
@@ -438,21 +452,8 @@ async def _report(
         dispositions = shares(await disposition_counts(conn, start, end))
     finally:
         await conn.close()
-    keep = (
-        "queue",
-        "offered",
-        "answered",
-        "abandoned",
-        "short_abandoned",
-        "service_level",
-        "asa_seconds",
-        "aht_seconds",
-        "longest_wait_seconds",
-        "occupancy",
-        "fcr",
-        "overflowed",
-    )
-    write_table([{k: r[k] for k in keep if k in r} for r in day], "table", title="Queues, the whole run")
+    # The same columns and numbers as `callcenter report --interval day` on the demo's day.
+    write_table(day, "table", title="Queues, the whole run", columns=MAIN_COLUMNS["queue"][1:])
     offered_sim = max(placed, 0)
     if sim.population is not None:
         log.info("simulated people: %s", sim.population.stats)

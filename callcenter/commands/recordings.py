@@ -1,7 +1,9 @@
 """Composition root: ``callcenter recordings purge`` deletes recordings past their retention.
 
 The directory and retention come from ops' YAML (``--config dialplans``, ``recording:``) unless
-given (``--directory``, ``--retention-days``). Recordings the call log lists are deleted and marked
+given (``--directory``, ``--retention-days``); where the YAML's directory does not exist and
+``RUN_DIR/recordings`` does (where ``callcenter demo`` records), that one. A directory that does not
+exist is an error that names it. Recordings the call log lists are deleted and marked
 ``deleted_at``; files in date folders older than the cutoff that follow the recording naming are
 deleted too. ``--dry-run`` only lists. The database is ``$DATABASE_URL`` or the private cluster
 under ``--run-dir``; ``--no-db`` sweeps the files alone.
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from callcenter.acd.recorder import PurgeReport, purge
 from callcenter.config.load import load_config
+from callcenter.errors import ConfigError
 from callcenter.store.database import database
 from callcenter.store.recordings import PgPurgeStore
 
@@ -34,13 +37,33 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _settings(args: argparse.Namespace) -> tuple[Path, int]:
     directory, days = args.directory, args.retention_days
-    if directory is None or days is None:
-        rec = load_config(args.config).recording
-        directory = directory or Path(rec.directory)
-        days = rec.retention_days if days is None else days
-    if days < 0:
-        raise SystemExit("callcenter: error: --retention-days must be >= 0")
-    return Path(directory), int(days)
+    if days is not None and days < 0:
+        raise ConfigError(f"must be >= 0, got {days}", key="--retention-days")
+    if directory is not None:
+        if not Path(directory).is_dir():
+            raise ConfigError(f"no recordings directory {directory}", key="--directory")
+        if days is not None:
+            return Path(directory), int(days)
+    rec = load_config(args.config).recording
+    days = rec.retention_days if days is None else days
+    if directory is not None:
+        return Path(directory), int(days)
+    configured = Path(rec.directory)
+    demo = Path(args.run_dir) / "recordings"
+    if configured.is_dir():
+        if demo.is_dir():
+            print(f"recordings purge: {configured} (the demo's, in {demo}: --directory {demo})")
+        return configured, int(days)
+    if demo.is_dir():
+        print(
+            f"recordings purge: {demo} (where the demo records; {configured}, from {args.config}, is absent)"
+        )
+        return demo, int(days)
+    raise ConfigError(
+        f"no recordings directory {configured} (recording.directory in {args.config}) nor {demo} "
+        "(the demo's); give --directory",
+        key="recordings",
+    )
 
 
 def _print(report: PurgeReport, dry_run: bool) -> None:

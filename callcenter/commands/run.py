@@ -3,7 +3,10 @@
 The controller against a real Asterisk (AMI host, port, user and secret from the config's
 ``asterisk.ami`` or ``CALLCENTER_AMI_HOST/PORT/USER/SECRET``) and a real PostgreSQL
 (``DATABASE_URL``; the private cluster when unset). ``--sim`` starts the simulated PBX in the same
-process instead of connecting to Asterisk. Ctrl-C or SIGTERM stops everything cleanly and flushes
+process instead of connecting to Asterisk, as ``callcenter demo`` does: the prompts are handed to
+it (``--prompts``, default ``ivr_prompts``), recordings go under ``RUN_DIR/recordings``, the agents
+log in and the scenario's callers start calling (``--speed``: simulated seconds per wall second).
+Ctrl-C or SIGTERM stops everything cleanly and flushes
 the call log. SIGHUP makes the controller read and validate its YAML again and take it live (as
 ``callcenter apply --controller URL`` does over the API); a config with a problem changes nothing.
 """
@@ -14,19 +17,22 @@ import argparse
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+from callcenter.app import runinfo
 from callcenter.app.controller import Controller, Links, login_all
 from callcenter.app.plugins import standard_plugins
-from callcenter.clock import RealClock
+from callcenter.clock import Clock, RealClock, ScaledClock
 from callcenter.commands.db import migrate_dsn
+from callcenter.commands.demo import for_demo
 from callcenter.commands.sim import center_scenario, start_sim
 from callcenter.commands.validate import load_or_report
 from callcenter.config import model as cm
 from callcenter.config.load import load_config
 from callcenter.config.render import render, write_files
-from callcenter.errors import CallcenterError
+from callcenter.errors import CallcenterError, ConfigError
 from callcenter.sim.server import SimulatedPBX
 from callcenter.store.database import database
 
@@ -37,6 +43,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--prompts", type=Path, default=None, help="prompts directory (ivr_prompts)")
     p.add_argument("--sim", action="store_true", help="run against the simulated PBX in this process")
     p.add_argument("--scenario", default="smoke", help="with --sim: the simulated people (smoke)")
+    p.add_argument(
+        "--speed", type=float, default=1.0, help="with --sim: simulated seconds per wall second (1)"
+    )
     p.add_argument("--http", default="127.0.0.1:8080", help="HTTP API / wallboard / metrics address")
     p.add_argument("--agi-port", type=int, default=None, help="FastAGI port (default: from config)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -83,7 +92,11 @@ def _http(text: str) -> tuple[str | None, int]:
 async def _run(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
     await migrate_dsn(dsn)
     run_dir = Path(args.run_dir)
-    clock = RealClock()
+    clock: Clock = RealClock()
+    if args.sim:
+        config = for_demo(config, run_dir)  # recordings under the run dir, like the demo's
+        if args.speed != 1.0:
+            clock = ScaledClock(args.speed)
     http_host, http_port = _http(args.http)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -94,8 +107,12 @@ async def _run(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
     if args.sim:
         out = run_dir / "asterisk"
         write_files(render(config), out)
+        prompts = args.prompts if args.prompts is not None else Path(args.config).parent / "ivr_prompts"
+        sounds = (prompts,) if prompts.is_dir() else ()
         # On the config's AMI port: `callcenter apply` (which reads the same YAML) reaches it.
-        sim = await start_sim(out, run_dir, clock=clock, seed=1, ami_port=config.asterisk.ami.port)
+        sim = await start_sim(
+            out, run_dir, clock=clock, seed=1, sounds_dirs=sounds, ami_port=config.asterisk.ami.port
+        )
         links = Links(**{**links.__dict__, "ami_host": "127.0.0.1", "ami_port": sim.ami_port})
     prompts = args.prompts
 
@@ -124,13 +141,16 @@ async def _run(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
                     center_scenario(args.scenario, config, minutes=60.0), agi_port=controller.agi.port
                 )
             where = f"http://{links.http_host}:{controller.http.port}/" if controller.http else "off"
-            print(f"run: controller ready (wallboard {where}); Ctrl-C stops", flush=True)
+            api = f"http://{links.http_host}:{controller.http.port}" if controller.http else None
+            info = runinfo.write(run_dir, api=api, now=time.time())
+            print(f"run: controller ready (wallboard {where}; address in {info}); Ctrl-C stops", flush=True)
         await task
     finally:
         remove_hup()
         if not task.done():
             stop.set()
             await task
+        runinfo.remove(run_dir)
         if sim is not None:
             await sim.close()
     return 0
@@ -138,6 +158,8 @@ async def _run(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    if not 0 < args.speed <= 1000:
+        raise ConfigError(f"must be in (0, 1000], got {args.speed:g}", key="--speed")
     args.directory = args.config
     config = load_or_report(args)
     if config is None:

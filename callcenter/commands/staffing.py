@@ -45,7 +45,7 @@ from callcenter.reporting.erlang import (
 )
 from callcenter.store.database import database
 from callcenter.store.migrate import migrate
-from callcenter.store.reports import interval_history
+from callcenter.store.reports import days_with_calls, interval_history
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -163,7 +163,10 @@ def read_forecast(path: Path, default_aht: float) -> list[tuple[str, float, floa
     return rows
 
 
-async def history(dsn: str, args: argparse.Namespace, day: dt.date) -> list[tuple[str, float, float]]:
+async def history(
+    dsn: str, args: argparse.Namespace, day: dt.date
+) -> tuple[list[tuple[str, float, float]], list[tuple[dt.date, int]]]:
+    """The forecast rows from the log, and (when there are none) the latest days with calls."""
     conn = await asyncpg.connect(dsn, timeout=30)
     try:
         await migrate(conn)
@@ -176,9 +179,10 @@ async def history(dsn: str, args: argparse.Namespace, day: dt.date) -> list[tupl
                 queues=args.queues,
                 tz=args.tz,
             )
+            days = [] if slots else await days_with_calls(conn, tz=args.tz, limit=1)
     finally:
         await conn.close()
-    return [(s.start.strftime("%H:%M"), s.calls, s.aht_seconds or args.aht) for s in slots]
+    return [(s.start.strftime("%H:%M"), s.calls, s.aht_seconds or args.aht) for s in slots], days
 
 
 def print_table(rows: list[dict[str, Any]], title: str) -> None:
@@ -248,7 +252,22 @@ def cmd_staffing(args: argparse.Namespace) -> int:
             else (dt.datetime.now(tz) + dt.timedelta(days=1)).date()
         )
         with database(Path(args.run_dir), echo=False) as dsn:
-            source = asyncio.run(history(dsn, args, day))
+            source, days = asyncio.run(history(dsn, args, day))
+        if not source:
+            first = day - dt.timedelta(weeks=args.weeks)
+            said = (
+                f"staffing: no history: the call log has no calls on the {day.strftime('%A')}s from "
+                f"{first.isoformat()} to {(day - dt.timedelta(days=1)).isoformat()} ({args.tz}), "
+                f"the {args.weeks} week(s) before {day.isoformat()}"
+            )
+            if days:
+                latest = days[0][0]
+                said += (
+                    f"; the latest day with calls is {latest.isoformat()} ({latest.strftime('%A')}): "
+                    f"try --date {(latest + dt.timedelta(weeks=1)).isoformat()}"
+                )
+            print(said, file=sys.stderr)
+            return 2
         title = f"staffing for {day.isoformat()} ({day.strftime('%A')}s of the last {args.weeks} weeks)"
     else:
         raise ConfigError("give --calls, --forecast FILE or --from-log", key="staffing")

@@ -211,6 +211,12 @@ def read_yaml(path: Path, rel: str, problems: Problems) -> yaml.MappingNode | No
         lines = text.splitlines()
         if mark is not None and mark.line < len(lines) and "\t" in lines[mark.line]:
             reason = f"{reason} (a tab character: indent with spaces)"
+        elif mark is not None:
+            hint = indentation_hint(lines, int(mark.line))
+            if hint is not None:
+                bad, said = hint
+                reason = f"{said} (the YAML reader stopped at line {line}: {reason})"
+                line = bad + 1
         problems.add(f"YAML syntax error: {reason}", (), m.Where(rel, line))
         return None
     except yaml.YAMLError as exc:
@@ -222,6 +228,42 @@ def read_yaml(path: Path, rel: str, problems: Problems) -> yaml.MappingNode | No
         problems.add(f"expected a mapping of sections (center:, queues:, ...), found {_kind(node)}", (), here)
         return None
     return node
+
+
+def indentation_hint(lines: list[str], at: int) -> tuple[int, str] | None:
+    """The likely cause of a YAML syntax error found at line index ``at``: a line at or just
+    before it indented differently from the lines around it, which share one indentation (a key
+    pushed in or pulled out by mistake). Returns (line index, what to say) or None."""
+
+    def content(i: int) -> bool:
+        stripped = lines[i].strip()
+        return bool(stripped) and not stripped.startswith("#")
+
+    def indent(i: int) -> int:
+        return len(lines[i]) - len(lines[i].lstrip(" "))
+
+    def neighbour(i: int, step: int) -> int | None:
+        j = i + step
+        while 0 <= j < len(lines):
+            if content(j):
+                return j
+            j += step
+        return None
+
+    for cand in range(min(at, len(lines) - 1), max(-1, at - 4), -1):
+        if not content(cand):
+            continue
+        before, after = neighbour(cand, -1), neighbour(cand, 1)
+        if before is None or after is None:
+            continue
+        opens_block = lines[before].rstrip().endswith(":")
+        mine, around = indent(cand), indent(before)
+        if mine != around and indent(after) == around and not opens_block:
+            return cand, (
+                f"bad indentation: line {cand + 1} is indented {mine} spaces where the lines "
+                f"around it ({before + 1} and {after + 1}) have {around}; indent it like them"
+            )
+    return None
 
 
 def _kind(node: yaml.Node | None) -> str:
@@ -2185,10 +2227,12 @@ def load(
     map_where: dict[tuple[str, str], m.Where] = {}
     lists: dict[str, list[Any]] = {k: [] for k in LIST_SECTIONS}
 
+    unreadable: list[str] = []
     for path in files:
         rel = path.relative_to(directory).as_posix()
         root = read_yaml(path, rel, problems)
         if root is None:
+            unreadable.append(rel)
             continue
         r = Reader(rel, problems, env)
         top = MapReader(r, root, ())
@@ -2234,6 +2278,11 @@ def load(
                     ip = (section, _item_key(item, section, start + i))
                     lists[section].append((_read_list_item(r, section, item, ip), r.where(item)))
 
+    if unreadable:
+        # A file that does not read leaves its sections out: checking the others against them
+        # would only report knock-on errors ("unknown queue ... (none is defined)"): stop here;
+        # the references between files are checked once every file reads.
+        problems.raise_if_any()
     center = singles.get("center")
     if "center" not in single_where:
         problems.add("missing required section 'center' (name, timezone, hours, languages)", ())

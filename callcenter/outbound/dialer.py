@@ -43,7 +43,8 @@ The pieces, each usable alone:
     an idle agent until the ACD has reserved one. Busy agents whose end is known exactly
     (``AgentLoad.free_in``) count as sure by their end. Early in a day the calls still running count
     as censored handle times (``HandleTimes.with_running``).
-  * no agent logged in: no line, whatever the mode.
+  * no agent working (none logged in, or every one paused or not ready): no line, whatever the
+    mode; the reason says which.
   * fallback: predictive runs as progressive while the measurements are too few (warm-up) and
     whenever the rolling-window abandonment rate reaches the guard (the limit less half the margin),
     until it is back under the target.
@@ -408,8 +409,9 @@ class AnswerStats:
 class AgentLoad:
     """The agents serving a campaign right now.
 
-    ``idle``: ready and not on a call; ``busy_elapsed``: for each agent on a call (or in wrap-up,
-    when ``wrap_elapsed`` is not given), seconds since that call was connected; ``wrap_elapsed``:
+    ``logged_in``: those working (not paused or not ready); ``paused``: those logged in but paused
+    or not ready; ``idle``: ready and not on a call; ``busy_elapsed``: for each agent on a call (or
+    in wrap-up, when ``wrap_elapsed`` is not given), seconds since that call was connected; ``wrap_elapsed``:
     for each agent in wrap-up, seconds since the wrap-up began (the ACD knows when talk ends, and
     a wrap-up's end is far easier to foresee than a conversation's); ``free_in``: for each busy
     agent whose end is known (a fixed wrap-up already begun, say), seconds until it is free (such an
@@ -420,6 +422,7 @@ class AgentLoad:
     busy_elapsed: tuple[float, ...] = ()
     wrap_elapsed: tuple[float, ...] = ()
     free_in: tuple[float, ...] = ()
+    paused: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -605,6 +608,8 @@ def pace(
     if mode is Mode.PREVIEW:
         return PacingDecision(0, Mode.PREVIEW, "preview: agents choose and dial")
     if agents.logged_in <= 0:
+        if agents.paused > 0:
+            return PacingDecision(0, mode, f"all {agents.paused} agent(s) paused or not ready")
         return PacingDecision(0, mode, "no agent logged in")
     # People answered and being connected hold an idle agent each until the ACD has reserved one.
     progressive = progressive_lines(agents, in_flight + waiting)

@@ -74,6 +74,7 @@ class AcdAgentPool:
         now = self.acd.clock.now()
         idle = 0
         logged_in = 0
+        paused = 0
         busy: list[float] = []
         wrapping: list[float] = []
         for agent_id in self._agents_for(campaign):
@@ -82,7 +83,10 @@ class AcdAgentPool:
                 continue
             status = str(state.status)
             self._follow(agent_id, status, state.call_id, float(state.since))
-            if status in ("logged_out", "paused", "not_ready"):
+            if status == "logged_out":
+                continue
+            if status in ("paused", "not_ready"):
+                paused += 1
                 continue
             logged_in += 1
             if status == "available":
@@ -95,7 +99,7 @@ class AcdAgentPool:
         # dialer counts only the idle agents they leave over (else a person it reaches finds
         # no agent and becomes an abandoned call).
         idle = max(0, idle - self._inbound_waiting(campaign))
-        return AgentLoad(logged_in, idle, tuple(busy), tuple(wrapping))
+        return AgentLoad(logged_in, idle, tuple(busy), tuple(wrapping), paused=paused)
 
     def _inbound_waiting(self, campaign: str) -> int:
         queue = self.queues.get(campaign)

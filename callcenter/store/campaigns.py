@@ -184,6 +184,17 @@ class CampaignStore:
         result: DncList = await self._run(go)
         return result
 
+    async def campaign_ids(self) -> list[str]:
+        """Every campaign the database knows, by id."""
+
+        async def go(conn: Any) -> list[str]:
+            return [
+                r["campaign_id"] for r in await conn.fetch("SELECT campaign_id FROM campaigns ORDER BY 1")
+            ]
+
+        ids: list[str] = await self._run(go)
+        return ids
+
     async def states(self, campaign_ids: list[str]) -> dict[str, CampaignState]:
         async def go(conn: Any) -> dict[str, CampaignState]:
             rows = await conn.fetch(

@@ -5,19 +5,29 @@ or ``/usr/lib/postgresql/<version>/bin``, newest first), it listens on a Unix so
 directory of its own, and is stopped by ``stop()`` (also on Ctrl-C: callers use it as a context
 manager). PostgreSQL refuses to run as root, so when we are root the server runs as the
 ``postgres`` (or ``nobody``) user and owns its directory.
+
+Several processes of ours share one cluster (a running controller and ``callcenter report``, say):
+each one that uses it holds an exclusive ``flock`` on a file of its own under ``users/`` for as long
+as it does (``attach()`` .. ``detach()``). A process starts the server only when none runs, and
+stops it on detach only when no other user's file is still locked; the kernel drops the lock of a
+process killed outright, so a SIGKILL never leaves a reference behind. ``start.lock`` serialises
+the decisions to start and to stop.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pwd
 import re
 import shutil
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 from urllib.parse import quote
 
 from callcenter.errors import ClusterError, PostgresNotFoundError
@@ -86,6 +96,9 @@ class PrivateCluster:
         self.sockdir = self.base / "sock"
         self.logfile = self.base / "server.log"
         self._user = _server_user()
+        self.usersdir = self.base / "users"
+        self._use: IO[bytes] | None = None
+        self._use_path: Path | None = None
 
     # -- helpers -----------------------------------------------------------------------------
     def _run(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -244,6 +257,88 @@ class PrivateCluster:
         """Stop the server if it runs. Safe to call twice."""
         if self.running_pid() is not None:
             self._stop_server(mode=mode)
+
+    # -- sharing between processes ---------------------------------------------------------
+    @contextlib.contextmanager
+    def _decision_lock(self) -> Iterator[None]:
+        """Held while a process decides to start or stop the server (blocks the others)."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        with (self.base / "start.lock").open("ab") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def other_users(self) -> list[int]:
+        """Pids of the other processes of ours using this cluster now; drops files of dead ones."""
+        pids: list[int] = []
+        if not self.usersdir.is_dir():
+            return pids
+        for path in sorted(self.usersdir.glob("*.lock")):
+            if path == self._use_path:
+                continue
+            try:
+                fh = path.open("rb")
+            except FileNotFoundError:
+                continue
+            with fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    with contextlib.suppress(ValueError):
+                        pids.append(int(path.stem.split("-")[0]))
+                    continue
+                path.unlink(missing_ok=True)  # its process is gone (exited or was killed)
+        return pids
+
+    def attach(self) -> bool:
+        """Use the cluster: start it unless it already runs. True when this call started it."""
+        if self._use is not None:
+            raise ClusterError("this cluster object is already attached")
+        with self._decision_lock():
+            self.usersdir.mkdir(parents=True, exist_ok=True)
+            path = self.usersdir / f"{os.getpid()}-{id(self):x}.lock"
+            fh = path.open("wb")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            self._use, self._use_path = fh, path
+            try:
+                if self.running_pid() is not None and self._answers():
+                    self._ensure_database()
+                    return False
+                self.start()
+                return True
+            except BaseException:
+                self._release_use()
+                raise
+
+    def detach(self) -> list[int]:
+        """Stop using the cluster; stop the server when no other process uses it.
+
+        Returns the pids of the processes still using it (empty: the server was stopped)."""
+        if self._use is None:
+            return []
+        with self._decision_lock():
+            self._release_use()
+            others = self.other_users()
+            if not others:
+                self.stop()
+            return others
+
+    def _release_use(self) -> None:
+        if self._use_path is not None:
+            self._use_path.unlink(missing_ok=True)
+        if self._use is not None:
+            self._use.close()
+        self._use = self._use_path = None
+
+    def _answers(self) -> bool:
+        """Whether the running server accepts connections (``pg_isready``)."""
+        isready = self.bindir / "pg_isready"
+        if not isready.exists():
+            return True
+        res = self._run(str(isready), "-h", str(self.sockdir), "-p", str(PORT), "-t", "10")
+        return res.returncode == 0
 
     def destroy(self) -> None:
         self.stop(mode="immediate")

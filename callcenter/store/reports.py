@@ -25,6 +25,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from callcenter.reporting.kpi import Counts, KpiSettings, derive
 from callcenter.reporting.records import BUSY_STATES, IDLE_STATES
@@ -34,15 +35,17 @@ INTERVALS = {"15": 15 * 60, "30": 30 * 60, "60": 60 * 60, "day": 24 * 3600}
 # Buckets come from a series joined by equality, so the planner sees a few hundred groups (and
 # hashes them in parallel) instead of guessing one group per call.
 _SERIES_MINUTES = "generate_series(date_trunc('day', $1::timestamptz), $2::timestamptz, $3::interval)"
-_KEY_MINUTES = "date_bin($3::interval, {col}, date_trunc('day', $1::timestamptz))"
+_KEY_MINUTES = "date_bin({step}::interval, {col}, date_trunc('day', {start}::timestamptz))"
 _SERIES_DAY = _SERIES_MINUTES
 _KEY_DAY = "date_trunc('day', {col})"
 
 
-def _bucket(interval: str, col: str) -> str:
+def _bucket(interval: str, col: str, *, step: str = "$3", start: str = "$1") -> str:
+    """The bucket of ``col``; ``step`` and ``start`` name the parameters holding the interval and
+    the report's start."""
     if interval not in INTERVALS:
         raise ValueError(f"interval must be one of {', '.join(INTERVALS)}, not {interval!r}")
-    return (_KEY_DAY if interval == "day" else _KEY_MINUTES).format(col=col)
+    return (_KEY_DAY if interval == "day" else _KEY_MINUTES).format(col=col, step=step, start=start)
 
 
 def _join(interval: str, col: str) -> str:
@@ -123,14 +126,15 @@ WHERE c.callback_of IS NOT NULL AND c.disposition = 'callback_completed'
 GROUP BY 1, 2
 """
 
-# Agent state time per bucket: finished states from the 15-minute slots of ``agent_state_time``
-# (kept by triggers as states end; a slot counts when it starts inside the window), plus the states
-# still open (``ended_at`` NULL), which last until ``$6`` (now) and are split here.
+# Agent state time per bucket, clipped to the window: finished states from the 15-minute slots of
+# ``agent_state_time`` (kept by triggers as states end) for the slots wholly inside the window
+# ($9 .. $10), plus the states still open (``ended_at`` NULL), which last until ``$6`` (now) and are
+# split here. The window's partial slots at either edge come from ``_EDGE_SQL``.
 _STATE_SQL = """
 WITH closed AS (
     SELECT {bucket_slot} AS bucket, t.agent_id, t.state, t.seconds AS secs
     FROM agent_state_time t
-    WHERE t.bucket >= $1::timestamptz AND t.bucket < $2::timestamptz
+    WHERE t.bucket >= $9::timestamptz AND t.bucket < $10::timestamptz
       AND (t.state = ANY($7::text[]) OR t.state = ANY($8::text[]))
       AND ($4::text[] IS NULL OR t.agent_id = ANY($4::text[]))
 ), open AS (
@@ -153,7 +157,6 @@ SELECT bucket, agent_id,
        coalesce(sum(secs) FILTER (WHERE state = ANY($8::text[])), 0) AS idle
 FROM parts
 GROUP BY bucket, agent_id
-HAVING sum(secs) > 0.0005
 """
 
 # The same, for all agents together (the queue report without an agent filter).
@@ -161,7 +164,7 @@ _CENTER_STATE_SQL = """
 WITH closed AS (
     SELECT {bucket_slot} AS bucket, t.state, t.seconds AS secs
     FROM center_state_time t
-    WHERE t.bucket >= $1::timestamptz AND t.bucket < $2::timestamptz
+    WHERE t.bucket >= $8::timestamptz AND t.bucket < $9::timestamptz
       AND (t.state = ANY($6::text[]) OR t.state = ANY($7::text[]))
 ), open AS (
     SELECT state, greatest(at, $1::timestamptz) AS t0, least($2::timestamptz, $5::timestamptz) AS t1
@@ -183,6 +186,91 @@ SELECT bucket,
 FROM parts
 GROUP BY bucket
 """
+
+# The finished states' time inside the window's partial 15-minute slots (``$1``/``$2``: the ranges'
+# starts and ends, ``$3``: the slot holding each). The agents come from the slot's row of
+# ``agent_state_time``; for each, the state it was in at the range's start and those begun inside.
+_EDGE_SQL = """
+WITH e(e0, e1, slot) AS (
+    SELECT * FROM unnest($1::timestamptz[], $2::timestamptz[], $3::timestamptz[])
+), who AS (
+    SELECT DISTINCT e.e0, e.e1, t.agent_id
+    FROM e JOIN agent_state_time t ON t.bucket = e.slot
+    WHERE ($4::text[] IS NULL OR t.agent_id = ANY($4::text[]))
+      AND (t.state = ANY($5::text[]) OR t.state = ANY($6::text[]))
+), cand AS (
+    SELECT w.e0, w.e1, s.*
+    FROM who w CROSS JOIN LATERAL (
+        (SELECT a.agent_id, a.state, a.at, a.ended_at FROM agent_states a
+         WHERE a.agent_id = w.agent_id AND a.at <= w.e0 ORDER BY a.at DESC, a.seq DESC LIMIT 1)
+        UNION ALL
+        SELECT a.agent_id, a.state, a.at, a.ended_at FROM agent_states a
+        WHERE a.agent_id = w.agent_id AND a.at > w.e0 AND a.at < w.e1
+    ) s
+)
+SELECT {bucket} AS bucket, agent_id,
+       coalesce(sum(date_part('epoch', least(ended_at, e1) - greatest(at, e0)))
+                FILTER (WHERE state = ANY($5::text[])), 0) AS busy,
+       coalesce(sum(date_part('epoch', least(ended_at, e1) - greatest(at, e0)))
+                FILTER (WHERE state = ANY($6::text[])), 0) AS idle
+FROM cand
+WHERE ended_at IS NOT NULL AND least(ended_at, e1) > greatest(at, e0)
+  AND $7::interval IS NOT NULL AND $8::timestamptz IS NOT NULL
+GROUP BY 1, 2
+"""
+
+_SLOT = 900.0  # seconds in a slot of agent_state_time / center_state_time (UTC-aligned)
+
+
+def _slot_floor(t: dt.datetime) -> dt.datetime:
+    ts = t.timestamp()
+    return dt.datetime.fromtimestamp(ts - ts % _SLOT, dt.UTC)
+
+
+def window_slots(
+    start: dt.datetime, end: dt.datetime
+) -> tuple[dt.datetime, dt.datetime, list[tuple[dt.datetime, dt.datetime, dt.datetime]]]:
+    """The whole slots of the window (``[first, last)``, possibly empty) and the partial ranges at
+    its edges, each as (start, end, slot it lies in)."""
+    first = _slot_floor(start)
+    if first < start:
+        first += dt.timedelta(seconds=_SLOT)
+    last = _slot_floor(end)
+    if first >= last:  # no whole slot: the window lies within one slot or two
+        edges = []
+        t = start
+        while t < end:
+            slot = _slot_floor(t)
+            t1 = min(end, slot + dt.timedelta(seconds=_SLOT))
+            edges.append((t, t1, slot))
+            t = t1
+        return first, first, edges
+    edges = []
+    if start < first:
+        edges.append((start, first, _slot_floor(start)))
+    if last < end:
+        edges.append((last, end, last))
+    return first, last, edges
+
+
+async def _edge_time(
+    conn: Any, q: ReportQuery, edges: list[tuple[dt.datetime, dt.datetime, dt.datetime]]
+) -> list[Any]:
+    if not edges:
+        return []
+    rows: list[Any] = await conn.fetch(
+        _EDGE_SQL.format(bucket=_bucket(q.interval, "e0", step="$7", start="$8")),
+        [e[0] for e in edges],
+        [e[1] for e in edges],
+        [e[2] for e in edges],
+        _arr(q.agents),
+        list(BUSY_STATES),
+        list(IDLE_STATES),
+        q.step,
+        q.start,
+    )
+    return rows
+
 
 _AGENT_SQL = """
 SELECT {bucket} AS bucket, c.agent_id,
@@ -261,14 +349,17 @@ def _counts(record: Any, **extra: Any) -> Counts:
     return Counts(**values)
 
 
-def _iso(bucket: dt.datetime) -> str:
-    return bucket.isoformat()
+def _iso(bucket: dt.datetime, tz: str) -> str:
+    """The bucket's start in the report's time zone (the center's local time)."""
+    return bucket.astimezone(ZoneInfo(tz)).isoformat()
 
 
 async def state_time(
     conn: Any, q: ReportQuery, *, now: dt.datetime
 ) -> dict[tuple[dt.datetime, str], tuple[float, float]]:
-    """(bucket, agent) -> (busy seconds, idle seconds). Expects the session time zone set."""
+    """(bucket, agent) -> (busy seconds, idle seconds) inside the window. Expects the session
+    time zone set."""
+    first, last, edges = window_slots(q.start, q.end)
     rows = await conn.fetch(
         _STATE_SQL.format(bucket_t0=_bucket(q.interval, "k.t0"), bucket_slot=_bucket(q.interval, "t.bucket")),
         q.start,
@@ -279,8 +370,15 @@ async def state_time(
         now,
         list(BUSY_STATES),
         list(IDLE_STATES),
+        first,
+        last,
     )
-    return {(r["bucket"], r["agent_id"]): (float(r["busy"]), float(r["idle"])) for r in rows}
+    out: dict[tuple[dt.datetime, str], tuple[float, float]] = {}
+    for r in [*rows, *await _edge_time(conn, q, edges)]:
+        key = (r["bucket"], r["agent_id"])
+        busy, idle = out.get(key, (0.0, 0.0))
+        out[key] = (busy + float(r["busy"]), idle + float(r["idle"]))
+    return {k: v for k, v in out.items() if v[0] + v[1] > 0.0005}
 
 
 async def queue_report(conn: Any, q: ReportQuery, *, now: dt.datetime) -> list[dict[str, Any]]:
@@ -314,7 +412,8 @@ async def queue_report(conn: Any, q: ReportQuery, *, now: dt.datetime) -> list[d
     }
     occupancy: dict[dt.datetime, tuple[float, float]] = {}
     if q.agents is None:
-        for r in await conn.fetch(
+        first, last, edges = window_slots(q.start, q.end)
+        center = await conn.fetch(
             _CENTER_STATE_SQL.format(
                 bucket_t0=_bucket(q.interval, "k.t0"), bucket_slot=_bucket(q.interval, "t.bucket")
             ),
@@ -325,8 +424,12 @@ async def queue_report(conn: Any, q: ReportQuery, *, now: dt.datetime) -> list[d
             now,
             list(BUSY_STATES),
             list(IDLE_STATES),
-        ):
-            occupancy[r["bucket"]] = (float(r["busy"]), float(r["idle"]))
+            first,
+            last,
+        )
+        for r in [*center, *await _edge_time(conn, q, edges)]:
+            b, i = occupancy.get(r["bucket"], (0.0, 0.0))
+            occupancy[r["bucket"]] = (b + float(r["busy"]), i + float(r["idle"]))
     else:
         for (bucket, _agent), (busy, idle) in (await state_time(conn, q, now=now)).items():
             b, i = occupancy.get(bucket, (0.0, 0.0))
@@ -338,12 +441,12 @@ async def queue_report(conn: Any, q: ReportQuery, *, now: dt.datetime) -> list[d
         seen.add(key)
         busy, idle = occupancy.get(r["bucket"], (0.0, 0.0))
         counts = _counts(r, callbacks_completed=callbacks.get(key, 0), busy_seconds=busy, idle_seconds=idle)
-        out.append({"interval": _iso(r["bucket"]), "queue": r["queue"], **derive(counts, s)})
+        out.append({"interval": _iso(r["bucket"], q.tz), "queue": r["queue"], **derive(counts, s)})
     for (bucket, queue), n in callbacks.items():
         if (bucket, queue) not in seen and queue is not None:
             busy, idle = occupancy.get(bucket, (0.0, 0.0))
             counts = Counts(callbacks_completed=n, busy_seconds=busy, idle_seconds=idle)
-            out.append({"interval": _iso(bucket), "queue": queue, **derive(counts, s)})
+            out.append({"interval": _iso(bucket, q.tz), "queue": queue, **derive(counts, s)})
     out.sort(key=lambda d: (d["interval"], d["queue"]))
     return out
 
@@ -393,7 +496,7 @@ async def agent_report(conn: Any, q: ReportQuery, *, now: dt.datetime) -> list[d
         d = derive(counts, s)
         out.append(
             {
-                "interval": _iso(key[0]),
+                "interval": _iso(key[0], q.tz),
                 "agent": key[1],
                 "offers": n_offers,
                 "ronas": ronas,
@@ -452,6 +555,27 @@ async def interval_history(
             )
         )
     return out
+
+
+_DAYS_SQL = """
+SELECT date_trunc('day', queued_at)::date AS day, count(*) AS calls
+FROM calls
+WHERE queue IS NOT NULL AND callback_of IS NULL AND direction IS DISTINCT FROM 'outbound'
+GROUP BY 1
+ORDER BY 1 DESC
+LIMIT $1
+"""
+
+
+async def days_with_calls(conn: Any, *, tz: str, limit: int = 7) -> list[tuple[dt.date, int]]:
+    """The latest local days (in ``tz``) with queue calls, newest first, with their counts."""
+    await _set_tz(conn, tz)
+    return [(r["day"], int(r["calls"])) for r in await conn.fetch(_DAYS_SQL, limit)]
+
+
+async def logged_queues(conn: Any) -> set[str]:
+    """Every queue name the call log knows."""
+    return {r["queue"] for r in await conn.fetch("SELECT DISTINCT queue FROM calls WHERE queue IS NOT NULL")}
 
 
 _LIVE_SQL = """

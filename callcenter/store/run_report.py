@@ -106,3 +106,37 @@ async def attempts_by_outcome(conn: Any, since: dt.datetime, *, timeout: float =
         timeout=timeout,
     )
     return [AttemptCount(r["campaign_id"], r["outcome"], int(r["n"])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTimes:
+    """A queue's answered calls since a moment: how long callers waited (ASA) and how long the
+    calls took, talk, hold and wrap-up (AHT), in seconds; None before the first."""
+
+    asa_seconds: float | None
+    aht_seconds: float | None
+
+
+_QUEUE_TIMES_SQL = """
+SELECT queue,
+       avg(date_part('epoch', answered_at - queued_at)) AS asa,
+       avg(coalesce(talk_seconds, date_part('epoch', ended_at - answered_at) - coalesce(hold_seconds, 0))
+           + coalesce(hold_seconds, 0) + coalesce(wrapup_seconds, 0))
+           FILTER (WHERE ended_at IS NOT NULL) AS aht
+FROM calls
+WHERE queued_at >= $1 AND queue IS NOT NULL AND answered_at IS NOT NULL
+  AND direction IS DISTINCT FROM 'outbound'
+GROUP BY queue
+"""
+
+
+async def queue_times(conn: Any, since: dt.datetime, *, timeout: float = 30.0) -> dict[str, QueueTimes]:
+    """Per queue, ASA and AHT of the inbound calls queued since ``since`` (the live view's "so
+    far"); AHT counts the calls that have ended."""
+    rows = await conn.fetch(_QUEUE_TIMES_SQL, since, timeout=timeout)
+    return {
+        r["queue"]: QueueTimes(
+            None if r["asa"] is None else float(r["asa"]), None if r["aht"] is None else float(r["aht"])
+        )
+        for r in rows
+    }

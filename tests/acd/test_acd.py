@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -1002,3 +1003,24 @@ async def test_restart_hangs_up_every_leg_of_a_ring_all_offer(config: Config, tm
         # The caller is back in line and rings both agents again, as one ring-all offer.
         assert {o["Channel"] for o in ami.actions("Originate")} == {"PJSIP/agent1001", "PJSIP/agent1002"}
         assert all(rig.acd.agent_state(a).status is ag.Status.RINGING for a in ("1001", "1002"))
+
+
+# ------------------------------------------------------------------------------------ races
+async def test_an_action_on_a_channel_that_has_gone_is_a_normal_race(
+    rig: AcdRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A caller hangs up between the ACD's decision and its action: Asterisk answers "No such
+    channel" (Redirect: "Channel does not exist"). Logged at debug, nothing raised, no traceback."""
+    from callcenter.acd import call_state as cs
+
+    caplog.set_level(logging.DEBUG, logger="callcenter")
+    rig.ami.refuse.update({"Hangup", "Setvar", "Redirect"})
+    await rig.acd._act(cs.Hangup("PJSIP/carrier-00000001"))
+    await rig.acd._act(cs.SetVariables("PJSIP/carrier-00000001", (("CC_X", "1"),)))
+    await rig.acd._act(cs.Redirect("PJSIP/carrier-00000001", "cc-announce", (("CC_X", "1"),)))
+    # The same through the ACD's own tasks (what an announcement or a RONA hang-up runs in).
+    rig.acd._spawn(rig.acd._act(cs.Hangup("PJSIP/carrier-00000002")), "hangup-test")
+    await rig.settle()
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert not any(r.exc_info for r in caplog.records)
+    assert any("had gone already" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)

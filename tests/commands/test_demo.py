@@ -39,6 +39,18 @@ async def _call_log(dsn: str) -> tuple[list[asyncpg.Record], int, int]:
     return rows, total, undisposed
 
 
+async def _last_states(dsn: str) -> dict[str, str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT DISTINCT ON (agent_id) agent_id, state FROM agent_states "
+            "ORDER BY agent_id, at DESC, seq DESC"
+        )
+    finally:
+        await conn.close()
+    return {r["agent_id"]: r["state"] for r in rows}
+
+
 def test_short_demo_report_matches_the_call_log(db_dsn: str, tmp_path: Path) -> None:
     env = {**os.environ, "DATABASE_URL": db_dsn}
     res = subprocess.run(
@@ -76,13 +88,44 @@ def test_short_demo_report_matches_the_call_log(db_dsn: str, tmp_path: Path) -> 
     # The printed report agrees with the call log in the database.
     rows, total, undisposed = asyncio.run(_call_log(db_dsn))
     assert total == placed and undisposed == 0
+    # The agents' shift ends with the demo's day: their login periods end with the run, so the
+    # next run's day does not count the night between as their time.
+    assert set(asyncio.run(_last_states(db_dsn)).values()) == {"logged_out"}
+    assert "simulated time" in out  # the live view says which clock it shows
     table = out[out.index("Queues, the whole run") :]
+    demo_rows = _table_rows(table, [r["queue"] for r in rows])
     for r in rows:
-        line = next(ln for ln in table.splitlines() if f" {r['queue']} " in ln)
-        cells = [c.strip() for c in line.strip("│┃ ").split("│")]
-        assert int(cells[1]) == r["offered"], line
-        assert int(cells[2]) == r["answered"], line
+        cells = demo_rows[r["queue"]]
+        assert int(cells[0]) == r["offered"], cells
+        assert int(cells[1]) == r["answered"], cells
     assert not list((tmp_path / "run" / "reports").glob("*.tmp"))
+    # `callcenter report` on the demo's day prints the demo's per-queue numbers (each queue's own
+    # service-level target, the center's time zone), in an 80-column terminal.
+    day = re.search(r"the simulated day starts \w+ (\d{4}-\d\d-\d\d)", out)
+    assert day, out
+    rep = subprocess.run(
+        [sys.executable, "-m", "callcenter", "--run-dir", str(tmp_path / "run"), "report",
+         "--interval", "day", "--from", day.group(1)],
+        capture_output=True, text=True, timeout=120, env={**env, "COLUMNS": "80"}, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert rep.returncode == 0, rep.stdout + rep.stderr
+    assert all(len(line) <= 80 for line in rep.stdout.splitlines()), rep.stdout
+    report_rows = _table_rows(rep.stdout, [r["queue"] for r in rows], skip=1)
+    for queue, cells in demo_rows.items():
+        # offered, answered, abandoned, SL, ASA, AHT (occupancy: the demo's covers its run only)
+        assert report_rows[queue][:6] == cells[:6], (queue, rep.stdout, table)
+
+
+def _table_rows(text: str, queues: list[str], *, skip: int = 0) -> dict[str, list[str]]:
+    """The cells after the queue name of each queue's row of a printed table (``skip`` cells
+    before the queue: the interval)."""
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        cells = line.strip("│┃ ").replace("│", " ").split()
+        if len(cells) > skip and cells[skip] in queues and cells[skip] not in found:
+            found[cells[skip]] = cells[skip + 1 :]
+    assert set(found) == set(queues), text
+    return found
 
 
 async def _attempts_by_campaign(dsn: str) -> dict[str, int]:

@@ -681,6 +681,42 @@ def test_control_characters(tmp_path: Path) -> None:
     ]
 
 
+# ------------------------------------------------------------------ a structural error stops there
+@pytest.mark.parametrize("indent", ["  ", "   ", "      "])
+def test_a_bad_indentation_is_reported_once_on_its_line_with_the_cause(tmp_path: Path, indent: str) -> None:
+    d = tmp_path / "dialplans"
+    shutil.copytree(REPO / "dialplans", d)
+    lines = (d / "acd.yaml").read_text(encoding="utf-8").splitlines(keepends=True)
+    i = lines.index('    overflow: {voicemail: "8200"}\n')  # inside the billing queue
+    n = i + 1
+    lines[i] = indent + lines[i].lstrip(" ")
+    (d / "acd.yaml").write_text("".join(lines), encoding="utf-8")
+    with pytest.raises(ValidationError) as info:
+        load(d, prompts_dir=None, env={})
+    got = [str(p) for p in info.value.problems]
+    # One problem: the syntax error on line 34 with its likely cause, and no knock-on errors from
+    # the other files ("unknown queue 'sales' (none is defined)" ...).
+    assert len(got) == 1, got
+    assert got[0].startswith(
+        f"acd.yaml:{n}: YAML syntax error: bad indentation: line {n} is indented {len(indent)} spaces "
+        f"where the lines around it ({n - 1} and {n + 1}) have 4"
+    ), got
+
+
+def test_other_files_are_still_read_when_one_does_not_parse(tmp_path: Path) -> None:
+    d = write(tmp_path)
+    (d / "zz.yaml").write_bytes(b"skills: [a\n")
+    (d / "yy.yaml").write_bytes(b"queuez: {}\n")
+    got = [str(p) for p in _problems_of(d)]
+    assert [g.split(":")[0] for g in got] == ["yy.yaml", "zz.yaml"]  # yy's own mistake, zz's syntax
+
+
+def _problems_of(d: Path) -> list[ConfigError]:
+    with pytest.raises(ValidationError) as info:
+        load(d, prompts_dir=None, env={})
+    return list(info.value.problems)
+
+
 def test_queue_thresholds_load_and_default() -> None:
     center = load_config(REPO / "dialplans")
     sales = center.queues["sales"].thresholds

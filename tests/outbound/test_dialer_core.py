@@ -169,6 +169,15 @@ def test_progressive_and_preview() -> None:
     assert pace(Mode.PREVIEW, agents, [], measured(), handles(), s).lines == 0
 
 
+def test_no_line_says_whether_agents_are_logged_out_or_paused() -> None:
+    s = PacingSettings()
+    for mode in (Mode.PROGRESSIVE, Mode.PREDICTIVE):
+        nobody = pace(mode, AgentLoad(logged_in=0, idle=0), [], measured(), handles(), s)
+        assert (nobody.lines, nobody.reason) == (0, "no agent logged in")
+        paused = pace(mode, AgentLoad(logged_in=0, idle=0, paused=3), [], measured(), handles(), s)
+        assert (paused.lines, paused.reason) == (0, "all 3 agent(s) paused or not ready")
+
+
 def test_predictive_warms_up_and_falls_back_as_progressive() -> None:
     agents = AgentLoad(logged_in=10, idle=4, busy_elapsed=(100.0,) * 6)
     s = PacingSettings()

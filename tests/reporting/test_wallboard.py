@@ -8,7 +8,17 @@ import io
 from rich.console import Console
 
 from callcenter.clock import FakeClock
-from callcenter.commands.demo_view import LiveView, render
+from callcenter.commands.demo_view import (
+    Details,
+    DialerDetail,
+    LiveView,
+    QueueDetail,
+    agents_by_queue,
+    plain_lines,
+    plain_pacing,
+    render,
+    time_label,
+)
 from callcenter.reporting.wallboard import DialerView, QueueView, Snapshot, plain_line
 
 
@@ -58,7 +68,7 @@ def test_rich_render_draws_queues_and_agents() -> None:
     Console(file=out, width=120).print(render(_snap()))
     text = out.getvalue()
     assert "sales" in text and "support" in text and "60%" in text
-    assert "on_call 5" in text and "predictive" in text
+    assert "on call 5" in text
 
 
 async def test_plain_mode_prints_periodic_lines() -> None:
@@ -78,3 +88,92 @@ async def test_plain_mode_prints_periodic_lines() -> None:
     except asyncio.CancelledError:
         pass
     assert "SL 60%" in out.getvalue()
+
+
+# ------------------------------------------------------------------ the demo's live view, in plain words
+LONG_PACING = plain_pacing(
+    "predictive",
+    "progressive: dial 2 (abandonment at the guard: progressive until back under target; answer rate "
+    "30.0%, agents free soon 1.0, people expected 0.6, predicted abandonment 0.00% vs target 2.00%)",
+    fallback=True,
+)
+
+
+def _details() -> Details:
+    return Details(
+        queues={"sales": QueueDetail(free=0, busy=2, paused=1, asa=12.4, aht=187.0)},
+        dialers=(
+            DialerDetail("renewals", "running", LONG_PACING, in_flight=2, connected=40, abandoned=9,
+                         abandonment=0.18, limit=0.03),
+            DialerDetail("reminders", "running", plain_pacing("progressive", None, fallback=False),
+                         connected=10, abandoned=0, abandonment=0.0, limit=0.03),
+        ),
+        time_label=time_label(1_700_000_000.0, "America/New_York", simulated=True),
+    )  # fmt: skip
+
+
+def test_pacing_in_plain_words() -> None:
+    assert LONG_PACING == (
+        "predictive: 2 new calls now, abandonment near its limit: one call per free agent until it is "
+        "back under target"
+    )
+    warm = plain_pacing(
+        "predictive",
+        "progressive: dial 1 (warming up: 3/100 attempts measured; answer rate 0.0%, x)",
+        fallback=False,
+    )
+    assert "learns the answer rate (3/100 calls measured)" in warm
+    paused = plain_pacing(
+        "progressive",
+        "progressive: dial 0 (all 2 agent(s) paused or not ready; answer rate 0%",
+        fallback=False,
+    )
+    assert paused == "progressive: 0 new calls now, all 2 agent(s) paused or not ready"
+    for text in (LONG_PACING, warm, paused):
+        assert "gain" not in text and "fallback" not in text
+
+
+def test_the_live_view_fits_and_flags_a_campaign_over_its_limit() -> None:
+    out = io.StringIO()
+    Console(file=out, width=80).print(render(_snap(), "demo", _details()))
+    text = out.getvalue()
+    assert "simulated time Tue 17:13 EST" in text
+    assert "…" not in text and all(len(line) <= 80 for line in text.splitlines()), text
+    words = " ".join(text.split())
+    assert "renewals running 2 40 9 18.0% 3.0% OVER" in words
+    assert "reminders running 0 10 0 0.0% 3.0%" in words  # under its limit: not flagged
+    assert words.count("OVER") == 1 and words.count("over its abandonment limit") == 1
+    assert f"renewals: {LONG_PACING}" in words  # wrapped at words, never cut
+    # ASA, AHT, abandonment and the agents who can take sales calls
+    assert "12" in text and "187" in text and "10%" in text
+    rows = [line.split() for line in text.splitlines() if line.split()]
+    sales = next(r for r in rows if r[0] == "sales")
+    support = next(r for r in rows if r[0] == "support")
+    assert sales[-3:] == ["0", "2", "1"]
+    assert support[1:] == ["0", "0:00", "0", "0", "-", "-", "-"], support  # no EWT: never had a call
+
+
+def test_plain_lines_put_each_campaign_on_its_own_line() -> None:
+    lines = plain_lines(_snap(), _details())
+    assert len(lines) == 3
+    assert lines[0].startswith("[ 50%] simulated time Tue 17:13 EST")
+    assert "ASA 12 s, AHT 187 s, agents 0 free/2 busy/1 paused" in lines[0]
+    assert lines[1].startswith("  campaign renewals (running): predictive: 2 new calls now")
+    assert lines[1].endswith("abandoned 9 = 18.0% of answered (limit 3.0%) OVER THE LIMIT")
+    assert not lines[2].endswith("OVER THE LIMIT")
+
+
+def test_agents_are_counted_for_the_queues_whose_skills_they_have() -> None:
+    from tests.centers import example
+
+    config = example()
+    status = {a: "available" for a in config.agents}
+    counts = agents_by_queue(config, status)
+    for qid, q in config.queues.items():
+        able = [
+            a for a in config.agents.values() if all(a.skills.get(s, 0) >= lv for s, lv in q.skills.items())
+        ]
+        assert counts[qid] == (len(able), 0, 0)
+    first = next(iter(config.agents))
+    paused = agents_by_queue(config, {**status, first: "paused"})
+    assert sum(c[2] for c in paused.values()) >= 1
