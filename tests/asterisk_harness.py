@@ -182,7 +182,11 @@ def example_center(root: Path, *, ami_port: int, agi_port: int, ami_secret: str)
     carrier matched at ``CARRIER_ADDRESS`` (its documentation range reaches nothing here)."""
     config = load_config(
         REPO / "dialplans",
-        env={"CC_AMI_SECRET": ami_secret, "CC_SIP_1001": "from-env-1001"},
+        env={
+            "CC_AMI_SECRET": ami_secret,
+            "CC_AMI_APPLY_SECRET": ami_secret + "-apply",
+            "CC_SIP_1001": "from-env-1001",
+        },
     )
     a = config.asterisk
     asterisk = dataclasses.replace(

@@ -135,7 +135,7 @@ async def test_rendered_configuration_loads_in_real_asterisk(center: Center) -> 
         queue = await command(client, "module show like app_queue")
         assert "0 modules loaded" in queue  # the controller is the ACD, not app_queue
         user = await command(client, f"manager show user {center.config.asterisk.ami.username}")
-        assert "write perm: system,call,agent,originate" in user
+        assert "write perm: call,agent,originate" in user  # no system: no shell through Originate
     problems = ast.problems(ignore=STARTUP_NOISE)
     assert problems == [], "\n".join(problems)
 
@@ -420,18 +420,18 @@ async def test_without_the_controller_the_static_fallback_runs(center: Center) -
     assert not any("does not exist" in ln for ln in played), played
 
 
-async def test_apply_reloads_every_module_with_the_controller_user(center: Center) -> None:
-    """``callcenter apply`` reloads RELOAD_MODULES over AMI as the controller's user (write
-    ``system``): real Asterisk accepts each name, and refuses an unknown module (the rollback
-    path)."""
+async def test_apply_reloads_every_module_with_the_apply_user(center: Center) -> None:
+    """``callcenter apply`` reloads RELOAD_MODULES over AMI as its own user (write ``config``
+    only): real Asterisk accepts each name, and refuses an unknown module (the rollback path)."""
     from callcenter.config.render import RELOAD_MODULES, AMIReloader
 
     before = len(center.asterisk.messages().splitlines())
-    a = center.config.asterisk.ami
+    a = center.config.asterisk.ami_apply
+    assert a is not None
     client = AMIClient(
         port=center.asterisk.ami_port,
         username=a.username,
-        secret=center.ami_secret,
+        secret=a.secret.value,
         ping_interval=0,
         reconnect=False,
     )

@@ -8,6 +8,7 @@ import logging
 import posixpath
 from collections.abc import Mapping
 
+from callcenter.acd.pin import phone_sources
 from callcenter.acd.service import ACD
 from callcenter.asterisk import names
 from callcenter.config import model as cm
@@ -73,20 +74,26 @@ class AgentFeatures:
             raise AGIHangupError("hung up while entering digits")
         return reply.result or ""
 
-    def _caller_agent(self, env: Mapping[str, str]) -> str | None:
-        channel = env.get("agi_channel", "")
-        tech, _, rest = channel.partition("/")
+    @staticmethod
+    def _endpoint(env: Mapping[str, str]) -> str | None:
+        """The PJSIP endpoint of the phone that dialled, or None."""
+        tech, _, rest = env.get("agi_channel", "").partition("/")
         endpoint = rest.rpartition("-")[0] if "-" in rest else rest
-        if tech.upper() != "PJSIP" or not endpoint:
-            return None
-        agent = self.acd.config.agent_by_endpoint(endpoint)
+        return endpoint if tech.upper() == "PJSIP" and endpoint else None
+
+    def _caller_agent(self, env: Mapping[str, str]) -> str | None:
+        endpoint = self._endpoint(env)
+        agent = self.acd.config.agent_by_endpoint(endpoint) if endpoint else None
         return agent.id if agent is not None else None
 
     async def _run(self, session: AGISession, feature: str, env: Mapping[str, str]) -> None:
         acd = self.acd
         agent_id = self._caller_agent(env)
         if feature == "agent_login":
-            await self._login(session, agent_id)
+            sources = phone_sources(
+                self._endpoint(env) or env.get("agi_channel", ""), env.get("agi_callerid", "")
+            )
+            await self._login(session, agent_id, sources)
             return
         if agent_id is None:
             await self._play(session, "invalid-option")
@@ -127,7 +134,7 @@ class AgentFeatures:
             log.info("feature %s refused for agent %s", feature, agent_id, exc_info=True)
             await self._play(session, "invalid-option")
 
-    async def _login(self, session: AGISession, agent_id: str | None) -> None:
+    async def _login(self, session: AGISession, agent_id: str | None, sources: tuple[str, ...]) -> None:
         acd = self.acd
         if agent_id is None:
             typed = await self._ask(session, "enter-agent-id", 8)
@@ -141,7 +148,7 @@ class AgentFeatures:
                 await self._play(session, "no-input")
                 continue
             try:
-                await acd.login(agent_id, pin=pin)
+                await acd.login(agent_id, pin=pin, sources=sources)
             except DomainError as exc:
                 if exc.code == "locked_out":
                     await self._play(session, "locked-out")

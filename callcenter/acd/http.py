@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from callcenter.acd import agents as ag
+from callcenter.acd.pin import api_source
 from callcenter.acd.service import ACD
 from callcenter.web.access import Target
 from callcenter.web.http import Router, body, json_response, principal
@@ -65,8 +66,12 @@ def register_routes(router: Router, acd: ACD) -> None:
 
     async def login(req: web.Request) -> web.StreamResponse:
         b = body(req)
+        who = principal(req)
         s = await acd.login(
-            req.match_info["agent_id"], paused_reason=b.get("paused_reason"), pin=b.get("pin")
+            req.match_info["agent_id"],
+            paused_reason=b.get("paused_reason"),
+            pin=b.get("pin"),
+            sources=(api_source(who.name if who is not None else None, req.remote),),
         )
         return json_response(state_json(s))
 

@@ -32,6 +32,21 @@ class PinCheck(StrEnum):
     LOCKED = "locked"  # the id was locked already: the PIN was not compared
 
 
+def phone_sources(endpoint: str, caller_id: str) -> tuple[str, ...]:
+    """Where a PIN typed on a phone comes from: its endpoint and its caller ID (each counted and
+    locked out on its own); an unknown or anonymous caller ID is left out."""
+    sources = [f"endpoint:{endpoint}"]
+    caller = caller_id.strip()[:80]
+    if caller and caller not in ("unknown", "anonymous"):
+        sources.append(f"caller:{caller}")
+    return tuple(sources)
+
+
+def api_source(user: str | None, address: str | None) -> str:
+    """Where a PIN sent over the HTTP API comes from: the signed-in user and its address."""
+    return f"api:{user or '-'}@{address or '?'}"
+
+
 def source_keys(key: str, sources: Sequence[str]) -> tuple[str, ...]:
     """The counters an attempt on ``key`` from ``sources`` uses: ``key`` alone without sources."""
     return tuple(f"{key}|{s}" for s in sources) if sources else (key,)

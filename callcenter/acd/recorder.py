@@ -1,8 +1,12 @@
 """Shell: call recording on the PBX (MixMonitor), PCI pause/resume, and the retention purge.
 
 ``Recorder`` names the file of a recording the dialplan starts when the agent answers (``plan``,
-then ``adopt_planned`` once the bridge forms) or starts a ``MixMonitor`` itself (``start``: the
-``always`` policy without a plan, and ``on_demand``); it pauses and resumes it for card data with
+then ``adopt_planned`` once the bridge forms), or has the dialplan start one on a connected call
+(``start``: the ``always`` policy without a plan, and ``on_demand``): the file name is set on the
+agent leg and both legs are redirected at once (``ExtraChannel``), the agent leg into
+``cc-agent-leg`` (MixMonitor, then Bridge() the caller again), the caller into ``cc-hold`` for that
+moment. Never the ``MixMonitor`` action: Asterisk gives it to write class ``system`` only, which
+with ``originate`` runs shell commands. It pauses and resumes a recording for card data with
 ``MixMonitorMute`` (every pause and resume is a ``CallEvent``, and a pause resumes by itself after
 the configured ``auto_resume``), and indexes each recording in the call log (``RecordingRecord``:
 path, start, end, length, seconds paused).
@@ -82,7 +86,8 @@ class _Recording:
 
 
 class Recorder:
-    """MixMonitor per queue policy, PCI pause/resume, and the call-log index of recordings."""
+    """Recordings per queue policy (MixMonitor in the dialplan), PCI pause/resume, and the
+    call-log index of recordings."""
 
     def __init__(
         self,
@@ -175,8 +180,13 @@ class Recorder:
             )
         )
 
-    async def start(self, call_id: str, channel: str, *, queue: str | None, agent_id: str | None) -> bool:
-        """Start recording ``channel`` (the caller's) for ``call_id``; False if already recording."""
+    async def start(
+        self, call_id: str, channel: str, *, caller_channel: str, queue: str | None, agent_id: str | None
+    ) -> bool:
+        """Record ``call_id`` from now: ``channel`` is its agent leg (running ``cc-agent-leg``'s
+        Bridge() with ``caller_channel``). The leg gets the file name, then one Redirect sends it
+        back through ``cc-agent-leg`` (MixMonitor, Bridge()) and the caller to ``cc-hold`` until
+        the leg bridges it again. False if already recording or an action failed."""
         if call_id in self._active:
             return False
         now = self.clock.now()
@@ -189,13 +199,27 @@ class Recorder:
         self._counts[call_id] = n
         try:
             await self.ami.send_action(
-                names.ACTION_MIXMONITOR,
-                {"Channel": channel, "File": str(target), "Options": self.options},
+                names.ACTION_SETVAR,
+                {"Channel": channel, "Variable": names.VAR_RECORDING_FILE, "Value": str(target)},
+                timeout=self.action_timeout,
+            )
+            await self.ami.send_action(
+                names.ACTION_REDIRECT,
+                {
+                    "Channel": channel,
+                    "Context": names.CTX_AGENT_LEG,
+                    "Exten": "s",
+                    "Priority": "1",
+                    "ExtraChannel": caller_channel,
+                    "ExtraContext": names.CTX_HOLD,
+                    "ExtraExten": "s",
+                    "ExtraPriority": "1",
+                },
                 timeout=self.action_timeout,
             )
         except AsteriskError:
             self._active.pop(call_id, None)
-            log.warning("MixMonitor on %s for call %s failed", channel, call_id, exc_info=True)
+            log.warning("recording of call %s (leg %s) not started", call_id, channel, exc_info=True)
             return False
         self._index_start(rec, now)
         return True

@@ -35,7 +35,7 @@ import logging
 import math
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from callcenter.acd import agents as ag
@@ -297,11 +297,13 @@ class ACD:
         self._wake.set()
 
     # ================================================================== agents API
-    def verify_pin(self, agent_id: str, pin: str) -> None:
-        """Check an agent's PIN (feature-code login); too many wrong ones lock the id a while
-        (``PinGuard``). The wrong PIN that locks is still ``bad_pin``; the next try is refused."""
+    def verify_pin(self, agent_id: str, pin: str, *, sources: Sequence[str]) -> None:
+        """Check an agent's PIN; too many wrong ones from a source (a phone's endpoint, its caller
+        ID, an API client: ``callcenter.acd.pin``) lock the agent out *from that source* a while,
+        never from the agent's own phone. The wrong PIN that locks is still ``bad_pin``; the next
+        try from that source is refused."""
         agent = self._agent_config(agent_id)
-        result = self._pins.check(agent_id, pin, agent.pin.value, self.clock.now())
+        result = self._pins.check(agent_id, pin, agent.pin.value, self.clock.now(), sources=sources)
         if result is PinCheck.LOCKED:
             raise DomainError(
                 f"agent {agent_id} is locked after {self._pins.max_failures} wrong PINs", code="locked_out"
@@ -310,10 +312,19 @@ class ACD:
             raise DomainError("wrong PIN", code="bad_pin")
 
     async def login(
-        self, agent_id: str, *, paused_reason: str | None = None, pin: str | None = None
+        self,
+        agent_id: str,
+        *,
+        paused_reason: str | None = None,
+        pin: str | None = None,
+        sources: Sequence[str] = (),
     ) -> ag.AgentState:
+        """Log ``agent_id`` in; with ``pin``, checked first, counted against ``sources`` (where it
+        was typed: required with a PIN)."""
         if pin is not None:
-            self.verify_pin(agent_id, pin)
+            if not sources:
+                raise DomainError("a PIN needs where it was typed (its sources)", code="bad_request")
+            self.verify_pin(agent_id, pin, sources=sources)
         if paused_reason is not None:
             self._check_pause_reason(paused_reason)
         self._agent_config(agent_id)
@@ -457,11 +468,26 @@ class ACD:
                 log.warning("PCI %s of %s not passed on: %s", "pause" if paused else "resume", call_id, exc)
 
     async def record(self, call_id: str) -> bool:
-        """On-demand recording of a connected call."""
+        """On-demand recording of a connected call (its agent leg runs cc-agent-leg again)."""
         c = self._get_call(call_id)
         if self.recorder is None or c.status is not cs.CallStatus.CONNECTED:
             return False
-        return await self.recorder.start(call_id, c.info.channel, queue=c.queue, agent_id=c.agent_id)
+        leg = self._recordable_leg(c)
+        if leg is None:
+            return False
+        return await self.recorder.start(
+            call_id, leg, caller_channel=c.info.channel, queue=c.queue, agent_id=c.agent_id
+        )
+
+    @staticmethod
+    def _recordable_leg(c: cs.Call) -> str | None:
+        """The agent leg's channel of a call cc-agent-leg bridged (a callback's leg runs Dial()
+        in cc-transfer instead: redirecting it would drop the person called back)."""
+        leg = c.leg(c.leg_id)
+        if c.callback_number or leg is None or not leg.channel:
+            log.info("call %s: no agent leg in cc-agent-leg to record on", c.call_id)
+            return None
+        return leg.channel
 
     async def withdraw(self, call_id: str) -> bool:
         """Take a call out of the ACD before an agent is on it (a person the dialer reached was
@@ -791,8 +817,13 @@ class ACD:
             return
 
         async def start() -> None:
-            if cs.leg_connected(self._calls.get(e.call_id), e.leg_id):  # not transferred or ended meanwhile
-                await rec.start(e.call_id, e.channel, queue=e.queue, agent_id=e.agent_id)
+            c = self._calls.get(e.call_id)
+            if cs.leg_connected(c, e.leg_id) and c is not None:  # not transferred or ended meanwhile
+                leg = self._recordable_leg(c)
+                if leg is not None:
+                    await rec.start(
+                        e.call_id, leg, caller_channel=c.info.channel, queue=e.queue, agent_id=e.agent_id
+                    )
 
         self._spawn(start(), f"record-{e.call_id}")
 

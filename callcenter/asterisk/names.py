@@ -18,6 +18,9 @@ CTX_AGENT_PHONES: Final = "cc-agents"  # what agents' phones dial: feature codes
 CTX_FEATURES: Final = "cc-features"  # feature codes handed to FastAGI (login, pause, spy...)
 CTX_SPY: Final = "cc-spy"  # supervisor monitoring: ChanSpy with listen/whisper/barge options
 CTX_OUTBOUND: Final = "cc-outbound"  # dialer legs: AMD, then to the agent or a message
+# Dialer legs are Local/<E.164>@cc-dial-<trunk>/n: the dial-out policy checked again, then Dial().
+CAMPAIGN_DIAL_PREFIX: Final = "cc-dial-"  # + the trunk id: one context per campaign trunk
+CAMPAIGN_DIAL_TEMPLATE: Final = "Local/{number}@" + CAMPAIGN_DIAL_PREFIX + "{trunk}/n"
 CTX_FALLBACK: Final = "cc-fallback"  # the controller is unreachable: message, ring group, voicemail
 CTX_VOICEMAIL: Final = "cc-voicemail"  # leave a message in a queue's mailbox
 CTX_TRANSFER: Final = "cc-transfer"  # blind transfer to an outside number
@@ -70,7 +73,6 @@ ACTION_BRIDGE: Final = "Bridge"
 ACTION_SETVAR: Final = "Setvar"
 ACTION_GETVAR: Final = "Getvar"
 ACTION_PLAYDTMF: Final = "PlayDTMF"
-ACTION_MIXMONITOR: Final = "MixMonitor"
 ACTION_MIXMONITOR_MUTE: Final = "MixMonitorMute"
 ACTION_STOP_MIXMONITOR: Final = "StopMixMonitor"
 ACTION_CORE_SHOW_CHANNELS: Final = "CoreShowChannels"
@@ -86,7 +88,6 @@ NON_IDEMPOTENT_ACTIONS: Final = frozenset(
         ACTION_REDIRECT,
         ACTION_HANGUP,
         ACTION_BRIDGE,
-        ACTION_MIXMONITOR,
         ACTION_MIXMONITOR_MUTE,
         ACTION_STOP_MIXMONITOR,
         ACTION_PLAYDTMF,

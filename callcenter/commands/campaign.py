@@ -2,8 +2,9 @@
 
 ``import FILE.csv --campaign ID`` normalises the numbers (E.164), reports every bad row with its
 line, leaves out numbers on the do-not-call lists, and stores the contacts; ``--config DIR`` takes
-the campaign's zone, region and DNC file from ops' YAML. ``pause``/``resume``/``stop`` change the
-campaign's state in the database; a running controller picks it up within seconds, and no attempt
+the campaign's zone, region and DNC file from ops' YAML, and reports the numbers its dial-out
+policy refuses (premium rate, ...) as bad rows instead of storing them. ``pause``/``resume``/``stop``
+change the campaign's state in the database; a running controller picks it up within seconds, and no attempt
 is recorded (hence dialled) for a campaign that is not running. ``status`` shows contacts by status,
 attempts by outcome and the abandonment rate over the campaign's rolling window. ``dnc FILE``
 adds numbers to the center-wide do-not-call list (or ``--campaign ID``'s own); every dial checks
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from callcenter.config.load import load_config
+from callcenter.config.model import Config
 from callcenter.errors import CampaignError
 from callcenter.outbound.contacts import parse_dnc
 from callcenter.outbound.dialer import CampaignState
@@ -62,7 +64,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 _STATES = {"pause": CampaignState.PAUSED, "resume": CampaignState.RUNNING, "stop": CampaignState.STOPPED}
 
 
-def _from_config(directory: Path, campaign_id: str) -> tuple[str | None, str | None, Path | None]:
+def _from_config(directory: Path, campaign_id: str) -> tuple[Config, str | None, Path | None]:
     config = load_config(directory)
     camp = config.campaigns.get(campaign_id)
     if camp is None:
@@ -70,20 +72,27 @@ def _from_config(directory: Path, campaign_id: str) -> tuple[str | None, str | N
             f"no campaign {campaign_id!r} in {directory}", campaign=campaign_id, code="no_campaign"
         )
     dnc = (directory / camp.dnc) if camp.dnc else None
-    return config.center.country, camp.timezone, dnc
+    return config, camp.timezone, dnc
 
 
 async def _import(dsn: str, args: argparse.Namespace) -> int:
-    region, zone, dnc = None, None, None
+    region, zone, dnc, config = None, None, None, None
     if args.config is not None:
-        region, zone, dnc = _from_config(args.config, args.campaign)
+        config, zone, dnc = _from_config(args.config, args.campaign)
+        region = config.center.country
     region = args.region or region or "US"
     zone = args.timezone or zone or "UTC"
     dnc = args.dnc or dnc
     store = await CampaignStore.connect(dsn)
     try:
         result, added = await import_file(
-            store, args.campaign, args.file, default_region=region, default_zone=zone, dnc_path=dnc
+            store,
+            args.campaign,
+            args.file,
+            default_region=region,
+            default_zone=zone,
+            dnc_path=dnc,
+            config=config,
         )
     finally:
         await store.close()

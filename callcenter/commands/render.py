@@ -1,6 +1,7 @@
 """Composition root: ``callcenter render [DIR] --out OUT``: validate, then write Asterisk's config.
 
-Nothing is written unless the YAML is valid. Files holding secrets are written mode 0600; the
+Nothing is written unless the YAML is valid and its secrets pass ``validate``'s check
+(``--allow-demo-secrets`` for the demo). Files holding secrets are written mode 0600; the
 previous set is kept in ``OUT/.previous``. ``--diff`` is a dry run: what would change, no writes.
 """
 
@@ -10,13 +11,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from callcenter.commands.validate import add_config_args, load_or_report
+from callcenter.commands.validate import add_config_args, add_demo_secrets_arg, load_or_report
 from callcenter.config.render import DEFAULT_TEMPLATES, diff_files, render, write_files
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("render", help="validate dialplans/ and render Asterisk's configuration")
     add_config_args(p)
+    add_demo_secrets_arg(p)
     p.add_argument("--out", type=Path, default=None, help="output directory (default: RUN_DIR/asterisk)")
     p.add_argument("--templates", type=Path, default=DEFAULT_TEMPLATES, help="templates (asterisk-conf)")
     p.add_argument(
@@ -32,7 +34,7 @@ def output_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    config = load_or_report(args)
+    config = load_or_report(args, check_secrets=not args.allow_demo_secrets)
     if config is None:
         return 2
     out = output_dir(args)

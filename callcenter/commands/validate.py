@@ -29,14 +29,18 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("validate", help="check dialplans/ YAML: every problem with file, line and key")
-    add_config_args(p)
+def add_demo_secrets_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allow-demo-secrets",
         action="store_true",
         help="accept placeholder and weak secrets and PINs in plain text (the demo's example center)",
     )
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("validate", help="check dialplans/ YAML: every problem with file, line and key")
+    add_config_args(p)
+    add_demo_secrets_arg(p)
     p.set_defaults(func=cmd_validate)
     h = sub.add_parser("pin-hash", help="print the pin_hash to store for a PIN read from stdin")
     h.set_defaults(func=cmd_pin_hash)

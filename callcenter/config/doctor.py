@@ -487,8 +487,9 @@ class RequiredAction:
     classes: tuple[str, ...]  # the write classes Asterisk 22 accepts for it
 
 
-# The actions the controller and ``callcenter apply`` send, with the write classes Asterisk 22
-# lists for each (``ListCommands``). Supervisors' ChanSpy runs in the dialplan (no action).
+# The actions the controller sends, with the write classes Asterisk 22 lists for each
+# (``ListCommands``). Supervisors' ChanSpy and recordings' MixMonitor run in the dialplan (no
+# action: the MixMonitor action needs system); ``callcenter apply`` reloads as its own user.
 _RESTART: Final = "rebuild the picture after a restart"
 REQUIRED_ACTIONS: Final = (
     RequiredAction(
@@ -499,12 +500,9 @@ REQUIRED_ACTIONS: Final = (
     RequiredAction(names.ACTION_SETVAR, "hand values to the dialplan", ("call",)),
     RequiredAction(names.ACTION_GETVAR, "read channel values", ("call", "reporting")),
     RequiredAction(names.ACTION_STATUS, _RESTART, ("system", "call", "reporting")),
-    RequiredAction(names.ACTION_CORE_SHOW_CHANNELS, _RESTART, ("system", "reporting")),
-    RequiredAction(names.ACTION_MIXMONITOR, "start recordings", ("system",)),
     RequiredAction(names.ACTION_MIXMONITOR_MUTE, "PCI pause of recordings", ("system", "call")),
     RequiredAction(names.ACTION_STOP_MIXMONITOR, "stop recordings", ("system", "call")),
     RequiredAction(names.ACTION_ATXFER, "attended transfers", ("call",)),
-    RequiredAction(names.ACTION_RELOAD, "reload what `callcenter apply` rewrote", ("system", "config")),
 )
 # The read classes whose events the controller follows: channels, bridges, originate results,
 # MixMonitor and ChanSpy (call); the supervisor's mode keys (dtmf).
@@ -517,8 +515,8 @@ RISKY_CLASSES: Final = {
     "system": (
         Status.WARN,
         "with originate it lets this AMI user run shell commands (Originate of System() or SHELL(), "
-        "the path CVE-2024-42365 closed only for users without system); on Asterisk 22 the "
-        "MixMonitor and Reload actions need it",
+        "the path CVE-2024-42365 closed only for users without system); the controller does not "
+        "need it (recordings start in the dialplan, `callcenter apply` reloads as its own user)",
     ),
     "agi": (Status.WARN, "runs AGI commands on any channel; the controller uses FastAGI, not AMI"),
     "user": (Status.WARN, "sends arbitrary events to every AMI client; the controller does not"),

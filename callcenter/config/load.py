@@ -775,6 +775,30 @@ def read_asterisk(r: Reader, node: yaml.Node, path: Path_) -> m.AsteriskSettings
                     f"FastAGI bound to {agi.bind!r}, beyond loopback, needs asterisk.agi.allow:"
                     " the addresses of the Asterisk nodes that may connect",
                 )
+    ami_apply = None
+    pnode = mr.node_of("ami_apply")
+    if pnode is not None:
+        pm = r.mapping(pnode, (*path, "ami_apply"))
+        if pm is not None:
+            base_user = m.AMIApplyUser()
+            user = pm.get(
+                "username",
+                lambda n, q: r.text(n, q, pattern=USER_RE, expected="a user name"),
+                base_user.username,
+            )
+            secret = pm.get(
+                "secret", r.secret, expected="the apply user's AMI secret, e.g. ${CC_AMI_APPLY_SECRET}"
+            )
+            pm.finish()
+            ami_apply = m.AMIApplyUser(
+                username=_opt(user, base_user.username), secret=_opt(secret, base_user.secret)
+            )
+            if ami_apply.username == ami.username:
+                r.bad(
+                    pnode,
+                    (*path, "ami_apply", "username"),
+                    f"the apply user must differ from the controller's AMI user {ami.username!r}",
+                )
     base = m.AsteriskSettings()
     sounds = mr.get("sounds_dir", r.abs_path, base.sounds_dir)
     moh = mr.get("moh_dir", r.abs_path, base.moh_dir)
@@ -783,6 +807,7 @@ def read_asterisk(r: Reader, node: yaml.Node, path: Path_) -> m.AsteriskSettings
     return m.AsteriskSettings(
         ami=ami,
         agi=agi,
+        ami_apply=ami_apply,
         sounds_dir=_opt(sounds, base.sounds_dir),
         moh_dir=_opt(moh, base.moh_dir),
         spool_dir=_opt(spool, base.spool_dir),

@@ -144,6 +144,15 @@ class AMISettings:
 
 
 @dataclass(frozen=True)
+class AMIApplyUser:
+    """The second manager user, for ``callcenter apply`` alone (``Reload``; write class ``config``,
+    no events); reached at ``asterisk.ami``'s host and port. The controller's user cannot reload."""
+
+    username: str = "callcenter-apply"
+    secret: Secret = Secret("")
+
+
+@dataclass(frozen=True)
 class AGISettings:
     """Where Asterisk reaches the controller's FastAGI server (``agi://host:port/<script>``)."""
 
@@ -159,6 +168,7 @@ class AGISettings:
 class AsteriskSettings:
     ami: AMISettings = AMISettings()
     agi: AGISettings = AGISettings()
+    ami_apply: AMIApplyUser | None = None  # rendered as its own manager user when set
     sounds_dir: str = "/var/lib/asterisk/sounds/callcenter"  # where prompts are installed
     moh_dir: str = "/var/lib/asterisk/moh"
     spool_dir: str = "/var/spool/asterisk"

@@ -206,6 +206,9 @@ def template_context(config: m.Config) -> dict[str, Any]:
         "open_hours": open_hours_specs(config.center),
         "media": endpoint_media,
         "dialout": dialout.dialplan_rules(config),
+        "campaign_trunks": sorted(
+            {c.trunk or "dialer" for c in config.campaigns.values()} & set(config.trunks)
+        ),
     }
 
 

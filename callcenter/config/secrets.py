@@ -135,6 +135,8 @@ def problems(config: m.Config) -> Iterator[tuple[str, tuple[str, ...]]]:
             yield f"weak PIN: {why}", path
 
     yield from password(config.asterisk.ami.secret, ("asterisk", "ami", "secret"))
+    if config.asterisk.ami_apply is not None:
+        yield from password(config.asterisk.ami_apply.secret, ("asterisk", "ami_apply", "secret"))
     for t in config.trunks.values():
         if t.auth is not None:
             yield from password(t.auth.password, ("trunks", t.id, "auth", "password"))

@@ -7,6 +7,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
+from callcenter.asterisk import names
 from callcenter.config.model import prompt_sound
 from callcenter.outbound.dialer import (
     DAY,
@@ -37,7 +38,9 @@ class CampaignRuntime:
     identification_prompt: str = ""
     ring_timeout: float = 25.0
     connect_within: float = 2.0
-    dial_template: str = "PJSIP/{number}@{trunk}"
+    # Through the trunk's checked context (the rendered cc-dial-<trunk>: the dial-out policy
+    # again, then Dial); /n keeps the Local pair, so the leg the dialer follows stays the same.
+    dial_template: str = names.CAMPAIGN_DIAL_TEMPLATE
     name: str = ""
     exten: str = "s"
     """The ``cc-outbound`` extension: the campaign's own (rendered from config: AMD, message and

@@ -8,7 +8,8 @@ how many agents are free or busy), then for each attempt:
    the contact's attempt, and refuses when the campaign is not running, the contact's attempt
    count moved, the maximum is reached or the number is on a do-not-call list. Only once that is
    committed:
-2. send an async ``Originate`` of ``PJSIP/<E.164>@<trunk>`` into ``cc-outbound`` with a ``ChannelId``
+2. send an async ``Originate`` of ``Local/<E.164>@cc-dial-<trunk>/n`` (the rendered context checks
+   the dial-out policy again, then Dial()s the trunk) into ``cc-outbound`` with a ``ChannelId``
    derived from the attempt id and the channel variables ``CC_CAMPAIGN``, ``CC_ATTEMPT_ID``,
    ``CC_AMD`` and ``CC_AMD_MESSAGE``. A refused Originate is outcome ``failed``; one whose fate was
    lost (AMI link dropped or timed out after it was written) is ``unknown`` and never re-sent.

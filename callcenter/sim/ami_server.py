@@ -17,7 +17,11 @@ What ``callcenter doctor`` asks is answered in the shapes of ``tests/fixtures/as
 ``PJSIPShowEndpoints``/``PJSIPShowContacts``/``PJSIPShowEndpoint`` from the engine's endpoints
 (a phone registered or not, the trunks reachable; ``EndpointDetail`` carries a few of Asterisk's
 ~150 headers). With ``write_classes`` set, an action none of whose classes the user has is refused
-with ``Permission denied``, as Asterisk does; ``None`` (the default) allows every action.
+with ``Permission denied``, as Asterisk does; ``None`` (the default) allows every action. An
+Originate of an application that can reach a shell (``System``, ``Exec``, ``MixMonitor``, ...) or
+of data naming a dangerous function (``SHELL``, ``EVAL``, ...) needs write class ``system``
+(Asterisk 22's ``is_originate_app_permitted``). ``users`` adds more logins, each with its own
+write classes (``callcenter apply``'s user).
 """
 
 from __future__ import annotations
@@ -94,6 +98,43 @@ ACTION_INFO: Final[dict[str, tuple[str, str, tuple[str, ...]]]] = {
         ),
     )
 }
+# Originate of these applications (any case, anywhere in the name) or with these functions in its
+# Data needs write class system, as manager.c's originate_app_permissions list them; Queue only
+# with its AGI argument (agi or system).
+ORIGINATE_SYSTEM_APPS: Final = (
+    "agi", "dbdeltree", "exec", "externalivr", "mixmonitor", "originate", "reload", "system",
+)  # fmt: skip
+ORIGINATE_SYSTEM_DATA: Final = ("CURL", "DB", "EVAL", "FILE", "ODBC", "REALTIME", "SHELL")
+ORIGINATE_FORBIDDEN: Final = "Originate Access Forbidden: app or data blacklisted"
+
+
+def originate_app_permitted(app: str, data: str, classes: frozenset[str] | None) -> bool:
+    """Whether a user with write ``classes`` (None: all) may Originate ``app(data)``."""
+    if classes is None or "all" in classes:
+        return True
+    lowered = app.lower()
+    for word in ORIGINATE_SYSTEM_APPS:
+        if word in lowered:
+            return "system" in classes
+    if "queue" in lowered and data:
+        args = data.split(",")
+        if len(args) > 5 and args[5].strip():  # Queue(queue,options,URL,announce,timeout,AGI,...)
+            return bool(classes & {"agi", "system"})
+        return True
+    for word in ORIGINATE_SYSTEM_DATA:
+        if word in data:
+            return "system" in classes
+    return True
+
+
+@dataclass(frozen=True)
+class AMIUser:
+    """Another manager.conf user: its secret and write classes (None: every action)."""
+
+    secret: str
+    write_classes: frozenset[str] | None = None
+
+
 # The modules of a stock Asterisk 22 whose part the simulator plays (``ModuleCheck``).
 MODULES: Final = frozenset(
     {
@@ -276,7 +317,7 @@ class AMISession:
                 f"Invalid/unknown command: {action}. Use Action: ListCommands to show available commands.",
             )
             return
-        if not self.server.permits(name):
+        if not self.server.permits(name, self.username):
             self.error(msg, "Permission denied")
             return
         await handler(self, msg)
@@ -284,7 +325,7 @@ class AMISession:
     def login(self, msg: Message) -> None:
         user = msg.get("Username", "")
         secret = msg.get("Secret", "")
-        if user != self.server.username or secret != self.server.secret:
+        if not self.server.authenticates(user, secret):
             self.error(msg, "Authentication failed")
             self.closing = True
             return
@@ -352,12 +393,14 @@ class AMIServer:
         idle_timeout: float = 24 * 3600.0,
         reload: Callable[[], str] | None = None,
         write_classes: Iterable[str] | None = None,
+        users: dict[str, AMIUser] | None = None,
         modules: Iterable[str] = MODULES,
         data_dir: str | None = None,
     ) -> None:
         self.pbx = pbx
         # The user's write classes (manager.conf ``write``); None: every action allowed.
         self.write_classes = frozenset(write_classes) if write_classes is not None else None
+        self.users = dict(users or {})  # more logins besides ``username``
         self.modules = frozenset(m.removesuffix(".so") for m in modules)
         self.data_dir = data_dir if data_dir is not None else default_data_dir()
         self.host = host
@@ -442,13 +485,25 @@ class AMIServer:
     def broadcast(self, name: str, headers: Headers) -> None:
         self._on_event(name, headers[0][1] if headers else "", headers)
 
-    def permits(self, action: str) -> bool:
-        """Whether the user may send ``action`` (lower case): it needs no class, or one of its
-        classes is granted (``all`` grants every class)."""
-        if self.write_classes is None:
+    def authenticates(self, user: str | None, secret: str | None) -> bool:
+        if user == self.username:
+            return secret == self.secret
+        other = self.users.get(user or "")
+        return other is not None and secret == other.secret
+
+    def write_of(self, user: str) -> frozenset[str] | None:
+        """``user``'s write classes (None: every action)."""
+        other = self.users.get(user) if user != self.username else None
+        return other.write_classes if other is not None else self.write_classes
+
+    def permits(self, action: str, user: str | None = None) -> bool:
+        """Whether ``user`` (default: the main one) may send ``action`` (lower case): it needs no
+        class, or one of its classes is granted (``all`` grants every class)."""
+        granted = self.write_of(user if user is not None else self.username)
+        if granted is None:
             return True
         classes = ACTION_INFO.get(action, ("", "", ()))[2]
-        return not classes or "all" in self.write_classes or bool(self.write_classes.intersection(classes))
+        return not classes or "all" in granted or bool(granted.intersection(classes))
 
 
 # ---------------------------------------------------------------- actions
@@ -513,6 +568,12 @@ def _originate_request(msg: Message) -> OriginateRequest:
 
 async def act_originate(session: AMISession, msg: Message) -> None:
     pbx = session.server.pbx
+    app = (msg.get("Application") or "").strip()
+    if app and not originate_app_permitted(
+        app, msg.get("Data") or "", session.server.write_of(session.username)
+    ):
+        session.error(msg, ORIGINATE_FORBIDDEN)
+        return
     req = _originate_request(msg)
     prio_text = (msg.get("Priority") or "1").strip()
     if not prio_text.isdigit() and req.exten and req.context:
@@ -929,7 +990,7 @@ async def act_listcommands(session: AMISession, msg: Message) -> None:
         *[
             (name, f"{synopsis}  (Priv: {','.join((*classes, 'all')) if classes else '<none>'})")
             for name, synopsis, classes in listed
-            if session.server.permits(name.lower())
+            if session.server.permits(name.lower(), session.username)
         ],
     )
 

@@ -693,8 +693,19 @@ async def app_voicemail(pbx: PBX, chan: Channel, data: str) -> Any:
     return "-1" if _gone(why) else None
 
 
+def _far_end(chan: Channel) -> Channel:
+    """Whom ``chan`` hears: through a Local pair (a dialer leg Local/<number>@cc-dial-<trunk>/n
+    whose ;2 Dial()ed the trunk), the channel bridged to the ;2; else ``chan`` itself."""
+    two = chan.peer if chan.tech == "Local" and chan.half == 1 else None
+    if two is not None and two.bridge is not None:
+        others = [m for m in two.bridge.members if m is not two]
+        if others:
+            return others[0]
+    return chan
+
+
 async def app_amd(pbx: PBX, chan: Channel, data: str) -> Any:
-    verdict = chan.extra.get("amd", ("HUMAN", "HUMAN-1-1", 1.5))
+    verdict = _far_end(chan).extra.get("amd", ("HUMAN", "HUMAN-1-1", 1.5))
     status, cause, seconds = verdict
     why = await pbx.wait(chan, float(seconds))
     if _gone(why):

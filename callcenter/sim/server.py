@@ -3,7 +3,9 @@
 
 Configuration comes from a directory of rendered Asterisk configuration (``extensions.conf``,
 ``manager.conf``), or from dialplan text directly. The AMI credentials are the first user of
-``manager.conf`` unless given; its ``eventfilter`` lines apply to every session.
+``manager.conf`` unless given (then they replace its login and keep its write classes); its
+``eventfilter`` lines apply to every session. Every user of ``manager.conf`` may log in, and each
+is held to its ``write`` classes as Asterisk holds it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from callcenter.clock import Clock, RealClock
 from callcenter.errors import ConfigError
 from callcenter.sim.agi_client import FastAGIClient
-from callcenter.sim.ami_server import AMIServer
+from callcenter.sim.ami_server import AMIServer, AMIUser
 from callcenter.sim.apps import APPLICATIONS
 from callcenter.sim.dialplan import Dialplan, parse
 from callcenter.sim.pbx import PBX, Endpoint
@@ -62,6 +64,29 @@ def read_manager_conf(path: Path) -> tuple[str | None, str | None, list[str], in
     return user, secret, filters, int(port_text) if port_text and port_text.isdigit() else None
 
 
+def read_manager_users(path: Path) -> dict[str, AMIUser]:
+    """Every user of a rendered ``manager.conf``: its secret and write classes."""
+    parser = configparser.ConfigParser(
+        strict=False, interpolation=None, comment_prefixes=(";", "#"), inline_comment_prefixes=(";",)
+    )
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        text = path.read_text()
+        parser.read_string("\n".join(ln for ln in text.splitlines() if "eventfilter" not in ln))
+    except (OSError, configparser.Error) as exc:
+        raise ConfigError(f"cannot read: {exc}", file=str(path)) from exc
+    users: dict[str, AMIUser] = {}
+    for name in parser.sections():
+        if name == "general":
+            continue
+        write = parser.get(name, "write", fallback="")
+        users[name] = AMIUser(
+            parser.get(name, "secret", fallback=""),
+            frozenset(c.strip() for c in write.split(",") if c.strip()),
+        )
+    return users
+
+
 class SimulatedPBX:
     """The simulated PBX, ready to ``await start()``; bound ports in ``ami_port`` after start.
 
@@ -95,6 +120,7 @@ class SimulatedPBX:
         self.seed = seed
         filters: list[str] = []
         user, secret = ami_user, ami_secret
+        users: dict[str, AMIUser] = {}
         if self.config_dir is not None:
             ext = self.config_dir / "extensions.conf"
             if dialplan_text is None:
@@ -105,6 +131,10 @@ class SimulatedPBX:
             manager = self.config_dir / "manager.conf"
             if manager.is_file():
                 m_user, m_secret, filters, _ = read_manager_conf(manager)
+                users = read_manager_users(manager)
+                if user and user not in users and m_user in users:
+                    # credentials given replace the first user's login; its classes stay
+                    users[user] = users.pop(m_user)
                 user = user or m_user
                 secret = secret or m_secret
         if dialplan_text is None:
@@ -136,6 +166,8 @@ class SimulatedPBX:
             secret=secret or "callcenter",
             eventfilters=filters,
             reload=self.reload,
+            write_classes=users[user].write_classes if user in users else None,
+            users={name: u for name, u in users.items() if name != user},
         )
         self.scenario = scenario
         self.population: Population | None = None
@@ -149,9 +181,20 @@ class SimulatedPBX:
         return self.ami.port
 
     def reload(self) -> str:
-        """Re-read ``extensions.conf`` (the AMI ``dialplan reload``)."""
+        """Re-read ``extensions.conf`` (the AMI ``dialplan reload``) and ``manager.conf``'s users."""
         if self.config_dir is None:
             return "Dialplan reloaded."
+        manager = self.config_dir / "manager.conf"
+        if manager.is_file():
+            try:
+                users = read_manager_users(manager)
+            except ConfigError as exc:
+                log.error("manager reload failed: %s", exc)
+            else:
+                main = users.pop(self.ami.username, None)
+                if main is not None:
+                    self.ami.secret, self.ami.write_classes = main.secret, main.write_classes
+                self.ami.users = users
         path = self.config_dir / "extensions.conf"
         try:
             self.pbx.dialplan = parse(path.read_text(), file=str(path), check=self._check)

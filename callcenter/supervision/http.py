@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from callcenter.acd.pin import api_source
 from callcenter.supervision.service import MonitorService
 from callcenter.web.access import Target
 from callcenter.web.http import Router, body, json_response, principal
@@ -57,7 +58,7 @@ def register_routes(router: Router, monitor: MonitorService) -> None:
         b = body(req)
         # Wrong PINs lock out their source: the signed-in user (and the address it came from).
         who = principal(req)
-        source = f"{who.name}@{req.remote}" if who is not None else str(req.remote)
+        source = api_source(who.name if who is not None else None, req.remote)
         s = await monitor.start(
             b["supervisor_id"], b["agent_id"], b["mode"], pin=b.get("pin", ""), source=source
         )

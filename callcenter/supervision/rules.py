@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
+from callcenter.acd.pin import phone_sources
 from callcenter.config import model as m
 
 MODES: Final = ("listen", "whisper", "barge")
@@ -120,10 +121,5 @@ def engine_config(config: m.Config, *, pin_timeout: float, max_pin_digits: int =
 
 
 def pin_sources(endpoint: str, caller_id: str) -> tuple[str, ...]:
-    """Where a monitoring PIN comes from on a phone: its endpoint and its caller ID (each counted
-    and locked out on its own, see ``callcenter.acd.pin``)."""
-    sources = [f"endpoint:{endpoint}"]
-    caller = caller_id.strip()[:80]
-    if caller and caller not in ("unknown", "anonymous"):
-        sources.append(f"caller:{caller}")
-    return tuple(sources)
+    """Where a monitoring PIN comes from on a phone (``callcenter.acd.pin.phone_sources``)."""
+    return phone_sources(endpoint, caller_id)

@@ -350,7 +350,9 @@ class MonitorService:
 
         if sup is None:
             raise refuse("unauthorised", f"no supervisor {supervisor_id!r}")
-        checked = self.guard.check(sup.id, pin, sup.pin.value, now, sources=(f"api:{source}",))
+        if not source:
+            raise DomainError("a PIN needs where it was typed (the API client)", code="bad_request")
+        checked = self.guard.check(sup.id, pin, sup.pin.value, now, sources=(source,))
         if checked is PinCheck.LOCKED:
             raise refuse("locked_out", f"supervisor {sup.id} is locked out of monitoring")
         if checked is PinCheck.LOCKED_NOW:
@@ -373,12 +375,13 @@ class MonitorService:
         mode: str,
         *,
         pin: str,
+        source: str,
         ring_timeout: float = 30.0,
-        source: str = "",
     ) -> SpySession:
         """Ring the supervisor's phone; when answered it spies on the agent in ``mode`` (AMI
         ``Originate`` into ``cc-spy`` with CC_SPY_TARGET / CC_SPY_OPTIONS set). ``source`` names
-        the API client (its user or address): wrong PINs lock that client out, not the owner."""
+        the API client (``callcenter.acd.pin.api_source``: its user and address; required):
+        wrong PINs lock that client out, not the owner."""
         if self.ami is None:
             raise DomainError("monitoring from the API needs the AMI link", code="no_ami")
         sup, agent = self._check_api(supervisor_id, agent_id, mode, pin, source)

@@ -293,16 +293,28 @@ async def test_callback_keeps_the_place_and_rings_the_agent_first(rig: AcdRig) -
 
 
 async def test_pin_lockout(rig: AcdRig) -> None:
+    """Five wrong PINs from one source lock the agent out from that source for 15 minutes; the
+    agent's own phone still logs in; a PIN without a source is refused outright."""
+    there = ("endpoint:lobby", "caller:+15550001111")
     for _ in range(5):
         with pytest.raises(DomainError) as err:
-            await rig.acd.login("1001", pin="0000")
+            await rig.acd.login("1001", pin="0000", sources=there)
         assert err.value.code == "bad_pin"
     pin = rig.acd.config.agents["1001"].pin.value
     with pytest.raises(DomainError) as err:
-        await rig.acd.login("1001", pin=pin)
+        await rig.acd.login("1001", pin=pin, sources=there)
     assert err.value.code == "locked_out"
+    with pytest.raises(DomainError) as err:
+        await rig.acd.login("1001", pin=pin, sources=("endpoint:other", "caller:+15550001111"))
+    assert err.value.code == "locked_out"  # the same caller ID from another phone
+    with pytest.raises(DomainError) as err:
+        await rig.acd.login("1001", pin=pin)
+    assert err.value.code == "bad_request"
+    await rig.acd.login("1001", pin=pin, sources=("endpoint:agent1001", "caller:3001"))
+    assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+    await rig.acd.logout("1001")
     rig.clock.advance(901)
-    await rig.acd.login("1001", pin=pin)
+    await rig.acd.login("1001", pin=pin, sources=there)
     assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
 
 

@@ -396,3 +396,58 @@ async def test_ring_all_team_first_answer_wins_nobody_stays_reserved(world: Cent
     for r in recs:
         f = world.tmp / "recordings" / r.path
         assert f.is_file() and f.stat().st_size > 44, f
+
+
+@pytest.mark.parametrize("world", [{"long_talk": True}], indirect=True)
+async def test_recording_on_demand_starts_in_the_dialplan_and_the_call_goes_on(world: Center) -> None:
+    """The controller's AMI user has no ``system`` class (the simulator holds it to the rendered
+    ``write = call,originate,agent``), so no MixMonitor action: the file name is set on the agent
+    leg and one Redirect (ExtraChannel) sends the leg through cc-agent-leg (MixMonitor, Bridge) and
+    the caller to hold for that moment. The two are bridged again, a WAV is written, and the call
+    ends as any other."""
+    assert world.sim.ami.write_of(CREDS[0]) == frozenset({"call", "originate", "agent"})
+    acd = await world.start_acd()
+    await acd.login("2015")  # support: recording on demand
+    call_id, chan = await world.call("support")
+    await world.until(lambda: world.tee.went("2015", "on_call") == 1)
+    assert not [r for r in world.tee.of(RecordingRecord) if r.call_id == call_id]
+    first_bridge = chan.bridge
+    assert first_bridge is not None
+    seen: list[tuple[str, str]] = []
+    rebridged = asyncio.Event()
+
+    def watch(name: str, privilege: str, headers: list[tuple[str, str]]) -> None:
+        h = dict(headers)
+        if h.get("Channel") == chan.name and name in (
+            "BridgeEnter",
+            "BridgeLeave",
+            "MusicOnHoldStart",
+            "Hangup",
+        ):
+            seen.append((name, h.get("Context", "")))
+            if name == "BridgeEnter" and chan.bridge is not None and chan.bridge is not first_bridge:
+                rebridged.set()
+
+    world.sim.pbx.listeners.append(watch)
+    assert await acd.record(call_id)
+    assert not await acd.record(call_id)  # once
+    await world.within(rebridged.wait())
+    # The caller left the first bridge, heard hold music in cc-hold a moment, and was bridged again.
+    assert [n for n, _ in seen] == ["BridgeLeave", "MusicOnHoldStart", "BridgeEnter"], seen
+    assert chan.bridge is not None
+    (agent_leg,) = [m for m in chan.bridge.members if m is not chan]
+    assert agent_leg.variables[names.VAR_AGENT_ID] == "2015"
+    assert agent_leg.variables[names.VAR_RECORDING_FILE].startswith(str(world.tmp / "recordings"))
+    (rec,) = [r for r in world.tee.of(RecordingRecord) if r.call_id == call_id and r.path]
+    assert acd.call_state(call_id) == "connected" and world.state("2015") is ag.Status.ON_CALL
+    await world.clock.sleep(30)  # talk time, recorded
+    world.sim.pbx.remote_hangup(chan)
+    await world.until(lambda: world.tee.ended(call_id))
+    await world.until(
+        lambda: any(r.call_id == call_id and r.duration_seconds for r in world.tee.of(RecordingRecord))
+    )
+    f = world.tmp / "recordings" / rec.path
+    assert f.is_file() and f.stat().st_size > 44 + 8000 * 2 * 20, f  # 8 kHz 16-bit, ~30 s
+    ends = [r.hangup_by for r in world.tee.of(CallRecord) if r.call_id == call_id and r.hangup_by]
+    assert ends == ["caller"]
+    assert world.tee.went("2015", "wrap_up") == 1

@@ -151,6 +151,30 @@ async def test_wrong_digits_still_lock_the_id_and_empty_entries_do_not_add_to_th
     assert p.heard == ["enter-pin", "locked-out"]
 
 
+async def test_wrong_pins_from_another_phone_never_lock_the_agent_out_of_their_own(rig: Rig) -> None:
+    """Someone at the lobby phone types agent 1003's id and wrong PINs until locked out: that
+    phone and its caller ID are locked out of 1003, and 1003 logs in from their own phone."""
+    features = AgentFeatures(rig.acd)
+    lobby = {**phone("lobby", "agent_login", "*11"), "agi_callerid": "+15550001111"}
+    p = Phone(dict(lobby), ["1003", "1", "2", "3"])
+    await features.handle(p)
+    p = Phone(dict(lobby), ["1003", "4", "5", "6"])
+    await features.handle(p)  # the fifth wrong PIN locks the lobby phone out of 1003
+    assert p.heard == ["enter-agent-id", *(["enter-pin", "pin-invalid"] * 2), "enter-pin", "locked-out"]
+    p = Phone(dict(lobby), ["1003", pin_of(rig, "1003")])
+    await features.handle(p)
+    assert p.heard == ["enter-agent-id", "enter-pin", "locked-out"]
+    moved = {**phone("meeting-room", "agent_login", "*11"), "agi_callerid": "+15550001111"}
+    p = Phone(moved, ["1003", pin_of(rig, "1003")])
+    await features.handle(p)
+    assert p.heard[-1] == "locked-out"  # the same caller ID from another phone
+    own = {**phone("agent1003", "agent_login", "*11"), "agi_callerid": "3003"}
+    p = Phone(own, [pin_of(rig, "1003")])
+    await features.handle(p)
+    assert p.heard == ["enter-pin", "agent-logged-in"]
+    assert rig.acd.agent_state("1003").status is ag.Status.AVAILABLE
+
+
 async def test_a_failed_command_of_ours_never_counts(rig: Rig) -> None:
     features = AgentFeatures(rig.acd, pin_attempts=1)
     for _ in range(8):  # more than the 5 that would lock

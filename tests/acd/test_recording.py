@@ -35,11 +35,27 @@ async def test_recorder_on_demand_pci_and_length(tmp_path: Path) -> None:
     ami, sink, clock = FakeAMI(), RecordSink(), FakeClock(start=NOW)
     rec = Recorder(ami, sink, clock, directory=tmp_path, pci_auto_resume=None)
     assert not rec.adopt_planned("c1", "PJSIP/agent-1", queue="q", agent_id="1001")  # none planned
-    assert await rec.start("c1", "PJSIP/agent-1", queue="q", agent_id="1001")
-    (mm,) = ami.actions(names.ACTION_MIXMONITOR)
-    assert mm["File"] == str(tmp_path / "2027/01/15/c1-1.wav") and mm["Channel"] == "PJSIP/agent-1"
+    assert await rec.start(
+        "c1", "PJSIP/agent-1", caller_channel="PJSIP/carrier-1", queue="q", agent_id="1001"
+    )
+    # No MixMonitor action (write class system): the file name on the agent leg, then both legs
+    # redirected at once, the leg into cc-agent-leg (MixMonitor, Bridge) and the caller to hold.
+    assert [a for a, _ in ami.sent] == [names.ACTION_SETVAR, names.ACTION_REDIRECT]
+    (setvar,) = ami.actions(names.ACTION_SETVAR)
+    assert setvar["Channel"] == "PJSIP/agent-1" and setvar["Variable"] == names.VAR_RECORDING_FILE
+    assert setvar["Value"] == str(tmp_path / "2027/01/15/c1-1.wav")
+    (redirect,) = ami.actions(names.ACTION_REDIRECT)
+    assert (redirect["Channel"], redirect["Context"], redirect["Exten"], redirect["Priority"]) == (
+        "PJSIP/agent-1",
+        names.CTX_AGENT_LEG,
+        "s",
+        "1",
+    )
+    assert (redirect["ExtraChannel"], redirect["ExtraContext"]) == ("PJSIP/carrier-1", names.CTX_HOLD)
     assert (tmp_path / "2027/01/15").is_dir()
-    assert not await rec.start("c1", "PJSIP/agent-1", queue="q", agent_id="1001")  # once
+    assert not await rec.start(
+        "c1", "PJSIP/agent-1", caller_channel="PJSIP/carrier-1", queue="q", agent_id="1001"
+    )
     clock.advance(10)
     assert await rec.pci_pause("c1", by="1001")
     clock.advance(20)
@@ -58,7 +74,7 @@ async def test_planned_recording_is_indexed_when_the_bridge_forms(tmp_path: Path
     path = rec.plan("c2")
     assert path == str(tmp_path / "2027/01/15/c2-1.wav")
     assert rec.adopt_planned("c2", "PJSIP/agent-2", queue="q", agent_id="1")
-    assert ami.actions(names.ACTION_MIXMONITOR) == []  # the dialplan started it
+    assert ami.sent == []  # the dialplan started it
     (r,) = sink.of(RecordingRecord)
     assert r.path == "2027/01/15/c2-1.wav"
     await rec.close()

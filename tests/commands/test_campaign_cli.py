@@ -64,6 +64,23 @@ def test_import_from_the_example_config(cli: Path, capsys: pytest.CaptureFixture
     assert "new contacts in renewals" in out
 
 
+def test_import_with_the_config_refuses_what_the_dial_out_policy_refuses(
+    cli: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A premium-rate number and a denied prefix in the list are bad rows, located, not contacts."""
+    csv = cli / "list.csv"
+    csv.write_text("phone,name\n+1 212 555 0143,Ivy\n+1 900 555 0199,Premium\n+1 212 555 0188,Jo\n")
+    dialplans = REPO / "dialplans"
+    assert run(cli, "import", str(csv), "--campaign", "renewals", "--config", str(dialplans)) == 0
+    out, err = capsys.readouterr()
+    assert "2 good rows, 2 new contacts in renewals, 1 bad rows" in out
+    assert err.splitlines() == [
+        f"{csv}:line 3, column phone: +19005550199: the dial-out policy refuses it (premium_rate)"
+    ]
+    assert run(cli, "status", "renewals", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out)["contacts"] == {"pending": 2}
+
+
 def test_pause_resume_stop(cli: Path, capsys: pytest.CaptureFixture[str]) -> None:
     csv = cli / "one.csv"
     csv.write_text("phone\n+12125550143\n")

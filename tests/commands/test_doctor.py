@@ -337,7 +337,7 @@ def test_too_many_and_too_few_permissions(req: dr.Requirements) -> None:
     assert any("remove command and config" in f for f in admin.fix)
 
     listing = messages("ListCommands.ami.txt")[0]
-    without = Message([(k, v) for k, v in listing.headers if k not in ("Originate", "MixMonitor")])
+    without = Message([(k, v) for k, v in listing.headers if k not in ("Originate", "Atxfer")])
     few = by_name(dr.diagnose(req, facts_from_fixtures(req, commands=dr.Reply((without,))), all_files(req)))[
         "AMI permissions"
     ]
@@ -347,7 +347,7 @@ def test_too_many_and_too_few_permissions(req: dr.Requirements) -> None:
         "may not send Originate (write class originate): needed to ring agents, dial campaigns,"
         " connect supervisors" in few.details
     )
-    assert any("add originate, system to the write line" in f for f in few.fix)
+    assert any("add call, originate to the write line" in f for f in few.fix)
 
 
 def test_what_the_ami_user_may_not_ask_is_not_checked(req: dr.Requirements) -> None:
@@ -701,16 +701,20 @@ async def test_doctor_against_the_simulated_pbx(
         " and more than it needs" in report
     )
 
-    # A user without the system class: no module or endpoint check, MixMonitor and Reload refused.
-    pbx.ami.write_classes = frozenset({"call", "originate", "reporting"})
-    assert await cmd.run(args) == 1
+    # The rendered user, without the system class: every action the controller uses, and no
+    # more; the module and endpoint checks need system (doctor says how to run them).
+    pbx.ami.write_classes = frozenset({"call", "originate", "agent"})
+    assert await cmd.run(args) == 0
     lines = capsys.readouterr().out.splitlines()
     assert (
         "SKIP  modules: not checked: AMI user callcenter may not send ModuleCheck (write class system)"
         in lines
     )
-    assert "FAIL  AMI permissions: AMI user callcenter may not send 2 action(s) the controller uses" in lines
-    assert "        may not send MixMonitor (write class system): needed to start recordings" in lines
+    assert "OK    AMI permissions: AMI user callcenter may send every action the controller uses" in lines
+    pbx.ami.write_classes = frozenset({"call", "agent"})
+    assert await cmd.run(args) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert "FAIL  AMI permissions: AMI user callcenter may not send 1 action(s) the controller uses" in lines
 
 
 async def test_every_ami_wait_is_bounded(req: dr.Requirements) -> None:
@@ -856,11 +860,25 @@ async def test_doctor_on_a_real_asterisk(capsys: pytest.CaptureFixture[str]) -> 
             try:
                 if sipp is not None:
                     phone = await _register_phone(ast, sipp, root)
-                t = cmd.Target("127.0.0.1", ami_port, "callcenter", secret, connect_timeout=5.0, timeout=10.0)
+                # As the controller's own user (write call,originate,agent): its rights are
+                # exactly enough; what needs system (modules, endpoints, version) is not checked.
+                own = cmd.Target(
+                    "127.0.0.1", ami_port, "callcenter", secret, connect_timeout=5.0, timeout=10.0
+                )
+                least = by_name(await cmd.examine(config, files, own))
+                # As an administrator's AMI user (``--ami-user``): everything else.
+                t = cmd.Target(
+                    "127.0.0.1", ami_port, ADMIN_USER, ast.admin_secret, connect_timeout=5.0, timeout=10.0
+                )
                 checks = await cmd.examine(config, files, t)
             finally:
                 if phone is not None:
                     await _stop(phone)
+    assert least["AMI permissions"].status is dr.Status.OK, least["AMI permissions"]
+    assert least["AMI permissions"].summary == "AMI user callcenter may send every action the controller uses"
+    for name in ("Asterisk version", "modules", "phones", "trunks"):
+        assert least[name].status is dr.Status.SKIP, least[name]
+        assert least[name].summary.startswith("not checked: AMI user callcenter may not send"), least[name]
     report = dr.format_report(checks, title=cmd.title(config, t))
     with capsys.disabled():
         sys.stdout.write("\n" + report)
@@ -870,7 +888,7 @@ async def test_doctor_on_a_real_asterisk(capsys: pytest.CaptureFixture[str]) -> 
         "Asterisk 22."
     )
     assert c["modules"].status is dr.Status.OK, c["modules"]
-    assert c["AMI permissions"].status is dr.Status.WARN
+    assert c["AMI permissions"].status is dr.Status.FAIL  # the test's admin: command and config
     assert any("has write class system" in d for d in c["AMI permissions"].details)
     registered = 1 if sipp is not None else 0
     assert c["phones"].summary == f"{registered} of 8 agents' and supervisors' phones registered"
@@ -881,7 +899,7 @@ async def test_doctor_on_a_real_asterisk(capsys: pytest.CaptureFixture[str]) -> 
     assert core.status is dr.Status.OK, core
     assert c["center prompts"].status is dr.Status.OK
     assert c["music on hold"].status is dr.Status.OK
-    assert dr.exit_status(checks) == 0  # warnings only (the system class, phones, trunks not qualified yet)
+    assert dr.exit_status(checks) == 1  # the admin user's command and config classes
 
 
 async def _register_phone(ast: RealAsterisk, sipp: str, root: Path) -> asyncio.subprocess.Process:

@@ -43,7 +43,13 @@ def test_validate_refuses_the_demo_secrets_located(capsys: pytest.CaptureFixture
     assert f"people.yaml:{sip}: supervisors.9002.sip_password: {placeholder}" in err
     plain = "PIN in plain text in the YAML: store pin_hash (callcenter pin-hash) or ${ENV_VAR}"
     assert f"people.yaml:{pin}: agents.1001.pin: {plain}" in err
-    assert err[-1] == f"{d}: 16 problem(s)"  # the AMI secret, one trunk, 8 phones, 6 agents' PINs
+    apply_user = _line(
+        d / "center.yaml",
+        "    secret: ${CC_AMI_APPLY_SECRET:-change-me-ami-apply}   # set CC_AMI_APPLY_SECRET in production",
+    )
+    assert f"center.yaml:{apply_user}: asterisk.ami_apply.secret: {placeholder}" in err
+    # the two AMI users' secrets, one trunk, 8 phones, 6 agents' PINs
+    assert err[-1] == f"{d}: 17 problem(s)"
     assert not any("4821" in line or "change-me-ami" in line for line in err)  # never the secret
 
 
@@ -62,7 +68,13 @@ def test_strong_secrets_from_the_environment_and_pin_hashes_validate(
         people = people.replace(f'    pin: "{pin}"', f"    pin_hash: {hashed}")
         monkeypatch.setenv(f"CC_SIP_100{i + 1}", f"Phone-{i}-x7Rk2pQ9vW")
     (d / "people.yaml").write_text(people)
-    for name in ("CC_AMI_SECRET", "CC_DIALER_TRUNK_PASSWORD", "CC_SIP_9001", "CC_SIP_9002"):
+    for name in (
+        "CC_AMI_SECRET",
+        "CC_AMI_APPLY_SECRET",
+        "CC_DIALER_TRUNK_PASSWORD",
+        "CC_SIP_9001",
+        "CC_SIP_9002",
+    ):
         monkeypatch.setenv(name, f"{name.lower()}-Zq8vN3kLw5")
     assert main(["validate", str(d)]) == 0, capsys.readouterr().err
     monkeypatch.setenv("CC_AMI_SECRET", "short1")
@@ -112,7 +124,7 @@ def test_validate_missing_directory_exits_2(tmp_path: Path, capsys: pytest.Captu
 
 def test_render_writes_the_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "asterisk"
-    assert main(["render", str(REPO / "dialplans"), "--out", str(out)]) == 0
+    assert main(["render", str(REPO / "dialplans"), "--allow-demo-secrets", "--out", str(out)]) == 0
     assert (out / "extensions.conf").is_file()
     assert stat.S_IMODE((out / "manager.conf").stat().st_mode) == 0o600
     assert "render: 11 files written" in capsys.readouterr().out
@@ -184,13 +196,13 @@ def test_render_diff_is_a_dry_run_that_hides_secrets(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "asterisk"
-    assert main(["render", str(REPO / "dialplans"), "--out", str(out), "--diff"]) == 1
+    assert main(["render", str(REPO / "dialplans"), "--allow-demo-secrets", "--out", str(out), "--diff"]) == 1
     text = capsys.readouterr().out
     assert not out.exists()
     assert "+++ rendered/extensions.conf" in text
     assert "*** pjsip.conf: new (it holds secrets: not shown)" in text
     assert "nw-1001-phone" not in text and "change-me-ami" not in text
-    assert main(["render", str(REPO / "dialplans"), "--out", str(out)]) == 0
+    assert main(["render", str(REPO / "dialplans"), "--allow-demo-secrets", "--out", str(out)]) == 0
     capsys.readouterr()
-    assert main(["render", str(REPO / "dialplans"), "--out", str(out), "--diff"]) == 0
+    assert main(["render", str(REPO / "dialplans"), "--allow-demo-secrets", "--out", str(out), "--diff"]) == 0
     assert capsys.readouterr().out.endswith("no change against " + str(out) + " (nothing written)\n")

@@ -716,3 +716,32 @@ def test_queue_thresholds_errors_are_located(tmp_path: Path) -> None:
         "extra.yaml:11: queues.q2.thresholds.service_level: expected amber or red (or both), found neither",
         "extra.yaml:11: queues.q2.thresholds.longest_wait.amber: expected a number 1..86400, found 0",
     ]
+
+
+def test_the_apply_user_is_its_own_user_with_a_secret(tmp_path: Path) -> None:
+    c = load_config(EXAMPLE, env={"CC_AMI_APPLY_SECRET": "apply-from-env-7Qw"})
+    assert c.asterisk.ami_apply == m.AMIApplyUser(
+        "callcenter-apply", m.Secret("apply-from-env-7Qw", "CC_AMI_APPLY_SECRET", in_yaml=False)
+    )
+    d = tmp_path / "dialplans"
+    shutil.copytree(EXAMPLE, d)
+    shutil.copytree(REPO / "ivr_prompts", tmp_path / "ivr_prompts")
+    original = (d / "center.yaml").read_text()
+    at = original.splitlines().index("    username: callcenter-apply") + 1
+    for old, new, expected in (
+        (
+            "    username: callcenter-apply\n",
+            "    username: callcenter\n",
+            f"center.yaml:{at}: asterisk.ami_apply.username: the apply user must differ from the"
+            " controller's AMI user 'callcenter'",
+        ),
+        (
+            "    secret: ${CC_AMI_APPLY_SECRET:-change-me-ami-apply}",
+            "    sekret: x",
+            f"center.yaml:{at + 1}: asterisk.ami_apply.sekret: unknown key 'sekret'; did you mean 'secret'?",
+        ),
+    ):
+        (d / "center.yaml").write_text(original.replace(old, new, 1))
+        with pytest.raises(ValidationError) as info:
+            load(d, env={})
+        assert expected in [str(p) for p in info.value.problems]

@@ -10,11 +10,14 @@ import socket
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from callcenter.asterisk import names
 from callcenter.asterisk.ami_client import AMIClient
 from callcenter.clock import AutojumpClock
 from callcenter.config import model as m
 from callcenter.config.render import AMIReloader, apply, render, write_files
+from callcenter.errors import AMIActionError
 from callcenter.sim import SimulatedPBX
 from callcenter.sim.dialplan import parse
 from tests.centers import REPO, example
@@ -118,6 +121,8 @@ def _did_step(sim: SimulatedPBX) -> str:
 
 
 async def test_apply_reloads_the_simulators_dialplan_over_ami(tmp_path: Path) -> None:
+    """As in Asterisk, the controller's user (no system or config write class) is refused
+    Reload; ``callcenter apply``'s own user (write = config) reloads."""
     config = _example()
     etc = tmp_path / "etc"
     write_files(render(config), etc)
@@ -126,11 +131,23 @@ async def test_apply_reloads_the_simulators_dialplan_over_ami(tmp_path: Path) ->
     async with SimulatedPBX(etc, recordings_dir=tmp_path / "rec") as sim:
         assert _did_step(sim) == "NoOp(unknown DID ${EXTEN})"  # only the catch-all so far
         ami = config.asterisk.ami
+        apply_user = config.asterisk.ami_apply
+        assert apply_user is not None
         async with AMIClient(
             host="127.0.0.1",
             port=sim.ami_port,
             username=ami.username,
             secret=ami.secret.value,
+            ping_interval=0,
+        ) as controller:
+            with pytest.raises(AMIActionError) as refused:
+                await AMIReloader(controller, timeout=5)("pbx_config.so")
+            assert refused.value.reason == "Permission denied"
+        async with AMIClient(
+            host="127.0.0.1",
+            port=sim.ami_port,
+            username=apply_user.username,
+            secret=apply_user.secret.value,
             ping_interval=0,
         ) as client:
             result = await apply(changed, etc, AMIReloader(client, timeout=5))

@@ -186,10 +186,10 @@ async def test_every_outcome_branch(rig: Rig) -> None:
     by_phone = {m.get("Channel"): m for m in sent.values()}
 
     def ids(i: int) -> tuple[str, str]:
-        m = by_phone[f"PJSIP/{book[i].phone}@dialer"]
+        m = by_phone[f"Local/{book[i].phone}@cc-dial-dialer/n"]
         return m.get("ChannelId") or "", variables(m)[names.VAR_ATTEMPT_ID]
 
-    m0 = by_phone[f"PJSIP/{book[0].phone}@dialer"]
+    m0 = by_phone[f"Local/{book[0].phone}@cc-dial-dialer/n"]
     assert m0.get("Context") == names.CTX_OUTBOUND and m0.get("Exten") == "s" and m0.get("Async") == "true"
     assert m0.get("CallerID") == "+18005550100" and m0.get("Timeout") == "25000"
     assert variables(m0)[names.VAR_CAMPAIGN] == "spring" and variables(m0)[names.VAR_AMD] == "1"

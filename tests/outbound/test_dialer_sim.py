@@ -288,3 +288,66 @@ async def test_a_restart_never_dials_a_contact_twice(world: World) -> None:
     for key, r in got.items():
         if r["outcome"] == "unknown":  # in flight at the crash: waits the retry delay, not redialled
             assert dialer.contact(key).next_at >= r["ended"] + 3600 - 1
+
+
+async def test_the_dialplan_refuses_a_campaign_number_the_policy_refuses(
+    tmp_path: Path, autojump_clock: AutojumpClock
+) -> None:
+    """Defence in depth: a campaign leg is Local/<number>@cc-dial-<trunk>/n, and the rendered
+    context checks the dial-out policy again. A premium-rate number that got past the controller
+    never reaches the trunk (the Originate fails); an allowed one does."""
+    config = twenty_agents(tmp_path)
+    write_files(render(config), tmp_path / "asterisk")
+    clock = autojump_clock.starting_at(START)
+    targets = OutboundProfile(trunk="dialer", answer=1.0, busy=0.0, no_answer=0.0, machine=0.0)
+    sim = SimulatedPBX(
+        tmp_path / "asterisk",
+        clock=clock,
+        ami_user=CREDS[0],
+        ami_secret=CREDS[1],
+        scenario=Scenario("dial-check", outbound=targets),
+    )
+    await sim.start()
+    assert sim.population is not None
+    trunk_legs: list[str] = []
+    responses: dict[str, str] = {}
+    changed = asyncio.Event()
+
+    def watch(name: str, privilege: str, headers: list[tuple[str, str]]) -> None:
+        h = dict(headers)
+        if name == "Newchannel" and h.get("Channel", "").startswith("PJSIP/dialer-"):
+            trunk_legs.append(h["Channel"])
+        if name == "OriginateResponse":
+            responses[h.get("Uniqueid", "")] = h.get("Response", "")
+            changed.set()
+
+    sim.pbx.listeners.append(watch)
+    ami = AMIClient(port=sim.ami_port, username=CREDS[0], secret=CREDS[1], clock=clock)
+    await ami.connect()
+    try:
+        for uid, number in (
+            ("premium-1", "+19005550199"),
+            ("satellite-1", "+881612345678"),
+            ("ok-1", "+12125550143"),
+        ):
+            await ami.send_action(
+                names.ACTION_ORIGINATE,
+                [
+                    ("Channel", names.CAMPAIGN_DIAL_TEMPLATE.format(number=number, trunk="dialer")),
+                    ("Context", names.CTX_OUTBOUND),
+                    ("Exten", "s"),
+                    ("Priority", "1"),
+                    ("CallerID", '"Northwind" <+18005550100>'),
+                    ("Variable", f"{names.VAR_AMD}=0"),
+                    ("Async", "true"),
+                    ("ChannelId", uid),
+                ],
+                timeout=30,
+            )
+            await until(lambda uid=uid: uid in responses, changed, timeout=DEADLINE, clock=clock)
+        assert responses == {"premium-1": "Failure", "satellite-1": "Failure", "ok-1": "Success"}
+        assert sim.population.stats.outbound_calls == 1  # only the allowed number reached the trunk
+        assert len(trunk_legs) == 1, trunk_legs
+    finally:
+        await ami.close()
+        await sim.close()

@@ -178,7 +178,7 @@ async def test_manager_conf_credentials_and_eventfilter(
 ) -> None:
     (tmp_path / "extensions.conf").write_text(PLAN)
     (tmp_path / "manager.conf").write_text(
-        "[general]\nport = 5038\n[ctl]\nsecret = s3\nread = all\n"
+        "[general]\nport = 5038\n[ctl]\nsecret = s3\nread = all\nwrite = call,originate\n"
         "eventfilter = !Event: Newexten\neventfilter=!Event: VarSet\n"
     )
     async with SimulatedPBX(tmp_path, clock=autojump_clock, check_dialplan=False) as sim:
@@ -202,6 +202,98 @@ async def test_manager_conf_credentials_and_eventfilter(
             assert "Newchannel" in names and "Newexten" not in names and "VarSet" not in names
         finally:
             await peer.close()
+
+
+async def test_each_manager_user_is_held_to_its_write_classes(
+    tmp_path: Path, autojump_clock: AutojumpClock
+) -> None:
+    """As Asterisk 22 does: a user without ``system`` may not Originate an application that
+    reaches a shell (System, Exec, MixMonitor...) or data naming SHELL/EVAL, nor send an action
+    none of whose classes it has; a second user has its own classes."""
+    (tmp_path / "extensions.conf").write_text(PLAN)
+    (tmp_path / "manager.conf").write_text(
+        "[general]\nport = 5038\n[ctl]\nsecret = s3\nread = all\nwrite = call,originate,agent\n"
+        "[apply]\nsecret = s4\nread =\nwrite = config\n"
+    )
+    forbidden = "Originate Access Forbidden: app or data blacklisted"
+    async with SimulatedPBX(tmp_path, clock=autojump_clock, check_dialplan=False) as sim:
+        ctl, apply = AMIPeer(), AMIPeer()
+        await ctl.connect("127.0.0.1", sim.ami_port)
+        await apply.connect("127.0.0.1", sim.ami_port)
+        try:
+            assert (await act(ctl, "l", ("Action", "Login"), ("Username", "ctl"), ("Secret", "s3")))[
+                "Response"
+            ] == "Success"
+            for i, (app, data) in enumerate(
+                (
+                    ("System", "touch /tmp/x"),
+                    ("TrySystem", "id"),
+                    ("Exec", "System(id)"),
+                    ("MixMonitor", "a.wav"),
+                )
+            ):
+                r = await act(
+                    ctl,
+                    f"o{i}",
+                    ("Action", "Originate"),
+                    ("Channel", "Local/s@hold"),
+                    ("Application", app),
+                    ("Data", data),
+                    ("Async", "1"),
+                )
+                assert (r["Response"], r["Message"]) == ("Error", forbidden), app
+            r = await act(
+                ctl,
+                "shell",
+                ("Action", "Originate"),
+                ("Channel", "Local/s@hold"),
+                ("Application", "NoOp"),
+                ("Data", "${SHELL(id)}"),
+            )
+            assert r["Message"] == forbidden
+            assert not sim.pbx.channels  # nothing was dialled
+            r = await act(ctl, "r", ("Action", "Reload"), ("Module", "pbx_config.so"))
+            assert (r["Response"], r["Message"]) == ("Error", "Permission denied")
+            r = await act(
+                ctl,
+                "w",
+                ("Action", "Originate"),
+                ("Channel", "Local/s@hold"),
+                ("Application", "Wait"),
+                ("Data", "1"),
+                ("Async", "1"),
+            )
+            assert r["Response"] == "Success"
+            assert (await act(apply, "l", ("Action", "Login"), ("Username", "apply"), ("Secret", "s4")))[
+                "Response"
+            ] == "Success"
+            r = await act(apply, "r", ("Action", "Reload"), ("Module", "pbx_config.so"))
+            assert r["Response"] == "Success"
+            r = await act(apply, "o", ("Action", "Originate"), ("Channel", "Local/s@hold"), ("Exten", "s"))
+            assert (r["Response"], r["Message"]) == ("Error", "Permission denied")
+            assert (await act(apply, "x", ("Action", "Login"), ("Username", "apply"), ("Secret", "s3")))[
+                "Response"
+            ] == "Error"
+        finally:
+            await ctl.close()
+            await apply.close()
+
+
+def test_originate_app_permissions_follow_asterisk() -> None:
+    from callcenter.sim.ami_server import originate_app_permitted
+
+    low = frozenset({"call", "originate"})
+    assert not originate_app_permitted("System", "id", low)
+    assert not originate_app_permitted("tryexec", "", low)
+    assert not originate_app_permitted("AGI", "agi://x", low)
+    assert not originate_app_permitted("NoOp", "${EVAL(${X})}", low)
+    assert not originate_app_permitted("Queue", "q,,,,,agi://evil", low)
+    assert originate_app_permitted("Queue", "q,,,,,agi://evil", low | {"agi"})
+    assert originate_app_permitted("Queue", "q", low)
+    assert originate_app_permitted("Queue", "q,,,,,,gosub", low)
+    assert originate_app_permitted("Wait", "5", low)
+    assert originate_app_permitted("System", "id", low | {"system"})
+    assert originate_app_permitted("System", "id", None)
 
 
 # ------------------------------------------------------------------------------ actions

@@ -81,7 +81,9 @@ async def test_recordings_folders_are_private_and_a_finished_recording_too(tmp_p
     rec = Recorder(FakeAMI(), RecordSink(), FakeClock(start=NOW), directory=root, pci_auto_resume=None)
     planned = Path(rec.plan("c2"))  # the dialplan's MixMonitor writes it: the folders exist first
     assert [mode(p) for p in (root, root / "2027", root / "2027/01", planned.parent)] == [0o700] * 4
-    assert await rec.start("c1", "PJSIP/carrier-1", queue="q", agent_id="1001")
+    assert await rec.start(
+        "c1", "PJSIP/agent-1", caller_channel="PJSIP/carrier-1", queue="q", agent_id="1001"
+    )
     made = root / "2027/01/15/c1-1.wav"
     made.write_bytes(b"RIFF")  # as Asterisk would, with its own umask
     os.chmod(made, 0o644)

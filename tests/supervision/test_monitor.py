@@ -251,10 +251,10 @@ async def test_api_without_a_pin_is_refused_and_not_counted() -> None:
     async with rig(MonitorSettings(max_pin_failures=2)) as r:
         for _ in range(3):
             with pytest.raises(DomainError) as err:
-                await r.service.start("9001", "1001", "listen", pin="")
+                await r.service.start("9001", "1001", "listen", pin="", source="api:ops@127.0.0.1")
             assert err.value.code == "bad_pin"
         assert r.service.guard.failures == {}
-        session = await r.service.start("9001", "1001", "listen", pin="246810")
+        session = await r.service.start("9001", "1001", "listen", pin="246810", source="api:ops@127.0.0.1")
     assert session.agent_id == "1001"
 
 
@@ -396,7 +396,7 @@ async def test_pci_pause_takes_the_supervisor_off_and_back_in_the_current_mode()
 # ----------------------------------------------------------------------------- the API
 async def test_api_start_rings_the_supervisor_into_chanspy_and_follows_it() -> None:
     async with rig() as r:
-        s = await r.service.start("9001", "1001", "listen", pin="246810")
+        s = await r.service.start("9001", "1001", "listen", pin="246810", source="api:ops@127.0.0.1")
         action, headers = r.ami.history()[0]
         assert action == "Originate" and headers["Channel"] == "PJSIP/super9001"
         assert (headers["Context"], headers["Exten"], headers["Priority"]) == ("cc-spy", "s", "1")
@@ -432,7 +432,7 @@ async def test_api_start_rings_the_supervisor_into_chanspy_and_follows_it() -> N
 
 async def test_api_supervisor_not_answering_ends_the_session() -> None:
     async with rig() as r:
-        await r.service.start("9001", "1001", "whisper", pin="246810")
+        await r.service.start("9001", "1001", "whisper", pin="246810", source="api:ops@127.0.0.1")
         r.ami.emit("OriginateResponse", Response="Failure", Uniqueid="spy-1-sup", Reason="3")
     assert r.outcomes() == ["ringing", "no_answer"] and r.service.sessions == {}
 
@@ -454,7 +454,7 @@ async def test_api_refusals_have_stable_codes_and_are_logged(
 
     async with rig() as r:
         with pytest.raises(DomainError) as err:
-            await r.service.start(sup, agent, mode, pin=pin)
+            await r.service.start(sup, agent, mode, pin=pin, source="api:ops@127.0.0.1")
     assert err.value.code == code and r.outcomes() == [code] and r.ami.history() == []
 
 
@@ -469,13 +469,13 @@ async def test_wrong_pins_lock_out_their_source_not_the_supervisor() -> None:
         codes = []
         for _ in range(6):
             with pytest.raises(DomainError) as err:
-                await r.service.start("9001", "1001", "listen", pin="0", source="10.0.0.66")
+                await r.service.start("9001", "1001", "listen", pin="0", source="api:ops@10.0.0.66")
             codes.append(err.value.code)
         assert codes == ["bad_pin"] * 4 + ["locked_out"] * 2
         with pytest.raises(DomainError) as err:  # locked: even the right PIN, from that client
-            await r.service.start("9001", "1001", "listen", pin="246810", source="10.0.0.66")
+            await r.service.start("9001", "1001", "listen", pin="246810", source="api:ops@10.0.0.66")
         assert err.value.code == "locked_out"
-        session = await r.service.start("9001", "1001", "listen", pin="246810", source="10.0.0.7")
+        session = await r.service.start("9001", "1001", "listen", pin="246810", source="api:ops@10.0.0.7")
         assert session.supervisor_id == "9001"
         phone = await r.dial("super9001", "listen", "*811001", ["246810"], n=2)
         assert phone.variables[names.VAR_SPY_TARGET] == "PJSIP/agent1001-"
@@ -485,7 +485,7 @@ async def test_wrong_pins_lock_out_their_source_not_the_supervisor() -> None:
         assert locked.played()[-1] == snd("locked-out")
         assert r.service.guard.locked_from("9001", r.clock.now(), ("caller:2901",)) is not None
         # ... and the supervisor is not: the API still lets the right PIN in
-        again = await r.service.start("9001", "1001", "listen", pin="246810", source="10.0.0.7")
+        again = await r.service.start("9001", "1001", "listen", pin="246810", source="api:ops@10.0.0.7")
     assert again.supervisor_id == "9001"
 
 
@@ -532,6 +532,17 @@ async def test_api_routes() -> None:
             assert view.get("mode") == "barge", view
             status, _ = await call("POST", "/api/monitor/sessions/spy-1/stop")
             assert status == 200 and r.service.sessions == {}
+            # Wrong PINs over the API count against the client (its user and address) by itself.
+            wrong = json.dumps({"supervisor_id": "9002", "agent_id": "1003", "mode": "listen", "pin": "1"})
+            codes = [
+                (await call("POST", "/api/monitor/sessions", wrong.encode()))[1]["error"]["code"]
+                for _ in range(6)
+            ]
+            assert codes == ["bad_pin"] * 4 + ["locked_out"] * 2
+            now = r.clock.now()
+            assert r.service.guard.locked_from("9002", now, ("api:lee@127.0.0.1",)) is not None
+            assert r.service.guard.locked_from("9002", now, ("api:lee@10.0.0.7",)) is None
+            assert r.service.guard.locked_from("9002", now, ("endpoint:super9002",)) is None
         finally:
             await server.close()
 
