@@ -23,6 +23,7 @@ COMMANDS = (
     "render",
     "apply",
     "campaign",
+    "customers",
     "sim",
     "agent",
     "users",

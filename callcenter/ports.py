@@ -160,10 +160,44 @@ class StoredState:
 
     agents: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)  # id -> (state, reason)
     calls: Mapping[str, StoredCall] = field(default_factory=dict)  # open calls that were queued
+    # Every call the log still has open (no disposition), queued or not: those the PBX no
+    # longer has ended while no controller watched.
+    open_calls: tuple[str, ...] = ()
 
 
 class ACDStore(Protocol):
     async def load(self, *, timeout: float) -> StoredState: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCallback:
+    """A callback a caller asked for, as the database keeps it until it is done."""
+
+    call_id: str
+    queue: str
+    number: str  # E.164, allowed by the dial-out policy when it was asked for
+    queued_at: float  # the caller's place in line
+    priority: int = 0
+    attempts: int = 0
+    next_at: float | None = None  # not before (a retry, a closed calling window)
+
+
+class CallbackStore(Protocol):
+    """Pending callbacks in the database: they survive a restart and end exactly once."""
+
+    async def add(self, callback: StoredCallback, *, timeout: float) -> bool:
+        """Keep ``callback`` (once: a second add of the same call changes nothing); False when
+        its number is on a do-not-call list (nothing is kept then)."""
+
+    async def progress(
+        self, call_id: str, state: str, *, attempts: int, next_at: float | None, timeout: float
+    ) -> None:
+        """``pending`` (again, not before ``next_at``), ``done``, ``failed`` or ``cancelled``; a
+        callback that ended stays ended."""
+
+    async def pending(self, *, timeout: float) -> list[StoredCallback]:
+        """The callbacks still to make, oldest place first (those now on a do-not-call list are
+        cancelled instead)."""
 
 
 class PurgeStore(Protocol):

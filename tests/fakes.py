@@ -481,14 +481,20 @@ class AcdRig:
 
 @contextlib.asynccontextmanager
 async def acd_rig(
-    config: Config, tmp: Path, *, store: Any = None, ami: FakeAMI | None = None
+    config: Config,
+    tmp: Path,
+    *,
+    store: Any = None,
+    ami: FakeAMI | None = None,
+    callbacks: Any = None,
+    clock: FakeClock | None = None,
 ) -> AsyncIterator[AcdRig]:
     """The ACD running (its ``run`` task) until the block ends."""
     ami = ami or FakeAMI()
     sink = RecordSink()
-    clock = FakeClock(start=1_800_000_000.0)
+    clock = clock or FakeClock(start=1_800_000_000.0)
     recorder = Recorder(ami, sink, clock, directory=tmp / "rec", pci_auto_resume=180.0)
-    acd = ACD(config, ami, sink, clock, recorder=recorder, store=store)
+    acd = ACD(config, ami, sink, clock, recorder=recorder, store=store, callbacks=callbacks)
     task = asyncio.create_task(acd.run())
     try:
         await asyncio.wait_for(acd.ready.wait(), 60)

@@ -122,6 +122,7 @@ class TimerKind(StrEnum):
     CALLBACK_RETRY = "callback_retry"  # key: call id
     RING_GUARD = "ring_guard"  # key: leg id
     WRAP_UP = "wrapup"  # key: agent id (the agent table's timer, run by the same shell)
+    PAUSE_LIMIT = "pause_limit"  # key: agent id: a pause reason's max_minutes
 
 
 class RecordingPlan(Enum):
@@ -177,6 +178,9 @@ class Call:
     caller_gone: bool = False  # a callback caller hung up on purpose: no channel to follow
     caller_leaving: bool = False  # the caller's far end hung up while connected (HangupRequest)
     transfers: int = 0
+    hold_seconds: float = 0.0  # caller on hold (music) while connected, holds already over
+    hold_started: float | None = None  # the hold going on now, since then
+    hold_base: float = 0.0  # hold before its current agent (a transfer): not this agent's talk
     ring: tuple[str, ...] = ()  # ring-all legs still ringing
     ring_missed: frozenset[str] = frozenset()  # agents of the ring-all group whose leg failed
     legs: tuple[Leg, ...] = field(default=())
@@ -271,6 +275,14 @@ class AcceptCallback:
 
 
 @dataclass(frozen=True, slots=True)
+class CallbackDeferred:
+    """A callback's turn came while its calling window is closed: it leaves the line (keeping
+    its place) until ``until``."""
+
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
 class TransferToQueue:
     queue: str
 
@@ -295,6 +307,17 @@ class TimerDue:
 @dataclass(frozen=True, slots=True)
 class BridgeEntered:
     channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallerHeld:
+    """Music on hold started on the caller's channel (``MusicOnHoldStart``): while connected,
+    the agent put the caller on hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallerUnheld:
+    """Music on hold stopped on the caller's channel (``MusicOnHoldStop``)."""
 
 
 # Leg events name the leg.
@@ -357,10 +380,16 @@ CallEventType = (
     | AttendedTransfer
     | TimerDue
     | BridgeEntered
+    | CallerHeld
+    | CallerUnheld
+    | CallbackDeferred
 )
 LegEventType = LegChannel | LegAnswered | LegFailed | LegHungUp | RingGuardDue | DialEnded
 Event = CallEventType | LegEventType
 CALL_EVENTS: tuple[type[CallEventType], ...] = (
+    CallbackDeferred,
+    CallerHeld,
+    CallerUnheld,
     HoldReady,
     Offered,
     CallerHungUp,
@@ -449,6 +478,17 @@ class Unroute:
 @dataclass(frozen=True, slots=True)
 class MarkCallback:
     call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackProgress:
+    """Keep a callback's state where it outlives the controller: ``pending`` (not before
+    ``next_at``), ``done`` or ``failed``, after ``attempts`` calls."""
+
+    call_id: str
+    state: str
+    attempts: int
+    next_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -559,6 +599,7 @@ Effect = (
     | Requeue
     | Unroute
     | MarkCallback
+    | CallbackProgress
     | RecordHandled
     | Originate
     | Hangup
@@ -824,7 +865,11 @@ def _detach_agent(call: Call, now: float) -> tuple[Call, list[Effect]]:
     """The agent leaves the call (a transfer): its leg ends by itself; the agent wraps up then."""
     effects: list[Effect] = []
     if call.leg(call.leg_id) is not None and call.answered_at is not None:
-        effects.append(Log(CallRecord(call.call_id, now, talk_seconds=round(now - call.answered_at, 3))))
+        talk, hold = _talk_and_hold(call, now)
+        effects.append(
+            Log(CallRecord(call.call_id, now, talk_seconds=round(talk, 3), hold_seconds=round(hold, 3)))
+        )
+        call = _evolve(call, hold_started=None, hold_seconds=hold, hold_base=hold)
     effects.append(RecordingEnded(call.call_id))
     call = _evolve(call, agent_id=None, leg_id=None, answered_at=None, bridged=frozenset())
     return call, effects
@@ -945,7 +990,7 @@ def _caller_left(c: Call, ev: CallerHungUp | Withdraw, now: float, s: Setup) -> 
 
 
 def _caller_hung_up_talking(c: Call, ev: CallerHungUp, now: float, s: Setup) -> Result:
-    talk = now - (c.answered_at or now)
+    talk, hold = _talk_and_hold(c, now)
     effects: list[Effect] = [
         Log(
             CallRecord(
@@ -953,6 +998,7 @@ def _caller_hung_up_talking(c: Call, ev: CallerHungUp, now: float, s: Setup) -> 
                 now,
                 ended_at=now,
                 talk_seconds=round(talk, 3),
+                hold_seconds=round(hold, 3),
                 hangup_cause=ev.cause,
                 hangup_by=ended_by("caller", ev.cause),
             )
@@ -1117,8 +1163,66 @@ def _timer_retry(c: Call, ev: TimerDue, now: float, s: Setup) -> Result:
     return _evolve(c, status=CallStatus.WAITING), effects
 
 
+def _callback_deferred(c: Call, ev: CallbackDeferred, now: float, s: Setup) -> Result:
+    if not (c.caller_gone and c.callback_number):
+        return _ignored(c, ev, "not a callback whose caller left")
+    effects: list[Effect] = [
+        Unroute(c.call_id),
+        StartTimer(TimerKind.CALLBACK_RETRY, c.call_id, ev.until),
+        CallbackProgress(c.call_id, "pending", c.callback_attempts, ev.until),
+        Log(
+            CallEvent(
+                c.call_id, now, EventKind.NOTE, queue=c.queue, detail={"callback_window_opens": ev.until}
+            )
+        ),
+    ]
+    return _evolve(c, status=CallStatus.CALLBACK_PENDING), effects
+
+
+def restore_callback(info: QueuedCall, queue: str, queued_at: float, number: str, attempts: int) -> Call:
+    """A callback the database kept across a restart: its caller left long ago; it waits for its
+    retry timer (feed ``TimerDue(CALLBACK_RETRY)`` when due) to go back to its place in line."""
+    return Call(
+        info,
+        queue,
+        CallStatus.CALLBACK_PENDING,
+        queued_at=queued_at,
+        callback_number=number,
+        callback_attempts=attempts,
+        caller_gone=True,
+    )
+
+
 def _timer_stale(c: Call, ev: TimerDue, now: float, s: Setup) -> Result:
     return _ignored(c, ev, f"{ev.kind} timer after the call left the line")
+
+
+def held_seconds(c: Call, now: float) -> float:
+    """The caller's time on hold so far while connected (the hold going on counted up to now)."""
+    return c.hold_seconds + (now - c.hold_started if c.hold_started is not None else 0.0)
+
+
+def _talk_and_hold(c: Call, now: float) -> tuple[float, float]:
+    """(its current agent's talk excluding hold, the call's hold so far) of a connected call
+    ending or leaving its agent at ``now``."""
+    hold = held_seconds(c, now)
+    return max(0.0, now - (c.answered_at or now) - (hold - c.hold_base)), hold
+
+
+def _held(c: Call, ev: CallerHeld, now: float, s: Setup) -> Result:
+    if c.hold_started is not None:
+        return _ignored(c, ev, "already on hold")
+    log = CallEvent(c.call_id, now, EventKind.HOLD, agent_id=c.agent_id, queue=c.queue)
+    return _evolve(c, hold_started=now), [Log(log)]
+
+
+def _unheld(c: Call, ev: CallerUnheld, now: float, s: Setup) -> Result:
+    if c.hold_started is None:
+        return _ignored(c, ev, "not on hold")
+    held = now - c.hold_started
+    detail = {"seconds": round(held, 3)}
+    log = CallEvent(c.call_id, now, EventKind.UNHOLD, agent_id=c.agent_id, queue=c.queue, detail=detail)
+    return _evolve(c, hold_started=None, hold_seconds=c.hold_seconds + held), [Log(log)]
 
 
 def _bridge_entered(c: Call, ev: BridgeEntered, now: float, s: Setup) -> Result:
@@ -1266,7 +1370,9 @@ def _leg_hung_up(c: Call, leg: Leg, ev: LegHungUp, now: float, s: Setup) -> Resu
     ]
     if c.leg_id != leg.leg_id or c.status is not CallStatus.CONNECTED:
         return c, effects  # a leg a transfer left behind, or the caller left first
-    c = _evolve(c, status=CallStatus.ENDED)
+    talk, hold = _talk_and_hold(c, now)
+    c = _evolve(c, status=CallStatus.ENDED, hold_started=None, hold_seconds=hold)
+    # The wrap-up is logged as measured, when the agent's wrap-up ends (the ACD's shell).
     effects += [
         Log(
             CallRecord(
@@ -1274,7 +1380,7 @@ def _leg_hung_up(c: Call, leg: Leg, ev: LegHungUp, now: float, s: Setup) -> Resu
                 now,
                 ended_at=now,
                 talk_seconds=round(talk, 3),
-                wrapup_seconds=queue.wrapup,
+                hold_seconds=round(hold, 3),
                 hangup_cause=ev.cause,
                 hangup_by=ended_by("caller" if c.caller_leaving else "agent", ev.cause),
             )
@@ -1288,9 +1394,15 @@ def _leg_hung_up(c: Call, leg: Leg, ev: LegHungUp, now: float, s: Setup) -> Resu
     if c.callback_reached or c.callback_attempts >= s.callback_max_attempts:
         if not c.callback_reached:
             effects.append(Log(CallRecord(c.call_id, now, disposition=Disposition.FAILED)))
+        state = "done" if c.callback_reached else "failed"
+        effects.append(CallbackProgress(c.call_id, state, c.callback_attempts))
         return _close(c, effects)
     c = _evolve(c, status=CallStatus.CALLBACK_PENDING, agent_id=None, leg_id=None, answered_at=None)
-    effects.append(StartTimer(TimerKind.CALLBACK_RETRY, c.call_id, now + s.callback_retry_delay))
+    retry_at = now + s.callback_retry_delay
+    effects += [
+        StartTimer(TimerKind.CALLBACK_RETRY, c.call_id, retry_at),
+        CallbackProgress(c.call_id, "pending", c.callback_attempts, retry_at),
+    ]
     return c, effects
 
 
@@ -1390,6 +1502,14 @@ CALL_TABLE: dict[tuple[CallStatus, type[CallEventType]], CallHandler] = {
     # bridges
     **{(st, BridgeEntered): _bridge_entered for st in C if st is not C.CLOSED},
     (C.CLOSED, BridgeEntered): _ignore("already closed"),
+    # a callback outside its calling window
+    (C.WAITING, CallbackDeferred): _callback_deferred,
+    **{(st, CallbackDeferred): _ignore("not waiting in line") for st in C if st is not C.WAITING},
+    # hold: the caller hears music while connected (in line, music is the queue's own)
+    (C.CONNECTED, CallerHeld): _held,
+    (C.CONNECTED, CallerUnheld): _unheld,
+    **{(st, CallerHeld): _ignore("music in line, not a hold") for st in C if st is not C.CONNECTED},
+    **{(st, CallerUnheld): _ignore("music in line, not a hold") for st in C if st is not C.CONNECTED},
 }
 
 #: An agent leg's machine (the call's status decides what a leg's outcome does to the call).

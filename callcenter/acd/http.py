@@ -29,6 +29,7 @@ def register_routes(router: Router, acd: ACD) -> None:
     POST /api/agents/{agent_id}/pause   {"reason": "lunch"}
     POST /api/agents/{agent_id}/resume
     GET  /api/agents                    every agent's state
+    GET  /api/pause_reasons             the pause reasons an agent may choose (code, name, digits)
     POST /api/calls/{call_id}/pci_pause | pci_resume | record
     POST /api/calls/{call_id}/transfer  {"queue": "billing"} or {"number": "..."} [+ "attended": true]
     """
@@ -88,6 +89,14 @@ def register_routes(router: Router, acd: ACD) -> None:
     async def list_agents(req: web.Request) -> web.StreamResponse:
         return json_response(acd.snapshot())
 
+    async def pause_reasons(req: web.Request) -> web.StreamResponse:
+        return json_response(
+            [
+                {"code": r.code, "name": r.name, "digits": r.digits, "max_minutes": r.max_minutes}
+                for r in acd.config.pause_reasons.values()
+            ]
+        )
+
     async def pci_pause(req: web.Request) -> web.StreamResponse:
         return json_response({"paused": await acd.pci_pause(req.match_info["call_id"], by=by(req))})
 
@@ -114,6 +123,7 @@ def register_routes(router: Router, acd: ACD) -> None:
     router.add("POST", "/api/agents/{agent_id}/pause", pause, schema=PAUSE, action=state, target=of_agent)
     router.add("POST", "/api/agents/{agent_id}/resume", resume, action=state, target=of_agent)
     router.add("GET", "/api/agents", list_agents, action="agents.view")
+    router.add("GET", "/api/pause_reasons", pause_reasons, action="status.view")
     router.add("POST", "/api/calls/{call_id}/pci_pause", pci_pause, action=call, target=of_call)
     router.add("POST", "/api/calls/{call_id}/pci_resume", pci_resume, action=call, target=of_call)
     router.add("POST", "/api/calls/{call_id}/record", record, action=call, target=of_call)

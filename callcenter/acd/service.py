@@ -35,13 +35,15 @@ import logging
 import math
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
+from callcenter import phone
 from callcenter.acd import agents as ag
 from callcenter.acd import call_state as cs
 from callcenter.acd import routing as rt
 from callcenter.acd.announcements import announcement_prompt
+from callcenter.acd.callback_policy import next_open
 from callcenter.acd.pin import PinCheck, PinGuard
 from callcenter.acd.recorder import Recorder
 from callcenter.asterisk import events, names
@@ -58,12 +60,22 @@ from callcenter.errors import (
     RoutingError,
     UnsafeValueError,
 )
-from callcenter.ports import ACDStore, AMILink, QueuedCall, RecordSink, StoredState
+from callcenter.ports import (
+    ACDStore,
+    AMILink,
+    CallbackStore,
+    QueuedCall,
+    RecordSink,
+    StoredCallback,
+    StoredState,
+)
 from callcenter.reporting import feed
-from callcenter.reporting.records import AgentStateChange, CallEvent, EventKind
+from callcenter.reporting.records import AgentStateChange, CallEvent, CallRecord, Disposition, EventKind
 
 log = logging.getLogger(__name__)
 
+# The pause of an agent whose phone was busy on a call the ACD does not know when it started.
+PHONE_BUSY = "phone_busy"
 SAFE_NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 SAFE_CHANNEL = re.compile(r"^[^\s\x00-\x1f\x7f]{1,255}$")  # a channel name: no space, no control
@@ -76,9 +88,12 @@ _Seen = (
     | events.HangupRequest
     | events.BridgeEnter
     | events.DialEnd
+    | events.MusicOnHoldStart
+    | events.MusicOnHoldStop
 )
 # Effects that are AMI actions: awaited by the API call that caused them, else run as tasks.
 _Action = cs.Originate | cs.Hangup | cs.SetVariables | cs.Redirect | cs.RedirectLeg | cs.Atxfer
+_ACTIONS = (cs.Originate, cs.Hangup, cs.SetVariables, cs.Redirect, cs.RedirectLeg, cs.Atxfer)
 
 
 def policy_from_config(q: cm.Queue) -> rt.QueuePolicy:
@@ -120,10 +135,8 @@ class ACD:
         action_timeout: float = 5.0,
         agent_channel: str = "PJSIP/{endpoint}",
         ring_guard: float = 10.0,
-        callback_retry_delay: float = 300.0,
-        callback_max_attempts: int = 3,
-        lockout_seconds: float = 900.0,
         on_callback_offer: Callable[[str, float], Awaitable[None]] | None = None,
+        callbacks: CallbackStore | None = None,
     ) -> None:
         self.config = config
         self.ami = ami
@@ -139,10 +152,9 @@ class ACD:
         self.action_timeout = action_timeout
         self.agent_channel = agent_channel
         self.ring_guard = ring_guard
-        self.callback_retry_delay = callback_retry_delay
-        self.callback_max_attempts = callback_max_attempts
-        self.lockout_seconds = lockout_seconds
         self.on_callback_offer = on_callback_offer
+        self.callbacks = callbacks  # where pending callbacks outlive the controller
+        self._callback_writes: asyncio.Queue[cs.CallbackProgress] = asyncio.Queue()
         self.router = rt.Router(policy_from_config(q) for q in config.queues.values())
         self.agents: dict[str, ag.AgentState] = {a: ag.AgentState(a) for a in config.agents}
         self._calls: dict[str, cs.Call] = {}  # open calls, by call id
@@ -159,8 +171,10 @@ class ACD:
         self._inbox: asyncio.Queue[_Seen] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe: list[Callable[[], None]] = []
-        self._pins = PinGuard(lockout_seconds=lockout_seconds)
+        self._pins = PinGuard(config.security.pin_attempts, config.security.lockout_seconds)
         self._group_files: dict[str, str] = {}  # call id -> the recording planned for its ring-all group
+        self._wrapping: dict[str, tuple[str, float]] = {}  # agent -> (call id, wrap-up since)
+        self._phone_busy: dict[str, set[str]] = {}  # agent -> its phone's channels ACD does not know
         self.ready = asyncio.Event()  # set once run() has subscribed and rebuilt
         self.stats = {"offers": 0, "answered": 0, "rona": 0, "abandoned": 0, "transfers": 0}
 
@@ -176,6 +190,8 @@ class ACD:
             self.ami.on(events.HangupRequest, inbox),
             self.ami.on(events.BridgeEnter, inbox),
             self.ami.on(events.DialEnd, inbox),
+            self.ami.on(events.MusicOnHoldStart, inbox),
+            self.ami.on(events.MusicOnHoldStop, inbox),
         ]
         # the AMI link dropped: events were missed, reconcile with the PBX
         self._unsubscribe.append(self.ami.on_gap(lambda gap: self._spawn(self.reconcile(), "acd-reconcile")))
@@ -185,6 +201,8 @@ class ACD:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._event_loop(), name="acd-events")
                 tg.create_task(self._timer_loop(), name="acd-timers")
+                if self.callbacks is not None:
+                    tg.create_task(self._callback_loop(self.callbacks), name="acd-callbacks")
         finally:
             for unsub in self._unsubscribe:
                 unsub()
@@ -209,7 +227,9 @@ class ACD:
             rd = self.router.next_deadline()
             td = self._next_timer()
             due = (td is not None and td <= now) or (rd is not None and rd <= now)
-            if due or not self._parked.is_set() or not self._inbox.empty():
+            # A set wake-up the timer loop has not seen yet means it is about to look again.
+            waking = self._wake.is_set() and self._parked.is_set()
+            if due or waking or not self._parked.is_set() or not self._inbox.empty():
                 await asyncio.sleep(0)  # let the timer loop / event loop take their turn
                 continue
             return
@@ -274,6 +294,28 @@ class ACD:
                         f.cancel()
                 await asyncio.gather(sleeper, waker, return_exceptions=True)
 
+    async def drain_callbacks(self) -> None:
+        """Return once every callback progress so far is kept (tests, shutdown)."""
+        if self.callbacks is not None:
+            await self._callback_writes.join()
+
+    async def _callback_loop(self, store: CallbackStore) -> None:
+        """Keep each callback's progress in the database, in order, off the event path."""
+        while True:
+            p = await self._callback_writes.get()
+            try:
+                await store.progress(
+                    p.call_id,
+                    p.state,
+                    attempts=p.attempts,
+                    next_at=p.next_at,
+                    timeout=self.action_timeout * 2,
+                )
+            except (CallcenterError, OSError) as exc:
+                log.error("callback %s: progress %s not kept: %s", p.call_id, p.state, exc)
+            finally:
+                self._callback_writes.task_done()
+
     async def _event_loop(self) -> None:
         while True:
             view = await self._inbox.get()
@@ -290,6 +332,8 @@ class ACD:
         the skills they logged in with until they log in again; removed queues keep their calls."""
         now = self.clock.now()
         self.config = config
+        self._pins.max_failures = config.security.pin_attempts
+        self._pins.lockout_seconds = config.security.lockout_seconds
         for agent_id in config.agents:
             self.agents.setdefault(agent_id, ag.AgentState(agent_id))
         for q in config.queues.values():
@@ -405,9 +449,26 @@ class ACD:
         """The caller chose to be called back: it keeps its place; when its turn comes the agent
         is rung first, then ``number`` is dialled from the agent's leg."""
         _check(number, "callback number", SAFE_NUMBER)
-        self._get_call(call_id)
+        c = self._get_call(call_id)
         number = self._dial_out(call_id, number, cm.DialPurpose.CALLBACK)
-        self._call_event(call_id, cs.AcceptCallback(number), self.clock.now())
+        if self.callbacks is not None:
+            # Kept first: a callback the caller was promised survives a restart.
+            stored = StoredCallback(call_id, c.queue, number, c.queued_at, c.info.priority)
+            if not await self.callbacks.add(stored, timeout=self.action_timeout * 2):
+                self.sink.submit(
+                    CallEvent(
+                        call_id, self.clock.now(), EventKind.NOTE, queue=c.queue, detail={"callback": "dnc"}
+                    )
+                )
+                raise DomainError(f"{number} is on a do-not-call list: no callback", code="dnc")
+        try:
+            self._call_event(call_id, cs.AcceptCallback(number), self.clock.now())
+        except DomainError:
+            if self.callbacks is not None:  # answered (or gone) meanwhile: nothing to call back
+                await self.callbacks.progress(
+                    call_id, "cancelled", attempts=0, next_at=None, timeout=self.action_timeout * 2
+                )
+            raise
 
     async def transfer_to_queue(self, call_id: str, queue_id: str, *, priority: int | None = None) -> None:
         """Blind transfer by the agent to a queue: the caller returns to hold (its data kept),
@@ -416,9 +477,7 @@ class ACD:
         if queue_id not in self.config.queues:
             raise DomainError(f"no queue {queue_id!r}", code="unknown_queue")
         now = self.clock.now()
-        await self._put_on_hold(
-            call_id, self._call_event(call_id, cs.TransferToQueue(queue_id), now, inline=True)
-        )
+        await self._confirmed(call_id, cs.TransferToQueue(queue_id), now)
         prio = c.info.priority if priority is None else priority
         self._call_event(call_id, cs.HoldReady(prio, arrived_at=now), now)
 
@@ -427,8 +486,7 @@ class ACD:
         _check(number, "transfer number", SAFE_NUMBER)
         self._get_call(call_id)
         number = self._dial_out(call_id, number, cm.DialPurpose.TRANSFER)
-        for action in self._call_event(call_id, cs.TransferToNumber(number), self.clock.now(), inline=True):
-            await self._act(action)
+        await self._confirmed(call_id, cs.TransferToNumber(number), self.clock.now())
 
     async def attended_transfer(self, call_id: str, target: str) -> None:
         """Attended transfer: Asterisk's Atxfer on the agent's leg (the agent talks to ``target``
@@ -436,8 +494,38 @@ class ACD:
         _check(target, "transfer target", SAFE_NUMBER)
         self._get_call(call_id)
         target = self._dial_out(call_id, target, cm.DialPurpose.TRANSFER)
-        for action in self._call_event(call_id, cs.AttendedTransfer(target), self.clock.now(), inline=True):
-            await self._act(action)
+        await self._confirmed(call_id, cs.AttendedTransfer(target), self.clock.now())
+
+    async def _confirmed(self, key: str, event: cs.CallEventType, now: float) -> None:
+        """A request logged only once Asterisk did it (a transfer): the table's answer is worked
+        out, its AMI actions are sent and awaited, and only then is the new state kept and the
+        rest of its effects (the call log, the agent's wrap-up) carried out. A refused action
+        changes nothing but a note in the call's log, and reaches the caller of the API."""
+        old = self._calls.get(key)
+        if old is None:
+            raise DomainError(f"no call {key!r} in the ACD", code="unknown_call")
+        new, effects = cs.transition(old, event, now, self._setup())  # refusals raise here
+        try:
+            for action in effects:
+                if isinstance(action, _ACTIONS):
+                    await self._act(action)
+        except CallcenterError as exc:
+            note = {"refused": type(event).__name__, "reason": str(exc)[:200]}
+            self.sink.submit(
+                CallEvent(old.call_id, self.clock.now(), EventKind.NOTE, agent_id=old.agent_id, detail=note)
+            )
+            raise
+        current = self._calls.get(key)
+        if current is None:
+            return  # the call ended meanwhile (its hangup is logged on its own)
+        if current is not old:  # events came in meanwhile: apply the request to what is now
+            try:
+                new, effects = cs.transition(current, event, now, self._setup())
+            except DomainError:
+                return
+        self._commit(key, current, new)
+        self._carry([e for e in effects if not isinstance(e, _ACTIONS)], now)
+        self._retire(key)
 
     def _dial_out(self, call_id: str, number: str, purpose: cm.DialPurpose) -> str:
         """The number to dial for ``purpose`` if the dial-out policy allows it; a refusal is
@@ -525,6 +613,11 @@ class ACD:
                         agent_id, now, eff.new.value, eff.reason, queue=queue, call_id=eff.call_id
                     )
                 )
+                self._measure_wrap_up(agent_id, eff, now)
+                if eff.new is ag.Status.PAUSED:
+                    limit = self._pause_limit(eff.reason)
+                    if limit is not None:
+                        self._timer(now + limit, cs.TimerKind.PAUSE_LIMIT, agent_id)
                 if self.on_change is not None:
                     self.on_change(self._agent_change(agent_id, new, now, queue))
             elif isinstance(eff, ag.ScheduleWrapUpEnd):
@@ -535,6 +628,18 @@ class ACD:
                 log.info("agent %s: %s deferred (%s)", agent_id, eff.request, eff.reason)
         self._sync_router(agent_id, old, new, now)
         return new
+
+    def _measure_wrap_up(self, agent_id: str, eff: ag.StateChanged, now: float) -> None:
+        """Log each call's wrap-up as the agent spent it: from the end of the call to the end of
+        the wrap-up (its timer, a resume, a pause or logout), 0 when the agent had none, whoever
+        ended the call."""
+        if eff.new is ag.Status.WRAP_UP and eff.call_id:
+            self._wrapping[agent_id] = (eff.call_id, now)
+        elif eff.old is ag.Status.WRAP_UP and agent_id in self._wrapping:
+            call_id, since = self._wrapping.pop(agent_id)
+            self.sink.submit(CallRecord(call_id, now, wrapup_seconds=round(now - since, 3)))
+        elif eff.old is ag.Status.ON_CALL and eff.new is not ag.Status.ON_CALL and eff.call_id:
+            self.sink.submit(CallRecord(eff.call_id, now, wrapup_seconds=0.0))
 
     def _sync_router(self, agent_id: str, old: ag.AgentState, new: ag.AgentState, now: float) -> None:
         if new.status is old.status:
@@ -557,6 +662,11 @@ class ACD:
             if isinstance(d, rt.Offer):
                 if d.call_id not in self._calls:  # pragma: no cover - the router only knows calls we gave it
                     self.router.agent_unavailable(d.agent_id)
+                    continue
+                opens = self._callback_window(self._calls[d.call_id], now)
+                if opens is not None:  # a callback outside its calling window: later, same place
+                    self._call_event(d.call_id, cs.CallbackDeferred(opens), now)
+                    self._apply(self.router.agent_available(d.agent_id, now), now)
                     continue
                 leg_id = f"ccleg-{uuid.uuid4().hex}"
                 self._call_event(d.call_id, cs.Offered(d.agent_id, leg_id, d.ring), now)
@@ -582,6 +692,8 @@ class ACD:
                 )
                 if self.on_callback_offer is not None:
                     self._spawn(self.on_callback_offer(d.call_id, d.ewt), f"callback-offer-{d.call_id}")
+                elif self.callback_number(d.call_id) is not None:
+                    self._spawn(self._offer_callback(d.call_id), f"callback-offer-{d.call_id}")
 
     # ================================================================== the call table
     def _setup(self) -> cs.Setup:
@@ -589,8 +701,8 @@ class ACD:
         return cs.Setup(
             self.config.queues,
             ring_guard=self.ring_guard,
-            callback_retry_delay=self.callback_retry_delay,
-            callback_max_attempts=self.callback_max_attempts,
+            callback_retry_delay=self.config.callbacks.retry_delay,
+            callback_max_attempts=self.config.callbacks.max_attempts,
             recorder=self.recorder is not None,
         )
 
@@ -718,6 +830,9 @@ class ACD:
                 self._spawn(self._act(e), f"ring-winner-{e.leg_id}")
             elif isinstance(e, cs.Ignored):
                 log.debug("call %s: %s ignored in %s: %s", e.call_id, e.event, e.status, e.reason)
+            elif isinstance(e, cs.CallbackProgress):
+                if self.callbacks is not None:
+                    self._callback_writes.put_nowait(e)
             elif inline:
                 actions.append(e)
             else:
@@ -783,7 +898,9 @@ class ACD:
             ("Timeout", str(int(queue.ring_timeout * 1000))),
             ("ChannelId", e.leg_id),
             ("OtherChannelId", cs.other_half(e.leg_id)),
-            ("CallerID", _caller_id(queue.name, e.caller_number)),
+            # The queue's own number, when it sets one, instead of the caller's (agents see which
+            # line the call came in on); the queue's name either way.
+            ("CallerID", _caller_id(queue.name, queue.caller_id or e.caller_number)),
             ("Async", "true"),
             ("Context", e.context),
             ("Exten", "s"),
@@ -844,6 +961,7 @@ class ACD:
             )
             if self.on_callback_offer is not None:
                 await self.on_callback_offer(call_id, ann.ewt if ann.ewt is not None else float("inf"))
+        offer = ann.offer_callback and self.on_callback_offer is None and self.callback_number(call_id)
         ch = c.info.channel
         for var, value in (
             (
@@ -865,7 +983,48 @@ class ACD:
             )
         current = self._calls.get(call_id)
         if current is not None and current.status is cs.CallStatus.WAITING:
-            await self._redirect(ch, names.CTX_ANNOUNCE)
+            # With the callback offer, the route plays the announcement first, then the offer.
+            await self._redirect(ch, names.CTX_CALLBACK_OFFER if offer else names.CTX_ANNOUNCE)
+
+    def _callback_window(self, c: cs.Call, now: float) -> float | None:
+        """When a callback whose turn came may ring its customer, if not now (None: now)."""
+        if not (c.caller_gone and c.callback_number):
+            return None
+        policy = self.config.callbacks
+        zones = phone.zones_for(c.callback_number, policy.timezone or self.config.center.timezone)
+        opens = next_open(policy.window, zones, now)
+        if opens is None:
+            return now + 86400.0  # never open within a week (a window on no day): look again tomorrow
+        return None if opens <= now else opens
+
+    def callback_number(self, call_id: str) -> str | None:
+        """The number a waiting call would be called back on (its caller's, in E.164), if the
+        dial-out policy allows calling it back; None otherwise (no offer is made then)."""
+        c = self._calls.get(call_id)
+        if c is None or c.status is not cs.CallStatus.WAITING or not c.info.caller_number:
+            return None
+        try:
+            number = phone.normalize(c.info.caller_number, self.config.center.country)
+            return dialout.check(self.config, number, cm.DialPurpose.CALLBACK)
+        except DomainError:
+            return None
+
+    async def _offer_callback(self, call_id: str) -> None:
+        """Send a waiting caller to hear the callback offer (nothing of the announcements)."""
+        c = self._calls.get(call_id)
+        if c is None or c.status is not cs.CallStatus.WAITING:
+            return
+        try:
+            await self.ami.send_action(
+                names.ACTION_SETVAR,
+                {"Channel": c.info.channel, "Variable": names.VAR_PROMPT, "Value": ""},
+                timeout=self.action_timeout,
+            )
+            current = self._calls.get(call_id)
+            if current is not None and current.status is cs.CallStatus.WAITING:
+                await self._redirect(c.info.channel, names.CTX_CALLBACK_OFFER)
+        except AsteriskError as exc:
+            log.info("call %s: callback offer not made: %s", call_id, exc)
 
     # ================================================================== AMI events and timers
     def _on_event(self, view: _Seen) -> None:
@@ -885,6 +1044,8 @@ class ACD:
                 self._leg_event(leg_id, cs.LegChannel(leg_id, view.channel.channel), now)
         elif isinstance(view, events.Hangup):
             uid, chan = view.channel.uniqueid or "", view.channel.channel
+            if self._phone_busy:
+                self._phone_freed(chan, now)
             leg_id = uid if uid in self._legs else self._leg_by_channel.get(chan)
             if leg_id is not None:
                 self._leg_event(leg_id, cs.LegHungUp(leg_id, view.cause), now)
@@ -904,6 +1065,14 @@ class ACD:
             leg_id = self._leg_by_channel.get(view.channel.channel if view.channel else "")
             if leg_id is not None:
                 self._leg_event(leg_id, cs.DialEnded(leg_id, view.dial_status or ""), now)
+        elif isinstance(view, events.MusicOnHoldStart | events.MusicOnHoldStop):
+            # On the caller's channel only (an agent leg's music is not the caller's hold).
+            uid, chan = view.channel.uniqueid or "", view.channel.channel
+            if uid not in self._legs and chan not in self._leg_by_channel:
+                call_id = self._by_channel.get(chan) or self._by_channel.get(uid)
+                if call_id is not None:
+                    held = isinstance(view, events.MusicOnHoldStart)
+                    self._call_event(call_id, cs.CallerHeld() if held else cs.CallerUnheld(), now)
         elif isinstance(view, events.BridgeEnter):
             chan = view.channel.channel
             leg_id = self._leg_by_channel.get(chan)
@@ -911,10 +1080,22 @@ class ACD:
             if key is not None:
                 self._call_event(key, cs.BridgeEntered(chan), now)
 
+    def _pause_limit(self, reason: str) -> float | None:
+        """Seconds a pause with ``reason`` may last (its ``max_minutes``), or None."""
+        pause = self.config.pause_reasons.get(reason)
+        return None if pause is None or pause.max_minutes is None else pause.max_minutes * 60.0
+
     def _on_timer(self, kind: cs.TimerKind, key: str, now: float) -> None:
         if kind is cs.TimerKind.WRAP_UP:
             if key in self.agents and self.agents[key].status is ag.Status.WRAP_UP:
                 self._agent_event(key, ag.WrapUpEnd(), now)
+        elif kind is cs.TimerKind.PAUSE_LIMIT:
+            state = self.agents.get(key)
+            limit = None if state is None else self._pause_limit(state.reason)
+            # Still in the same pause, past its limit (a later pause set a timer of its own).
+            if state is not None and state.status is ag.Status.PAUSED and limit is not None:
+                if now - state.since >= limit - 1e-6:
+                    self._agent_event(key, ag.Pause(cm.OVERRUN_PREFIX + state.reason), now)
         elif kind is cs.TimerKind.RING_GUARD:
             self._leg_event(key, cs.RingGuardDue(key), now)
         else:
@@ -962,7 +1143,10 @@ class ACD:
             log.warning("ACD rebuild: Status failed; starting empty", exc_info=True)
             items = []
         found: list[cs.Found] = []
+        phones: list[str] = []  # every channel up on the PBX (an agent's phone may be among them)
         for view in _statuses(items):
+            if view.channel.channel:
+                phones.append(view.channel.channel)
             if names.VAR_CALL_ID not in _variables(view.message):
                 view = events.Status.from_message(await self._with_variables(view))
             var = _variables(view.message)
@@ -984,6 +1168,11 @@ class ACD:
         callers, on_call = seen.callers, seen.on_call
         for channel in seen.hang_up:
             self._spawn(self._act(cs.Hangup(channel)), f"rebuild-hangup-{channel}")
+        self._close_unseen(stored.open_calls, {f.call_id for f in found}, now)
+        # Agents whose phone is busy on a call the ACD does not know (one the static fallback
+        # rang while no controller ran, a direct call): not offered anything until it ends.
+        ours = {f.channel for f in found if f.agent_id} | set(seen.hang_up)
+        busy = self._busy_phones([c for c in phones if c not in ours])
         # Agents (logged in per the database; on a call if the PBX says so).
         for agent_id, (state, reason) in stored.agents.items():
             if agent_id not in self.agents or state == ag.Status.LOGGED_OUT.value:
@@ -1000,6 +1189,10 @@ class ACD:
                 if state == ag.Status.NOT_READY.value:
                     self._agent_event(agent_id, ag.Login(), now)
                     self._agent_event(agent_id, ag.Pause(reason or "not_ready"), now)
+                elif paused is None and agent_id in busy:
+                    # Logged in paused at once: no offer can reach it before its call ends.
+                    self._phone_busy[agent_id] = busy[agent_id]
+                    self._agent_event(agent_id, ag.Login(paused_reason=PHONE_BUSY, reason="restart"), now)
                 else:
                     self._agent_event(agent_id, ag.Login(paused_reason=paused, reason="restart"), now)
         for agent_id, leg in on_call.items():
@@ -1024,6 +1217,67 @@ class ACD:
             )
             self._commit(call_id, None, cs.restore_waiting(info, queue_id, arrived))
             self._call_event(call_id, cs.HoldReady(info.priority, arrived_at=arrived), now)
+        await self._restore_callbacks(now)
+
+    async def _restore_callbacks(self, now: float) -> None:
+        """The callbacks still to make (the database's): back at their place in line, when due."""
+        if self.callbacks is None:
+            return
+        try:
+            pending = await self.callbacks.pending(timeout=self.action_timeout * 2)
+        except (CallcenterError, OSError):
+            log.error("ACD rebuild: pending callbacks not readable; none restored", exc_info=True)
+            return
+        for cb in pending:
+            if cb.call_id in self._calls or cb.queue not in self.config.queues:
+                continue
+            info = QueuedCall(
+                cb.call_id,
+                f"callback/{cb.call_id}",
+                cb.queue,
+                priority=cb.priority,
+                caller_number=cb.number,
+                redirect_to_hold=False,
+            )
+            restored = cs.restore_callback(info, cb.queue, cb.queued_at, cb.number, cb.attempts)
+            self._commit(cb.call_id, None, restored)
+            self._timer(max(now, cb.next_at or now), cs.TimerKind.CALLBACK_RETRY, cb.call_id)
+
+    def _close_unseen(self, open_calls: Iterable[str], on_pbx: Collection[str], now: float) -> None:
+        """Close the calls the log has open that the PBX no longer has: they ended while no
+        controller watched (disposition ``ended_unseen``; their end time is not known)."""
+        for call_id in open_calls:
+            if call_id in on_pbx or call_id in self._calls:
+                continue
+            self.sink.submit(CallRecord(call_id, now, disposition=Disposition.ENDED_UNSEEN))
+            self.sink.submit(
+                CallEvent(call_id, now, EventKind.NOTE, detail={"closed": "gone from the PBX at restart"})
+            )
+
+    def _busy_phones(self, channels: Iterable[str]) -> dict[str, set[str]]:
+        """Agent id -> its phone's channels among ``channels`` (named after ``agent_channel``)."""
+        out: dict[str, set[str]] = {}
+        for agent in self.config.agents.values():
+            prefix = self.agent_channel.format(endpoint=agent.endpoint, agent=agent.id)
+            mine = {c for c in channels if c == prefix or c.startswith(prefix + "-")}
+            if mine:
+                out[agent.id] = mine
+        return out
+
+    def _phone_freed(self, channel: str, now: float) -> None:
+        """A channel of a phone found busy at restart ended: with its last one, the agent is
+        offered calls again (unless it paused itself meanwhile)."""
+        for agent_id, channels in list(self._phone_busy.items()):
+            if channel not in channels:
+                continue
+            channels.discard(channel)
+            if channels:
+                return
+            del self._phone_busy[agent_id]
+            state = self.agents.get(agent_id)
+            if state is not None and state.status is ag.Status.PAUSED and state.reason == PHONE_BUSY:
+                self._agent_event(agent_id, ag.Resume(reason="phone_free"), now)
+            return
 
     async def _with_variables(self, view: events.Status) -> Message:
         """A Status entry without ``Variable:`` lines (a PBX that ignores ``Variables``): read the

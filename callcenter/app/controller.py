@@ -7,6 +7,12 @@ to stop. Nothing below this module imports it; the CLI (``callcenter run``, ``ca
 calls it. Start order: writer, database pool, AMI, ACD (rebuilds state from AMI and the database),
 FastAGI, dialer, HTTP. Stop order is the reverse, then the writer flushes what is left (to
 PostgreSQL, or to its disk spool when the database is away: nothing is lost).
+
+``reload`` takes a new configuration live (``callcenter apply`` over ``POST /api/config/reload``,
+or SIGHUP to ``callcenter run``): it is read and validated whole first, so a config with a problem
+changes nothing; then every service takes it at once. Calls in progress keep what they started
+with (an offer rings with the ring timeout it was made with, an IVR run keeps its flow); what
+starts next uses the new one. ``config_version`` is its content hash (``GET /api/status``).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from aiohttp import web
 from callcenter.acd import features as acd_features
 from callcenter.acd import http as acd_http
 from callcenter.acd import service as acd_mod
+from callcenter.acd.callback_offer import CallbackOffers
 from callcenter.acd.recorder import Recorder
 from callcenter.app.plugins import Plugin, PluginFactory
 from callcenter.asterisk import names
@@ -37,7 +44,8 @@ from callcenter.asterisk.ami_client import AMIClient
 from callcenter.asterisk.channels import LiveChannels
 from callcenter.clock import Clock, RealClock
 from callcenter.config import model as cm
-from callcenter.errors import CallcenterError
+from callcenter.config.version import config_version
+from callcenter.errors import CallcenterError, ConfigError, DomainError, ValidationError
 from callcenter.inbound.service import IvrService
 from callcenter.reporting import feed
 from callcenter.reporting.metrics import Registry
@@ -45,6 +53,7 @@ from callcenter.reporting.wallboard import DialerView, QueueView, Snapshot, toda
 from callcenter.store import reports
 from callcenter.store.acd import PgACDStore
 from callcenter.store.audit import PgAudit
+from callcenter.store.callbacks import PgCallbackStore
 from callcenter.store.customers import CustomerDirectory
 from callcenter.store.users import PgUsers
 from callcenter.store.writer import CallLogWriter
@@ -136,8 +145,14 @@ class Controller:
         counter_refresh: float = 2.0,
         feed_clock: Clock | None = None,
         feed_interval: float = 1.0,
+        source: Callable[[], cm.Config] | None = None,
     ) -> None:
         self.counter_refresh = counter_refresh
+        # Reads and validates the configuration again (the YAML the controller was started
+        # with); ``reload()`` without a config uses it.
+        self.source = source
+        self.config_version = config_version(config)
+        self._reloading = asyncio.Lock()
         self._counters: dict[str, QueueCounters] = {}
         self._agent_counts: dict[str, tuple[int, float]] = {}
         # The event hub (one stream of changes for the desktop, the console and the wallboard);
@@ -170,6 +185,7 @@ class Controller:
             clock=clock,
             connect_timeout=config.asterisk.ami.connect_timeout,
             action_timeout=config.asterisk.ami.action_timeout,
+            ping_interval=config.asterisk.ami.ping_interval,
         )
         self.channels = LiveChannels(self.ami)  # which FastAGI sessions to believe
         self.channels.attach()
@@ -179,6 +195,7 @@ class Controller:
         self.recorder = Recorder.from_config(self.ami, self.writer, clock, config.recording)
         self.recorder_dir = rec_dir
         self.pool: Any = None
+        self.callback_store = PgCallbackStore(dsn)
         self.acd = acd_mod.ACD(
             config,
             self.ami,
@@ -186,6 +203,7 @@ class Controller:
             clock,
             recorder=self.recorder,
             store=PgACDStore(dsn),
+            callbacks=self.callback_store,
         )
         self.acd.on_change = self._on_change
         self.feed = FeedStreams(self.hub, clock=self.feed_clock, initial=self.feed_initial, stamp=clock.now)
@@ -474,7 +492,17 @@ class Controller:
 
     def _routes(self) -> None:
         async def status(req: web.Request) -> web.StreamResponse:
-            return json_response(self.snapshot().to_dict())
+            return json_response({**self.snapshot().to_dict(), "config_version": self.config_version})
+
+        async def reload(req: web.Request) -> web.StreamResponse:
+            try:
+                version = await self.reload()
+            except ConfigError as exc:
+                problems = [str(p) for p in exc.problems] if isinstance(exc, ValidationError) else [str(exc)]
+                return json_response(
+                    {"error": {"code": exc.code, "message": exc.message, "problems": problems}}, 422
+                )
+            return json_response({"config_version": version})
 
         async def metrics(req: web.Request) -> web.StreamResponse:
             return web.Response(
@@ -523,6 +551,7 @@ class Controller:
         # The wallboard page, its stream and /metrics carry aggregate counts only (no caller data):
         # a wall screen and a Prometheus scraper read them without a token.
         self.router.add("GET", "/api/status", status, action="status.view")
+        self.router.add("POST", "/api/config/reload", reload, action="config.apply")
         self.router.add("GET", "/metrics", metrics)
         self.router.add("GET", "/api/console", console, action="agents.view")
         self.router.add("GET", "/", wallboard)
@@ -534,6 +563,43 @@ class Controller:
             # People's sessions run on wall time, also when the demo's clock runs faster.
             self.sessions = BrowserSessions(PgUsers(self.pool), RealClock())
             self.sessions.register(self.router)
+
+    # ------------------------------------------------------------------ live configuration
+    async def reload(self, config: cm.Config | None = None) -> str:
+        """Take ``config`` (default: read again from ``source``) live and return its version.
+
+        A config that does not load (``ValidationError``) or cannot be taken live
+        (``DomainError``: a logged-in agent removed) changes nothing. Settings of the links
+        themselves (``asterisk``: AMI, FastAGI) take effect at the next start."""
+        async with self._reloading:
+            if config is None:
+                if self.source is None:
+                    raise DomainError("this controller has no configuration source", code="no_source")
+                config = await asyncio.to_thread(self.source)
+            self._check_reload(config)
+            self.acd.reload(config)
+            if self.ivr is not None:
+                self.ivr.reload(config)
+            if self.monitor is not None:
+                self.monitor.reload(config)
+            if self.dialer is not None:
+                await self.dialer.reload(config)
+            if config.asterisk != self.config.asterisk:
+                log.warning("the asterisk section changed: it takes effect when the controller restarts")
+            self.config = config
+            self.config_version = config_version(config)
+            log.info("configuration %s is live", self.config_version)
+            return self.config_version
+
+    def _check_reload(self, config: cm.Config) -> None:
+        gone = [a for a in self.config.agents if a not in config.agents]
+        busy = [a for a in gone if self.acd.agent_state(a).status.value != "logged_out"]
+        if busy:
+            raise DomainError(
+                f"agents {', '.join(busy)} are logged in but absent from the new configuration: "
+                "log them out first",
+                code="agent_logged_in",
+            )
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self, stop: asyncio.Event) -> None:
@@ -578,9 +644,11 @@ class Controller:
             clock=self.clock,
         )
         features = acd_features.AgentFeatures(self.acd)
+        self.callback_offers = CallbackOffers(self.acd)
         routes: dict[str, Callable[[Any], Awaitable[None]]] = {
             names.AGI_IVR: self.ivr.handle,
             names.AGI_FEATURE: features.handle,
+            names.AGI_CALLBACK: self.callback_offers.handle,
         }
         for factory in self._plugin_factories:
             plugin = await factory(self)
@@ -638,6 +706,8 @@ class Controller:
                     await plugin.close()
         with contextlib.suppress(CallcenterError, OSError):
             await self.ami.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(self.callback_store.close(), 10)
         try:
             await self.writer.close(timeout=30.0)
         except (CallcenterError, OSError, TimeoutError) as exc:

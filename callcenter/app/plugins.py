@@ -15,7 +15,7 @@ from callcenter.clock import Clock
 from callcenter.config import model as cm
 from callcenter.outbound import http as outbound_http
 from callcenter.outbound.pool import AcdAgentPool
-from callcenter.outbound.runtime import runtime_from_config
+from callcenter.outbound.runtime import runtimes_from_config
 from callcenter.outbound.service import DialerService
 from callcenter.reporting.wallboard import DialerView
 from callcenter.store.campaigns import CampaignStore
@@ -62,16 +62,10 @@ async def dialer_plugin(ctl: Host) -> Plugin | None:
     if not ctl.config.campaigns:
         return None
     store = await CampaignStore.connect(ctl.dsn)
-    runtimes = [
-        runtime_from_config(
-            c,
-            default_region=ctl.config.center.country,
-            sounds_dir=ctl.config.asterisk.sounds_dir,
-            language=ctl.config.center.default_language,
-        )
-        for c in ctl.config.campaigns.values()
-    ]
-    pool = AcdAgentPool(ctl.acd, {rt.id: rt.queue for rt in runtimes})
+    runtimes = runtimes_from_config(ctl.config)
+    pool = AcdAgentPool(
+        ctl.acd, {rt.id: rt.queue for rt in runtimes}, skills={rt.id: rt.skills for rt in runtimes}
+    )
     service = DialerService(ami=ctl.ami, store=store, agents=pool, clock=ctl.clock, config=ctl.config)
     for rt in runtimes:
         await service.add_campaign(rt)
@@ -79,14 +73,14 @@ async def dialer_plugin(ctl: Host) -> Plugin | None:
 
     def views() -> tuple[DialerView, ...]:
         out = []
-        for rt in runtimes:
-            st = service.status(rt.id)
+        for campaign_id in service.campaign_ids():
+            st = service.status(campaign_id)
             outcomes = st.get("outcomes") or {}
             assert isinstance(outcomes, dict)  # noqa: S101 - the summary's own shape
             pacing = st.get("pacing") or ""
             out.append(
                 DialerView(
-                    campaign=rt.id,
+                    campaign=campaign_id,
                     mode=str(st.get("mode", "")) + (" (fallback)" if st.get("fallback") else ""),
                     state=str(st.get("state", "")),
                     dial_ratio=float(st.get("gain") or 1.0),  # type: ignore[arg-type]
@@ -120,6 +114,7 @@ async def monitor_plugin(ctl: Host) -> Plugin | None:
 
     async def close() -> None:
         detach()
+        service.close()
 
     return Plugin(
         name="monitor",

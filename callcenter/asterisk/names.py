@@ -13,6 +13,7 @@ from typing import Final
 CTX_INBOUND: Final = "cc-inbound"  # DIDs land here: Answer, then FastAGI ivr
 CTX_HOLD: Final = "cc-hold"  # a caller waiting for an agent: music on hold until bridged
 CTX_ANNOUNCE: Final = "cc-announce"  # position / expected-wait announcement, then back to hold
+CTX_CALLBACK_OFFER: Final = "cc-callback-offer"  # a waiting caller hears the callback offer
 CTX_AGENT_LEG: Final = "cc-agent-leg"  # the originated agent leg: Bridge() the caller on answer
 CTX_AGENT_PHONES: Final = "cc-agents"  # what agents' phones dial: feature codes, internal calls
 CTX_FEATURES: Final = "cc-features"  # feature codes handed to FastAGI (login, pause, spy...)
@@ -31,6 +32,7 @@ AGI_IVR: Final = "ivr"
 AGI_FEATURE: Final = "feature"
 AGI_SPY: Final = "spy"
 AGI_OUTBOUND: Final = "outbound"
+AGI_CALLBACK: Final = "callback"  # the in-queue callback offer (the caller's key)
 
 # ---------------------------------------------------------------- channel variables
 VAR_CALL_ID: Final = "CC_CALL_ID"  # the controller's id of the call (uuid-like, safe chars)

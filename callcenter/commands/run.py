@@ -4,7 +4,8 @@ The controller against a real Asterisk (AMI host, port, user and secret from the
 ``asterisk.ami`` or ``CALLCENTER_AMI_HOST/PORT/USER/SECRET``) and a real PostgreSQL
 (``DATABASE_URL``; the private cluster when unset). ``--sim`` starts the simulated PBX in the same
 process instead of connecting to Asterisk. Ctrl-C or SIGTERM stops everything cleanly and flushes
-the call log.
+the call log. SIGHUP makes the controller read and validate its YAML again and take it live (as
+``callcenter apply --controller URL`` does over the API); a config with a problem changes nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from callcenter.app.controller import Controller, Links, login_all
@@ -22,7 +24,9 @@ from callcenter.commands.db import migrate_dsn
 from callcenter.commands.sim import center_scenario, start_sim
 from callcenter.commands.validate import load_or_report
 from callcenter.config import model as cm
+from callcenter.config.load import load_config
 from callcenter.config.render import render, write_files
+from callcenter.errors import CallcenterError
 from callcenter.sim.server import SimulatedPBX
 from callcenter.store.database import database
 
@@ -37,6 +41,36 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--agi-port", type=int, default=None, help="FastAGI port (default: from config)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     p.set_defaults(func=cmd_run)
+
+
+log = logging.getLogger("callcenter")
+
+
+def reload_on_sighup(loop: asyncio.AbstractEventLoop, controller: Controller) -> Callable[[], None]:
+    """SIGHUP reloads ``controller`` from its source; returns what removes the handler. The
+    outcome (the version now live, or every problem) goes to the log and to stdout."""
+    pending: set[asyncio.Task[None]] = set()
+
+    async def reload() -> None:
+        try:
+            version = await controller.reload()
+        except CallcenterError as exc:
+            log.error("SIGHUP: configuration not taken, nothing changed: %s", exc)
+            print(f"run: configuration not taken, nothing changed: {exc}", flush=True)
+            return
+        print(f"run: config version {version} is live", flush=True)
+
+    def on_hup() -> None:
+        task = loop.create_task(reload(), name="config-reload")
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+
+    def remove() -> None:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+    return remove
 
 
 def _http(text: str) -> tuple[str | None, int]:
@@ -62,9 +96,21 @@ async def _run(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
         write_files(render(config), out)
         sim = await start_sim(out, run_dir, clock=clock, seed=1)
         links = Links(**{**links.__dict__, "ami_host": "127.0.0.1", "ami_port": sim.ami_port})
+    prompts = args.prompts
+
+    def source() -> cm.Config:
+        return load_config(args.config, **({} if prompts is None else {"prompts_dir": prompts}))
+
     controller = Controller(
-        config, dsn=dsn, run_dir=run_dir, clock=clock, links=links, plugins=standard_plugins()
+        config,
+        dsn=dsn,
+        run_dir=run_dir,
+        clock=clock,
+        links=links,
+        plugins=standard_plugins(),
+        source=source,
     )
+    remove_hup = reload_on_sighup(loop, controller)
     task = asyncio.create_task(controller.run(stop))
     try:
         await asyncio.wait(
@@ -80,6 +126,7 @@ async def _run(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
             print(f"run: controller ready (wallboard {where}); Ctrl-C stops", flush=True)
         await task
     finally:
+        remove_hup()
         if not task.done():
             stop.set()
             await task

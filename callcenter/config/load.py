@@ -802,7 +802,6 @@ def read_asterisk(r: Reader, node: yaml.Node, path: Path_) -> m.AsteriskSettings
     base = m.AsteriskSettings()
     sounds = mr.get("sounds_dir", r.abs_path, base.sounds_dir)
     moh = mr.get("moh_dir", r.abs_path, base.moh_dir)
-    spool = mr.get("spool_dir", r.abs_path, base.spool_dir)
     mr.finish()
     return m.AsteriskSettings(
         ami=ami,
@@ -810,7 +809,6 @@ def read_asterisk(r: Reader, node: yaml.Node, path: Path_) -> m.AsteriskSettings
         ami_apply=ami_apply,
         sounds_dir=_opt(sounds, base.sounds_dir),
         moh_dir=_opt(moh, base.moh_dir),
-        spool_dir=_opt(spool, base.spool_dir),
     )
 
 
@@ -1011,14 +1009,11 @@ def read_number(r: Reader, node: yaml.Node, path: Path_) -> m.Number | None:
     flow = mr.get("flow", r.ident, expected="the IVR flow answering it")
     trunk = mr.get("trunk", r.ident, None)
     label = mr.get("label", r.note, "")
-    toll = mr.get("toll_free", r.boolean, False)
     lang = mr.get("language", lambda n, p: r.text(n, p, pattern=LANG_RE, expected="a language code"), None)
     mr.finish()
     if num is None or flow is None:
         return None
-    return m.Number(
-        number=num, flow=flow, trunk=trunk, label=_opt(label, ""), toll_free=_opt(toll, False), language=lang
-    )
+    return m.Number(number=num, flow=flow, trunk=trunk, label=_opt(label, ""), language=lang)
 
 
 # ---------------------------------------------------------------------------- flows
@@ -1404,7 +1399,6 @@ def read_flow(r: Reader, fid: str, node: yaml.Node, path: Path_) -> m.Flow | Non
     mr = r.mapping(node, path, "a flow {start:, nodes:}")
     if mr is None:
         return None
-    desc = mr.get("description", r.note, "")
     start = mr.get("start", r.ident, expected="the id of the first node")
     fb = _FlowBuilder(r, fid, path)
     nnode = mr.node_of("nodes")
@@ -1439,7 +1433,11 @@ def read_flow(r: Reader, fid: str, node: yaml.Node, path: Path_) -> m.Flow | Non
         return (position.get(base, len(position)), 0 if nid == base else position[nid] + 1)
 
     ordered = dict(sorted(fb.nodes.items(), key=lambda kv: order(kv[0])))
-    return m.Flow(id=fid, start=start, nodes=m.frozen_map(ordered), description=_opt(desc, ""))
+    return m.Flow(
+        id=fid,
+        start=start,
+        nodes=m.frozen_map(ordered),
+    )
 
 
 # ---------------------------------------------------------------------------- ACD & people
@@ -1729,14 +1727,11 @@ def read_pause_reason(r: Reader, code: str, node: yaml.Node, path: Path_) -> m.P
         lambda n, p: r.text(n, p, pattern=re.compile(r"[0-9]{1,3}"), expected="1-3 digits"),
         expected="what agents type after the pause code",
     )
-    paid = mr.get("paid", r.boolean, False)
     mx = mr.get("max_minutes", lambda n, p: r.integer(n, p, 1, 1440), None)
     mr.finish()
     if digits is None:
         return None
-    return m.PauseReason(
-        code=code, name=_opt(name, code), digits=digits, paid=_opt(paid, False), max_minutes=mx
-    )
+    return m.PauseReason(code=code, name=_opt(name, code), digits=digits, max_minutes=mx)
 
 
 def read_recording(r: Reader, node: yaml.Node, path: Path_) -> m.Recording | None:
@@ -1747,7 +1742,6 @@ def read_recording(r: Reader, node: yaml.Node, path: Path_) -> m.Recording | Non
     directory = mr.get("directory", r.abs_path, d.directory)
     fmt = mr.get("format", lambda n, p: r.choice(n, p, m.RecordingFormat), d.format)
     days = mr.get("retention_days", lambda n, p: r.integer(n, p, 1, 3650), d.retention_days)
-    stereo = mr.get("stereo", r.boolean, d.stereo)
     pci = d.pci
     pnode = mr.node_of("pci")
     if pnode is not None:
@@ -1764,7 +1758,6 @@ def read_recording(r: Reader, node: yaml.Node, path: Path_) -> m.Recording | Non
         directory=_opt(directory, d.directory),
         format=_opt(fmt, d.format),
         retention_days=_opt(days, d.retention_days),
-        stereo=_opt(stereo, d.stereo),
         pci=pci,
     )
 
@@ -1784,6 +1777,53 @@ def read_feature_codes(r: Reader, node: yaml.Node, path: Path_) -> m.FeatureCode
         values[name] = _opt(v, default)
     mr.finish()
     return m.FeatureCodes(**values)
+
+
+def _window(r: Reader, mr: Any, path: Path_) -> m.CallingWindow:
+    """The ``window`` key of ``mr`` (a calling window), or the default one."""
+    window = m.CallingWindow()
+    wnode = mr.node_of("window")
+    if wnode is None:
+        return window
+    wp = (*path, "window")
+    wm = r.mapping(wnode, wp, "a calling window {start:, end:, days:}")
+    if wm is None:
+        return window
+    start = wm.get("start", r.clock_time, window.start)
+    end = wm.get("end", lambda n, p: r.clock_time(n, p, end=True), window.end)
+    days: set[int] = set(window.days)
+    dnode = wm.node_of("days")
+    if dnode is not None:
+        raw = r.raw(dnode, (*wp, "days"), "weekdays such as mon-fri")
+        if raw is not None:
+            days = set()
+            for part in raw.split(","):
+                ds = _day_keys(part)
+                if ds is None:
+                    r.bad(
+                        dnode, (*wp, "days"), f"expected weekdays such as mon-fri or sat,sun, found {raw!r}"
+                    )
+                    break
+                days.update(ds)
+    wm.finish()
+    if start is not None and end is not None:
+        if end != dt.time(0, 0) and end <= start:
+            r.bad(wnode, wp, "expected the window's end after its start")
+        window = m.CallingWindow(start, end, frozenset(days))
+    return window
+
+
+def read_callbacks(r: Reader, node: yaml.Node, path: Path_) -> m.CallbackPolicy | None:
+    mr = r.mapping(node, path, "callbacks {max_attempts:, retry_delay:, window:, timezone:}")
+    if mr is None:
+        return None
+    d = m.CallbackPolicy()
+    attempts = mr.get("max_attempts", lambda n, p: r.integer(n, p, 1, 20), d.max_attempts)
+    delay = mr.get("retry_delay", lambda n, p: r.number(n, p, 10, 7 * 86400), d.retry_delay)
+    window = _window(r, mr, path)
+    tz = mr.get("timezone", lambda n, p: _timezone(r, n, p), None)
+    mr.finish()
+    return m.CallbackPolicy(_opt(attempts, d.max_attempts), _opt(delay, d.retry_delay), window, tz)
 
 
 def read_security(r: Reader, node: yaml.Node, path: Path_) -> m.Security | None:
@@ -1915,35 +1955,7 @@ def read_campaign(r: Reader, cid: str, node: yaml.Node, path: Path_) -> m.Campai
     contacts = mr.get("contacts", r.rel_path, expected="the contacts CSV file")
     skills = _skill_levels(r, mr, "skills", path) or {}
     trunk = mr.get("trunk", r.ident, None)
-    window = m.CallingWindow()
-    wnode = mr.node_of("window")
-    if wnode is not None:
-        wp = (*path, "window")
-        wm = r.mapping(wnode, wp, "a calling window {start:, end:, days:}")
-        if wm is not None:
-            start = wm.get("start", r.clock_time, window.start)
-            end = wm.get("end", lambda n, p: r.clock_time(n, p, end=True), window.end)
-            days: set[int] = set(window.days)
-            dnode = wm.node_of("days")
-            if dnode is not None:
-                raw = r.raw(dnode, (*wp, "days"), "weekdays such as mon-fri")
-                if raw is not None:
-                    days = set()
-                    for part in raw.split(","):
-                        ds = _day_keys(part)
-                        if ds is None:
-                            r.bad(
-                                dnode,
-                                (*wp, "days"),
-                                f"expected weekdays such as mon-fri or sat,sun, found {raw!r}",
-                            )
-                            break
-                        days.update(ds)
-            wm.finish()
-            if start is not None and end is not None:
-                if end != dt.time(0, 0) and end <= start:
-                    r.bad(wnode, wp, "expected the window's end after its start")
-                window = m.CallingWindow(start, end, frozenset(days))
+    window = _window(r, mr, path)
     tz = mr.get("timezone", lambda n, p: _timezone(r, n, p), "UTC")
     attempts = mr.get("max_attempts", lambda n, p: r.integer(n, p, 1, 20), 3)
     retry = m.RetryDelays()
@@ -2056,6 +2068,7 @@ SINGLE_SECTIONS: Final = (
     "fallback",
     "security",
     "dialout",
+    "callbacks",
 )
 MAP_SECTIONS: Final = ("trunks", "flows", "queues", "music", "mailboxes", "campaigns", "pause_reasons")
 LIST_SECTIONS: Final = ("numbers", "skills", "agents", "supervisors")
@@ -2200,6 +2213,7 @@ def load(
         feature_codes=singles.get("feature_codes") or m.FeatureCodes(),
         security=singles.get("security") or m.Security(),
         dialout=singles.get("dialout") or m.DialOut(),
+        callbacks=singles.get("callbacks") or m.CallbackPolicy(),
         music=m.frozen_map({k: v for k, v in maps["music"].items() if v is not None}),
         mailboxes=m.frozen_map({k: v for k, v in maps["mailboxes"].items() if v is not None}),
         fallback=singles.get("fallback"),
@@ -2235,6 +2249,8 @@ def _read_single(r: Reader, section: str, node: yaml.Node, path: Path_) -> Any:
         return read_feature_codes(r, node, path)
     if section == "security":
         return read_security(r, node, path)
+    if section == "callbacks":
+        return read_callbacks(r, node, path)
     if section == "dialout":
         return read_dialout(r, node, path)
     if section == "phones":

@@ -171,7 +171,6 @@ class AsteriskSettings:
     ami_apply: AMIApplyUser | None = None  # rendered as its own manager user when set
     sounds_dir: str = "/var/lib/asterisk/sounds/callcenter"  # where prompts are installed
     moh_dir: str = "/var/lib/asterisk/moh"
-    spool_dir: str = "/var/spool/asterisk"
 
 
 # =============================================================================== trunks, numbers
@@ -252,7 +251,6 @@ class Number:
     flow: str
     trunk: str | None = None
     label: str = ""
-    toll_free: bool = False
     language: str | None = None  # start the flow in this language (else the center's default)
 
     @property
@@ -479,7 +477,6 @@ class Flow:
     id: str
     start: str
     nodes: Mapping[str, IVRNode]
-    description: str = ""
 
     def node(self, node_id: str) -> IVRNode:
         return self.nodes[node_id]
@@ -638,15 +635,18 @@ class Supervisor:
     dtmf_mode: DtmfMode | None = None  # this phone's, when not ``Config.phones.dtmf_mode``
 
 
+OVERRUN_PREFIX = "overrun:"
+
+
 @dataclass(frozen=True)
 class PauseReason:
     """A pause reason code: ``code`` is its id, ``digits`` what agents type after the pause
-    feature code, ``paid`` whether it counts as productive time in reports."""
+    feature code. A pause longer than ``max_minutes`` is logged as an overrun: the agent stays
+    paused, with reason ``overrun:<code>`` from then on (``OVERRUN_PREFIX``)."""
 
     code: str
     name: str
     digits: str
-    paid: bool = False
     max_minutes: int | None = None
 
 
@@ -670,7 +670,6 @@ class Recording:
     directory: str = "/var/spool/asterisk/monitor/callcenter"
     format: RecordingFormat = RecordingFormat.WAV
     retention_days: int = 90
-    stereo: bool = False  # caller and agent on separate channels
     pci: PCIRule = PCIRule()
 
 
@@ -845,6 +844,19 @@ class Campaign:
     enabled: bool = True
 
 
+@dataclass(frozen=True)
+class CallbackPolicy:
+    """Callbacks a waiting caller asked for (the in-queue offer, an IVR callback node): at most
+    ``max_attempts`` calls, ``retry_delay`` seconds apart, only inside ``window`` in the number's
+    local time (``timezone`` when the number does not tell it; default: the center's), never to
+    a number on a do-not-call list."""
+
+    max_attempts: int = 3
+    retry_delay: float = 300.0
+    window: CallingWindow = CallingWindow()
+    timezone: str | None = None
+
+
 # =============================================================================== the whole
 @dataclass(frozen=True)
 class Config:
@@ -865,6 +877,7 @@ class Config:
     feature_codes: FeatureCodes = FeatureCodes()
     security: Security = Security()
     dialout: DialOut = DialOut()
+    callbacks: CallbackPolicy = CallbackPolicy()
     music: Mapping[str, MusicClass] = field(default_factory=lambda: frozen_map({}))
     mailboxes: Mapping[str, Mailbox] = field(default_factory=lambda: frozen_map({}))
     fallback: Fallback | None = None

@@ -488,7 +488,8 @@ class Interpreter:
                     effects.append(Play(self._sounds(state, *node.prompts), node.interruptible))
                     return replace(state, waiting=Waiting.PLAY), effects
                 case HoursNode():
-                    status = self.center.status_at(local_time(now, self.tz))
+                    local = local_time(now, self.tz)
+                    status = self.center.status_at(local)
                     if status is ScheduleStatus.OPEN:
                         target = node.open
                     elif status is ScheduleStatus.HOLIDAY and node.holiday is not None:
@@ -497,7 +498,9 @@ class Interpreter:
                         target = node.closed
                     if status is not ScheduleStatus.OPEN:
                         state = replace(state, after_hours=True)
-                    self._log_node(effects, state, node, now, str(status), next=target)
+                    holiday = self.center.holiday_on(local.date())
+                    named = {"holiday": holiday.name} if holiday is not None else {}
+                    self._log_node(effects, state, node, now, str(status), next=target, **named)
                     node_id = target
                 case SetNode():
                     state = self._apply_set(state, node, effects)

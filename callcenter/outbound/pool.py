@@ -20,17 +20,25 @@ class AcdAgentPool:
     ``agents``, ``enqueue``, ``call_state``, ``clock``).
 
     ``load``: the logged-in agents whose skills meet the campaign queue's (``queues``: campaign id
-    -> queue id): available ones are idle, reserved / ringing / on a call are busy since their
-    state began, wrap-up ones are in wrap-up. ``connect``: hands the person to the ACD as a queued
+    -> queue id) and the campaign's own (``skills``: campaign id -> skill -> minimum level):
+    available ones are idle, reserved / ringing / on a call are busy since their state began,
+    wrap-up ones are in wrap-up. ``connect``: hands the person to the ACD as a queued
     call (``call_id`` = the attempt id, the channel stays in the ``outbound`` AGI until the agent's
     leg bridges it) and waits up to ``timeout`` for the ACD to report it connected. Talk and
     wrap-up times of the calls it connected come back through ``take_finished``."""
 
     def __init__(
-        self, acd: Any, queues: Mapping[str, str], *, poll: float = 0.05, priority: int = 100
+        self,
+        acd: Any,
+        queues: Mapping[str, str],
+        *,
+        skills: Mapping[str, Mapping[str, int]] | None = None,
+        poll: float = 0.05,
+        priority: int = 100,
     ) -> None:
         self.acd = acd
         self.queues = dict(queues)
+        self.skills = dict(skills or {})
         self.poll = poll
         self.priority = priority
         self._eligible: dict[str, list[str]] = {}
@@ -39,13 +47,21 @@ class AcdAgentPool:
         self._wrap_started: dict[str, tuple[str, float, float]] = {}  # agent -> (call id, talk, since)
         self._finished: list[tuple[str, float, float]] = []
 
+    def reload(self, queues: Mapping[str, str], skills: Mapping[str, Mapping[str, int]]) -> None:
+        """New campaigns -> queues and skills (a new configuration): eligible agents are found again."""
+        self.queues = dict(queues)
+        self.skills = dict(skills)
+        self._eligible.clear()
+
     def _agents_for(self, campaign: str) -> list[str]:
         cached = self._eligible.get(campaign)
         if cached is not None:
             return cached
         config = self.acd.config
         queue = config.queues.get(self.queues.get(campaign, ""))
-        needs: Mapping[str, int] = queue.skills if queue is not None else {}
+        needs: dict[str, int] = dict(queue.skills) if queue is not None else {}
+        for skill, level in self.skills.get(campaign, {}).items():
+            needs[skill] = max(level, needs.get(skill, 0))
         eligible = [
             agent_id
             for agent_id, agent in config.agents.items()
@@ -129,6 +145,7 @@ class AcdAgentPool:
                 call_id,
                 channel,
                 queue,
+                skills=dict(self.skills.get(campaign, {})),
                 priority=self.priority,
                 caller_number=attempt.contact.phone,
                 data=dict(attempt.contact.data),

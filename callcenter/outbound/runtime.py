@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from callcenter.asterisk import names
@@ -42,6 +43,10 @@ class CampaignRuntime:
     # again, then Dial); /n keeps the Local pair, so the leg the dialer follows stays the same.
     dial_template: str = names.CAMPAIGN_DIAL_TEMPLATE
     name: str = ""
+    enabled: bool = True
+    """False: the campaign places no call (the dialer plans none, the database refuses any)."""
+    skills: Mapping[str, int] = field(default_factory=dict)
+    """Skills (minimum levels) an agent needs for the campaign's calls, beyond its queue's."""
     exten: str = "s"
     """The ``cc-outbound`` extension: the campaign's own (rendered from config: AMD, message and
     identification set there) or ``s`` (driven by the CC_AMD / CC_AMD_MESSAGE variables)."""
@@ -103,5 +108,20 @@ def runtime_from_config(
         ring_timeout=float(campaign.ring_timeout),
         connect_within=float(campaign.connect_within),
         name=campaign.name,
+        enabled=bool(campaign.enabled),
+        skills=dict(campaign.skills),
         exten=campaign.id,
     )
+
+
+def runtimes_from_config(config: Any) -> list[CampaignRuntime]:
+    """Every campaign of ``config`` (``callcenter.config.model.Config``) as the dialer runs it."""
+    return [
+        runtime_from_config(
+            c,
+            default_region=config.center.country,
+            sounds_dir=config.asterisk.sounds_dir,
+            language=config.center.default_language,
+        )
+        for c in config.campaigns.values()
+    ]

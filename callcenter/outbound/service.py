@@ -78,7 +78,7 @@ from callcenter.outbound.dialer import (
     Dialer,
     Outcome,
 )
-from callcenter.outbound.runtime import CampaignRuntime
+from callcenter.outbound.runtime import CampaignRuntime, runtimes_from_config
 from callcenter.ports import AgentPool, AGISession, AMILink
 from callcenter.store.campaigns import CampaignStore
 
@@ -240,6 +240,29 @@ class DialerService:
         self._campaigns[runtime.id] = _Campaign(runtime, dialer)
         return dialer
 
+    async def reload(self, config: cm.Config) -> None:
+        """A new configuration: its dial-out policy, and each campaign's settings (pacing,
+        window, retries, caller id, trunk...) for what is planned from now on; calls in progress
+        finish as they were placed. A new campaign is added; a campaign gone from the config is
+        no longer dialled (its database state stays as it was)."""
+        self.config = config
+        for rt in runtimes_from_config(config):
+            camp = self._campaigns.get(rt.id)
+            if camp is None:
+                await self.add_campaign(rt)
+                continue
+            camp.runtime = rt
+            camp.dialer.settings = rt.settings
+        for campaign_id, camp in self._campaigns.items():
+            if campaign_id not in config.campaigns:
+                camp.dialer.stop()
+        reload_agents = getattr(self.agents, "reload", None)
+        if reload_agents is not None:
+            runtimes = runtimes_from_config(config)
+            reload_agents({rt.id: rt.queue for rt in runtimes}, {rt.id: rt.skills for rt in runtimes})
+        for rt in runtimes_from_config(config):
+            await self.store.upsert_campaign(rt)  # its enabled flag, which the database enforces too
+
     def dialer(self, campaign_id: str) -> Dialer:
         return self._campaign(campaign_id).dialer
 
@@ -277,8 +300,12 @@ class DialerService:
 
     # ------------------------------------------------------------------ preview (API)
     def preview_next(self, campaign_id: str, agent_id: str) -> ContactState | None:
-        """Reserve the next contact for ``agent_id`` to look at (preview campaigns); None if none."""
-        return self._campaign(campaign_id).dialer.preview_next(agent_id, self.clock.now())
+        """Reserve the next contact for ``agent_id`` to look at (preview campaigns); None if none
+        (also when the campaign is disabled in the config)."""
+        camp = self._campaign(campaign_id)
+        if not camp.runtime.enabled:
+            return None
+        return camp.dialer.preview_next(agent_id, self.clock.now())
 
     async def preview_dial(self, campaign_id: str, key: str, agent_id: str) -> Attempt:
         """The agent chose to call the contact it holds: recorded, then originated."""
@@ -333,6 +360,8 @@ class DialerService:
                 if campaign_id in self._campaigns:
                     self.record_call_end(campaign_id, talk, wrap)
         for camp in list(self._campaigns.values()):
+            if not camp.runtime.enabled:
+                continue  # disabled in the config: nothing planned, nothing dialled
             load = self.agents.load(camp.runtime.id)
             _, attempts = camp.dialer.plan(load, now)
             for state in camp.dialer.take_settled():

@@ -94,6 +94,9 @@ class Disposition(StrEnum):
     AFTER_HOURS = "after_hours"  # closed (hours/holiday): message, voicemail or hang-up
     TRANSFERRED = "transferred"  # handed off outside the center (to a number) by an agent or the IVR
     FAILED = "failed"  # technical failure: no route, channel error, controller lost the call
+    # ended while no controller watched it (found gone from the PBX after a restart): its end,
+    # and so how it ended, was not seen
+    ENDED_UNSEEN = "ended_unseen"
 
 
 class Direction(StrEnum):

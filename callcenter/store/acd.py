@@ -21,6 +21,11 @@ class PgACDStore:
                 " ORDER BY agent_id, seq DESC",
                 timeout=timeout,
             )
+            open_rows = await conn.fetch(
+                "SELECT call_id FROM calls"
+                " WHERE disposition IS NULL AND direction IS DISTINCT FROM 'outbound'",
+                timeout=timeout,
+            )
             call_rows = await conn.fetch(
                 "SELECT call_id, COALESCE(overflow_queue, queue) AS queue,"
                 " extract(epoch FROM queued_at) AS q, COALESCE(priority, 0) AS priority, language FROM calls"
@@ -37,4 +42,5 @@ class PgACDStore:
                 )
                 for r in call_rows
             },
+            open_calls=tuple(r["call_id"] for r in open_rows),
         )

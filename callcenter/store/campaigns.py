@@ -99,12 +99,13 @@ class CampaignStore:
 
         async def go(conn: Any) -> None:
             await conn.execute(
-                """INSERT INTO campaigns (campaign_id, name, mode, state, max_attempts, timezone, settings)
-                   VALUES ($1, $2, $3, COALESCE($4, 'running'), $5, $6, $7::jsonb)
+                """INSERT INTO campaigns (campaign_id, name, mode, state, max_attempts, timezone, settings,
+                                          enabled)
+                   VALUES ($1, $2, $3, COALESCE($4, 'running'), $5, $6, $7::jsonb, $8)
                    ON CONFLICT (campaign_id) DO UPDATE SET name = EXCLUDED.name, mode = EXCLUDED.mode,
                      max_attempts = EXCLUDED.max_attempts, timezone = EXCLUDED.timezone,
                      settings = EXCLUDED.settings, state = COALESCE($4, campaigns.state),
-                     updated_at = now()""",
+                     enabled = EXCLUDED.enabled, updated_at = now()""",
                 s.name,
                 runtime.name or s.name,
                 s.mode.value,
@@ -112,6 +113,7 @@ class CampaignStore:
                 s.max_attempts,
                 runtime.timezone,
                 blob,
+                runtime.enabled,
                 timeout=self.timeout,
             )
 
@@ -306,7 +308,8 @@ class CampaignStore:
     async def record_attempt(self, attempt: Attempt, *, channel_id: str) -> None:
         """Spend the contact's attempt and insert the attempt row, in one transaction, BEFORE the
         Originate. Refused (``CampaignError``, code ``attempt_refused`` or ``dnc``) when the campaign
-        is not running, the count moved, the maximum is reached or the number is on a DNC list."""
+        is not running or is disabled in the config, the count moved, the maximum is reached or
+        the number is on a DNC list."""
 
         async def go(conn: Any) -> str | None:
             async with conn.transaction():
@@ -314,7 +317,8 @@ class CampaignStore:
                     """UPDATE campaign_contacts c SET attempts = $3, status = 'dialing', next_at = NULL
                        FROM campaigns k
                        WHERE c.campaign_id = $1 AND c.contact_key = $2 AND k.campaign_id = c.campaign_id
-                         AND c.attempts = $3 - 1 AND $3 <= k.max_attempts AND k.state = 'running'
+                         AND c.attempts = $3 - 1 AND $3 <= k.max_attempts
+                         AND k.state = 'running' AND k.enabled
                          AND c.status IN ('pending', 'previewing')
                          AND NOT EXISTS (SELECT 1 FROM dnc d WHERE d.phone = c.phone
                                          AND d.campaign_id IN ('', c.campaign_id))

@@ -59,12 +59,16 @@ from callcenter.supervision.rules import (
 
 log = logging.getLogger("callcenter.supervision.service")
 
+PENDING = "pending:"  # an API session's channel before Asterisk names the supervisor's leg
+
 
 # ============================================================================ seams
 @dataclass(frozen=True)
 class MonitorSettings:
-    max_pin_failures: int = 5
-    lockout_seconds: float = 900.0
+    """``max_pin_failures`` and ``lockout_seconds``: None takes the config's ``security``."""
+
+    max_pin_failures: int | None = None
+    lockout_seconds: float | None = None
     pin_attempts: int = 3  # per call
     pin_timeout: float = 6.0
     wait_for_call: bool = True  # an idle agent: wait for the next call (else hang up)
@@ -135,7 +139,7 @@ class MonitorService:
         self.acd = acd
         self.ami = ami
         self.new_session_id = new_session_id or (lambda: "spy-" + uuid.uuid4().hex)
-        self.guard = PinGuard(self.settings.max_pin_failures, self.settings.lockout_seconds)
+        self.guard = PinGuard()
         self.sessions: dict[str, SpySession] = {}  # by supervisor channel
         self.bridge_of: dict[str, str] = {}  # channel -> the bridge it is in (BridgeEnter/Leave)
         self.bridge_members: dict[str, set[str]] = {}  # bridge -> its channels
@@ -145,6 +149,13 @@ class MonitorService:
 
     def reload(self, config: m.Config) -> None:
         self.config = config
+        s = self.settings
+        self.guard.max_failures = (
+            config.security.pin_attempts if s.max_pin_failures is None else s.max_pin_failures
+        )
+        self.guard.lockout_seconds = (
+            config.security.lockout_seconds if s.lockout_seconds is None else s.lockout_seconds
+        )
         self.engine = core.Interpreter(engine_config(config, pin_timeout=self.settings.pin_timeout))
 
     # ------------------------------------------------------------------ logging
@@ -219,6 +230,7 @@ class MonitorService:
             ami.on(events.BridgeEnter, self._on_bridge_enter),
             ami.on(events.BridgeLeave, self._on_bridge_leave),
             ami.on(events.MixMonitorMute, self._on_mute),
+            ami.on(events.Newchannel, self._on_newchannel),
         ]
 
         def detach() -> None:
@@ -239,6 +251,18 @@ class MonitorService:
                 s.channel = channel
                 self.sessions[channel] = s
         return s
+
+    def close(self) -> None:
+        """The controller stops: the sessions still open are logged as ended (with their end
+        time); Asterisk's spies go on without it."""
+        for s in list(self.sessions.values()):
+            self._end(s, outcome="controller_stopped")
+
+    def _on_newchannel(self, ev: events.Newchannel) -> None:
+        """An API session's supervisor leg exists: its channel name is known from now on (it can
+        be hung up while it still rings)."""
+        if any(x.uniqueid and x.uniqueid == ev.channel.uniqueid for x in self.sessions.values()):
+            self._session_of(ev.channel)
 
     def _on_spy_start(self, ev: events.ChanSpyStart) -> None:
         s = self._session_of(ev.spyer)
@@ -392,7 +416,7 @@ class MonitorService:
             session_id=session_id,
             supervisor_id=sup.id,
             agent_id=agent.id,
-            channel=f"pending:{uniqueid}",
+            channel=f"{PENDING}{uniqueid}",
             mode=mode,
             created_at=now,
             call_id=self.acd.call_of_agent(agent.id) if self.acd is not None else None,
@@ -431,10 +455,12 @@ class MonitorService:
             raise DomainError(f"mode must be one of {', '.join(MODES)}", code="bad_mode")
         if self.ami is None or mode == s.mode:
             return s
-        s.mode = mode
-        s.modes.append(mode)
-        self._record(s)
-        self._call_event(s, EventKind.MONITOR_MODE, note="api")
+        if s.started_at is None:
+            raise DomainError(
+                f"session {session_id} has not started: the supervisor's phone still rings",
+                code="not_started",
+            )
+        # Asterisk first; the change is logged once it took it.
         await self.ami.send_action(
             names.ACTION_SETVAR,
             {"Channel": s.channel, "Variable": names.VAR_SPY_OPTIONS, "Value": m.SPY_OPTIONS[mode]},
@@ -442,17 +468,31 @@ class MonitorService:
         )
         if s.spying and not s.pci_hold:
             s.restarting = True
-            await self._redirect(s, names.CTX_SPY)
+            try:
+                await self._redirect(s, names.CTX_SPY)
+            except CallcenterError:
+                s.restarting = False
+                raise
+        s.mode = mode
+        s.modes.append(mode)
+        self._record(s)
+        self._call_event(s, EventKind.MONITOR_MODE, note="api")
         return s
 
     async def stop(self, session_id: str) -> None:
         """End a session from the API (hang up the supervisor's leg)."""
         s = self._by_id(session_id)
+        if s.channel.startswith(PENDING):
+            raise DomainError(
+                f"session {session_id}: the supervisor's phone is not reached yet; try again",
+                code="not_started",
+            )
         if self.ami is not None:
             await self.ami.send_action(
                 names.ACTION_HANGUP, {"Channel": s.channel}, timeout=self.settings.action_timeout
             )
-        self._end(s)
+        # Asterisk hung the leg up: a ringing session was cancelled, a running one stopped.
+        self._end(s, outcome="ended" if s.started_at is not None else "cancelled")
 
     def _by_id(self, session_id: str) -> SpySession:
         for s in self.sessions.values():

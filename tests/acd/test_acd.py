@@ -8,6 +8,7 @@ the test advances it."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,18 @@ from hypothesis import strategies as st
 from callcenter.acd import agents as ag
 from callcenter.asterisk import names
 from callcenter.asterisk.ami import Message
+from callcenter.config import model as m
 from callcenter.config.load import load_config
 from callcenter.config.model import Config
-from callcenter.errors import AgentStateError, DialOutRefusedError, DomainError, UnsafeValueError
+from callcenter.errors import (
+    AgentStateError,
+    AMIActionError,
+    DialOutRefusedError,
+    DomainError,
+    UnsafeValueError,
+)
 from callcenter.ports import QueuedCall, StoredCall, StoredState
-from callcenter.reporting.records import CallEvent, Disposition, RecordingRecord
+from callcenter.reporting.records import AgentStateChange, CallEvent, CallRecord, Disposition, RecordingRecord
 from tests.centers import REPO, example
 from tests.fakes import AcdRig, FakeAGISession, FakeAMI, MemoryACDStore, acd_rig
 
@@ -73,6 +81,47 @@ async def test_answered_call_rings_bridges_records_wraps_up(rig: AcdRig) -> None
         "available", "reserved", "ringing", "on_call", "wrap_up", "available"
     ]  # fmt: skip
     assert rig.sink.kinds("call-1")[:3] == ["queue_enter", "offer", "answer"]
+
+
+def call_record(rig: AcdRig, call_id: str, field: str) -> object:
+    """The latest value of ``field`` logged for ``call_id`` (the call log merges them so)."""
+    values = [getattr(r, field) for r in rig.sink.of(CallRecord) if r.call_id == call_id]
+    values = [v for v in values if v is not None]
+    return values[-1] if values else None
+
+
+async def test_hold_and_wrap_up_are_measured_whoever_ends_the_call(rig: AcdRig) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-h1", "sales")
+    leg, agent_chan = await rig.answer(caller)
+    rig.clock.advance(10)
+    rig.ami.emit("MusicOnHoldStart", Channel=caller, Uniqueid="caller", Class="default")
+    rig.ami.emit("MusicOnHoldStart", Channel=agent_chan, Uniqueid=leg, Class="default")  # not the caller
+    await rig.advance(25)
+    rig.ami.emit("MusicOnHoldStop", Channel=caller, Uniqueid="caller")
+    await rig.advance(25)
+    await rig.hangup(caller, cause="16")  # the caller ends the call
+    await rig.hangup(agent_chan, leg)
+    assert call_record(rig, "call-h1", "hangup_by") == "caller"
+    assert (call_record(rig, "call-h1", "hold_seconds"), call_record(rig, "call-h1", "talk_seconds")) == (
+        25.0,
+        35.0,
+    )
+    assert [k for k in rig.sink.kinds("call-h1") if k in ("hold", "unhold")] == ["hold", "unhold"]
+    await rig.advance(6)
+    await rig.acd.resume("1001")  # back after 6 s of the 15 s allowed
+    assert call_record(rig, "call-h1", "wrapup_seconds") == 6.0
+
+    caller = await rig.call("call-h2", "sales")
+    leg, agent_chan = await rig.answer(caller)
+    await rig.advance(30)
+    await rig.hangup(agent_chan, leg)  # the agent ends this one, and wraps up the full 15 s
+    await rig.hangup(caller, cause="16")
+    assert call_record(rig, "call-h2", "wrapup_seconds") is None  # still wrapping up
+    await rig.advance(15)
+    assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+    assert call_record(rig, "call-h2", "wrapup_seconds") == 15.0
+    assert call_record(rig, "call-h2", "hold_seconds") == 0.0
 
 
 async def test_rona_reoffers_to_the_next_agent_and_applies_the_queue_rule(rig: AcdRig) -> None:
@@ -190,6 +239,33 @@ async def test_blind_transfer_to_a_number_and_unsafe_values(rig: AcdRig) -> None
     assert rig.acd.call_state("fine-id") is None
 
 
+async def test_a_transfer_asterisk_refuses_is_not_logged_as_one(rig: AcdRig) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-11", "sales")
+    leg, agent_chan = await rig.answer(caller)
+    rig.ami.refuse |= {"Redirect", "Atxfer"}
+    with pytest.raises(AMIActionError):
+        await rig.acd.transfer_to_number("call-11", "+12125550199")
+    with pytest.raises(AMIActionError):
+        await rig.acd.transfer_to_queue("call-11", "billing")
+    with pytest.raises(AMIActionError):
+        await rig.acd.attended_transfer("call-11", "+12125550199")
+    # Nothing happened: no transfer in the log, the caller still talks to the same agent.
+    assert "transfer" not in rig.sink.kinds("call-11")
+    assert rig.sink.disposition("call-11") is Disposition.ANSWERED
+    assert rig.acd.call_state("call-11") == "connected"
+    assert rig.acd.agent_state("1001").status is ag.Status.ON_CALL
+    refused = [
+        e.detail for e in rig.sink.events("call-11", kind="note") if e.detail and "refused" in e.detail
+    ]
+    assert [d["refused"] for d in refused] == ["TransferToNumber", "TransferToQueue", "AttendedTransfer"]
+    # Asterisk takes the next one: logged then.
+    rig.ami.refuse.clear()
+    await rig.acd.transfer_to_number("call-11", "+12125550199")
+    assert rig.sink.kinds("call-11").count("transfer") == 1
+    assert rig.sink.disposition("call-11") is Disposition.TRANSFERRED
+
+
 async def test_transfers_and_callbacks_outside_the_dial_out_policy_are_refused_and_logged(
     rig: AcdRig,
 ) -> None:
@@ -265,6 +341,7 @@ async def test_announcements_and_max_wait_to_voicemail(rig: AcdRig) -> None:
 
 
 async def test_callback_keeps_the_place_and_rings_the_agent_first(rig: AcdRig) -> None:
+    await rig.advance(9 * 3600)  # noon in Miami: inside the callbacks' calling window
     caller = await rig.call("call-14", "support")
     await rig.acd.accept_callback("call-14", "+13055550144")
     await rig.hangup(caller)
@@ -316,6 +393,63 @@ async def test_pin_lockout(rig: AcdRig) -> None:
     rig.clock.advance(901)
     await rig.acd.login("1001", pin=pin, sources=there)
     assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
+
+
+async def test_pin_lockout_follows_the_security_section_also_after_a_reload(
+    config: Config, tmp_path: Path
+) -> None:
+    strict = dataclasses.replace(config, security=m.Security(pin_attempts=2, lockout_seconds=60.0))
+    async with acd_rig(strict, tmp_path) as rig:
+        pin = rig.acd.config.agents["1001"].pin.value
+        for _ in range(2):
+            with pytest.raises(DomainError) as err:
+                await rig.acd.login("1001", pin="0000")
+            assert err.value.code == "bad_pin"
+        with pytest.raises(DomainError) as err:
+            await rig.acd.login("1001", pin=pin)
+        assert err.value.code == "locked_out"
+        rig.clock.advance(59)
+        with pytest.raises(DomainError) as err:
+            await rig.acd.login("1001", pin=pin)
+        assert err.value.code == "locked_out"
+        rig.clock.advance(2)
+        await rig.acd.login("1001", pin=pin)
+        # A new config takes effect at once: one wrong PIN now locks agent 1002 for 10 s.
+        rig.acd.reload(dataclasses.replace(config, security=m.Security(pin_attempts=1, lockout_seconds=10.0)))
+        with pytest.raises(DomainError):
+            await rig.acd.login("1002", pin="0000")
+        with pytest.raises(DomainError) as err:
+            await rig.acd.login("1002", pin=rig.acd.config.agents["1002"].pin.value)
+        assert err.value.code == "locked_out"
+        rig.clock.advance(11)
+        await rig.acd.login("1002", pin=rig.acd.config.agents["1002"].pin.value)
+
+
+async def test_a_pause_past_its_max_minutes_is_logged_as_an_overrun(rig: AcdRig) -> None:
+    # break: at most 15 minutes; training: no limit (dialplans/center.yaml)
+    await rig.acd.login("1001")
+    await rig.acd.login("1002")
+    await rig.acd.pause("1001", "break")
+    await rig.acd.pause("1002", "training")
+    await rig.advance(14 * 60)
+    assert rig.acd.agent_state("1001").reason == "break"
+    await rig.advance(60)
+    state = rig.acd.agent_state("1001")
+    assert (state.status, state.reason) == (ag.Status.PAUSED, "overrun:break")
+    assert state.since == rig.clock.now()
+    assert rig.acd.agent_state("1002").reason == "training"
+    changes = [(r.state, r.reason) for r in rig.sink.of(AgentStateChange) if r.agent_id == "1001"]
+    assert changes[-2:] == [("paused", "break"), ("paused", "overrun:break")]
+    # A new pause starts its own limit; resuming before it ends leaves no overrun.
+    await rig.acd.resume("1001")
+    await rig.acd.pause("1001", "break")
+    await rig.advance(10 * 60)
+    await rig.acd.resume("1001")
+    await rig.acd.pause("1001", "lunch")  # 60 minutes
+    await rig.advance(10 * 60)
+    assert rig.acd.agent_state("1001").reason == "lunch"
+    await rig.advance(50 * 60)
+    assert rig.acd.agent_state("1001").reason == "overrun:lunch"
 
 
 async def test_originate_refused_counts_as_rona(rig: AcdRig) -> None:
@@ -381,6 +515,42 @@ async def test_restart_rebuilds_holding_and_bridged_calls(config: Config, tmp_pa
         await rig.settle()
         o = ami.last_originate()
         assert o["Channel"] == "PJSIP/agent1003" and f"{names.VAR_CALL_ID}=held-1" in o["Variable"]
+
+
+async def test_restart_closes_calls_gone_from_the_pbx_and_keeps_busy_phones_from_offers(
+    config: Config, tmp_path: Path
+) -> None:
+    """While no controller ran, the static fallback rang 1002's phone directly (no CC_* variables
+    on that channel), and two logged calls ended. After the restart those two are closed as
+    ``ended_unseen``; 1002 is not offered the waiting call while its phone is busy (no RONA, no
+    auto-pause), and takes calls again once that call ends."""
+    ami = FakeAMI()
+    t0 = 1_800_000_000.0
+    ami.status = [
+        status("PJSIP/carrier-1", "u1", seconds=40, CC_CALL_ID="held-1", CC_QUEUE="sales"),
+        status("PJSIP/carrier-7", "u7", bridged=True),  # the fallback's caller (no call id of ours)
+        status("PJSIP/agent1002-77", "u8", bridged=True),  # 1002's phone, rung by the fallback
+    ]
+    store = MemoryACDStore(
+        StoredState(
+            agents={"1001": ("paused", "lunch"), "1002": ("available", "login")},
+            calls={"held-1": StoredCall("held-1", "sales", t0 - 100)},
+            open_calls=("held-1", "gone-1", "gone-2"),
+        )
+    )
+    async with acd_rig(config, tmp_path, store=store, ami=ami) as rig:
+        await rig.settle()
+        closed = {r.call_id: r.disposition for r in rig.sink.of(CallRecord) if r.disposition}
+        assert closed == {"gone-1": Disposition.ENDED_UNSEEN, "gone-2": Disposition.ENDED_UNSEEN}
+        state = rig.acd.agent_state("1002")
+        assert (state.status, state.reason) == (ag.Status.PAUSED, "phone_busy")
+        assert rig.acd.agent_state("1001").reason == "lunch"
+        assert ami.actions("Originate") == [] and rig.acd.call_state("held-1") == "waiting"
+        assert not any(a["Channel"] == "PJSIP/agent1002-77" for a in ami.actions("Hangup"))
+        # The fallback's call ends: 1002 is free, and the waiting caller is offered to it.
+        await rig.hangup("PJSIP/agent1002-77", "u8")
+        assert ami.last_originate()["Channel"] == "PJSIP/agent1002"
+        assert rig.sink.agent_states("1002")[-4:] == ["paused", "available", "reserved", "ringing"]
 
 
 # ------------------------------------------------------------------------------------ feature codes
@@ -487,6 +657,18 @@ async def test_caller_input_never_reaches_the_originate_raw(rig: AcdRig) -> None
     o = rig.ami.last_originate()
     assert o["CallerID"] == '"Sales" <1>'
     assert rig.acd.agent_state("1001").status is ag.Status.RINGING
+
+
+async def test_a_queue_caller_id_is_shown_to_the_agent_instead_of_the_callers(rig: AcdRig) -> None:
+    cfg = rig.acd.config
+    sales = dataclasses.replace(cfg.queues["sales"], caller_id="+18005550100")
+    rig.acd.reload(dataclasses.replace(cfg, queues={**cfg.queues, "sales": sales}))
+    await rig.acd.login("1001")
+    await rig.acd.enqueue(
+        QueuedCall("call-q", "PJSIP/carrier-0000cafe", "sales", caller_number="+12125550199")
+    )
+    await rig.settle()
+    assert rig.ami.last_originate()["CallerID"] == '"Sales" <+18005550100>'
 
 
 # ------------------------------------------------------------------------------------ ring-all

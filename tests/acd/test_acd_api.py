@@ -16,7 +16,7 @@ from callcenter.config.model import Config
 from callcenter.web.access import Principal
 from callcenter.web.http import HTTPServer, Router
 from tests.centers import example
-from tests.fakes import TokenTable, acd_rig
+from tests.fakes import TokenTable, acd_rig, bearer, http_exchange, http_request, http_split
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +92,23 @@ def test_agent_command_without_a_controller_says_so(capsys: pytest.CaptureFixtur
     # Port 9 on loopback: nothing listens there in the test environment.
     assert main(["agent", "--api", "http://127.0.0.1:9", "--timeout", "2", "resume", "1001"]) == 1
     assert "cannot reach the controller" in capsys.readouterr().err
+
+
+async def test_an_agent_reads_the_pause_reasons_with_their_names(config: Config, tmp_path: Path) -> None:
+    async with acd_rig(config, tmp_path) as rig:
+        router = Router()
+        register_routes(router, rig.acd)
+        tokens = TokenTable({"t-1001": Principal("alice", "agent", agent_id="1001")})
+        server = HTTPServer(router, host="127.0.0.1", port=0, authenticator=tokens)
+        await server.start()
+        try:
+            raw = await http_exchange(
+                server.port, http_request("/api/pause_reasons", headers=bearer("t-1001"))
+            )
+        finally:
+            await server.close()
+    status, body = http_split(raw)
+    assert status == 200
+    reasons = {r["code"]: r for r in json.loads(body)}
+    assert reasons["break"] == {"code": "break", "name": "Short break", "digits": "1", "max_minutes": 15}
+    assert reasons["training"]["name"] == "Training" and reasons["training"]["max_minutes"] is None

@@ -308,15 +308,20 @@ async def test_restart_mid_call_keeps_bridged_calls_and_the_queue(world: Center,
         await acd.login("2015", paused_reason="lunch")  # support, paused
         talking, talking_chan = await world.call("sales")
         holding, _ = await world.call("support")
+        leaving, leaving_chan = await world.call("billing")  # nobody for billing: it waits
         await world.until(lambda: world.tee.went("2001", "on_call") == 1)  # talks until hung up
         await writer.flush(timeout=LINK_BOUND)
         await world.stop_acd()  # the controller dies mid-call
+        world.sim.pbx.remote_hangup(leaving_chan)  # a caller gives up while no controller watches
 
         before = len(world.tee.records)
         acd = await world.start_acd(store=PgACDStore(db_dsn))
         assert acd.call_state(talking) == "connected"
         assert world.state("2001") is ag.Status.ON_CALL
         assert acd.call_state(holding) == "waiting"
+        assert acd.call_state(leaving) is None
+        unseen = [r.disposition for r in world.tee.of(CallRecord) if r.call_id == leaving and r.disposition]
+        assert unseen == [Disposition.ENDED_UNSEEN]  # closed, saying how it is known
         st = acd.agent_state("2015")
         assert (st.status, st.reason) == (ag.Status.PAUSED, "lunch")
         await acd.resume("2015")

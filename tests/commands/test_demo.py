@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,6 +77,38 @@ def test_short_demo_report_matches_the_call_log(db_dsn: str, tmp_path: Path) -> 
         assert int(cells[1]) == r["offered"], line
         assert int(cells[2]) == r["answered"], line
     assert not list((tmp_path / "run" / "reports").glob("*.tmp"))
+
+
+async def _attempts_by_campaign(dsn: str) -> dict[str, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT campaign_id, count(*) AS n FROM campaign_attempts GROUP BY campaign_id"
+        )
+    finally:
+        await conn.close()
+    return {r["campaign_id"]: r["n"] for r in rows}
+
+
+def test_a_campaign_disabled_in_the_config_places_no_call_in_a_demo(db_dsn: str, tmp_path: Path) -> None:
+    conf = tmp_path / "dialplans"
+    shutil.copytree(REPO / "dialplans", conf)
+    campaigns = conf / "campaigns.yaml"
+    text = campaigns.read_text()
+    assert "    name: Payment reminders\n" in text
+    campaigns.write_text(
+        text.replace("    name: Payment reminders\n", "    name: Payment reminders\n    enabled: false\n")
+    )
+    argv = _demo_argv(
+        tmp_path / "run", "--minutes", "30", "--speed", "240", "--scenario", "smoke", "--seed", "3"
+    )
+    argv[argv.index(str(REPO / "dialplans"))] = str(conf)
+    env = {**os.environ, "DATABASE_URL": db_dsn}
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=240, env=env, cwd=REPO, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    attempts = asyncio.run(_attempts_by_campaign(db_dsn))
+    assert attempts.get("renewals", 0) > 0, (attempts, res.stdout)
+    assert "reminders" not in attempts, attempts
 
 
 def _postgres_pids_for(datadir: Path) -> list[int]:

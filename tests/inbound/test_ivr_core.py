@@ -345,6 +345,7 @@ def test_closed_and_holiday_branches_hang_up_after_hours(ivr: Interpreter) -> No
     assert holiday.exit.node == "holiday" and holiday.exit.disposition is Disposition.AFTER_HOURS
     ev = holiday.node_events("hours")[0].detail
     assert ev is not None and ev["outcome"] == "holiday"
+    assert ev["holiday"] == "Thanksgiving"  # the holiday's name in the call's IVR log
 
 
 @pytest.mark.parametrize(

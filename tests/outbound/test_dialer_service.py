@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time
 from typing import Any
@@ -350,6 +351,34 @@ async def test_pause_resume_stop_from_the_database_and_the_api(rig: Rig) -> None
     assert info.value.code == "campaign_stopped"
     summary = await service.store.status("spring", now=rig.clock.now())
     assert summary["state"] == "stopped" and summary["attempts"] == {"in_flight": 1}
+
+
+async def test_a_disabled_campaign_places_no_call(rig: Rig) -> None:
+    agents = FakeAgentPool(idle=3)
+    service = await rig.service(agents, runtime(enabled=False), contacts(3))
+    await service.step()
+    assert rig.server.count("Originate") == 0
+    assert service.preview_next("spring", "1001") is None
+    assert (await rows(rig.db_dsn, "SELECT enabled FROM campaigns WHERE campaign_id = 'spring'"))[0][
+        0
+    ] is False
+
+
+async def test_the_database_refuses_an_attempt_of_a_disabled_campaign(rig: Rig) -> None:
+    """A controller that still believes the campaign enabled (another one, or an old config) dials
+    nothing once the database says disabled: the attempt row is refused before any Originate."""
+    agents = FakeAgentPool(idle=3)
+    rt = runtime()
+    service = await rig.service(agents, rt, contacts(3))
+    await service.store.upsert_campaign(dataclasses.replace(rt, enabled=False))
+    await service.step()
+    assert rig.server.count("Originate") == 0
+    assert await rows(rig.db_dsn, "SELECT 1 FROM campaign_attempts") == []
+    await service.store.upsert_campaign(rt)  # enabled again
+    agents.idle = 1
+    rig.clock.advance(61.0)  # the refused contacts come back after a minute
+    await service.step()
+    await rig.server.wait_for(lambda: rig.server.count("Originate") == 1)
 
 
 async def test_preview_the_agent_chooses_then_it_is_recorded_and_dialled(rig: Rig) -> None:

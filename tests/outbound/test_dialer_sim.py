@@ -263,7 +263,8 @@ async def test_machines_hung_up_and_retried_later(world: World) -> None:
         if r["outcome"] == "machine":
             assert r["status"] == "pending" and not r["live"]
             state = dialer.contact(r["contact_key"])
-            assert state.next_at >= r["ended"] + 14400 - 1  # the campaign's machine delay, from the attempt's end
+            # the campaign's machine delay, from the attempt's end
+            assert state.next_at >= r["ended"] + 14400 - 1
         if r["outcome"] == "connected":
             assert r["agent_id"] in BILLING
 

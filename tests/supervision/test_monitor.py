@@ -19,7 +19,7 @@ from callcenter.asterisk.ami import Message
 from callcenter.asterisk.events import BridgeEnter, BridgeLeave
 from callcenter.clock import FakeClock
 from callcenter.config import model as m
-from callcenter.errors import DomainError
+from callcenter.errors import AMIActionError, DomainError
 from callcenter.reporting.records import CallEvent, MonitorSession
 from callcenter.supervision.rules import agent_from_extension, endpoint_of, spy_target
 from callcenter.supervision.service import MonitorService, MonitorSettings
@@ -114,7 +114,7 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(settings: MonitorSettings | None = None) -> AsyncIterator[Rig]:
+async def rig(settings: MonitorSettings | None = None, config: m.Config | None = None) -> AsyncIterator[Rig]:
     sink, acd, ami, clock = (
         RecordSink(),
         FakeAgentCalls({"1001": "call-A", "1003": "call-C"}),
@@ -123,7 +123,7 @@ async def rig(settings: MonitorSettings | None = None) -> AsyncIterator[Rig]:
     )
     ids = iter(f"spy-{i}" for i in range(1, 1000))
     service = MonitorService(
-        center_config(),
+        config or center_config(),
         writer=sink,
         clock=clock,
         acd=acd,
@@ -216,6 +216,22 @@ async def test_wrong_pins_then_lockout_then_unlocked_after_the_lockout_time() ->
         fourth = await r.dial("super9001", "listen", "*811001", ["246810"], n=5)
         assert fourth.variables[names.VAR_SPY_TARGET] == "PJSIP/agent1001-"
     assert r.outcomes() == ["bad_pin", "locked_out", "locked_out", "ok", "ok"]
+
+
+async def test_the_security_section_sets_the_lockout_and_a_reload_changes_it() -> None:
+    config = dataclasses.replace(center_config(), security=m.Security(pin_attempts=2, lockout_seconds=30.0))
+    async with rig(config=config) as r:
+        caller = await r.dial("super9001", "listen", "*811001", ["1", "2"])
+        assert caller.played()[-1] == snd("locked-out")
+        assert r.outcomes() == ["locked_out"]
+        r.clock.advance(31)
+        ok = await r.dial("super9001", "listen", "*811001", ["246810"], n=2)
+        assert ok.variables[names.VAR_SPY_TARGET] == "PJSIP/agent1001-"
+        looser = m.Security(pin_attempts=4, lockout_seconds=30.0)
+        r.service.reload(dataclasses.replace(config, security=looser))
+        three = await r.dial("super9001", "listen", "*811001", ["1", "2", "3"], n=3)
+        assert three.played() == [snd("enter-pin"), snd("pin-invalid")] * 3  # not locked at 3 now
+    assert r.outcomes() == ["locked_out", "ok", "bad_pin"]
 
 
 async def test_a_right_pin_resets_the_failure_count() -> None:
@@ -430,6 +446,46 @@ async def test_api_start_rings_the_supervisor_into_chanspy_and_follows_it() -> N
     assert r.outcomes() == ["ringing", "ok", "ended"]
 
 
+async def test_api_changes_are_logged_only_once_asterisk_made_them() -> None:
+    """A mode change or a stop on a session whose phone still rings, or one Asterisk refuses, is
+    not logged as done; a ringing session the supervisor cancels ends with its end time."""
+    async with rig() as r:
+        await r.service.start("9001", "1001", "listen", pin="246810")
+        with pytest.raises(DomainError) as err:
+            await r.service.set_mode("spy-1", "barge")  # nothing to switch yet: it rings
+        assert err.value.code == "not_started"
+        with pytest.raises(DomainError) as err:
+            await r.service.stop("spy-1")  # Asterisk has not named the leg yet
+        assert err.value.code == "not_started"
+        r.ami.emit("Newchannel", Channel="PJSIP/super9001-00000011", Uniqueid="spy-1-sup", ChannelState="5")
+        r.ami.refuse.add("Hangup")
+        with pytest.raises(AMIActionError):
+            await r.service.stop("spy-1")
+        assert [x.session_id for x in r.service.sessions.values()] == ["spy-1"]
+        r.ami.refuse.clear()
+        await r.service.stop("spy-1")
+        assert r.ami.history()[-1] == ("Hangup", {"Channel": "PJSIP/super9001-00000011"})
+    assert r.outcomes() == ["ringing", "cancelled"]
+    assert [x.mode for x in r.sessions()] == ["listen", "listen"]
+    assert r.sessions()[-1].ended_at is not None
+    assert r.call_events() == []  # no monitor_start, mode or end for a session that never ran
+
+
+async def test_a_refused_mode_switch_is_not_logged_and_open_sessions_end_at_close() -> None:
+    async with rig() as r:
+        await r.service.start("9001", "1001", "listen", pin="246810")
+        r.ami.emit("OriginateResponse", Response="Success", Uniqueid="spy-1-sup")
+        r.ami.emit("ChanSpyStart", SpyerChannel="PJSIP/super9001-9", SpyerUniqueid="spy-1-sup")
+        r.ami.refuse.add("Redirect")
+        with pytest.raises(AMIActionError):
+            await r.service.set_mode("spy-1", "barge")
+        assert r.service.snapshot()[0]["mode"] == "listen"
+        assert [str(e.kind) for e in r.call_events()] == ["monitor_start"]
+        r.service.close()  # the controller stops: the session still open is ended, with its end time
+    assert r.outcomes() == ["ringing", "ok", "controller_stopped"]
+    assert r.sessions()[-1].ended_at is not None
+
+
 async def test_api_supervisor_not_answering_ends_the_session() -> None:
     async with rig() as r:
         await r.service.start("9001", "1001", "whisper", pin="246810", source="api:ops@127.0.0.1")
@@ -528,6 +584,9 @@ async def test_api_routes() -> None:
             assert [x["agent_id"] for x in listing["sessions"]] == ["1003"]
             status, err = await call("POST", "/api/monitor/sessions/spy-1/mode", b'{"mode": null}')
             assert (status, err["error"]["code"], err["error"]["field"]) == (422, "wrong_type", "mode")
+            status, err = await call("POST", "/api/monitor/sessions/spy-1/mode", b'{"mode": "barge"}')
+            assert (status, err["error"]["code"]) == (409, "not_started")  # the phone still rings
+            r.ami.emit("ChanSpyStart", SpyerChannel="PJSIP/super9002-1", SpyerUniqueid="spy-1-sup")
             status, view = await call("POST", "/api/monitor/sessions/spy-1/mode", b'{"mode": "barge"}')
             assert view.get("mode") == "barge", view
             status, _ = await call("POST", "/api/monitor/sessions/spy-1/stop")
