@@ -1980,6 +1980,15 @@ def read_campaign(r: Reader, cid: str, node: yaml.Node, path: Path_) -> m.Campai
     ratio = mr.get("max_ratio", lambda n, p: r.number(n, p, 1, 10), 3.0)
     ring = mr.get("ring_timeout", lambda n, p: r.number(n, p, 5, 120), 25.0)
     enabled = mr.get("enabled", r.boolean, True)
+    blend = m.CampaignBlend()
+    bnode = mr.node_of("blend")
+    if bnode is not None:
+        bm = r.mapping(bnode, (*path, "blend"), "blend {inbound_first:, min_idle_for_inbound:}")
+        if bm is not None:
+            first = bm.get("inbound_first", r.boolean, True)
+            keep = bm.get("min_idle_for_inbound", lambda n, p: r.integer(n, p, 0, 1000), 0)
+            bm.finish()
+            blend = m.CampaignBlend(inbound_first=_opt(first, True), min_idle_for_inbound=_opt(keep, 0))
     mr.finish()
     if amd_action == m.AMDAction.MESSAGE and amd_msg is None and amd_action is not None:
         r.problems.add(
@@ -2013,6 +2022,7 @@ def read_campaign(r: Reader, cid: str, node: yaml.Node, path: Path_) -> m.Campai
         max_ratio=_opt(ratio, 3.0),
         ring_timeout=_opt(ring, 25.0),
         enabled=_opt(enabled, True),
+        blend=blend,
     )
 
 

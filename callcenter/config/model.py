@@ -818,6 +818,19 @@ class RetryDelays:
 
 
 @dataclass(frozen=True)
+class CampaignBlend:
+    """How a campaign shares its agents with inbound queues (``campaigns.<id>.blend``).
+
+    ``inbound_first`` (default true): an inbound caller already waiting for one of the campaign's
+    agents goes first: the dialer neither counts nor holds the agents those callers need.
+    ``min_idle_for_inbound``: this many of the campaign's agents stay idle for inbound callers
+    about to arrive: the dialer never paces on nor holds the last ones."""
+
+    inbound_first: bool = True
+    min_idle_for_inbound: int = 0
+
+
+@dataclass(frozen=True)
 class Campaign:
     id: str
     name: str
@@ -842,6 +855,7 @@ class Campaign:
     max_ratio: float = 3.0  # predictive: at most this many lines per free agent
     ring_timeout: float = 25.0
     enabled: bool = True
+    blend: CampaignBlend = CampaignBlend()
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from callcenter.outbound.dialer import (
     AgentLoad,
     Attempt,
 )
+from callcenter.outbound.runtime import CampaignRuntime
 from callcenter.ports import QueuedCall
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BlendRule:
+    """How a campaign shares its agents with inbound (``campaigns.<id>.blend``): with
+    ``inbound_first``, inbound callers already waiting for the campaign's agents go first;
+    ``min_idle_for_inbound`` of its agents stay idle for inbound callers about to arrive."""
+
+    inbound_first: bool = True
+    min_idle_for_inbound: int = 0
+
+
+def blend_rules(runtimes: Iterable[CampaignRuntime]) -> dict[str, BlendRule]:
+    """Each campaign's blend rule, as its runtime carries it."""
+    return {rt.id: BlendRule(rt.inbound_first, rt.min_idle_for_inbound) for rt in runtimes}
 
 
 class AcdAgentPool:
@@ -38,12 +55,14 @@ class AcdAgentPool:
         queues: Mapping[str, str],
         *,
         skills: Mapping[str, Mapping[str, int]] | None = None,
+        blends: Mapping[str, BlendRule] | None = None,
         poll: float = 0.05,
         priority: int = 100,
     ) -> None:
         self.acd = acd
         self.queues = dict(queues)
         self.skills = dict(skills or {})
+        self.blends = dict(blends or {})
         self.poll = poll
         self.priority = priority
         self._eligible: dict[str, list[str]] = {}
@@ -53,10 +72,18 @@ class AcdAgentPool:
         self._finished: list[tuple[str, float, float]] = []
         self._held: dict[str, tuple[str, str]] = {}  # attempt id -> (agent id, campaign id)
 
-    def reload(self, queues: Mapping[str, str], skills: Mapping[str, Mapping[str, int]]) -> None:
-        """New campaigns -> queues and skills (a new configuration): eligible agents are found again."""
+    def reload(
+        self,
+        queues: Mapping[str, str],
+        skills: Mapping[str, Mapping[str, int]],
+        blends: Mapping[str, BlendRule] | None = None,
+    ) -> None:
+        """New campaigns -> queues, skills and blend rules (a new configuration): eligible agents
+        are found again."""
         self.queues = dict(queues)
         self.skills = dict(skills)
+        if blends is not None:
+            self.blends = dict(blends)
         self._eligible.clear()
 
     def _agents_for(self, campaign: str) -> list[str]:
@@ -97,23 +124,28 @@ class AcdAgentPool:
                 wrapping.append(max(0.0, now - float(state.since)))
             else:
                 busy.append(max(0.0, now - float(state.since)))
-        # Blended agents: inbound callers already waiting for these agents go first, so the
-        # dialer counts only the idle agents they leave over (else a person it reaches finds
-        # no agent and becomes an abandoned call).
-        idle = max(0, idle - self._inbound_waiting(campaign))
+        # Blended agents: inbound callers already waiting for these agents go first, and the
+        # blend rule's reserve stays idle for inbound, so the dialer counts only the idle agents
+        # they leave over (else a person it reaches finds no agent and is abandoned).
+        idle = max(0, idle - self._kept_for_inbound(campaign))
         return AgentLoad(logged_in, idle, tuple(busy), tuple(wrapping))
+
+    def _kept_for_inbound(self, campaign: str) -> int:
+        rule = self.blends.get(campaign, BlendRule())
+        waiting = self._inbound_waiting(campaign) if rule.inbound_first else 0
+        return waiting + rule.min_idle_for_inbound
 
     def reserve(self, campaign: str, attempt_id: str, *, agent_id: str | None = None) -> str | None:
         """Hold an agent for ``attempt_id`` before it is dialled: ``agent_id`` (preview: the agent
         who chose to dial) or the eligible available agent idle longest. None when there is none
-        to spare: every available one is wanted by an inbound caller already waiting."""
+        to spare: every available one is kept for inbound by the campaign's blend rule."""
         eligible = self._agents_for(campaign)
         available = sorted(
             (float(s.since), a)
             for a in eligible
             if (s := self.acd.agents.get(a)) is not None and str(s.status) == "available"
         )
-        if len(available) <= self._inbound_waiting(campaign):
+        if len(available) <= self._kept_for_inbound(campaign):
             return None
         if agent_id is not None:
             if agent_id not in {a for _, a in available}:

@@ -79,6 +79,7 @@ from callcenter.outbound.dialer import (
     Mode,
     Outcome,
 )
+from callcenter.outbound.pool import blend_rules
 from callcenter.outbound.runtime import CampaignRuntime, runtimes_from_config
 from callcenter.ports import AgentPool, AGISession, AMILink
 from callcenter.store.campaigns import CampaignStore
@@ -261,7 +262,11 @@ class DialerService:
         reload_agents = getattr(self.agents, "reload", None)
         if reload_agents is not None:
             runtimes = runtimes_from_config(config)
-            reload_agents({rt.id: rt.queue for rt in runtimes}, {rt.id: rt.skills for rt in runtimes})
+            reload_agents(
+                {rt.id: rt.queue for rt in runtimes},
+                {rt.id: rt.skills for rt in runtimes},
+                blend_rules(runtimes),
+            )
         for rt in runtimes_from_config(config):
             await self.store.upsert_campaign(rt)  # its enabled flag, which the database enforces too
 

@@ -745,3 +745,27 @@ def test_the_apply_user_is_its_own_user_with_a_secret(tmp_path: Path) -> None:
         with pytest.raises(ValidationError) as info:
             load(d, env={})
         assert expected in [str(p) for p in info.value.problems]
+
+
+def test_campaign_blend_rule_loads_and_its_errors_are_located(tmp_path: Path) -> None:
+    center = load_config(REPO / "dialplans")
+    assert center.campaigns["reminders"].blend == m.CampaignBlend(inbound_first=True, min_idle_for_inbound=1)
+    got = problems(
+        tmp_path,
+        """\
+        campaigns:
+          c1:
+            queue: sales
+            mode: progressive
+            caller_id: "+15550001000"
+            contacts: base.yaml
+            identification_prompt: hello
+            blend: {inbound_first: maybe, min_idle_for_inbound: -1, first: true}
+        """,
+    )
+    assert got == [
+        "extra.yaml:8: campaigns.c1.blend.inbound_first: expected true or false, found 'maybe'",
+        "extra.yaml:8: campaigns.c1.blend.min_idle_for_inbound: expected a whole number 0..1000, found -1",
+        "extra.yaml:8: campaigns.c1.blend.first: unknown key 'first'; "
+        "expected one of inbound_first, min_idle_for_inbound",
+    ]

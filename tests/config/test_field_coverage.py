@@ -57,6 +57,8 @@ PROOF: dict[str, str] = {
     "asterisk.ami.connect_timeout": "tests/app/test_reload.py::test_the_controller_takes_its_ami_settings",
     "asterisk.ami.action_timeout": "tests/app/test_reload.py::test_the_controller_takes_its_ami_settings",
     "asterisk.ami.ping_interval": "tests/app/test_reload.py::test_the_controller_takes_its_ami_settings",
+    "asterisk.ami_apply.username": "tests/config/test_config_apply.py::test_callcenter_apply_as_typed_reloads_with_its_own_user",
+    "asterisk.ami_apply.secret": "tests/config/test_config_apply.py::test_callcenter_apply_as_typed_reloads_with_its_own_user",
     "asterisk.agi.host": RENDER,
     "asterisk.agi.port": RENDER,
     "asterisk.agi.bind": "tests/asterisk/test_agi_trust.py::test_binding_beyond_loopback_needs_an_allow_list",
@@ -285,6 +287,14 @@ PROOF: dict[str, str] = {
     "campaigns.*.max_ratio": f"{DIALER_CORE}::test_predictive_respects_line_cap",
     "campaigns.*.ring_timeout": f"{DIALER}::test_every_outcome_branch",
     "campaigns.*.enabled": f"{DIALER}::test_a_disabled_campaign_places_no_call",
+    "queues.*.thresholds.service_level.amber": "tests/reporting/test_feed.py::test_a_queues_configured_thresholds_drive_its_levels",
+    "queues.*.thresholds.service_level.red": "tests/reporting/test_feed.py::test_a_queues_configured_thresholds_drive_its_levels",
+    "queues.*.thresholds.longest_wait.amber": "tests/reporting/test_feed.py::test_a_queues_configured_thresholds_drive_its_levels",
+    "queues.*.thresholds.longest_wait.red": "tests/reporting/test_feed.py::test_a_queues_configured_thresholds_drive_its_levels",
+    "queues.*.thresholds.waiting.amber": "tests/reporting/test_feed.py::test_a_queues_configured_thresholds_drive_its_levels",
+    "queues.*.thresholds.waiting.red": "tests/reporting/test_feed.py::test_a_queues_configured_thresholds_drive_its_levels",
+    "campaigns.*.blend.inbound_first": "tests/outbound/test_pool.py::test_inbound_first_counts_the_callers_waiting_for_the_campaigns_agents",
+    "campaigns.*.blend.min_idle_for_inbound": "tests/outbound/test_pool.py::test_the_blend_rule_keeps_agents_for_inbound",
     # prompts (ivr_prompts/prompts.yaml and the audio beside it)
     "prompts": f"{IVR}::test_prompt_without_audio_in_language_falls_back_to_default",
 }

@@ -20,8 +20,10 @@ from callcenter.clock import FakeClock
 from callcenter.errors import CampaignError
 from callcenter.outbound.contacts import Contact
 from callcenter.outbound.dialer import (
+    Attempt,
     CallingWindow,
     CampaignSettings,
+    ContactStatus,
     Mode,
     Outcome,
 )
@@ -591,3 +593,29 @@ async def test_no_agent_to_hold_means_no_dial(rig: Rig) -> None:
         await service.preview_dial("spring", held.contact.key, "a7")
     assert err.value.code == "agent_not_available"
     assert rig.server.count("Originate") == 0
+
+
+async def test_the_database_refuses_attempts_outside_the_window_or_past_the_maximum(rig: Rig) -> None:
+    """Defence in depth: whatever a dialer believes, the attempt row (so the Originate, which
+    only follows it) is refused outside the contact's calling window and past max_attempts."""
+    window = CallingWindow(time(9), time(20), frozenset(range(5)))  # weekdays 09-20, New York
+    settings = CampaignSettings(
+        name="spring", mode=Mode.PROGRESSIVE, window=window, max_attempts=1, retry_delays=DELAYS
+    )
+    service = await rig.service(FakeAgentPool(idle=0), runtime(settings=settings), contacts(1))
+    store = service.store
+    (k0,) = contacts(1)
+    night = T0 + 12 * 3600  # 23:00 in New York (T0 is 11:00 on a Tuesday)
+    early = T0 - 3 * 3600  # 08:00
+    saturday = T0 + 4 * 86400
+    for at in (night, early, saturday):
+        with pytest.raises(CampaignError) as err:
+            await store.record_attempt(Attempt(f"a{int(at)}", "spring", k0, 1, at), channel_id="x")
+        assert err.value.code == "attempt_refused"
+    await store.record_attempt(Attempt("ok", "spring", k0, 1, T0), channel_id="cc-dial-ok")
+    await store.release_contact("spring", "k0", status=ContactStatus.PENDING, next_at=T0)
+    with pytest.raises(CampaignError) as err:
+        await store.record_attempt(Attempt("second", "spring", k0, 2, T0 + 60), channel_id="y")
+    assert err.value.code == "attempt_refused"
+    got = await rows(rig.db_dsn, "SELECT attempt_id FROM campaign_attempts")
+    assert [r["attempt_id"] for r in got] == ["ok"]

@@ -3,11 +3,17 @@ changes, a slow reader dropped without holding anyone up; the thresholds' levels
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from callcenter.app.controller import queue_limits
+from callcenter.config import model as cm
+from callcenter.config.load import load_config
 from callcenter.reporting import feed
 from callcenter.web.access import Principal
 from callcenter.web.feed import public_sees, sees_for
+from tests.centers import REPO
 
 
 def call(kind: str, call_id: str, queue: str, agent: str | None = None, at: float = 1.0) -> feed.Change:
@@ -192,3 +198,17 @@ def test_crossings_name_each_metric_that_moved() -> None:
     ]
     assert all(c.kind == feed.THRESHOLD and c.at == 5.0 for c in got)
     assert feed.crossings(after, after, values, 6.0) == []
+
+
+def test_a_queues_configured_thresholds_drive_its_levels() -> None:
+    """From the YAML to the colours: ``queues.<id>.thresholds`` reach the hub's limits."""
+    sales = load_config(REPO / "dialplans").queues["sales"]
+    assert queue_limits(sales) == LIMITS  # the example sets 80/65 %, 30/60 s, 4/8 waiting
+    stricter = dataclasses.replace(
+        sales,
+        thresholds=cm.Thresholds(
+            service_level=cm.Threshold(95, 90), longest_wait=cm.Threshold(10, 20), waiting=cm.Threshold(1, 2)
+        ),
+    )
+    got = feed.levels(queue_limits(stricter), service_level=0.92, longest_wait=15.0, waiting=2)
+    assert (got["service_level"], got["longest_wait"], got["waiting"]) == ("amber", "amber", "red")
