@@ -281,7 +281,7 @@ async def test_a_campaign_leg_the_policy_refuses_never_reaches_the_trunk(center:
                         "Priority": "1",
                         "CallerID": '"Northwind" <+18005550100>',
                         "Variable": f"{names.VAR_AMD}=0",
-                        "Timeout": "3000",
+                        "Timeout": "20000",  # longer than resolving the unreachable trunk's host
                         "Async": "true",
                         "ChannelId": uid[key],
                     },
@@ -290,6 +290,7 @@ async def test_a_campaign_leg_the_policy_refuses_never_reaches_the_trunk(center:
                 response = await watcher.wait(
                     lambda m, u=uid[key]: m.name == "OriginateResponse" and m.get("Uniqueid") == u,
                     f"no OriginateResponse for {key}",
+                    timeout=30,
                 )
                 if key == "allowed":
                     # The example trunk's host does not exist here: Dial says CHANUNAVAIL and the
@@ -302,15 +303,18 @@ async def test_a_campaign_leg_the_policy_refuses_never_reaches_the_trunk(center:
                         m.name == "Newchannel" and (m.get("Channel") or "").startswith("PJSIP/dialer-")
                         for m in watcher.seen
                     )
-            dial = [
-                m
-                for m in watcher.seen
-                if m.name == "DialBegin" and (m.get("DestChannel") or "").startswith("PJSIP/dialer-")
+            # The ;2 ran Dial() on the trunk for the allowed number only, with the campaign's
+            # caller ID (which Dial gives the trunk leg as its connected line: PJSIP's From).
+            dials = [m for m in watcher.seen if m.name == "Newexten" and m.get("Application") == "Dial"]
+            assert [(m.get("AppData"), m.get("CallerIDNum")) for m in dials] == [
+                ("PJSIP/+12125550143@dialer", "+18005550100")
             ]
-            assert len(dial) == 1, [m.headers for m in dial]
-            assert dial[0].get("DialString") == "+12125550143@dialer"
-            # The trunk leg's connected line (PJSIP's From on an outgoing call): the campaign's.
-            assert dial[0].get("DestConnectedLineNum") == "+18005550100"
+            # Whether the trunk leg is created before its unreachable host fails it depends on
+            # name resolution; when it is, it carries the campaign's caller ID.
+            for m in watcher.seen:
+                if m.name == "DialBegin" and (m.get("DestChannel") or "").startswith("PJSIP/dialer-"):
+                    assert m.get("DialString") == "+12125550143@dialer"
+                    assert m.get("DestConnectedLineNum") == "+18005550100"
             refused = [
                 m.get("AppData")
                 for m in watcher.seen

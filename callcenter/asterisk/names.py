@@ -58,6 +58,8 @@ VAR_MAILBOX: Final = "CC_MAILBOX"  # set by the IVR: after the AGI, the call goe
 VAR_AMD: Final = "CC_AMD"  # dialer legs: "0" skips answering-machine detection
 VAR_AMDSTATUS: Final = "AMDSTATUS"  # set by AMD(): HUMAN, MACHINE, NOTSURE, HANGUP
 VAR_DIALSTATUS: Final = "DIALSTATUS"  # set by Dial()
+VAR_BRIDGERESULT: Final = "BRIDGERESULT"  # set by Bridge(): SUCCESS, FAILURE, NONEXISTENT, LOOP
+VAR_BRIDGE_TRIES: Final = "CC_BRIDGE_TRIES"  # cc-agent-leg: Bridge() attempts that failed
 VAR_POSITION: Final = "CC_POSITION"  # cc-announce: the caller's place in line (1 = next)
 VAR_EWT: Final = "CC_EWT"  # cc-announce: expected wait in whole seconds ("" when unknown)
 
