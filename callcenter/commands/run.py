@@ -94,7 +94,8 @@ async def _run(args: argparse.Namespace, config: cm.Config, dsn: str) -> int:
     if args.sim:
         out = run_dir / "asterisk"
         write_files(render(config), out)
-        sim = await start_sim(out, run_dir, clock=clock, seed=1)
+        # On the config's AMI port: `callcenter apply` (which reads the same YAML) reaches it.
+        sim = await start_sim(out, run_dir, clock=clock, seed=1, ami_port=config.asterisk.ami.port)
         links = Links(**{**links.__dict__, "ami_host": "127.0.0.1", "ami_port": sim.ami_port})
     prompts = args.prompts
 

@@ -143,15 +143,16 @@ async def start_sim(
     clock: Clock,
     seed: int,
     sounds_dirs: tuple[Path, ...] = (),
+    ami_port: int = 0,
 ) -> SimulatedPBX:
-    """The simulated PBX on loopback, serving AMI on a free port, with nobody in it yet: once the
-    controller's FastAGI server listens, let the people in with ``sim.start_people(scenario,
-    agi_port=...)`` (``center_scenario`` builds the scenario)."""
+    """The simulated PBX on loopback, serving AMI on ``ami_port`` (0: a free port), with nobody
+    in it yet: once the controller's FastAGI server listens, let the people in with
+    ``sim.start_people(scenario, agi_port=...)`` (``center_scenario`` builds the scenario)."""
     sim = SimulatedPBX(
         conf_dir,
         clock=clock,
         seed=seed,
-        ami_port=0,
+        ami_port=ami_port,
         agi_host="127.0.0.1",
         recordings_dir=run_dir / "recordings",
         sounds_dirs=list(sounds_dirs),

@@ -189,3 +189,15 @@ async def test_callbacks_obey_the_window_the_retry_policy_and_the_do_not_call_li
         assert got == {"cb-w": ("failed", 2)}
     finally:
         await store.close()
+
+
+async def test_a_number_that_does_not_tell_its_zone_uses_the_policy_timezone(tmp_path: Path) -> None:
+    """A toll-free number has no zone of its own: the policy's timezone says when it may ring
+    (noon in New York is 02:00 in Tokyo: the callback waits for 09:00 there)."""
+    async with acd_rig(with_policy(timezone="Asia/Tokyo"), tmp_path, clock=FakeClock(start=NOON_NY)) as rig:
+        await accept(rig, "cb-tf", "+18005550100")
+        await rig.acd.login("1001")
+        await rig.settle()
+        assert rig.ami.actions("Originate") == []
+        await rig.advance(7 * 3600)  # 09:00 in Tokyo
+        assert len(rig.ami.actions("Originate")) == 1

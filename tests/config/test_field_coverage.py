@@ -244,7 +244,7 @@ PROOF: dict[str, str] = {
     "callbacks.window.start": CALLBACKS,
     "callbacks.window.end": CALLBACKS,
     "callbacks.window.days": "tests/acd/test_callback_policy.py::test_the_window_holds_in_every_zone_of_the_number",
-    "callbacks.timezone": "tests/acd/test_callback_policy.py::test_the_window_holds_in_every_zone_of_the_number",
+    "callbacks.timezone": "tests/acd/test_callback_offer.py::test_a_number_that_does_not_tell_its_zone_uses_the_policy_timezone",
     # music, mailboxes, the static fallback
     "music.*.name": RENDER,
     "music.*.directory": RENDER,
