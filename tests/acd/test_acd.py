@@ -395,6 +395,9 @@ async def test_pin_lockout(rig: AcdRig) -> None:
     assert rig.acd.agent_state("1001").status is ag.Status.AVAILABLE
 
 
+HERE = ("api:client-7",)  # where the lockout test's PINs are typed
+
+
 async def test_pin_lockout_follows_the_security_section_also_after_a_reload(
     config: Config, tmp_path: Path
 ) -> None:
@@ -403,26 +406,26 @@ async def test_pin_lockout_follows_the_security_section_also_after_a_reload(
         pin = rig.acd.config.agents["1001"].pin.value
         for _ in range(2):
             with pytest.raises(DomainError) as err:
-                await rig.acd.login("1001", pin="0000")
+                await rig.acd.login("1001", pin="0000", sources=HERE)
             assert err.value.code == "bad_pin"
         with pytest.raises(DomainError) as err:
-            await rig.acd.login("1001", pin=pin)
+            await rig.acd.login("1001", pin=pin, sources=HERE)
         assert err.value.code == "locked_out"
         rig.clock.advance(59)
         with pytest.raises(DomainError) as err:
-            await rig.acd.login("1001", pin=pin)
+            await rig.acd.login("1001", pin=pin, sources=HERE)
         assert err.value.code == "locked_out"
         rig.clock.advance(2)
-        await rig.acd.login("1001", pin=pin)
+        await rig.acd.login("1001", pin=pin, sources=HERE)
         # A new config takes effect at once: one wrong PIN now locks agent 1002 for 10 s.
         rig.acd.reload(dataclasses.replace(config, security=m.Security(pin_attempts=1, lockout_seconds=10.0)))
         with pytest.raises(DomainError):
-            await rig.acd.login("1002", pin="0000")
+            await rig.acd.login("1002", pin="0000", sources=HERE)
         with pytest.raises(DomainError) as err:
-            await rig.acd.login("1002", pin=rig.acd.config.agents["1002"].pin.value)
+            await rig.acd.login("1002", pin=rig.acd.config.agents["1002"].pin.value, sources=HERE)
         assert err.value.code == "locked_out"
         rig.clock.advance(11)
-        await rig.acd.login("1002", pin=rig.acd.config.agents["1002"].pin.value)
+        await rig.acd.login("1002", pin=rig.acd.config.agents["1002"].pin.value, sources=HERE)
 
 
 async def test_a_pause_past_its_max_minutes_is_logged_as_an_overrun(rig: AcdRig) -> None:
