@@ -810,7 +810,7 @@ class SimPerson:
             if detail in self.hang_up_in:
                 loop.call_soon(pbx.remote_hangup, chan)
         elif what == "moh":
-            self.holding.set()
+            self.held.set()
             if self.hang_up_on_hold:
                 loop.call_soon(pbx.remote_hangup, chan)
         elif what == "hangup":

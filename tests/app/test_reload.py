@@ -67,7 +67,7 @@ class Live:
         env.pop("CALLCENTER_URL", None)
         return subprocess.run(
             [sys.executable, "-m", "callcenter", "--run-dir", str(self.out.parent), "apply", str(self.conf),
-             "--prompts", str(REPO / "ivr_prompts"), "--out", str(self.out),
+             "--prompts", str(REPO / "ivr_prompts"), "--out", str(self.out), "--allow-demo-secrets",
              "--controller", f"http://127.0.0.1:{self.controller.http.port}", *extra],
             env=env, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip

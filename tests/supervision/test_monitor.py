@@ -450,7 +450,7 @@ async def test_api_changes_are_logged_only_once_asterisk_made_them() -> None:
     """A mode change or a stop on a session whose phone still rings, or one Asterisk refuses, is
     not logged as done; a ringing session the supervisor cancels ends with its end time."""
     async with rig() as r:
-        await r.service.start("9001", "1001", "listen", pin="246810")
+        await r.service.start("9001", "1001", "listen", pin="246810", source="api:ops@127.0.0.1")
         with pytest.raises(DomainError) as err:
             await r.service.set_mode("spy-1", "barge")  # nothing to switch yet: it rings
         assert err.value.code == "not_started"
@@ -473,7 +473,7 @@ async def test_api_changes_are_logged_only_once_asterisk_made_them() -> None:
 
 async def test_a_refused_mode_switch_is_not_logged_and_open_sessions_end_at_close() -> None:
     async with rig() as r:
-        await r.service.start("9001", "1001", "listen", pin="246810")
+        await r.service.start("9001", "1001", "listen", pin="246810", source="api:ops@127.0.0.1")
         r.ami.emit("OriginateResponse", Response="Success", Uniqueid="spy-1-sup")
         r.ami.emit("ChanSpyStart", SpyerChannel="PJSIP/super9001-9", SpyerUniqueid="spy-1-sup")
         r.ami.refuse.add("Redirect")
