@@ -119,7 +119,8 @@ class QueuedCall:
     ``queue``: a queue id from config. ``skills``: the call's own skill -> minimum level (the
     queue's are added, the higher level wins). ``priority``: the call's own (the queue's is added).
     ``data``: caller data for the agent's screen-pop (set as CC_CUSTOMER, JSON).
-    ``redirect_to_hold``: send the caller to ``cc-hold`` (False when the dialplan already does)."""
+    ``redirect_to_hold``: send the caller to ``cc-hold`` (False when the dialplan already does).
+    ``reserved_agent``: the agent held for this call (``ACD.hold_agent``) is offered it without routing."""
 
     call_id: str
     channel: str
@@ -135,6 +136,7 @@ class QueuedCall:
     campaign_id: str | None = None
     caller_name: str | None = None  # the caller ID name (cleaned), for the agent's screen
     did: str | None = None  # the number the caller dialled
+    reserved_agent: str | None = None  # the agent the dialer held for this attempt: it gets the call
 
 
 class CallDistributor(Protocol):
@@ -280,3 +282,11 @@ class AgentPool(Protocol):
         """Put an agent on ``channel`` (a person who just answered) within ``timeout`` seconds and
         return the agent's id; None if no agent could be connected in time (the call is then
         abandoned and the identification message played)."""
+
+    def reserve(self, campaign: str, attempt_id: str, *, agent_id: str | None = None) -> str | None:
+        """Hold an agent (``agent_id``, else one the pool picks) for ``attempt_id`` before it is
+        dialled, so that a person who answers has one; None when none may be held (the attempt is
+        then not dialled)."""
+
+    def release(self, attempt_id: str, *, reason: str = "hold_released") -> None:
+        """The attempt ended without a person for its held agent: free the agent at once."""

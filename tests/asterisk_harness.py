@@ -195,7 +195,6 @@ def example_center(root: Path, *, ami_port: int, agi_port: int, ami_secret: str)
         agi=dataclasses.replace(a.agi, host="127.0.0.1", port=agi_port, bind="127.0.0.1"),
         sounds_dir=str(REPO / "ivr_prompts"),
         moh_dir=str(root / "moh"),
-        spool_dir=str(root / "spool"),
     )
     recording = dataclasses.replace(config.recording, directory=str(root / "recordings"))
     carrier = dataclasses.replace(config.trunks["carrier"], match=(CARRIER_ADDRESS,))

@@ -363,11 +363,25 @@ class FakeAgentPool:
         self.idle = idle
         self.free: list[str] = []
         self.connected: list[tuple[str, str]] = []
+        self.holding: dict[str, str] = {}  # attempt id -> agent, while held
+        self.released: list[str] = []
+        self.refuse_holds = False
 
     def load(self, campaign: str) -> AgentLoad:
         return AgentLoad(logged_in=max(self.idle, 1), idle=self.idle)
 
+    def reserve(self, campaign: str, attempt_id: str, *, agent_id: str | None = None) -> str | None:
+        if self.refuse_holds:
+            return None
+        self.holding[attempt_id] = agent_id or f"held-{len(self.holding) + len(self.released)}"
+        return self.holding[attempt_id]
+
+    def release(self, attempt_id: str, *, reason: str = "hold_released") -> None:
+        if self.holding.pop(attempt_id, None) is not None:
+            self.released.append(attempt_id)
+
     async def connect(self, campaign: str, *, channel: str, attempt: Attempt, timeout: float) -> str | None:
+        self.holding.pop(attempt.attempt_id, None)
         if not self.free:
             return None
         agent = self.free.pop(0)

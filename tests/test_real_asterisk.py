@@ -129,7 +129,18 @@ async def test_rendered_configuration_loads_in_real_asterisk(center: Center) -> 
         assert "3 voicemail users configured" in vm
         for box in center.config.mailboxes:
             assert f"callcenter {box}" in vm
-        for module in ("res_pjsip.so", "res_agi.so", "app_mixmonitor.so", "app_chanspy.so", "app_amd.so"):
+        outbound = await command(client, f"dialplan show renewals@{names.CTX_OUTBOUND}")
+        # AMD with the campaign's parameters, and the message waits for the greeting's beep
+        assert "AMD(2500,1500,800,5000,100,50,3,256,5000)" in outbound, outbound
+        assert "WaitForSilence(1000,1,20)" in outbound, outbound
+        for module in (
+            "res_pjsip.so",
+            "res_agi.so",
+            "app_mixmonitor.so",
+            "app_chanspy.so",
+            "app_amd.so",
+            "app_waitforsilence.so",
+        ):
             reply = await client.send_action("ModuleCheck", {"Module": module}, timeout=10)
             assert reply.get("Response") == "Success", module
         queue = await command(client, "module show like app_queue")

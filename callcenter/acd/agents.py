@@ -9,6 +9,9 @@ States (``Status``)::
     logged_out --Login--------------------> available
     logged_out --Login(paused_reason=r)---> paused(r)        atomic "log in paused": never offered
     available  --Reserve(call)------------> reserved          the router chose this agent
+    available  --Hold(attempt)------------> reserved (held)   the dialer holds it for one attempt
+    reserved (held) --Reserve(attempt)----> reserved          the held attempt's person is offered
+    reserved (held) --Release(attempt)----> available | pending pause/logout   the attempt failed
     reserved   --Ring(call)---------------> ringing           the agent leg is being originated
     reserved/ringing --Answer(call)-------> on_call
     reserved/ringing --NoAnswer(call)-----> not_ready | logged_out | available   (RONA policy)
@@ -32,6 +35,10 @@ when it ends), in wrap-up (which it ends), or late for the agent's last call. Wh
 agent cannot ``Resume`` out of wrap-up (``disposition_required``) and a ``Pause`` waits for it;
 when the wrap-up times out, the agent logs out, or the queue has no wrap-up time, the table says
 so with ``DispositionMissing`` (the shell stores the code ``none`` with that reason).
+
+A held agent (``reason`` ``HELD``, ``call_id`` the dialer's attempt id) is out of the router like
+any reserved agent, so no inbound call can take it; only the same attempt may then ``Reserve`` it,
+and ``Release`` of an attempt it no longer holds is a no-op (outcomes and timers race).
 
 Pairs absent from ``TABLE`` are refused with ``AgentStateError`` (stable ``code``). A wrap-up
 timer that fires late or for an older wrap-up (``WrapUpEnd`` outside wrap-up, or before the
@@ -105,6 +112,22 @@ class Reserve:
 
 
 @dataclass(frozen=True, slots=True)
+class Hold:
+    """The dialer holds this agent for one attempt (progressive / preview) before it dials."""
+
+    attempt_id: str
+    reason: str = "held"
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The held attempt ended without a person for the agent (busy, no answer, machine...)."""
+
+    attempt_id: str
+    reason: str = "hold_released"
+
+
+@dataclass(frozen=True, slots=True)
 class Ring:
     call_id: str
     reason: str = "ringing"
@@ -162,13 +185,15 @@ Event = (
     | Pause
     | Resume
     | Reserve
+    | Hold
+    | Release
+    | Dispose
     | Ring
     | Answer
     | NoAnswer
     | CancelOffer
     | CallEnded
     | WrapUpEnd
-    | Dispose
 )
 EVENT_TYPES: tuple[type[Event], ...] = (
     Login,
@@ -176,6 +201,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     Pause,
     Resume,
     Reserve,
+    Hold,
+    Release,
     Ring,
     Answer,
     NoAnswer,
@@ -184,6 +211,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     WrapUpEnd,
     Dispose,
 )
+
+#: The ``reason`` of an agent the dialer holds for an attempt.
+HELD = "held"
 
 
 # ------------------------------------------------------------------------------------ effects
@@ -379,6 +409,27 @@ def _reserve(s: AgentState, ev: Reserve, now: float) -> Result:
     return _move(s, Status.RESERVED, ev.reason, now, call_id=ev.call_id)
 
 
+def _hold(s: AgentState, ev: Hold, now: float) -> Result:
+    return _move(s, Status.RESERVED, HELD, now, call_id=ev.attempt_id)
+
+
+def held(s: AgentState) -> str | None:
+    """The attempt id the dialer holds this agent for, if it does."""
+    return s.call_id if s.status is Status.RESERVED and s.reason == HELD else None
+
+
+def _take_held(s: AgentState, ev: Reserve, now: float) -> Result:
+    if held(s) != ev.call_id:
+        raise _refuse(s, ev, "not_available", "only an available agent can be offered a call")
+    return _move(s, Status.RESERVED, ev.reason, now, call_id=ev.call_id)
+
+
+def _release(s: AgentState, ev: Release, now: float) -> Result:
+    if held(s) != ev.attempt_id:
+        return s, []  # no longer held for that attempt: nothing to give back
+    return _settle(s, ev.reason, now)
+
+
 def _ring(s: AgentState, ev: Ring, now: float) -> Result:
     _same_call(s, ev, ev.call_id)
     return _move(s, Status.RINGING, ev.reason, now, call_id=ev.call_id)
@@ -499,7 +550,12 @@ TABLE: dict[tuple[Status, type[Event]], Handler] = {
     (S.LOGGED_OUT, Resume): _not_logged_in,
     # the life of an offer
     (S.AVAILABLE, Reserve): _reserve,
-    **{(st, Reserve): _not_routable for st in Status if st is not S.AVAILABLE},
+    (S.RESERVED, Reserve): _take_held,
+    **{(st, Reserve): _not_routable for st in Status if st not in (S.AVAILABLE, S.RESERVED)},
+    (S.AVAILABLE, Hold): _hold,
+    **{(st, Hold): _not_routable for st in Status if st is not S.AVAILABLE},
+    (S.RESERVED, Release): _release,
+    **{(st, Release): _stale_timer for st in Status if st is not S.RESERVED},
     (S.RESERVED, Ring): _ring,
     **{(st, Ring): _not_offered for st in Status if st is not S.RESERVED},
     (S.RESERVED, Answer): _answer,

@@ -453,11 +453,13 @@ class CancelTimer:
 
 @dataclass(frozen=True, slots=True)
 class RouterEnqueue:
-    """Into the router's line; ``callback``: mark it a callback if it waits."""
+    """Into the router's line; ``callback``: mark it a callback if it waits; ``agent``: the agent
+    the dialer held for this call, offered it directly while it is still held for it."""
 
     request: rt.CallRequest
     arrived_at: float | None = None
     callback: bool = False
+    agent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -934,7 +936,7 @@ def _bridge_formed(call: Call, setup: Setup) -> Effect:
 def _hold_ready(c: Call, ev: HoldReady, now: float, s: Setup) -> Result:
     c, effects = _announce_timer(c, s.queue(c.queue), now)
     req = rt.CallRequest(c.call_id, c.queue, dict(c.info.skills), ev.priority)
-    effects.append(RouterEnqueue(req, ev.arrived_at))
+    effects.append(RouterEnqueue(req, ev.arrived_at, agent=c.info.reserved_agent))
     return c, effects
 
 

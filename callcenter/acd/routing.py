@@ -460,6 +460,19 @@ class Router:
             self._maybe_offer_callback(c, out)
         return out
 
+    def place(self, req: CallRequest, agent_id: str, now: float) -> list[Decision]:
+        """A call that has its agent already (the dialer held ``agent_id`` for it before dialling):
+        known here as offered to that agent, never waiting; if the agent misses it, ``requeue``
+        lines it up like any other call."""
+        if req.call_id in self._calls:
+            raise RoutingError(f"call {req.call_id} is already queued", code="duplicate_call")
+        policy = self._q(req.queue).policy
+        self._seq += 1
+        c = _Call(req, now, self._seq)
+        c.criteria_at(policy, now)
+        self._calls[c.call_id] = c
+        return [Offer(c.call_id, agent_id, c.queue)]
+
     def requeue(
         self, call_id: str, now: float, *, exclude_agent: str | None = None, exclude: Iterable[str] = ()
     ) -> list[Decision]:
@@ -1010,6 +1023,15 @@ class ScanRouter:
                 c.callback_offered = True
                 out.append(OfferCallback(c.call_id, c.queue, INF if ewt is None else ewt))
         return out
+
+    def place(self, req: CallRequest, agent_id: str, now: float) -> list[Decision]:
+        if req.call_id in self._calls:
+            raise RoutingError(f"call {req.call_id} is already queued", code="duplicate_call")
+        self._seq += 1
+        c = _Call(req, now, self._seq)
+        c.criteria_at(self._policies[req.queue], now)
+        self._calls[c.call_id] = c
+        return [Offer(c.call_id, agent_id, c.queue)]
 
     def requeue(
         self, call_id: str, now: float, *, exclude_agent: str | None = None, exclude: Iterable[str] = ()

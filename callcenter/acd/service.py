@@ -646,6 +646,27 @@ class ACD:
         self._call_event(call_id, cs.Withdraw(), self.clock.now())
         return True
 
+    def hold_agent(self, agent_id: str, attempt_id: str) -> bool:
+        """Hold an available agent for a dialer attempt (progressive, preview) before it dials: no
+        inbound call can take it; the attempt's person, enqueued with ``reserved_agent``, is offered
+        to it. False when the agent is not available (nothing changes)."""
+        _check(attempt_id, "attempt_id")
+        state = self.agents.get(agent_id)
+        if state is None or state.status is not ag.Status.AVAILABLE:
+            return False
+        self._agent_event(agent_id, ag.Hold(attempt_id), self.clock.now())
+        return True
+
+    def release_agent(self, agent_id: str, attempt_id: str, reason: str = "hold_released") -> None:
+        """The held attempt ended without a person for the agent: it is free again at once (or its
+        pending pause/logout applies). A no-op when the agent no longer holds that attempt."""
+        if agent_id in self.agents:
+            self._agent_event(agent_id, ag.Release(attempt_id, reason), self.clock.now())
+
+    def held_agents(self) -> dict[str, str]:
+        """Agent id -> the attempt id the dialer holds it for."""
+        return {a: held for a, s in self.agents.items() if (held := ag.held(s)) is not None}
+
     def call_of_agent(self, agent_id: str) -> str | None:
         return self.agents[agent_id].call_id if agent_id in self.agents else None
 
@@ -950,6 +971,10 @@ class ACD:
                 self._cancel_timer(e.kind, e.key)
             elif isinstance(e, cs.RouterEnqueue):
                 call_id = e.request.call_id
+                held = self.agents.get(e.agent) if e.agent is not None else None
+                if e.agent is not None and held is not None and ag.held(held) == call_id:
+                    self._apply(self.router.place(e.request, e.agent, now), now)
+                    continue
                 decisions = self.router.enqueue(e.request, now, arrived_at=e.arrived_at)
                 if e.callback and self.router.is_waiting(call_id):
                     self.router.accept_callback(call_id)

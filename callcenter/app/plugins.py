@@ -14,7 +14,7 @@ from callcenter.asterisk.ami_client import AMIClient
 from callcenter.clock import Clock
 from callcenter.config import model as cm
 from callcenter.outbound import http as outbound_http
-from callcenter.outbound.pool import AcdAgentPool
+from callcenter.outbound.pool import AcdAgentPool, blend_rules
 from callcenter.outbound.runtime import runtimes_from_config
 from callcenter.outbound.service import DialerService
 from callcenter.reporting.wallboard import DialerView
@@ -64,7 +64,10 @@ async def dialer_plugin(ctl: Host) -> Plugin | None:
     store = await CampaignStore.connect(ctl.dsn)
     runtimes = runtimes_from_config(ctl.config)
     pool = AcdAgentPool(
-        ctl.acd, {rt.id: rt.queue for rt in runtimes}, skills={rt.id: rt.skills for rt in runtimes}
+        ctl.acd,
+        {rt.id: rt.queue for rt in runtimes},
+        skills={rt.id: rt.skills for rt in runtimes},
+        blends=blend_rules(runtimes),
     )
     service = DialerService(ami=ctl.ami, store=store, agents=pool, clock=ctl.clock, config=ctl.config)
     for rt in runtimes:

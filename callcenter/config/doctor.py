@@ -135,6 +135,7 @@ APP_MODULES: Final[Mapping[str, str | None]] = {
     "Return": "app_stack.so",
     "StopMixMonitor": "app_mixmonitor.so",
     "VoiceMail": "app_voicemail.so",
+    "WaitForSilence": "app_waitforsilence.so",
 }
 CODEC_MODULES: Final[Mapping[str, str]] = {
     "ulaw": "codec_ulaw.so",

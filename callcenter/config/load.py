@@ -2062,6 +2062,16 @@ def read_campaign(r: Reader, cid: str, node: yaml.Node, path: Path_) -> m.Campai
     ring = mr.get("ring_timeout", lambda n, p: r.number(n, p, 5, 120), 25.0)
     enabled = mr.get("enabled", r.boolean, True)
     codes = _disposition_list(r, mr, path)
+    blend = m.CampaignBlend()
+    bnode = mr.node_of("blend")
+    if bnode is not None:
+        bm = r.mapping(bnode, (*path, "blend"), "blend {inbound_first:, min_idle_for_inbound:}")
+        if bm is not None:
+            first = bm.get("inbound_first", r.boolean, True)
+            keep = bm.get("min_idle_for_inbound", lambda n, p: r.integer(n, p, 0, 1000), 0)
+            bm.finish()
+            blend = m.CampaignBlend(inbound_first=_opt(first, True), min_idle_for_inbound=_opt(keep, 0))
+    amd_settings = read_amd_settings(r, mr.node_of("amd_settings"), (*path, "amd_settings"))
     mr.finish()
     if amd_action == m.AMDAction.MESSAGE and amd_msg is None and amd_action is not None:
         r.problems.add(
@@ -2096,7 +2106,54 @@ def read_campaign(r: Reader, cid: str, node: yaml.Node, path: Path_) -> m.Campai
         ring_timeout=_opt(ring, 25.0),
         enabled=_opt(enabled, True),
         dispositions=codes,
+        blend=blend,
+        amd_settings=amd_settings,
     )
+
+
+#: amd_settings keys: (lowest, highest) allowed.
+AMD_LIMITS: Final = {
+    "initial_silence": (500, 10000),
+    "greeting": (500, 10000),
+    "after_greeting_silence": (100, 5000),
+    "total_analysis_time": (1000, 10000),
+    "min_word_length": (10, 1000),
+    "between_words_silence": (10, 1000),
+    "max_words": (1, 10),
+    "silence_threshold": (1, 32767),
+    "max_word_length": (100, 10000),
+    "beep_silence": (200, 5000),
+    "beep_max_wait": (1, 60),
+}
+
+
+def _bounded(r: Reader, low: int, high: int, node: yaml.Node, path: Path_) -> int | None:
+    return r.integer(node, path, low, high)
+
+
+def read_amd_settings(r: Reader, node: yaml.Node | None, path: Path_) -> m.AMDSettings:
+    """``amd_settings`` (every key optional; AMD()'s defaults otherwise), checked against
+    ``AMD_LIMITS`` and against each other."""
+    default = m.AMDSettings()
+    if node is None:
+        return default
+    am = r.mapping(node, path, "AMD settings {" + ", ".join(f"{k}:" for k in AMD_LIMITS) + "}")
+    if am is None:
+        return default
+    values: dict[str, int] = {}
+    for key, (low, high) in AMD_LIMITS.items():
+        got = am.get(key, functools.partial(_bounded, r, low, high), getattr(default, key))
+        values[key] = _opt(got, getattr(default, key))
+    am.finish()
+    settings = m.AMDSettings(**values)
+    if settings.total_analysis_time <= settings.initial_silence:
+        r.problems.add(
+            f"expected total_analysis_time above initial_silence ({settings.initial_silence}), "
+            f"found {settings.total_analysis_time}",
+            (*path, "total_analysis_time"),
+            m.Where(r.rel, am.line("total_analysis_time")),
+        )
+    return settings
 
 
 # ============================================================================ prompts

@@ -831,6 +831,55 @@ class RetryDelays:
 
 
 @dataclass(frozen=True)
+class AMDSettings:
+    """Asterisk's ``AMD()`` parameters for a campaign (``campaigns.<id>.amd_settings``), in
+    milliseconds but ``max_words`` and ``silence_threshold``, in AMD()'s own order; and how a
+    message waits for the end of a machine's greeting (its beep) before it plays:
+    ``WaitForSilence(beep_silence, 1, beep_max_wait)``, so the machine records it whole."""
+
+    initial_silence: int = 2500
+    greeting: int = 1500
+    after_greeting_silence: int = 800
+    total_analysis_time: int = 5000
+    min_word_length: int = 100
+    between_words_silence: int = 50
+    max_words: int = 3
+    silence_threshold: int = 256
+    max_word_length: int = 5000
+    beep_silence: int = 1000
+    beep_max_wait: int = 20  # seconds
+
+    def amd_args(self) -> str:
+        return ",".join(
+            str(v)
+            for v in (
+                self.initial_silence,
+                self.greeting,
+                self.after_greeting_silence,
+                self.total_analysis_time,
+                self.min_word_length,
+                self.between_words_silence,
+                self.max_words,
+                self.silence_threshold,
+                self.max_word_length,
+            )
+        )
+
+
+@dataclass(frozen=True)
+class CampaignBlend:
+    """How a campaign shares its agents with inbound queues (``campaigns.<id>.blend``).
+
+    ``inbound_first`` (default true): an inbound caller already waiting for one of the campaign's
+    agents goes first: the dialer neither counts nor holds the agents those callers need.
+    ``min_idle_for_inbound``: this many of the campaign's agents stay idle for inbound callers
+    about to arrive: the dialer never paces on nor holds the last ones."""
+
+    inbound_first: bool = True
+    min_idle_for_inbound: int = 0
+
+
+@dataclass(frozen=True)
 class Campaign:
     id: str
     name: str
@@ -856,6 +905,8 @@ class Campaign:
     ring_timeout: float = 25.0
     enabled: bool = True
     dispositions: tuple[str, ...] = ()  # wrap-up codes of its calls (``Config.dispositions``)
+    blend: CampaignBlend = CampaignBlend()
+    amd_settings: AMDSettings = AMDSettings()
 
 
 @dataclass(frozen=True)

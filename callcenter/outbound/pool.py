@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from callcenter.outbound.dialer import (
     AgentLoad,
     Attempt,
 )
+from callcenter.outbound.runtime import CampaignRuntime
 from callcenter.ports import QueuedCall
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BlendRule:
+    """How a campaign shares its agents with inbound (``campaigns.<id>.blend``): with
+    ``inbound_first``, inbound callers already waiting for the campaign's agents go first;
+    ``min_idle_for_inbound`` of its agents stay idle for inbound callers about to arrive."""
+
+    inbound_first: bool = True
+    min_idle_for_inbound: int = 0
+
+
+def blend_rules(runtimes: Iterable[CampaignRuntime]) -> dict[str, BlendRule]:
+    """Each campaign's blend rule, as its runtime carries it."""
+    return {rt.id: BlendRule(rt.inbound_first, rt.min_idle_for_inbound) for rt in runtimes}
 
 
 class AcdAgentPool:
@@ -22,10 +39,15 @@ class AcdAgentPool:
     ``load``: the logged-in agents whose skills meet the campaign queue's (``queues``: campaign id
     -> queue id) and the campaign's own (``skills``: campaign id -> skill -> minimum level):
     available ones are idle, reserved / ringing / on a call are busy since their state began,
-    wrap-up ones are in wrap-up. ``connect``: hands the person to the ACD as a queued
-    call (``call_id`` = the attempt id, the channel stays in the ``outbound`` AGI until the agent's
-    leg bridges it) and waits up to ``timeout`` for the ACD to report it connected. Talk and
-    wrap-up times of the calls it connected come back through ``take_finished``."""
+    wrap-up ones are in wrap-up; an agent held for one of this campaign's attempts counts as idle
+    (the pacer subtracts the attempts in flight). ``reserve``: hold one available agent for an
+    attempt before it is dialled (``ACD.hold_agent``: inbound cannot take it), never one that an
+    inbound caller already waiting could have; ``release``: give it back when the attempt ends
+    without a person. ``connect``: hands the person to the ACD as a queued call (``call_id`` = the
+    attempt id, the held agent as ``reserved_agent``, the channel stays in the ``outbound`` AGI
+    until the agent's leg bridges it) and waits up to ``timeout`` for the ACD to report it
+    connected. Talk and wrap-up times of the calls it connected come back through
+    ``take_finished``."""
 
     def __init__(
         self,
@@ -33,12 +55,14 @@ class AcdAgentPool:
         queues: Mapping[str, str],
         *,
         skills: Mapping[str, Mapping[str, int]] | None = None,
+        blends: Mapping[str, BlendRule] | None = None,
         poll: float = 0.05,
         priority: int = 100,
     ) -> None:
         self.acd = acd
         self.queues = dict(queues)
         self.skills = dict(skills or {})
+        self.blends = dict(blends or {})
         self.poll = poll
         self.priority = priority
         self._eligible: dict[str, list[str]] = {}
@@ -46,11 +70,20 @@ class AcdAgentPool:
         self._talk_started: dict[str, tuple[str, float]] = {}  # agent -> (call id, since)
         self._wrap_started: dict[str, tuple[str, float, float]] = {}  # agent -> (call id, talk, since)
         self._finished: list[tuple[str, float, float]] = []
+        self._held: dict[str, tuple[str, str]] = {}  # attempt id -> (agent id, campaign id)
 
-    def reload(self, queues: Mapping[str, str], skills: Mapping[str, Mapping[str, int]]) -> None:
-        """New campaigns -> queues and skills (a new configuration): eligible agents are found again."""
+    def reload(
+        self,
+        queues: Mapping[str, str],
+        skills: Mapping[str, Mapping[str, int]],
+        blends: Mapping[str, BlendRule] | None = None,
+    ) -> None:
+        """New campaigns -> queues, skills and blend rules (a new configuration): eligible agents
+        are found again."""
         self.queues = dict(queues)
         self.skills = dict(skills)
+        if blends is not None:
+            self.blends = dict(blends)
         self._eligible.clear()
 
     def _agents_for(self, campaign: str) -> list[str]:
@@ -89,17 +122,55 @@ class AcdAgentPool:
                 paused += 1
                 continue
             logged_in += 1
-            if status == "available":
+            if status == "available" or self._held.get(state.call_id or "", ("", ""))[1] == campaign:
                 idle += 1
             elif status == "wrap_up":
                 wrapping.append(max(0.0, now - float(state.since)))
             else:
                 busy.append(max(0.0, now - float(state.since)))
-        # Blended agents: inbound callers already waiting for these agents go first, so the
-        # dialer counts only the idle agents they leave over (else a person it reaches finds
-        # no agent and becomes an abandoned call).
-        idle = max(0, idle - self._inbound_waiting(campaign))
+        # Blended agents: inbound callers already waiting for these agents go first, and the
+        # blend rule's reserve stays idle for inbound, so the dialer counts only the idle agents
+        # they leave over (else a person it reaches finds no agent and is abandoned).
+        idle = max(0, idle - self._kept_for_inbound(campaign))
         return AgentLoad(logged_in, idle, tuple(busy), tuple(wrapping), paused=paused)
+
+    def _kept_for_inbound(self, campaign: str) -> int:
+        rule = self.blends.get(campaign, BlendRule())
+        waiting = self._inbound_waiting(campaign) if rule.inbound_first else 0
+        return waiting + rule.min_idle_for_inbound
+
+    def reserve(self, campaign: str, attempt_id: str, *, agent_id: str | None = None) -> str | None:
+        """Hold an agent for ``attempt_id`` before it is dialled: ``agent_id`` (preview: the agent
+        who chose to dial) or the eligible available agent idle longest. None when there is none
+        to spare: every available one is kept for inbound by the campaign's blend rule."""
+        eligible = self._agents_for(campaign)
+        available = sorted(
+            (float(s.since), a)
+            for a in eligible
+            if (s := self.acd.agents.get(a)) is not None and str(s.status) == "available"
+        )
+        if len(available) <= self._kept_for_inbound(campaign):
+            return None
+        if agent_id is not None:
+            if agent_id not in {a for _, a in available}:
+                return None
+            chosen = agent_id
+        else:
+            chosen = available[0][1]
+        if not self.acd.hold_agent(chosen, attempt_id):
+            return None
+        self._held[attempt_id] = (chosen, campaign)
+        return chosen
+
+    def release(self, attempt_id: str, *, reason: str = "hold_released") -> None:
+        """The attempt ended without a person for its held agent: the agent is free at once."""
+        held = self._held.pop(attempt_id, None)
+        if held is not None:
+            self.acd.release_agent(held[0], attempt_id, reason)
+
+    def held(self) -> dict[str, str]:
+        """Attempt id -> the agent held for it."""
+        return {attempt: agent for attempt, (agent, _) in self._held.items()}
 
     def _inbound_waiting(self, campaign: str) -> int:
         queue = self.queues.get(campaign)
@@ -140,6 +211,24 @@ class AcdAgentPool:
         return finished
 
     async def connect(self, campaign: str, *, channel: str, attempt: Attempt, timeout: float) -> str | None:
+        call_id = attempt.attempt_id
+        held = self._held.pop(call_id, None)
+        try:
+            return await self._connect(campaign, channel, attempt, timeout, held)
+        finally:
+            # Whatever happened (connected, too late, refused), the hold is spent: an agent still
+            # held for this attempt (the call never reached it) is free again.
+            if held is not None:
+                self.acd.release_agent(held[0], call_id, "hold_released")
+
+    async def _connect(
+        self,
+        campaign: str,
+        channel: str,
+        attempt: Attempt,
+        timeout: float,
+        held: tuple[str, str] | None,
+    ) -> str | None:
         queue = self.queues.get(campaign)
         if queue is None:
             return None
@@ -156,6 +245,7 @@ class AcdAgentPool:
                 redirect_to_hold=False,
                 direction="outbound",
                 campaign_id=campaign,
+                reserved_agent=held[0] if held is not None else None,
             )
         )
         clock = self.acd.clock

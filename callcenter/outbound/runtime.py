@@ -47,6 +47,10 @@ class CampaignRuntime:
     """False: the campaign places no call (the dialer plans none, the database refuses any)."""
     skills: Mapping[str, int] = field(default_factory=dict)
     """Skills (minimum levels) an agent needs for the campaign's calls, beyond its queue's."""
+    inbound_first: bool = True
+    """Blended agents: inbound callers already waiting for them go first (``blend.inbound_first``)."""
+    min_idle_for_inbound: int = 0
+    """Blended agents: this many stay idle for inbound (``blend.min_idle_for_inbound``)."""
     exten: str = "s"
     """The ``cc-outbound`` extension: the campaign's own (rendered from config: AMD, message and
     identification set there) or ``s`` (driven by the CC_AMD / CC_AMD_MESSAGE variables)."""
@@ -110,6 +114,8 @@ def runtime_from_config(
         name=campaign.name,
         enabled=bool(campaign.enabled),
         skills=dict(campaign.skills),
+        inbound_first=bool(campaign.blend.inbound_first),
+        min_idle_for_inbound=int(campaign.blend.min_idle_for_inbound),
         exten=campaign.id,
     )
 

@@ -76,8 +76,10 @@ from callcenter.outbound.dialer import (
     ContactState,
     ContactStatus,
     Dialer,
+    Mode,
     Outcome,
 )
+from callcenter.outbound.pool import blend_rules
 from callcenter.outbound.runtime import CampaignRuntime, runtimes_from_config
 from callcenter.ports import AgentPool, AGISession, AMILink
 from callcenter.store.campaigns import CampaignStore
@@ -199,6 +201,7 @@ class DialerService:
         self._writes: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
         self._unsubscribe: list[Callable[[], None]] = []
         self._last_poll = float("-inf")
+        self._holds: set[str] = set()  # attempts this service holds an agent for
         self._writing = False
         self.dialled = 0
         self.store_failures = 0
@@ -259,7 +262,11 @@ class DialerService:
         reload_agents = getattr(self.agents, "reload", None)
         if reload_agents is not None:
             runtimes = runtimes_from_config(config)
-            reload_agents({rt.id: rt.queue for rt in runtimes}, {rt.id: rt.skills for rt in runtimes})
+            reload_agents(
+                {rt.id: rt.queue for rt in runtimes},
+                {rt.id: rt.skills for rt in runtimes},
+                blend_rules(runtimes),
+            )
         for rt in runtimes_from_config(config):
             await self.store.upsert_campaign(rt)  # its enabled flag, which the database enforces too
 
@@ -308,9 +315,19 @@ class DialerService:
         return camp.dialer.preview_next(agent_id, self.clock.now())
 
     async def preview_dial(self, campaign_id: str, key: str, agent_id: str) -> Attempt:
-        """The agent chose to call the contact it holds: recorded, then originated."""
+        """The agent chose to call the contact it holds: the agent is held for the attempt (no
+        inbound call can take it meanwhile), then the attempt is recorded and originated."""
         camp = self._campaign(campaign_id)
-        attempt = camp.dialer.preview_dial(key, agent_id, self.clock.now())
+        now = self.clock.now()
+        attempt = camp.dialer.preview_dial(key, agent_id, now)
+        if self._reserve(campaign_id, attempt.attempt_id, agent_id) is None:
+            camp.dialer.abort_attempt(attempt.attempt_id, now, retry_in=0.0)
+            raise CampaignError(
+                f"agent {agent_id!r} is not available to take the call (on a call, paused or"
+                " logged out); the contact goes back to the list",
+                campaign=campaign_id,
+                code="agent_not_available",
+            )
         await self._dial(camp, attempt)
         return attempt
 
@@ -352,6 +369,7 @@ class DialerService:
             self._last_poll = now
             await self._poll_states()
         self._watchdog(now)
+        self._release_orphans()
         if not getattr(self.ami, "connected", True):
             return  # no AMI link: nothing could be dialled, so nothing is planned
         take_finished = getattr(self.agents, "take_finished", None)
@@ -363,7 +381,9 @@ class DialerService:
             if not camp.runtime.enabled:
                 continue  # disabled in the config: nothing planned, nothing dialled
             load = self.agents.load(camp.runtime.id)
-            _, attempts = camp.dialer.plan(load, now)
+            decision, attempts = camp.dialer.plan(load, now)
+            if decision.mode is not Mode.PREDICTIVE:
+                attempts = self._hold_agents(camp, attempts, now)
             for state in camp.dialer.take_settled():
                 self._writes.put_nowait(
                     functools.partial(
@@ -376,6 +396,40 @@ class DialerService:
                 )
             for attempt in attempts:
                 await self._dial(camp, attempt)
+
+    def _reserve(self, campaign_id: str, attempt_id: str, agent_id: str | None = None) -> str | None:
+        held = self.agents.reserve(campaign_id, attempt_id, agent_id=agent_id)
+        if held is not None:
+            self._holds.add(attempt_id)
+        return held
+
+    def _release(self, attempt_id: str, reason: str) -> None:
+        self._holds.discard(attempt_id)
+        self.agents.release(attempt_id, reason=reason)
+
+    def _release_orphans(self) -> None:
+        """Agents held for attempts no service follows (a controller that died mid-attempt, with
+        the pool outliving it) are freed: no agent stays reserved for a call that cannot come."""
+        held = getattr(self.agents, "held", None)
+        if held is None:
+            return
+        for attempt_id in list(held()):
+            if attempt_id not in self._holds:
+                log.warning("dialer: attempt %s held an agent and is no longer followed: freed", attempt_id)
+                self.agents.release(attempt_id, reason="attempt_lost")
+
+    def _hold_agents(self, camp: _Campaign, attempts: list[Attempt], now: float) -> list[Attempt]:
+        """Progressive pacing (the mode, or predictive warming up or fallen back): each attempt
+        holds its own agent before it is dialled, so a person who answers always has one. An
+        attempt no agent can be held for (inbound took them since the load was read) is given
+        back undialled."""
+        kept: list[Attempt] = []
+        for attempt in attempts:
+            if self._reserve(camp.runtime.id, attempt.attempt_id) is None:
+                camp.dialer.abort_attempt(attempt.attempt_id, now, retry_in=0.0)
+                continue
+            kept.append(attempt)
+        return kept
 
     def _watchdog(self, now: float) -> None:
         """An attempt whose events were lost (with the AMI link) stops counting as in flight: no
@@ -418,6 +472,7 @@ class DialerService:
         refused = None if self.config is None else _refusal(self.config, attempt.contact.phone)
         if refused is not None:
             # Never dialled, and not again: the contact ends as a do-not-call one.
+            self._release(attempt.attempt_id, "attempt_not_dialled")
             camp.dialer.abort_attempt(attempt.attempt_id, now, retry_in=60.0)
             camp.dialer.mark_dnc(attempt.contact.key)
             log.warning(
@@ -430,6 +485,7 @@ class DialerService:
         try:
             await self.store.record_attempt(attempt, channel_id=channel_id)
         except CampaignError as exc:
+            self._release(attempt.attempt_id, "attempt_not_dialled")
             camp.dialer.abort_attempt(attempt.attempt_id, now, retry_in=60.0)
             if exc.code == "dnc":
                 camp.dialer.mark_dnc(attempt.contact.key)
@@ -440,6 +496,7 @@ class DialerService:
         except StoreError as exc:
             # Nothing recorded, so nothing may be sent.
             self.store_failures += 1
+            self._release(attempt.attempt_id, "attempt_not_dialled")
             camp.dialer.abort_attempt(attempt.attempt_id, now, retry_in=60.0)
             log.warning("dialer: %s: attempt not recorded, not dialled: %s", runtime.id, exc)
             return
@@ -481,6 +538,7 @@ class DialerService:
         call.done = True
         camp = call.campaign
         attempt = call.attempt
+        self._release(attempt.attempt_id, "attempt_not_dialled")
         camp.calls.pop(attempt.attempt_id, None)
         self._by_channel.pop(call.channel_id, None)
         self._by_attempt.pop(attempt.attempt_id, None)
@@ -509,6 +567,8 @@ class DialerService:
         camp = call.campaign
         now = self.clock.now()
         attempt = call.attempt
+        # Every end frees the agent held for the attempt (a no-op once the person reached it).
+        self._release(attempt.attempt_id, f"attempt_{outcome.value}")
         camp.calls.pop(attempt.attempt_id, None)
         self._by_channel.pop(call.channel_id, None)
         self._by_attempt.pop(attempt.attempt_id, None)

@@ -139,7 +139,8 @@ class AMIUser:
 MODULES: Final = frozenset(
     {
         "app_amd", "app_bridgewait", "app_chanspy", "app_dial", "app_milliwatt", "app_mixmonitor",
-        "app_playback", "app_voicemail", "bridge_holding", "bridge_simple", "chan_pjsip",
+        "app_playback", "app_voicemail", "app_waitforsilence", "bridge_holding", "bridge_simple",
+        "chan_pjsip",
         "codec_alaw", "codec_ulaw", "format_gsm", "format_pcm", "format_wav", "format_wav_gsm",
         "pbx_config", "res_agi", "res_musiconhold", "res_pjsip", "res_pjsip_authenticator_digest",
         "res_pjsip_caller_id", "res_pjsip_dtmf_info", "res_pjsip_endpoint_identifier_ip",

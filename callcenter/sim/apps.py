@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 import zoneinfo
 from typing import Any, Final
 
@@ -235,6 +236,10 @@ async def app_playback(pbx: PBX, chan: Channel, data: str) -> Any:
             return None
         if "noanswer" not in options:
             pbx.answer(chan)
+    ends = _far_end(chan).extra.get("greeting_ends")
+    if ends is not None:  # an answering machine: it records from the end of its beep
+        whole = pbx.clock.now() >= float(ends)
+        pbx.stats["machine_messages_whole" if whole else "machine_messages_cut"] += 1
     outcome, _, _ = await play(pbx, chan, args[0])
     if chan.gone:
         return "-1"
@@ -717,6 +722,25 @@ async def app_amd(pbx: PBX, chan: Channel, data: str) -> Any:
     return None
 
 
+async def app_waitforsilence(pbx: PBX, chan: Channel, data: str) -> Any:
+    """WaitForSilence(silence_ms[,iterations[,timeout_s]]): the far end stops talking (a machine's
+    greeting and beep end), then ``silence_ms`` of silence: WAITSTATUS SILENCE; TIMEOUT if that
+    takes longer than ``timeout_s``."""
+    args = split_args(data)
+    try:
+        silence = max(0.0, float(args[0] or 0) / 1000.0)
+        timeout = float(args[2]) if len(args) > 2 and args[2] else math.inf
+    except ValueError:
+        silence, timeout = 0.0, math.inf
+    ends = float(_far_end(chan).extra.get("greeting_ends", pbx.clock.now()))
+    need = max(0.0, ends - pbx.clock.now()) + silence
+    why = await pbx.wait(chan, min(need, timeout))
+    if _gone(why):
+        return "-1"
+    pbx.varset(chan, "WAITSTATUS", "SILENCE" if need <= timeout else "TIMEOUT")
+    return None
+
+
 # ---------------------------------------------------------------- AGI
 async def app_agi(pbx: PBX, chan: Channel, data: str) -> Any:
     runner = pbx.agi_runner
@@ -733,6 +757,7 @@ async def app_agi(pbx: PBX, chan: Channel, data: str) -> Any:
 APPLICATIONS: Final[dict[str, App]] = {
     "AGI": app_agi,
     "AMD": app_amd,
+    "WaitForSilence": app_waitforsilence,
     "Answer": app_answer,
     "Background": app_background,
     "Bridge": app_bridge,

@@ -43,6 +43,7 @@ KNOWN_APPLICATIONS: Final = frozenset(
         "Progress",
         "Ringing",
         "Set",
+        "WaitForSilence",
         "StopMixMonitor",
         "VoiceMail",
         "Wait",

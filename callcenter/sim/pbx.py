@@ -292,7 +292,15 @@ class PBX:
         self._pjsip_seq = itertools.count()
         self._device_count: dict[str, int] = {}
         self.booted_at = clock.monotonic()
-        self.stats = {"channels": 0, "originates": 0, "events": 0}
+        # machine_messages_*: messages played to an answering machine, after its greeting and
+        # beep (recorded whole) or over them (cut off).
+        self.stats = {
+            "channels": 0,
+            "originates": 0,
+            "events": 0,
+            "machine_messages_whole": 0,
+            "machine_messages_cut": 0,
+        }
         self.voicemail_seq = itertools.count(1)
         self.closed = False
         # AGI client hook (set by the SimulatedPBX): (pbx, chan, url) -> AGISTATUS

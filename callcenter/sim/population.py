@@ -314,11 +314,11 @@ class Trunk:
         if _gone(chan):
             return
         if outcome == "machine":
-            chan.extra["amd"] = (
-                "MACHINE",
-                "LONGGREETING-2000-2000",
-                self.profile.machine_greeting.sample(rng),
-            )
+            # AMD knows a machine once the greeting runs long (AMD_VERDICT_AFTER s), while the
+            # greeting goes on to its end and its beep (BEEP s): a message must wait for both.
+            greeting = self.profile.machine_greeting.sample(rng)
+            chan.extra["amd"] = ("MACHINE", "LONGGREETING-2000-2000", min(greeting, AMD_VERDICT_AFTER))
+            chan.extra["greeting_ends"] = pbx.clock.now() + greeting + BEEP
         else:
             chan.extra["amd"] = ("HUMAN", "HUMAN-300-300", 1.5)
         pbx.answer(chan)
@@ -326,6 +326,10 @@ class Trunk:
             await pbx.clock.sleep(45.0)  # the machine records, then hangs up
             if not chan.gone:
                 pbx.remote_hangup(chan)
+
+
+AMD_VERDICT_AFTER = 2.5  # seconds of greeting AMD() needs to call a machine (its defaults)
+BEEP = 0.5  # the answering machine's beep after its greeting
 
 
 class _Target:

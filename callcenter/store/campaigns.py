@@ -319,8 +319,9 @@ class CampaignStore:
     async def record_attempt(self, attempt: Attempt, *, channel_id: str) -> None:
         """Spend the contact's attempt and insert the attempt row, in one transaction, BEFORE the
         Originate. Refused (``CampaignError``, code ``attempt_refused`` or ``dnc``) when the campaign
-        is not running or is disabled in the config, the count moved, the maximum is reached or
-        the number is on a DNC list."""
+        is not running or is disabled in the config, the count moved, the maximum is reached, the
+        number is on a DNC list, or the attempt's time is outside the campaign's calling window in
+        any of the contact's zones (the window ``upsert_campaign`` stored)."""
 
         async def go(conn: Any) -> str | None:
             async with conn.transaction():
@@ -333,10 +334,18 @@ class CampaignStore:
                          AND c.status IN ('pending', 'previewing')
                          AND NOT EXISTS (SELECT 1 FROM dnc d WHERE d.phone = c.phone
                                          AND d.campaign_id IN ('', c.campaign_id))
+                         AND NOT EXISTS (  -- the calling window, in every zone of the contact
+                           SELECT 1 FROM unnest(c.zones) AS z(zone),
+                                LATERAL (SELECT $4::timestamptz AT TIME ZONE z.zone AS t) l
+                           WHERE NOT ((extract(isodow FROM l.t)::int - 1)::text IN (
+                                        SELECT jsonb_array_elements_text(k.settings -> 'window' -> 2))
+                                      AND l.t::time >= (k.settings -> 'window' ->> 0)::time
+                                      AND l.t::time < (k.settings -> 'window' ->> 1)::time))
                        RETURNING c.phone""",
                     attempt.campaign,
                     attempt.contact.key,
                     attempt.number,
+                    _ts(attempt.started_at),
                     timeout=self.timeout,
                 )
                 if phone is None:

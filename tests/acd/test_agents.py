@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from callcenter.acd.agents import (
     EVENT_TYPES,
+    HELD,
     TABLE,
     AgentState,
     Answer,
@@ -19,10 +20,12 @@ from callcenter.acd.agents import (
     Dispose,
     DispositionMissing,
     Event,
+    Hold,
     Login,
     Logout,
     NoAnswer,
     Pause,
+    Release,
     Reserve,
     Resume,
     Ring,
@@ -31,6 +34,7 @@ from callcenter.acd.agents import (
     Status,
     WithdrawOffer,
     WrapUpEnd,
+    held,
     transition,
 )
 from callcenter.errors import AgentStateError
@@ -56,6 +60,8 @@ SAMPLES: dict[type[Event], Event] = {
     Pause: Pause("break"),
     Resume: Resume(),
     Reserve: Reserve(CALL),
+    Hold: Hold(CALL),
+    Release: Release(CALL),
     Ring: Ring(CALL),
     Answer: Answer(CALL),
     NoAnswer: NoAnswer(CALL),
@@ -71,41 +77,49 @@ EXPECTED: dict[Status, dict[type[Event], str]] = {
         Login: "available", Logout: "!not_logged_in", Pause: "!not_logged_in", Resume: "!not_logged_in",
         Reserve: "!not_available", Ring: "!no_offer", Answer: "!no_offer", NoAnswer: "!no_offer",
         CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "same", Dispose: "!wrong_call",
+        Hold: "!not_available", Release: "same",
     },
     S.AVAILABLE: {
         Login: "!already_logged_in", Logout: "logged_out", Pause: "paused", Resume: "!not_paused",
         Reserve: "reserved", Ring: "!no_offer", Answer: "!no_offer", NoAnswer: "!no_offer",
         CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "same", Dispose: "!wrong_call",
+        Hold: "reserved", Release: "same",
     },
     S.RESERVED: {
         Login: "!already_logged_in", Logout: "logged_out", Pause: "same", Resume: "!not_paused",
         Reserve: "!not_available", Ring: "ringing", Answer: "on_call", NoAnswer: "not_ready",
         CancelOffer: "available", CallEnded: "!not_on_call", WrapUpEnd: "same", Dispose: "!wrong_call",
+        Hold: "!not_available", Release: "same",
     },
     S.RINGING: {
         Login: "!already_logged_in", Logout: "logged_out", Pause: "same", Resume: "!not_paused",
         Reserve: "!not_available", Ring: "!no_offer", Answer: "on_call", NoAnswer: "not_ready",
         CancelOffer: "available", CallEnded: "!not_on_call", WrapUpEnd: "same", Dispose: "!wrong_call",
+        Hold: "!not_available", Release: "same",
     },
     S.ON_CALL: {
         Login: "!already_logged_in", Logout: "same", Pause: "same", Resume: "!not_paused",
         Reserve: "!not_available", Ring: "!no_offer", Answer: "!no_offer", NoAnswer: "!no_offer",
         CancelOffer: "!no_offer", CallEnded: "wrap_up", WrapUpEnd: "same", Dispose: "same",
+        Hold: "!not_available", Release: "same",
     },
     S.WRAP_UP: {
         Login: "!already_logged_in", Logout: "logged_out", Pause: "paused", Resume: "available",
         Reserve: "!not_available", Ring: "!no_offer", Answer: "!no_offer", NoAnswer: "!no_offer",
         CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "available", Dispose: "available",
+        Hold: "!not_available", Release: "same",
     },
     S.PAUSED: {
         Login: "!already_logged_in", Logout: "logged_out", Pause: "paused", Resume: "available",
         Reserve: "!not_available", Ring: "!no_offer", Answer: "!no_offer", NoAnswer: "!no_offer",
         CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "same", Dispose: "!wrong_call",
+        Hold: "!not_available", Release: "same",
     },
     S.NOT_READY: {
         Login: "!already_logged_in", Logout: "logged_out", Pause: "paused", Resume: "available",
         Reserve: "!not_available", Ring: "!no_offer", Answer: "!no_offer", NoAnswer: "!no_offer",
         CancelOffer: "!no_offer", CallEnded: "!not_on_call", WrapUpEnd: "same", Dispose: "!wrong_call",
+        Hold: "!not_available", Release: "same",
     },
 }  # fmt: skip
 
@@ -217,6 +231,8 @@ events = st.one_of(
     st.builds(Pause, st.sampled_from(["break", "lunch"])),
     st.just(Resume()),
     st.builds(Reserve, st.sampled_from(["a", "b"])),
+    st.builds(Hold, st.sampled_from(["a", "b"])),
+    st.builds(Release, st.sampled_from(["a", "b"])),
     st.builds(Ring, st.sampled_from(["a", "b"])),
     st.builds(Answer, st.sampled_from(["a", "b"])),
     st.builds(NoAnswer, st.sampled_from(["a", "b"]), max_missed=st.integers(1, 3)),
@@ -242,7 +258,12 @@ def test_random_walks_keep_the_invariants(walk: list[tuple[Event, float]]) -> No
             continue
         # Never two calls: a new offer only from available, and only one call held at a time.
         if isinstance(ev, Reserve):
-            assert s.status is S.AVAILABLE and new.call_id == ev.call_id
+            assert s.status is S.AVAILABLE or held(s) == ev.call_id
+            assert new.call_id == ev.call_id
+        if isinstance(ev, Hold):
+            assert s.status is S.AVAILABLE and held(new) == ev.attempt_id
+        if held(s) is not None and isinstance(ev, Release) and ev.attempt_id == held(s):
+            assert new.status is not S.RESERVED  # a released hold never leaves the agent reserved
         assert (new.call_id is not None) == (new.status in (S.RESERVED, S.RINGING, S.ON_CALL))
         assert (new.wrap_up_until is not None) == (new.status is S.WRAP_UP)
         changed = [e for e in effects if isinstance(e, StateChanged)]
@@ -267,3 +288,36 @@ def test_random_walks_keep_the_invariants(walk: list[tuple[Event, float]]) -> No
         for m in missing:
             assert m.call_id == (ev.call_id if isinstance(ev, CallEnded) else s.wrap_call_id)
         s = new
+
+
+# ------------------------------------------------------------------ the dialer's hold
+def test_a_held_agent_is_offered_only_its_own_attempt() -> None:
+    s, eff = transition(AgentState("1", S.AVAILABLE), Hold("att-1"), 1.0)
+    assert (s.status, s.reason, held(s)) == (S.RESERVED, HELD, "att-1")
+    assert [type(e) for e in eff] == [StateChanged]
+    with pytest.raises(AgentStateError) as err:
+        transition(s, Reserve("inbound-9"), 2.0)  # an inbound call cannot take it
+    assert err.value.code == "not_available"
+    with pytest.raises(AgentStateError):
+        transition(s, Hold("att-2"), 2.0)  # nor another attempt
+    offered, _ = transition(s, Reserve("att-1"), 3.0)
+    assert (offered.status, offered.call_id, held(offered)) == (S.RESERVED, "att-1", None)
+    ringing, _ = transition(offered, Ring("att-1"), 3.0)
+    assert ringing.status is S.RINGING
+    # Once offered, the hold is spent: a late Release changes nothing.
+    assert transition(offered, Release("att-1"), 4.0) == (offered, [])
+
+
+def test_a_released_hold_frees_the_agent_or_applies_its_pending_pause() -> None:
+    s, _ = transition(AgentState("1", S.AVAILABLE), Hold("att-1"), 1.0)
+    free, eff = transition(s, Release("att-1", "attempt_busy"), 2.0)
+    assert (free.status, free.reason, free.call_id) == (S.AVAILABLE, "attempt_busy", None)
+    assert [e.reason for e in eff if isinstance(e, StateChanged)] == ["attempt_busy"]
+    pending, _ = transition(s, Pause("lunch"), 1.5)
+    assert pending.status is S.RESERVED and pending.pending == "pause"
+    paused, _ = transition(pending, Release("att-1"), 2.0)
+    assert (paused.status, paused.reason) == (S.PAUSED, "lunch")
+    # a release for an attempt it does not hold is a no-op (outcomes race)
+    assert transition(s, Release("att-2"), 2.0) == (s, [])
+    gone, eff = transition(s, Logout(), 2.0)
+    assert gone.status is S.LOGGED_OUT and any(isinstance(e, WithdrawOffer) for e in eff)

@@ -130,6 +130,7 @@ def test_the_example_center_needs_what_its_rendered_config_uses(req: dr.Requirem
     assert mods["app_chanspy.so"] == "ChanSpy() in [cc-spy]"
     assert mods["res_agi.so"].startswith("AGI() in [cc-inbound]")
     assert mods["app_amd.so"] == "AMD() in [cc-outbound]"
+    assert mods["app_waitforsilence.so"] == "WaitForSilence() in [cc-outbound]"
     assert mods["bridge_simple.so"] == "two-party bridges: Bridge() in [cc-agent-leg]"
     assert mods["chan_pjsip.so"].startswith("PJSIP channels")
     assert mods["codec_ulaw.so"].startswith("codec ulaw")

@@ -781,3 +781,58 @@ def test_the_apply_user_is_its_own_user_with_a_secret(tmp_path: Path) -> None:
         with pytest.raises(ValidationError) as info:
             load(d, env={})
         assert expected in [str(p) for p in info.value.problems]
+
+
+def test_campaign_blend_rule_loads_and_its_errors_are_located(tmp_path: Path) -> None:
+    center = load_config(REPO / "dialplans")
+    assert center.campaigns["reminders"].blend == m.CampaignBlend(inbound_first=True, min_idle_for_inbound=1)
+    got = problems(
+        tmp_path,
+        """\
+        campaigns:
+          c1:
+            queue: sales
+            mode: progressive
+            caller_id: "+15550001000"
+            contacts: base.yaml
+            identification_prompt: hello
+            blend: {inbound_first: maybe, min_idle_for_inbound: -1, first: true}
+        """,
+    )
+    assert got == [
+        "extra.yaml:8: campaigns.c1.blend.inbound_first: expected true or false, found 'maybe'",
+        "extra.yaml:8: campaigns.c1.blend.min_idle_for_inbound: expected a whole number 0..1000, found -1",
+        "extra.yaml:8: campaigns.c1.blend.first: unknown key 'first'; "
+        "expected one of inbound_first, min_idle_for_inbound",
+    ]
+
+
+def test_campaign_amd_settings_load_render_and_their_errors_are_located(tmp_path: Path) -> None:
+    center = load_config(REPO / "dialplans")
+    amd = center.campaigns["renewals"].amd_settings
+    assert amd.amd_args() == "2500,1500,800,5000,100,50,3,256,5000"
+    assert (amd.beep_silence, amd.beep_max_wait) == (1000, 20)
+    got = problems(
+        tmp_path,
+        """\
+        campaigns:
+          c1:
+            queue: sales
+            mode: progressive
+            caller_id: "+15550001000"
+            contacts: base.yaml
+            identification_prompt: hello
+            amd_settings:
+              initial_silence: 4000
+              total_analysis_time: 3000
+              max_words: 0
+              beep_wait: 5
+        """,
+    )
+    assert got == [
+        "extra.yaml:10: campaigns.c1.amd_settings.total_analysis_time: expected total_analysis_time above"
+        " initial_silence (4000), found 3000",
+        "extra.yaml:11: campaigns.c1.amd_settings.max_words: expected a whole number 1..10, found 0",
+        "extra.yaml:12: campaigns.c1.amd_settings.beep_wait: unknown key 'beep_wait';"
+        " did you mean 'beep_max_wait'?",
+    ]

@@ -49,7 +49,8 @@ EXPECTED_FILES = [
     "voicemail.conf",
 ]
 
-# asterisklint 0.4 predates app_amd: teach it AMD (any arguments) and run its dialplan-check.
+# asterisklint 0.4 predates app_amd and app_waitforsilence: teach it both (any arguments) and run
+# its dialplan-check.
 ALINT_DRIVER = """\
 import os, sys
 from asterisklint.app.base import AppBase
@@ -58,7 +59,11 @@ from asterisklint.application import AppLoader
 class AMD(AppBase):
     pass
 
+class WaitForSilence(AppBase):
+    pass
+
 AppLoader().register(AMD())
+AppLoader().register(WaitForSilence())
 from asterisklint.main import main
 sys.exit(main(["dialplan-check", sys.argv[1]], dict(os.environ)))
 """

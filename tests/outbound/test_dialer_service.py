@@ -20,8 +20,10 @@ from callcenter.clock import FakeClock
 from callcenter.errors import CampaignError
 from callcenter.outbound.contacts import Contact
 from callcenter.outbound.dialer import (
+    Attempt,
     CallingWindow,
     CampaignSettings,
+    ContactStatus,
     Mode,
     Outcome,
 )
@@ -546,3 +548,74 @@ async def test_a_supervisor_pauses_the_campaigns_of_its_own_queues_only(rig: Rig
         assert (status, err["error"]["code"]) == (403, "forbidden")
     finally:
         await server.close()
+
+
+async def test_each_attempt_holds_an_agent_and_every_end_frees_it(rig: Rig) -> None:
+    """Progressive: an agent is held before each dial (inbound cannot take it), and freed at once
+    by busy, no answer, failure or machine; the person who answers gets the held agent."""
+    agents = FakeAgentPool(idle=5)
+    service = await rig.service(agents, runtime(), contacts(5))
+    await service.step()
+    await rig.server.wait_for(lambda: rig.server.count("Originate") == 5)
+    sent = {variables(m)[names.VAR_ATTEMPT_ID]: m.get("ChannelId") or "" for m in rig.originates()}
+    assert set(agents.holding) == set(sent) and len(set(agents.holding.values())) == 5  # one agent each
+    ids = sorted(sent)
+    await rig.event(response(sent[ids[0]], False, 5))  # busy
+    await rig.event(response(sent[ids[1]], False, 3))  # no answer
+    await rig.event(response(sent[ids[2]], False, 0))  # failed
+    await rig.event(response(sent[ids[3]], True, 4))  # answered, AMD: machine, hung up
+    await rig.event(hangup(sent[ids[3]]))
+    assert agents.released == ids[:4] and set(agents.holding) == {ids[4]}
+    await rig.event(response(sent[ids[4]], True, 4))
+    agents.free = ["a1"]
+    person = session(
+        {names.VAR_ATTEMPT_ID: ids[4], names.VAR_CAMPAIGN: "spring", names.VAR_AMDSTATUS: "HUMAN"}, "PJSIP/x"
+    )
+    await service.outbound_agi(person)
+    assert agents.connected == [("a1", "PJSIP/x")] and agents.holding == {}
+
+
+async def test_no_agent_to_hold_means_no_dial(rig: Rig) -> None:
+    agents = FakeAgentPool(idle=3)
+    agents.refuse_holds = True  # inbound took every agent after the load was read
+    service = await rig.service(agents, runtime(), contacts(3))
+    await service.step()
+    assert rig.server.count("Originate") == 0
+    assert all(s.attempts == 0 and s.status.value == "pending" for s in service.dialer("spring").contacts())
+    assert await rows(rig.db_dsn, "SELECT 1 FROM campaign_attempts") == []
+    rt = runtime(
+        settings=CampaignSettings(name="spring", mode=Mode.PREVIEW, window=ALL_DAY, retry_delays=DELAYS)
+    )
+    service = await rig.service(agents, rt)
+    held = service.preview_next("spring", "a7")
+    assert held is not None
+    with pytest.raises(CampaignError) as err:
+        await service.preview_dial("spring", held.contact.key, "a7")
+    assert err.value.code == "agent_not_available"
+    assert rig.server.count("Originate") == 0
+
+
+async def test_the_database_refuses_attempts_outside_the_window_or_past_the_maximum(rig: Rig) -> None:
+    """Defence in depth: whatever a dialer believes, the attempt row (so the Originate, which
+    only follows it) is refused outside the contact's calling window and past max_attempts."""
+    window = CallingWindow(time(9), time(20), frozenset(range(5)))  # weekdays 09-20, New York
+    settings = CampaignSettings(
+        name="spring", mode=Mode.PROGRESSIVE, window=window, max_attempts=1, retry_delays=DELAYS
+    )
+    service = await rig.service(FakeAgentPool(idle=0), runtime(settings=settings), contacts(1))
+    store = service.store
+    (k0,) = contacts(1)
+    night = T0 + 12 * 3600  # 23:00 in New York (T0 is 11:00 on a Tuesday)
+    early = T0 - 3 * 3600  # 08:00
+    saturday = T0 + 4 * 86400
+    for at in (night, early, saturday):
+        with pytest.raises(CampaignError) as err:
+            await store.record_attempt(Attempt(f"a{int(at)}", "spring", k0, 1, at), channel_id="x")
+        assert err.value.code == "attempt_refused"
+    await store.record_attempt(Attempt("ok", "spring", k0, 1, T0), channel_id="cc-dial-ok")
+    await store.release_contact("spring", "k0", status=ContactStatus.PENDING, next_at=T0)
+    with pytest.raises(CampaignError) as err:
+        await store.record_attempt(Attempt("second", "spring", k0, 2, T0 + 60), channel_id="y")
+    assert err.value.code == "attempt_refused"
+    got = await rows(rig.db_dsn, "SELECT attempt_id FROM campaign_attempts")
+    assert [r["attempt_id"] for r in got] == ["ok"]

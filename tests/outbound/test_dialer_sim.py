@@ -94,7 +94,8 @@ async def world(
         machine=params.get("machine", 0.2),
         ring=Dist("fixed", 1.0),
         talk=Dist("fixed", 3.0),
-        machine_greeting=Dist("fixed", 2.0),
+        # AMD calls a machine 2.5 s into its greeting; the greeting and beep end at 4.5 s.
+        machine_greeting=Dist("fixed", 4.0),
     )
     holder: dict[str, DialerService] = {}
 
@@ -207,6 +208,10 @@ async def test_every_outcome_on_the_simulated_pbx(world: World) -> None:
             assert r["status"] == "exhausted" and not r["live"]
     # Nobody was left without an agent: progressive keeps one line per free agent.
     assert "abandoned" not in outcomes
+    # The message waited for the end of the greeting and its beep: each machine recorded it whole.
+    messages = sum(1 for r in got.values() if r["outcome"] == "machine_message")
+    stats = world.sim.pbx.stats
+    assert (stats["machine_messages_whole"], stats["machine_messages_cut"]) == (messages, 0)
     summary = world.service.status("renewals")
     assert summary["abandoned_in_window"] == 0
     # The talk and wrap-up of the connected calls came back to the pacing (all but the calls

@@ -3,15 +3,17 @@ changes, a slow reader dropped without holding anyone up; the thresholds' levels
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
 
 import pytest
 
 from callcenter.app.controller import queue_limits
+from callcenter.config import model as cm
 from callcenter.config.load import load_config
 from callcenter.reporting import feed
 from callcenter.web.access import Principal
 from callcenter.web.feed import public_sees, sees_for
+from tests.centers import REPO
 
 
 def call(kind: str, call_id: str, queue: str, agent: str | None = None, at: float = 1.0) -> feed.Change:
@@ -198,16 +200,15 @@ def test_crossings_name_each_metric_that_moved() -> None:
     assert feed.crossings(after, after, values, 6.0) == []
 
 
-def test_a_queues_yaml_thresholds_set_its_colours() -> None:
-    """``queues.*.thresholds`` from YAML reach the levels; a queue without them gets defaults
-    from its own service-level target."""
-    center = load_config(Path(__file__).resolve().parents[2] / "dialplans")
-    sales = queue_limits(center.queues["sales"])  # service_level 80/65, longest_wait 30/60, waiting 4/8
-    at = feed.levels(sales, service_level=0.70, longest_wait=45.0, waiting=8)
-    assert (at["service_level"], at["longest_wait"], at["waiting"]) == ("amber", "amber", "red")
-    at = feed.levels(sales, service_level=0.60, longest_wait=61.0, waiting=3)
-    assert (at["service_level"], at["longest_wait"], at["waiting"]) == ("red", "red", "ok")
-    general = center.queues["general"]
-    dflt = queue_limits(general)
-    assert dflt.service_level_amber == general.sl_percent / 100.0
-    assert dflt.longest_wait_amber == general.sl_seconds and dflt.waiting_amber is None
+def test_a_queues_configured_thresholds_drive_its_levels() -> None:
+    """From the YAML to the colours: ``queues.<id>.thresholds`` reach the hub's limits."""
+    sales = load_config(REPO / "dialplans").queues["sales"]
+    assert queue_limits(sales) == LIMITS  # the example sets 80/65 %, 30/60 s, 4/8 waiting
+    stricter = dataclasses.replace(
+        sales,
+        thresholds=cm.Thresholds(
+            service_level=cm.Threshold(95, 90), longest_wait=cm.Threshold(10, 20), waiting=cm.Threshold(1, 2)
+        ),
+    )
+    got = feed.levels(queue_limits(stricter), service_level=0.92, longest_wait=15.0, waiting=2)
+    assert (got["service_level"], got["longest_wait"], got["waiting"]) == ("amber", "amber", "red")
