@@ -34,6 +34,14 @@ The call (``CallStatus``; what ``ACD.call_state`` shows in brackets)::
     connected --TransferToNumber---------------> transferred  (both refused for a callback whose
                                                               caller left: no channel to move)
     connected --AttendedTransfer---------------> connected    Atxfer on the agent's leg
+    connected --HoldRequested------------------> connected    (held) one Redirect: the caller to
+                                                              cc-held (music), the leg to
+                                                              cc-held-agent (silence)
+    connected --UnholdRequested----------------> connected    the leg back to cc-agent-leg:
+                                                              Bridge() the caller again
+                                                              (held: transfers and on-demand
+                                                              recording refused; either side
+                                                              hanging up hangs up the other)
     connected|ended|transferred --CallerHungUp-> closed       (None) the ACD forgets the call
 
 An agent leg (``LegStatus``)::
@@ -181,6 +189,7 @@ class Call:
     hold_seconds: float = 0.0  # caller on hold (music) while connected, holds already over
     hold_started: float | None = None  # the hold going on now, since then
     hold_base: float = 0.0  # hold before its current agent (a transfer): not this agent's talk
+    held: bool = False  # put on hold from the desktop: caller in cc-held, its leg in cc-held-agent
     ring: tuple[str, ...] = ()  # ring-all legs still ringing
     ring_missed: frozenset[str] = frozenset()  # agents of the ring-all group whose leg failed
     legs: tuple[Leg, ...] = field(default=())
@@ -320,6 +329,21 @@ class CallerUnheld:
     """Music on hold stopped on the caller's channel (``MusicOnHoldStop``)."""
 
 
+@dataclass(frozen=True, slots=True)
+class HoldRequested:
+    """The agent (or a supervisor) puts the connected caller on hold from the desktop. The hold's
+    time is measured from the music it starts (``CallerHeld``), as a phone's hold key is."""
+
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UnholdRequested:
+    """Take the caller off that hold: the agent's leg bridges it again."""
+
+    by: str = ""
+
+
 # Leg events name the leg.
 @dataclass(frozen=True, slots=True)
 class LegChannel:
@@ -382,6 +406,8 @@ CallEventType = (
     | BridgeEntered
     | CallerHeld
     | CallerUnheld
+    | HoldRequested
+    | UnholdRequested
     | CallbackDeferred
 )
 LegEventType = LegChannel | LegAnswered | LegFailed | LegHungUp | RingGuardDue | DialEnded
@@ -404,6 +430,8 @@ CALL_EVENTS: tuple[type[CallEventType], ...] = (
     AttendedTransfer,
     TimerDue,
     BridgeEntered,
+    HoldRequested,
+    UnholdRequested,
 )
 LEG_EVENTS: tuple[type[LegEventType], ...] = (
     LegChannel,
@@ -549,6 +577,17 @@ class RedirectLeg:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldLegs:
+    """One Redirect moving both at once: the caller to cc-held (``music_class``), the agent's
+    leg out of their bridge to cc-held-agent (a Bridge() ended by one Redirect alone would hang
+    the other side up)."""
+
+    caller_channel: str
+    leg_channel: str
+    music_class: str
+
+
+@dataclass(frozen=True, slots=True)
 class Atxfer:
     """Attended transfer from the agent's leg ``channel`` to ``target`` (cc-transfer)."""
 
@@ -608,6 +647,7 @@ Effect = (
     | SetVariables
     | Redirect
     | RedirectLeg
+    | HoldLegs
     | Atxfer
     | Announce
     | BridgeFormed
@@ -1035,7 +1075,12 @@ def _caller_left(c: Call, ev: CallerHungUp | Withdraw, now: float, s: Setup) -> 
 
 def _caller_hung_up_talking(c: Call, ev: CallerHungUp, now: float, s: Setup) -> Result:
     talk, hold = _talk_and_hold(c, now)
-    effects: list[Effect] = [
+    effects: list[Effect] = []
+    leg = c.leg(c.leg_id)
+    if c.held and leg is not None and leg.channel:  # its leg waits out of any bridge: end it
+        effects.append(Hangup(leg.channel))
+        c = _evolve(c, held=False)
+    effects += [
         Log(
             CallRecord(
                 c.call_id,
@@ -1132,7 +1177,18 @@ def _not_in_line(c: Call, ev: Event, now: float, s: Setup) -> Result:
     raise RoutingError(f"no call {c.call_id}", code="unknown_call")
 
 
+def _not_held(c: Call, what: str) -> None:
+    if c.held:
+        raise DomainError(f"call {c.call_id} is on hold: take it off hold before {what}", code="on_hold")
+
+
+def recordable(c: Call | None) -> bool:
+    """Guard of a recording started on demand (it re-bridges both sides): not while held."""
+    return c is not None and not c.held
+
+
 def _blind_transfer_possible(c: Call) -> None:
+    _not_held(c, "a transfer")
     if c.caller_gone:  # a callback: the customer is on the agent's own leg, no caller channel
         raise DomainError(f"call {c.call_id} has no caller channel to transfer", code="caller_gone")
 
@@ -1174,6 +1230,7 @@ def _transfer_to_number(c: Call, ev: TransferToNumber, now: float, s: Setup) -> 
 
 
 def _attended_transfer(c: Call, ev: AttendedTransfer, now: float, s: Setup) -> Result:
+    _not_held(c, "a transfer")
     leg = c.leg(c.leg_id)
     if leg is None or leg.channel is None:
         raise DomainError(f"call {c.call_id} is not connected to an agent", code="not_connected")
@@ -1269,7 +1326,40 @@ def _unheld(c: Call, ev: CallerUnheld, now: float, s: Setup) -> Result:
     return _evolve(c, hold_started=None, hold_seconds=c.hold_seconds + held), [Log(log)]
 
 
+def _hold_requested(c: Call, ev: HoldRequested, now: float, s: Setup) -> Result:
+    if c.held:
+        raise DomainError(f"call {c.call_id} is already on hold", code="already_held")
+    if c.caller_gone:  # a callback: the customer is on the agent's own leg
+        raise DomainError(f"call {c.call_id} has no caller channel to hold", code="caller_gone")
+    leg = c.leg(c.leg_id)
+    if leg is None or leg.channel is None or leg.status is not LegStatus.ANSWERED:
+        raise DomainError(f"call {c.call_id} is not connected to an agent", code="not_connected")
+    detail = {"hold": "desktop", "by": ev.by} if ev.by else {"hold": "desktop"}
+    effects: list[Effect] = [
+        HoldLegs(c.info.channel, leg.channel, s.queue(c.queue).music_class),
+        Log(CallEvent(c.call_id, now, EventKind.NOTE, agent_id=c.agent_id, queue=c.queue, detail=detail)),
+    ]
+    return _evolve(c, held=True), effects
+
+
+def _unhold_requested(c: Call, ev: UnholdRequested, now: float, s: Setup) -> Result:
+    if not c.held:
+        raise DomainError(f"call {c.call_id} is not on hold", code="not_held")
+    leg = c.leg(c.leg_id)
+    if leg is None or leg.channel is None:
+        raise DomainError(f"call {c.call_id} is not connected to an agent", code="not_connected")
+    detail = {"unhold": "desktop", "by": ev.by} if ev.by else {"unhold": "desktop"}
+    effects: list[Effect] = [
+        # cc-agent-leg again, without starting a second recording of the one already running
+        Redirect(leg.channel, names.CTX_AGENT_LEG, ((names.VAR_RECORDING_FILE, ""),)),
+        Log(CallEvent(c.call_id, now, EventKind.NOTE, agent_id=c.agent_id, queue=c.queue, detail=detail)),
+    ]
+    return _evolve(c, held=False), effects
+
+
 def _bridge_entered(c: Call, ev: BridgeEntered, now: float, s: Setup) -> Result:
+    if ev.channel in c.bridged:  # back from a hold or a recording's re-bridge: formed already
+        return c, []
     c = _evolve(c, bridged=c.bridged | {ev.channel})
     if len(c.bridged) >= 2 and c.status is CallStatus.CONNECTED:
         return c, [_bridge_formed(c, s)]
@@ -1420,7 +1510,9 @@ def _leg_hung_up(c: Call, leg: Leg, ev: LegHungUp, now: float, s: Setup) -> Resu
     if c.leg_id != leg.leg_id or c.status is not CallStatus.CONNECTED:
         return c, effects  # a leg a transfer left behind, or the caller left first
     talk, hold = _talk_and_hold(c, now)
-    c = _evolve(c, status=CallStatus.ENDED, hold_started=None, hold_seconds=hold)
+    if c.held:  # the agent hung up on a held caller: the caller's music ends too
+        effects.append(Hangup(c.info.channel))
+    c = _evolve(c, status=CallStatus.ENDED, hold_started=None, hold_seconds=hold, held=False)
     # The wrap-up is logged as measured, when the agent's wrap-up ends (the ACD's shell).
     effects += [
         Log(
@@ -1559,6 +1651,11 @@ CALL_TABLE: dict[tuple[CallStatus, type[CallEventType]], CallHandler] = {
     (C.CONNECTED, CallerUnheld): _unheld,
     **{(st, CallerHeld): _ignore("music in line, not a hold") for st in C if st is not C.CONNECTED},
     **{(st, CallerUnheld): _ignore("music in line, not a hold") for st in C if st is not C.CONNECTED},
+    # hold from the desktop
+    (C.CONNECTED, HoldRequested): _hold_requested,
+    (C.CONNECTED, UnholdRequested): _unhold_requested,
+    **{(st, HoldRequested): _not_connected for st in _NOT_CONNECTED},
+    **{(st, UnholdRequested): _not_connected for st in _NOT_CONNECTED},
 }
 
 #: An agent leg's machine (the call's status decides what a leg's outcome does to the call).

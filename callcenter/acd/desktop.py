@@ -186,6 +186,7 @@ class Desktop:
             "queued_at": call.queued_at,
             "answered_at": call.answered_at,
             "ended_at": call.ended_at,
+            "held": call.held,
             "waited_seconds": max(0, round(waited_until - call.queued_at)),
             "ivr_path": [
                 {k: _masked(v) if isinstance(v, str) else v for k, v in step.items()}

@@ -1,4 +1,4 @@
-"""Shell: the ACD's HTTP routes (agents' states, PCI pause, recording on demand, transfers)."""
+"""Shell: the ACD's HTTP routes (agents' states, PCI pause, recording on demand, hold, transfers)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def register_routes(router: Router, acd: ACD) -> None:
     GET  /api/agents                    every agent's state
     GET  /api/pause_reasons             the pause reasons an agent may choose (code, name, digits)
     POST /api/calls/{call_id}/pci_pause | pci_resume | record
+    POST /api/calls/{call_id}/hold | unhold   (409 already_held / not_held / on_hold ...)
     POST /api/calls/{call_id}/transfer  {"queue": "billing"} or {"number": "..."} [+ "attended": true]
     """
 
@@ -106,6 +107,16 @@ def register_routes(router: Router, acd: ACD) -> None:
     async def record(req: web.Request) -> web.StreamResponse:
         return json_response({"recording": await acd.record(req.match_info["call_id"])})
 
+    async def hold(req: web.Request) -> web.StreamResponse:
+        call_id = req.match_info["call_id"]
+        await acd.hold(call_id, by=by(req))
+        return json_response({"call_id": call_id, "held": True})
+
+    async def unhold(req: web.Request) -> web.StreamResponse:
+        call_id = req.match_info["call_id"]
+        await acd.unhold(call_id, by=by(req))
+        return json_response({"call_id": call_id, "held": False})
+
     async def transfer(req: web.Request) -> web.StreamResponse:
         b = body(req)
         call_id = req.match_info["call_id"]
@@ -127,6 +138,8 @@ def register_routes(router: Router, acd: ACD) -> None:
     router.add("POST", "/api/calls/{call_id}/pci_pause", pci_pause, action=call, target=of_call)
     router.add("POST", "/api/calls/{call_id}/pci_resume", pci_resume, action=call, target=of_call)
     router.add("POST", "/api/calls/{call_id}/record", record, action=call, target=of_call)
+    router.add("POST", "/api/calls/{call_id}/hold", hold, action=call, target=of_call)
+    router.add("POST", "/api/calls/{call_id}/unhold", unhold, action=call, target=of_call)
     router.add(
         "POST", "/api/calls/{call_id}/transfer", transfer, schema=TRANSFER, action=call, target=of_call
     )

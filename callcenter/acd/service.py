@@ -96,8 +96,8 @@ _Seen = (
     | events.MusicOnHoldStop
 )
 # Effects that are AMI actions: awaited by the API call that caused them, else run as tasks.
-_Action = cs.Originate | cs.Hangup | cs.SetVariables | cs.Redirect | cs.RedirectLeg | cs.Atxfer
-_ACTIONS = (cs.Originate, cs.Hangup, cs.SetVariables, cs.Redirect, cs.RedirectLeg, cs.Atxfer)
+_Action = cs.Originate | cs.Hangup | cs.SetVariables | cs.Redirect | cs.RedirectLeg | cs.HoldLegs | cs.Atxfer
+_ACTIONS = (cs.Originate, cs.Hangup, cs.SetVariables, cs.Redirect, cs.RedirectLeg, cs.HoldLegs, cs.Atxfer)
 
 
 def policy_from_config(q: cm.Queue) -> rt.QueuePolicy:
@@ -408,7 +408,13 @@ class ACD:
                 for a, s in sorted(self.agents.items())
             },
             "calls": {
-                c: {"queue": x.queue, "state": x.public, "agent_id": x.agent_id, "queued_at": x.queued_at}
+                c: {
+                    "queue": x.queue,
+                    "state": x.public,
+                    "agent_id": x.agent_id,
+                    "queued_at": x.queued_at,
+                    "held": x.held,
+                }
                 for c, x in sorted(self._calls.items())
             },
             "waiting": {q: self.router.waiting_count(q) for q in self.router.queue_names()},
@@ -553,6 +559,17 @@ class ACD:
         target = self._dial_out(call_id, target, cm.DialPurpose.TRANSFER)
         await self._confirmed(call_id, cs.AttendedTransfer(target), self.clock.now())
 
+    async def hold(self, call_id: str, *, by: str = "") -> None:
+        """Put the connected caller on hold (its queue's music; the agent's leg waits in silence).
+        Refused (``DomainError``): ``already_held``, ``not_connected``, ``caller_gone``."""
+        self._get_call(call_id)
+        await self._confirmed(call_id, cs.HoldRequested(by), self.clock.now())
+
+    async def unhold(self, call_id: str, *, by: str = "") -> None:
+        """Take the caller off hold: the agent's leg bridges it again. Refused: ``not_held``."""
+        self._get_call(call_id)
+        await self._confirmed(call_id, cs.UnholdRequested(by), self.clock.now())
+
     async def _confirmed(self, key: str, event: cs.CallEventType, now: float) -> None:
         """A request logged only once Asterisk did it (a transfer): the table's answer is worked
         out, its AMI actions are sent and awaited, and only then is the new state kept and the
@@ -618,6 +635,8 @@ class ACD:
         c = self._get_call(call_id)
         if self.recorder is None or c.status is not cs.CallStatus.CONNECTED:
             return False
+        if not cs.recordable(c):
+            raise DomainError(f"call {call_id} is on hold: take it off hold to record", code="on_hold")
         leg = self._recordable_leg(c)
         if leg is None:
             return False
@@ -722,7 +741,7 @@ class ACD:
         c = self._calls.get(state.call_id or "")
         if c is not None and c.agent_id == agent_id:
             stage = "offered" if state.status in (ag.Status.RESERVED, ag.Status.RINGING) else "connected"
-            return AgentCall(c.info, c.queue, stage, c.queued_at, c.answered_at, None)
+            return AgentCall(c.info, c.queue, stage, c.queued_at, c.answered_at, None, c.held)
         last = self._last_calls.get(agent_id)
         if last is None or last.info.call_id != state.wrap_call_id:
             return None
@@ -1042,6 +1061,26 @@ class ACD:
             leg = self._legs.get(e.leg_id)
             if leg is not None and leg.channel and cs.leg_connected(self._calls.get(e.call_id), e.leg_id):
                 await self._redirect(leg.channel, e.context)
+        elif isinstance(e, cs.HoldLegs):
+            await self.ami.send_action(
+                names.ACTION_SETVAR,
+                {"Channel": e.caller_channel, "Variable": names.VAR_MOH_CLASS, "Value": e.music_class},
+                timeout=timeout,
+            )
+            await self.ami.send_action(
+                names.ACTION_REDIRECT,
+                {
+                    "Channel": e.caller_channel,
+                    "Context": names.CTX_HELD,
+                    "Exten": "s",
+                    "Priority": "1",
+                    "ExtraChannel": e.leg_channel,
+                    "ExtraContext": names.CTX_HELD_AGENT,
+                    "ExtraExten": "s",
+                    "ExtraPriority": "1",
+                },
+                timeout=timeout,
+            )
         elif isinstance(e, cs.Atxfer):
             await self.ami.send_action(  # inherited by the channel Atxfer creates
                 names.ACTION_SETVAR,
@@ -1534,6 +1573,7 @@ class AgentCall:
     queued_at: float
     answered_at: float | None
     ended_at: float | None
+    held: bool = False  # the caller is on hold from the desktop
 
 
 _CALL_KINDS: Mapping[cs.CallStatus, str] = {
@@ -1553,6 +1593,8 @@ def _call_change(old: cs.Call | None, new: cs.Call, now: float) -> feed.Change |
     """The feed's view of a step of a call's life (None when nothing a screen shows moved)."""
     if old is None:
         kind = feed.CALL_QUEUED
+    elif old.held != new.held and new.status is cs.CallStatus.CONNECTED:
+        kind = feed.CALL_HELD if new.held else feed.CALL_UNHELD
     elif old.status is new.status and old.queue == new.queue and old.agent_id == new.agent_id:
         return None
     elif new.status in _OVER and old.status in _OVER:
@@ -1577,6 +1619,7 @@ def _call_change(old: cs.Call | None, new: cs.Call, now: float) -> feed.Change |
             "campaign_id": info.campaign_id,
             "queued_at": new.queued_at,
             "answered_at": new.answered_at,
+            "held": new.held,
         },
     )
 
@@ -1585,6 +1628,8 @@ def _subject(e: _Action) -> str:
     """What an action task is named after (its leg, call or channel)."""
     if isinstance(e, cs.Originate | cs.RedirectLeg):
         return e.leg_id
+    if isinstance(e, cs.HoldLegs):
+        return e.caller_channel
     return e.channel
 
 

@@ -23,19 +23,20 @@ a supervisor its queues, the public wallboard aggregate kinds only (``PUBLIC_KIN
 
 Kinds::
 
-    call.queued call.offered call.answered call.held call.transferred call.ended  (a call's life)
+    call.queued call.offered call.answered call.held call.unheld call.transferred call.ended
+                       (a call's life)
     agent.state        an agent's state changed (data: state, reason, since, call_id)
     threshold          a queue's metric crossed a threshold (data: metric, level, previous, value)
     snapshot           the aggregate wallboard picture (key "snapshot": always coalesced)
 
 Where changes come from (the composition root wires them): the ACD calls ``ACD.on_change`` with
-each step of a call's life (``call.*``: queued, offered, answered, transferred, ended; data: queue,
-state, agent_id, caller_number, direction, campaign_id, queued_at, answered_at) and each agent
+each step of a call's life (``call.*``: queued, offered, answered, held and unheld from the
+desktop, transferred, ended; data: queue, state, agent_id, caller_number, direction, campaign_id,
+queued_at, answered_at, held) and each agent
 state change; the controller adds the agent's day (name, calls_today, aht) and publishes on
 ``Controller.hub``; its picture loop publishes the ``snapshot`` (the wallboard's aggregates, with
 each queue's threshold ``levels`` and ``limits``) and the ``threshold`` crossings. Another feature
-publishes with ``controller.hub.publish(Change(...))`` (``call.held`` has no producer in the ACD
-yet: hold is the agent desktop's).
+publishes with ``controller.hub.publish(Change(...))``.
 
 Also here: the thresholds' maths (``levels``: a queue's metrics against its amber/red limits) and
 ``crossings`` (the threshold changes between two pictures).
@@ -51,6 +52,7 @@ CALL_QUEUED: Final = "call.queued"
 CALL_OFFERED: Final = "call.offered"
 CALL_ANSWERED: Final = "call.answered"
 CALL_HELD: Final = "call.held"
+CALL_UNHELD: Final = "call.unheld"
 CALL_TRANSFERRED: Final = "call.transferred"
 CALL_ENDED: Final = "call.ended"
 AGENT_STATE: Final = "agent.state"
@@ -58,7 +60,7 @@ THRESHOLD: Final = "threshold"
 SNAPSHOT: Final = "snapshot"
 
 CALL_KINDS: Final = frozenset(
-    {CALL_QUEUED, CALL_OFFERED, CALL_ANSWERED, CALL_HELD, CALL_TRANSFERRED, CALL_ENDED}
+    {CALL_QUEUED, CALL_OFFERED, CALL_ANSWERED, CALL_HELD, CALL_UNHELD, CALL_TRANSFERRED, CALL_ENDED}
 )
 KINDS: Final = CALL_KINDS | {AGENT_STATE, THRESHOLD, SNAPSHOT}
 #: What the public wallboard may receive: aggregates, never a caller's number or data.

@@ -125,6 +125,79 @@ async def test_hold_and_wrap_up_are_measured_whoever_ends_the_call(rig: AcdRig) 
     assert call_record(rig, "call-h2", "hold_seconds") == 0.0
 
 
+async def test_hold_from_the_desktop_parks_the_caller_and_bridges_it_back(rig: AcdRig) -> None:
+    changes: list[tuple[str, object]] = []
+    rig.acd.on_change = lambda c: changes.append((c.kind, c.data.get("held")))
+    await rig.acd.login("1001")
+    caller = await rig.call("call-hd", "sales")
+    leg, agent_chan = await rig.answer(caller)
+    rig.clock.advance(10)
+    await rig.acd.hold("call-hd", by="alice")
+    moved = rig.ami.actions("Redirect")[-1]
+    assert (moved["Channel"], moved["Context"]) == (caller, names.CTX_HELD)
+    assert (moved["ExtraChannel"], moved["ExtraContext"]) == (agent_chan, names.CTX_HELD_AGENT)
+    assert rig.acd.snapshot()["calls"]["call-hd"]["held"] is True
+    assert ("call.held", True) in changes
+    with pytest.raises(DomainError) as again:
+        await rig.acd.hold("call-hd")
+    assert again.value.code == "already_held"
+    for refused in (rig.acd.transfer_to_queue("call-hd", "billing"), rig.acd.record("call-hd")):
+        with pytest.raises(DomainError) as on_hold:
+            await refused
+        assert on_hold.value.code == "on_hold"
+    rig.ami.emit("MusicOnHoldStart", Channel=caller, Uniqueid="caller", Class="default")  # cc-held
+    # A PCI pause while held mutes the recording on the agent's leg, which is still up.
+    assert await rig.acd.pci_pause("call-hd", by="alice")
+    assert rig.ami.actions("MixMonitorMute")[-1]["Channel"] == agent_chan
+    await rig.advance(20)
+    await rig.acd.unhold("call-hd", by="alice")
+    back = rig.ami.actions("Redirect")[-1]
+    assert (back["Channel"], back["Context"]) == (
+        agent_chan,
+        names.CTX_AGENT_LEG,
+    ) and "ExtraChannel" not in back
+    cleared = rig.ami.actions("Setvar")[-1]
+    assert (cleared["Channel"], cleared["Variable"], cleared["Value"]) == (
+        agent_chan,
+        names.VAR_RECORDING_FILE,
+        "",
+    )
+    rig.ami.emit("MusicOnHoldStop", Channel=caller, Uniqueid="caller")  # Bridge() took it back
+    rig.ami.emit("BridgeEnter", Channel=agent_chan, Uniqueid=leg, BridgeUniqueid="b2")
+    rig.ami.emit("BridgeEnter", Channel=caller, Uniqueid="caller", BridgeUniqueid="b2")
+    await rig.settle()
+    assert len([r for r in rig.sink.of(RecordingRecord) if r.call_id == "call-hd"]) == 1  # no second file
+    assert ("call.unheld", False) in changes
+    with pytest.raises(DomainError) as not_held:
+        await rig.acd.unhold("call-hd")
+    assert not_held.value.code == "not_held"
+    await rig.advance(10)
+    await rig.hangup(caller, cause="16")
+    await rig.hangup(agent_chan, leg)
+    assert (call_record(rig, "call-hd", "hold_seconds"), call_record(rig, "call-hd", "talk_seconds")) == (
+        20.0,
+        20.0,
+    )
+    assert [k for k in rig.sink.kinds("call-hd") if k in ("hold", "unhold")] == ["hold", "unhold"]
+
+
+async def test_a_held_caller_hanging_up_ends_the_call_and_the_agent_wraps_up(rig: AcdRig) -> None:
+    await rig.acd.login("1001")
+    caller = await rig.call("call-hx", "sales")
+    leg, agent_chan = await rig.answer(caller)
+    await rig.acd.hold("call-hx")
+    rig.ami.emit("MusicOnHoldStart", Channel=caller, Uniqueid="caller", Class="default")
+    await rig.advance(30)
+    await rig.hangup(caller, cause="16")
+    # its leg waits in cc-held-agent, out of any bridge: the ACD hangs it up
+    assert rig.ami.actions("Hangup")[-1]["Channel"] == agent_chan
+    await rig.hangup(agent_chan, leg)
+    assert rig.acd.agent_state("1001").status is ag.Status.WRAP_UP
+    assert call_record(rig, "call-hx", "hangup_by") == "caller"
+    assert call_record(rig, "call-hx", "hold_seconds") == 30.0
+    assert rig.sink.disposition("call-hx") is Disposition.ANSWERED
+
+
 async def test_rona_reoffers_to_the_next_agent_and_applies_the_queue_rule(rig: AcdRig) -> None:
     await rig.acd.login("1002")  # billing 4
     await rig.acd.login("1004")  # billing 7: best for nothing here, longest idle picks 1002

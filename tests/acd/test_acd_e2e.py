@@ -456,3 +456,60 @@ async def test_recording_on_demand_starts_in_the_dialplan_and_the_call_goes_on(w
     ends = [r.hangup_by for r in world.tee.of(CallRecord) if r.call_id == call_id and r.hangup_by]
     assert ends == ["caller"]
     assert world.tee.went("2015", "wrap_up") == 1
+
+
+def _kinds(world: Center, call_id: str) -> list[str]:
+    return [str(e.kind) for e in world.tee.of(CallEvent) if e.call_id == call_id]
+
+
+@pytest.mark.parametrize("world", [{"long_talk": True}], indirect=True)
+async def test_hold_from_the_desktop_parks_the_caller_on_music_and_bridges_it_back(world: Center) -> None:
+    """Hold with the AMI user's classes (no ``system``): one Redirect moves the caller to cc-held
+    (music) and the agent's leg to cc-held-agent; unhold sends the leg through cc-agent-leg, whose
+    Bridge() takes the caller back. The hold is measured once, from the music; a PCI pause while
+    held still mutes the recording; the caller hanging up while held ends the call normally."""
+    acd = await world.start_acd()
+    await acd.login("2001")  # sales
+    call_id, chan = await world.call("sales")
+    await world.until(lambda: world.tee.went("2001", "on_call") == 1)
+    assert chan.bridge is not None
+    (agent_leg,) = [m for m in chan.bridge.members if m is not chan]
+    await acd.hold(call_id, by="alice")
+    await world.until(lambda: "hold" in _kinds(world, call_id))
+    assert chan.bridge is None and agent_leg.bridge is None and not agent_leg.gone
+    assert (chan.context, agent_leg.context) == (names.CTX_HELD, names.CTX_HELD_AGENT)
+    assert chan.moh_class is not None and agent_leg.moh_class is None  # only the caller hears music
+    await world.clock.sleep(20)
+    assert acd.call_state(call_id) == "connected" and world.state("2001") is ag.Status.ON_CALL
+    await acd.unhold(call_id, by="alice")
+    await world.until(lambda: "unhold" in _kinds(world, call_id))
+    await world.until(lambda: chan.bridge is not None)
+    assert chan.bridge is not None and agent_leg in chan.bridge.members
+    await world.clock.sleep(10)
+    world.sim.pbx.remote_hangup(chan)
+    await world.until(lambda: world.tee.ended(call_id))
+    holds = [r.hold_seconds for r in world.tee.of(CallRecord) if r.call_id == call_id and r.hold_seconds]
+    assert len(holds) == 1 and 19.0 <= holds[0] <= 21.0, holds
+    assert _kinds(world, call_id).count("hold") == 1
+    ends = [r.hangup_by for r in world.tee.of(CallRecord) if r.call_id == call_id and r.hangup_by]
+    assert ends == ["caller"]
+    await world.until(lambda: world.tee.went("2001", "wrap_up") == 1)
+
+    # Held again on the next call; the caller gives up while on hold.
+    await world.until(lambda: world.state("2001") is ag.Status.AVAILABLE)
+    call_id, chan = await world.call("sales")
+    await world.until(lambda: world.tee.went("2001", "on_call") == 2)
+    assert chan.bridge is not None
+    (agent_leg,) = [m for m in chan.bridge.members if m is not chan]
+    await acd.hold(call_id)
+    await world.until(lambda: "hold" in _kinds(world, call_id))
+    assert acd.recorder is not None and acd.recorder.active(call_id)  # sales records always
+    assert await acd.pci_pause(call_id, by="alice")  # the agent's leg is up: its recording mutes
+    assert "pci_pause" in _kinds(world, call_id)
+    await world.clock.sleep(15)
+    world.sim.pbx.remote_hangup(chan)
+    await world.until(lambda: world.tee.ended(call_id))
+    await world.until(lambda: agent_leg.gone)  # the ACD hung up the leg waiting in cc-held-agent
+    await world.until(lambda: world.tee.went("2001", "wrap_up") == 2)
+    ends = [r.hangup_by for r in world.tee.of(CallRecord) if r.call_id == call_id and r.hangup_by]
+    assert ends == ["caller"]

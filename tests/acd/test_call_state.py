@@ -529,6 +529,92 @@ def test_bridge_formed_once_both_sides_entered_while_connected() -> None:
     assert of(effects, cs.BridgeFormed)  # already bridged when the answer arrives
 
 
+def held(queue: str = "sales") -> cs.Call:
+    c, effects = step(connected(queue), cs.HoldRequested("alice"), T0 + 10)
+    return c
+
+
+def test_hold_from_the_desktop_moves_both_sides_at_once_and_unhold_bridges_again() -> None:
+    c, effects = step(connected(), cs.HoldRequested("alice"), T0 + 10)
+    assert c.held and c.status is cs.CallStatus.CONNECTED and c.public == "connected"
+    assert of(effects, cs.HoldLegs) == [cs.HoldLegs("PJSIP/carrier-c1", "PJSIP/a1-1", SALES.music_class)]
+    (note,) = logged(effects, CallEvent)
+    assert note.detail == {"hold": "desktop", "by": "alice"}
+    with pytest.raises(DomainError) as again:
+        step(c, cs.HoldRequested(), T0 + 11)
+    assert again.value.code == "already_held"
+    c, effects = step(c, cs.UnholdRequested(), T0 + 30)
+    assert not c.held
+    # back through cc-agent-leg, whose Bridge() takes the caller; no second recording starts
+    assert of(effects, cs.Redirect) == [
+        cs.Redirect("PJSIP/a1-1", names.CTX_AGENT_LEG, ((names.VAR_RECORDING_FILE, ""),))
+    ]
+    with pytest.raises(DomainError) as not_held:
+        step(c, cs.UnholdRequested(), T0 + 31)
+    assert not_held.value.code == "not_held"
+
+
+def test_hold_is_refused_unless_an_agent_is_connected_to_a_caller() -> None:
+    for c in (call_in(), offered(), ringing_all()):
+        with pytest.raises(DomainError) as refused:
+            step(c, cs.HoldRequested())
+        assert refused.value.code == "not_connected"
+        with pytest.raises(DomainError):
+            step(c, cs.UnholdRequested())
+    ended, _ = step(connected(), cs.LegHungUp("L1", 16), T0 + 20)
+    with pytest.raises(DomainError) as refused:
+        step(ended, cs.HoldRequested())
+    assert refused.value.code == "not_connected"
+    callback = dataclasses.replace(connected(), caller_gone=True, callback_number="+15550001")
+    with pytest.raises(DomainError) as gone:
+        step(callback, cs.HoldRequested())
+    assert gone.value.code == "caller_gone"
+
+
+def test_hold_time_is_the_music_measured_once() -> None:
+    c = held()
+    c, effects = step(c, cs.CallerHeld(), T0 + 10)  # cc-held's music starts
+    assert [str(e.kind) for e in logged(effects, CallEvent)] == ["hold"]
+    c, _ = step(c, cs.UnholdRequested(), T0 + 30)
+    c, effects = step(c, cs.CallerUnheld(), T0 + 30)  # Bridge() pulls the caller out of the music
+    assert logged(effects, CallEvent)[0].detail == {"seconds": 20.0}
+    c, effects = step(c, cs.CallerHungUp(16), T0 + 65)
+    (rec,) = logged(effects, CallRecord)
+    assert (rec.hold_seconds, rec.talk_seconds) == (20.0, 40.0)
+
+
+def test_a_held_caller_hanging_up_ends_the_call_and_the_waiting_agent_leg() -> None:
+    c, _ = step(held(), cs.CallerHeld(), T0 + 10)
+    c, effects = step(c, cs.CallerHungUp(16), T0 + 40)
+    assert c.status is cs.CallStatus.CLOSED and not c.held
+    assert of(effects, cs.Hangup) == [cs.Hangup("PJSIP/a1-1")]
+    (rec,) = logged(effects, CallRecord)
+    assert (rec.hangup_by, rec.hold_seconds, rec.talk_seconds) == ("caller", 30.0, 5.0)
+    c, effects = step(c, cs.LegHungUp("L1", 16), T0 + 40)
+    assert agent_events(effects) == [("a1", "CallEnded")] and c.legs == ()
+
+
+def test_the_agent_hanging_up_on_a_held_caller_hangs_the_caller_up() -> None:
+    c, effects = step(held(), cs.LegHungUp("L1", 16), T0 + 40)
+    assert c.status is cs.CallStatus.ENDED and not c.held
+    assert cs.Hangup("PJSIP/carrier-c1") in effects
+    assert logged(effects, CallRecord)[0].hangup_by == "agent"
+
+
+def test_transfers_and_a_second_bridge_wait_for_the_caller_off_hold() -> None:
+    c = held()
+    for event in (cs.TransferToQueue("general"), cs.TransferToNumber("+15557"), cs.AttendedTransfer("+1")):
+        with pytest.raises(DomainError) as refused:
+            step(c, event)
+        assert refused.value.code == "on_hold"
+    assert not cs.recordable(c) and cs.recordable(connected())
+    c, _ = step(c, cs.BridgeEntered("PJSIP/a1-1"))
+    c, _ = step(c, cs.BridgeEntered("PJSIP/carrier-c1"))
+    c, _ = step(c, cs.UnholdRequested(), T0 + 20)
+    c, effects = step(c, cs.BridgeEntered("PJSIP/a1-1"), T0 + 20)  # bridged again: formed before
+    assert effects == []
+
+
 def test_the_closed_call_is_terminal() -> None:
     c, _ = step(call_in(), cs.CallerHungUp(16))
     for ev in (cs.CallerHungUp(), cs.Withdraw(), cs.Expired("sales"), cs.TimerDue(cs.TimerKind.ANNOUNCE)):
@@ -802,9 +888,10 @@ class World:
                 self.call_event(call_id, cs.AcceptCallback("+15550000"))
         elif kind == "transfer" and (call_id := self.pick(self.calls_in(cs.CallStatus.CONNECTED), i)):
             c = self.calls[call_id]
-            if c.caller_gone:
-                with pytest.raises(DomainError):
+            if c.caller_gone or c.held:
+                with pytest.raises(DomainError) as refused:
                     self.call_event(call_id, cs.TransferToNumber("+15557"))
+                assert refused.value.code == ("on_hold" if c.held else "caller_gone")
                 return
             self.detached.add(c.leg_id or "")
             if i % 2:
@@ -812,6 +899,14 @@ class World:
                 self.call_event(call_id, cs.HoldReady(arrived_at=self.now))
             else:
                 self.call_event(call_id, cs.TransferToNumber("+15557"))
+        elif kind == "hold" and (call_id := self.pick(self.calls_in(cs.CallStatus.CONNECTED), i)):
+            c = self.calls[call_id]
+            if c.caller_gone and not c.held:  # a callback's customer is on the agent's leg
+                with pytest.raises(DomainError):
+                    self.call_event(call_id, cs.HoldRequested())
+                return
+            self.call_event(call_id, cs.UnholdRequested() if c.held else cs.HoldRequested())
+            assert self.calls[call_id].held is not c.held
         elif kind in ("login", "logout", "pause", "resume"):
             agent = AGENTS[i % len(AGENTS)]
             event: ag.Event = {
@@ -865,6 +960,7 @@ class World:
             if c.status is cs.CallStatus.CONNECTED:
                 leg = c.leg(c.leg_id)
                 assert leg is not None and leg.status is cs.LegStatus.ANSWERED, c
+            assert not c.held or c.status is cs.CallStatus.CONNECTED, ("held, not connected", c)
             for leg in c.legs:
                 if leg.status is cs.LegStatus.RINGING:  # it is the call's offer
                     assert (c.status is cs.CallStatus.OFFERED and c.leg_id == leg.leg_id) or (
@@ -894,7 +990,7 @@ class World:
 
 KINDS = ["call", "call", "call", "newchannel", "answer", "answer", "fail", "talk_end", "talk_end"]
 KINDS += ["dial_end", "abandon", "withdraw", "callback", "transfer", "login", "login", "logout"]
-KINDS += ["pause", "resume", "resume", "time", "time"]
+KINDS += ["pause", "resume", "resume", "time", "time", "hold", "hold"]
 OPS = st.lists(st.tuples(st.sampled_from(KINDS), st.integers(0, 11)), min_size=10, max_size=120)
 
 

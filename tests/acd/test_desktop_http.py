@@ -39,6 +39,7 @@ TOKENS = {
     "t-1001": Principal("alice", "agent", agent_id="1001"),
     "t-1002": Principal("bob", "agent", agent_id="1002"),
     "t-lee": Principal("lee", "supervisor", frozenset({"billing"}), agent_id="9002"),
+    "t-sue": Principal("sue", "supervisor", frozenset({"sales"})),
     "t-root": Principal("root", "admin"),
 }
 CARD = "4111111111111111"
@@ -253,6 +254,42 @@ async def test_the_page_its_assets_and_the_disposition_report(site: Site) -> Non
     ]
     status, body = await site.send("GET", "/api/reports/dispositions?from=yesterday", "t-root")
     assert (status, body["error"]["code"]) == (422, "bad_query")
+
+
+async def test_an_agent_holds_its_own_call_and_a_supervisor_in_scope_may_too(site: Site) -> None:
+    rig = site.rig
+    await rig.acd.login("1001")
+    caller = await rig.call("ch", "sales")
+    leg, channel = await rig.answer(caller)
+    # another agent, a supervisor of other queues: 403; nobody's call: 404-like refusal
+    status, body = await site.send("POST", "/api/calls/ch/hold", "t-1002")
+    assert (status, body["error"]["code"]) == (403, "forbidden")
+    status, body = await site.send("POST", "/api/calls/ch/hold", "t-lee")
+    assert (status, body["error"]["code"]) == (403, "forbidden")
+    assert rig.acd.snapshot()["calls"]["ch"]["held"] is False
+    status, body = await site.send("POST", "/api/calls/ch/hold", "t-1001")
+    assert (status, body) == (200, {"call_id": "ch", "held": True})
+    moved = rig.ami.actions("Redirect")[-1]
+    assert (moved["Context"], moved["ExtraChannel"]) == (names.CTX_HELD, channel)
+    status, body = await site.send("POST", "/api/calls/ch/hold", "t-1001")
+    assert (status, body["error"]["code"]) == (409, "already_held")
+    status, body = await site.send("POST", "/api/calls/ch/transfer", "t-1001", {"queue": "billing"})
+    assert (status, body["error"]["code"]) == (409, "on_hold")
+    status, body = await site.send("POST", "/api/calls/ch/unhold", "t-sue")
+    assert (status, body) == (200, {"call_id": "ch", "held": False})
+    status, body = await site.send("POST", "/api/calls/ch/unhold", "t-1001")
+    assert (status, body["error"]["code"]) == (409, "not_held")
+    status, body = await site.send("POST", "/api/calls/nobody/hold", "t-root")
+    assert (status, body["error"]["code"]) == (409, "unknown_call")
+    posts = [(e.who, e.action, e.status, e.code) for e in site.audit.entries if "hold" in e.path]
+    assert ("bob", "call.control", 403, "forbidden") in posts
+    assert ("alice", "call.control", 200, "ok") in posts
+    assert ("alice", "call.control", 409, "already_held") in posts
+    assert ("sue", "call.control", 200, "ok") in posts
+    assert len(posts) == 7
+    await rig.hangup(caller)
+    assert all(h["Channel"] != channel for h in rig.ami.actions("Hangup"))  # not held: its Bridge() ends it
+    await rig.hangup(channel, leg)
 
 
 async def test_an_agent_schedules_a_callback_to_its_customer(site: Site) -> None:

@@ -202,6 +202,11 @@ function render() {
   if (call) renderCall(call);
   const connected = call && call.stage === "connected" && st.status === "on_call";
   $("during").hidden = !connected;
+  const held = !!(connected && call.held);
+  $("hold").textContent = held ? "Resume call" : "Hold";
+  $("hold").setAttribute("aria-pressed", held ? "true" : "false");
+  $("held-note").hidden = !held;
+  $("transfer-go").disabled = held;
   $("pci").hidden = !desk.pci;
   if (!connected) pciPaused = false;
   $("pci").textContent = pciPaused ? "Resume recording" : "Pause recording (card data)";
@@ -339,6 +344,14 @@ $("pci").addEventListener("click", () => act("Recording", async () => {
   await api("POST", `/api/calls/${encodeURIComponent(id)}/${pciPaused ? "pci_resume" : "pci_pause"}`);
   pciPaused = !pciPaused;
   say(pciPaused ? "Recording paused: read the card details now." : "Recording resumed.", "ok");
+}));
+
+$("hold").addEventListener("click", () => act("Hold", async () => {
+  const id = callId();
+  if (!id) throw new Error("no call");
+  const held = !!(desk.call && desk.call.held);
+  await api("POST", `/api/calls/${encodeURIComponent(id)}/${held ? "unhold" : "hold"}`);
+  say(held ? "Back with the caller." : "The caller is on hold.", "ok");
 }));
 
 $("transfer-kind").addEventListener("change", () => renderTransferTargets());

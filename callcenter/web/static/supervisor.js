@@ -175,6 +175,7 @@ function feedLine(c) {
     case "call.offered": return [`Call ${short(c.call_id)} (${d.queue}) offered to ${who}`, ""];
     case "call.answered": return [`${who} answered ${short(c.call_id)} (${d.queue})`, ""];
     case "call.held": return [`${who} put ${short(c.call_id)} on hold`, ""];
+    case "call.unheld": return [`${who} took ${short(c.call_id)} off hold`, ""];
     case "call.transferred": return [`Call ${short(c.call_id)} transferred to ${d.queue || "elsewhere"}`, ""];
     case "call.ended": return [`Call ${short(c.call_id)} (${d.queue}) ended`, ""];
     case "agent.state": {
