@@ -53,7 +53,7 @@ pytestmark = [
 PASSWORD = "agent desk password"
 CALLER = "+12125550100"
 SHOTS = REPO / ".run" / "screenshots"
-TALK = 12.0  # seconds the simulated agent phone talks before it hangs up
+TALK = 20.0  # seconds the simulated agent phone talks before it hangs up
 
 
 @dataclasses.dataclass
@@ -158,6 +158,17 @@ def drive(d: Desk, place_call: Callable[[], None]) -> dict[str, Any]:
         seen["ivr_path"] = text("ivr-path")
         seen["during_visible"] = driver.find_element(By.ID, "during").is_displayed()
 
+        # Hold from the desk: the caller hears music, the button resumes the call.
+        driver.find_element(By.ID, "hold").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "hold"), "Resume call"))
+        wait.until(ec.visibility_of_element_located((By.ID, "held-note")))
+        seen["transfer_disabled_on_hold"] = not driver.find_element(By.ID, "transfer-go").is_enabled()
+        driver.save_screenshot(str(SHOTS / "agent-2b-on-hold.png"))
+        driver.find_element(By.ID, "hold").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "message"), "Back with the caller"))
+        wait.until(ec.text_to_be_present_in_element((By.ID, "hold"), "Hold"))
+        seen["held_note_after"] = driver.find_element(By.ID, "held-note").is_displayed()
+
         # The caller is talked to; the phone hangs up: wrap-up, a disposition is required.
         wait.until(ec.text_to_be_present_in_element_attribute((By.ID, "stage"), "data-stage", "wrap_up"))
         wait.until(ec.text_to_be_present_in_element((By.ID, "state-name"), "Wrap-up"))
@@ -212,6 +223,7 @@ async def test_an_agent_takes_a_call_from_screen_pop_to_disposition(desk: Desk, 
     assert "A-1001" in seen["customer"] and "gold" in seen["customer"]
     assert "main-menu" in seen["ivr_path"] and "lookup" in seen["ivr_path"]
     assert seen["during_visible"] and seen["ready_disabled_in_wrap_up"]
+    assert seen["transfer_disabled_on_hold"] and not seen["held_note_after"]
     assert seen["codes"][1:] == [
         "Sale made", "Quote sent, no sale yet", "Not interested", "Needs a follow-up", "Wrong number",
     ]  # fmt: skip

@@ -219,7 +219,7 @@ function render() {
 function renderCall(call) {
   const stage = $("stage");
   stage.dataset.stage = call.stage;
-  stage.textContent = STAGE_NAMES[call.stage] || call.stage;
+  stage.textContent = call.held && call.stage === "connected" ? "On hold" : (STAGE_NAMES[call.stage] || call.stage);
   const customer = call.customer && call.customer.found ? call.customer : null;
   const caller = call.caller.name || (customer && customer.name) || "Unknown caller";
   $("caller").textContent = caller;
