@@ -290,6 +290,16 @@ async def test_a_person_saying_hello_is_connected_to_the_agent_within_two_second
             assert done.ok, done.explain()
     assert status == "HUMAN", (status, cause)
     assert (row["outcome"], row["agent_id"], row["phone"]) == ("connected", AGENT, number), row
+    calls = await _db(db_dsn, "SELECT * FROM calls WHERE caller_number = $1", number)
+    assert [(c["direction"], c["campaign_id"], c["agent_id"], c["disposition"]) for c in calls] == [
+        ("outbound", CAMPAIGN, AGENT, "answered")
+    ], calls
+    # the agent was held for the attempt before the dial, then offered the answered contact
+    states = await _db(
+        db_dsn, "SELECT state, reason FROM agent_states WHERE agent_id = $1 ORDER BY at, seq", AGENT
+    )
+    seen = [(x["state"], x["reason"]) for x in states]
+    assert seen.index(("reserved", "held")) < seen.index(("on_call", "answered")), seen
     assert row["person_at"] is not None and row["connected_at"] is not None, row
     # the agent was on the line within connect_within (2 s) of the person being heard
     person, connected = row["person_at"], row["connected_at"]
