@@ -43,7 +43,8 @@ test: $(STAMP)
 ACCEPTANCE_MODULES := tests/test_real_asterisk.py tests/test_real_ami_privileges.py tests/test_real_phones.py \
 	tests/asterisk/test_agi_trust_asterisk.py tests/inbound/test_ivr_asterisk.py \
 	tests/supervision/test_monitor_asterisk.py tests/commands/test_doctor.py \
-	tests/sim/test_sim_replay.py tests/sim/test_sim_unanswered.py tests/test_acceptance.py
+	tests/sim/test_sim_replay.py tests/sim/test_sim_unanswered.py tests/test_acceptance.py \
+	tests/test_acceptance_outbound.py
 
 acceptance: $(STAMP)
 	@if [ -z "$${ASTERISK_BIN:-}" ]; then \

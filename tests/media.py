@@ -16,9 +16,12 @@ a frame is the same every time and sits on a Goertzel bin.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import io
 import math
 import struct
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -108,6 +111,8 @@ class RtpPeer(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self._task: asyncio.Task[None] | None = None
         self._seq, self._ts, self._ssrc = 1000, 16000, 0x5EC0DE00 + (id(self) & 0xFF)
+        self._script: collections.deque[bytes] = collections.deque()
+        self.script_sent: list[float] = []  # loop time each ``play``ed frame was sent
 
     # ------------------------------------------------------------------ lifecycle
     async def open(self) -> RtpPeer:
@@ -185,6 +190,11 @@ class RtpPeer(asyncio.DatagramProtocol):
         return sum(tone_share(p.payload, freq) >= 0.2 for p in self.audio(since, until)) >= frames
 
     # ------------------------------------------------------------------ sending
+    def play(self, frames: list[bytes]) -> None:
+        """Send ``frames`` (20 ms PCMU each, e.g. ``pcmu_frames`` of a sox-made WAV) next, in
+        place of the peer's own tone; each one's send time goes to ``script_sent``."""
+        self._script.extend(frames)
+
     def mute(self) -> None:
         """Send nothing more (no RTP at all, as a phone whose network went away)."""
         self.sending = False
@@ -239,8 +249,25 @@ class RtpPeer(asyncio.DatagramProtocol):
                         key, gap = None, 5  # 100 ms of audio before the next key
                 else:
                     gap -= 1
-                    self._transport.sendto(self._rtp(PCMU, self.frame, marker=tick == 0), self.remote)
+                    frame = self.frame
+                    if self._script:
+                        frame = self._script.popleft()
+                        self.script_sent.append(loop.time())
+                    self._transport.sendto(self._rtp(PCMU, frame, marker=tick == 0), self.remote)
                     self._seq += 1
             self._ts += FRAME
             tick += 1
             await asyncio.sleep(max(0.0, start + tick * PTIME - loop.time()))
+
+
+def pcmu_frames(wav: bytes) -> list[bytes]:
+    """The 20 ms PCMU frames of a 16-bit mono 8 kHz WAV (as ``sox ... -r 8000 -c 1 -b 16``
+    writes it); the last frame padded with silence."""
+    with wave.open(io.BytesIO(wav)) as w:
+        if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, 8000):
+            raise ValueError("not a 16-bit mono 8 kHz WAV")
+        raw = w.readframes(w.getnframes())
+    samples = struct.unpack(f"<{len(raw) // 2}h", raw)
+    ulaw = bytes(ulaw_encode(s) for s in samples)
+    ulaw += SILENCE[: (-len(ulaw)) % FRAME]
+    return [ulaw[i : i + FRAME] for i in range(0, len(ulaw), FRAME)]

@@ -370,6 +370,28 @@ Content-Length: 0
     return _xml(f"never-answers-{party.user}", body)
 
 
+def busy(party: Party) -> str:
+    """A line that is busy: ``INVITE`` -> 486 Busy Here, its ``ACK``, and SIPp stops itself. Run
+    it with ``answers=True`` as ``answer``."""
+    body = '  <recv request="INVITE" crlf="true"/>\n'
+    body += _send(
+        f"""\
+SIP/2.0 486 Busy Here
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:{party.user}@[local_ip]:[local_port]>
+User-Agent: SIPp
+Content-Length: 0
+"""
+    )
+    body += '  <recv request="ACK" crlf="true"/>\n'
+    body += '  <nop><action><exec int_cmd="stop_now"/></action></nop>\n'
+    return _xml(f"busy-{party.user}", body)
+
+
 @dataclass(frozen=True)
 class SippRun:
     returncode: int

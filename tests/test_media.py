@@ -5,7 +5,10 @@ loopback hearing each other's tones and RFC 4733 keys in one stream) and the SIP
 from __future__ import annotations
 
 import asyncio
+import io
+import math
 import struct
+import wave
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from tests.media import (
     ULAW_DECODE,
     Packet,
     RtpPeer,
+    pcmu_frames,
     tone_frame,
     tone_share,
     ulaw_encode,
@@ -74,6 +78,32 @@ async def test_two_peers_hear_each_other_and_keys_go_in_the_same_stream() -> Non
         assert not pbx.audio(since=muted + 0.1)
 
 
+def _wav(samples: list[int], rate: int = 8000) -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(struct.pack(f"<{len(samples)}h", *samples))
+    return out.getvalue()
+
+
+async def test_a_played_wav_goes_out_frame_by_frame_before_the_peers_own_tone() -> None:
+    tone = [round(6000 * math.sin(2 * math.pi * 1000 * n / 8000)) for n in range(400)]  # 50 ms
+    frames = pcmu_frames(_wav(tone))
+    assert [len(f) for f in frames] == [160, 160, 160]  # the last one padded with silence
+    assert frames[0] == tone_frame(1000) and frames[2][80:] == SILENCE[80:]
+    with pytest.raises(ValueError, match="16-bit mono 8 kHz"):
+        pcmu_frames(_wav(tone, rate=16000))
+    async with RtpPeer(600) as line, RtpPeer() as pbx:
+        line.play(frames)
+        line.aim("127.0.0.1", pbx.port)
+        await pbx.until(lambda: len(pbx.audio()) >= 5, "nothing arrived")
+        got = [p.payload for p in pbx.audio()]
+        assert got[:3] == frames and got[3] == tone_frame(600)  # then the peer's own tone
+        assert len(line.script_sent) == 3 and line.script_sent == sorted(line.script_sent)
+
+
 def _scenario(text: str) -> ET.Element:
     return ET.fromstring(text.encode("iso-8859-1"))  # noqa: S314 - our own scenario text
 
@@ -93,3 +123,6 @@ def test_sipp_scenarios_are_well_formed_and_say_what_the_tests_rely_on(tmp_path:
     assert ("recv", sipp.POKE) in tags and "m=audio 42000 RTP/AVP 0 101" in "".join(poked.itertext())
     bye_after_poke = [t for t in tags[tags.index(("recv", sipp.POKE)) :] if t[0] == "send"]
     assert bye_after_poke, tags
+    busy = _scenario(sipp.busy(sipp.Party("+12125550145")))
+    assert [e.tag for e in busy] == ["recv", "send", "recv", "nop"]
+    assert "".join(busy[1].itertext()).strip().startswith("SIP/2.0 486 Busy Here")
