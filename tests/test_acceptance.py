@@ -19,7 +19,9 @@ servers registered to their PJSIP endpoints; callers come from the carrier's add
 5. an agent transfers the caller from the API, blind to a queue (the next agent answers) or
    attended to another agent's extension (Atxfer: the agents talk, the first hangs up);
 6. ring-all: both free agents' phones ring; one answers, the other gets the PBX's CANCEL and is
-   not counted as a RONA.
+   not counted as a RONA;
+7. hold from the API: the caller hears its queue's music (not the agent), the agent silence;
+   unhold bridges them again, and the call log's hold_seconds is the hold's length.
 """
 
 from __future__ import annotations
@@ -558,3 +560,69 @@ async def test_ring_all_rings_every_free_agent_and_cancels_the_others_when_one_a
     )
     kinds = sorted((x["kind"], x["agent_id"]) for x in offers)
     assert kinds == [("answer", "1002"), ("offer", "1001"), ("offer", "1002")], kinds
+
+
+# ============================================================================ 7. hold from the API
+async def test_an_agent_holds_the_caller_from_the_api_music_then_unholds_and_the_log_counts_it(
+    center: Center, db_dsn: str, tmp_path: Path
+) -> None:
+    number = "+12125559105"
+    token = await api_user(db_dsn, "holly", "agent", agent_id="1001")
+    async with rig(center, db_dsn, tmp_path, http=True) as r:
+        ctl = r.ctl
+        assert ctl.http is not None
+        phone = await phone_of(r, "1001", answers_after(0))
+        await ctl.acd.login("1001")
+        caller = await carrier_call(r, "+18005550100", number, [("language-menu", "1"), ("main-menu", "1")])
+        talk = await bridged(r, caller, "agent1001")
+        await hear_each_other(phone, caller, talk)
+        loop = asyncio.get_running_loop()
+        mark = r.watcher.last()
+        await post(ctl.http.port, token, f"/api/calls/{talk.call_id}/hold", {})
+        held_at = loop.time()
+        music = await r.watcher.wait(
+            queued(caller.channel), "no music on hold for the held caller", after=mark
+        )
+        settled = max(held_at, r.watcher.at(music)) + 0.5  # packets in flight before the Redirect
+        # the caller hears its queue's music: loud audio from Asterisk, none of it the agent
+        await caller.media.until(
+            lambda: caller.media.loud(since=settled) >= 100, "the held caller hears no music"
+        )
+        quiet = loop.time()
+        assert caller.media.share(AGENT_TONE, since=settled) < 0.1, caller.media.share(
+            AGENT_TONE, since=settled
+        )
+        assert not caller.media.hears(AGENT_TONE, since=settled, frames=10)
+        # the agent hears silence: nothing loud, none of the caller
+        assert phone.media.loud(since=settled, until=quiet) == 0, phone.media.loud(since=settled, until=quiet)
+        assert not phone.media.hears(CALLER_TONE, since=settled, frames=1)
+        assert ctl.acd.agent_state("1001").status.value == "on_call"
+        mark = r.watcher.last()
+        await post(ctl.http.port, token, f"/api/calls/{talk.call_id}/unhold", {})
+        unheld_at = loop.time()
+        again = await r.watcher.wait(
+            lambda m: m.name == "BridgeEnter" and m.get("Channel") == caller.channel,
+            "the caller was not bridged again",
+            after=mark,
+        )
+        await hear_each_other(phone, caller, Bridged(talk.leg, r.watcher.at(again), talk.call_id))
+        held_for = unheld_at - held_at
+        caller.proc.poke()
+        for proc in (caller.proc, phone.ringer):
+            done = await proc.finish()
+            assert done.ok, done.explain()
+    rows = await call_rows(db_dsn, number)
+    assert len(rows) == 1, rows
+    assert (rows[0]["disposition"], rows[0]["agent_id"], rows[0]["hangup_by"]) == (
+        "answered",
+        "1001",
+        "caller",
+    )
+    hold_seconds = rows[0]["hold_seconds"]
+    assert hold_seconds is not None and abs(float(hold_seconds) - held_for) <= 1.0, (hold_seconds, held_for)
+    kinds = await _db(
+        db_dsn,
+        "SELECT kind FROM call_events WHERE call_id = $1 AND kind IN ('hold', 'unhold') ORDER BY seq",
+        talk.call_id,
+    )
+    assert [k["kind"] for k in kinds] == ["hold", "unhold"], kinds
