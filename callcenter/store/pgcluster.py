@@ -302,15 +302,18 @@ class PrivateCluster:
             fh = path.open("wb")
             fcntl.flock(fh, fcntl.LOCK_EX)
             self._use, self._use_path = fh, path
-            try:
-                if self.running_pid() is not None and self._answers():
+            attached = False
+            try:  # any failure, Ctrl-C included, leaves no claim on the cluster behind
+                started = not (self.running_pid() is not None and self._answers())
+                if started:
+                    self.start()
+                else:
                     self._ensure_database()
-                    return False
-                self.start()
-                return True
-            except BaseException:
-                self._release_use()
-                raise
+                attached = True
+                return started
+            finally:
+                if not attached:
+                    self._release_use()
 
     def detach(self) -> list[int]:
         """Stop using the cluster; stop the server when no other process uses it.
