@@ -788,7 +788,7 @@ class ACD:
                     if limit is not None:
                         self._timer(now + limit, cs.TimerKind.PAUSE_LIMIT, agent_id)
                 if self.on_change is not None:
-                    self.on_change(self._agent_change(agent_id, new, now, queue))
+                    self.on_change(self.agent_change(agent_id, new, now, queue))
             elif isinstance(eff, ag.ScheduleWrapUpEnd):
                 self._timer(eff.at, cs.TimerKind.WRAP_UP, agent_id)
             elif isinstance(eff, ag.WithdrawOffer):
@@ -939,7 +939,8 @@ class ACD:
             if change is not None:
                 self.on_change(change)
 
-    def _agent_change(self, agent_id: str, s: ag.AgentState, now: float, queue: str | None) -> feed.Change:
+    def agent_change(self, agent_id: str, s: ag.AgentState, now: float, queue: str | None) -> feed.Change:
+        """The hub's change for agent ``agent_id`` in state ``s`` (its queues, and ``queue`` of its call)."""
         agent = self.config.agents.get(agent_id)
         queues = set(self.config.queues_of(agent)) if agent is not None else set()
         change = feed.agent_change(

@@ -339,20 +339,8 @@ class Controller:
     def _agent_change(self, agent_id: str, now: float, calls: dict[str, Any]) -> feed.Change:
         s = self.acd.agents[agent_id]
         call = calls.get(s.call_id or "") if s.call_id else None
-        queue = call["queue"] if call else None
-        cfg = self.config.agents.get(agent_id)
-        queues = set(self.config.queues_of(cfg)) if cfg is not None else set()
-        change = feed.agent_change(
-            agent_id,
-            now,
-            state=s.status.value,
-            reason=s.reason,
-            since=s.since,
-            call_id=s.call_id,
-            queues=queues | ({queue} if queue else set()),
-        )
-        data = {**change.data, "queue": queue, **self._agent_stats(agent_id)}
-        return dataclasses.replace(change, data=data)
+        change = self.acd.agent_change(agent_id, s, now, call["queue"] if call else None)
+        return dataclasses.replace(change, data={**change.data, **self._agent_stats(agent_id)})
 
     def feed_initial(self) -> list[feed.Change]:
         """The current picture, a new reader's first push: the snapshot and every agent."""
