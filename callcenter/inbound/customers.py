@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from callcenter.csvrows import RowProblem, data_rows
 from callcenter.errors import InvalidPhoneNumberError
 from callcenter.phone import normalize
 
@@ -29,18 +30,6 @@ PHONE_COLUMNS: Final = ("phone", "number", "phone_number", "telephone")
 MAX_FIELD_LENGTH: Final = 500
 TIER = re.compile(r"^[a-z0-9_-]{1,32}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-@dataclass(frozen=True, slots=True)
-class RowProblem:
-    line: int
-    column: str | None
-    reason: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"line {self.line}" + (f", column {self.column}" if self.column else "")
-        return f"{where}: {self.message}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,20 +67,7 @@ def parse_customers(text: str, *, default_region: str | None) -> CustomerImport:
     problems: list[RowProblem] = []
     customers: list[CustomerRow] = []
     seen: dict[str, int] = {}
-    end_of_previous = reader.line_num
-    while True:
-        line = end_of_previous + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            problems.append(RowProblem(line, None, "csv", f"unreadable row: {exc}"))
-            end_of_previous = reader.line_num
-            continue
-        end_of_previous = reader.line_num
-        if not row or all(not cell.strip() for cell in row):
-            continue
+    for line, row in data_rows(reader, problems):
         problem = _row_problem(line, header, row)
         if problem is not None:
             problems.append(problem)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from callcenter.csvrows import RowProblem, data_rows
 from callcenter.errors import InvalidPhoneNumberError
 from callcenter.phone import is_e164, normalize, zones_for
 
@@ -48,18 +49,6 @@ class Contact:
     name: str = ""
     data: Mapping[str, str] = field(default_factory=dict)
     line: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class RowProblem:
-    line: int
-    column: str | None
-    reason: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"line {self.line}" + (f", column {self.column}" if self.column else "")
-        return f"{where}: {self.message}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,20 +129,7 @@ def parse_contacts(
     special = {c for c in (phone_col, id_col, name_col, tz_col) if c is not None}
     seen_phone: dict[str, int] = {}
     seen_key: dict[str, int] = {}
-    end_of_previous = reader.line_num
-    while True:
-        line = end_of_previous + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            problems.append(RowProblem(line, None, "csv", f"unreadable row: {exc}"))
-            end_of_previous = reader.line_num
-            continue
-        end_of_previous = reader.line_num
-        if not row or all(not cell.strip() for cell in row):
-            continue
+    for line, row in data_rows(reader, problems):
         if len(row) != len(header):
             problems.append(
                 RowProblem(line, None, "columns", f"expected {len(header)} columns, found {len(row)}")

@@ -59,6 +59,7 @@ from callcenter.asterisk import events, names
 from callcenter.clock import Clock, RealClock
 from callcenter.config import dialout
 from callcenter.config import model as cm
+from callcenter.csvrows import RowProblem
 from callcenter.errors import (
     ActionLostError,
     AGIError,
@@ -69,7 +70,7 @@ from callcenter.errors import (
     StoreError,
     UnsafeValueError,
 )
-from callcenter.outbound.contacts import DncList, ImportResult, RowProblem, parse_contacts, parse_dnc
+from callcenter.outbound.contacts import DncList, ImportResult, parse_contacts, parse_dnc
 from callcenter.outbound.dialer import (
     Attempt,
     CampaignState,
