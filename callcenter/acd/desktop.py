@@ -38,7 +38,7 @@ from callcenter.ports import CallHistory, CustomerDirectory
 from callcenter.reporting.dispositions import shares
 from callcenter.web.access import Target
 from callcenter.web.http import HTTPError, Router, body, json_response, principal
-from callcenter.web.pages import page
+from callcenter.web.pages import page_response
 from callcenter.web.schema import Field, Schema
 
 log = logging.getLogger(__name__)
@@ -294,12 +294,7 @@ def register_routes(router: Router, desktop: Desktop) -> None:
         return who.name if who is not None else "api"
 
     async def agent_page(req: web.Request) -> web.StreamResponse:
-        return web.Response(
-            body=page("agent.html"),
-            content_type="text/html",
-            charset="utf-8",
-            headers={"Cache-Control": "no-store"},
-        )
+        return page_response("agent.html")
 
     async def desk(req: web.Request) -> web.StreamResponse:
         agent_id = req.match_info["agent_id"]

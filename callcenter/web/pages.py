@@ -36,14 +36,16 @@ def page(name: str) -> bytes:
     return resources.files("callcenter.web").joinpath("static", name).read_bytes()
 
 
+def page_response(name: str) -> web.Response:
+    """``web/static/<name>`` as a signed-in person's page: HTML, never cached."""
+    return web.Response(
+        body=page(name), content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"}
+    )
+
+
 def register_pages(router: Router) -> None:
     async def supervisor(req: web.Request) -> web.StreamResponse:
-        return web.Response(
-            body=page("supervisor.html"),
-            content_type="text/html",
-            charset="utf-8",
-            headers={"Cache-Control": "no-store"},
-        )
+        return page_response("supervisor.html")
 
     async def asset(req: web.Request) -> web.StreamResponse:
         name = req.match_info["name"]
